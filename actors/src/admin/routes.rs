@@ -1,0 +1,151 @@
+//! The admin routes. Every mutation answers `{"success": bool, "message": str}`; bad input is
+//! a 4xx with a message, never a panic.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorCell;
+use serde::{Deserialize, Serialize};
+use warp::http::StatusCode;
+use warp::reply::{Json, WithStatus, json, with_status};
+use warp::{Filter, Rejection, Reply};
+
+use crate::context::{NodeContext, TopicPartition};
+use crate::replica::{ReplicaInfo, ReplicaMsg};
+
+/// Largest admin request body accepted.
+const MAX_BODY: u64 = 64 * 1024;
+
+/// `GET /admin/health`.
+#[derive(Debug, Serialize)]
+struct Health {
+    node_id: u64,
+    is_leader: bool,
+    leader_id: u64,
+    term: u64,
+    cluster_nodes: Vec<u64>,
+    learners: Vec<u64>,
+    status: &'static str,
+}
+
+/// One entry of `GET /admin/partitions`.
+#[derive(Debug, Serialize)]
+struct PartitionView {
+    topic: String,
+    partition: i32,
+    replicas: Vec<u64>,
+    leader: u64,
+    leader_epoch: i32,
+    isr: Vec<u64>,
+    log_start_offset: Option<i64>,
+    log_end_offset: Option<i64>,
+    high_watermark: Option<i64>,
+    replica: Option<ReplicaInfo>,
+}
+
+/// `POST /admin/fail-points` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailPoint {
+    name: String,
+    topic: String,
+    partition: i32,
+}
+
+/// The reply shape of every mutation.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    success: bool,
+    message: String,
+}
+
+fn outcome(status: StatusCode, success: bool, message: impl Into<String>) -> WithStatus<Json> {
+    with_status(json(&Outcome { success, message: message.into() }), status)
+}
+
+/// All admin routes.
+pub fn routes(ctx: Arc<NodeContext>, root: ActorCell) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let with_ctx = warp::any().map(move || ctx.clone());
+    let health = warp::path!("admin" / "health").and(warp::get()).and(with_ctx.clone()).map(|ctx: Arc<NodeContext>| health(&ctx));
+    let actors = warp::path!("admin" / "actors").and(warp::get()).and(with_ctx.clone()).map(move |ctx: Arc<NodeContext>| {
+        json(&ctx.directory.tree(&root))
+    });
+    let partitions = warp::path!("admin" / "partitions").and(warp::get()).and(with_ctx.clone()).then(partitions);
+    let fail_points = warp::path!("admin" / "fail-points")
+        .and(warp::post())
+        .and(with_ctx)
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+        .map(fail_point);
+    health.or(actors).or(partitions).or(fail_points).recover(reject)
+}
+
+fn health(ctx: &NodeContext) -> Json {
+    let id = ctx.config.node_id;
+    // Standalone: this node is the whole cluster and its only leader.
+    json(&Health { node_id: id, is_leader: true, leader_id: id, term: 0, cluster_nodes: vec![id], learners: vec![], status: "healthy" })
+}
+
+async fn partitions(ctx: Arc<NodeContext>) -> Json {
+    let metadata = ctx.metadata();
+    let mut out = Vec::new();
+    for topic in metadata.topics.values() {
+        for p in &topic.partitions {
+            let info = replica_info(&ctx, &TopicPartition::new(&topic.name, p.partition)).await;
+            out.push(PartitionView {
+                topic: topic.name.clone(),
+                partition: p.partition,
+                replicas: p.replicas.clone(),
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                isr: p.isr.clone(),
+                log_start_offset: info.as_ref().map(|i| i.log_start_offset),
+                log_end_offset: info.as_ref().map(|i| i.log_end_offset),
+                high_watermark: info.as_ref().map(|i| i.high_watermark),
+                replica: info,
+            });
+        }
+    }
+    json(&serde_json::json!({ "partitions": out }))
+}
+
+async fn replica_info(ctx: &NodeContext, tp: &TopicPartition) -> Option<ReplicaInfo> {
+    let replica = ctx.replicas.get(tp).map(|r| r.clone())?;
+    match replica.call(ReplicaMsg::Info, Duration::from_secs(5)).await {
+        Ok(ractor::rpc::CallResult::Success(info)) => Some(info),
+        _ => None,
+    }
+}
+
+fn fail_point(ctx: Arc<NodeContext>, req: FailPoint) -> WithStatus<Json> {
+    if !ctx.config.debug.fail_points {
+        return outcome(StatusCode::FORBIDDEN, false, "fail points are disabled ([debug] fail_points = false)");
+    }
+    if req.name != "replica_panic" {
+        return outcome(StatusCode::BAD_REQUEST, false, format!("unknown fail point {:?}; known: replica_panic", req.name));
+    }
+    let tp = TopicPartition::new(&req.topic, req.partition);
+    let Some(replica) = ctx.replicas.get(&tp).map(|r| r.clone()) else {
+        return outcome(StatusCode::NOT_FOUND, false, format!("partition {tp} is not served here"));
+    };
+    match replica.cast(ReplicaMsg::ArmFailPoint) {
+        Ok(()) => outcome(StatusCode::OK, true, format!("replica_panic armed on {tp}")),
+        Err(_) => outcome(StatusCode::SERVICE_UNAVAILABLE, false, format!("replica {tp} is restarting")),
+    }
+}
+
+async fn reject(r: Rejection) -> Result<WithStatus<Json>, Infallible> {
+    let (status, message) = if r.is_not_found() {
+        (StatusCode::NOT_FOUND, "no such endpoint".to_string())
+    } else if let Some(e) = r.find::<warp::filters::body::BodyDeserializeError>() {
+        (StatusCode::BAD_REQUEST, format!("invalid request body: {e}"))
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {MAX_BODY} bytes"))
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".to_string())
+    } else {
+        (StatusCode::BAD_REQUEST, format!("bad request: {r:?}"))
+    };
+    Ok(outcome(status, false, message))
+}

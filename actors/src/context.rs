@@ -1,0 +1,109 @@
+//! What every part of a node shares: its configuration, the current metadata, and how to reach
+//! the actors that may be restarted (their references change, so they are read at each use).
+
+use std::sync::{Arc, RwLock};
+
+use chronik::cluster::ClusterMetadata;
+use chronik::config::Config;
+use dashmap::DashMap;
+use ractor::{ActorRef, Message};
+use tokio::sync::watch;
+
+use crate::directory::{ActorDirectory, Counted};
+use crate::metadata_actor::MetadataMsg;
+use crate::replica::ReplicaMsg;
+use crate::replica_supervisor::ReplicaSupervisorMsg;
+use crate::wal_flusher::WalFlusherMsg;
+
+/// A topic partition, the key of everything partition-scoped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: Arc<str>,
+    /// Partition index.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// Builds a key.
+    pub fn new(topic: &str, partition: i32) -> Self {
+        Self { topic: Arc::from(topic), partition }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// The current reference to an actor that its supervisor may restart.
+pub struct Slot<M: Message>(RwLock<Option<Counted<M>>>);
+
+impl<M: Message> Default for Slot<M> {
+    fn default() -> Self {
+        Self(RwLock::new(None))
+    }
+}
+
+impl<M: Message> Slot<M> {
+    /// The live actor, if one is running.
+    pub fn get(&self) -> Option<Counted<M>> {
+        self.0.read().map(|g| g.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Called by the supervisor after (re)spawning the actor.
+    pub fn set(&self, actor: ActorRef<M>, gauge: crate::directory::MailboxGauge) {
+        let value = Some(Counted { actor, gauge });
+        match self.0.write() {
+            Ok(mut g) => *g = value,
+            Err(poisoned) => *poisoned.into_inner() = value,
+        }
+    }
+}
+
+/// Shared by every actor of one node.
+pub struct NodeContext {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// The latest applied metadata; only the MetadataActor sends on it.
+    pub metadata: watch::Sender<Arc<ClusterMetadata>>,
+    /// The MetadataActor, for changes.
+    pub metadata_actor: Slot<MetadataMsg>,
+    /// The WalFlusher, for durability.
+    pub flusher: Slot<WalFlusherMsg>,
+    /// The ReplicaSupervisor, told to reconcile after metadata changes.
+    pub replica_supervisor: Slot<ReplicaSupervisorMsg>,
+    // SHARED: the produce/fetch path looks up the partition's actor without queuing behind the
+    // ReplicaSupervisor, which alone writes this map.
+    /// Running replicas by partition.
+    pub replicas: DashMap<TopicPartition, Counted<ReplicaMsg>>,
+    /// Live actors, for `/admin/actors`.
+    pub directory: ActorDirectory,
+}
+
+impl NodeContext {
+    /// A context with nothing running yet.
+    pub fn new(config: Arc<Config>) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            metadata: watch::Sender::new(Arc::new(ClusterMetadata::default())),
+            metadata_actor: Slot::default(),
+            flusher: Slot::default(),
+            replica_supervisor: Slot::default(),
+            replicas: DashMap::new(),
+            directory: ActorDirectory::default(),
+        })
+    }
+
+    /// The metadata as of now.
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        self.metadata.borrow().clone()
+    }
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext").field("node_id", &self.config.node_id).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,142 @@
+//! What `/admin/actors` shows: every live actor's name, role, restart count and mailbox length,
+//! arranged as ractor's supervision tree.
+//!
+//! ractor keeps the tree (`ActorCell::get_children`) but not names of roles, restart counts or
+//! queue lengths, so actors register here in `pre_start` and leave in `post_stop`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{ActorCell, ActorId, ActorRef, Message, MessagingErr, RpcReplyPort, rpc::CallResult};
+use serde::Serialize;
+
+/// Messages queued for one actor: senders that go through [`Counted`] add one, the actor's
+/// `handle` takes one off.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxGauge(Arc<AtomicI64>);
+
+impl MailboxGauge {
+    /// Called by the actor at the top of `handle`.
+    pub fn received(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn sent(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages waiting (never negative: messages sent around the gauge are not counted).
+    pub fn len(&self) -> i64 {
+        self.0.load(Ordering::Relaxed).max(0)
+    }
+}
+
+/// An actor reference that keeps the actor's mailbox gauge up to date.
+pub struct Counted<M: Message> {
+    /// The actor.
+    pub actor: ActorRef<M>,
+    /// Its mailbox gauge.
+    pub gauge: MailboxGauge,
+}
+
+impl<M: Message> Clone for Counted<M> {
+    fn clone(&self) -> Self {
+        Self { actor: self.actor.clone(), gauge: self.gauge.clone() }
+    }
+}
+
+impl<M: Message> Counted<M> {
+    /// Sends an event.
+    pub fn cast(&self, msg: M) -> Result<(), MessagingErr<M>> {
+        self.gauge.sent();
+        self.actor.cast(msg).inspect_err(|_| self.gauge.received())
+    }
+
+    /// Sends a request and waits for its reply, at most `timeout`.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> M,
+        timeout: Duration,
+    ) -> Result<CallResult<T>, MessagingErr<M>> {
+        self.gauge.sent();
+        let result = self.actor.call(msg, Some(timeout)).await;
+        if matches!(result, Err(MessagingErr::SendErr(_))) {
+            self.gauge.received();
+        }
+        result
+    }
+}
+
+/// One registered actor.
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    role: &'static str,
+    restarts: u32,
+    gauge: MailboxGauge,
+}
+
+/// All live actors of this node.
+#[derive(Debug, Default)]
+pub struct ActorDirectory {
+    // SHARED: written by each actor for itself, read by the admin API without asking any actor.
+    entries: DashMap<ActorId, Entry>,
+}
+
+/// One node of the `/admin/actors` tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActorNode {
+    /// Actor name (unique among its siblings).
+    pub name: String,
+    /// What the actor does (`ReplicaActor`, `ConnectionActor`, ...).
+    pub role: String,
+    /// ractor's lifecycle status, lower case.
+    pub status: String,
+    /// How many times the supervisor restarted this child.
+    pub restarts: u32,
+    /// Messages waiting in its mailbox.
+    pub mailbox_len: i64,
+    /// Supervised children.
+    pub children: Vec<ActorNode>,
+}
+
+impl ActorDirectory {
+    /// Registers the calling actor; returns the gauge its senders and `handle` update.
+    pub fn register(&self, cell: &ActorCell, name: String, role: &'static str, restarts: u32) -> MailboxGauge {
+        let gauge = MailboxGauge::default();
+        self.entries.insert(cell.get_id(), Entry { name, role, restarts, gauge: gauge.clone() });
+        gauge
+    }
+
+    /// Registers with an existing gauge (the supervisor created it so that senders can count
+    /// messages sent before `pre_start` finished).
+    pub fn register_with(&self, cell: &ActorCell, name: String, role: &'static str, restarts: u32, gauge: MailboxGauge) {
+        self.entries.insert(cell.get_id(), Entry { name, role, restarts, gauge });
+    }
+
+    /// Removes a stopped actor.
+    pub fn unregister(&self, cell: &ActorCell) {
+        self.entries.remove(&cell.get_id());
+    }
+
+    /// The live tree below `root`.
+    pub fn tree(&self, root: &ActorCell) -> ActorNode {
+        let entry = self.entries.get(&root.get_id()).map(|e| e.clone());
+        let mut children: Vec<ActorNode> = root.get_children().iter().map(|c| self.tree(c)).collect();
+        children.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
+        let (name, role, restarts, mailbox_len) = match entry {
+            Some(e) => (e.name, e.role.to_string(), e.restarts, e.gauge.len()),
+            None => (root.get_name().unwrap_or_else(|| root.get_id().to_string()), "Unknown".into(), 0, 0),
+        };
+        ActorNode {
+            name,
+            role,
+            status: format!("{:?}", root.get_status()).to_lowercase(),
+            restarts,
+            mailbox_len,
+            children,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Kafka request handlers, one file per API. [`dispatch`] decodes a frame and returns the
+//! future that produces its encoded response; anything that must happen in request order
+//! (handing produce batches to replicas) happens before it returns.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_configs;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chronik::cluster::{MetadataCommand, MetadataError};
+use chronik::protocol::{Parsed, ParsedRequest, ProtocolError, encode_response, parse_request};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::context::NodeContext;
+use crate::metadata_actor::MetadataMsg;
+
+/// The encoded response of one request: `Ok(None)` when Kafka sends none (acks=0), `Err` when
+/// the connection must close.
+pub type ResponseFuture = BoxFuture<'static, Result<Option<Bytes>, String>>;
+
+/// Decodes one frame and starts handling it.
+pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes) -> Result<ResponseFuture, ProtocolError> {
+    let request = match parse_request(frame)? {
+        Parsed::ApiVersionsTooNew { correlation_id, .. } => {
+            let body = ResponseKind::ApiVersions(chronik::protocol::api_versions_unsupported());
+            let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body);
+            return Ok(async move { bytes.map(Some).map_err(|e| e.to_string()) }.boxed());
+        }
+        Parsed::Request(request) => request,
+    };
+    let ParsedRequest { api_key, api_version: v, correlation_id, body, .. } = *request;
+    let ctx = ctx.clone();
+    let response: BoxFuture<'static, Option<ResponseKind>> = match body {
+        RequestKind::Produce(r) => produce::handle(&ctx, r, v),
+        RequestKind::ApiVersions(_) => async move { Some(api_versions::handle(v)) }.boxed(),
+        RequestKind::Metadata(r) => async move { Some(metadata::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::Fetch(r) => async move { Some(fetch::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::ListOffsets(r) => async move { Some(list_offsets::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::CreateTopics(r) => async move { Some(create_topics::handle(&ctx, r).await) }.boxed(),
+        RequestKind::DeleteTopics(r) => async move { Some(delete_topics::handle(&ctx, r).await) }.boxed(),
+        RequestKind::CreatePartitions(r) => async move { Some(create_partitions::handle(&ctx, r).await) }.boxed(),
+        RequestKind::DescribeConfigs(r) => async move { Some(describe_configs::handle(&ctx, r)) }.boxed(),
+        RequestKind::InitProducerId(r) => async move { Some(init_producer_id::handle(&ctx, r).await) }.boxed(),
+        RequestKind::OffsetForLeaderEpoch(r) => async move { Some(offset_for_leader_epoch::handle(&ctx, r).await) }.boxed(),
+        _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
+    };
+    Ok(async move {
+        match response.await {
+            Some(body) => encode_response(api_key, v, correlation_id, &body).map(Some).map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+    .boxed())
+}
+
+/// A topic name as the protocol carries it.
+pub(crate) fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// Protocol string from a Rust string.
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Applies metadata commands through the MetadataActor; every command fails alike when it
+/// cannot be reached in time.
+pub(crate) async fn apply_metadata(ctx: &NodeContext, commands: Vec<MetadataCommand>) -> Vec<Result<(), MetadataError>> {
+    let n = commands.len();
+    let unavailable = || vec![Err(MetadataError::Unavailable("the metadata actor did not answer in time".into())); n];
+    let Some(actor) = ctx.metadata_actor.get() else { return unavailable() };
+    let msg = |reply| MetadataMsg::Apply { commands, reply };
+    match actor.call(msg, Duration::from_secs(30)).await {
+        Ok(ractor::rpc::CallResult::Success(results)) => results,
+        _ => unavailable(),
+    }
+}
+
+/// The Kafka error code for a metadata failure.
+pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
+    let kind = match e {
+        MetadataError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        MetadataError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+        MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
+    };
+    kind.code()
+}
+
+/// Creates, with the broker's defaults, the topics among `names` that are valid and missing.
+/// Failures are left for the caller's normal lookup to report.
+pub(crate) async fn auto_create_topics(ctx: &NodeContext, names: &[String]) {
+    let metadata = ctx.metadata();
+    let config = &ctx.config;
+    let commands: Vec<MetadataCommand> = names
+        .iter()
+        .filter(|n| !metadata.topics.contains_key(n.as_str()))
+        .filter(|n| metadata.check_create_topic(n, config.kafka.num_partitions, config.replication_factor).is_ok())
+        .map(|n| MetadataCommand::CreateTopic {
+            name: n.clone(),
+            id: uuid::Uuid::new_v4(),
+            partitions: config.kafka.num_partitions,
+            replication_factor: config.replication_factor,
+            configs: Default::default(),
+        })
+        .collect();
+    if !commands.is_empty() {
+        apply_metadata(ctx, commands).await;
+    }
+}
+
+/// The replica serving `topic`-`partition` here, or the error a client should see.
+pub(crate) fn replica_for(
+    ctx: &NodeContext,
+    topic: &str,
+    partition: i32,
+) -> Result<crate::directory::Counted<crate::replica::ReplicaMsg>, crate::replica::PartitionError> {
+    use crate::context::TopicPartition;
+    if let Some(r) = ctx.replicas.get(&TopicPartition::new(topic, partition)) {
+        return Ok(r.clone());
+    }
+    let kind = if ctx.metadata().partition(topic, partition).is_some() {
+        ResponseError::NotLeaderOrFollower
+    } else {
+        ResponseError::UnknownTopicOrPartition
+    };
+    Err(crate::replica::PartitionError::new(kind, format!("{topic}-{partition} is not served here")))
+}
+
+/// A client that names a leader epoch must name the current one (KIP-320); -1 skips the check.
+pub(crate) fn check_leader_epoch(
+    ctx: &NodeContext,
+    topic: &str,
+    partition: i32,
+    client_epoch: i32,
+) -> Result<(), crate::replica::PartitionError> {
+    let Some(current) = ctx.metadata().partition(topic, partition).map(|p| p.leader_epoch) else { return Ok(()) };
+    let kind = match client_epoch {
+        e if e < 0 || e == current => return Ok(()),
+        e if e < current => ResponseError::FencedLeaderEpoch,
+        _ => ResponseError::UnknownLeaderEpoch,
+    };
+    let msg = format!("{topic}-{partition}: leader epoch {client_epoch}, current {current}");
+    Err(crate::replica::PartitionError::new(kind, msg))
+}
+
+/// Asks a replica and waits for its answer; a replica that is gone or restarting reads as
+/// NOT_LEADER_OR_FOLLOWER, which clients retry after refreshing metadata.
+pub(crate) async fn ask_replica<T: Send + 'static>(
+    replica: &crate::directory::Counted<crate::replica::ReplicaMsg>,
+    msg: impl FnOnce(ractor::RpcReplyPort<Result<T, crate::replica::PartitionError>>) -> crate::replica::ReplicaMsg,
+) -> Result<T, crate::replica::PartitionError> {
+    match replica.call(msg, Duration::from_secs(10)).await {
+        Ok(ractor::rpc::CallResult::Success(result)) => result,
+        _ => Err(crate::replica::PartitionError::new(ResponseError::NotLeaderOrFollower, "the replica is restarting")),
+    }
+}

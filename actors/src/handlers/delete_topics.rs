@@ -1,0 +1,29 @@
+//! DeleteTopics: remove topics; their replicas stop and their data is deleted.
+
+use std::sync::Arc;
+
+use chronik::cluster::MetadataCommand;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, ResponseKind};
+
+use super::{apply_metadata, metadata_error_code, str_bytes, topic_name};
+use crate::context::NodeContext;
+
+/// Handles one DeleteTopics request (by name, v1–v5).
+pub async fn handle(ctx: &Arc<NodeContext>, req: DeleteTopicsRequest) -> ResponseKind {
+    let names: Vec<String> = req.topic_names.iter().map(|n| n.0.to_string()).collect();
+    let commands = names.iter().map(|name| MetadataCommand::DeleteTopic { name: name.clone() }).collect();
+    let outcomes = apply_metadata(ctx, commands).await;
+    let responses = names
+        .iter()
+        .zip(outcomes)
+        .map(|(name, outcome)| {
+            let r = DeletableTopicResult::default().with_name(Some(topic_name(name)));
+            match outcome {
+                Ok(()) => r,
+                Err(e) => r.with_error_code(metadata_error_code(&e)).with_error_message(Some(str_bytes(e.to_string()))),
+            }
+        })
+        .collect();
+    ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(responses))
+}

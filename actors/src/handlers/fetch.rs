@@ -1,0 +1,106 @@
+//! Fetch: read each partition up to its high watermark within the byte limits; if fewer than
+//! `min_bytes` are there, park on the replicas until data arrives or `max_wait_ms` passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::select_all;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::topic_name;
+use crate::context::{NodeContext, TopicPartition};
+use crate::replica::{PartitionError, ReadOutcome, ReplicaMsg};
+
+/// Handles one fetch, long-polling when asked to.
+pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, _version: i16) -> ResponseKind {
+    if req.session_id != 0 {
+        // No fetch sessions are created (every answer carries session id 0), so none can be
+        // continued; the client falls back to full fetches.
+        let response = FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return ResponseKind::Fetch(response);
+    }
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    loop {
+        let (responses, bytes, errors) = read_all(ctx, &req).await;
+        let waited_out = Instant::now() >= deadline;
+        if bytes >= req.min_bytes.max(0) as usize || waited_out || errors {
+            return ResponseKind::Fetch(FetchResponse::default().with_responses(responses));
+        }
+        wait_for_data(ctx, &req, deadline).await;
+    }
+}
+
+/// Reads every requested partition once; returns the topics, the bytes read and whether any
+/// partition failed (an error is answered at once rather than waited on).
+async fn read_all(ctx: &NodeContext, req: &FetchRequest) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut budget = req.max_bytes.max(0) as usize;
+    let (mut total, mut errors) = (0usize, false);
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for topic in &req.topics {
+        let name = topic.topic.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let max = (p.partition_max_bytes.max(0) as usize).min(budget);
+            // KIP-74: the first partition with data returns at least one whole batch, so a
+            // batch larger than the limits still makes progress.
+            let min_one = total == 0;
+            let data = PartitionData::default().with_partition_index(p.partition);
+            let data = match read_partition(ctx, name, p.partition, p.current_leader_epoch, p.fetch_offset, max, min_one).await {
+                Ok(r) => {
+                    total += r.records.len();
+                    budget = budget.saturating_sub(r.records.len());
+                    data.with_high_watermark(r.high_watermark)
+                        .with_last_stable_offset(r.high_watermark)
+                        .with_log_start_offset(r.log_start_offset)
+                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_records(Some(r.records))
+                }
+                Err(e) => {
+                    errors = true;
+                    data.with_error_code(e.code).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1)
+                }
+            };
+            partitions.push(data);
+        }
+        topics.push(FetchableTopicResponse::default().with_topic(topic_name(name)).with_partitions(partitions));
+    }
+    (topics, total, errors)
+}
+
+async fn read_partition(
+    ctx: &NodeContext,
+    topic: &str,
+    partition: i32,
+    leader_epoch: i32,
+    offset: i64,
+    max_bytes: usize,
+    min_one: bool,
+) -> Result<ReadOutcome, PartitionError> {
+    super::check_leader_epoch(ctx, topic, partition, leader_epoch)?;
+    let replica = super::replica_for(ctx, topic, partition)?;
+    super::ask_replica(&replica, |reply| ReplicaMsg::Read { offset, max_bytes, min_one, reply }).await
+}
+
+/// Parks on every fetched partition until one has data past its fetch offset or the deadline.
+async fn wait_for_data(ctx: &NodeContext, req: &FetchRequest, deadline: Instant) {
+    let mut waits = Vec::new();
+    for topic in &req.topics {
+        for p in &topic.partitions {
+            let tp = TopicPartition::new(topic.topic.0.as_str(), p.partition);
+            let Some(replica) = ctx.replicas.get(&tp).map(|r| r.clone()) else { continue };
+            let (tx, rx) = oneshot::channel();
+            if replica.cast(ReplicaMsg::WaitForData { offset: p.fetch_offset, reply: tx.into() }).is_ok() {
+                waits.push(rx);
+            }
+        }
+    }
+    if waits.is_empty() {
+        tokio::time::sleep_until(deadline).await;
+    } else {
+        let _ = tokio::time::timeout_at(deadline, select_all(waits)).await;
+    }
+}

@@ -1,0 +1,38 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) or the first offset whose
+//! timestamp is at or after a target.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
+
+use super::{ask_replica, check_leader_epoch, replica_for, topic_name};
+use crate::context::NodeContext;
+use crate::replica::{PartitionError, ReplicaMsg};
+
+/// Handles one ListOffsets request.
+pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, _version: i16) -> ResponseKind {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for topic in &req.topics {
+        let name = topic.name.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let r = match lookup(ctx, name, p.partition_index, p.current_leader_epoch, p.timestamp).await {
+                Ok((offset, timestamp, epoch)) => r.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch),
+                Err(e) => r.with_error_code(e.code).with_offset(-1).with_timestamp(-1),
+            };
+            partitions.push(r);
+        }
+        topics.push(ListOffsetsTopicResponse::default().with_name(topic_name(name)).with_partitions(partitions));
+    }
+    ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics))
+}
+
+async fn lookup(ctx: &NodeContext, topic: &str, partition: i32, epoch: i32, timestamp: i64) -> Result<(i64, i64, i32), PartitionError> {
+    check_leader_epoch(ctx, topic, partition, epoch)?;
+    let replica = replica_for(ctx, topic, partition)?;
+    let leader_epoch = ctx.metadata().partition(topic, partition).map_or(-1, |p| p.leader_epoch);
+    let (offset, ts) = ask_replica(&replica, |reply| ReplicaMsg::ListOffset { timestamp, reply }).await?;
+    Ok((offset, ts, if offset >= 0 { leader_epoch } else { -1 }))
+}

@@ -1,0 +1,97 @@
+//! Metadata: brokers, topics, partitions with leader, replicas and ISR. Unknown topics a client
+//! names are created when auto-creation is on and the client allows it.
+
+use std::sync::Arc;
+
+use chronik::cluster::{ClusterMetadata, TopicMeta, validate_topic_name};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, ResponseKind};
+
+use super::{auto_create_topics, str_bytes, topic_name};
+use crate::context::NodeContext;
+
+/// The cluster id reported to clients.
+pub const CLUSTER_ID: &str = "chronik";
+
+/// Handles one Metadata request.
+pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16) -> ResponseKind {
+    let requested = requested_topics(&req, version, &ctx.metadata());
+    if let Some(names) = &requested {
+        let allowed = version < 4 || req.allow_auto_topic_creation;
+        if allowed && ctx.config.kafka.auto_create_topics {
+            auto_create_topics(ctx, names).await;
+        }
+    }
+    let metadata = ctx.metadata();
+    let topics = match requested {
+        None => metadata.topics.values().map(topic_response).collect(),
+        Some(names) => names.iter().map(|n| named_topic_response(&metadata, n)).collect(),
+    };
+    let response = MetadataResponse::default()
+        .with_brokers(brokers(&metadata))
+        .with_cluster_id(Some(str_bytes(CLUSTER_ID)))
+        .with_controller_id(BrokerId(ctx.config.node_id as i32))
+        .with_topics(topics);
+    ResponseKind::Metadata(response)
+}
+
+/// `None` means every topic: a null list (v1+) or an empty one (v0). Topics asked for by id
+/// (v10+) are resolved to their names.
+fn requested_topics(req: &MetadataRequest, version: i16, metadata: &ClusterMetadata) -> Option<Vec<String>> {
+    let topics = req.topics.as_ref()?;
+    if version == 0 && topics.is_empty() {
+        return None;
+    }
+    let names = topics.iter().filter_map(|t| match &t.name {
+        Some(name) => Some(name.0.to_string()),
+        None => metadata.topics.values().find(|m| m.id == t.topic_id).map(|m| m.name.clone()),
+    });
+    Some(names.collect())
+}
+
+fn brokers(metadata: &ClusterMetadata) -> Vec<MetadataResponseBroker> {
+    metadata
+        .nodes
+        .values()
+        .filter_map(|n| {
+            let (host, port) = n.kafka.rsplit_once(':')?;
+            let broker = MetadataResponseBroker::default()
+                .with_node_id(BrokerId(n.id as i32))
+                .with_host(str_bytes(host.trim_start_matches('[').trim_end_matches(']')))
+                .with_port(port.parse().ok()?);
+            Some(broker)
+        })
+        .collect()
+}
+
+fn named_topic_response(metadata: &ClusterMetadata, name: &str) -> MetadataResponseTopic {
+    if let Some(topic) = metadata.topics.get(name) {
+        return topic_response(topic);
+    }
+    let code = match validate_topic_name(name) {
+        Ok(()) => ResponseError::UnknownTopicOrPartition,
+        Err(_) => ResponseError::InvalidTopicException,
+    };
+    MetadataResponseTopic::default().with_name(Some(topic_name(name))).with_error_code(code.code())
+}
+
+fn topic_response(topic: &TopicMeta) -> MetadataResponseTopic {
+    let ids = |v: &[u64]| v.iter().map(|&id| BrokerId(id as i32)).collect::<Vec<_>>();
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader as i32))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(topic.id)
+        .with_partitions(partitions)
+}

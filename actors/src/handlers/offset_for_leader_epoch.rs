@@ -1,0 +1,50 @@
+//! OffsetForLeaderEpoch (v2–v3): the end offset of a leader epoch, so a consumer can tell
+//! whether the log was truncated under it. A standalone partition has only ever had the epoch
+//! in its metadata, so that epoch ends at the high watermark.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind};
+
+use super::{ask_replica, check_leader_epoch, replica_for, topic_name};
+use crate::context::NodeContext;
+use crate::replica::{PartitionError, ReplicaMsg};
+
+/// ListOffsets sentinel for the latest offset.
+const LATEST: i64 = -1;
+
+/// Handles one OffsetForLeaderEpoch request.
+pub async fn handle(ctx: &Arc<NodeContext>, req: OffsetForLeaderEpochRequest) -> ResponseKind {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for topic in &req.topics {
+        let name = topic.topic.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let r = EpochEndOffset::default().with_partition(p.partition);
+            partitions.push(match end_offset(ctx, name, p.partition, p.current_leader_epoch, p.leader_epoch).await {
+                Ok((epoch, offset)) => r.with_leader_epoch(epoch).with_end_offset(offset),
+                Err(e) => r.with_error_code(e.code).with_leader_epoch(-1).with_end_offset(-1),
+            });
+        }
+        topics.push(OffsetForLeaderTopicResult::default().with_topic(topic_name(name)).with_partitions(partitions));
+    }
+    ResponseKind::OffsetForLeaderEpoch(OffsetForLeaderEpochResponse::default().with_topics(topics))
+}
+
+async fn end_offset(ctx: &NodeContext, topic: &str, partition: i32, current: i32, wanted: i32) -> Result<(i32, i64), PartitionError> {
+    check_leader_epoch(ctx, topic, partition, current)?;
+    let replica = replica_for(ctx, topic, partition)?;
+    let epoch = ctx.metadata().partition(topic, partition).map_or(0, |p| p.leader_epoch);
+    if wanted > epoch {
+        // Kafka answers an epoch it has not reached with "undefined".
+        return Ok((-1, -1));
+    }
+    if wanted < epoch {
+        let msg = format!("{topic}-{partition}: no history for epoch {wanted}");
+        return Err(PartitionError::new(ResponseError::UnknownLeaderEpoch, msg));
+    }
+    let (hw, _) = ask_replica(&replica, |reply| ReplicaMsg::ListOffset { timestamp: LATEST, reply }).await?;
+    Ok((epoch, hw))
+}

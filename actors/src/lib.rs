@@ -1,0 +1,41 @@
+//! Chronik's actors: everything that owns a mailbox, a socket or a timer.
+//!
+//! # Layout
+//! - [`node_supervisor`]: the root; starts, restarts and stops the node's actors.
+//! - [`metadata_actor`]: applies metadata commands, persists and publishes them.
+//! - [`wal_flusher`]: group commit — fsyncs what replicas appended, then acks them.
+//! - [`replica_supervisor`] / [`replica`]: one `ReplicaActor` per hosted partition.
+//! - [`kafka_listener`] / [`connection`]: one `ConnectionActor` per Kafka client connection;
+//!   [`handlers`] has one file per Kafka API.
+//! - [`admin`]: the warp admin API.
+//! - [`context`]: what the actors share; [`directory`]: the live tree for `/admin/actors`;
+//!   [`supervision`]: the restart policy.
+
+pub mod admin;
+pub mod connection;
+pub mod context;
+pub mod directory;
+pub mod handlers;
+pub mod kafka_listener;
+pub mod metadata_actor;
+pub mod node_supervisor;
+pub mod replica;
+pub mod replica_supervisor;
+pub mod supervision;
+pub mod wal_flusher;
+
+use std::sync::Arc;
+
+use chronik::config::Config;
+use ractor::{Actor, ActorRef};
+use tokio::task::JoinHandle;
+
+pub use context::NodeContext;
+pub use node_supervisor::{NodeSupervisor, NodeSupervisorMsg};
+
+/// Starts a node: its whole actor tree, listening on the configured addresses.
+pub async fn start_node(config: Config) -> anyhow::Result<(ActorRef<NodeSupervisorMsg>, JoinHandle<()>, Arc<NodeContext>)> {
+    let ctx = NodeContext::new(Arc::new(config));
+    let (node, handle) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;
+    Ok((node, handle, ctx))
+}

@@ -1,0 +1,96 @@
+//! `chronik-server`: the broker daemon.
+
+mod alloc;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chronik::config::{CliOverrides, Config};
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+
+#[global_allocator]
+static GLOBAL: alloc::GuardedAlloc = alloc::GuardedAlloc;
+
+/// Chronik: a Kafka-compatible message broker.
+#[derive(Debug, Parser)]
+#[command(name = "chronik-server", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker. Without --config: a standalone broker on embedded defaults
+    /// (Kafka 0.0.0.0:9092, admin 0.0.0.0:10001, data ./data).
+    Start {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the file and CHRONIK_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<String>,
+        /// Node id (overrides the file and CHRONIK_NODE_ID).
+        #[arg(long)]
+        node_id: Option<u64>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("chronik-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Start { config, data_dir, node_id } = cli.command;
+    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("CHRONIK_")).collect();
+    let config = Config::load(config.as_deref(), env, &CliOverrides { data_dir, node_id })?;
+    info!(config = %serde_json::to_string(&config)?, "effective configuration");
+    let (node, handle, _ctx) = chronik_actors::start_node(config).await.context("the node failed to start")?;
+    tokio::pin!(handle);
+    tokio::select! {
+        _ = shutdown_signal() => {
+            info!("shutting down: stopping clients, flushing partitions");
+            node.stop(Some("signal".into()));
+            handle.await?;
+            Ok(())
+        }
+        _ = &mut handle => anyhow::bail!("the node's supervisor stopped: a component exceeded its restart budget"),
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,153 @@
+//! `NodeSupervisor`: the root of a node's actor tree. Starts the node's actors in dependency
+//! order, restarts a failed one from its arguments with back-off, and fails itself (stopping
+//! the process) when one exceeds its restart budget. Stops them in reverse order on shutdown so
+//! clients are cut off before the replicas flush.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
+use tracing::{error, info, warn};
+
+use crate::admin::{AdminArgs, AdminServer};
+use crate::context::NodeContext;
+use crate::kafka_listener::{KafkaListener, KafkaListenerArgs};
+use crate::metadata_actor::{MetadataActor, MetadataArgs};
+use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
+use crate::supervision::{RestartDecision, RestartTracker};
+use crate::wal_flusher::{WalFlusher, WalFlusherArgs};
+
+/// The node's direct children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildKind {
+    /// Makes appends durable.
+    Flusher,
+    /// Owns the metadata.
+    Metadata,
+    /// Owns the partition replicas.
+    Replicas,
+    /// Accepts Kafka clients.
+    Listener,
+    /// Serves the admin API.
+    Admin,
+}
+
+/// Start order: each child only needs the ones before it.
+const START_ORDER: [ChildKind; 5] =
+    [ChildKind::Flusher, ChildKind::Metadata, ChildKind::Replicas, ChildKind::Listener, ChildKind::Admin];
+
+/// The supervisor's mailbox.
+pub enum NodeSupervisorMsg {
+    /// Timer set after a failure: start that child again.
+    Restart(ChildKind),
+}
+
+/// The supervisor's state.
+pub struct NodeSupervisorState {
+    /// Each child's running actor and failure history.
+    children: HashMap<ChildKind, (Option<ActorCell>, RestartTracker)>,
+    /// Which child a running actor is.
+    by_id: HashMap<ActorId, ChildKind>,
+    /// The node's shared context.
+    ctx: Arc<NodeContext>,
+}
+
+/// The actor.
+pub struct NodeSupervisor;
+
+impl Actor for NodeSupervisor {
+    type Msg = NodeSupervisorMsg;
+    type State = NodeSupervisorState;
+    type Arguments = Arc<NodeContext>;
+
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, ctx: Arc<NodeContext>) -> Result<Self::State, ActorProcessingErr> {
+        ctx.directory.register(&myself.get_cell(), format!("node-{}", ctx.config.node_id), "NodeSupervisor", 0);
+        let mut state = NodeSupervisorState { children: HashMap::new(), by_id: HashMap::new(), ctx };
+        for kind in START_ORDER {
+            state.children.insert(kind, (None, RestartTracker::default()));
+            state.start(&myself, kind).await.map_err(|e| format!("{kind:?} failed to start: {e}"))?;
+        }
+        Ok(state)
+    }
+
+    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        let NodeSupervisorMsg::Restart(kind) = msg;
+        if let Err(e) = state.start(&myself, kind).await {
+            warn!(?kind, error = %e, "restart failed");
+            state.on_failure(&myself, kind)?;
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, myself: ActorRef<Self::Msg>, evt: SupervisionEvent, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(kind) = state.by_id.remove(&cell.get_id()) {
+                    error!(?kind, error = %err, "node actor failed");
+                    state.on_failure(&myself, kind)?;
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if let Some(kind) = state.by_id.remove(&cell.get_id()) {
+                    // Nothing stops a child on purpose except shutdown: treat it as a failure.
+                    warn!(?kind, ?reason, "node actor stopped unexpectedly");
+                    state.on_failure(&myself, kind)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        for kind in START_ORDER.iter().rev() {
+            if let Some((Some(cell), _)) = state.children.get_mut(kind).map(|(c, t)| (c.take(), t)) {
+                state.by_id.remove(&cell.get_id());
+                let _ = cell.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(15))).await;
+            }
+        }
+        state.ctx.directory.unregister(&myself.get_cell());
+        info!("node stopped");
+        Ok(())
+    }
+}
+
+impl NodeSupervisorState {
+    async fn start(&mut self, myself: &ActorRef<NodeSupervisorMsg>, kind: ChildKind) -> Result<(), SpawnErr> {
+        let restarts = self.children.get(&kind).map_or(0, |(_, t)| t.total);
+        let ctx = self.ctx.clone();
+        let sup = myself.get_cell();
+        let cell = match kind {
+            ChildKind::Flusher => Actor::spawn_linked(None, WalFlusher, WalFlusherArgs { ctx, restarts }, sup).await?.0.get_cell(),
+            ChildKind::Metadata => Actor::spawn_linked(None, MetadataActor, MetadataArgs { ctx, restarts }, sup).await?.0.get_cell(),
+            ChildKind::Replicas => {
+                Actor::spawn_linked(None, ReplicaSupervisor, ReplicaSupervisorArgs { ctx, restarts }, sup).await?.0.get_cell()
+            }
+            ChildKind::Listener => Actor::spawn_linked(None, KafkaListener, KafkaListenerArgs { ctx, restarts }, sup).await?.0.get_cell(),
+            ChildKind::Admin => {
+                let args = AdminArgs { ctx, restarts, root: sup.clone() };
+                Actor::spawn_linked(None, AdminServer, args, sup).await?.0.get_cell()
+            }
+        };
+        self.by_id.insert(cell.get_id(), kind);
+        if let Some((slot, _)) = self.children.get_mut(&kind) {
+            *slot = Some(cell);
+        }
+        Ok(())
+    }
+
+    fn on_failure(&mut self, myself: &ActorRef<NodeSupervisorMsg>, kind: ChildKind) -> Result<(), ActorProcessingErr> {
+        let policy = self.ctx.config.supervision.clone();
+        let Some((slot, tracker)) = self.children.get_mut(&kind) else { return Ok(()) };
+        *slot = None;
+        match tracker.on_failure(&policy, Instant::now()) {
+            RestartDecision::Restart { delay } => {
+                info!(?kind, delay_ms = delay.as_millis() as u64, restarts = tracker.total, "restarting node actor");
+                myself.send_after(delay, move || NodeSupervisorMsg::Restart(kind));
+                Ok(())
+            }
+            RestartDecision::Escalate => Err(format!("{kind:?} exceeded its restart budget; the node stops").into()),
+        }
+    }
+}

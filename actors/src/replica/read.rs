@@ -1,0 +1,76 @@
+//! The read side of a replica: fetch, list offsets, and rebuilding producer state on start.
+
+use chronik::log::{LogError, PartitionLog};
+use chronik::partition::ProducerStateTable;
+use kafka_protocol::ResponseError;
+use tracing::warn;
+
+use super::append::identity;
+use super::{PartitionError, ReadOutcome, ReplicaState};
+
+/// ListOffsets sentinels.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+impl ReplicaState {
+    pub(super) fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadOutcome, PartitionError> {
+        match self.log.read(offset, self.high_watermark, max_bytes, min_one) {
+            Ok(r) => Ok(ReadOutcome {
+                records: r.records,
+                high_watermark: self.high_watermark,
+                log_start_offset: r.log_start_offset,
+            }),
+            Err(LogError::OffsetOutOfRange { offset, log_start, log_end }) => Err(PartitionError::new(
+                ResponseError::OffsetOutOfRange,
+                format!("offset {offset} is outside [{log_start}, {log_end}]"),
+            )),
+            Err(e) => Err(self.storage_error(e)),
+        }
+    }
+
+    /// `(offset, timestamp)` for a ListOffsets target; `(-1, -1)` when no record qualifies.
+    pub(super) fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+        match timestamp {
+            LATEST => Ok((self.high_watermark, -1)),
+            EARLIEST => Ok((self.log.log_start_offset(), -1)),
+            MAX_TIMESTAMP => self.max_timestamp_offset(),
+            ts => match self.log.offset_for_timestamp(ts) {
+                Ok(Some((offset, ts))) if offset < self.high_watermark => Ok((offset, ts)),
+                Ok(_) => Ok((-1, -1)),
+                Err(e) => Err(self.storage_error(e)),
+            },
+        }
+    }
+
+    /// The batch holding the largest timestamp below the high watermark (ListOffsets v7's
+    /// MAX_TIMESTAMP): its last offset, as Kafka reports for batches written with CreateTime.
+    fn max_timestamp_offset(&self) -> Result<(i64, i64), PartitionError> {
+        let mut best = (-1, -1);
+        let hw = self.high_watermark;
+        self.log
+            .for_each_batch_header(|h| {
+                if h.last_offset() < hw && h.max_timestamp > best.1 {
+                    best = (h.last_offset(), h.max_timestamp);
+                }
+            })
+            .map_err(|e| self.storage_error(e))?;
+        Ok(best)
+    }
+
+    fn storage_error(&self, e: LogError) -> PartitionError {
+        warn!(tp = %self.tp, error = %e, "storage error while reading");
+        PartitionError::new(ResponseError::KafkaStorageError, e.to_string())
+    }
+}
+
+/// Replays every idempotent batch header in the log so duplicates are recognised after a restart.
+pub(super) fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, LogError> {
+    let mut table = ProducerStateTable::default();
+    log.for_each_batch_header(|h| {
+        if h.producer_id >= 0 {
+            table.record(&identity(h), h.base_offset);
+        }
+    })?;
+    Ok(table)
+}

@@ -1,0 +1,238 @@
+//! `ReplicaSupervisor`: starts one `ReplicaActor` per partition this node hosts, stops (and
+//! deletes) the ones the metadata no longer lists, and restarts a failed replica with back-off
+//! until its restart budget is spent, when it escalates to the NodeSupervisor.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chronik::cluster::{ClusterMetadata, effective_log_config};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tracing::{info, warn};
+
+use crate::context::{NodeContext, TopicPartition};
+use crate::directory::{MailboxGauge, Counted};
+use crate::replica::{ReplicaActor, ReplicaArgs, ReplicaMsg};
+use crate::supervision::{RestartDecision, RestartTracker};
+
+/// The supervisor's mailbox.
+pub enum ReplicaSupervisorMsg {
+    /// From the MetadataActor after it applied a change: make the running replicas match the
+    /// partitions this node hosts. Replies when every new replica serves and every removed one
+    /// is stopped and deleted.
+    Reconcile {
+        /// The metadata to match.
+        metadata: Arc<ClusterMetadata>,
+        /// Answered when done.
+        reply: RpcReplyPort<()>,
+    },
+    /// Timer set after a failure: start that partition's replica again.
+    Restart(TopicPartition),
+}
+
+/// Arguments, kept by the NodeSupervisor for restarts.
+#[derive(Debug, Clone)]
+pub struct ReplicaSupervisorArgs {
+    /// The node's shared context.
+    pub ctx: Arc<NodeContext>,
+    /// Restarts so far.
+    pub restarts: u32,
+}
+
+/// One hosted partition.
+struct Child {
+    /// How to start it.
+    args: ReplicaArgs,
+    /// Its failures.
+    tracker: RestartTracker,
+    /// The running actor, if any (none while waiting out a back-off).
+    actor: Option<ActorRef<ReplicaMsg>>,
+}
+
+/// The supervisor's state.
+pub struct ReplicaSupervisorState {
+    /// Hosted partitions.
+    children: BTreeMap<TopicPartition, Child>,
+    /// Which partition a running actor serves, to interpret supervision events.
+    by_id: HashMap<ActorId, TopicPartition>,
+    /// The node's shared context.
+    ctx: Arc<NodeContext>,
+    /// For `/admin/actors`.
+    gauge: MailboxGauge,
+}
+
+/// The actor.
+pub struct ReplicaSupervisor;
+
+impl Actor for ReplicaSupervisor {
+    type Msg = ReplicaSupervisorMsg;
+    type State = ReplicaSupervisorState;
+    type Arguments = ReplicaSupervisorArgs;
+
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: ReplicaSupervisorArgs) -> Result<Self::State, ActorProcessingErr> {
+        let gauge = args.ctx.directory.register(&myself.get_cell(), "replica-supervisor".into(), "ReplicaSupervisor", args.restarts);
+        args.ctx.replica_supervisor.set(myself.clone(), gauge.clone());
+        let mut state = ReplicaSupervisorState { children: BTreeMap::new(), by_id: HashMap::new(), ctx: args.ctx, gauge };
+        // After a restart of this supervisor the metadata is already there: serve it again.
+        let metadata = state.ctx.metadata();
+        state.reconcile(&myself, &metadata).await?;
+        Ok(state)
+    }
+
+    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.gauge.received();
+        match msg {
+            ReplicaSupervisorMsg::Reconcile { metadata, reply } => {
+                state.reconcile(&myself, &metadata).await?;
+                let _ = reply.send(());
+            }
+            ReplicaSupervisorMsg::Restart(tp) => state.start(&myself, &tp).await?,
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, myself: ActorRef<Self::Msg>, evt: SupervisionEvent, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(tp) = state.by_id.remove(&cell.get_id()) {
+                    warn!(%tp, error = %err, "replica failed");
+                    state.on_failure(&myself, tp)?;
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.by_id.remove(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        // Let every replica run its post_stop (flush) before ractor kills the subtree.
+        state.ctx.replicas.clear();
+        myself.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        state.ctx.directory.unregister(&myself.get_cell());
+        Ok(())
+    }
+}
+
+impl ReplicaSupervisorState {
+    async fn reconcile(&mut self, myself: &ActorRef<ReplicaSupervisorMsg>, metadata: &ClusterMetadata) -> Result<(), ActorProcessingErr> {
+        let wanted = self.hosted(metadata);
+        let removed: Vec<TopicPartition> = self.children.keys().filter(|tp| !wanted.contains_key(*tp)).cloned().collect();
+        for tp in removed {
+            self.remove(&tp).await;
+        }
+        remove_orphan_dirs(&topics_dir(&self.ctx), &wanted);
+        for (tp, args) in wanted {
+            if self.children.contains_key(&tp) {
+                continue;
+            }
+            self.children.insert(tp.clone(), Child { args, tracker: RestartTracker::default(), actor: None });
+            self.start(myself, &tp).await?;
+        }
+        Ok(())
+    }
+
+    /// Every partition of `metadata` with a replica on this node, and how to start it.
+    fn hosted(&self, metadata: &ClusterMetadata) -> BTreeMap<TopicPartition, ReplicaArgs> {
+        let node = self.ctx.config.node_id;
+        let defaults = self.ctx.config.default_log_config();
+        let mut out = BTreeMap::new();
+        for topic in metadata.topics.values() {
+            let log_config = effective_log_config(&defaults, &topic.configs);
+            for p in topic.partitions.iter().filter(|p| p.replicas.contains(&node)) {
+                let tp = TopicPartition::new(&topic.name, p.partition);
+                let args = ReplicaArgs {
+                    dir: topics_dir(&self.ctx).join(tp.to_string()),
+                    tp: tp.clone(),
+                    log_config: log_config.clone(),
+                    leader_epoch: p.leader_epoch,
+                    ctx: self.ctx.clone(),
+                    gauge: MailboxGauge::default(),
+                    restarts: 0,
+                };
+                out.insert(tp, args);
+            }
+        }
+        out
+    }
+
+    async fn start(&mut self, myself: &ActorRef<ReplicaSupervisorMsg>, tp: &TopicPartition) -> Result<(), ActorProcessingErr> {
+        let Some(child) = self.children.get_mut(tp) else { return Ok(()) };
+        if child.actor.is_some() {
+            return Ok(());
+        }
+        let mut args = child.args.clone();
+        args.gauge = MailboxGauge::default();
+        args.restarts = child.tracker.total;
+        let gauge = args.gauge.clone();
+        match Actor::spawn_linked(None, ReplicaActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.by_id.insert(actor.get_id(), tp.clone());
+                self.ctx.replicas.insert(tp.clone(), Counted { actor: actor.clone(), gauge });
+                child.actor = Some(actor);
+                Ok(())
+            }
+            Err(e) => {
+                warn!(%tp, error = %e, "replica failed to start");
+                self.on_failure(myself, tp.clone())
+            }
+        }
+    }
+
+    fn on_failure(&mut self, myself: &ActorRef<ReplicaSupervisorMsg>, tp: TopicPartition) -> Result<(), ActorProcessingErr> {
+        self.ctx.replicas.remove(&tp);
+        let Some(child) = self.children.get_mut(&tp) else { return Ok(()) };
+        child.actor = None;
+        let policy = &self.ctx.config.supervision;
+        match child.tracker.on_failure(policy, Instant::now()) {
+            RestartDecision::Restart { delay } => {
+                info!(%tp, delay_ms = delay.as_millis() as u64, restarts = child.tracker.total, "restarting replica");
+                myself.send_after(delay, move || ReplicaSupervisorMsg::Restart(tp));
+                Ok(())
+            }
+            RestartDecision::Escalate => Err(format!(
+                "replica {tp} failed more than {} times in {} ms; escalating",
+                policy.max_restarts, policy.restart_window_ms
+            )
+            .into()),
+        }
+    }
+
+    async fn remove(&mut self, tp: &TopicPartition) {
+        self.ctx.replicas.remove(tp);
+        let Some(child) = self.children.remove(tp) else { return };
+        if let Some(actor) = child.actor {
+            self.by_id.remove(&actor.get_id());
+            let _ = actor.stop_and_wait(Some("partition removed".into()), Some(Duration::from_secs(10))).await;
+        }
+        match std::fs::remove_dir_all(&child.args.dir) {
+            Ok(()) => info!(%tp, "replica removed and its data deleted"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!(%tp, error = %e, "could not delete the replica's data"),
+        }
+    }
+}
+
+/// `<data-dir>/topics`.
+pub fn topics_dir(ctx: &NodeContext) -> PathBuf {
+    Path::new(&ctx.config.data_dir).join("topics")
+}
+
+/// Deletes partition directories the metadata does not list (a topic deleted just before a
+/// crash), so a topic created later under the same name never sees old data.
+fn remove_orphan_dirs(dir: &Path, wanted: &BTreeMap<TopicPartition, ReplicaArgs>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let owned: HashSet<&Path> = wanted.values().map(|a| a.dir.as_path()).collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && !owned.contains(path.as_path()) {
+            warn!(dir = %path.display(), "deleting partition data no topic owns");
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                warn!(dir = %path.display(), error = %e, "could not delete orphaned partition data");
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Produce/consume benchmark with confluent-kafka (librdkafka).
+
+    python3 integration/bench.py [--bootstrap HOST:PORT] [--scale 0.1]
+
+Without --bootstrap it starts its own release broker (target/release/chronik-server)
+on free ports with a temporary data dir and fsync = "always", and stops it after.
+
+Runs (each to a fresh topic with 3 partitions, compression none):
+  1,000,000 x 100 B with acks=1, then acks=all
+    200,000 x 1 KiB with acks=1, then acks=all
+For each run it prints msg/s, MB/s (10^6 bytes of values), produce latency
+p50/p99/p99.9 (from the produce() call to the delivery callback; callbacks are
+served every 100 messages, so latencies include up to that much queueing) and the
+error count; then it reads each topic back and prints consume msg/s and MB/s.
+Exits 1 and prints MISMATCH when a topic does not hold exactly the acknowledged count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import tempfile
+import time
+import uuid
+from array import array
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Broker  # noqa: E402
+
+PARTITIONS = 3
+RUNS = [  # (label, messages, value bytes, acks)
+    ("100B acks=1", 1_000_000, 100, "1"),
+    ("100B acks=all", 1_000_000, 100, "all"),
+    ("1KiB acks=1", 200_000, 1024, "1"),
+    ("1KiB acks=all", 200_000, 1024, "all"),
+]
+
+
+def create_topic(bootstrap: str, topic: str) -> None:
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        t = a.list_topics(topic, timeout=5).topics.get(topic)
+        if t is not None and t.error is None and len(t.partitions) == PARTITIONS:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"topic {topic} not visible with {PARTITIONS} partitions")
+
+
+def percentile(sorted_values, q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+class DeliveryStats:
+    def __init__(self, n: int):
+        self.sent_at = array("d", bytes(8 * n))
+        self.latencies = array("d")
+        self.acked = 0
+        self.errors = 0
+        self.first_error = None
+
+    def on_delivery(self, idx: int, err, _msg) -> None:
+        if err is not None:
+            self.errors += 1
+            self.first_error = self.first_error or str(err)
+            return
+        self.acked += 1
+        self.latencies.append(time.perf_counter() - self.sent_at[idx])
+
+
+def produce_run(bootstrap: str, topic: str, n: int, size: int, acks: str) -> dict:
+    producer = Producer({
+        "bootstrap.servers": bootstrap,
+        "client.id": "chronik-bench",
+        "acks": acks,
+        "enable.idempotence": False,
+        "linger.ms": 5,
+        "batch.size": 1_000_000,
+        "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 262_144,
+        "compression.type": "none",
+    })
+    value = os.urandom(size)
+    stats = DeliveryStats(n)
+    cb = stats.on_delivery
+    produce, poll, now = producer.produce, producer.poll, time.perf_counter
+    start = now()
+    for i in range(n):
+        while True:
+            stats.sent_at[i] = now()
+            try:
+                produce(topic, value, on_delivery=functools.partial(cb, i))
+                break
+            except BufferError:
+                poll(0.001)
+        if i % 100 == 0:
+            poll(0)
+    left = producer.flush(300)
+    wall = now() - start
+    lat = sorted(stats.latencies)
+    stats.latencies = None
+    return dict(acked=stats.acked, errors=stats.errors + left, first_error=stats.first_error, wall=wall,
+                msg_s=stats.acked / wall, mb_s=stats.acked * size / wall / 1e6,
+                p50=percentile(lat, 0.50) * 1e3, p99=percentile(lat, 0.99) * 1e3,
+                p999=percentile(lat, 0.999) * 1e3)
+
+
+def consume_all(bootstrap: str, topic: str, size: int) -> dict:
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": "chronik-bench",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "max.partition.fetch.bytes": 4 * 1024 * 1024,
+        "log_level": 3,
+    })
+    try:
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in range(PARTITIONS)}
+        total = sum(ends.values())
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        count = nbytes = errors = 0
+        start = last_progress = time.perf_counter()
+        while count < total and time.perf_counter() - last_progress < 15:
+            msgs = c.consume(num_messages=10_000, timeout=1.0)
+            for m in msgs:
+                if m.error():
+                    if m.error().code() != KafkaError._PARTITION_EOF:
+                        errors += 1
+                    continue
+                count += 1
+                nbytes += len(m.value())
+            if msgs:
+                last_progress = time.perf_counter()
+        wall = time.perf_counter() - start
+    finally:
+        c.close()
+    return dict(count=count, high_watermarks=total, errors=errors, wall=wall,
+                msg_s=count / wall, mb_s=nbytes / wall / 1e6, bytes_ok=nbytes == count * size)
+
+
+def run_all(bootstrap: str, scale: float) -> int:
+    failed = False
+    results = []
+    for label, n, size, acks in RUNS:
+        n = max(1, int(n * scale))
+        topic = f"bench-{label.replace(' ', '-').replace('=', '')}-{uuid.uuid4().hex[:6]}"
+        create_topic(bootstrap, topic)
+        p = produce_run(bootstrap, topic, n, size, acks)
+        print(f"produce {label:<14} {n:>9} msgs  {p['wall']:7.2f} s  {p['msg_s']:>10,.0f} msg/s  "
+              f"{p['mb_s']:7.2f} MB/s  latency ms p50 {p['p50']:7.2f}  p99 {p['p99']:7.2f}  "
+              f"p99.9 {p['p999']:7.2f}  errors {p['errors']}"
+              + (f" (first: {p['first_error']})" if p["first_error"] else ""), flush=True)
+        results.append((label, n, size, topic, p))
+    for label, n, size, topic, p in results:
+        c = consume_all(bootstrap, topic, size)
+        print(f"consume {label:<14} {c['count']:>9} msgs  {c['wall']:7.2f} s  {c['msg_s']:>10,.0f} msg/s  "
+              f"{c['mb_s']:7.2f} MB/s  errors {c['errors']}", flush=True)
+        if c["count"] != p["acked"] or c["high_watermarks"] != p["acked"] or not c["bytes_ok"]:
+            failed = True
+            print(f"MISMATCH {label}: acknowledged {p['acked']}, consumed {c['count']}, "
+                  f"high watermarks sum {c['high_watermarks']}, value sizes ok: {c['bytes_ok']}", flush=True)
+    return 1 if failed else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bootstrap", help="an already running broker; default: start a release broker")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every message count (e.g. 0.1)")
+    args = ap.parse_args()
+    if args.bootstrap:
+        return run_all(args.bootstrap, args.scale)
+    with tempfile.TemporaryDirectory(prefix="chronik-bench-") as tmp:
+        broker = Broker(Path(tmp), name="bench-broker", fsync="always", num_partitions=PARTITIONS)
+        broker.start()
+        print(f"broker pid {broker.pid} on {broker.bootstrap} (fsync=always, data {broker.data_dir})", flush=True)
+        try:
+            rc = run_all(broker.bootstrap, args.scale)
+        except BaseException:
+            print(f"--- broker log tail ---\n{broker.log_tail(80)}", file=sys.stderr)
+            raise
+        finally:
+            code = broker.stop()
+            if code != 0:
+                print(f"broker exited with {code}; log tail:\n{broker.log_tail(80)}", file=sys.stderr)
+        return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Fixtures: brokers started from the release binary, and their logs on failure.
+
+- `broker`        one shared broker for the whole session (fsync=interval,
+                  num_partitions=2 so auto-creation's default is visible).
+- `make_broker`   a factory for a test's own brokers (crash / restart tests);
+                  each is stopped (SIGTERM, then SIGKILL) by its pid at teardown.
+- `topic`         a unique topic name for the test.
+
+When a test fails, the part of every broker log written during that test is
+attached to the report as a section named "<broker> log".
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import harness
+from harness import Broker, broker_binary, unique_topic
+
+_LOG_MARKS = pytest.StashKey[dict]()
+
+
+def pytest_sessionstart(session):
+    binary = broker_binary()
+    if not binary.exists():
+        raise pytest.UsageError(
+            f"{binary} not found: build it first (cargo build --release --bin chronik-server) "
+            "or set CHRONIK_SERVER_BIN")
+
+
+@pytest.fixture(autouse=True)
+def _mark_broker_logs(request):
+    request.node.stash[_LOG_MARKS] = {id(b): b.log_size() for b in harness.ALL_BROKERS}
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    marks = item.stash.get(_LOG_MARKS, {})
+    for b in harness.ALL_BROKERS:
+        text = b.log_tail(400, start=marks.get(id(b), 0))
+        if text.strip():
+            report.sections.append((f"{b.name} log ({b.log_path}, pid {b.pid})", text))
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory) -> Broker:
+    b = Broker(tmp_path_factory.mktemp("shared-broker"), name="shared-broker",
+               fsync="interval", num_partitions=2)
+    b.start()
+    yield b
+    rc = b.stop()
+    assert rc == 0, f"shared broker exited with {rc} on SIGTERM"
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    started: list[Broker] = []
+
+    def make(name: str = "broker", start: bool = True, **kwargs) -> Broker:
+        b = Broker(tmp_path / f"{name}-{len(started)}", name=name, **kwargs)
+        started.append(b)
+        if start:
+            b.start()
+        return b
+
+    yield make
+    for b in started:
+        try:
+            b.stop(timeout=20)
+        except AssertionError:
+            pass  # already killed by stop(); the test's own assertions matter more
+
+
+@pytest.fixture
+def topic(request) -> str:
+    return unique_topic(request.node.name)

@@ -1,0 +1,12 @@
+//! The cluster's metadata: which topics exist, their partitions, replicas, leaders and configs,
+//! and the commands that change it. Every change is a [`MetadataCommand`] applied in order, so the
+//! same code serves the standalone store today and the Raft state machine later.
+
+mod metadata;
+mod topic_config;
+
+pub use metadata::{
+    ClusterMetadata, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta, assign_replicas,
+    validate_topic_name,
+};
+pub use topic_config::{TopicConfigError, effective_log_config, validate_topic_configs};

@@ -1,0 +1,116 @@
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::*;
+
+fn load_str(toml: &str, env: &[(&str, &str)], cli: CliOverrides) -> Result<Config, ConfigError> {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp file");
+    file.write_all(toml.as_bytes()).expect("write");
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::load(Some(file.path()), env, &cli)
+}
+
+const SEED: &str = r#"
+node_id = 1
+replication_factor = 3
+min_insync_replicas = 2
+[bind]
+kafka = "0.0.0.0:9092"
+wal = "0.0.0.0:9291"
+raft = "0.0.0.0:5001"
+[advertise]
+kafka = "localhost:9092"
+wal = "localhost:9291"
+raft = "localhost:5001"
+[[peers]]
+id = 1
+kafka = "localhost:9092"
+wal = "localhost:9291"
+raft = "localhost:5001"
+[[peers]]
+id = 2
+kafka = "localhost:9093"
+wal = "localhost:9292"
+raft = "localhost:5002"
+"#;
+
+#[test]
+fn embedded_defaults_are_a_standalone_broker() {
+    let c = Config::load(None, HashMap::new(), &CliOverrides::default()).expect("defaults load");
+    assert_eq!(c, Config::default());
+    assert_eq!(c.bind.kafka, "0.0.0.0:9092");
+    assert_eq!(c.admin_bind(), "0.0.0.0:10001");
+    assert_eq!(c.advertised_kafka(), "localhost:9092");
+    assert_eq!(c.data_dir, "./data");
+    assert_eq!(c.storage.fsync, FsyncPolicy::Always);
+}
+
+#[test]
+fn seed_file_loads_and_cli_wins_over_env_and_file() {
+    let c = load_str(
+        SEED,
+        &[("CHRONIK_NODE_ID", "7"), ("CHRONIK_KAFKA__NUM_PARTITIONS", "3")],
+        CliOverrides { data_dir: Some("/tmp/x".into()), node_id: Some(2) },
+    )
+    .expect("seed loads");
+    assert_eq!(c.node_id, 2);
+    assert_eq!(c.kafka.num_partitions, 3);
+    assert_eq!(c.data_dir, "/tmp/x");
+    assert_eq!(c.peers.len(), 2);
+    assert_eq!(c.admin_bind(), "0.0.0.0:10002");
+}
+
+#[test]
+fn env_overrides_nested_keys() {
+    let env = [("CHRONIK_BIND__KAFKA", "127.0.0.1:19092"), ("CHRONIK_STORAGE__FSYNC", "interval")];
+    let c = load_str("", &env, CliOverrides::default()).expect("loads");
+    assert_eq!(c.bind.kafka, "127.0.0.1:19092");
+    assert_eq!(c.advertised_kafka(), "127.0.0.1:19092");
+    assert_eq!(c.storage.fsync, FsyncPolicy::Interval);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = load_str("node_id = 1\nbogus_key = 3\n", &[], CliOverrides::default()).unwrap_err();
+    assert!(err.to_string().contains("bogus_key"), "{err}");
+    let err = load_str("[storage]\nfsink = \"always\"\n", &[], CliOverrides::default()).unwrap_err();
+    assert!(err.to_string().contains("fsink"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let bad = r#"
+node_id = 9
+[bind]
+kafka = "localhost"
+[kafka]
+num_partitions = 0
+[[peers]]
+id = 1
+kafka = "localhost:9092"
+wal = "localhost:notaport"
+raft = "localhost:5001"
+"#;
+    let err = load_str(bad, &[], CliOverrides::default()).unwrap_err();
+    let ConfigError::Invalid(problems) = &err else { panic!("expected Invalid, got {err}") };
+    let text = problems.join("\n");
+    for key in ["bind.kafka", "kafka.num_partitions", "peers[0].wal", "peers: no entry for this node"] {
+        assert!(text.contains(key), "missing {key} in:\n{text}");
+    }
+}
+
+#[test]
+fn wrong_type_is_a_load_error_not_a_panic() {
+    let err = load_str("node_id = \"one\"\n", &[], CliOverrides::default()).unwrap_err();
+    assert!(err.to_string().contains("node_id"), "{err}");
+}
+
+#[test]
+fn host_port_parsing() {
+    assert_eq!(validate::parse_host_port("localhost:9092"), Ok(("localhost".into(), 9092)));
+    assert_eq!(validate::parse_host_port("[::1]:5001"), Ok(("::1".into(), 5001)));
+    assert!(validate::parse_host_port("localhost").is_err());
+    assert!(validate::parse_host_port(":9092").is_err());
+    assert!(validate::parse_host_port("host:0").is_err());
+    assert!(validate::parse_host_port("host:70000").is_err());
+}

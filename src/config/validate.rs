@@ -1,0 +1,124 @@
+//! Checks that need more than a type: addresses, ranges, and how the peers fit together.
+
+use std::collections::HashSet;
+
+use super::{Config, ConfigError, FsyncPolicy};
+
+impl Config {
+    /// Collects every problem, each naming its key, so an operator fixes the file in one pass.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.node_id == 0 {
+            problems.push("node_id: must be at least 1".to_string());
+        }
+        if self.replication_factor < 1 {
+            problems.push(format!("replication_factor: must be at least 1, got {}", self.replication_factor));
+        }
+        if self.min_insync_replicas < 1 || self.min_insync_replicas > self.replication_factor {
+            problems.push(format!(
+                "min_insync_replicas: must be between 1 and replication_factor ({}), got {}",
+                self.replication_factor, self.min_insync_replicas
+            ));
+        }
+        if self.data_dir.trim().is_empty() {
+            problems.push("data_dir: must not be empty".to_string());
+        }
+        self.check_addresses(&mut problems);
+        self.check_peers(&mut problems);
+        self.check_limits(&mut problems);
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+    }
+
+    fn check_addresses(&self, problems: &mut Vec<String>) {
+        let mut check = |key: &str, value: Option<&String>| {
+            if let Some(v) = value
+                && let Err(why) = parse_host_port(v)
+            {
+                problems.push(format!("{key}: invalid address {v:?}: {why}"));
+            }
+        };
+        check("bind.kafka", Some(&self.bind.kafka));
+        check("bind.admin", self.bind.admin.as_ref());
+        check("bind.wal", self.bind.wal.as_ref());
+        check("bind.raft", self.bind.raft.as_ref());
+        check("advertise.kafka", self.advertise.kafka.as_ref());
+        check("advertise.wal", self.advertise.wal.as_ref());
+        check("advertise.raft", self.advertise.raft.as_ref());
+        for (i, peer) in self.peers.iter().enumerate() {
+            check(&format!("peers[{i}].kafka"), Some(&peer.kafka));
+            check(&format!("peers[{i}].wal"), Some(&peer.wal));
+            check(&format!("peers[{i}].raft"), Some(&peer.raft));
+            check(&format!("peers[{i}].admin"), peer.admin.as_ref());
+        }
+    }
+
+    fn check_peers(&self, problems: &mut Vec<String>) {
+        if self.peers.is_empty() {
+            return;
+        }
+        let mut seen = HashSet::new();
+        for (i, peer) in self.peers.iter().enumerate() {
+            if peer.id == 0 {
+                problems.push(format!("peers[{i}].id: must be at least 1"));
+            }
+            if !seen.insert(peer.id) {
+                problems.push(format!("peers[{i}].id: node {} is listed twice", peer.id));
+            }
+        }
+        if !seen.contains(&self.node_id) {
+            problems.push(format!("peers: no entry for this node (node_id = {})", self.node_id));
+        }
+    }
+
+    fn check_limits(&self, problems: &mut Vec<String>) {
+        let s = &self.storage;
+        if s.fsync == FsyncPolicy::Interval && s.fsync_interval_ms == 0 {
+            problems.push("storage.fsync_interval_ms: must be positive when storage.fsync = \"interval\"".into());
+        }
+        if s.segment_bytes < 1024 || s.segment_bytes > u32::MAX as u64 {
+            problems.push(format!("storage.segment_bytes: must be between 1 KiB and 4 GiB, got {}", s.segment_bytes));
+        }
+        if s.segment_ms == 0 {
+            problems.push("storage.segment_ms: must be positive".into());
+        }
+        if s.retention_bytes < -1 || s.retention_ms < -1 {
+            problems.push("storage.retention_bytes / storage.retention_ms: -1 (unlimited) or a positive value".into());
+        }
+        if s.retention_check_interval_ms == 0 {
+            problems.push("storage.retention_check_interval_ms: must be positive".into());
+        }
+        let k = &self.kafka;
+        if k.num_partitions < 1 {
+            problems.push(format!("kafka.num_partitions: must be at least 1, got {}", k.num_partitions));
+        }
+        if k.max_request_bytes < 1024 || k.max_request_bytes > i32::MAX as usize {
+            problems.push(format!("kafka.max_request_bytes: must be between 1 KiB and 2 GiB, got {}", k.max_request_bytes));
+        }
+        if k.request_read_timeout_ms == 0 {
+            problems.push("kafka.request_read_timeout_ms: must be positive".into());
+        }
+        if k.max_inflight_requests == 0 {
+            problems.push("kafka.max_inflight_requests: must be at least 1".into());
+        }
+        let sup = &self.supervision;
+        if sup.backoff_initial_ms == 0 || sup.backoff_max_ms < sup.backoff_initial_ms {
+            problems.push("supervision.backoff_initial_ms / backoff_max_ms: need 0 < initial <= max".into());
+        }
+    }
+}
+
+/// Accepts `host:port` with a non-empty host and a port in 1..=65535 (`[v6]:port` too).
+pub fn parse_host_port(addr: &str) -> Result<(String, u16), String> {
+    let (host, port) = addr.rsplit_once(':').ok_or("expected host:port")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("the host is empty".into());
+    }
+    if host.contains(char::is_whitespace) {
+        return Err("the host contains whitespace".into());
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("port {port:?} is not a number in 1..=65535")),
+        Ok(p) => Ok((host.to_string(), p)),
+    }
+}

@@ -1,0 +1,37 @@
+//! A partition's on-disk log.
+//!
+//! # Layout on disk
+//! One directory per partition holding, per segment, `<base-offset:020>.log` (record batches
+//! v2 back to back, exactly as the client sent them except the base offset and partition
+//! leader epoch, which lie outside the CRC), a sparse offset index `<base>.index` (relative
+//! offset u32 BE, file position u32 BE; one entry per `index_interval_bytes` of log) and a time
+//! index `<base>.timeindex` (largest timestamp so far i64 BE, relative offset u32 BE).
+//!
+//! # Parts
+//! - [`batch`]: record batch v2 headers, CRC-32C checks, splitting a produce request's records.
+//! - [`config`]: [`LogConfig`], roll, index and retention settings.
+//! - [`PartitionLog`]: open + recovery, append, read, timestamp lookup, retention,
+//!   truncation; built from segments (`segment`), their indexes (`index`) and a windowed
+//!   positional reader (`reader`).
+//! - [`SyncHandle`]: lets the WAL flusher fsync the active segment from another thread.
+//!
+//! Durability: appends are plain writes; the owner fsyncs through [`SyncHandle`]. Rolling a
+//! segment fsyncs it (and its indexes) synchronously, and recovery checks and cuts only the
+//! last segment's tail, as Kafka does.
+
+pub mod batch;
+pub mod config;
+mod error;
+mod index;
+mod partition_log;
+mod reader;
+mod segment;
+mod sync_handle;
+#[cfg(test)]
+mod test_support;
+
+pub use batch::{BATCH_HEADER_LEN, BatchError, BatchHeader, set_base_offset_and_epoch, split_batches, verify_crc};
+pub use config::LogConfig;
+pub use error::LogError;
+pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RecoveryReport};
+pub use sync_handle::SyncHandle;

@@ -1,0 +1,84 @@
+//! Per-partition log settings (Kafka's `segment.bytes`, `segment.ms`, `retention.*`,
+//! `index.interval.bytes`).
+
+use serde::{Deserialize, Serialize};
+
+/// How a partition's log rolls segments, indexes them and expires them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Roll when the active segment would grow past this many bytes (a lone larger batch still
+    /// gets a segment of its own). At most 4 GiB because index positions are 32-bit.
+    pub segment_bytes: u64,
+    /// Roll when the active segment's first append is older than this many milliseconds.
+    pub segment_ms: u64,
+    /// Delete the oldest segments while the log stays at least this large without them; -1 means
+    /// no size limit.
+    pub retention_bytes: i64,
+    /// Delete segments whose newest record is older than this many milliseconds; -1 keeps
+    /// them forever.
+    pub retention_ms: i64,
+    /// Bytes of log between two entries of the sparse offset and time indexes.
+    pub index_interval_bytes: u32,
+}
+
+/// 1 GiB, Kafka's default `segment.bytes`.
+const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
+/// 7 days, Kafka's default `segment.ms` and `retention.ms`.
+const SEVEN_DAYS_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_ms: SEVEN_DAYS_MS,
+            retention_bytes: -1,
+            retention_ms: SEVEN_DAYS_MS as i64,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Every problem with these settings, each naming its key; empty when they are usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.segment_bytes == 0 || self.segment_bytes > u64::from(u32::MAX) {
+            problems.push(format!("segment_bytes: must be between 1 and {}, got {}", u32::MAX, self.segment_bytes));
+        }
+        if self.segment_ms == 0 {
+            problems.push("segment_ms: must be positive".to_string());
+        }
+        if self.retention_bytes < -1 {
+            problems.push(format!("retention_bytes: must be -1 (unlimited) or >= 0, got {}", self.retention_bytes));
+        }
+        if self.retention_ms < -1 {
+            problems.push(format!("retention_ms: must be -1 (unlimited) or >= 0, got {}", self.retention_ms));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_kafka_and_are_valid() {
+        let c = LogConfig::default();
+        assert_eq!(c.segment_bytes, 1_073_741_824);
+        assert_eq!(c.retention_ms, 604_800_000);
+        assert_eq!(c.segment_ms, 604_800_000);
+        assert!(c.problems().is_empty());
+    }
+
+    #[test]
+    fn every_problem_names_its_key() {
+        let c = LogConfig { segment_bytes: 0, segment_ms: 0, retention_bytes: -2, retention_ms: -5, index_interval_bytes: 0 };
+        let p = c.problems();
+        assert_eq!(p.len(), 4, "{p:?}");
+        for key in ["segment_bytes", "segment_ms", "retention_bytes", "retention_ms"] {
+            assert!(p.iter().any(|m| m.starts_with(key)), "{key} missing in {p:?}");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! A partition's log: an ordered run of segments in one directory, the last one active.
+
+mod read;
+mod retention;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::batch::{BatchError, BatchHeader, set_base_offset_and_epoch};
+use super::config::LogConfig;
+use super::error::{IoContext, LogError};
+use super::segment::{Segment, Truncation, file_name, sync_dir};
+use super::sync_handle::SyncHandle;
+
+/// What opening a log found and repaired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments in the log after opening.
+    pub segments: usize,
+    /// First offset in the log.
+    pub log_start_offset: i64,
+    /// Next offset to be assigned.
+    pub log_end_offset: i64,
+    /// Bytes cut from torn or corrupt segment tails.
+    pub truncated_bytes: u64,
+    /// Why bytes were cut (segment, position, reason; `; `-separated), if any were.
+    pub truncation_reason: Option<String>,
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the batch's first record.
+    pub base_offset: i64,
+    /// Offset given to the batch's last record.
+    pub last_offset: i64,
+    /// The batch's largest timestamp.
+    pub max_timestamp: i64,
+    /// The log's end offset after the append (`last_offset + 1`).
+    pub log_end_offset: i64,
+}
+
+/// Whole batches read from the log, with the log's bounds at the time of the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Record batches back to back, as stored; empty when there was nothing to return.
+    pub records: bytes::Bytes,
+    /// First offset in the log.
+    pub log_start_offset: i64,
+    /// Next offset to be assigned.
+    pub log_end_offset: i64,
+}
+
+/// A partition's on-disk log.
+pub struct PartitionLog {
+    /// The partition directory holding the segment files.
+    dir: PathBuf,
+    /// Roll, index and retention settings.
+    config: LogConfig,
+    /// Segments that no longer take appends, by base offset; all older than `active`.
+    sealed: BTreeMap<i64, Segment>,
+    /// The segment appends go to; always present, possibly empty.
+    active: Segment,
+    /// Lets the WAL flusher fsync the active segment; repointed on every roll.
+    sync: SyncHandle,
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating the directory if missing) and recovers it: the last
+    /// segment is checked batch by batch (length, magic, CRC-32C, contiguous offsets), a torn or
+    /// corrupt tail is cut with a warning and its indexes are rebuilt; sealed segments load
+    /// their indexes (rebuilt if missing, damaged or pointing past the file) and check the
+    /// batches after the last index entry.
+    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<(PartitionLog, RecoveryReport), LogError> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(LogError::InvalidConfig { dir: dir.to_path_buf(), problems });
+        }
+        create_dir(dir)?;
+        let interval = config.index_interval_bytes;
+        let mut cuts = Vec::new();
+        let mut sealed = BTreeMap::new();
+        let active = match list_segments(dir)?.split_last() {
+            None => Segment::create(dir, 0, interval)?,
+            Some((&last, older)) => {
+                for &base in older {
+                    let (segment, cut) = Segment::open_sealed(dir, base, interval)?;
+                    cuts.extend(cut.map(|c| (base, c)));
+                    sealed.insert(base, segment);
+                }
+                let (segment, cut) = Segment::recover(dir, last, interval, now_ms)?;
+                cuts.extend(cut.map(|c| (last, c)));
+                segment
+            }
+        };
+        check_continuity(&sealed, &active)?;
+        let sync = SyncHandle::new(Arc::clone(active.log_file()));
+        let log = PartitionLog { dir: dir.to_path_buf(), config, sealed, active, sync };
+        let report = log.report(&cuts);
+        info!(dir = %dir.display(), segments = report.segments, log_start = report.log_start_offset, log_end = report.log_end_offset, truncated_bytes = report.truncated_bytes, "partition log opened");
+        Ok((log, report))
+    }
+
+    fn report(&self, cuts: &[(i64, Truncation)]) -> RecoveryReport {
+        let reasons: Vec<String> = cuts
+            .iter()
+            .map(|(base, c)| format!("{} at byte {}: {}", file_name(*base, "log"), c.position, c.reason))
+            .collect();
+        RecoveryReport {
+            segments: self.segment_count(),
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+            truncated_bytes: cuts.iter().map(|(_, c)| c.bytes).sum(),
+            truncation_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        }
+    }
+
+    /// Appends one batch (already split and validated by the caller): gives it base offset =
+    /// log end offset and `leader_epoch` (rewriting the header in place), rolling first if the
+    /// active segment is full or too old. A plain write, no fsync: durability is the WAL
+    /// flusher's job through [`PartitionLog::sync_handle`].
+    pub fn append(&mut self, batch: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let mut header = BatchHeader::parse(batch)?;
+        if header.total_len() != batch.len() {
+            return Err(BatchError::LengthMismatch { index: 0, expected: header.total_len(), actual: batch.len() }.into());
+        }
+        header.base_offset = self.log_end_offset();
+        header.partition_leader_epoch = leader_epoch;
+        if self.should_roll(&header, now_ms) {
+            self.roll()?;
+        }
+        set_base_offset_and_epoch(batch, header.base_offset, leader_epoch);
+        self.active.append(batch, &header, now_ms)?;
+        Ok(AppendInfo {
+            base_offset: header.base_offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            log_end_offset: header.next_offset(),
+        })
+    }
+
+    /// Whether `header`'s batch must go to a new segment: the active one is non-empty and would
+    /// grow past `segment_bytes`, started more than `segment_ms` ago, or could no longer index
+    /// the batch's offsets in 32 bits.
+    fn should_roll(&mut self, header: &BatchHeader, now_ms: i64) -> bool {
+        if self.active.size() == 0 {
+            return false;
+        }
+        let full = self.active.size() + header.total_len() as u64 > self.config.segment_bytes;
+        let segment_ms = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        let old = self.active.age_ms(now_ms) > segment_ms;
+        let offsets_overflow = header.last_offset() - self.active.base_offset() > i64::from(i32::MAX);
+        full || old || offsets_overflow
+    }
+
+    /// Seals the active segment (fsyncing it and its indexes) and starts a new one at the log
+    /// end offset.
+    fn roll(&mut self) -> Result<(), LogError> {
+        self.active.seal()?;
+        let next = Segment::create(&self.dir, self.active.next_offset(), self.config.index_interval_bytes)?;
+        let old = std::mem::replace(&mut self.active, next);
+        info!(dir = %self.dir.display(), sealed = old.base_offset(), size = old.size(), new = self.active.base_offset(), "rolled segment");
+        self.sealed.insert(old.base_offset(), old);
+        self.sync.replace(Arc::clone(self.active.log_file()));
+        Ok(())
+    }
+
+    /// First offset in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.sealed.first_key_value().map_or(self.active.base_offset(), |(base, _)| *base)
+    }
+
+    /// Next offset to be assigned (last offset + 1).
+    pub fn log_end_offset(&self) -> i64 {
+        self.active.next_offset()
+    }
+
+    /// Bytes of batches in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.sealed.values().map(Segment::size).sum::<u64>() + self.active.size()
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the settings (after a topic config change); `index_interval_bytes` applies to
+    /// segments created from now on.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<(), LogError> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(LogError::InvalidConfig { dir: self.dir.clone(), problems });
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    /// A handle another thread can use to fsync the active segment, whichever it is then.
+    pub fn sync_handle(&self) -> SyncHandle {
+        self.sync.clone()
+    }
+
+    /// Fsyncs the active segment and flushes and fsyncs its index files (clean shutdown).
+    /// Sealed segments were synced when they were rolled.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.active.sync()
+    }
+
+    /// Closes the log and deletes the partition directory.
+    pub fn delete(self) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(&dir).ctx(|| format!("delete partition directory {}", dir.display()))
+    }
+
+    /// Every segment, oldest first.
+    fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.sealed.values().chain(std::iter::once(&self.active))
+    }
+}
+
+/// Creates the partition directory if missing, making its name durable.
+fn create_dir(dir: &Path) -> Result<(), LogError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).ctx(|| format!("create partition directory {}", dir.display()))?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// Base offsets of the `<base:020>.log` files in `dir`, ascending; other files are ignored.
+fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let context = || format!("list partition directory {}", dir.display());
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir).ctx(context)? {
+        let name = entry.ctx(context)?.file_name();
+        let base = name.to_str().and_then(|n| n.strip_suffix(".log")).filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()));
+        match base.map(str::parse::<i64>) {
+            Some(Ok(base)) => bases.push(base),
+            Some(Err(_)) => warn!(dir = %dir.display(), file = ?name, "ignoring segment file with an out-of-range base offset"),
+            None => {}
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Refuses segments whose offsets overlap; warns about gaps (the read path skips them, like
+/// the gaps of a compacted topic).
+fn check_continuity(sealed: &BTreeMap<i64, Segment>, active: &Segment) -> Result<(), LogError> {
+    let segments: Vec<&Segment> = sealed.values().chain(std::iter::once(active)).collect();
+    for pair in segments.windows(2) {
+        let (prev, next) = (pair[0], pair[1]);
+        if prev.next_offset() > next.base_offset() {
+            let reason = format!("starts at offset {} but the previous segment ends at {}", next.base_offset(), prev.next_offset() - 1);
+            return Err(LogError::Corrupt { segment: next.log_path().to_path_buf(), position: 0, reason });
+        }
+        if prev.next_offset() < next.base_offset() {
+            warn!(segment = %next.log_path().display(), expected = prev.next_offset(), base = next.base_offset(), "offset gap between segments");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! Removing data: retention by time and size, truncation for replication, and the segment
+//! deletion both rely on.
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use super::PartitionLog;
+use crate::log::error::LogError;
+use crate::log::segment::Segment;
+
+impl PartitionLog {
+    /// Deletes the oldest whole segments while they are older than `retention_ms` (by their
+    /// largest timestamp, or the file's mtime if they have none) and while the log, without
+    /// the oldest one, would still hold at least `retention_bytes` (Kafka's rule). An expired
+    /// active segment is rolled first and then deleted as a sealed one, so the log keeps its
+    /// end offset in a new empty segment. Returns the base offsets deleted.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<Vec<i64>, LogError> {
+        let mut deleted = Vec::new();
+        if self.config.retention_ms >= 0 {
+            while self.oldest_expired(now_ms)? {
+                deleted.push(self.delete_oldest()?);
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess = i128::from(self.size_bytes()) - i128::from(self.config.retention_bytes);
+            while let Some(size) = self.oldest().map(Segment::size)
+                && i128::from(size) <= excess
+            {
+                excess -= i128::from(size);
+                deleted.push(self.delete_oldest()?);
+            }
+        }
+        if !deleted.is_empty() {
+            info!(dir = %self.dir.display(), segments = deleted.len(), log_start = self.log_start_offset(), "retention deleted segments");
+        }
+        Ok(deleted)
+    }
+
+    /// The oldest segment holding data (the active one only when no sealed segment is left).
+    fn oldest(&self) -> Option<&Segment> {
+        match self.sealed.first_key_value() {
+            Some((_, segment)) => Some(segment),
+            None => (self.active.size() > 0).then_some(&self.active),
+        }
+    }
+
+    fn oldest_expired(&self, now_ms: i64) -> Result<bool, LogError> {
+        let Some(segment) = self.oldest() else {
+            return Ok(false);
+        };
+        let newest = match segment.max_timestamp() {
+            ts if ts >= 0 => ts,
+            _ => segment.modified_ms()?,
+        };
+        Ok(now_ms.saturating_sub(newest) > self.config.retention_ms)
+    }
+
+    /// Deletes the oldest segment (rolling first if it is the active one); returns its base.
+    fn delete_oldest(&mut self) -> Result<i64, LogError> {
+        if self.sealed.is_empty() {
+            self.roll()?;
+        }
+        let Some((base, segment)) = self.sealed.pop_first() else {
+            return Ok(self.active.base_offset());
+        };
+        segment.remove_files()?;
+        Ok(base)
+    }
+
+    /// Removes everything at and after `offset` (for replication): whole segments starting at
+    /// or after it, then the batch holding it and all later ones. If `offset` falls inside a
+    /// batch the log end becomes that batch's base offset. `offset` must be `>=` the log start;
+    /// at or past the log end nothing happens.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < log_start {
+            return Err(LogError::OffsetOutOfRange { offset, log_start, log_end });
+        }
+        if offset >= log_end {
+            return Ok(());
+        }
+        let mut active_changed = false;
+        while self.active.base_offset() >= offset
+            && let Some((_, previous)) = self.sealed.pop_last()
+        {
+            std::mem::replace(&mut self.active, previous).remove_files()?;
+            active_changed = true;
+        }
+        let removed = self.active.truncate_to(offset)?;
+        if active_changed {
+            self.active.restart_roll_clock()?;
+            self.sync.replace(Arc::clone(self.active.log_file()));
+        }
+        info!(dir = %self.dir.display(), offset, log_end = self.log_end_offset(), removed_bytes = removed, "truncated log");
+        Ok(())
+    }
+}

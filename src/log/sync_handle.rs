@@ -1,0 +1,34 @@
+//! A handle that lets another thread (the WAL flusher) fsync a partition's active segment.
+
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+
+/// Fsyncs whichever segment is active at the time of the call. The log swaps the file inside
+/// on every roll (after fsyncing the old one itself), so a flusher holding one handle for the
+/// partition's lifetime never syncs a stale file.
+#[derive(Debug, Clone)]
+pub struct SyncHandle {
+    // SHARED: written by the log's owner on roll, read by the flusher thread; the lock is held
+    // only to clone the `Arc`, never across the fsync.
+    /// The active segment's log file.
+    active: Arc<Mutex<Arc<File>>>,
+}
+
+impl SyncHandle {
+    /// A handle on `file`.
+    pub(crate) fn new(file: Arc<File>) -> Self {
+        Self { active: Arc::new(Mutex::new(file)) }
+    }
+
+    /// Points the handle at a new active segment.
+    pub(crate) fn replace(&self, file: Arc<File>) {
+        // A poisoned lock only means another holder panicked while cloning; the value is fine.
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = file;
+    }
+
+    /// Fsyncs the active segment's data (`fdatasync`).
+    pub fn sync(&self) -> std::io::Result<()> {
+        let file = Arc::clone(&self.active.lock().unwrap_or_else(|p| p.into_inner()));
+        file.sync_data()
+    }
+}

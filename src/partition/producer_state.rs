@@ -1,0 +1,196 @@
+//! Idempotent-producer state of one partition: per producer id, its epoch and its last few
+//! batches, so a retried batch is answered instead of appended twice and a lost one is noticed.
+//!
+//! The table is rebuilt on recovery by replaying [`ProducerStateTable::record`] for every
+//! batch in the log, in offset order.
+
+use std::collections::{HashMap, VecDeque};
+
+/// How many of a producer's most recent batches are kept for duplicate detection. Kafka keeps
+/// 5, matching the producer's `max.in.flight.requests.per.connection` limit for idempotence.
+const RETAINED_BATCHES: usize = 5;
+
+/// The producer fields of a record batch header. Plain fields, so this module does not depend
+/// on the log's batch type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchIdentity {
+    /// The producer id; negative means not idempotent.
+    pub producer_id: i64,
+    /// The producer epoch; a producer that re-initialises gets a higher one.
+    pub producer_epoch: i16,
+    /// Sequence number of the batch's first record.
+    pub base_sequence: i32,
+    /// Sequence number of the batch's last record (wraps from `i32::MAX` to 0).
+    pub last_sequence: i32,
+    /// How many records the batch holds.
+    pub record_count: i32,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Not idempotent (producer_id < 0) or next in order: append it.
+    Append,
+    /// Exactly one of the producer's last 5 batches: answer success with its original base
+    /// offset, do not append.
+    Duplicate {
+        /// Offset of the first record of the batch already in the log.
+        base_offset: i64,
+    },
+    /// A gap, or a sequence that is neither next nor a known duplicate →
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+    OutOfOrder {
+        /// The base sequence that would have been in order.
+        expected: i32,
+        /// The base sequence the batch carried.
+        got: i32,
+    },
+    /// Epoch older than the known one → INVALID_PRODUCER_EPOCH (47).
+    StaleEpoch {
+        /// The producer's newest epoch seen in this partition.
+        current: i16,
+        /// The epoch the batch carried.
+        got: i16,
+    },
+}
+
+/// One retained batch: its sequence span and where it starts in the log. (Its last offset is
+/// not kept: nothing reads it; a duplicate is answered with the base offset.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RetainedBatch {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: i64,
+}
+
+/// One producer's state in this partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProducerEntry {
+    epoch: i16,
+    /// Oldest first; at most [`RETAINED_BATCHES`], all of `epoch`.
+    batches: VecDeque<RetainedBatch>,
+}
+
+impl ProducerEntry {
+    /// The base sequence the next batch must carry.
+    fn next_sequence(&self) -> i32 {
+        self.batches.back().map_or(0, |b| next_after(b.last_seq))
+    }
+
+    /// The retained batch with exactly this sequence span, if any.
+    fn find(&self, first_seq: i32, last_seq: i32) -> Option<&RetainedBatch> {
+        self.batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+    }
+}
+
+/// The sequence after `seq`: sequences wrap from `i32::MAX` to 0, as in Kafka.
+fn next_after(seq: i32) -> i32 {
+    if seq == i32::MAX { 0 } else { seq + 1 }
+}
+
+/// The idempotent-producer state of one partition: producer id → epoch and recent batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerStateTable {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateTable {
+    /// An empty table, for a new partition or before replaying the log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decides whether `b` is appended, answered as a duplicate, or rejected. Does not change
+    /// the table: call [`record`](Self::record) once the batch is appended.
+    pub fn check(&self, b: &BatchIdentity) -> SequenceCheck {
+        if b.producer_id < 0 {
+            return SequenceCheck::Append;
+        }
+        let Some(entry) = self.producers.get(&b.producer_id) else {
+            return first_of_epoch(b);
+        };
+        if b.producer_epoch < entry.epoch {
+            return SequenceCheck::StaleEpoch {
+                current: entry.epoch,
+                got: b.producer_epoch,
+            };
+        }
+        if b.producer_epoch > entry.epoch {
+            return first_of_epoch(b);
+        }
+        let expected = entry.next_sequence();
+        if b.base_sequence == expected {
+            return SequenceCheck::Append;
+        }
+        match entry.find(b.base_sequence, b.last_sequence) {
+            Some(dup) => SequenceCheck::Duplicate {
+                base_offset: dup.base_offset,
+            },
+            None => SequenceCheck::OutOfOrder {
+                expected,
+                got: b.base_sequence,
+            },
+        }
+    }
+
+    /// Record an appended batch (also used to rebuild the table from the log on recovery).
+    ///
+    /// A higher epoch replaces the producer's batch list; a lower one is ignored, since the
+    /// epoch never goes back (and `check` rejects such batches before they are appended).
+    pub fn record(&mut self, b: &BatchIdentity, base_offset: i64) {
+        if b.producer_id < 0 {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(b.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: b.producer_epoch,
+                batches: VecDeque::with_capacity(RETAINED_BATCHES),
+            });
+        if b.producer_epoch < entry.epoch {
+            return;
+        }
+        if b.producer_epoch > entry.epoch {
+            entry.epoch = b.producer_epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == RETAINED_BATCHES {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(RetainedBatch {
+            first_seq: b.base_sequence,
+            last_seq: b.last_sequence,
+            base_offset,
+        });
+    }
+
+    /// How many producers the table tracks.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no idempotent producer has written to this partition.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+/// The rule for a producer's first batch in an epoch (unknown producer or a new epoch):
+/// sequences start at 0.
+fn first_of_epoch(b: &BatchIdentity) -> SequenceCheck {
+    if b.base_sequence == 0 {
+        SequenceCheck::Append
+    } else {
+        SequenceCheck::OutOfOrder {
+            expected: 0,
+            got: b.base_sequence,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "producer_state_tests.rs"]
+mod tests;

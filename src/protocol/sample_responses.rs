@@ -1,0 +1,248 @@
+//! Realistic responses for every advertised API at a given version, for round-trip tests.
+//!
+//! Each sample sets only fields the version carries, so that encoding then decoding at that
+//! version yields the sample again.
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+
+use super::sample_requests::{TOPIC, record_batch, s, topic};
+use super::versions::api_versions_response;
+
+/// Decodes a response frame as a client would: size prefix, header, body. Asserts the size
+/// prefix matches and nothing trails the body; returns the correlation id and the body.
+pub(super) fn decode_response_frame(
+    api: ApiKey,
+    version: i16,
+    mut frame: Bytes,
+) -> (i32, ResponseKind) {
+    let len = frame.get_i32();
+    assert_eq!(
+        usize::try_from(len).ok(),
+        Some(frame.len()),
+        "{api:?} v{version}: size prefix"
+    );
+    let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: response header: {e:#}"));
+    let body = ResponseKind::decode(api, &mut frame, version)
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: response body: {e:#}"));
+    assert!(
+        frame.is_empty(),
+        "{api:?} v{version}: {} bytes trail the body",
+        frame.len()
+    );
+    (header.correlation_id, body)
+}
+
+/// A realistic response of `api` at `version`; panics for an API without a sample.
+pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
+    match api {
+        ApiKey::ApiVersions => ResponseKind::ApiVersions(api_versions_response(version)),
+        ApiKey::Metadata => ResponseKind::Metadata(metadata(version)),
+        ApiKey::Produce => ResponseKind::Produce(produce(version)),
+        ApiKey::Fetch => ResponseKind::Fetch(fetch(version)),
+        ApiKey::ListOffsets => ResponseKind::ListOffsets(list_offsets(version)),
+        ApiKey::CreateTopics => ResponseKind::CreateTopics(create_topics()),
+        ApiKey::DeleteTopics => ResponseKind::DeleteTopics(delete_topics(version)),
+        ApiKey::CreatePartitions => ResponseKind::CreatePartitions(create_partitions()),
+        ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(describe_configs(version)),
+        ApiKey::InitProducerId => ResponseKind::InitProducerId(init_producer_id()),
+        ApiKey::OffsetForLeaderEpoch => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch())
+        }
+        other => panic!("no sample response for {other:?}"),
+    }
+}
+
+fn metadata_partition(version: i16) -> MetadataResponsePartition {
+    let mut partition = MetadataResponsePartition::default()
+        .with_error_code(0)
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(1))
+        .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
+        .with_isr_nodes(vec![BrokerId(1)]);
+    if version >= 5 {
+        partition = partition.with_offline_replicas(vec![BrokerId(2)]);
+    }
+    if version >= 7 {
+        partition = partition.with_leader_epoch(3);
+    }
+    partition
+}
+
+fn metadata(version: i16) -> MetadataResponse {
+    let mut broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(1))
+        .with_host(s("localhost"))
+        .with_port(9092);
+    let mut found = MetadataResponseTopic::default()
+        .with_name(Some(topic(TOPIC)))
+        .with_partitions(vec![metadata_partition(version)]);
+    let missing = MetadataResponseTopic::default()
+        .with_error_code(3)
+        .with_name(Some(topic("missing")));
+    let mut response = MetadataResponse::default();
+    if version >= 1 {
+        broker = broker.with_rack(Some(s("rack-a")));
+        response = response.with_controller_id(BrokerId(1));
+    }
+    if version >= 2 {
+        response = response.with_cluster_id(Some(s("chronik-cluster")));
+    }
+    if version >= 3 {
+        response = response.with_throttle_time_ms(0);
+    }
+    if version >= 8 {
+        found = found.with_topic_authorized_operations(0x0ff8);
+    }
+    response
+        .with_brokers(vec![broker])
+        .with_topics(vec![found, missing])
+}
+
+fn produce(version: i16) -> ProduceResponse {
+    let mut partition = PartitionProduceResponse::default()
+        .with_index(0)
+        .with_error_code(0)
+        .with_base_offset(42)
+        .with_log_append_time_ms(-1);
+    if version >= 5 {
+        partition = partition.with_log_start_offset(0);
+    }
+    let failed = PartitionProduceResponse::default()
+        .with_index(1)
+        .with_error_code(45)
+        .with_base_offset(-1);
+    let topic_response = TopicProduceResponse::default()
+        .with_name(topic(TOPIC))
+        .with_partition_responses(vec![partition, failed]);
+    ProduceResponse::default()
+        .with_responses(vec![topic_response])
+        .with_throttle_time_ms(0)
+}
+
+fn fetch(version: i16) -> FetchResponse {
+    let mut partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_error_code(0)
+        .with_high_watermark(44)
+        .with_last_stable_offset(44)
+        .with_aborted_transactions(None)
+        .with_records(Some(record_batch()));
+    if version >= 5 {
+        partition = partition.with_log_start_offset(0);
+    }
+    let topic_response = FetchableTopicResponse::default()
+        .with_topic(topic(TOPIC))
+        .with_partitions(vec![partition]);
+    let mut response = FetchResponse::default()
+        .with_throttle_time_ms(0)
+        .with_responses(vec![topic_response]);
+    if version >= 7 {
+        response = response.with_error_code(0).with_session_id(7);
+    }
+    response
+}
+
+fn list_offsets(version: i16) -> ListOffsetsResponse {
+    let mut partition = ListOffsetsPartitionResponse::default()
+        .with_partition_index(0)
+        .with_error_code(0)
+        .with_timestamp(-1)
+        .with_offset(44);
+    if version >= 4 {
+        partition = partition.with_leader_epoch(3);
+    }
+    let topics = vec![
+        ListOffsetsTopicResponse::default()
+            .with_name(topic(TOPIC))
+            .with_partitions(vec![partition]),
+    ];
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+fn create_topics() -> CreateTopicsResponse {
+    let created = CreatableTopicResult::default()
+        .with_name(topic(TOPIC))
+        .with_error_code(0);
+    let exists = CreatableTopicResult::default()
+        .with_name(topic("taken"))
+        .with_error_code(36)
+        .with_error_message(Some(s("Topic 'taken' already exists.")));
+    CreateTopicsResponse::default().with_topics(vec![created, exists])
+}
+
+fn delete_topics(version: i16) -> DeleteTopicsResponse {
+    let mut deleted = DeletableTopicResult::default()
+        .with_name(Some(topic(TOPIC)))
+        .with_error_code(0);
+    if version >= 5 {
+        deleted = deleted.with_error_message(None);
+    }
+    DeleteTopicsResponse::default().with_responses(vec![deleted])
+}
+
+fn create_partitions() -> CreatePartitionsResponse {
+    let result = CreatePartitionsTopicResult::default()
+        .with_name(topic(TOPIC))
+        .with_error_code(37)
+        .with_error_message(Some(s("Topic has 6 partitions; requested 6.")));
+    CreatePartitionsResponse::default().with_results(vec![result])
+}
+
+fn describe_configs(version: i16) -> DescribeConfigsResponse {
+    let mut config = DescribeConfigsResourceResult::default()
+        .with_name(s("retention.ms"))
+        .with_value(Some(s("604800000")))
+        .with_read_only(false)
+        .with_config_source(5)
+        .with_is_sensitive(false);
+    if version >= 3 {
+        config = config.with_config_type(5).with_documentation(None);
+    }
+    let result = DescribeConfigsResult::default()
+        .with_error_code(0)
+        .with_resource_type(2)
+        .with_resource_name(s(TOPIC))
+        .with_configs(vec![config]);
+    DescribeConfigsResponse::default().with_results(vec![result])
+}
+
+fn init_producer_id() -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(0)
+        .with_producer_id(ProducerId(1000))
+        .with_producer_epoch(0)
+}
+
+fn offset_for_leader_epoch() -> OffsetForLeaderEpochResponse {
+    let partition = EpochEndOffset::default()
+        .with_error_code(0)
+        .with_partition(0)
+        .with_leader_epoch(3)
+        .with_end_offset(44);
+    let topics = vec![
+        OffsetForLeaderTopicResult::default()
+            .with_topic(topic(TOPIC))
+            .with_partitions(vec![partition]),
+    ];
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

@@ -1,0 +1,146 @@
+//! The APIs this broker advertises, and the ApiVersions answers built from them.
+//!
+//! Every version between an API's min and max must be implemented: kafkajs picks
+//! min(its max, our max) and ignores our minimum. Never list an API without a handler
+//! (librdkafka calls whatever is listed, e.g. telemetry).
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+use kafka_protocol::protocol::VersionRange;
+
+/// Kafka's UNSUPPORTED_VERSION error code.
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// Shorthand for a table row's inclusive version range.
+const fn v(min: i16, max: i16) -> VersionRange {
+    VersionRange { min, max }
+}
+
+/// Every API this broker answers, with the inclusive version range it advertises.
+///
+/// Adding an API is one row here plus its handler. Produce stops at 9 and Fetch at 12 because
+/// later versions name topics by id; each range must lie within what kafka-protocol decodes
+/// (a unit test checks that).
+pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
+    (ApiKey::Produce, v(3, 9)),
+    (ApiKey::Fetch, v(4, 12)),
+    (ApiKey::ListOffsets, v(1, 7)),
+    (ApiKey::Metadata, v(0, 12)),
+    (ApiKey::DescribeConfigs, v(1, 4)),
+    (ApiKey::ApiVersions, v(0, 3)),
+    (ApiKey::CreateTopics, v(2, 4)),
+    (ApiKey::DeleteTopics, v(1, 4)),
+    (ApiKey::InitProducerId, v(0, 4)),
+    (ApiKey::OffsetForLeaderEpoch, v(2, 3)),
+    (ApiKey::CreatePartitions, v(0, 3)),
+];
+
+/// The advertised version range of `key`, or `None` if this broker does not serve it.
+pub fn supported_range(key: ApiKey) -> Option<VersionRange> {
+    ADVERTISED_APIS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, range)| *range)
+}
+
+/// The advertised table in ApiVersions form.
+fn api_keys() -> Vec<ApiVersion> {
+    ADVERTISED_APIS
+        .iter()
+        .map(|(key, range)| {
+            ApiVersion::default()
+                .with_api_key(*key as i16)
+                .with_min_version(range.min)
+                .with_max_version(range.max)
+        })
+        .collect()
+}
+
+/// The successful answer to an ApiVersions request: error 0, the table, throttle 0.
+///
+/// Supported/finalized features stay empty and `finalized_features_epoch` at its default (-1),
+/// so a v3 answer carries no tagged fields: needless ones break librdkafka before 2.2. Every
+/// version gets the same content; `_request_version` is the place for version-dependent
+/// content should it ever be needed. The caller encodes it at the request's version.
+pub fn api_versions_response(_request_version: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(0)
+        .with_api_keys(api_keys())
+        .with_throttle_time_ms(0)
+}
+
+/// The answer to an ApiVersions request newer than ours: UNSUPPORTED_VERSION (35) plus the
+/// table, so the client can retry with a version we list.
+///
+/// The caller must encode it at version 0: the client cannot know any other layout yet.
+pub fn api_versions_unsupported() -> ApiVersionsResponse {
+    api_versions_response(0).with_error_code(UNSUPPORTED_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_exactly_the_advertised_ranges() {
+        let expected = [
+            (ApiKey::ApiVersions, 0, 3),
+            (ApiKey::Metadata, 0, 12),
+            (ApiKey::Produce, 3, 9),
+            (ApiKey::Fetch, 4, 12),
+            (ApiKey::ListOffsets, 1, 7),
+            (ApiKey::CreateTopics, 2, 4),
+            (ApiKey::DeleteTopics, 1, 4),
+            (ApiKey::CreatePartitions, 0, 3),
+            (ApiKey::DescribeConfigs, 1, 4),
+            (ApiKey::InitProducerId, 0, 4),
+            (ApiKey::OffsetForLeaderEpoch, 2, 3),
+        ];
+        assert_eq!(ADVERTISED_APIS.len(), expected.len());
+        for (key, min, max) in expected {
+            assert_eq!(supported_range(key), Some(v(min, max)), "{key:?}");
+        }
+        assert_eq!(supported_range(ApiKey::JoinGroup), None);
+    }
+
+    #[test]
+    fn table_has_no_duplicates_and_fits_the_crate() {
+        for (i, (key, range)) in ADVERTISED_APIS.iter().enumerate() {
+            assert!(
+                ADVERTISED_APIS[i + 1..].iter().all(|(k, _)| k != key),
+                "{key:?} listed twice"
+            );
+            let crate_range = key.valid_versions();
+            assert!(range.min <= range.max, "{key:?} has an empty range");
+            assert!(
+                crate_range.min <= range.min && range.max <= crate_range.max,
+                "{key:?} {range} exceeds kafka-protocol's {crate_range}"
+            );
+        }
+    }
+
+    #[test]
+    fn ok_answer_lists_the_table_without_features() {
+        let response = api_versions_response(3);
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.throttle_time_ms, 0);
+        assert_eq!(response.api_keys.len(), ADVERTISED_APIS.len());
+        assert!(response.supported_features.is_empty());
+        assert!(response.finalized_features.is_empty());
+        assert_eq!(response.finalized_features_epoch, -1);
+        assert!(!response.zk_migration_ready);
+        let metadata = response
+            .api_keys
+            .iter()
+            .find(|a| a.api_key == ApiKey::Metadata as i16)
+            .expect("metadata row");
+        assert_eq!((metadata.min_version, metadata.max_version), (0, 12));
+    }
+
+    #[test]
+    fn unsupported_answer_carries_error_35_and_the_table() {
+        let response = api_versions_unsupported();
+        assert_eq!(response.error_code, 35);
+        assert_eq!(response.api_keys, api_versions_response(0).api_keys);
+    }
+}
