@@ -77,6 +77,7 @@ mod tests {
                 key: None,
                 value: Some(Bytes::from(format!("value-{i}").repeat(10))),
                 headers: Default::default(),
+                delete_horizon: false,
             })
             .collect();
         let mut buf = BytesMut::new();

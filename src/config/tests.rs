@@ -100,6 +100,15 @@ raft = "localhost:5001"
 }
 
 #[test]
+fn port_zero_is_for_listening_only() {
+    let ok = [("CHRONIK_BIND__KAFKA", "127.0.0.1:0")];
+    assert!(load_str("", &ok, CliOverrides::default()).is_ok());
+    let bad = [("CHRONIK_ADVERTISE__KAFKA", "localhost:0")];
+    let err = load_str("", &bad, CliOverrides::default()).unwrap_err();
+    assert!(err.to_string().contains("advertise.kafka"), "{err}");
+}
+
+#[test]
 fn wrong_type_is_a_load_error_not_a_panic() {
     let err = load_str("node_id = \"one\"\n", &[], CliOverrides::default()).unwrap_err();
     assert!(err.to_string().contains("node_id"), "{err}");
@@ -111,6 +120,6 @@ fn host_port_parsing() {
     assert_eq!(validate::parse_host_port("[::1]:5001"), Ok(("::1".into(), 5001)));
     assert!(validate::parse_host_port("localhost").is_err());
     assert!(validate::parse_host_port(":9092").is_err());
-    assert!(validate::parse_host_port("host:0").is_err());
+    assert_eq!(validate::parse_host_port("host:0"), Ok(("host".into(), 0)));
     assert!(validate::parse_host_port("host:70000").is_err());
 }

@@ -31,10 +31,13 @@ impl Config {
 
     fn check_addresses(&self, problems: &mut Vec<String>) {
         let mut check = |key: &str, value: Option<&String>| {
-            if let Some(v) = value
-                && let Err(why) = parse_host_port(v)
-            {
-                problems.push(format!("{key}: invalid address {v:?}: {why}"));
+            // Listening on port 0 (any free port) is fine; telling others to connect to it is not.
+            let result = value.map(|v| (v, parse_host_port(v)));
+            match result {
+                Some((_, Ok((_, 0)))) if key.starts_with("bind.") => {}
+                Some((v, Ok((_, 0)))) => problems.push(format!("{key}: invalid address {v:?}: port 0 cannot be connected to")),
+                Some((v, Err(why))) => problems.push(format!("{key}: invalid address {v:?}: {why}")),
+                _ => {}
             }
         };
         check("bind.kafka", Some(&self.bind.kafka));
@@ -107,7 +110,7 @@ impl Config {
     }
 }
 
-/// Accepts `host:port` with a non-empty host and a port in 1..=65535 (`[v6]:port` too).
+/// Accepts `host:port` with a non-empty host and a numeric port (`[v6]:port` too).
 pub fn parse_host_port(addr: &str) -> Result<(String, u16), String> {
     let (host, port) = addr.rsplit_once(':').ok_or("expected host:port")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -117,8 +120,5 @@ pub fn parse_host_port(addr: &str) -> Result<(String, u16), String> {
     if host.contains(char::is_whitespace) {
         return Err("the host contains whitespace".into());
     }
-    match port.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("port {port:?} is not a number in 1..=65535")),
-        Ok(p) => Ok((host.to_string(), p)),
-    }
+    port.parse::<u16>().map(|p| (host.to_string(), p)).map_err(|_| format!("port {port:?} is not a number in 0..=65535"))
 }
