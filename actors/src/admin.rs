@@ -47,7 +47,9 @@ impl Actor for AdminServer {
     async fn pre_start(&self, myself: ActorRef<AdminMsg>, args: AdminArgs) -> Result<AdminState, ActorProcessingErr> {
         let ctx = args.ctx;
         let addr = ctx.config.admin_bind();
-        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen for the admin API on {addr}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen for the admin API on {addr}: {e}"))?;
         let local = listener.local_addr()?;
         let routes = routes::routes(ctx.clone(), args.root);
         let server = tokio::spawn(warp::serve(routes).incoming(listener).run());

@@ -34,7 +34,9 @@ unsafe impl GlobalAlloc for GuardedAlloc {
         }
         let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
         // SAFETY: an anonymous private mapping with no address hint has no preconditions.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), layout.size(), libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), layout.size(), libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
+        };
         if p == libc::MAP_FAILED { std::ptr::null_mut() } else { p.cast() }
     }
 

@@ -72,7 +72,11 @@ impl Actor for ConnectionActor {
     type State = ConnectionState;
     type Arguments = ConnectionArgs;
 
-    async fn pre_start(&self, myself: ActorRef<ConnectionMsg>, args: ConnectionArgs) -> Result<ConnectionState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ConnectionMsg>,
+        args: ConnectionArgs,
+    ) -> Result<ConnectionState, ActorProcessingErr> {
         let ConnectionArgs { stream, peer, ctx } = args;
         let gauge = ctx.directory.register(&myself.get_cell(), format!("connection:{peer}"), "ConnectionActor", 0);
         let me = Counted { actor: myself, gauge: gauge.clone() };
@@ -89,7 +93,12 @@ impl Actor for ConnectionActor {
         Ok(ConnectionState { peer, responses: tx, reader, writer, ctx, gauge })
     }
 
-    async fn handle(&self, myself: ActorRef<ConnectionMsg>, msg: ConnectionMsg, state: &mut ConnectionState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ConnectionMsg>,
+        msg: ConnectionMsg,
+        state: &mut ConnectionState,
+    ) -> Result<(), ActorProcessingErr> {
         state.gauge.received();
         match msg {
             ConnectionMsg::Frame(frame, permit) => match handlers::dispatch(&state.ctx, frame) {
@@ -103,7 +112,11 @@ impl Actor for ConnectionActor {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<ConnectionMsg>, state: &mut ConnectionState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        myself: ActorRef<ConnectionMsg>,
+        state: &mut ConnectionState,
+    ) -> Result<(), ActorProcessingErr> {
         state.reader.abort();
         state.writer.abort();
         state.ctx.directory.unregister(&myself.get_cell());
@@ -183,11 +196,15 @@ async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver
             Ok(Ok(Some(bytes))) => bytes,
             Ok(Ok(None)) => continue, // acks=0: Kafka sends nothing back
             Ok(Err(e)) => {
-                let _ = me.cast(ConnectionMsg::Closed { reason: format!("cannot encode a response: {e}"), misbehaved: false });
+                let _ = me.cast(ConnectionMsg::Closed {
+                    reason: format!("cannot encode a response: {e}"),
+                    misbehaved: false,
+                });
                 return;
             }
             Err(e) => {
-                let _ = me.cast(ConnectionMsg::Closed { reason: format!("request handler failed: {e}"), misbehaved: false });
+                let _ = me
+                    .cast(ConnectionMsg::Closed { reason: format!("request handler failed: {e}"), misbehaved: false });
                 return;
             }
         };

@@ -28,7 +28,7 @@ impl MailboxGauge {
     }
 
     /// Messages waiting (never negative: messages sent around the gauge are not counted).
-    pub fn len(&self) -> i64 {
+    pub fn queued(&self) -> i64 {
         self.0.load(Ordering::Relaxed).max(0)
     }
 }
@@ -112,7 +112,14 @@ impl ActorDirectory {
 
     /// Registers with an existing gauge (the supervisor created it so that senders can count
     /// messages sent before `pre_start` finished).
-    pub fn register_with(&self, cell: &ActorCell, name: String, role: &'static str, restarts: u32, gauge: MailboxGauge) {
+    pub fn register_with(
+        &self,
+        cell: &ActorCell,
+        name: String,
+        role: &'static str,
+        restarts: u32,
+        gauge: MailboxGauge,
+    ) {
         self.entries.insert(cell.get_id(), Entry { name, role, restarts, gauge });
     }
 
@@ -127,7 +134,7 @@ impl ActorDirectory {
         let mut children: Vec<ActorNode> = root.get_children().iter().map(|c| self.tree(c)).collect();
         children.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
         let (name, role, restarts, mailbox_len) = match entry {
-            Some(e) => (e.name, e.role.to_string(), e.restarts, e.gauge.len()),
+            Some(e) => (e.name, e.role.to_string(), e.restarts, e.gauge.queued()),
             None => (root.get_name().unwrap_or_else(|| root.get_id().to_string()), "Unknown".into(), 0, 0),
         };
         ActorNode {

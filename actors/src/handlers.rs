@@ -56,7 +56,9 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes) -> Result<ResponseFuture, 
         RequestKind::CreatePartitions(r) => async move { Some(create_partitions::handle(&ctx, r).await) }.boxed(),
         RequestKind::DescribeConfigs(r) => async move { Some(describe_configs::handle(&ctx, r)) }.boxed(),
         RequestKind::InitProducerId(r) => async move { Some(init_producer_id::handle(&ctx, r).await) }.boxed(),
-        RequestKind::OffsetForLeaderEpoch(r) => async move { Some(offset_for_leader_epoch::handle(&ctx, r).await) }.boxed(),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            async move { Some(offset_for_leader_epoch::handle(&ctx, r).await) }.boxed()
+        }
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
     };
     Ok(async move {
@@ -80,7 +82,10 @@ pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
 
 /// Applies metadata commands through the MetadataActor; every command fails alike when it
 /// cannot be reached in time.
-pub(crate) async fn apply_metadata(ctx: &NodeContext, commands: Vec<MetadataCommand>) -> Vec<Result<(), MetadataError>> {
+pub(crate) async fn apply_metadata(
+    ctx: &NodeContext,
+    commands: Vec<MetadataCommand>,
+) -> Vec<Result<(), MetadataError>> {
     let n = commands.len();
     let unavailable = || vec![Err(MetadataError::Unavailable("the metadata actor did not answer in time".into())); n];
     let Some(actor) = ctx.metadata_actor.get() else { return unavailable() };

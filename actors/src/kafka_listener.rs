@@ -48,10 +48,15 @@ impl Actor for KafkaListener {
     type State = KafkaListenerState;
     type Arguments = KafkaListenerArgs;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: KafkaListenerArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: KafkaListenerArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let ctx = args.ctx;
         let addr = &ctx.config.bind.kafka;
-        let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for Kafka clients on {addr}: {e}"))?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for Kafka clients on {addr}: {e}"))?;
         info!(addr = %listener.local_addr()?, "Kafka listener started");
         let gauge = ctx.directory.register(&myself.get_cell(), "kafka-listener".into(), "KafkaListener", args.restarts);
         let me = Counted { actor: myself, gauge: gauge.clone() };
@@ -59,7 +64,12 @@ impl Actor for KafkaListener {
         Ok(KafkaListenerState { accept_task, ctx, gauge })
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         state.gauge.received();
         let KafkaListenerMsg::Accepted(stream, peer) = msg;
         let args = ConnectionArgs { stream, peer, ctx: state.ctx.clone() };
@@ -69,10 +79,19 @@ impl Actor for KafkaListener {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, _: ActorRef<Self::Msg>, evt: SupervisionEvent, _: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        _: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match evt {
-            SupervisionEvent::ActorFailed(cell, err) => warn!(actor = %cell.get_id(), error = %err, "connection actor failed"),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => debug!(actor = %cell.get_id(), ?reason, "connection closed"),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                warn!(actor = %cell.get_id(), error = %err, "connection actor failed")
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                debug!(actor = %cell.get_id(), ?reason, "connection closed")
+            }
             _ => {}
         }
         Ok(())

@@ -34,7 +34,9 @@ pub use context::NodeContext;
 pub use node_supervisor::{NodeSupervisor, NodeSupervisorMsg};
 
 /// Starts a node: its whole actor tree, listening on the configured addresses.
-pub async fn start_node(config: Config) -> anyhow::Result<(ActorRef<NodeSupervisorMsg>, JoinHandle<()>, Arc<NodeContext>)> {
+pub async fn start_node(
+    config: Config,
+) -> anyhow::Result<(ActorRef<NodeSupervisorMsg>, JoinHandle<()>, Arc<NodeContext>)> {
     let ctx = NodeContext::new(Arc::new(config));
     let (node, handle) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;
     Ok((node, handle, ctx))

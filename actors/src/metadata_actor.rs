@@ -63,7 +63,11 @@ impl Actor for MetadataActor {
     type State = MetadataState;
     type Arguments = MetadataArgs;
 
-    async fn pre_start(&self, myself: ActorRef<MetadataMsg>, args: MetadataArgs) -> Result<MetadataState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<MetadataMsg>,
+        args: MetadataArgs,
+    ) -> Result<MetadataState, ActorProcessingErr> {
         let ctx = args.ctx;
         let gauge = ctx.directory.register(&myself.get_cell(), "metadata".into(), "MetadataActor", args.restarts);
         let path = Path::new(&ctx.config.data_dir).join("metadata.json");
@@ -80,7 +84,12 @@ impl Actor for MetadataActor {
         Ok(state)
     }
 
-    async fn handle(&self, _: ActorRef<MetadataMsg>, msg: MetadataMsg, state: &mut MetadataState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<MetadataMsg>,
+        msg: MetadataMsg,
+        state: &mut MetadataState,
+    ) -> Result<(), ActorProcessingErr> {
         state.gauge.received();
         match msg {
             MetadataMsg::Apply { commands, reply } => {
@@ -100,14 +109,21 @@ impl Actor for MetadataActor {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<MetadataMsg>, state: &mut MetadataState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        myself: ActorRef<MetadataMsg>,
+        state: &mut MetadataState,
+    ) -> Result<(), ActorProcessingErr> {
         state.ctx.directory.unregister(&myself.get_cell());
         Ok(())
     }
 }
 
 impl MetadataState {
-    async fn apply(&mut self, commands: Vec<MetadataCommand>) -> Result<Vec<Result<(), MetadataError>>, ActorProcessingErr> {
+    async fn apply(
+        &mut self,
+        commands: Vec<MetadataCommand>,
+    ) -> Result<Vec<Result<(), MetadataError>>, ActorProcessingErr> {
         let mut next = self.metadata.clone();
         let results: Vec<_> = commands.iter().map(|c| next.apply(c).inspect(|()| log_applied(&next, c))).collect();
         if results.iter().all(Result::is_err) {

@@ -61,7 +61,11 @@ impl Actor for NodeSupervisor {
     type State = NodeSupervisorState;
     type Arguments = Arc<NodeContext>;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, ctx: Arc<NodeContext>) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        ctx: Arc<NodeContext>,
+    ) -> Result<Self::State, ActorProcessingErr> {
         ctx.directory.register(&myself.get_cell(), format!("node-{}", ctx.config.node_id), "NodeSupervisor", 0);
         let mut state = NodeSupervisorState { children: HashMap::new(), by_id: HashMap::new(), ctx };
         for kind in START_ORDER {
@@ -71,7 +75,12 @@ impl Actor for NodeSupervisor {
         Ok(state)
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         let NodeSupervisorMsg::Restart(kind) = msg;
         if let Err(e) = state.start(&myself, kind).await {
             warn!(?kind, error = %e, "restart failed");
@@ -80,7 +89,12 @@ impl Actor for NodeSupervisor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<Self::Msg>, evt: SupervisionEvent, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(kind) = state.by_id.remove(&cell.get_id()) {
@@ -119,12 +133,21 @@ impl NodeSupervisorState {
         let ctx = self.ctx.clone();
         let sup = myself.get_cell();
         let cell = match kind {
-            ChildKind::Flusher => Actor::spawn_linked(None, WalFlusher, WalFlusherArgs { ctx, restarts }, sup).await?.0.get_cell(),
-            ChildKind::Metadata => Actor::spawn_linked(None, MetadataActor, MetadataArgs { ctx, restarts }, sup).await?.0.get_cell(),
-            ChildKind::Replicas => {
-                Actor::spawn_linked(None, ReplicaSupervisor, ReplicaSupervisorArgs { ctx, restarts }, sup).await?.0.get_cell()
+            ChildKind::Flusher => {
+                Actor::spawn_linked(None, WalFlusher, WalFlusherArgs { ctx, restarts }, sup).await?.0.get_cell()
             }
-            ChildKind::Listener => Actor::spawn_linked(None, KafkaListener, KafkaListenerArgs { ctx, restarts }, sup).await?.0.get_cell(),
+            ChildKind::Metadata => {
+                Actor::spawn_linked(None, MetadataActor, MetadataArgs { ctx, restarts }, sup).await?.0.get_cell()
+            }
+            ChildKind::Replicas => {
+                Actor::spawn_linked(None, ReplicaSupervisor, ReplicaSupervisorArgs { ctx, restarts }, sup)
+                    .await?
+                    .0
+                    .get_cell()
+            }
+            ChildKind::Listener => {
+                Actor::spawn_linked(None, KafkaListener, KafkaListenerArgs { ctx, restarts }, sup).await?.0.get_cell()
+            }
             ChildKind::Admin => {
                 let args = AdminArgs { ctx, restarts, root: sup.clone() };
                 Actor::spawn_linked(None, AdminServer, args, sup).await?.0.get_cell()

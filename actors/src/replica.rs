@@ -197,7 +197,11 @@ impl Actor for ReplicaActor {
     type State = ReplicaState;
     type Arguments = ReplicaArgs;
 
-    async fn pre_start(&self, myself: ActorRef<ReplicaMsg>, args: ReplicaArgs) -> Result<ReplicaState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ReplicaMsg>,
+        args: ReplicaArgs,
+    ) -> Result<ReplicaState, ActorProcessingErr> {
         let name = format!("replica:{}", args.tp);
         args.ctx.directory.register_with(&myself.get_cell(), name, "ReplicaActor", args.restarts, args.gauge.clone());
         let now = now_ms();
@@ -226,7 +230,12 @@ impl Actor for ReplicaActor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<ReplicaMsg>, msg: ReplicaMsg, state: &mut ReplicaState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ReplicaMsg>,
+        msg: ReplicaMsg,
+        state: &mut ReplicaState,
+    ) -> Result<(), ActorProcessingErr> {
         state.gauge.received();
         match msg {
             ReplicaMsg::Append { batches, reply } => state.append(&myself, batches, reply)?,
@@ -260,7 +269,11 @@ impl Actor for ReplicaActor {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<ReplicaMsg>, state: &mut ReplicaState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        myself: ActorRef<ReplicaMsg>,
+        state: &mut ReplicaState,
+    ) -> Result<(), ActorProcessingErr> {
         state.ctx.directory.unregister(&myself.get_cell());
         state.log.flush()?;
         Ok(())
@@ -295,8 +308,5 @@ impl ReplicaState {
 
 /// Milliseconds since the Unix epoch (Kafka's timestamps).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use tracing::{info, warn};
 
 use crate::context::{NodeContext, TopicPartition};
-use crate::directory::{MailboxGauge, Counted};
+use crate::directory::{Counted, MailboxGauge};
 use crate::replica::{ReplicaActor, ReplicaArgs, ReplicaMsg};
 use crate::supervision::{RestartDecision, RestartTracker};
 
@@ -70,17 +70,32 @@ impl Actor for ReplicaSupervisor {
     type State = ReplicaSupervisorState;
     type Arguments = ReplicaSupervisorArgs;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: ReplicaSupervisorArgs) -> Result<Self::State, ActorProcessingErr> {
-        let gauge = args.ctx.directory.register(&myself.get_cell(), "replica-supervisor".into(), "ReplicaSupervisor", args.restarts);
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ReplicaSupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let gauge = args.ctx.directory.register(
+            &myself.get_cell(),
+            "replica-supervisor".into(),
+            "ReplicaSupervisor",
+            args.restarts,
+        );
         args.ctx.replica_supervisor.set(myself.clone(), gauge.clone());
-        let mut state = ReplicaSupervisorState { children: BTreeMap::new(), by_id: HashMap::new(), ctx: args.ctx, gauge };
+        let mut state =
+            ReplicaSupervisorState { children: BTreeMap::new(), by_id: HashMap::new(), ctx: args.ctx, gauge };
         // After a restart of this supervisor the metadata is already there: serve it again.
         let metadata = state.ctx.metadata();
         state.reconcile(&myself, &metadata).await?;
         Ok(state)
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         state.gauge.received();
         match msg {
             ReplicaSupervisorMsg::Reconcile { metadata, reply } => {
@@ -92,7 +107,12 @@ impl Actor for ReplicaSupervisor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<Self::Msg>, evt: SupervisionEvent, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(tp) = state.by_id.remove(&cell.get_id()) {
@@ -118,9 +138,14 @@ impl Actor for ReplicaSupervisor {
 }
 
 impl ReplicaSupervisorState {
-    async fn reconcile(&mut self, myself: &ActorRef<ReplicaSupervisorMsg>, metadata: &ClusterMetadata) -> Result<(), ActorProcessingErr> {
+    async fn reconcile(
+        &mut self,
+        myself: &ActorRef<ReplicaSupervisorMsg>,
+        metadata: &ClusterMetadata,
+    ) -> Result<(), ActorProcessingErr> {
         let wanted = self.hosted(metadata);
-        let removed: Vec<TopicPartition> = self.children.keys().filter(|tp| !wanted.contains_key(*tp)).cloned().collect();
+        let removed: Vec<TopicPartition> =
+            self.children.keys().filter(|tp| !wanted.contains_key(*tp)).cloned().collect();
         for tp in removed {
             self.remove(&tp).await;
         }
@@ -159,7 +184,11 @@ impl ReplicaSupervisorState {
         out
     }
 
-    async fn start(&mut self, myself: &ActorRef<ReplicaSupervisorMsg>, tp: &TopicPartition) -> Result<(), ActorProcessingErr> {
+    async fn start(
+        &mut self,
+        myself: &ActorRef<ReplicaSupervisorMsg>,
+        tp: &TopicPartition,
+    ) -> Result<(), ActorProcessingErr> {
         let Some(child) = self.children.get_mut(tp) else { return Ok(()) };
         if child.actor.is_some() {
             return Ok(());
@@ -182,7 +211,11 @@ impl ReplicaSupervisorState {
         }
     }
 
-    fn on_failure(&mut self, myself: &ActorRef<ReplicaSupervisorMsg>, tp: TopicPartition) -> Result<(), ActorProcessingErr> {
+    fn on_failure(
+        &mut self,
+        myself: &ActorRef<ReplicaSupervisorMsg>,
+        tp: TopicPartition,
+    ) -> Result<(), ActorProcessingErr> {
         self.ctx.replicas.remove(&tp);
         let Some(child) = self.children.get_mut(&tp) else { return Ok(()) };
         child.actor = None;

@@ -64,7 +64,11 @@ impl Actor for WalFlusher {
     type State = WalFlusherState;
     type Arguments = WalFlusherArgs;
 
-    async fn pre_start(&self, myself: ActorRef<WalFlusherMsg>, args: WalFlusherArgs) -> Result<WalFlusherState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<WalFlusherMsg>,
+        args: WalFlusherArgs,
+    ) -> Result<WalFlusherState, ActorProcessingErr> {
         let gauge = args.ctx.directory.register(&myself.get_cell(), "wal-flusher".into(), "WalFlusher", args.restarts);
         args.ctx.flusher.set(myself.clone(), gauge.clone());
         let storage = &args.ctx.config.storage;
@@ -81,7 +85,12 @@ impl Actor for WalFlusher {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<WalFlusherMsg>, msg: WalFlusherMsg, state: &mut WalFlusherState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<WalFlusherMsg>,
+        msg: WalFlusherMsg,
+        state: &mut WalFlusherState,
+    ) -> Result<(), ActorProcessingErr> {
         state.gauge.received();
         match msg {
             WalFlusherMsg::Sync { handle, reply } => match state.policy {
@@ -103,7 +112,11 @@ impl Actor for WalFlusher {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<WalFlusherMsg>, state: &mut WalFlusherState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        myself: ActorRef<WalFlusherMsg>,
+        state: &mut WalFlusherState,
+    ) -> Result<(), ActorProcessingErr> {
         state.ctx.directory.unregister(&myself.get_cell());
         Ok(())
     }

@@ -108,7 +108,8 @@ fn find<'a>(node: &'a ActorNode, role: &str) -> Option<&'a ActorNode> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_replica_restarts_then_escalates() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (node, handle, ctx): (_, _, Arc<NodeContext>) = chronik_actors::start_node(config(dir.path())).await.expect("start");
+    let (node, handle, ctx): (_, _, Arc<NodeContext>) =
+        chronik_actors::start_node(config(dir.path())).await.expect("start");
     let create = MetadataCommand::CreateTopic {
         name: "orders".into(),
         id: uuid::Uuid::new_v4(),
@@ -129,7 +130,8 @@ async fn panicking_replica_restarts_then_escalates() {
     // restarts the replica.
     first.cast(ReplicaMsg::ArmFailPoint).expect("arm");
     crash(&first).await;
-    let second = eventually("restarted replica", || replica(&ctx).filter(|r| r.actor.get_id() != first.actor.get_id())).await;
+    let second =
+        eventually("restarted replica", || replica(&ctx).filter(|r| r.actor.get_id() != first.actor.get_id())).await;
     assert_eq!(read_all(&second).await, before, "data written before the crash is served after it");
     assert_eq!(append(&second, 30).await.expect("append after restart").base_offset, 20);
     let root = node.get_cell();
@@ -147,7 +149,9 @@ async fn panicking_replica_restarts_then_escalates() {
     }
     let tree = eventually("supervisor restarted", || {
         let tree = ctx.directory.tree(&root);
-        find(&tree, "ReplicaSupervisor").filter(|s| s.restarts == 1 && find(s, "ReplicaActor").is_some()).map(|_| tree.clone())
+        find(&tree, "ReplicaSupervisor")
+            .filter(|s| s.restarts == 1 && find(s, "ReplicaActor").is_some())
+            .map(|_| tree.clone())
     })
     .await;
     assert_eq!(find(&tree, "ReplicaSupervisor").map(|s| s.status.as_str()), Some("running"));

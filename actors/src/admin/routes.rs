@@ -65,12 +65,19 @@ fn outcome(status: StatusCode, success: bool, message: impl Into<String>) -> Wit
 }
 
 /// All admin routes.
-pub fn routes(ctx: Arc<NodeContext>, root: ActorCell) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(
+    ctx: Arc<NodeContext>,
+    root: ActorCell,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let with_ctx = warp::any().map(move || ctx.clone());
-    let health = warp::path!("admin" / "health").and(warp::get()).and(with_ctx.clone()).map(|ctx: Arc<NodeContext>| health(&ctx));
-    let actors = warp::path!("admin" / "actors").and(warp::get()).and(with_ctx.clone()).map(move |ctx: Arc<NodeContext>| {
-        json(&ctx.directory.tree(&root))
-    });
+    let health = warp::path!("admin" / "health")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .map(|ctx: Arc<NodeContext>| health(&ctx));
+    let actors = warp::path!("admin" / "actors")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .map(move |ctx: Arc<NodeContext>| json(&ctx.directory.tree(&root)));
     let partitions = warp::path!("admin" / "partitions").and(warp::get()).and(with_ctx.clone()).then(partitions);
     let fail_points = warp::path!("admin" / "fail-points")
         .and(warp::post())
@@ -84,7 +91,15 @@ pub fn routes(ctx: Arc<NodeContext>, root: ActorCell) -> impl Filter<Extract = (
 fn health(ctx: &NodeContext) -> Json {
     let id = ctx.config.node_id;
     // Standalone: this node is the whole cluster and its only leader.
-    json(&Health { node_id: id, is_leader: true, leader_id: id, term: 0, cluster_nodes: vec![id], learners: vec![], status: "healthy" })
+    json(&Health {
+        node_id: id,
+        is_leader: true,
+        leader_id: id,
+        term: 0,
+        cluster_nodes: vec![id],
+        learners: vec![],
+        status: "healthy",
+    })
 }
 
 async fn partitions(ctx: Arc<NodeContext>) -> Json {
@@ -123,7 +138,11 @@ fn fail_point(ctx: Arc<NodeContext>, req: FailPoint) -> WithStatus<Json> {
         return outcome(StatusCode::FORBIDDEN, false, "fail points are disabled ([debug] fail_points = false)");
     }
     if req.name != "replica_panic" {
-        return outcome(StatusCode::BAD_REQUEST, false, format!("unknown fail point {:?}; known: replica_panic", req.name));
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            false,
+            format!("unknown fail point {:?}; known: replica_panic", req.name),
+        );
     }
     let tp = TopicPartition::new(&req.topic, req.partition);
     let Some(replica) = ctx.replicas.get(&tp).map(|r| r.clone()) else {

@@ -17,14 +17,20 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreatePartitionsRequest) -> Res
     for topic in &req.topics {
         let name = topic.name.0.to_string();
         let outcome = if topic.assignments.is_some() {
-            Err((ResponseError::InvalidReplicaAssignment.code(), "manual replica assignment is not supported".to_string()))
+            Err((
+                ResponseError::InvalidReplicaAssignment.code(),
+                "manual replica assignment is not supported".to_string(),
+            ))
         } else {
             let command = MetadataCommand::CreatePartitions { name: name.clone(), count: topic.count };
             // validate_only: apply to a copy and throw it away.
             let result = if req.validate_only {
                 metadata.as_ref().clone().apply(&command)
             } else {
-                apply_metadata(ctx, vec![command]).await.pop().unwrap_or(Err(MetadataError::Unavailable("no answer".into())))
+                apply_metadata(ctx, vec![command])
+                    .await
+                    .pop()
+                    .unwrap_or(Err(MetadataError::Unavailable("no answer".into())))
             };
             result.map_err(|e| (metadata_error_code(&e), e.to_string()))
         };

@@ -22,7 +22,9 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest) -> Respons
         let name = topic.name.0.to_string();
         let result = CreatableTopicResult::default().with_name(topic_name(&name));
         match command_for(ctx, &metadata, topic) {
-            Err((code, message)) => results.push(result.with_error_code(code).with_error_message(Some(str_bytes(message)))),
+            Err((code, message)) => {
+                results.push(result.with_error_code(code).with_error_message(Some(str_bytes(message))))
+            }
             Ok(command) => {
                 slots.push(results.len());
                 results.push(result);
@@ -34,7 +36,8 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest) -> Respons
         for (slot, outcome) in slots.into_iter().zip(apply_metadata(ctx, commands).await) {
             if let Err(e) = outcome {
                 let r = std::mem::take(&mut results[slot]);
-                results[slot] = r.with_error_code(metadata_error_code(&e)).with_error_message(Some(str_bytes(e.to_string())));
+                results[slot] =
+                    r.with_error_code(metadata_error_code(&e)).with_error_message(Some(str_bytes(e.to_string())));
             }
         }
     }
@@ -42,7 +45,11 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest) -> Respons
 }
 
 /// The command for one requested topic, with the broker's defaults filled in.
-fn command_for(ctx: &NodeContext, metadata: &ClusterMetadata, topic: &CreatableTopic) -> Result<MetadataCommand, (i16, String)> {
+fn command_for(
+    ctx: &NodeContext,
+    metadata: &ClusterMetadata,
+    topic: &CreatableTopic,
+) -> Result<MetadataCommand, (i16, String)> {
     if !topic.assignments.is_empty() {
         let kind = ResponseError::InvalidReplicaAssignment;
         return Err((kind.code(), "manual replica assignment is not supported".into()));
@@ -61,11 +68,5 @@ fn command_for(ctx: &NodeContext, metadata: &ClusterMetadata, topic: &CreatableT
     metadata
         .check_create_topic(&name, partitions, replication_factor)
         .map_err(|e| (metadata_error_code(&e), e.to_string()))?;
-    Ok(MetadataCommand::CreateTopic {
-        name,
-        id: uuid::Uuid::new_v4(),
-        partitions,
-        replication_factor,
-        configs,
-    })
+    Ok(MetadataCommand::CreateTopic { name, id: uuid::Uuid::new_v4(), partitions, replication_factor, configs })
 }

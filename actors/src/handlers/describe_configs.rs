@@ -43,7 +43,9 @@ pub fn handle(ctx: &Arc<NodeContext>, req: DescribeConfigsRequest) -> ResponseKi
 
 fn describe(ctx: &NodeContext, res: &DescribeConfigsResource) -> DescribeConfigsResult {
     let name = res.resource_name.as_str();
-    let base = DescribeConfigsResult::default().with_resource_type(res.resource_type).with_resource_name(res.resource_name.clone());
+    let base = DescribeConfigsResult::default()
+        .with_resource_type(res.resource_type)
+        .with_resource_name(res.resource_name.clone());
     let fail = |kind: ResponseError, message: String| {
         base.clone().with_error_code(kind.code()).with_error_message(Some(str_bytes(message)))
     };
@@ -53,7 +55,9 @@ fn describe(ctx: &NodeContext, res: &DescribeConfigsResource) -> DescribeConfigs
             None => return fail(ResponseError::UnknownTopicOrPartition, format!("topic {name:?} does not exist")),
         },
         BROKER if name.is_empty() || name == ctx.config.node_id.to_string() => broker_entries(&ctx.config),
-        BROKER => return fail(ResponseError::InvalidRequest, format!("this is broker {}, not {name:?}", ctx.config.node_id)),
+        BROKER => {
+            return fail(ResponseError::InvalidRequest, format!("this is broker {}, not {name:?}", ctx.config.node_id));
+        }
         other => return fail(ResponseError::InvalidRequest, format!("resource type {other} is not supported")),
     };
     let wanted = |key: &str| res.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == key));

@@ -49,7 +49,17 @@ async fn read_all(ctx: &NodeContext, req: &FetchRequest) -> (Vec<FetchableTopicR
             // batch larger than the limits still makes progress.
             let min_one = total == 0;
             let data = PartitionData::default().with_partition_index(p.partition);
-            let data = match read_partition(ctx, name, p.partition, p.current_leader_epoch, p.fetch_offset, max, min_one).await {
+            let data = match read_partition(
+                ctx,
+                name,
+                p.partition,
+                p.current_leader_epoch,
+                p.fetch_offset,
+                max,
+                min_one,
+            )
+            .await
+            {
                 Ok(r) => {
                     total += r.records.len();
                     budget = budget.saturating_sub(r.records.len());
@@ -61,7 +71,10 @@ async fn read_all(ctx: &NodeContext, req: &FetchRequest) -> (Vec<FetchableTopicR
                 }
                 Err(e) => {
                     errors = true;
-                    data.with_error_code(e.code).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1)
+                    data.with_error_code(e.code)
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1)
+                        .with_log_start_offset(-1)
                 }
             };
             partitions.push(data);

@@ -14,7 +14,11 @@ use crate::metadata_actor::MetadataMsg;
 /// Handles one InitProducerId request (v0–v4).
 pub async fn handle(ctx: &Arc<NodeContext>, req: InitProducerIdRequest) -> ResponseKind {
     let response = InitProducerIdResponse::default();
-    let fail = |kind: ResponseError| ResponseKind::InitProducerId(response.clone().with_error_code(kind.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1));
+    let fail = |kind: ResponseError| {
+        ResponseKind::InitProducerId(
+            response.clone().with_error_code(kind.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
+        )
+    };
     if req.transactional_id.is_some() {
         warn!("InitProducerId with a transactional id: transactions are not supported");
         return fail(ResponseError::InvalidRequest);
@@ -26,7 +30,9 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: InitProducerIdRequest) -> Respo
             return fail(ResponseError::InvalidProducerIdMapping);
         }
         if epoch < i16::MAX - 1 {
-            return ResponseKind::InitProducerId(response.with_producer_id(ProducerId(id)).with_producer_epoch(epoch + 1));
+            return ResponseKind::InitProducerId(
+                response.with_producer_id(ProducerId(id)).with_producer_epoch(epoch + 1),
+            );
         }
     }
     let Some(actor) = ctx.metadata_actor.get() else { return fail(ResponseError::CoordinatorNotAvailable) };

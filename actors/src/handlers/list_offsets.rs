@@ -19,7 +19,9 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, _version: i
         for p in &topic.partitions {
             let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             let r = match lookup(ctx, name, p.partition_index, p.current_leader_epoch, p.timestamp).await {
-                Ok((offset, timestamp, epoch)) => r.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch),
+                Ok((offset, timestamp, epoch)) => {
+                    r.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch)
+                }
                 Err(e) => r.with_error_code(e.code).with_offset(-1).with_timestamp(-1),
             };
             partitions.push(r);
@@ -29,7 +31,13 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, _version: i
     ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics))
 }
 
-async fn lookup(ctx: &NodeContext, topic: &str, partition: i32, epoch: i32, timestamp: i64) -> Result<(i64, i64, i32), PartitionError> {
+async fn lookup(
+    ctx: &NodeContext,
+    topic: &str,
+    partition: i32,
+    epoch: i32,
+    timestamp: i64,
+) -> Result<(i64, i64, i32), PartitionError> {
     check_leader_epoch(ctx, topic, partition, epoch)?;
     let replica = replica_for(ctx, topic, partition)?;
     let leader_epoch = ctx.metadata().partition(topic, partition).map_or(-1, |p| p.leader_epoch);

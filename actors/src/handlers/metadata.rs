@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use chronik::cluster::{ClusterMetadata, TopicMeta, validate_topic_name};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, ResponseKind};
 
 use super::{auto_create_topics, str_bytes, topic_name};

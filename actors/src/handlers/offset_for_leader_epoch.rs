@@ -33,7 +33,13 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: OffsetForLeaderEpochRequest) ->
     ResponseKind::OffsetForLeaderEpoch(OffsetForLeaderEpochResponse::default().with_topics(topics))
 }
 
-async fn end_offset(ctx: &NodeContext, topic: &str, partition: i32, current: i32, wanted: i32) -> Result<(i32, i64), PartitionError> {
+async fn end_offset(
+    ctx: &NodeContext,
+    topic: &str,
+    partition: i32,
+    current: i32,
+    wanted: i32,
+) -> Result<(i32, i64), PartitionError> {
     check_leader_epoch(ctx, topic, partition, current)?;
     let replica = replica_for(ctx, topic, partition)?;
     let epoch = ctx.metadata().partition(topic, partition).map_or(0, |p| p.leader_epoch);

@@ -44,7 +44,10 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxF
             .into_iter()
             .map(|p| {
                 let pending = if bad_acks {
-                    Pending::Done(Err(PartitionError::new(ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")))
+                    Pending::Done(Err(PartitionError::new(
+                        ResponseError::InvalidRequiredAcks,
+                        "acks must be -1, 0 or 1",
+                    )))
                 } else {
                     start_append(ctx, &name, p.index, p.records.unwrap_or_default(), acks)
                 };
@@ -68,7 +71,8 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxF
             for (index, pending) in partitions {
                 results.push(partition_response(index, finish(pending, timeout).await, version));
             }
-            responses.push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(results));
+            responses
+                .push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(results));
         }
         Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
     }
@@ -84,13 +88,14 @@ fn start_append(ctx: &NodeContext, topic: &str, partition: i32, records: Bytes, 
         Ok(replica) => replica,
         Err(e) => return Pending::Done(Err(e)),
     };
-    let batches = match split_batches(&records).map_err(|e| e.to_string()).and_then(|b| validate_batches(&b).map(|()| b)) {
-        Ok(batches) => batches,
-        Err(e) => {
-            debug!(topic, partition, error = %e, "rejecting a corrupt produce");
-            return err(ResponseError::CorruptMessage, e);
-        }
-    };
+    let batches =
+        match split_batches(&records).map_err(|e| e.to_string()).and_then(|b| validate_batches(&b).map(|()| b)) {
+            Ok(batches) => batches,
+            Err(e) => {
+                debug!(topic, partition, error = %e, "rejecting a corrupt produce");
+                return err(ResponseError::CorruptMessage, e);
+            }
+        };
     if acks == 0 {
         let _ = replica.cast(ReplicaMsg::Append { batches, reply: None });
         return Pending::Done(Ok(AppendOutcome { base_offset: -1, log_start_offset: -1 }));
@@ -116,7 +121,11 @@ async fn finish(pending: Pending, timeout: Duration) -> Result<AppendOutcome, Pa
     }
 }
 
-fn partition_response(index: i32, result: Result<AppendOutcome, PartitionError>, version: i16) -> PartitionProduceResponse {
+fn partition_response(
+    index: i32,
+    result: Result<AppendOutcome, PartitionError>,
+    version: i16,
+) -> PartitionProduceResponse {
     let r = PartitionProduceResponse::default().with_index(index).with_log_append_time_ms(-1);
     match result {
         Ok(o) => r.with_base_offset(o.base_offset).with_log_start_offset(o.log_start_offset),

@@ -61,7 +61,10 @@ impl ReplicaState {
     /// Appends what the sequence rules allow. The inner error is the client's; the outer one
     /// is the disk's, fatal for this actor.
     #[allow(clippy::type_complexity)]
-    fn append_batches(&mut self, batches: Vec<Bytes>) -> Result<Result<(i64, AppendOutcome), PartitionError>, LogError> {
+    fn append_batches(
+        &mut self,
+        batches: Vec<Bytes>,
+    ) -> Result<Result<(i64, AppendOutcome), PartitionError>, LogError> {
         let mut base_offset = None;
         let now = now_ms();
         for batch in batches {
