@@ -238,11 +238,7 @@ pub struct CliOverrides {
 impl Config {
     /// Loads defaults, then `file` (if any), then `env` (variables starting with `CHRONIK_`,
     /// `__` between nested keys), then the CLI overrides, and validates the result.
-    pub fn load(
-        file: Option<&Path>,
-        env: HashMap<String, String>,
-        cli: &CliOverrides,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(file: Option<&Path>, env: HashMap<String, String>, cli: &CliOverrides) -> Result<Config, ConfigError> {
         let load_err = |e: config::ConfigError| ConfigError::Load(e.to_string());
         // Missing keys take the serde defaults, so the defaults need no source of their own.
         let mut builder = config::Config::builder();

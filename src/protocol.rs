@@ -27,6 +27,4 @@ mod sample_responses;
 
 pub use error::ProtocolError;
 pub use frame::{Parsed, ParsedRequest, encode_response, frame_len, parse_request};
-pub use versions::{
-    ADVERTISED_APIS, api_versions_response, api_versions_unsupported, supported_range,
-};
+pub use versions::{ADVERTISED_APIS, api_versions_response, api_versions_unsupported, supported_range};

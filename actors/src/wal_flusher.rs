@@ -46,7 +46,7 @@ pub struct WalFlusherState {
     policy: FsyncPolicy,
     /// Requests waiting for the next round.
     pending: Vec<(SyncHandle, RpcReplyPort<Result<(), String>>)>,
-    /// Files written since the last tick (interval policy).
+    /// Partition logs written since the last tick, each once (interval policy).
     dirty: Vec<SyncHandle>,
     /// A round is running on the blocking pool.
     round_running: bool,
@@ -99,7 +99,9 @@ impl Actor for WalFlusher {
                     state.start_round(&myself);
                 }
                 FsyncPolicy::Interval => {
-                    state.dirty.push(handle);
+                    if !state.dirty.iter().any(|d| d.same_log(&handle)) {
+                        state.dirty.push(handle);
+                    }
                     let _ = reply.send(Ok(()));
                 }
             },

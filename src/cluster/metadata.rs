@@ -160,7 +160,12 @@ impl ClusterMetadata {
     }
 
     /// Checks a CreateTopic without applying it (CreateTopics `validate_only`, and before proposing).
-    pub fn check_create_topic(&self, name: &str, partitions: i32, replication_factor: i16) -> Result<(), MetadataError> {
+    pub fn check_create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<(), MetadataError> {
         validate_topic_name(name)?;
         if self.topics.contains_key(name) {
             return Err(MetadataError::TopicExists(name.to_string()));
@@ -186,13 +191,7 @@ impl ClusterMetadata {
         self.check_create_topic(name, partitions, replication_factor)?;
         let nodes: Vec<NodeId> = self.nodes.keys().copied().collect();
         let partitions = (0..partitions).map(|p| new_partition(p, &nodes, replication_factor)).collect();
-        let topic = TopicMeta {
-            name: name.to_string(),
-            id,
-            replication_factor,
-            partitions,
-            configs: configs.clone(),
-        };
+        let topic = TopicMeta { name: name.to_string(), id, replication_factor, partitions, configs: configs.clone() };
         self.topics.insert(name.to_string(), topic);
         Ok(())
     }

@@ -35,7 +35,9 @@ impl Config {
             let result = value.map(|v| (v, parse_host_port(v)));
             match result {
                 Some((_, Ok((_, 0)))) if key.starts_with("bind.") => {}
-                Some((v, Ok((_, 0)))) => problems.push(format!("{key}: invalid address {v:?}: port 0 cannot be connected to")),
+                Some((v, Ok((_, 0)))) => {
+                    problems.push(format!("{key}: invalid address {v:?}: port 0 cannot be connected to"))
+                }
                 Some((v, Err(why))) => problems.push(format!("{key}: invalid address {v:?}: {why}")),
                 _ => {}
             }
@@ -95,7 +97,8 @@ impl Config {
             problems.push(format!("kafka.num_partitions: must be at least 1, got {}", k.num_partitions));
         }
         if k.max_request_bytes < 1024 || k.max_request_bytes > i32::MAX as usize {
-            problems.push(format!("kafka.max_request_bytes: must be between 1 KiB and 2 GiB, got {}", k.max_request_bytes));
+            problems
+                .push(format!("kafka.max_request_bytes: must be between 1 KiB and 2 GiB, got {}", k.max_request_bytes));
         }
         if k.request_read_timeout_ms == 0 {
             problems.push("kafka.request_read_timeout_ms: must be positive".into());
@@ -120,5 +123,7 @@ pub fn parse_host_port(addr: &str) -> Result<(String, u16), String> {
     if host.contains(char::is_whitespace) {
         return Err("the host contains whitespace".into());
     }
-    port.parse::<u16>().map(|p| (host.to_string(), p)).map_err(|_| format!("port {port:?} is not a number in 0..=65535"))
+    port.parse::<u16>()
+        .map(|p| (host.to_string(), p))
+        .map_err(|_| format!("port {port:?} is not a number in 0..=65535"))
 }

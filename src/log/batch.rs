@@ -61,9 +61,7 @@ pub enum BatchError {
         value: i32,
     },
     /// The record count disagrees with the offset range (Kafka refuses these from clients).
-    #[error(
-        "batch {index}: record count {record_count} does not match last offset delta {last_offset_delta} + 1"
-    )]
+    #[error("batch {index}: record count {record_count} does not match last offset delta {last_offset_delta} + 1")]
     CountMismatch {
         /// Position of the batch in the buffer.
         index: usize,

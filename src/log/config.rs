@@ -74,7 +74,13 @@ mod tests {
 
     #[test]
     fn every_problem_names_its_key() {
-        let c = LogConfig { segment_bytes: 0, segment_ms: 0, retention_bytes: -2, retention_ms: -5, index_interval_bytes: 0 };
+        let c = LogConfig {
+            segment_bytes: 0,
+            segment_ms: 0,
+            retention_bytes: -2,
+            retention_ms: -5,
+            index_interval_bytes: 0,
+        };
         let p = c.problems();
         assert_eq!(p.len(), 4, "{p:?}");
         for key in ["segment_bytes", "segment_ms", "retention_bytes", "retention_ms"] {

@@ -73,19 +73,17 @@ pub(crate) struct IndexFile<E> {
     path: PathBuf,
     /// Every entry, in file order; the source of all lookups.
     entries: Vec<E>,
-    /// Appends entries to the file; flushed on `flush`, roll and truncation.
-    writer: BufWriter<File>,
+    /// Appends entries to the file; flushed on `flush`, roll and truncation. `None` while
+    /// closed (sealed segments), reopened on the next write.
+    writer: Option<BufWriter<File>>,
 }
 
 /// Opens `path` for appending, emptying it first when `truncate`. Append mode (rather than
 /// `truncate(true)`, which std refuses to combine with it) keeps writes at the end of the file
 /// after `set_len`, so a truncated index never grows a hole.
 fn open_append(path: &Path, truncate: bool) -> Result<File, LogError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .ctx(|| format!("open index {}", path.display()))?;
+    let file =
+        OpenOptions::new().create(true).append(true).open(path).ctx(|| format!("open index {}", path.display()))?;
     if truncate {
         file.set_len(0).ctx(|| format!("empty index {}", path.display()))?;
     }
@@ -96,7 +94,7 @@ impl<E: IndexEntry> IndexFile<E> {
     /// An empty index, replacing whatever file was at `path`.
     pub fn create(path: PathBuf) -> Result<Self, LogError> {
         let file = open_append(&path, true)?;
-        Ok(Self { path, entries: Vec::new(), writer: BufWriter::new(file) })
+        Ok(Self { path, entries: Vec::new(), writer: Some(BufWriter::new(file)) })
     }
 
     /// Reads the index at `path`. `None` when the file is missing, holds more than `max_entries`
@@ -108,7 +106,7 @@ impl<E: IndexEntry> IndexFile<E> {
             Err(e) => return Err(e).ctx(|| format!("stat index {}", path.display())),
         };
         // Check the size before reading so a damaged file cannot demand a huge buffer.
-        if len % E::SIZE as u64 != 0 || len / E::SIZE as u64 > max_entries {
+        if !len.is_multiple_of(E::SIZE as u64) || len / E::SIZE as u64 > max_entries {
             return Ok(None);
         }
         let bytes = std::fs::read(&path).ctx(|| format!("read index {}", path.display()))?;
@@ -116,15 +114,24 @@ impl<E: IndexEntry> IndexFile<E> {
         if entries.len() as u64 * E::SIZE as u64 != len || !valid(&entries) {
             return Ok(None);
         }
-        let writer = BufWriter::new(open_append(&path, false)?);
-        Ok(Some(Self { path, entries, writer }))
+        Ok(Some(Self { path, entries, writer: None }))
+    }
+
+    /// The writer, reopening the file if it was closed.
+    fn writer(&mut self) -> Result<&mut BufWriter<File>, LogError> {
+        let writer = match self.writer.take() {
+            Some(w) => w,
+            None => BufWriter::new(open_append(&self.path, false)?),
+        };
+        Ok(self.writer.insert(writer))
     }
 
     /// Appends an entry to memory and (buffered) to the file.
     pub fn push(&mut self, entry: E) -> Result<(), LogError> {
         let mut buf = [0u8; 16];
         entry.encode(&mut buf[..E::SIZE]);
-        self.writer.write_all(&buf[..E::SIZE]).ctx(|| format!("append to index {}", self.path.display()))?;
+        let result = self.writer()?.write_all(&buf[..E::SIZE]);
+        result.ctx(|| format!("append to index {}", self.path.display()))?;
         self.entries.push(entry);
         Ok(())
     }
@@ -147,18 +154,34 @@ impl<E: IndexEntry> IndexFile<E> {
         self.flush()?;
         self.entries.truncate(keep);
         let len = (keep * E::SIZE) as u64;
-        self.writer.get_ref().set_len(len).ctx(|| format!("truncate index {}", self.path.display()))
+        let writer = self.writer()?;
+        let result = writer.get_ref().set_len(len);
+        result.ctx(|| format!("truncate index {}", self.path.display()))
     }
 
     /// Pushes buffered entries to the file.
     pub fn flush(&mut self) -> Result<(), LogError> {
-        self.writer.flush().ctx(|| format!("flush index {}", self.path.display()))
+        match &mut self.writer {
+            Some(w) => w.flush().ctx(|| format!("flush index {}", self.path.display())),
+            None => Ok(()),
+        }
     }
 
-    /// Flushes and fsyncs the file.
+    /// Flushes and fsyncs the file (if it was written since it was opened).
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.flush()?;
-        self.writer.get_ref().sync_data().ctx(|| format!("fsync index {}", self.path.display()))
+        match &self.writer {
+            Some(w) => w.get_ref().sync_data().ctx(|| format!("fsync index {}", self.path.display())),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes and closes the file; a later write reopens it. Sealed segments hold no index
+    /// file descriptors, so a partition with many segments costs one descriptor per segment.
+    pub fn close(&mut self) -> Result<(), LogError> {
+        self.flush()?;
+        self.writer = None;
+        Ok(())
     }
 
     /// The index file's path.
@@ -185,7 +208,8 @@ impl IndexFile<TimeEntry> {
 
 /// Offset index entries must grow strictly in both fields and point inside the segment file.
 pub(crate) fn offset_entries_valid(entries: &[OffsetEntry], file_len: u64) -> bool {
-    let ordered = entries.windows(2).all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
+    let ordered =
+        entries.windows(2).all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
     ordered && entries.last().is_none_or(|e| u64::from(e.position) < file_len)
 }
 

@@ -75,32 +75,21 @@ impl PartitionLog {
     /// their indexes (rebuilt if missing, damaged or pointing past the file) and check the
     /// batches after the last index entry.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        let problems = config.problems();
-        if !problems.is_empty() {
-            return Err(LogError::InvalidConfig { dir: dir.to_path_buf(), problems });
-        }
+        check_config(dir, &config)?;
         create_dir(dir)?;
-        let interval = config.index_interval_bytes;
-        let mut cuts = Vec::new();
-        let mut sealed = BTreeMap::new();
-        let active = match list_segments(dir)?.split_last() {
-            None => Segment::create(dir, 0, interval)?,
-            Some((&last, older)) => {
-                for &base in older {
-                    let (segment, cut) = Segment::open_sealed(dir, base, interval)?;
-                    cuts.extend(cut.map(|c| (base, c)));
-                    sealed.insert(base, segment);
-                }
-                let (segment, cut) = Segment::recover(dir, last, interval, now_ms)?;
-                cuts.extend(cut.map(|c| (last, c)));
-                segment
-            }
-        };
+        let (sealed, active, cuts) = open_segments(dir, config.index_interval_bytes, now_ms)?;
         check_continuity(&sealed, &active)?;
         let sync = SyncHandle::new(Arc::clone(active.log_file()));
         let log = PartitionLog { dir: dir.to_path_buf(), config, sealed, active, sync };
         let report = log.report(&cuts);
-        info!(dir = %dir.display(), segments = report.segments, log_start = report.log_start_offset, log_end = report.log_end_offset, truncated_bytes = report.truncated_bytes, "partition log opened");
+        info!(
+            dir = %dir.display(),
+            segments = report.segments,
+            log_start = report.log_start_offset,
+            log_end = report.log_end_offset,
+            truncated_bytes = report.truncated_bytes,
+            "partition log opened"
+        );
         Ok((log, report))
     }
 
@@ -125,7 +114,9 @@ impl PartitionLog {
     pub fn append(&mut self, batch: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
         let mut header = BatchHeader::parse(batch)?;
         if header.total_len() != batch.len() {
-            return Err(BatchError::LengthMismatch { index: 0, expected: header.total_len(), actual: batch.len() }.into());
+            return Err(
+                BatchError::LengthMismatch { index: 0, expected: header.total_len(), actual: batch.len() }.into()
+            );
         }
         header.base_offset = self.log_end_offset();
         header.partition_leader_epoch = leader_epoch;
@@ -162,7 +153,13 @@ impl PartitionLog {
         self.active.seal()?;
         let next = Segment::create(&self.dir, self.active.next_offset(), self.config.index_interval_bytes)?;
         let old = std::mem::replace(&mut self.active, next);
-        info!(dir = %self.dir.display(), sealed = old.base_offset(), size = old.size(), new = self.active.base_offset(), "rolled segment");
+        info!(
+            dir = %self.dir.display(),
+            sealed = old.base_offset(),
+            size = old.size(),
+            new = self.active.base_offset(),
+            "rolled segment"
+        );
         self.sealed.insert(old.base_offset(), old);
         self.sync.replace(Arc::clone(self.active.log_file()));
         Ok(())
@@ -201,10 +198,7 @@ impl PartitionLog {
     /// Replaces the settings (after a topic config change); `index_interval_bytes` applies to
     /// segments created from now on.
     pub fn set_config(&mut self, config: LogConfig) -> Result<(), LogError> {
-        let problems = config.problems();
-        if !problems.is_empty() {
-            return Err(LogError::InvalidConfig { dir: self.dir.clone(), problems });
-        }
+        check_config(&self.dir, &config)?;
         self.config = config;
         Ok(())
     }
@@ -233,6 +227,49 @@ impl PartitionLog {
     }
 }
 
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &self.log_start_offset())
+            .field("log_end_offset", &self.log_end_offset())
+            .field("segments", &self.segment_count())
+            .field("size_bytes", &self.size_bytes())
+            .finish()
+    }
+}
+
+/// Refuses unusable settings, naming every problem.
+fn check_config(dir: &Path, config: &LogConfig) -> Result<(), LogError> {
+    let problems = config.problems();
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(LogError::InvalidConfig { dir: dir.to_path_buf(), problems }),
+    }
+}
+
+/// Segments opened from disk (or a new empty one at offset 0): the sealed ones, the active
+/// one, and the tails cut from them, by base offset.
+type Opened = (BTreeMap<i64, Segment>, Segment, Vec<(i64, Truncation)>);
+
+/// Opens every segment in `dir`: the last one with full recovery, the others as sealed.
+fn open_segments(dir: &Path, interval: u32, now_ms: i64) -> Result<Opened, LogError> {
+    let mut cuts = Vec::new();
+    let mut sealed = BTreeMap::new();
+    let bases = list_segments(dir)?;
+    let Some((&last, older)) = bases.split_last() else {
+        return Ok((sealed, Segment::create(dir, 0, interval)?, cuts));
+    };
+    for &base in older {
+        let (segment, cut) = Segment::open_sealed(dir, base, interval)?;
+        cuts.extend(cut.map(|c| (base, c)));
+        sealed.insert(base, segment);
+    }
+    let (active, cut) = Segment::recover(dir, last, interval, now_ms)?;
+    cuts.extend(cut.map(|c| (last, c)));
+    Ok((sealed, active, cuts))
+}
+
 /// Creates the partition directory if missing, making its name durable.
 fn create_dir(dir: &Path) -> Result<(), LogError> {
     if dir.is_dir() {
@@ -251,10 +288,16 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).ctx(context)? {
         let name = entry.ctx(context)?.file_name();
-        let base = name.to_str().and_then(|n| n.strip_suffix(".log")).filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()));
+        let base = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".log"))
+            .filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()));
         match base.map(str::parse::<i64>) {
             Some(Ok(base)) => bases.push(base),
-            Some(Err(_)) => warn!(dir = %dir.display(), file = ?name, "ignoring segment file with an out-of-range base offset"),
+            Some(Err(_)) => {
+                let file = name.to_string_lossy();
+                warn!(dir = %dir.display(), %file, "ignoring segment file: base offset too large");
+            }
             None => {}
         }
     }
@@ -269,11 +312,20 @@ fn check_continuity(sealed: &BTreeMap<i64, Segment>, active: &Segment) -> Result
     for pair in segments.windows(2) {
         let (prev, next) = (pair[0], pair[1]);
         if prev.next_offset() > next.base_offset() {
-            let reason = format!("starts at offset {} but the previous segment ends at {}", next.base_offset(), prev.next_offset() - 1);
+            let reason = format!(
+                "starts at offset {} but the previous segment ends at {}",
+                next.base_offset(),
+                prev.next_offset() - 1
+            );
             return Err(LogError::Corrupt { segment: next.log_path().to_path_buf(), position: 0, reason });
         }
         if prev.next_offset() < next.base_offset() {
-            warn!(segment = %next.log_path().display(), expected = prev.next_offset(), base = next.base_offset(), "offset gap between segments");
+            warn!(
+                segment = %next.log_path().display(),
+                expected = prev.next_offset(),
+                base = next.base_offset(),
+                "offset gap between segments"
+            );
         }
     }
     Ok(())

@@ -9,8 +9,11 @@ use std::path::Path;
 use super::batch::{BATCH_HEADER_LEN, BatchError, BatchHeader, header_crc};
 use super::error::{IoContext, LogError};
 
-/// Default window: large enough to hold many small batches, small enough to allocate per call.
+/// Largest window: holds many small batches, small enough to allocate per call.
 pub(crate) const WINDOW_BYTES: usize = 64 * 1024;
+/// The first read of a reader: a point lookup (index entry, a few headers, done) stays cheap;
+/// each refill doubles the read up to the capacity, so long walks still use big reads.
+const FIRST_READ_BYTES: usize = 4 * 1024;
 
 /// What sits at a position of a segment.
 #[derive(Debug)]
@@ -31,6 +34,8 @@ pub(crate) struct WindowReader<'a> {
     path: &'a Path,
     /// Most bytes one read may fetch.
     capacity: usize,
+    /// Bytes the next refill reads (before clamping to the file's end).
+    next_read: usize,
     /// Bytes of the current window.
     buf: Vec<u8>,
     /// File position of `buf[0]`.
@@ -41,7 +46,7 @@ impl<'a> WindowReader<'a> {
     /// A reader with an empty window of at most `capacity` bytes (at least a batch header).
     pub fn new(file: &'a File, path: &'a Path, capacity: usize) -> Self {
         let capacity = capacity.max(BATCH_HEADER_LEN);
-        Self { file, path, capacity, buf: Vec::new(), start: 0 }
+        Self { file, path, capacity, next_read: FIRST_READ_BYTES.min(capacity), buf: Vec::new(), start: 0 }
     }
 
     /// Bytes `[pos, pos + len)` of the file; `len` must not exceed the capacity and
@@ -50,8 +55,9 @@ impl<'a> WindowReader<'a> {
         let buffered = pos >= self.start && pos + len as u64 <= self.start + self.buf.len() as u64;
         if !buffered {
             // Reading ahead up to `end` serves the following headers from memory.
-            let want = (end.saturating_sub(pos)).min(self.capacity as u64) as usize;
+            let want = (end.saturating_sub(pos)).min(self.next_read as u64) as usize;
             let want = want.max(len);
+            self.next_read = (self.next_read * 2).min(self.capacity);
             self.buf.resize(want, 0);
             self.file
                 .read_exact_at(&mut self.buf, pos)

@@ -57,8 +57,7 @@ impl Segment {
         let log_path = dir.join(file_name(base_offset, "log"));
         let log = open_log(&log_path)?;
         log.set_len(0).ctx(|| format!("empty segment {}", log_path.display()))?;
-        let offset_index = IndexFile::create(dir.join(file_name(base_offset, "index")))?;
-        let time_index = IndexFile::create(dir.join(file_name(base_offset, "timeindex")))?;
+        let (offset_index, time_index) = create_indexes(dir, base_offset)?;
         // The new name must survive a crash before the flusher's first fsync of the file.
         sync_dir(dir)?;
         Ok(Segment::assemble(base_offset, log_path, log, offset_index, time_index, index_interval_bytes))
@@ -197,7 +196,14 @@ impl Segment {
     /// flusher no longer syncs.
     pub fn seal(&mut self) -> Result<(), LogError> {
         self.add_time_entry()?;
-        self.sync()
+        self.sync()?;
+        self.close_indexes()
+    }
+
+    /// Flushes and closes both index files; they reopen on the next write.
+    pub fn close_indexes(&mut self) -> Result<(), LogError> {
+        self.offset_index.close()?;
+        self.time_index.close()
     }
 
     /// Fsyncs the log file and flushes and fsyncs both indexes.
@@ -215,7 +221,8 @@ impl Segment {
 
     /// Deletes the segment's three files (missing index files are fine).
     pub fn remove_files(self) -> Result<(), LogError> {
-        let paths = [self.log_path.clone(), self.offset_index.path().to_path_buf(), self.time_index.path().to_path_buf()];
+        let paths =
+            [self.log_path.clone(), self.offset_index.path().to_path_buf(), self.time_index.path().to_path_buf()];
         drop(self);
         for path in paths {
             match std::fs::remove_file(&path) {
@@ -235,6 +242,16 @@ impl Segment {
         let since = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
+}
+
+/// A segment's offset and time index files.
+type Indexes = (IndexFile<OffsetEntry>, IndexFile<TimeEntry>);
+
+/// Empty index files for the segment at `base_offset`, replacing any old ones.
+fn create_indexes(dir: &Path, base_offset: i64) -> Result<Indexes, LogError> {
+    let offsets = IndexFile::create(dir.join(file_name(base_offset, "index")))?;
+    let times = IndexFile::create(dir.join(file_name(base_offset, "timeindex")))?;
+    Ok((offsets, times))
 }
 
 /// Opens (creating if needed) a segment's log file for appending and positional reads.

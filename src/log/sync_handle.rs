@@ -31,4 +31,9 @@ impl SyncHandle {
         let file = Arc::clone(&self.active.lock().unwrap_or_else(|p| p.into_inner()));
         file.sync_data()
     }
+
+    /// Whether both handles follow the same partition log (they were cloned from one another).
+    pub fn same_log(&self, other: &SyncHandle) -> bool {
+        Arc::ptr_eq(&self.active, &other.active)
+    }
 }

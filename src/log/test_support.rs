@@ -2,9 +2,7 @@
 //! `kafka-protocol` encoder, and a throwaway log directory.
 
 use bytes::Bytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 /// Encodes one uncompressed batch with one record per value, all stamped `timestamp`.
 pub fn batch(values: &[&str], timestamp: i64) -> Vec<u8> {
@@ -24,7 +22,9 @@ pub fn idempotent_batch(values: &[&str], producer_id: i64, base_sequence: i32) -
 }
 
 fn encode(values: &[&str], timestamps: &[i64], producer_id: i64, base_sequence: i32) -> Vec<u8> {
-    // Consecutive offsets and sequences keep the encoder from splitting records into batches.
+    // The encoder groups records into one batch only while `offset - sequence` stays the same,
+    // so records always get consecutive sequences; the header is patched back to "no
+    // sequence" below for non-idempotent batches.
     let records: Vec<Record> = values
         .iter()
         .zip(timestamps)
@@ -38,7 +38,7 @@ fn encode(values: &[&str], timestamps: &[i64], producer_id: i64, base_sequence: 
             producer_epoch: if producer_id >= 0 { 0 } else { -1 },
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: if base_sequence >= 0 { base_sequence + i as i32 } else { -1 },
+            sequence: base_sequence.max(0) + i as i32,
             timestamp: *ts,
             key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
@@ -48,12 +48,15 @@ fn encode(values: &[&str], timestamps: &[i64], producer_id: i64, base_sequence: 
     let mut buf = Vec::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode test batch");
+    if base_sequence < 0 {
+        buf[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        fix_crc(&mut buf);
+    }
     buf
 }
 
-/// A batch of `count` records with `value_len`-byte values, for size-driven tests.
-pub fn sized_batch(count: usize, value_len: usize, timestamp: i64) -> Vec<u8> {
-    let value = "x".repeat(value_len);
-    let values: Vec<&str> = (0..count).map(|_| value.as_str()).collect();
-    batch(&values, timestamp)
+/// Recomputes the CRC-32C of a batch after its covered bytes were edited.
+pub fn fix_crc(batch: &mut [u8]) {
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }

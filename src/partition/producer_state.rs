@@ -79,9 +79,7 @@ impl ProducerEntry {
 
     /// The retained batch with exactly this sequence span, if any.
     fn find(&self, first_seq: i32, last_seq: i32) -> Option<&RetainedBatch> {
-        self.batches
-            .iter()
-            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        self.batches.iter().find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
     }
 }
 
@@ -112,10 +110,7 @@ impl ProducerStateTable {
             return first_of_epoch(b);
         };
         if b.producer_epoch < entry.epoch {
-            return SequenceCheck::StaleEpoch {
-                current: entry.epoch,
-                got: b.producer_epoch,
-            };
+            return SequenceCheck::StaleEpoch { current: entry.epoch, got: b.producer_epoch };
         }
         if b.producer_epoch > entry.epoch {
             return first_of_epoch(b);
@@ -125,13 +120,8 @@ impl ProducerStateTable {
             return SequenceCheck::Append;
         }
         match entry.find(b.base_sequence, b.last_sequence) {
-            Some(dup) => SequenceCheck::Duplicate {
-                base_offset: dup.base_offset,
-            },
-            None => SequenceCheck::OutOfOrder {
-                expected,
-                got: b.base_sequence,
-            },
+            Some(dup) => SequenceCheck::Duplicate { base_offset: dup.base_offset },
+            None => SequenceCheck::OutOfOrder { expected, got: b.base_sequence },
         }
     }
 
@@ -143,13 +133,10 @@ impl ProducerStateTable {
         if b.producer_id < 0 {
             return;
         }
-        let entry = self
-            .producers
-            .entry(b.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: b.producer_epoch,
-                batches: VecDeque::with_capacity(RETAINED_BATCHES),
-            });
+        let entry = self.producers.entry(b.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: b.producer_epoch,
+            batches: VecDeque::with_capacity(RETAINED_BATCHES),
+        });
         if b.producer_epoch < entry.epoch {
             return;
         }
@@ -160,11 +147,7 @@ impl ProducerStateTable {
         if entry.batches.len() == RETAINED_BATCHES {
             entry.batches.pop_front();
         }
-        entry.batches.push_back(RetainedBatch {
-            first_seq: b.base_sequence,
-            last_seq: b.last_sequence,
-            base_offset,
-        });
+        entry.batches.push_back(RetainedBatch { first_seq: b.base_sequence, last_seq: b.last_sequence, base_offset });
     }
 
     /// How many producers the table tracks.
@@ -184,10 +167,7 @@ fn first_of_epoch(b: &BatchIdentity) -> SequenceCheck {
     if b.base_sequence == 0 {
         SequenceCheck::Append
     } else {
-        SequenceCheck::OutOfOrder {
-            expected: 0,
-            got: b.base_sequence,
-        }
+        SequenceCheck::OutOfOrder { expected: 0, got: b.base_sequence }
     }
 }
 

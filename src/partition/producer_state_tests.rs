@@ -40,13 +40,8 @@ fn table_with(sizes: &[i32]) -> ProducerStateTable {
 #[test]
 fn non_idempotent_batches_always_append_and_are_not_tracked() {
     let mut table = ProducerStateTable::new();
-    let b = BatchIdentity {
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-        last_sequence: -1,
-        record_count: 3,
-    };
+    let b =
+        BatchIdentity { producer_id: -1, producer_epoch: -1, base_sequence: -1, last_sequence: -1, record_count: 3 };
     for offset in 0..3 {
         assert_eq!(table.check(&b), SequenceCheck::Append);
         table.record(&b, offset);
@@ -59,13 +54,7 @@ fn non_idempotent_batches_always_append_and_are_not_tracked() {
 fn unknown_producer_must_start_at_zero() {
     let table = ProducerStateTable::new();
     assert_eq!(table.check(&batch(0, 0, 5)), SequenceCheck::Append);
-    assert_eq!(
-        table.check(&batch(0, 5, 5)),
-        SequenceCheck::OutOfOrder {
-            expected: 0,
-            got: 5
-        }
-    );
+    assert_eq!(table.check(&batch(0, 5, 5)), SequenceCheck::OutOfOrder { expected: 0, got: 5 });
 }
 
 #[test]
@@ -78,77 +67,38 @@ fn next_in_order_appends() {
 #[test]
 fn gap_is_out_of_order() {
     let table = table_with(&[5]);
-    assert_eq!(
-        table.check(&batch(0, 7, 1)),
-        SequenceCheck::OutOfOrder {
-            expected: 5,
-            got: 7
-        }
-    );
+    assert_eq!(table.check(&batch(0, 7, 1)), SequenceCheck::OutOfOrder { expected: 5, got: 7 });
 }
 
 #[test]
 fn retried_batch_is_a_duplicate_with_its_original_offset() {
     let table = table_with(&[5, 3, 2]);
-    assert_eq!(
-        table.check(&batch(0, 8, 2)),
-        SequenceCheck::Duplicate { base_offset: 108 }
-    );
-    assert_eq!(
-        table.check(&batch(0, 0, 5)),
-        SequenceCheck::Duplicate { base_offset: 100 }
-    );
-    assert_eq!(
-        table.check(&batch(0, 5, 3)),
-        SequenceCheck::Duplicate { base_offset: 105 }
-    );
+    assert_eq!(table.check(&batch(0, 8, 2)), SequenceCheck::Duplicate { base_offset: 108 });
+    assert_eq!(table.check(&batch(0, 0, 5)), SequenceCheck::Duplicate { base_offset: 100 });
+    assert_eq!(table.check(&batch(0, 5, 3)), SequenceCheck::Duplicate { base_offset: 105 });
 }
 
 #[test]
 fn partial_overlap_with_a_known_batch_is_out_of_order() {
     let table = table_with(&[5, 3]);
-    assert_eq!(
-        table.check(&batch(0, 5, 2)),
-        SequenceCheck::OutOfOrder {
-            expected: 8,
-            got: 5
-        }
-    );
-    assert_eq!(
-        table.check(&batch(0, 3, 5)),
-        SequenceCheck::OutOfOrder {
-            expected: 8,
-            got: 3
-        }
-    );
+    assert_eq!(table.check(&batch(0, 5, 2)), SequenceCheck::OutOfOrder { expected: 8, got: 5 });
+    assert_eq!(table.check(&batch(0, 3, 5)), SequenceCheck::OutOfOrder { expected: 8, got: 3 });
 }
 
 #[test]
 fn lower_epoch_is_stale() {
     let mut table = ProducerStateTable::new();
     table.record(&batch(3, 0, 1), 0);
-    assert_eq!(
-        table.check(&batch(2, 1, 1)),
-        SequenceCheck::StaleEpoch { current: 3, got: 2 }
-    );
+    assert_eq!(table.check(&batch(2, 1, 1)), SequenceCheck::StaleEpoch { current: 3, got: 2 });
     // Even a batch that would otherwise be a duplicate.
-    assert_eq!(
-        table.check(&batch(2, 0, 1)),
-        SequenceCheck::StaleEpoch { current: 3, got: 2 }
-    );
+    assert_eq!(table.check(&batch(2, 0, 1)), SequenceCheck::StaleEpoch { current: 3, got: 2 });
 }
 
 #[test]
 fn higher_epoch_must_restart_at_zero() {
     let table = table_with(&[5]);
     assert_eq!(table.check(&batch(1, 0, 2)), SequenceCheck::Append);
-    assert_eq!(
-        table.check(&batch(1, 5, 2)),
-        SequenceCheck::OutOfOrder {
-            expected: 0,
-            got: 5
-        }
-    );
+    assert_eq!(table.check(&batch(1, 5, 2)), SequenceCheck::OutOfOrder { expected: 0, got: 5 });
 }
 
 #[test]
@@ -156,22 +106,10 @@ fn recording_a_higher_epoch_forgets_the_old_batches() {
     let mut table = table_with(&[5, 5]);
     table.record(&batch(1, 0, 3), 200);
     assert_eq!(table.check(&batch(1, 3, 1)), SequenceCheck::Append);
-    assert_eq!(
-        table.check(&batch(1, 0, 3)),
-        SequenceCheck::Duplicate { base_offset: 200 }
-    );
+    assert_eq!(table.check(&batch(1, 0, 3)), SequenceCheck::Duplicate { base_offset: 200 });
     // Epoch 0's (0..=4) at offset 100 is gone, not a duplicate any more.
-    assert_eq!(
-        table.check(&batch(1, 0, 5)),
-        SequenceCheck::OutOfOrder {
-            expected: 3,
-            got: 0
-        }
-    );
-    assert_eq!(
-        table.check(&batch(0, 5, 5)),
-        SequenceCheck::StaleEpoch { current: 1, got: 0 }
-    );
+    assert_eq!(table.check(&batch(1, 0, 5)), SequenceCheck::OutOfOrder { expected: 3, got: 0 });
+    assert_eq!(table.check(&batch(0, 5, 5)), SequenceCheck::StaleEpoch { current: 1, got: 0 });
 }
 
 #[test]
@@ -191,10 +129,7 @@ fn sequence_wraps_from_max_to_zero() {
     assert_eq!(table.check(&batch(0, 0, 3)), SequenceCheck::Append);
     table.record(&batch(0, 0, 3), 55);
     assert_eq!(table.check(&batch(0, 3, 1)), SequenceCheck::Append);
-    assert_eq!(
-        table.check(&batch(0, i32::MAX - 4, 5)),
-        SequenceCheck::Duplicate { base_offset: 50 }
-    );
+    assert_eq!(table.check(&batch(0, i32::MAX - 4, 5)), SequenceCheck::Duplicate { base_offset: 50 });
 }
 
 #[test]
@@ -204,52 +139,29 @@ fn batch_spanning_the_wrap_is_followed_by_its_last_plus_one() {
     assert_eq!(spanning.last_sequence, 1);
     table.record(&spanning, 10);
     assert_eq!(table.check(&batch(0, 2, 1)), SequenceCheck::Append);
-    assert_eq!(
-        table.check(&spanning),
-        SequenceCheck::Duplicate { base_offset: 10 }
-    );
+    assert_eq!(table.check(&spanning), SequenceCheck::Duplicate { base_offset: 10 });
 }
 
 #[test]
 fn only_the_last_five_batches_are_duplicates() {
     let table = table_with(&[1, 1, 1, 1, 1, 1]);
     // Sequence 0 was the 6th-most-recent batch: out of the window.
-    assert_eq!(
-        table.check(&batch(0, 0, 1)),
-        SequenceCheck::OutOfOrder {
-            expected: 6,
-            got: 0
-        }
-    );
+    assert_eq!(table.check(&batch(0, 0, 1)), SequenceCheck::OutOfOrder { expected: 6, got: 0 });
     for seq in 1..6 {
         let offset = 100 + i64::from(seq);
-        assert_eq!(
-            table.check(&batch(0, seq, 1)),
-            SequenceCheck::Duplicate {
-                base_offset: offset
-            }
-        );
+        assert_eq!(table.check(&batch(0, seq, 1)), SequenceCheck::Duplicate { base_offset: offset });
     }
 }
 
 #[test]
 fn producers_are_independent() {
     let mut table = table_with(&[5]);
-    let other = BatchIdentity {
-        producer_id: 7,
-        ..batch(4, 0, 2)
-    };
+    let other = BatchIdentity { producer_id: 7, ..batch(4, 0, 2) };
     assert_eq!(table.check(&other), SequenceCheck::Append);
     table.record(&other, 105);
     assert_eq!(table.len(), 2);
     assert_eq!(table.check(&batch(0, 5, 1)), SequenceCheck::Append);
-    assert_eq!(
-        table.check(&BatchIdentity {
-            producer_id: 7,
-            ..batch(4, 2, 1)
-        }),
-        SequenceCheck::Append
-    );
+    assert_eq!(table.check(&BatchIdentity { producer_id: 7, ..batch(4, 2, 1) }), SequenceCheck::Append);
 }
 
 #[test]
@@ -257,21 +169,9 @@ fn replaying_the_log_rebuilds_the_same_table() {
     // (batch, base offset) in log order, as recovery would read them.
     let log = [
         (batch(0, 0, 5), 0),
-        (
-            BatchIdentity {
-                producer_id: -1,
-                ..batch(-1, -1, 2)
-            },
-            5,
-        ),
+        (BatchIdentity { producer_id: -1, ..batch(-1, -1, 2) }, 5),
         (batch(0, 5, 5), 7),
-        (
-            BatchIdentity {
-                producer_id: 9,
-                ..batch(0, 0, 1)
-            },
-            12,
-        ),
+        (BatchIdentity { producer_id: 9, ..batch(0, 0, 1) }, 12),
         (batch(1, 0, 2), 13),
         (batch(1, 2, 2), 15),
     ];
@@ -286,13 +186,7 @@ fn replaying_the_log_rebuilds_the_same_table() {
     }
     assert_eq!(rebuilt, live);
     assert_eq!(rebuilt.len(), 2);
-    assert_eq!(
-        rebuilt.check(&batch(1, 2, 2)),
-        SequenceCheck::Duplicate { base_offset: 15 }
-    );
+    assert_eq!(rebuilt.check(&batch(1, 2, 2)), SequenceCheck::Duplicate { base_offset: 15 });
     assert_eq!(rebuilt.check(&batch(1, 4, 1)), SequenceCheck::Append);
-    assert_eq!(
-        rebuilt.check(&batch(0, 10, 1)),
-        SequenceCheck::StaleEpoch { current: 1, got: 0 }
-    );
+    assert_eq!(rebuilt.check(&batch(0, 10, 1)), SequenceCheck::StaleEpoch { current: 1, got: 0 });
 }

@@ -18,18 +18,14 @@ pub enum ProtocolError {
     },
 
     /// The frame is too short to hold the api key, api version and correlation id.
-    #[error(
-        "request frame of {len} bytes is shorter than the 8 bytes of key, version and correlation id"
-    )]
+    #[error("request frame of {len} bytes is shorter than the 8 bytes of key, version and correlation id")]
     Truncated {
         /// How many bytes the frame had.
         len: usize,
     },
 
     /// The api key is unknown to Kafka or not one this broker advertises.
-    #[error(
-        "api key {key} (version {version}, correlation id {correlation_id}) is not supported by this broker"
-    )]
+    #[error("api key {key} (version {version}, correlation id {correlation_id}) is not supported by this broker")]
     UnsupportedApi {
         /// The raw api key from the request.
         key: i16,

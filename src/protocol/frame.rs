@@ -21,10 +21,7 @@ pub fn frame_len(prefix: [u8; 4], max_request_bytes: usize) -> Result<usize, Pro
     let claimed = i32::from_be_bytes(prefix);
     match usize::try_from(claimed) {
         Ok(len) if len > 0 && len <= max_request_bytes => Ok(len),
-        _ => Err(ProtocolError::FrameSize {
-            claimed,
-            max: max_request_bytes,
-        }),
+        _ => Err(ProtocolError::FrameSize { claimed, max: max_request_bytes }),
     }
 }
 
@@ -83,25 +80,12 @@ fn peek_prefix(frame: &[u8]) -> Result<RequestPrefix, ProtocolError> {
 
 /// The answer to a served api at a version we do not advertise: the too-new marker for
 /// ApiVersions above our max (Kafka answers those), an error for everything else.
-fn out_of_range(
-    api: ApiKey,
-    prefix: &RequestPrefix,
-    range: VersionRange,
-) -> Result<Parsed, ProtocolError> {
+fn out_of_range(api: ApiKey, prefix: &RequestPrefix, range: VersionRange) -> Result<Parsed, ProtocolError> {
     let (version, correlation_id) = (prefix.version, prefix.correlation_id);
     if api == ApiKey::ApiVersions && version > range.max {
-        return Ok(Parsed::ApiVersionsTooNew {
-            correlation_id,
-            api_version: version,
-        });
+        return Ok(Parsed::ApiVersionsTooNew { correlation_id, api_version: version });
     }
-    Err(ProtocolError::UnsupportedVersion {
-        api,
-        version,
-        min: range.min,
-        max: range.max,
-        correlation_id,
-    })
+    Err(ProtocolError::UnsupportedVersion { api, version, min: range.min, max: range.max, correlation_id })
 }
 
 /// Parses one request frame: the bytes after the size prefix.
@@ -129,8 +113,8 @@ pub fn parse_request(mut frame: Bytes) -> Result<Parsed, ProtocolError> {
         // NotEnoughBytesError's message ends in a newline; keep log lines whole.
         reason: format!("{part}: {e:#}").trim_end().to_owned(),
     };
-    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
-        .map_err(|e| malformed("header", &e))?;
+    let header =
+        RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| malformed("header", &e))?;
     let body = RequestKind::decode(api, &mut frame, version).map_err(|e| malformed("body", &e))?;
     Ok(Parsed::Request(Box::new(ParsedRequest {
         api_key: api,
@@ -185,28 +169,19 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<Bytes, ProtocolError> {
-    let encode_err = |reason: String| ProtocolError::Encode {
-        api: api_key,
-        version: api_version,
-        reason,
-    };
+    let encode_err = |reason: String| ProtocolError::Encode { api: api_key, version: api_version, reason };
     let header_version = api_key.response_header_version(api_version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let header_len = header
-        .compute_size(header_version)
-        .map_err(|e| encode_err(format!("header v{header_version}: {e:#}")))?;
+    let header_len =
+        header.compute_size(header_version).map_err(|e| encode_err(format!("header v{header_version}: {e:#}")))?;
     let body_len = body_len(api_key, body, api_version).map_err(encode_err)?;
     let mut buf = BytesMut::with_capacity(4 + header_len + body_len);
     // Placeholder: the real size is patched in below from what was actually written.
     buf.put_i32(0);
-    header
-        .encode(&mut buf, header_version)
-        .map_err(|e| encode_err(format!("header v{header_version}: {e:#}")))?;
-    body.encode(&mut buf, api_version)
-        .map_err(|e| encode_err(format!("{e:#}")))?;
+    header.encode(&mut buf, header_version).map_err(|e| encode_err(format!("header v{header_version}: {e:#}")))?;
+    body.encode(&mut buf, api_version).map_err(|e| encode_err(format!("{e:#}")))?;
     let written = buf.len() - 4;
-    let len = i32::try_from(written)
-        .map_err(|_| encode_err(format!("{written} bytes exceed the i32 size prefix")))?;
+    let len = i32::try_from(written).map_err(|_| encode_err(format!("{written} bytes exceed the i32 size prefix")))?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
 }

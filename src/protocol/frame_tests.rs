@@ -31,10 +31,7 @@ fn frame_len_rejects_non_positive_and_oversized() {
         assert_eq!(err, ProtocolError::FrameSize { claimed, max: MAX });
     }
     let over = i32::try_from(MAX + 1).expect("fits");
-    assert!(matches!(
-        frame_len(over.to_be_bytes(), MAX),
-        Err(ProtocolError::FrameSize { .. })
-    ));
+    assert!(matches!(frame_len(over.to_be_bytes(), MAX), Err(ProtocolError::FrameSize { .. })));
     assert_eq!(frame_len(1i32.to_be_bytes(), MAX), Ok(1));
     let max = i32::try_from(MAX).expect("fits");
     assert_eq!(frame_len(max.to_be_bytes(), MAX), Ok(MAX));
@@ -44,10 +41,7 @@ fn frame_len_rejects_non_positive_and_oversized() {
 fn fewer_than_eight_bytes_is_truncated() {
     let frame = raw_frame(3, 12, 1, &[]);
     for len in 0..8 {
-        assert_eq!(
-            parse_request(frame.slice(..len)),
-            Err(ProtocolError::Truncated { len })
-        );
+        assert_eq!(parse_request(frame.slice(..len)), Err(ProtocolError::Truncated { len }));
     }
 }
 
@@ -58,15 +52,7 @@ fn header_cut_mid_client_id_is_malformed() {
     // 8 fixed bytes, 2 bytes of string length, then 3 of the 11 client id bytes.
     let err = parse_request(frame.slice(..13)).unwrap_err();
     assert!(
-        matches!(
-            err,
-            ProtocolError::Malformed {
-                api: ApiKey::Metadata,
-                version: 4,
-                correlation_id: 9,
-                ..
-            }
-        ),
+        matches!(err, ProtocolError::Malformed { api: ApiKey::Metadata, version: 4, correlation_id: 9, .. }),
         "{err:?}"
     );
     assert!(err.to_string().contains("header"), "{err}");
@@ -77,53 +63,26 @@ fn body_cut_is_malformed() {
     let body = sample_request(ApiKey::Produce, 9);
     let frame = client_frame(ApiKey::Produce, 9, 5, Some("p"), &body);
     let err = parse_request(frame.slice(..frame.len() - 10)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProtocolError::Malformed {
-                api: ApiKey::Produce,
-                version: 9,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProtocolError::Malformed { api: ApiKey::Produce, version: 9, .. }), "{err:?}");
     let message = err.to_string();
-    assert!(
-        message.contains("body") && message.contains("correlation id 5"),
-        "{message}"
-    );
+    assert!(message.contains("body") && message.contains("correlation id 5"), "{message}");
     assert!(!message.ends_with('\n'), "{message:?}");
 }
 
 #[test]
 fn unknown_and_unserved_api_keys_are_unsupported() {
     let err = parse_request(raw_frame(9999, 0, 77, &[0; 16])).unwrap_err();
-    assert_eq!(
-        err,
-        ProtocolError::UnsupportedApi {
-            key: 9999,
-            version: 0,
-            correlation_id: 77
-        }
-    );
+    assert_eq!(err, ProtocolError::UnsupportedApi { key: 9999, version: 0, correlation_id: 77 });
     assert_eq!(err.correlation_id(), Some(77));
     // JoinGroup exists in Kafka but is not in our table (yet).
     let err = parse_request(raw_frame(ApiKey::JoinGroup as i16, 5, 78, &[0; 16])).unwrap_err();
-    assert!(
-        matches!(err, ProtocolError::UnsupportedApi { key: 11, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProtocolError::UnsupportedApi { key: 11, .. }), "{err:?}");
 }
 
 #[test]
 fn versions_outside_the_table_are_unsupported() {
-    for (api, version) in [
-        (ApiKey::Produce, 2),
-        (ApiKey::Produce, 10),
-        (ApiKey::Fetch, 13),
-        (ApiKey::ApiVersions, -1),
-    ] {
+    for (api, version) in [(ApiKey::Produce, 2), (ApiKey::Produce, 10), (ApiKey::Fetch, 13), (ApiKey::ApiVersions, -1)]
+    {
         let err = parse_request(raw_frame(api as i16, version, 3, &[0; 16])).unwrap_err();
         assert!(
             matches!(err, ProtocolError::UnsupportedVersion { api: a, version: v, correlation_id: 3, .. } if a == api && v == version),
@@ -137,38 +96,20 @@ fn http_request_is_rejected_without_panicking() {
     let http = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     // The first 4 bytes read as a size prefix claim ~1.1 GiB.
     let prefix = [http[0], http[1], http[2], http[3]];
-    assert!(matches!(
-        frame_len(prefix, MAX),
-        Err(ProtocolError::FrameSize { .. })
-    ));
+    assert!(matches!(frame_len(prefix, MAX), Err(ProtocolError::FrameSize { .. })));
     // As frame contents after a valid prefix: "GE" is api key 18245.
     let err = parse_request(Bytes::from_static(http)).unwrap_err();
-    assert!(
-        matches!(err, ProtocolError::UnsupportedApi { key: 0x4745, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProtocolError::UnsupportedApi { key: 0x4745, .. }), "{err:?}");
 }
 
 #[test]
 fn api_versions_v4_gets_the_too_new_marker() {
     let body = RequestKind::ApiVersions(ApiVersionsRequest::default());
     let frame = client_frame(ApiKey::ApiVersions, 4, 42, Some("kafka-python"), &body);
-    assert_eq!(
-        parse_request(frame),
-        Ok(Parsed::ApiVersionsTooNew {
-            correlation_id: 42,
-            api_version: 4
-        })
-    );
+    assert_eq!(parse_request(frame), Ok(Parsed::ApiVersionsTooNew { correlation_id: 42, api_version: 4 }));
     // A future layout we cannot decode must not matter: the body is never read.
     let garbage = raw_frame(ApiKey::ApiVersions as i16, 9, 43, &[0xff; 3]);
-    assert_eq!(
-        parse_request(garbage),
-        Ok(Parsed::ApiVersionsTooNew {
-            correlation_id: 43,
-            api_version: 9
-        })
-    );
+    assert_eq!(parse_request(garbage), Ok(Parsed::ApiVersionsTooNew { correlation_id: 43, api_version: 9 }));
 }
 
 #[test]
@@ -177,9 +118,7 @@ fn unsupported_answer_in_v0_layout_decodes_with_error_35() {
     let frame = encode_response(ApiKey::ApiVersions, 0, 42, &body).expect("encode");
     let (correlation_id, decoded) = decode_response_frame(ApiKey::ApiVersions, 0, frame);
     assert_eq!(correlation_id, 42);
-    let ResponseKind::ApiVersions(decoded) = decoded else {
-        panic!("not ApiVersions")
-    };
+    let ResponseKind::ApiVersions(decoded) = decoded else { panic!("not ApiVersions") };
     assert_eq!(decoded.error_code, 35);
     assert_eq!(decoded.api_keys.len(), ADVERTISED_APIS.len());
 }
@@ -193,10 +132,7 @@ fn api_versions_v3_answer_has_no_tagged_fields_and_header_v0() {
     // error(2) + compact array length(1) + rows * (key, min, max, empty tags = 7) + throttle(4)
     // + empty top-level tags(1): any written tagged field would add bytes.
     let rows = ADVERTISED_APIS.len();
-    assert_eq!(
-        usize::try_from(size).ok(),
-        Some(4 + 2 + 1 + rows * 7 + 4 + 1)
-    );
+    assert_eq!(usize::try_from(size).ok(), Some(4 + 2 + 1 + rows * 7 + 4 + 1));
     assert_eq!(frame.last(), Some(&0));
 }
 
@@ -206,14 +142,8 @@ fn long_client_id_parses() {
     for version in [4, 12] {
         let body = sample_request(ApiKey::Metadata, version);
         let frame = client_frame(ApiKey::Metadata, version, 1, Some(&client_id), &body);
-        let Ok(Parsed::Request(parsed)) = parse_request(frame) else {
-            panic!("v{version} did not parse")
-        };
-        assert_eq!(
-            parsed.client_id.as_deref(),
-            Some(client_id.as_str()),
-            "v{version}"
-        );
+        let Ok(Parsed::Request(parsed)) = parse_request(frame) else { panic!("v{version} did not parse") };
+        assert_eq!(parsed.client_id.as_deref(), Some(client_id.as_str()), "v{version}");
     }
 }
 
@@ -221,9 +151,7 @@ fn long_client_id_parses() {
 fn null_client_id_is_none() {
     let body = sample_request(ApiKey::ApiVersions, 3);
     let frame = client_frame(ApiKey::ApiVersions, 3, 1, None, &body);
-    let Ok(Parsed::Request(parsed)) = parse_request(frame) else {
-        panic!("did not parse")
-    };
+    let Ok(Parsed::Request(parsed)) = parse_request(frame) else { panic!("did not parse") };
     assert_eq!(parsed.client_id, None);
 }
 
@@ -231,17 +159,7 @@ fn null_client_id_is_none() {
 fn response_body_of_another_api_is_an_encode_error() {
     let body = sample_response(ApiKey::Metadata, 12);
     let err = encode_response(ApiKey::Produce, 9, 1, &body).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProtocolError::Encode {
-                api: ApiKey::Produce,
-                version: 9,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProtocolError::Encode { api: ApiKey::Produce, version: 9, .. }), "{err:?}");
     assert!(err.to_string().contains("Metadata"), "{err}");
 }
 
@@ -249,15 +167,5 @@ fn response_body_of_another_api_is_an_encode_error() {
 fn response_version_the_crate_lacks_is_an_encode_error() {
     let body = sample_response(ApiKey::Metadata, 12);
     let err = encode_response(ApiKey::Metadata, 99, 1, &body).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProtocolError::Encode {
-                api: ApiKey::Metadata,
-                version: 99,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProtocolError::Encode { api: ApiKey::Metadata, version: 99, .. }), "{err:?}");
 }

@@ -20,22 +20,11 @@ fn request_round_trip(api: ApiKey, version: i16) {
     assert_eq!(parsed.api_key, api, "{api:?} v{version}");
     assert_eq!(parsed.api_version, version, "{api:?} v{version}");
     assert_eq!(parsed.correlation_id, correlation_id, "{api:?} v{version}");
-    assert_eq!(
-        parsed.client_id.as_deref(),
-        Some("chronik-test"),
-        "{api:?} v{version}"
-    );
-    assert_eq!(
-        parsed.body, sent,
-        "{api:?} v{version}: body changed in transit"
-    );
+    assert_eq!(parsed.client_id.as_deref(), Some("chronik-test"), "{api:?} v{version}");
+    assert_eq!(parsed.body, sent, "{api:?} v{version}: body changed in transit");
     if let RequestKind::Produce(produce) = &parsed.body {
         let records = produce.topic_data[0].partition_data[0].records.as_ref();
-        assert_eq!(
-            records,
-            Some(&record_batch()),
-            "Produce v{version}: records"
-        );
+        assert_eq!(records, Some(&record_batch()), "Produce v{version}: records");
     }
 }
 
@@ -43,8 +32,8 @@ fn request_round_trip(api: ApiKey, version: i16) {
 fn response_round_trip(api: ApiKey, version: i16) {
     let sent = sample_response(api, version);
     let correlation_id = -7 - i32::from(version);
-    let frame = encode_response(api, version, correlation_id, &sent)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
+    let frame =
+        encode_response(api, version, correlation_id, &sent).unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
     let (got_correlation_id, got) = decode_response_frame(api, version, frame);
     assert_eq!(got_correlation_id, correlation_id, "{api:?} v{version}");
     assert_eq!(got, sent, "{api:?} v{version}: body changed in transit");
@@ -90,10 +79,7 @@ round_trip_tests! {
 #[test]
 fn every_advertised_api_has_a_round_trip_test() {
     for (api, _) in ADVERTISED_APIS {
-        assert!(
-            COVERED.contains(api),
-            "{api:?} is advertised but has no round-trip test"
-        );
+        assert!(COVERED.contains(api), "{api:?} is advertised but has no round-trip test");
     }
 }
 
@@ -103,19 +89,10 @@ fn every_truncation_of_every_sample_is_an_error() {
     // cannot trip kafka-protocol's allocate-by-claimed-count hazard.
     for (api, range) in ADVERTISED_APIS {
         for version in range.min..=range.max {
-            let frame = client_frame(
-                *api,
-                version,
-                1,
-                Some("cut"),
-                &sample_request(*api, version),
-            );
+            let frame = client_frame(*api, version, 1, Some("cut"), &sample_request(*api, version));
             for len in 0..frame.len() {
                 let result = parse_request(frame.slice(..len));
-                assert!(
-                    result.is_err(),
-                    "{api:?} v{version} cut at {len}: {result:?}"
-                );
+                assert!(result.is_err(), "{api:?} v{version} cut at {len}: {result:?}");
             }
         }
     }

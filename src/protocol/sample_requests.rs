@@ -11,15 +11,11 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::offset_for_leader_epoch_request::{
-    OffsetForLeaderPartition, OffsetForLeaderTopic,
-};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 /// The topic every sample talks about.
 pub(super) const TOPIC: &str = "orders";
@@ -52,10 +48,7 @@ pub(super) fn record_batch() -> Bytes {
         headers: IndexMap::new(),
     };
     let records = [record(0, "first"), record(1, "second")];
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode sample batch");
     buf.freeze()
@@ -75,9 +68,7 @@ pub(super) fn client_frame(
         .with_correlation_id(correlation_id)
         .with_client_id(client_id.map(s));
     let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, api.request_header_version(version))
-        .expect("encode request header");
+    header.encode(&mut buf, api.request_header_version(version)).expect("encode request header");
     body.encode(&mut buf, version).expect("encode request body");
     buf.freeze()
 }
@@ -95,9 +86,7 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::CreatePartitions => RequestKind::CreatePartitions(create_partitions()),
         ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(describe_configs(version)),
         ApiKey::InitProducerId => RequestKind::InitProducerId(init_producer_id(version)),
-        ApiKey::OffsetForLeaderEpoch => {
-            RequestKind::OffsetForLeaderEpoch(offset_for_leader_epoch(version))
-        }
+        ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(offset_for_leader_epoch(version)),
         other => panic!("no sample request for {other:?}"),
     }
 }
@@ -107,9 +96,7 @@ fn api_versions(version: i16) -> ApiVersionsRequest {
     if version < 3 {
         return request;
     }
-    request
-        .with_client_software_name(s("librdkafka"))
-        .with_client_software_version(s("2.16.0"))
+    request.with_client_software_name(s("librdkafka")).with_client_software_version(s("2.16.0"))
 }
 
 fn metadata(version: i16) -> MetadataRequest {
@@ -128,25 +115,17 @@ fn metadata(version: i16) -> MetadataRequest {
 }
 
 fn produce() -> ProduceRequest {
-    let partition = PartitionProduceData::default()
-        .with_index(0)
-        .with_records(Some(record_batch()));
+    let partition = PartitionProduceData::default().with_index(0).with_records(Some(record_batch()));
     ProduceRequest::default()
         .with_transactional_id(None)
         .with_acks(-1)
         .with_timeout_ms(30_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic(TOPIC))
-                .with_partition_data(vec![partition]),
-        ])
+        .with_topic_data(vec![TopicProduceData::default().with_name(topic(TOPIC)).with_partition_data(vec![partition])])
 }
 
 fn fetch_partition(version: i16) -> FetchPartition {
-    let mut partition = FetchPartition::default()
-        .with_partition(0)
-        .with_fetch_offset(42)
-        .with_partition_max_bytes(1 << 20);
+    let mut partition =
+        FetchPartition::default().with_partition(0).with_fetch_offset(42).with_partition_max_bytes(1 << 20);
     if version >= 5 {
         partition = partition.with_log_start_offset(0);
     }
@@ -160,11 +139,7 @@ fn fetch_partition(version: i16) -> FetchPartition {
 }
 
 fn fetch(version: i16) -> FetchRequest {
-    let topics = vec![
-        FetchTopic::default()
-            .with_topic(topic(TOPIC))
-            .with_partitions(vec![fetch_partition(version)]),
-    ];
+    let topics = vec![FetchTopic::default().with_topic(topic(TOPIC)).with_partitions(vec![fetch_partition(version)])];
     let mut request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(500)
@@ -173,13 +148,8 @@ fn fetch(version: i16) -> FetchRequest {
         .with_isolation_level(1)
         .with_topics(topics);
     if version >= 7 {
-        let forgotten = ForgottenTopic::default()
-            .with_topic(topic("old"))
-            .with_partitions(vec![1]);
-        request = request
-            .with_session_id(7)
-            .with_session_epoch(2)
-            .with_forgotten_topics_data(vec![forgotten]);
+        let forgotten = ForgottenTopic::default().with_topic(topic("old")).with_partitions(vec![1]);
+        request = request.with_session_id(7).with_session_epoch(2).with_forgotten_topics_data(vec![forgotten]);
     }
     if version >= 11 {
         request = request.with_rack_id(s("rack-a"));
@@ -188,20 +158,12 @@ fn fetch(version: i16) -> FetchRequest {
 }
 
 fn list_offsets(version: i16) -> ListOffsetsRequest {
-    let mut partition = ListOffsetsPartition::default()
-        .with_partition_index(0)
-        .with_timestamp(-1);
+    let mut partition = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1);
     if version >= 4 {
         partition = partition.with_current_leader_epoch(3);
     }
-    let topics = vec![
-        ListOffsetsTopic::default()
-            .with_name(topic(TOPIC))
-            .with_partitions(vec![partition]),
-    ];
-    let mut request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(topics);
+    let topics = vec![ListOffsetsTopic::default().with_name(topic(TOPIC)).with_partitions(vec![partition])];
+    let mut request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(topics);
     if version >= 2 {
         request = request.with_isolation_level(1);
     }
@@ -209,35 +171,22 @@ fn list_offsets(version: i16) -> ListOffsetsRequest {
 }
 
 fn create_topics() -> CreateTopicsRequest {
-    let config = CreatableTopicConfig::default()
-        .with_name(s("retention.ms"))
-        .with_value(Some(s("60000")));
+    let config = CreatableTopicConfig::default().with_name(s("retention.ms")).with_value(Some(s("60000")));
     let new_topic = CreatableTopic::default()
         .with_name(topic(TOPIC))
         .with_num_partitions(3)
         .with_replication_factor(1)
         .with_configs(vec![config]);
-    CreateTopicsRequest::default()
-        .with_topics(vec![new_topic])
-        .with_timeout_ms(30_000)
-        .with_validate_only(false)
+    CreateTopicsRequest::default().with_topics(vec![new_topic]).with_timeout_ms(30_000).with_validate_only(false)
 }
 
 fn delete_topics() -> DeleteTopicsRequest {
-    DeleteTopicsRequest::default()
-        .with_topic_names(vec![topic(TOPIC)])
-        .with_timeout_ms(30_000)
+    DeleteTopicsRequest::default().with_topic_names(vec![topic(TOPIC)]).with_timeout_ms(30_000)
 }
 
 fn create_partitions() -> CreatePartitionsRequest {
-    let grow = CreatePartitionsTopic::default()
-        .with_name(topic(TOPIC))
-        .with_count(6)
-        .with_assignments(None);
-    CreatePartitionsRequest::default()
-        .with_topics(vec![grow])
-        .with_timeout_ms(30_000)
-        .with_validate_only(true)
+    let grow = CreatePartitionsTopic::default().with_name(topic(TOPIC)).with_count(6).with_assignments(None);
+    CreatePartitionsRequest::default().with_topics(vec![grow]).with_timeout_ms(30_000).with_validate_only(true)
 }
 
 fn describe_configs(version: i16) -> DescribeConfigsRequest {
@@ -245,9 +194,7 @@ fn describe_configs(version: i16) -> DescribeConfigsRequest {
         .with_resource_type(2)
         .with_resource_name(s(TOPIC))
         .with_configuration_keys(Some(vec![s("retention.ms"), s("cleanup.policy")]));
-    let mut request = DescribeConfigsRequest::default()
-        .with_resources(vec![resource])
-        .with_include_synonyms(true);
+    let mut request = DescribeConfigsRequest::default().with_resources(vec![resource]).with_include_synonyms(true);
     if version >= 3 {
         request = request.with_include_documentation(true);
     }
@@ -255,27 +202,17 @@ fn describe_configs(version: i16) -> DescribeConfigsRequest {
 }
 
 fn init_producer_id(version: i16) -> InitProducerIdRequest {
-    let mut request = InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        .with_transaction_timeout_ms(60_000);
+    let mut request = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000);
     if version >= 3 {
-        request = request
-            .with_producer_id(ProducerId(1000))
-            .with_producer_epoch(4);
+        request = request.with_producer_id(ProducerId(1000)).with_producer_epoch(4);
     }
     request
 }
 
 fn offset_for_leader_epoch(version: i16) -> OffsetForLeaderEpochRequest {
-    let partition = OffsetForLeaderPartition::default()
-        .with_partition(0)
-        .with_current_leader_epoch(3)
-        .with_leader_epoch(2);
-    let topics = vec![
-        OffsetForLeaderTopic::default()
-            .with_topic(topic(TOPIC))
-            .with_partitions(vec![partition]),
-    ];
+    let partition =
+        OffsetForLeaderPartition::default().with_partition(0).with_current_leader_epoch(3).with_leader_epoch(2);
+    let topics = vec![OffsetForLeaderTopic::default().with_topic(topic(TOPIC)).with_partitions(vec![partition])];
     let mut request = OffsetForLeaderEpochRequest::default().with_topics(topics);
     if version >= 3 {
         request = request.with_replica_id(BrokerId(-1));

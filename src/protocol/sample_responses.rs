@@ -7,19 +7,13 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::offset_for_leader_epoch_response::{
-    EpochEndOffset, OffsetForLeaderTopicResult,
-};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
@@ -29,26 +23,14 @@ use super::versions::api_versions_response;
 
 /// Decodes a response frame as a client would: size prefix, header, body. Asserts the size
 /// prefix matches and nothing trails the body; returns the correlation id and the body.
-pub(super) fn decode_response_frame(
-    api: ApiKey,
-    version: i16,
-    mut frame: Bytes,
-) -> (i32, ResponseKind) {
+pub(super) fn decode_response_frame(api: ApiKey, version: i16, mut frame: Bytes) -> (i32, ResponseKind) {
     let len = frame.get_i32();
-    assert_eq!(
-        usize::try_from(len).ok(),
-        Some(frame.len()),
-        "{api:?} v{version}: size prefix"
-    );
+    assert_eq!(usize::try_from(len).ok(), Some(frame.len()), "{api:?} v{version}: size prefix");
     let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
         .unwrap_or_else(|e| panic!("{api:?} v{version}: response header: {e:#}"));
     let body = ResponseKind::decode(api, &mut frame, version)
         .unwrap_or_else(|e| panic!("{api:?} v{version}: response body: {e:#}"));
-    assert!(
-        frame.is_empty(),
-        "{api:?} v{version}: {} bytes trail the body",
-        frame.len()
-    );
+    assert!(frame.is_empty(), "{api:?} v{version}: {} bytes trail the body", frame.len());
     (header.correlation_id, body)
 }
 
@@ -65,9 +47,7 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::CreatePartitions => ResponseKind::CreatePartitions(create_partitions()),
         ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(describe_configs(version)),
         ApiKey::InitProducerId => ResponseKind::InitProducerId(init_producer_id()),
-        ApiKey::OffsetForLeaderEpoch => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch())
-        }
+        ApiKey::OffsetForLeaderEpoch => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch()),
         other => panic!("no sample response for {other:?}"),
     }
 }
@@ -89,16 +69,12 @@ fn metadata_partition(version: i16) -> MetadataResponsePartition {
 }
 
 fn metadata(version: i16) -> MetadataResponse {
-    let mut broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(1))
-        .with_host(s("localhost"))
-        .with_port(9092);
+    let mut broker =
+        MetadataResponseBroker::default().with_node_id(BrokerId(1)).with_host(s("localhost")).with_port(9092);
     let mut found = MetadataResponseTopic::default()
         .with_name(Some(topic(TOPIC)))
         .with_partitions(vec![metadata_partition(version)]);
-    let missing = MetadataResponseTopic::default()
-        .with_error_code(3)
-        .with_name(Some(topic("missing")));
+    let missing = MetadataResponseTopic::default().with_error_code(3).with_name(Some(topic("missing")));
     let mut response = MetadataResponse::default();
     if version >= 1 {
         broker = broker.with_rack(Some(s("rack-a")));
@@ -113,9 +89,7 @@ fn metadata(version: i16) -> MetadataResponse {
     if version >= 8 {
         found = found.with_topic_authorized_operations(0x0ff8);
     }
-    response
-        .with_brokers(vec![broker])
-        .with_topics(vec![found, missing])
+    response.with_brokers(vec![broker]).with_topics(vec![found, missing])
 }
 
 fn produce(version: i16) -> ProduceResponse {
@@ -127,16 +101,10 @@ fn produce(version: i16) -> ProduceResponse {
     if version >= 5 {
         partition = partition.with_log_start_offset(0);
     }
-    let failed = PartitionProduceResponse::default()
-        .with_index(1)
-        .with_error_code(45)
-        .with_base_offset(-1);
-    let topic_response = TopicProduceResponse::default()
-        .with_name(topic(TOPIC))
-        .with_partition_responses(vec![partition, failed]);
-    ProduceResponse::default()
-        .with_responses(vec![topic_response])
-        .with_throttle_time_ms(0)
+    let failed = PartitionProduceResponse::default().with_index(1).with_error_code(45).with_base_offset(-1);
+    let topic_response =
+        TopicProduceResponse::default().with_name(topic(TOPIC)).with_partition_responses(vec![partition, failed]);
+    ProduceResponse::default().with_responses(vec![topic_response]).with_throttle_time_ms(0)
 }
 
 fn fetch(version: i16) -> FetchResponse {
@@ -150,12 +118,8 @@ fn fetch(version: i16) -> FetchResponse {
     if version >= 5 {
         partition = partition.with_log_start_offset(0);
     }
-    let topic_response = FetchableTopicResponse::default()
-        .with_topic(topic(TOPIC))
-        .with_partitions(vec![partition]);
-    let mut response = FetchResponse::default()
-        .with_throttle_time_ms(0)
-        .with_responses(vec![topic_response]);
+    let topic_response = FetchableTopicResponse::default().with_topic(topic(TOPIC)).with_partitions(vec![partition]);
+    let mut response = FetchResponse::default().with_throttle_time_ms(0).with_responses(vec![topic_response]);
     if version >= 7 {
         response = response.with_error_code(0).with_session_id(7);
     }
@@ -171,18 +135,12 @@ fn list_offsets(version: i16) -> ListOffsetsResponse {
     if version >= 4 {
         partition = partition.with_leader_epoch(3);
     }
-    let topics = vec![
-        ListOffsetsTopicResponse::default()
-            .with_name(topic(TOPIC))
-            .with_partitions(vec![partition]),
-    ];
+    let topics = vec![ListOffsetsTopicResponse::default().with_name(topic(TOPIC)).with_partitions(vec![partition])];
     ListOffsetsResponse::default().with_topics(topics)
 }
 
 fn create_topics() -> CreateTopicsResponse {
-    let created = CreatableTopicResult::default()
-        .with_name(topic(TOPIC))
-        .with_error_code(0);
+    let created = CreatableTopicResult::default().with_name(topic(TOPIC)).with_error_code(0);
     let exists = CreatableTopicResult::default()
         .with_name(topic("taken"))
         .with_error_code(36)
@@ -191,9 +149,7 @@ fn create_topics() -> CreateTopicsResponse {
 }
 
 fn delete_topics(version: i16) -> DeleteTopicsResponse {
-    let mut deleted = DeletableTopicResult::default()
-        .with_name(Some(topic(TOPIC)))
-        .with_error_code(0);
+    let mut deleted = DeletableTopicResult::default().with_name(Some(topic(TOPIC))).with_error_code(0);
     if version >= 5 {
         deleted = deleted.with_error_message(None);
     }
@@ -227,22 +183,12 @@ fn describe_configs(version: i16) -> DescribeConfigsResponse {
 }
 
 fn init_producer_id() -> InitProducerIdResponse {
-    InitProducerIdResponse::default()
-        .with_error_code(0)
-        .with_producer_id(ProducerId(1000))
-        .with_producer_epoch(0)
+    InitProducerIdResponse::default().with_error_code(0).with_producer_id(ProducerId(1000)).with_producer_epoch(0)
 }
 
 fn offset_for_leader_epoch() -> OffsetForLeaderEpochResponse {
-    let partition = EpochEndOffset::default()
-        .with_error_code(0)
-        .with_partition(0)
-        .with_leader_epoch(3)
-        .with_end_offset(44);
-    let topics = vec![
-        OffsetForLeaderTopicResult::default()
-            .with_topic(topic(TOPIC))
-            .with_partitions(vec![partition]),
-    ];
+    let partition =
+        EpochEndOffset::default().with_error_code(0).with_partition(0).with_leader_epoch(3).with_end_offset(44);
+    let topics = vec![OffsetForLeaderTopicResult::default().with_topic(topic(TOPIC)).with_partitions(vec![partition])];
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }

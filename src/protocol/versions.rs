@@ -37,10 +37,7 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
 
 /// The advertised version range of `key`, or `None` if this broker does not serve it.
 pub fn supported_range(key: ApiKey) -> Option<VersionRange> {
-    ADVERTISED_APIS
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, range)| *range)
+    ADVERTISED_APIS.iter().find(|(k, _)| *k == key).map(|(_, range)| *range)
 }
 
 /// The advertised table in ApiVersions form.
@@ -48,10 +45,7 @@ fn api_keys() -> Vec<ApiVersion> {
     ADVERTISED_APIS
         .iter()
         .map(|(key, range)| {
-            ApiVersion::default()
-                .with_api_key(*key as i16)
-                .with_min_version(range.min)
-                .with_max_version(range.max)
+            ApiVersion::default().with_api_key(*key as i16).with_min_version(range.min).with_max_version(range.max)
         })
         .collect()
 }
@@ -63,10 +57,7 @@ fn api_keys() -> Vec<ApiVersion> {
 /// version gets the same content; `_request_version` is the place for version-dependent
 /// content should it ever be needed. The caller encodes it at the request's version.
 pub fn api_versions_response(_request_version: i16) -> ApiVersionsResponse {
-    ApiVersionsResponse::default()
-        .with_error_code(0)
-        .with_api_keys(api_keys())
-        .with_throttle_time_ms(0)
+    ApiVersionsResponse::default().with_error_code(0).with_api_keys(api_keys()).with_throttle_time_ms(0)
 }
 
 /// The answer to an ApiVersions request newer than ours: UNSUPPORTED_VERSION (35) plus the
@@ -106,10 +97,7 @@ mod tests {
     #[test]
     fn table_has_no_duplicates_and_fits_the_crate() {
         for (i, (key, range)) in ADVERTISED_APIS.iter().enumerate() {
-            assert!(
-                ADVERTISED_APIS[i + 1..].iter().all(|(k, _)| k != key),
-                "{key:?} listed twice"
-            );
+            assert!(ADVERTISED_APIS[i + 1..].iter().all(|(k, _)| k != key), "{key:?} listed twice");
             let crate_range = key.valid_versions();
             assert!(range.min <= range.max, "{key:?} has an empty range");
             assert!(
@@ -129,11 +117,7 @@ mod tests {
         assert!(response.finalized_features.is_empty());
         assert_eq!(response.finalized_features_epoch, -1);
         assert!(!response.zk_migration_ready);
-        let metadata = response
-            .api_keys
-            .iter()
-            .find(|a| a.api_key == ApiKey::Metadata as i16)
-            .expect("metadata row");
+        let metadata = response.api_keys.iter().find(|a| a.api_key == ApiKey::Metadata as i16).expect("metadata row");
         assert_eq!((metadata.min_version, metadata.max_version), (0, 12));
     }
 

@@ -1,7 +1,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::*;
-use crate::log::test_support::{batch, idempotent_batch};
+use crate::log::test_support::{batch, fix_crc, idempotent_batch};
 
 #[test]
 fn parses_an_encoded_batch() {
@@ -104,8 +104,7 @@ fn split_refuses_count_inconsistent_with_offsets() {
     let mut b = batch(&["a", "b"], 1);
     b[23..27].copy_from_slice(&5i32.to_be_bytes());
     // The delta is inside the CRC: fix it so only the count check can fire.
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    fix_crc(&mut b);
     let err = split_batches(&Bytes::from(b)).expect_err("count");
     assert!(matches!(err, BatchError::CountMismatch { record_count: 2, last_offset_delta: 5, .. }), "{err}");
 }

@@ -18,8 +18,10 @@ impl PartitionLog {
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<Vec<i64>, LogError> {
         let mut deleted = Vec::new();
         if self.config.retention_ms >= 0 {
-            while self.oldest_expired(now_ms)? {
-                deleted.push(self.delete_oldest()?);
+            while self.oldest_expired(now_ms)?
+                && let Some(base) = self.delete_oldest()?
+            {
+                deleted.push(base);
             }
         }
         if self.config.retention_bytes >= 0 {
@@ -28,11 +30,16 @@ impl PartitionLog {
                 && i128::from(size) <= excess
             {
                 excess -= i128::from(size);
-                deleted.push(self.delete_oldest()?);
+                deleted.extend(self.delete_oldest()?);
             }
         }
         if !deleted.is_empty() {
-            info!(dir = %self.dir.display(), segments = deleted.len(), log_start = self.log_start_offset(), "retention deleted segments");
+            info!(
+                dir = %self.dir.display(),
+                segments = deleted.len(),
+                log_start = self.log_start_offset(),
+                "retention deleted segments"
+            );
         }
         Ok(deleted)
     }
@@ -56,16 +63,17 @@ impl PartitionLog {
         Ok(now_ms.saturating_sub(newest) > self.config.retention_ms)
     }
 
-    /// Deletes the oldest segment (rolling first if it is the active one); returns its base.
-    fn delete_oldest(&mut self) -> Result<i64, LogError> {
-        if self.sealed.is_empty() {
+    /// Deletes the oldest segment (rolling first if it is the active one); returns its base,
+    /// or `None` if the log holds no data.
+    fn delete_oldest(&mut self) -> Result<Option<i64>, LogError> {
+        if self.sealed.is_empty() && self.active.size() > 0 {
             self.roll()?;
         }
         let Some((base, segment)) = self.sealed.pop_first() else {
-            return Ok(self.active.base_offset());
+            return Ok(None);
         };
         segment.remove_files()?;
-        Ok(base)
+        Ok(Some(base))
     }
 
     /// Removes everything at and after `offset` (for replication): whole segments starting at
@@ -80,6 +88,7 @@ impl PartitionLog {
         if offset >= log_end {
             return Ok(());
         }
+        let size_before = self.size_bytes();
         let mut active_changed = false;
         while self.active.base_offset() >= offset
             && let Some((_, previous)) = self.sealed.pop_last()
@@ -87,12 +96,18 @@ impl PartitionLog {
             std::mem::replace(&mut self.active, previous).remove_files()?;
             active_changed = true;
         }
-        let removed = self.active.truncate_to(offset)?;
+        self.active.truncate_to(offset)?;
         if active_changed {
             self.active.restart_roll_clock()?;
             self.sync.replace(Arc::clone(self.active.log_file()));
         }
-        info!(dir = %self.dir.display(), offset, log_end = self.log_end_offset(), removed_bytes = removed, "truncated log");
+        info!(
+            dir = %self.dir.display(),
+            offset,
+            log_end = self.log_end_offset(),
+            removed_bytes = size_before - self.size_bytes(),
+            "truncated log"
+        );
         Ok(())
     }
 }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::{Segment, file_name, open_log};
+use super::{Indexes, Segment, create_indexes, file_name, open_log};
 use crate::log::batch::BATCH_HEADER_LEN;
 use crate::log::error::{IoContext, LogError};
 use crate::log::index::{IndexFile, offset_entries_valid, time_entries_valid};
-use crate::log::reader::{Step, WindowReader, WINDOW_BYTES};
+use crate::log::reader::{Step, WINDOW_BYTES, WindowReader};
 
 /// A torn or corrupt tail cut off a segment while opening it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,12 @@ type StopPoint = Option<(u64, String)>;
 impl Segment {
     /// Opens the last segment of a log: every batch is checked, a bad tail is cut (with a
     /// warning) and both indexes are rebuilt from the scan.
-    pub fn recover(dir: &Path, base_offset: i64, index_interval_bytes: u32, now_ms: i64) -> Result<(Segment, Option<Truncation>), LogError> {
+    pub fn recover(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> Result<(Segment, Option<Truncation>), LogError> {
         let (mut segment, file_len) = Segment::open_existing(dir, base_offset, index_interval_bytes, false)?;
         let cut = segment.scan_all(file_len, true)?;
         segment.roll_clock_ms = segment.first_batch_timestamp()?.map(|ts| ts.min(now_ms));
@@ -39,42 +44,48 @@ impl Segment {
 
     /// Opens a sealed segment: loads its indexes when they look sane and walks only the batches
     /// after the last offset index entry; otherwise rebuilds the indexes by walking every header.
-    pub fn open_sealed(dir: &Path, base_offset: i64, index_interval_bytes: u32) -> Result<(Segment, Option<Truncation>), LogError> {
+    pub fn open_sealed(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+    ) -> Result<(Segment, Option<Truncation>), LogError> {
         let (mut segment, file_len) = Segment::open_existing(dir, base_offset, index_interval_bytes, true)?;
-        if segment.resume(file_len)? {
-            segment.flush_indexes()?;
-            return Ok((segment, None));
-        }
-        let cut = segment.rebuild(dir, file_len, false)?;
+        let cut = match segment.resume(file_len)? {
+            true => None,
+            false => segment.rebuild(dir, file_len, false)?,
+        };
+        segment.close_indexes()?;
         Ok((segment, cut))
     }
 
     /// Opens the files of an existing segment, loading its indexes when `load_indexes` and they
     /// pass the checks (empty ones otherwise). Also returns the log file's length.
-    fn open_existing(dir: &Path, base_offset: i64, interval: u32, load_indexes: bool) -> Result<(Segment, u64), LogError> {
+    fn open_existing(
+        dir: &Path,
+        base_offset: i64,
+        interval: u32,
+        load_indexes: bool,
+    ) -> Result<(Segment, u64), LogError> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let log = open_log(&log_path)?;
-        let file_len = log.metadata().ctx(|| format!("stat segment {}", log_path.display()))?.len();
-        // Each entry marks a distinct batch, so a longer index cannot be genuine.
-        let max_entries = file_len / BATCH_HEADER_LEN as u64 + 2;
-        let (index_path, time_path) = (dir.join(file_name(base_offset, "index")), dir.join(file_name(base_offset, "timeindex")));
+        let metadata = log.metadata();
+        let file_len = metadata.ctx(|| format!("stat segment {}", log_path.display()))?.len();
         let loaded = match load_indexes {
-            true => IndexFile::load(index_path.clone(), max_entries, |e| offset_entries_valid(e, file_len))?
-                .zip(IndexFile::load(time_path.clone(), max_entries, time_entries_valid)?),
+            true => load_valid_indexes(dir, base_offset, file_len)?,
             false => None,
         };
         let (offset_index, time_index) = match loaded {
-            Some(pair) => pair,
-            None => (IndexFile::create(index_path)?, IndexFile::create(time_path)?),
+            Some(indexes) => indexes,
+            None => create_indexes(dir, base_offset)?,
         };
-        Ok((Segment::assemble(base_offset, log_path, log, offset_index, time_index, interval), file_len))
+        let segment = Segment::assemble(base_offset, log_path, log, offset_index, time_index, interval);
+        Ok((segment, file_len))
     }
 
     /// Recreates both indexes by walking the whole file (checking CRCs when `verify_crc`), cuts
     /// a bad tail, and flushes the indexes.
     fn rebuild(&mut self, dir: &Path, file_len: u64, verify_crc: bool) -> Result<Option<Truncation>, LogError> {
-        self.offset_index = IndexFile::create(dir.join(file_name(self.base_offset, "index")))?;
-        self.time_index = IndexFile::create(dir.join(file_name(self.base_offset, "timeindex")))?;
+        (self.offset_index, self.time_index) = create_indexes(dir, self.base_offset)?;
         self.restart_stats(0, self.base_offset, -1, -1);
         self.scan_all(file_len, verify_crc)
     }
@@ -92,8 +103,12 @@ impl Segment {
     /// that walk or the time index disagrees with the file, so the indexes must be rebuilt.
     pub(super) fn resume(&mut self, end: u64) -> Result<bool, LogError> {
         let base = self.base_offset;
-        let (position, next) = self.offset_index.last().map_or((0, base), |e| (u64::from(e.position), base + i64::from(e.relative_offset)));
-        let (max_ts, max_ts_offset) = self.time_index.last().map_or((-1, -1), |e| (e.timestamp, base + i64::from(e.relative_offset)));
+        let (position, next) = self
+            .offset_index
+            .last()
+            .map_or((0, base), |e| (u64::from(e.position), base + i64::from(e.relative_offset)));
+        let (max_ts, max_ts_offset) =
+            self.time_index.last().map_or((-1, -1), |e| (e.timestamp, base + i64::from(e.relative_offset)));
         self.restart_stats(position, next, max_ts, max_ts_offset);
         let torn = self.scan(position, end, false)?;
         Ok(torn.is_none() && self.offset_of_max_timestamp < self.next_offset)
@@ -124,7 +139,8 @@ impl Segment {
                 Step::Batch(h) => h,
             };
             if header.base_offset != self.next_offset {
-                let reason = format!("offset gap: expected base offset {}, found {}", self.next_offset, header.base_offset);
+                let reason =
+                    format!("offset gap: expected base offset {}, found {}", self.next_offset, header.base_offset);
                 return Ok(Some((pos, reason)));
             }
             if verify_crc && !reader.crc_matches(pos, &header, end)? {
@@ -140,9 +156,30 @@ impl Segment {
         let Some((position, reason)) = torn else {
             return Ok(None);
         };
-        self.log.set_len(position).ctx(|| format!("truncate segment {} to byte {position}", self.log_path.display()))?;
+        self.log
+            .set_len(position)
+            .ctx(|| format!("truncate segment {} to byte {position}", self.log_path.display()))?;
         let bytes = file_len - position;
-        warn!(segment = %self.log_path.display(), position, bytes, %reason, "truncated a torn or corrupt segment tail");
+        warn!(
+            segment = %self.log_path.display(),
+            position,
+            bytes,
+            %reason,
+            "truncated a torn or corrupt segment tail"
+        );
         Ok(Some(Truncation { position, bytes, reason }))
     }
+}
+
+/// Both index files of a sealed segment, if they exist and pass the checks against a log file
+/// of `file_len` bytes.
+fn load_valid_indexes(dir: &Path, base_offset: i64, file_len: u64) -> Result<Option<Indexes>, LogError> {
+    // Each entry marks a distinct batch, so a longer index cannot be genuine.
+    let max_entries = file_len / BATCH_HEADER_LEN as u64 + 2;
+    let offset_path = dir.join(file_name(base_offset, "index"));
+    let Some(offsets) = IndexFile::load(offset_path, max_entries, |e| offset_entries_valid(e, file_len))? else {
+        return Ok(None);
+    };
+    let time_path = dir.join(file_name(base_offset, "timeindex"));
+    Ok(IndexFile::load(time_path, max_entries, time_entries_valid)?.map(|times| (offsets, times)))
 }

@@ -10,7 +10,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use super::Segment;
 use crate::log::batch::BatchHeader;
 use crate::log::error::{IoContext, LogError};
-use crate::log::reader::{Step, WindowReader, WINDOW_BYTES};
+use crate::log::reader::{Step, WINDOW_BYTES, WindowReader};
 
 /// How many more bytes a read may return; the first batch may exceed it when `min_one`
 /// (KIP-74), so a consumer is never stuck behind a batch larger than its fetch size.
@@ -100,7 +100,8 @@ impl Segment {
             return Ok(None);
         }
         // Every batch before the one that reached an entry's timestamp is older than it.
-        let from = self.time_index.lookup(ts).map_or(self.base_offset, |e| self.base_offset + i64::from(e.relative_offset));
+        let from =
+            self.time_index.lookup(ts).map_or(self.base_offset, |e| self.base_offset + i64::from(e.relative_offset));
         let mut reader = self.reader();
         let Some((mut pos, _)) = self.find_batch(from, &mut reader)? else {
             return Ok(None);
@@ -129,7 +130,8 @@ impl Segment {
         let mut bytes = vec![0u8; header.total_len()];
         self.read_at(pos, &mut bytes)?;
         let mut bytes = Bytes::from(bytes);
-        let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| self.corrupt(pos, format!("cannot decode records: {e}")))?;
+        let set = RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|e| self.corrupt(pos, format!("cannot decode records: {e}")))?;
         Ok(set.records.iter().find(|r| r.timestamp >= ts).map(|r| (r.offset, r.timestamp)))
     }
 
@@ -157,15 +159,16 @@ impl Segment {
         }
     }
 
-    /// Removes the batch holding `offset` and everything after it; returns the bytes removed.
+    /// Removes the batch holding `offset` and everything after it.
     /// The next offset becomes that batch's base offset.
-    pub fn truncate_to(&mut self, offset: i64) -> Result<u64, LogError> {
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         let found = self.find_batch(offset, &mut self.reader())?;
         let Some((position, header)) = found else {
-            return Ok(0);
+            return Ok(());
         };
-        let removed = self.size - position;
-        self.log.set_len(position).ctx(|| format!("truncate segment {} to byte {position}", self.log_path.display()))?;
+        self.log
+            .set_len(position)
+            .ctx(|| format!("truncate segment {} to byte {position}", self.log_path.display()))?;
         let next_offset = header.base_offset;
         let keep = self.offset_index.entries().partition_point(|e| u64::from(e.position) < position);
         self.offset_index.truncate(keep)?;
@@ -178,6 +181,6 @@ impl Segment {
         if self.size == 0 {
             self.roll_clock_ms = None;
         }
-        Ok(removed)
+        Ok(())
     }
 }

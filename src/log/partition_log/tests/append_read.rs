@@ -64,7 +64,9 @@ fn read_honours_max_bytes_min_one_and_max_offset() {
     let hw = infos[4].last_offset;
     let hs = headers(&log.read(2, hw, usize::MAX, true).expect("read").records);
     assert_eq!((hs[0].base_offset, hs.last().expect("some").last_offset()), (2, infos[3].last_offset));
-    assert!(log.read(infos[4].base_offset, infos[4].base_offset + 1, usize::MAX, true).expect("read").records.is_empty());
+    assert!(
+        log.read(infos[4].base_offset, infos[4].base_offset + 1, usize::MAX, true).expect("read").records.is_empty()
+    );
     // At the end, or at the high watermark: empty. Past the end: out of range.
     let end = log.log_end_offset();
     let r = log.read(end, i64::MAX, usize::MAX, true).expect("read at end");
@@ -72,7 +74,8 @@ fn read_honours_max_bytes_min_one_and_max_offset() {
     assert_eq!((r.log_start_offset, r.log_end_offset), (0, end));
     assert!(log.read(6, 6, usize::MAX, true).expect("read at hw").records.is_empty());
     let err = log.read(end + 1, i64::MAX, 100, true).expect_err("past the end");
-    assert!(matches!(err, LogError::OffsetOutOfRange { offset, log_start: 0, log_end } if offset == end + 1 && log_end == end));
+    assert!(matches!(err, LogError::OffsetOutOfRange { offset, log_start: 0, log_end }
+            if offset == end + 1 && log_end == end));
 }
 
 #[test]
@@ -148,4 +151,15 @@ fn for_each_batch_header_visits_every_batch_in_order() {
     assert_eq!(seen.len(), 50);
     assert!(seen.windows(2).all(|w| w[0].1 + 1 == w[1].0));
     assert_eq!(seen.last().map(|s| s.1 + 1), Some(end));
+}
+
+#[test]
+fn the_log_can_move_between_threads_and_the_handle_can_be_shared() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PartitionLog>();
+    send_sync::<crate::log::SyncHandle>();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(dir.path(), config(1_024));
+    let shown = format!("{log:?}");
+    assert!(shown.contains("log_end_offset: 0"), "{shown}");
 }

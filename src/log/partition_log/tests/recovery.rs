@@ -151,7 +151,7 @@ fn damaged_or_missing_sealed_indexes_are_rebuilt() {
         assert!(first.base_offset <= offset && offset <= first.last_offset());
     }
     let rebuilt = std::fs::metadata(segment_path(dir.path(), bases[1], "index")).expect("rebuilt index");
-    assert!(rebuilt.len() > 0 && rebuilt.len() % 8 == 0);
+    assert!(rebuilt.len() > 0 && rebuilt.len().is_multiple_of(8));
 }
 
 #[test]
@@ -184,4 +184,38 @@ fn an_empty_directory_or_empty_active_segment_reopens_cleanly() {
     std::fs::write(path.join("notes.txt"), "hello").expect("write");
     let (log, report) = open(&path, config(1_024));
     assert_eq!((report.segments, log.log_end_offset()), (1, 0));
+}
+
+#[test]
+fn corruption_inside_a_sealed_segment_is_reported_on_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    build(dir.path());
+    let path = segment_path(dir.path(), 0, "log");
+    let (pos, h) = batches_in(&path)[1];
+    let mut data = std::fs::read(&path).expect("read");
+    data[pos + 16] = 0;
+    std::fs::write(&path, data).expect("write");
+    // Opening checks only the tails of sealed segments, as Kafka does.
+    let (log, report) = open(dir.path(), config(2_048));
+    assert_eq!(report.truncated_bytes, 0);
+    let err = log.read(h.base_offset, i64::MAX, 1, true).expect_err("corrupt");
+    let text = err.to_string();
+    assert!(matches!(err, LogError::Corrupt { position, .. } if position == pos as u64), "{text}");
+    assert!(text.contains("00000000000000000000.log") && text.contains("magic 0"), "{text}");
+}
+
+#[test]
+fn sealed_segments_keep_only_their_log_file_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    build(dir.path());
+    let (log, _) = open(dir.path(), config(2_048));
+    let open_files: Vec<PathBuf> = std::fs::read_dir("/proc/self/fd")
+        .expect("list fds")
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir.path()))
+        .collect();
+    let indexes = open_files.iter().filter(|p| p.extension().is_some_and(|e| e != "log")).count();
+    // Every segment's log, plus the active segment's two indexes.
+    assert_eq!(open_files.len(), log.segment_count() + 2, "{open_files:?}");
+    assert_eq!(indexes, 2, "{open_files:?}");
 }
