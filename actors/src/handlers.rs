@@ -52,9 +52,9 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes) -> Result<ResponseFuture, 
         RequestKind::Fetch(r) => async move { Some(fetch::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::ListOffsets(r) => async move { Some(list_offsets::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::CreateTopics(r) => async move { Some(create_topics::handle(&ctx, r).await) }.boxed(),
-        RequestKind::DeleteTopics(r) => async move { Some(delete_topics::handle(&ctx, r).await) }.boxed(),
+        RequestKind::DeleteTopics(r) => async move { Some(delete_topics::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::CreatePartitions(r) => async move { Some(create_partitions::handle(&ctx, r).await) }.boxed(),
-        RequestKind::DescribeConfigs(r) => async move { Some(describe_configs::handle(&ctx, r)) }.boxed(),
+        RequestKind::DescribeConfigs(r) => async move { Some(describe_configs::handle(&ctx, r, v)) }.boxed(),
         RequestKind::InitProducerId(r) => async move { Some(init_producer_id::handle(&ctx, r).await) }.boxed(),
         RequestKind::OffsetForLeaderEpoch(r) => {
             async move { Some(offset_for_leader_epoch::handle(&ctx, r).await) }.boxed()

@@ -10,7 +10,7 @@ use super::{apply_metadata, metadata_error_code, str_bytes, topic_name};
 use crate::context::NodeContext;
 
 /// Handles one DeleteTopics request (by name, v1–v5).
-pub async fn handle(ctx: &Arc<NodeContext>, req: DeleteTopicsRequest) -> ResponseKind {
+pub async fn handle(ctx: &Arc<NodeContext>, req: DeleteTopicsRequest, version: i16) -> ResponseKind {
     let names: Vec<String> = req.topic_names.iter().map(|n| n.0.to_string()).collect();
     let commands = names.iter().map(|name| MetadataCommand::DeleteTopic { name: name.clone() }).collect();
     let outcomes = apply_metadata(ctx, commands).await;
@@ -21,7 +21,10 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: DeleteTopicsRequest) -> Respons
             let r = DeletableTopicResult::default().with_name(Some(topic_name(name)));
             match outcome {
                 Ok(()) => r,
-                Err(e) => r.with_error_code(metadata_error_code(&e)).with_error_message(Some(str_bytes(e.to_string()))),
+                Err(e) if version >= 5 => {
+                    r.with_error_code(metadata_error_code(&e)).with_error_message(Some(str_bytes(e.to_string())))
+                }
+                Err(e) => r.with_error_code(metadata_error_code(&e)),
             }
         })
         .collect();

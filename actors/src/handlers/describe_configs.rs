@@ -36,12 +36,12 @@ struct Entry {
 }
 
 /// Handles one DescribeConfigs request.
-pub fn handle(ctx: &Arc<NodeContext>, req: DescribeConfigsRequest) -> ResponseKind {
-    let results = req.resources.iter().map(|res| describe(ctx, res)).collect();
+pub fn handle(ctx: &Arc<NodeContext>, req: DescribeConfigsRequest, version: i16) -> ResponseKind {
+    let results = req.resources.iter().map(|res| describe(ctx, res, version)).collect();
     ResponseKind::DescribeConfigs(DescribeConfigsResponse::default().with_results(results))
 }
 
-fn describe(ctx: &NodeContext, res: &DescribeConfigsResource) -> DescribeConfigsResult {
+fn describe(ctx: &NodeContext, res: &DescribeConfigsResource, version: i16) -> DescribeConfigsResult {
     let name = res.resource_name.as_str();
     let base = DescribeConfigsResult::default()
         .with_resource_type(res.resource_type)
@@ -65,12 +65,12 @@ fn describe(ctx: &NodeContext, res: &DescribeConfigsResource) -> DescribeConfigs
         .into_iter()
         .filter(|e| wanted(e.name))
         .map(|e| {
-            DescribeConfigsResourceResult::default()
+            let r = DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(e.name))
                 .with_value(Some(str_bytes(e.value)))
                 .with_read_only(e.read_only)
-                .with_config_source(e.source)
-                .with_config_type(e.kind)
+                .with_config_source(e.source);
+            if version >= 3 { r.with_config_type(e.kind) } else { r }
         })
         .collect();
     base.with_configs(configs)

@@ -16,7 +16,7 @@ use crate::context::{NodeContext, TopicPartition};
 use crate::replica::{PartitionError, ReadOutcome, ReplicaMsg};
 
 /// Handles one fetch, long-polling when asked to.
-pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, _version: i16) -> ResponseKind {
+pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, version: i16) -> ResponseKind {
     if req.session_id != 0 {
         // No fetch sessions are created (every answer carries session id 0), so none can be
         // continued; the client falls back to full fetches.
@@ -25,7 +25,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, _version: i16) ->
     }
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     loop {
-        let (responses, bytes, errors) = read_all(ctx, &req).await;
+        let (responses, bytes, errors) = read_all(ctx, &req, version).await;
         let waited_out = Instant::now() >= deadline;
         if bytes >= req.min_bytes.max(0) as usize || waited_out || errors {
             return ResponseKind::Fetch(FetchResponse::default().with_responses(responses));
@@ -36,7 +36,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, _version: i16) ->
 
 /// Reads every requested partition once; returns the topics, the bytes read and whether any
 /// partition failed (an error is answered at once rather than waited on).
-async fn read_all(ctx: &NodeContext, req: &FetchRequest) -> (Vec<FetchableTopicResponse>, usize, bool) {
+async fn read_all(ctx: &NodeContext, req: &FetchRequest, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut budget = req.max_bytes.max(0) as usize;
     let (mut total, mut errors) = (0usize, false);
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -63,18 +63,16 @@ async fn read_all(ctx: &NodeContext, req: &FetchRequest) -> (Vec<FetchableTopicR
                 Ok(r) => {
                     total += r.records.len();
                     budget = budget.saturating_sub(r.records.len());
-                    data.with_high_watermark(r.high_watermark)
+                    let data = data
+                        .with_high_watermark(r.high_watermark)
                         .with_last_stable_offset(r.high_watermark)
-                        .with_log_start_offset(r.log_start_offset)
                         .with_aborted_transactions(Some(Vec::new()))
-                        .with_records(Some(r.records))
+                        .with_records(Some(r.records));
+                    if version >= 5 { data.with_log_start_offset(r.log_start_offset) } else { data }
                 }
                 Err(e) => {
                     errors = true;
-                    data.with_error_code(e.code)
-                        .with_high_watermark(-1)
-                        .with_last_stable_offset(-1)
-                        .with_log_start_offset(-1)
+                    data.with_error_code(e.code).with_high_watermark(-1).with_last_stable_offset(-1)
                 }
             };
             partitions.push(data);

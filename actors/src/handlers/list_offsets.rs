@@ -11,7 +11,7 @@ use crate::context::NodeContext;
 use crate::replica::{PartitionError, ReplicaMsg};
 
 /// Handles one ListOffsets request.
-pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, _version: i16) -> ResponseKind {
+pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, version: i16) -> ResponseKind {
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
         let name = topic.name.0.as_str();
@@ -20,7 +20,9 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, _version: i
             let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             let r = match lookup(ctx, name, p.partition_index, p.current_leader_epoch, p.timestamp).await {
                 Ok((offset, timestamp, epoch)) => {
-                    r.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch)
+                    let r = r.with_offset(offset).with_timestamp(timestamp);
+                    // Fields a version lacks must stay at their defaults or the encoder refuses them.
+                    if version >= 4 { r.with_leader_epoch(epoch) } else { r }
                 }
                 Err(e) => r.with_error_code(e.code).with_offset(-1).with_timestamp(-1),
             };

@@ -27,14 +27,17 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16) 
     }
     let metadata = ctx.metadata();
     let topics = match requested {
-        None => metadata.topics.values().map(topic_response).collect(),
-        Some(names) => names.iter().map(|n| named_topic_response(&metadata, n)).collect(),
+        None => metadata.topics.values().map(|t| topic_response(t, version)).collect(),
+        Some(names) => names.iter().map(|n| named_topic_response(&metadata, n, version)).collect(),
     };
-    let response = MetadataResponse::default()
-        .with_brokers(brokers(&metadata))
-        .with_cluster_id(Some(str_bytes(CLUSTER_ID)))
-        .with_controller_id(BrokerId(ctx.config.node_id as i32))
-        .with_topics(topics);
+    let mut response = MetadataResponse::default().with_brokers(brokers(&metadata)).with_topics(topics);
+    // Fields a version lacks must stay at their defaults or the encoder refuses them.
+    if version >= 1 {
+        response = response.with_controller_id(BrokerId(ctx.config.node_id as i32));
+    }
+    if version >= 2 {
+        response = response.with_cluster_id(Some(str_bytes(CLUSTER_ID)));
+    }
     ResponseKind::Metadata(response)
 }
 
@@ -67,9 +70,9 @@ fn brokers(metadata: &ClusterMetadata) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-fn named_topic_response(metadata: &ClusterMetadata, name: &str) -> MetadataResponseTopic {
+fn named_topic_response(metadata: &ClusterMetadata, name: &str, version: i16) -> MetadataResponseTopic {
     if let Some(topic) = metadata.topics.get(name) {
-        return topic_response(topic);
+        return topic_response(topic, version);
     }
     let code = match validate_topic_name(name) {
         Ok(()) => ResponseError::UnknownTopicOrPartition,
@@ -78,22 +81,20 @@ fn named_topic_response(metadata: &ClusterMetadata, name: &str) -> MetadataRespo
     MetadataResponseTopic::default().with_name(Some(topic_name(name))).with_error_code(code.code())
 }
 
-fn topic_response(topic: &TopicMeta) -> MetadataResponseTopic {
+fn topic_response(topic: &TopicMeta, version: i16) -> MetadataResponseTopic {
     let ids = |v: &[u64]| v.iter().map(|&id| BrokerId(id as i32)).collect::<Vec<_>>();
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
-            MetadataResponsePartition::default()
+            let r = MetadataResponsePartition::default()
                 .with_partition_index(p.partition)
                 .with_leader_id(BrokerId(p.leader as i32))
-                .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(ids(&p.replicas))
-                .with_isr_nodes(ids(&p.isr))
+                .with_isr_nodes(ids(&p.isr));
+            if version >= 7 { r.with_leader_epoch(p.leader_epoch) } else { r }
         })
         .collect();
-    MetadataResponseTopic::default()
-        .with_name(Some(topic_name(&topic.name)))
-        .with_topic_id(topic.id)
-        .with_partitions(partitions)
+    let r = MetadataResponseTopic::default().with_name(Some(topic_name(&topic.name))).with_partitions(partitions);
+    if version >= 10 { r.with_topic_id(topic.id) } else { r }
 }

@@ -128,9 +128,12 @@ fn partition_response(
 ) -> PartitionProduceResponse {
     let r = PartitionProduceResponse::default().with_index(index).with_log_append_time_ms(-1);
     match result {
-        Ok(o) => r.with_base_offset(o.base_offset).with_log_start_offset(o.log_start_offset),
+        Ok(o) => {
+            let r = r.with_base_offset(o.base_offset);
+            if version >= 5 { r.with_log_start_offset(o.log_start_offset) } else { r }
+        }
         Err(e) => {
-            let r = r.with_error_code(e.code).with_base_offset(-1).with_log_start_offset(-1);
+            let r = r.with_error_code(e.code).with_base_offset(-1);
             if version >= 8 { r.with_error_message(Some(str_bytes(e.message))) } else { r }
         }
     }
