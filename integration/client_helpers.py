@@ -1,4 +1,4 @@
-"""Kafka client helpers shared by the tests: payloads, consume-to-end, admin.
+"""Kafka client helpers shared by the tests (kafka-python, confluent-kafka): payloads, consume-to-end, admin.
 
 Consumers never join a group (the broker has no group coordinator yet): they
 `assign()` partitions and read from the beginning up to the high watermark

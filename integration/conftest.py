@@ -25,7 +25,7 @@ def pytest_sessionstart(session):
     if not binary.exists():
         raise pytest.UsageError(
             f"{binary} not found: build it first (cargo build --release --bin chronik-server) "
-            "or set CHRONIK_SERVER_BIN")
+            "or set BROKER_BIN")
 
 
 @pytest.fixture(autouse=True)

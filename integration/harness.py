@@ -35,8 +35,11 @@ ALL_BROKERS: list["Broker"] = []
 
 
 def broker_binary() -> Path:
-    """The release binary: $CHRONIK_SERVER_BIN, else <target>/release/chronik-server."""
-    explicit = os.environ.get("CHRONIK_SERVER_BIN")
+    """The release binary: $BROKER_BIN, else <target>/release/chronik-server.
+
+    (Not CHRONIK_*: the broker reads every CHRONIK_ variable as config and rejects unknown keys.)
+    """
+    explicit = os.environ.get("BROKER_BIN")
     if explicit:
         return Path(explicit)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
@@ -188,7 +191,10 @@ class Broker:
     def start(self, wait: bool = True, timeout: float = 30.0) -> "Broker":
         assert not self.is_running(), f"{self.name} already running (pid {self.pid})"
         self.starts += 1
-        env = dict(os.environ)
+        # Only the test's own CHRONIK_ overrides: stray ones would change or break the config.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONIK_")}
+        # Connection close reasons are logged at debug; they explain most protocol failures.
+        env.setdefault("RUST_LOG", "info,chronik_actors::connection=debug")
         env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== harness: start #{self.starts}: {' '.join(self.command())}\n".encode())

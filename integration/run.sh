@@ -10,12 +10,15 @@ echo "==> pip install -r integration/requirements.txt"
 "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
     -r integration/requirements.txt
 
+echo "==> integration/clients/install.sh (kcat, node, kafkajs)"
+bash integration/clients/install.sh
+
 echo "==> cargo build --release --bin chronik-server"
 cargo build --release --bin chronik-server
 
 echo "==> cargo test --release --workspace"
 cargo test --release --workspace
 
-echo "==> pytest integration/tests"
+echo "==> pytest integration/tests integration/clients"
 # Per-test timeout bounds a hung broker; the suite itself takes a few minutes.
-"$PYTHON" -m pytest integration/tests -v --timeout=300 --durations=15
+"$PYTHON" -m pytest integration/tests integration/clients -v --timeout=300 --durations=15

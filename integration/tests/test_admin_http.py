@@ -3,13 +3,14 @@ and process-level behaviour (config validation, env overrides, embedded defaults
 
 from __future__ import annotations
 
+import gc
 import subprocess
 
 import requests
 from kafka import KafkaProducer
 
 import kproto
-from clients import admin
+from client_helpers import admin
 from harness import Broker, broker_binary, find_actor, flatten_actors, wait_until
 
 ROLES = {"NodeSupervisor", "ReplicaSupervisor", "WalFlusher", "KafkaListener", "AdminServer", "MetadataActor"}
@@ -51,6 +52,7 @@ def test_actor_tree(broker, topic):
 
 
 def test_connection_actors_follow_connections(broker):
+    gc.collect()  # close any client a previous test left for the garbage collector
     before = connection_actors(broker)
     socks = []
     try:

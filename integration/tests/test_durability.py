@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from clients import BackgroundProducer, check_numbered, create_topic, kp_consume_all, payload
+from client_helpers import BackgroundProducer, check_numbered, create_topic, kp_consume_all, payload
 from harness import find_actor, wait_until
 
 

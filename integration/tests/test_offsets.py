@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from kafka.structs import TopicPartition
 
 import kproto
-from clients import ck_consumer, create_topic, kp_consumer
+from client_helpers import ck_consumer, create_topic, kp_consumer
 
 BASE_TS = 1_700_000_000_000  # fixed CreateTime timestamps, 1 s apart
 
@@ -149,7 +149,7 @@ def test_fetch_long_poll_wakes_on_produce(broker, topic):
     records = kproto.decode_records(res["records"] or b"")
     assert [(o, v) for o, _ts, _k, v in records] == [(0, b"late-arrival")], records
     assert answered - t0 >= 0.9, f"fetch returned after {answered - t0:.3f}s, before the data existed"
-    assert answered - produced_at["t"] < 1.0, \
+    assert answered - produced_at["t"] < 2.0, \
         f"parked fetch answered {answered - produced_at['t']:.3f}s after the produce (max_wait was 10 s)"
 
 
@@ -175,7 +175,8 @@ def test_consumer_long_poll_receives_late_message(broker, topic):
                 sent_at = time.monotonic()
         arrived = time.monotonic()
         assert received == [b"hello-late"]
-        assert arrived - sent_at < 1.5, f"message reached the consumer {arrived - sent_at:.3f}s after its ack"
+        # Far below fetch_max_wait_ms (10 s): the parked fetch was woken by the append.
+        assert arrived - sent_at < 3.0, f"message reached the consumer {arrived - sent_at:.3f}s after its ack"
     finally:
         p.close()
         c.close()

@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from kafka import KafkaProducer
 from kafka.structs import TopicPartition
 
-from clients import ck_consume_all, ck_watermarks, create_topic, kp_consume_all, kp_consumer, payload
+from client_helpers import ck_consume_all, ck_watermarks, create_topic, kp_consume_all, kp_consumer, payload
 from harness import unique_topic
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -143,11 +143,14 @@ def test_aiokafka_roundtrip(broker, topic):
         try:
             tp = AioTP(topic, 0)
             consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            async with asyncio.timeout(60):
-                while len(got) < len(values):
-                    for recs in (await consumer.getmany(timeout_ms=500)).values():
-                        got.extend((r.offset, r.value) for r in recs)
+            try:
+                async with asyncio.timeout(30):
+                    await consumer.seek_to_beginning(tp)
+                    while len(got) < len(values):
+                        for recs in (await consumer.getmany(timeout_ms=500)).values():
+                            got.extend((r.offset, r.value) for r in recs)
+            except TimeoutError:
+                raise AssertionError(f"aiokafka consumer read {len(got)} of {len(values)} records in 30 s") from None
         finally:
             await consumer.stop()
         return got

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import kproto
-from clients import BackgroundProducer, create_topic
+from client_helpers import BackgroundProducer, create_topic
 from harness import Broker, unique_topic
 
 READ_TIMEOUT_MS = 2000

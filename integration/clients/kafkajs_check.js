@@ -1,0 +1,249 @@
+#!/usr/bin/env node
+// kafkajs 2.2.x against a running broker; run by test_clients.py. Exits non-zero on the first
+// failed check. kafkajs consumers need consumer groups (not served yet), so this script only
+// produces: the last stdout line is `RESULT <json>` naming what it wrote, and the Python side
+// reads it back with kafka-python.
+//
+//   node kafkajs_check.js check <bootstrap> <topic-prefix>
+//       admin (create/describe/partitions/configs/delete), producers (plain, idempotent,
+//       gzip, acks 0/1, a 270-character client.id) and the expected failures
+//   node kafkajs_check.js list-offsets <bootstrap> <topic> <high watermark per partition, comma-separated>
+//       admin.fetchTopicOffsets / fetchTopicOffsetsByTimestamp (ListOffsets v3)
+
+'use strict';
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+
+const assert = require('assert/strict');
+const path = require('path');
+const { Kafka, logLevel, CompressionTypes } = require(path.join(__dirname, 'node_modules', 'kafkajs'));
+
+const [mode, bootstrap, arg1, arg2] = process.argv.slice(2);
+if (!mode || !bootstrap || !arg1) {
+  console.error('usage: kafkajs_check.js check <bootstrap> <prefix> | list-offsets <bootstrap> <topic> <hws>');
+  process.exit(2);
+}
+
+// A hung client must not hang the test: pytest's subprocess timeout is the backstop, this the first.
+const watchdog = setTimeout(() => {
+  console.error('kafkajs_check: overall timeout (90 s)');
+  process.exit(3);
+}, 90000);
+
+function client(clientId, retries = 2) {
+  return new Kafka({
+    clientId,
+    brokers: [bootstrap],
+    logLevel: logLevel.ERROR,
+    connectionTimeout: 5000,
+    requestTimeout: 10000,
+    retry: { retries, initialRetryTime: 100, maxRetryTime: 1000 },
+  });
+}
+
+function log(step, detail) {
+  console.log(`ok  ${step}${detail === undefined ? '' : ' ' + JSON.stringify(detail)}`);
+}
+
+// Runs `fn`, which must throw; returns the error for further checks.
+async function expectError(step, fn) {
+  let result;
+  try {
+    result = await fn();
+  } catch (e) {
+    log(step, { name: e.name, type: e.type, message: e.message });
+    return e;
+  }
+  throw new Error(`${step}: expected an error, got ${JSON.stringify(result)}`);
+}
+
+function createTopicErrorTypes(e) {
+  assert.equal(e.name, 'KafkaJSAggregateError', `${e.name}: ${e.message}`);
+  return e.errors.map((x) => x.type);
+}
+
+async function check(prefix) {
+  const main = `${prefix}-main`;
+  const side = `${prefix}-side`;
+  const doomed = `${prefix}-del`;
+  const kafka = client('kafkajs-check');
+  const admin = kafka.admin();
+  await admin.connect();
+
+  // ---- admin: topics -------------------------------------------------------------------
+  assert.equal(await admin.createTopics({
+    topics: [
+      { topic: main, numPartitions: 3 },
+      { topic: side, numPartitions: 2, configEntries: [{ name: 'retention.ms', value: '3600000' }] },
+      { topic: doomed, numPartitions: 1 },
+    ],
+  }), true, 'createTopics should create all three topics');
+  log('createTopics');
+  // kafkajs resolves to false when the topic already exists (TOPIC_ALREADY_EXISTS)
+  assert.equal(await admin.createTopics({ topics: [{ topic: main, numPartitions: 3 }] }), false);
+  log('createTopics existing -> false');
+
+  let e = await expectError('createTopics "bad topic!"',
+    () => admin.createTopics({ topics: [{ topic: 'bad topic!', numPartitions: 1 }] }));
+  assert.deepEqual(createTopicErrorTypes(e), ['INVALID_TOPIC_EXCEPTION']);
+  e = await expectError('createTopics replicationFactor 3',
+    () => admin.createTopics({ topics: [{ topic: `${prefix}-rf3`, numPartitions: 1, replicationFactor: 3 }] }));
+  assert.deepEqual(createTopicErrorTypes(e), ['INVALID_REPLICATION_FACTOR']);
+  e = await expectError('createTopics unknown config',
+    () => admin.createTopics({ topics: [{ topic: `${prefix}-badcfg`, configEntries: [{ name: 'no.such.config', value: '1' }] }] }));
+  assert.deepEqual(createTopicErrorTypes(e), ['INVALID_CONFIG']);
+
+  const topics = await admin.listTopics();
+  for (const t of [main, side, doomed]) assert.ok(topics.includes(t), `listTopics lacks ${t}`);
+  for (const t of ['bad topic!', `${prefix}-rf3`, `${prefix}-badcfg`]) assert.ok(!topics.includes(t), `listTopics has ${t}`);
+  log('listTopics');
+
+  const md = await admin.fetchTopicMetadata({ topics: [main] });
+  assert.equal(md.topics.length, 1);
+  assert.equal(md.topics[0].name, main);
+  assert.deepEqual(md.topics[0].partitions.map((p) => p.partitionId).sort(), [0, 1, 2]);
+  for (const p of md.topics[0].partitions) {
+    assert.equal(p.partitionErrorCode, 0);
+    assert.equal(p.leader, 1);
+    assert.deepEqual(p.replicas, [1]);
+    assert.deepEqual(p.isr, [1]);
+  }
+  log('fetchTopicMetadata', md.topics[0].partitions.length);
+
+  const cluster = await admin.describeCluster();
+  assert.equal(cluster.brokers.length, 1);
+  assert.equal(cluster.brokers[0].nodeId, 1);
+  assert.equal(`${cluster.brokers[0].host}:${cluster.brokers[0].port}`, bootstrap);
+  assert.equal(cluster.controller, 1);
+  assert.ok(cluster.clusterId, 'describeCluster: empty clusterId');
+  log('describeCluster', cluster);
+
+  await admin.createPartitions({ topicPartitions: [{ topic: side, count: 4 }] });
+  const sideMd = await admin.fetchTopicMetadata({ topics: [side] });
+  assert.equal(sideMd.topics[0].partitions.length, 4);
+  log('createPartitions 2 -> 4');
+  e = await expectError('createPartitions 4 -> 1',
+    () => admin.createPartitions({ topicPartitions: [{ topic: side, count: 1 }] }));
+  assert.equal(e.type, 'INVALID_PARTITIONS');
+
+  // ---- admin: DescribeConfigs --------------------------------------------------------------
+  const tcfg = await admin.describeConfigs({ resources: [{ type: 2, name: side }], includeSynonyms: false });
+  assert.equal(tcfg.resources.length, 1);
+  assert.equal(tcfg.resources[0].errorCode, 0);
+  const tentries = Object.fromEntries(tcfg.resources[0].configEntries.map((c) => [c.configName, c]));
+  assert.equal(tentries['retention.ms'].configValue, '3600000');
+  assert.equal(tentries['retention.ms'].isDefault, false);
+  assert.equal(tentries['cleanup.policy'].configValue, 'delete');
+  assert.equal(tentries['cleanup.policy'].isDefault, true);
+  log('describeConfigs topic', Object.keys(tentries));
+  const only = await admin.describeConfigs({
+    resources: [{ type: 2, name: side, configNames: ['retention.ms'] }], includeSynonyms: true,
+  });
+  assert.deepEqual(only.resources[0].configEntries.map((c) => [c.configName, c.configValue]), [['retention.ms', '3600000']]);
+  log('describeConfigs topic configNames + synonyms');
+  const bcfg = await admin.describeConfigs({ resources: [{ type: 4, name: '1' }], includeSynonyms: false });
+  assert.equal(bcfg.resources[0].errorCode, 0);
+  const bentries = Object.fromEntries(bcfg.resources[0].configEntries.map((c) => [c.configName, c.configValue]));
+  assert.equal(bentries['broker.id'], '1');
+  log('describeConfigs broker', Object.keys(bentries));
+  e = await expectError('describeConfigs unknown topic',
+    () => admin.describeConfigs({ resources: [{ type: 2, name: `${prefix}-nope` }], includeSynonyms: false }));
+  assert.equal(e.type, 'UNKNOWN_TOPIC_OR_PARTITION');
+
+  // ---- producers --------------------------------------------------------------------------
+  const perProducer = 2500;
+  for (const [label, opts] of [['plain', {}], ['idem', { idempotent: true, maxInFlightRequests: 1 }]]) {
+    const producer = kafka.producer({ allowAutoTopicCreation: false, ...opts });
+    await producer.connect();
+    const nextOffset = {};
+    for (let n = 0; n < perProducer; n += 500) {
+      const messages = [];
+      for (let i = n; i < n + 500; i++) {
+        messages.push({ key: `k${i}`, value: `${label}-${i}`, partition: i % 3, headers: { h: `${label}:${i}` } });
+      }
+      const res = await producer.send({ topic: main, acks: -1, messages });
+      for (const r of res) {
+        assert.equal(r.errorCode, 0);
+        // offsets are contiguous per partition across sends
+        if (nextOffset[r.partition] !== undefined) assert.equal(Number(r.baseOffset), nextOffset[r.partition]);
+        const count = messages.filter((m) => m.partition === r.partition).length;
+        nextOffset[r.partition] = Number(r.baseOffset) + count;
+      }
+    }
+    log(`send ${label} x${perProducer}`, nextOffset);
+
+    e = await expectError(`send ${label} to "bad topic!"`,
+      () => producer.send({ topic: 'bad topic!', messages: [{ value: 'x' }] }));
+    assert.match(e.message, /invalid topic/i);
+    await producer.disconnect();
+  }
+
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  const gz = [];
+  for (let i = 0; i < 300; i++) gz.push({ key: null, value: `gz-${i}-${'z'.repeat(50)}`, partition: i % 3 });
+  const gzRes = await producer.sendBatch({ acks: -1, compression: CompressionTypes.GZIP, topicMessages: [{ topic: side, messages: gz }] });
+  assert.deepEqual(gzRes.map((r) => [r.partition, r.errorCode, r.baseOffset]).sort(), [[0, 0, '0'], [1, 0, '0'], [2, 0, '0']]);
+  log('sendBatch gzip x300');
+  assert.deepEqual(await producer.send({ topic: side, acks: 0, messages: [{ value: 'acks0', partition: 3 }] }), []);
+  const a1 = await producer.send({ topic: side, acks: 1, messages: [{ value: 'acks1', partition: 3 }] });
+  assert.equal(a1[0].errorCode, 0);
+  assert.equal(a1[0].baseOffset, '1', 'the acks=0 message should be at offset 0 of partition 3');
+  log('send acks 0 / 1');
+  await producer.disconnect();
+
+  // ---- a 270-character client.id -----------------------------------------------------------
+  const longId = 'c'.repeat(270);
+  const longKafka = client(longId);
+  const lp = longKafka.producer({ allowAutoTopicCreation: false });
+  await lp.connect();
+  const lr = await lp.send({ topic: side, acks: -1, messages: [{ value: 'longcid', partition: 3 }] });
+  assert.equal(lr[0].baseOffset, '2');
+  await lp.disconnect();
+  const la = longKafka.admin();
+  await la.connect();
+  assert.ok((await la.listTopics()).includes(side));
+  await la.disconnect();
+  log('client.id of 270 characters: produce + listTopics');
+
+  // ---- delete ------------------------------------------------------------------------------
+  await admin.deleteTopics({ topics: [doomed] });
+  assert.ok(!(await admin.listTopics()).includes(doomed), 'deleted topic still listed');
+  log('deleteTopics');
+
+  await admin.disconnect();
+  return {
+    main: { topic: main, partitions: 3, labels: ['plain', 'idem'], per_producer: perProducer },
+    side: { topic: side, partitions: 4, gzip: 300, p3: ['acks0', 'acks1', 'longcid'] },
+  };
+}
+
+async function listOffsets(topic, hws) {
+  const admin = client('kafkajs-list-offsets', 0).admin();
+  await admin.connect();
+  try {
+    const latest = await admin.fetchTopicOffsets(topic);
+    const got = latest.map((p) => [p.partition, p.low, p.high, p.offset]).sort();
+    const want = hws.map((hw, p) => [p, '0', String(hw), String(hw)]);
+    assert.deepEqual(got, want);
+    log('fetchTopicOffsets', got);
+    const byTs = await admin.fetchTopicOffsetsByTimestamp(topic, 0);
+    assert.deepEqual(byTs.map((p) => [p.partition, p.offset]).sort(), hws.map((_, p) => [p, '0']));
+    log('fetchTopicOffsetsByTimestamp(0)');
+    return { latest: got };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+(async () => {
+  let result;
+  if (mode === 'check') result = await check(arg1);
+  else if (mode === 'list-offsets') result = await listOffsets(arg1, (arg2 || '').split(',').map(Number));
+  else throw new Error(`unknown mode ${mode}`);
+  console.log(`RESULT ${JSON.stringify(result)}`);
+  clearTimeout(watchdog);
+})().catch((err) => {
+  console.error(`FAILED: ${err && err.stack ? err.stack : err}`);
+  if (err && err.errors) console.error(JSON.stringify(err.errors.map((x) => [x.name, x.type, x.message])));
+  process.exit(1);
+});

@@ -1,0 +1,251 @@
+"""Every advertised version of every API answers a well-formed request with a
+decodable response and no error.
+
+Requests are encoded and responses decoded with kafka-python's schema-generated
+protocol classes (Kafka's own JSON message definitions), one raw connection per
+request so a broker that drops the connection fails only that version.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+
+import pytest
+from kafka.protocol.admin import (
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+)
+from kafka.protocol.consumer import (
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+)
+from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse
+from kafka.protocol.producer import (
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+)
+
+import kproto
+from client_helpers import admin, create_topic
+
+RECORDS = [b"matrix-%d" % i for i in range(3)]
+
+
+def roundtrip(bootstrap: str, request, response_cls, version: int, corr: int):
+    request.with_header(correlation_id=corr, client_id="chronik-it-matrix")
+    frame = bytes(request.encode(version=version, header=True, framed=True))
+    with kproto.connect(bootstrap, timeout=15) as s:
+        s.sendall(frame)
+        size = struct.unpack(">i", kproto.recv_exact(s, 4))[0]
+        payload = kproto.recv_exact(s, size)
+    got_corr = struct.unpack(">i", payload[:4])[0]
+    assert got_corr == corr, f"correlation id {got_corr} != {corr}"
+    return response_cls.decode(payload, version=version, header=True).to_dict(json=False)
+
+
+def error_codes(obj) -> list[int]:
+    """Every error_code anywhere in a decoded response."""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "error_code" and isinstance(v, int):
+                out.append(v)
+            else:
+                out.extend(error_codes(v))
+    elif isinstance(obj, list):
+        for v in obj:
+            out.extend(error_codes(v))
+    return out
+
+
+@pytest.fixture(scope="module")
+def advertised(broker) -> dict[int, tuple[int, int]]:
+    _, body = kproto.call(broker.bootstrap, kproto.api_versions_v0(0))
+    err, apis = kproto.parse_api_versions_v0(body)
+    assert err == 0
+    return apis
+
+
+@pytest.fixture(scope="module")
+def mtopic(broker) -> str:
+    """A 1-partition topic holding RECORDS at offsets 0..2."""
+    name = f"matrix-{uuid.uuid4().hex[:8]}"
+    create_topic(broker.bootstrap, name, 1)
+    _, body = kproto.call(broker.bootstrap, kproto.produce_v3(1, name, 0, kproto.record_batch(RECORDS), acks=-1))
+    assert kproto.parse_produce_v3(body)[0]["error_code"] == 0
+    return name
+
+
+def check_versions(broker, advertised, api_key: int, build, check=None) -> None:
+    """Send build(version) at every advertised version; collect every failure."""
+    lo, hi = advertised[api_key]
+    failures = []
+    for v in range(lo, hi + 1):
+        try:
+            request, response_cls = build(v)
+            resp = roundtrip(broker.bootstrap, request, response_cls, v, 1000 + v)
+            errs = [e for e in error_codes(resp) if e != 0]
+            assert not errs, f"error codes {errs}: {resp}"
+            if check:
+                check(v, resp)
+        except Exception as exc:  # noqa: BLE001 - collected and reported together
+            failures.append(f"v{v}: {type(exc).__name__}: {str(exc)[:300]}")
+    assert not failures, f"API {api_key} versions {lo}-{hi} failing:\n" + "\n".join(failures)
+
+
+def test_api_versions_all_versions(broker, advertised):
+    def build(v):
+        return ApiVersionsRequest(client_software_name="chronik-it", client_software_version="1.0"), \
+            ApiVersionsResponse
+
+    def check(v, resp):
+        keys = {a["api_key"] for a in resp["api_keys"]}
+        assert keys == set(advertised), f"v{v} lists {sorted(keys)}"
+
+    check_versions(broker, advertised, 18, build, check)
+
+
+def test_metadata_all_versions(broker, advertised, mtopic):
+    def build(v):
+        return MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=mtopic)],
+                               allow_auto_topic_creation=False), MetadataResponse
+
+    def check(v, resp):
+        assert [b["port"] for b in resp["brokers"]] == [broker.kafka_port]
+        [t] = resp["topics"]
+        assert t["name"] == mtopic and [p["partition_index"] for p in t["partitions"]] == [0], t
+
+    check_versions(broker, advertised, 3, build, check)
+
+
+def test_produce_all_versions(broker, advertised, mtopic):
+    def build(v):
+        P = ProduceRequest
+        part = P.TopicProduceData.PartitionProduceData(index=0, records=kproto.record_batch([b"pv%d" % v]))
+        return P(transactional_id=None, acks=1, timeout_ms=10000,
+                 topic_data=[P.TopicProduceData(name=mtopic, partition_data=[part])]), ProduceResponse
+
+    def check(v, resp):
+        [t] = resp["responses"]
+        [p] = t["partition_responses"]
+        assert p["base_offset"] >= len(RECORDS), p
+
+    check_versions(broker, advertised, 0, build, check)
+
+
+def test_fetch_all_versions(broker, advertised, mtopic):
+    def build(v):
+        F = FetchRequest
+        part = F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0,
+                                           log_start_offset=-1, partition_max_bytes=1 << 20)
+        return F(replica_id=-1, max_wait_ms=100, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                 session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=mtopic, partitions=[part])],
+                 forgotten_topics_data=[], rack_id=""), FetchResponse
+
+    def check(v, resp):
+        [t] = resp["responses"]
+        [p] = t["partitions"]
+        values = [val for _o, _ts, _k, val in kproto.decode_records(p["records"] or b"")]
+        assert values[:len(RECORDS)] == RECORDS, values[:5]
+
+    check_versions(broker, advertised, 1, build, check)
+
+
+def test_list_offsets_all_versions(broker, advertised, mtopic):
+    for ts, label in ((-2, "earliest"), (-1, "latest"), (0, "timestamp 0")):
+        def build(v):
+            L = ListOffsetsRequest
+            part = L.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1,
+                                                           timestamp=ts)
+            return L(replica_id=-1, isolation_level=0,
+                     topics=[L.ListOffsetsTopic(name=mtopic, partitions=[part])]), ListOffsetsResponse
+
+        def check(v, resp):
+            [t] = resp["topics"]
+            [p] = t["partitions"]
+            if ts == -1:
+                assert p["offset"] >= len(RECORDS), (label, p)
+            else:
+                assert p["offset"] == 0, (label, p)
+
+        check_versions(broker, advertised, 2, build, check)
+
+
+def test_create_and_delete_topics_all_versions(broker, advertised):
+    base = f"matrix-ct-{uuid.uuid4().hex[:8]}"
+    def build_create(v):
+        T = CreateTopicsRequest.CreatableTopic
+        return CreateTopicsRequest(topics=[T(name=f"{base}-v{v}", num_partitions=1, replication_factor=1,
+                                             assignments=[], configs=[])],
+                                   timeout_ms=10000, validate_only=False), CreateTopicsResponse
+
+    check_versions(broker, advertised, 19, build_create)
+    dlo, dhi = advertised[20]
+    targets = {v: f"{base}-del-v{v}" for v in range(dlo, dhi + 1)}
+    a = admin(broker.bootstrap)
+    try:
+        a.create_topics({t: {"num_partitions": 1, "replication_factor": 1} for t in targets.values()})
+    finally:
+        a.close()
+
+    def build_delete(v):
+        return DeleteTopicsRequest(topic_names=[targets[v]], timeout_ms=10000), DeleteTopicsResponse
+
+    check_versions(broker, advertised, 20, build_delete)
+
+
+def test_create_partitions_all_versions(broker, advertised, topic):
+    create_topic(broker.bootstrap, topic, 1)
+    lo, _hi = advertised[37]
+
+    def build(v):
+        T = CreatePartitionsRequest.CreatePartitionsTopic
+        return CreatePartitionsRequest(topics=[T(name=topic, count=2 + v - lo, assignments=None)],
+                                       timeout_ms=10000, validate_only=False), CreatePartitionsResponse
+
+    check_versions(broker, advertised, 37, build)
+
+
+def test_describe_configs_all_versions(broker, advertised, mtopic):
+    def build(v):
+        R = DescribeConfigsRequest.DescribeConfigsResource
+        return DescribeConfigsRequest(resources=[R(resource_type=2, resource_name=mtopic, configuration_keys=None)],
+                                      include_synonyms=False, include_documentation=False), \
+            DescribeConfigsResponse
+
+    def check(v, resp):
+        [r] = resp["results"]
+        names = {c["name"] for c in r["configs"]}
+        assert {"retention.ms", "retention.bytes", "cleanup.policy"} <= names, sorted(names)
+
+    check_versions(broker, advertised, 32, build, check)
+
+
+def test_init_producer_id_all_versions(broker, advertised):
+    def build(v):
+        return InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000,
+                                     producer_id=-1, producer_epoch=-1), InitProducerIdResponse
+
+    def check(v, resp):
+        assert resp["producer_id"] >= 0 and resp["producer_epoch"] >= 0, resp
+
+    check_versions(broker, advertised, 22, build, check)
+
+
+def test_offset_for_leader_epoch_all_versions(broker, advertised, mtopic):
+    epoch = broker.partition(mtopic, 0)["leader_epoch"]
+
+    def build(v):
+        O = OffsetForLeaderEpochRequest
+        part = O.OffsetForLeaderTopic.OffsetForLeaderPartition(partition=0, current_leader_epoch=epoch,
+                                                               leader_epoch=epoch)
+        return O(replica_id=-1, topics=[O.OffsetForLeaderTopic(topic=mtopic, partitions=[part])]), \
+            OffsetForLeaderEpochResponse
+
+    def check(v, resp):
+        [t] = resp["topics"]
+        [p] = t["partitions"]
+        end = broker.partition(mtopic, 0)["log_end_offset"]
+        assert p["leader_epoch"] == epoch and p["end_offset"] == end, (p, end)
+
+    check_versions(broker, advertised, 23, build, check)
