@@ -10,10 +10,15 @@ Runs (each to a fresh topic with 3 partitions, compression none):
   1,000,000 x 100 B with acks=1, then acks=all
     200,000 x 1 KiB with acks=1, then acks=all
 For each run it prints msg/s, MB/s (10^6 bytes of values), produce latency
-p50/p99/p99.9 (from the produce() call to the delivery callback; callbacks are
-served every 100 messages, so latencies include up to that much queueing) and the
-error count; then it reads each topic back and prints consume msg/s and MB/s.
-Exits 1 and prints MISMATCH when a topic does not hold exactly the acknowledged count.
+p50/p99/p99.9 and the error count; then it reads each topic back and prints consume
+msg/s and MB/s.
+
+Latency is measured from the produce() call to the delivery report, on every 100th
+message: a Python callback per message costs about as much as the broker's whole work
+and would make this a benchmark of the callback. A message counts as acknowledged unless
+a delivery report said it failed or it was still queued after flush(); the run then
+demands that the topic holds exactly that many messages, so a failure nobody reported
+shows up as a MISMATCH rather than hiding. Exits 1 and prints MISMATCH in that case.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ def create_topic(bootstrap: str, topic: str) -> None:
     raise RuntimeError(f"topic {topic} not visible with {PARTITIONS} partitions")
 
 
+# Every LATENCY_SAMPLE-th message carries a delivery callback (see the module doc).
+LATENCY_SAMPLE = 100
+
+
 def percentile(sorted_values, q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -63,9 +72,8 @@ def percentile(sorted_values, q: float) -> float:
 
 class DeliveryStats:
     def __init__(self, n: int):
-        self.sent_at = array("d", bytes(8 * n))
+        self.sent_at = array("d", bytes(8 * (n // LATENCY_SAMPLE + 1)))
         self.latencies = array("d")
-        self.acked = 0
         self.errors = 0
         self.first_error = None
 
@@ -74,7 +82,6 @@ class DeliveryStats:
             self.errors += 1
             self.first_error = self.first_error or str(err)
             return
-        self.acked += 1
         self.latencies.append(time.perf_counter() - self.sent_at[idx])
 
 
@@ -96,21 +103,26 @@ def produce_run(bootstrap: str, topic: str, n: int, size: int, acks: str) -> dic
     produce, poll, now = producer.produce, producer.poll, time.perf_counter
     start = now()
     for i in range(n):
+        sampled = i % LATENCY_SAMPLE == 0
         while True:
-            stats.sent_at[i] = now()
             try:
-                produce(topic, value, on_delivery=functools.partial(cb, i))
+                if sampled:
+                    stats.sent_at[i // LATENCY_SAMPLE] = now()
+                    produce(topic, value, on_delivery=functools.partial(cb, i // LATENCY_SAMPLE))
+                else:
+                    produce(topic, value)
                 break
             except BufferError:
                 poll(0.001)
-        if i % 100 == 0:
+        if sampled:
             poll(0)
     left = producer.flush(300)
     wall = now() - start
     lat = sorted(stats.latencies)
     stats.latencies = None
-    return dict(acked=stats.acked, errors=stats.errors + left, first_error=stats.first_error, wall=wall,
-                msg_s=stats.acked / wall, mb_s=stats.acked * size / wall / 1e6,
+    acked = n - stats.errors - left
+    return dict(acked=acked, errors=stats.errors + left, first_error=stats.first_error, wall=wall,
+                msg_s=acked / wall, mb_s=acked * size / wall / 1e6,
                 p50=percentile(lat, 0.50) * 1e3, p99=percentile(lat, 0.99) * 1e3,
                 p999=percentile(lat, 0.999) * 1e3)
 
