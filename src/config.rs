@@ -47,6 +47,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Kafka protocol front end.
     pub kafka: KafkaConfig,
+    /// Consumer-group coordination.
+    pub groups: GroupsConfig,
     /// Restart budget and back-off of the supervisors.
     pub supervision: SupervisionConfig,
     /// Switches meant for tests only.
@@ -146,6 +148,35 @@ pub struct KafkaConfig {
     pub max_inflight_requests: usize,
 }
 
+/// Consumer-group coordinator settings (Kafka's `offsets.*` and `group.*` broker configs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupsConfig {
+    /// Partitions of the internal `__consumer_offsets` topic (fixed once it exists).
+    pub offsets_partitions: i32,
+    /// How long the first member of an empty group waits for others before the first
+    /// generation completes.
+    pub initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a member may ask for.
+    pub min_session_timeout_ms: i32,
+    /// Largest session timeout a member may ask for.
+    pub max_session_timeout_ms: i32,
+    /// Members per group (0: no limit).
+    pub max_size: usize,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        Self {
+            offsets_partitions: 10,
+            initial_rebalance_delay_ms: 3_000,
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: 0,
+        }
+    }
+}
+
 /// Supervisor restart policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -180,6 +211,7 @@ impl Default for Config {
             peers: Vec::new(),
             storage: StorageConfig::default(),
             kafka: KafkaConfig::default(),
+            groups: GroupsConfig::default(),
             supervision: SupervisionConfig::default(),
             debug: DebugConfig::default(),
         }

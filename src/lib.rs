@@ -9,6 +9,9 @@
 //! - [`partition`]: per-partition rules that are not storage: idempotent-producer sequence checks.
 //! - [`records`]: deep checks of produced record batches (compressed ones are decoded,
 //!   with a cap on the decompressed size).
+//! - [`offsets`]: committed consumer-group offsets as records of `__consumer_offsets`.
+//! - [`group`]: consumer-group membership (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) as a pure,
+//!   clock-driven state machine per group.
 //! - [`cluster`]: the metadata model (topics, partitions, configs) and the commands that change it.
 //!
 //! The `chronik-actors` crate owns every actor and socket and depends on this one, never the
@@ -16,7 +19,9 @@
 
 pub mod cluster;
 pub mod config;
+pub mod group;
 pub mod log;
+pub mod offsets;
 pub mod partition;
 pub mod protocol;
 pub mod records;

@@ -101,7 +101,7 @@ impl Actor for ConnectionActor {
     ) -> Result<(), ActorProcessingErr> {
         state.gauge.received();
         match msg {
-            ConnectionMsg::Frame(frame, permit) => match handlers::dispatch(&state.ctx, frame) {
+            ConnectionMsg::Frame(frame, permit) => match handlers::dispatch(&state.ctx, frame, state.peer) {
                 Ok(response) => {
                     let _ = state.responses.send((tokio::spawn(response), permit));
                 }

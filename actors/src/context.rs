@@ -10,6 +10,7 @@ use ractor::{ActorRef, Message};
 use tokio::sync::watch;
 
 use crate::directory::{ActorDirectory, Counted};
+use crate::group_coordinator::CoordinatorMsg;
 use crate::metadata_actor::MetadataMsg;
 use crate::replica::ReplicaMsg;
 use crate::replica_supervisor::ReplicaSupervisorMsg;
@@ -72,6 +73,8 @@ pub struct NodeContext {
     pub metadata_actor: Slot<MetadataMsg>,
     /// The WalFlusher, for durability.
     pub flusher: Slot<WalFlusherMsg>,
+    /// The GroupCoordinator, for consumer-group requests.
+    pub coordinator: Slot<CoordinatorMsg>,
     /// The ReplicaSupervisor, told to reconcile after metadata changes.
     pub replica_supervisor: Slot<ReplicaSupervisorMsg>,
     // SHARED: the produce/fetch path looks up the partition's actor without queuing behind the
@@ -91,6 +94,7 @@ impl NodeContext {
             metadata_actor: Slot::default(),
             flusher: Slot::default(),
             replica_supervisor: Slot::default(),
+            coordinator: Slot::default(),
             replicas: DashMap::new(),
             directory: ActorDirectory::default(),
         })

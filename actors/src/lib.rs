@@ -5,6 +5,7 @@
 //! - [`metadata_actor`]: applies metadata commands, persists and publishes them.
 //! - [`wal_flusher`]: group commit — fsyncs what replicas appended, then acks them.
 //! - [`replica_supervisor`] / [`replica`]: one `ReplicaActor` per hosted partition.
+//! - [`group_coordinator`]: consumer groups; committed offsets in `__consumer_offsets`.
 //! - [`kafka_listener`] / [`connection`]: one `ConnectionActor` per Kafka client connection;
 //!   [`handlers`] has one file per Kafka API.
 //! - [`admin`]: the warp admin API.
@@ -15,6 +16,7 @@ pub mod admin;
 pub mod connection;
 pub mod context;
 pub mod directory;
+pub mod group_coordinator;
 pub mod handlers;
 pub mod kafka_listener;
 pub mod metadata_actor;

@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::{AdminArgs, AdminServer};
 use crate::context::NodeContext;
+use crate::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use crate::kafka_listener::{KafkaListener, KafkaListenerArgs};
 use crate::metadata_actor::{MetadataActor, MetadataArgs};
 use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
@@ -27,6 +28,8 @@ pub enum ChildKind {
     Metadata,
     /// Owns the partition replicas.
     Replicas,
+    /// Coordinates consumer groups (needs the offsets topic's replicas).
+    Coordinator,
     /// Accepts Kafka clients.
     Listener,
     /// Serves the admin API.
@@ -34,8 +37,14 @@ pub enum ChildKind {
 }
 
 /// Start order: each child only needs the ones before it.
-const START_ORDER: [ChildKind; 5] =
-    [ChildKind::Flusher, ChildKind::Metadata, ChildKind::Replicas, ChildKind::Listener, ChildKind::Admin];
+const START_ORDER: [ChildKind; 6] = [
+    ChildKind::Flusher,
+    ChildKind::Metadata,
+    ChildKind::Replicas,
+    ChildKind::Coordinator,
+    ChildKind::Listener,
+    ChildKind::Admin,
+];
 
 /// The supervisor's mailbox.
 pub enum NodeSupervisorMsg {
@@ -144,6 +153,9 @@ impl NodeSupervisorState {
                     .await?
                     .0
                     .get_cell()
+            }
+            ChildKind::Coordinator => {
+                Actor::spawn_linked(None, GroupCoordinator, CoordinatorArgs { ctx, restarts }, sup).await?.0.get_cell()
             }
             ChildKind::Listener => {
                 Actor::spawn_linked(None, KafkaListener, KafkaListenerArgs { ctx, restarts }, sup).await?.0.get_cell()

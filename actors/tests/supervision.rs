@@ -98,12 +98,15 @@ async fn read_all(replica: &Counted<ReplicaMsg>) -> Bytes {
     }
 }
 
-fn find<'a>(node: &'a ActorNode, role: &str) -> Option<&'a ActorNode> {
-    if node.role == role {
+/// The first actor in the tree with this role or name.
+fn find<'a>(node: &'a ActorNode, role_or_name: &str) -> Option<&'a ActorNode> {
+    if node.role == role_or_name || node.name == role_or_name {
         return Some(node);
     }
-    node.children.iter().find_map(|c| find(c, role))
+    node.children.iter().find_map(|c| find(c, role_or_name))
 }
+
+const REPLICA: &str = "replica:orders-0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_replica_restarts_then_escalates() {
@@ -136,7 +139,7 @@ async fn panicking_replica_restarts_then_escalates() {
     assert_eq!(append(&second, 30).await.expect("append after restart").base_offset, 20);
     let root = node.get_cell();
     let tree = ctx.directory.tree(&root);
-    assert_eq!(find(&tree, "ReplicaActor").expect("replica in tree").restarts, 1);
+    assert_eq!(find(&tree, REPLICA).expect("replica in tree").restarts, 1);
 
     // Past the budget (2 restarts in the window) the ReplicaSupervisor escalates and is itself
     // restarted by the NodeSupervisor, bringing the replica back with its data.
@@ -150,7 +153,7 @@ async fn panicking_replica_restarts_then_escalates() {
     let tree = eventually("supervisor restarted", || {
         let tree = ctx.directory.tree(&root);
         find(&tree, "ReplicaSupervisor")
-            .filter(|s| s.restarts == 1 && find(s, "ReplicaActor").is_some())
+            .filter(|s| s.restarts == 1 && find(s, REPLICA).is_some())
             .map(|_| tree.clone())
     })
     .await;

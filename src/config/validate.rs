@@ -106,6 +106,14 @@ impl Config {
         if k.max_inflight_requests == 0 {
             problems.push("kafka.max_inflight_requests: must be at least 1".into());
         }
+        let g = &self.groups;
+        if !(1..=1000).contains(&g.offsets_partitions) {
+            problems
+                .push(format!("groups.offsets_partitions: must be between 1 and 1000, got {}", g.offsets_partitions));
+        }
+        if g.min_session_timeout_ms < 1 || g.max_session_timeout_ms < g.min_session_timeout_ms {
+            problems.push("groups.min_session_timeout_ms / max_session_timeout_ms: need 0 < min <= max".into());
+        }
         let sup = &self.supervision;
         if sup.backoff_initial_ms == 0 || sup.backoff_max_ms < sup.backoff_initial_ms {
             problems.push("supervision.backoff_initial_ms / backoff_max_ms: need 0 < initial <= max".into());

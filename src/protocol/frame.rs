@@ -144,7 +144,7 @@ fn sized_response(body: &ResponseKind, version: i16) -> Option<(ApiKey, Result<u
         Produce, Fetch, ListOffsets, Metadata, ApiVersions, CreateTopics, DeleteTopics,
         CreatePartitions, DescribeConfigs, InitProducerId, OffsetForLeaderEpoch,
         FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-        DescribeGroups, ListGroups,
+        DescribeGroups, ListGroups, DeleteGroups,
     )
 }
 

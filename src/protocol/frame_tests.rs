@@ -74,9 +74,9 @@ fn unknown_and_unserved_api_keys_are_unsupported() {
     let err = parse_request(raw_frame(9999, 0, 77, &[0; 16])).unwrap_err();
     assert_eq!(err, ProtocolError::UnsupportedApi { key: 9999, version: 0, correlation_id: 77 });
     assert_eq!(err.correlation_id(), Some(77));
-    // JoinGroup exists in Kafka but is not in our table (yet).
-    let err = parse_request(raw_frame(ApiKey::JoinGroup as i16, 5, 78, &[0; 16])).unwrap_err();
-    assert!(matches!(err, ProtocolError::UnsupportedApi { key: 11, .. }), "{err:?}");
+    // AddPartitionsToTxn exists in Kafka but is not in our table: transactions are not supported.
+    let err = parse_request(raw_frame(ApiKey::AddPartitionsToTxn as i16, 3, 78, &[0; 16])).unwrap_err();
+    assert!(matches!(err, ProtocolError::UnsupportedApi { key: 24, .. }), "{err:?}");
 }
 
 #[test]
@@ -161,6 +161,17 @@ fn response_body_of_another_api_is_an_encode_error() {
     let err = encode_response(ApiKey::Produce, 9, 1, &body).unwrap_err();
     assert!(matches!(err, ProtocolError::Encode { api: ApiKey::Produce, version: 9, .. }), "{err:?}");
     assert!(err.to_string().contains("Metadata"), "{err}");
+}
+
+#[test]
+fn every_advertised_response_is_checked_against_its_api() {
+    // Only kinds listed in frame.rs's `sized_response` are checked (and pre-sized).
+    for (api, range) in ADVERTISED_APIS {
+        let other = if *api == ApiKey::Metadata { ApiKey::Produce } else { ApiKey::Metadata };
+        let body = sample_response(*api, range.max);
+        let result = encode_response(other, range.max, 1, &body);
+        assert!(matches!(result, Err(ProtocolError::Encode { .. })), "{api:?} body sent as {other:?}: {result:?}");
+    }
 }
 
 #[test]

@@ -74,6 +74,16 @@ round_trip_tests! {
     describe_configs_every_version => DescribeConfigs,
     init_producer_id_every_version => InitProducerId,
     offset_for_leader_epoch_every_version => OffsetForLeaderEpoch,
+    offset_commit_every_version => OffsetCommit,
+    offset_fetch_every_version => OffsetFetch,
+    find_coordinator_every_version => FindCoordinator,
+    join_group_every_version => JoinGroup,
+    heartbeat_every_version => Heartbeat,
+    leave_group_every_version => LeaveGroup,
+    sync_group_every_version => SyncGroup,
+    describe_groups_every_version => DescribeGroups,
+    list_groups_every_version => ListGroups,
+    delete_groups_every_version => DeleteGroups,
 }
 
 #[test]

@@ -17,6 +17,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
+/// The consumer-group samples, and the group, members and embedded consumer-protocol bytes
+/// the group response samples share.
+pub(super) mod groups;
+
 /// The topic every sample talks about.
 pub(super) const TOPIC: &str = "orders";
 
@@ -87,6 +91,16 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(describe_configs(version)),
         ApiKey::InitProducerId => RequestKind::InitProducerId(init_producer_id(version)),
         ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(offset_for_leader_epoch(version)),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(groups::offset_commit(version)),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(groups::offset_fetch(version)),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(groups::find_coordinator(version)),
+        ApiKey::JoinGroup => RequestKind::JoinGroup(groups::join_group(version)),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(groups::heartbeat(version)),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(groups::leave_group(version)),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(groups::sync_group(version)),
+        ApiKey::DescribeGroups => RequestKind::DescribeGroups(groups::describe_groups(version)),
+        ApiKey::ListGroups => RequestKind::ListGroups(groups::list_groups(version)),
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(groups::delete_groups()),
         other => panic!("no sample request for {other:?}"),
     }
 }

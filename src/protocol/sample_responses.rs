@@ -21,6 +21,9 @@ use kafka_protocol::protocol::Decodable;
 use super::sample_requests::{TOPIC, record_batch, s, topic};
 use super::versions::api_versions_response;
 
+/// The consumer-group samples.
+mod groups;
+
 /// Decodes a response frame as a client would: size prefix, header, body. Asserts the size
 /// prefix matches and nothing trails the body; returns the correlation id and the body.
 pub(super) fn decode_response_frame(api: ApiKey, version: i16, mut frame: Bytes) -> (i32, ResponseKind) {
@@ -48,6 +51,16 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(describe_configs(version)),
         ApiKey::InitProducerId => ResponseKind::InitProducerId(init_producer_id()),
         ApiKey::OffsetForLeaderEpoch => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch()),
+        ApiKey::OffsetCommit => ResponseKind::OffsetCommit(groups::offset_commit(version)),
+        ApiKey::OffsetFetch => ResponseKind::OffsetFetch(groups::offset_fetch(version)),
+        ApiKey::FindCoordinator => ResponseKind::FindCoordinator(groups::find_coordinator(version)),
+        ApiKey::JoinGroup => ResponseKind::JoinGroup(groups::join_group(version)),
+        ApiKey::Heartbeat => ResponseKind::Heartbeat(groups::heartbeat(version)),
+        ApiKey::LeaveGroup => ResponseKind::LeaveGroup(groups::leave_group(version)),
+        ApiKey::SyncGroup => ResponseKind::SyncGroup(groups::sync_group(version)),
+        ApiKey::DescribeGroups => ResponseKind::DescribeGroups(groups::describe_groups(version)),
+        ApiKey::ListGroups => ResponseKind::ListGroups(groups::list_groups(version)),
+        ApiKey::DeleteGroups => ResponseKind::DeleteGroups(groups::delete_groups()),
         other => panic!("no sample response for {other:?}"),
     }
 }

@@ -26,6 +26,15 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Fetch, v(4, 12)),
     (ApiKey::ListOffsets, v(1, 7)),
     (ApiKey::Metadata, v(0, 12)),
+    (ApiKey::OffsetCommit, v(2, 8)),
+    (ApiKey::OffsetFetch, v(1, 7)),
+    (ApiKey::FindCoordinator, v(0, 3)),
+    (ApiKey::JoinGroup, v(0, 5)),
+    (ApiKey::Heartbeat, v(0, 3)),
+    (ApiKey::LeaveGroup, v(0, 3)),
+    (ApiKey::SyncGroup, v(0, 3)),
+    (ApiKey::DescribeGroups, v(0, 5)),
+    (ApiKey::ListGroups, v(0, 4)),
     (ApiKey::DescribeConfigs, v(1, 4)),
     (ApiKey::ApiVersions, v(0, 3)),
     (ApiKey::CreateTopics, v(2, 4)),
@@ -33,6 +42,7 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::InitProducerId, v(0, 4)),
     (ApiKey::OffsetForLeaderEpoch, v(2, 3)),
     (ApiKey::CreatePartitions, v(0, 3)),
+    (ApiKey::DeleteGroups, v(0, 2)),
 ];
 
 /// The advertised version range of `key`, or `None` if this broker does not serve it.
@@ -86,12 +96,22 @@ mod tests {
             (ApiKey::DescribeConfigs, 1, 4),
             (ApiKey::InitProducerId, 0, 4),
             (ApiKey::OffsetForLeaderEpoch, 2, 3),
+            (ApiKey::OffsetCommit, 2, 8),
+            (ApiKey::OffsetFetch, 1, 7),
+            (ApiKey::FindCoordinator, 0, 3),
+            (ApiKey::JoinGroup, 0, 5),
+            (ApiKey::Heartbeat, 0, 3),
+            (ApiKey::LeaveGroup, 0, 3),
+            (ApiKey::SyncGroup, 0, 3),
+            (ApiKey::DescribeGroups, 0, 5),
+            (ApiKey::ListGroups, 0, 4),
+            (ApiKey::DeleteGroups, 0, 2),
         ];
         assert_eq!(ADVERTISED_APIS.len(), expected.len());
         for (key, min, max) in expected {
             assert_eq!(supported_range(key), Some(v(min, max)), "{key:?}");
         }
-        assert_eq!(supported_range(ApiKey::JoinGroup), None);
+        assert_eq!(supported_range(ApiKey::AddPartitionsToTxn), None);
     }
 
     #[test]

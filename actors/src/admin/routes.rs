@@ -79,13 +79,14 @@ pub fn routes(
         .and(with_ctx.clone())
         .map(move |ctx: Arc<NodeContext>| json(&ctx.directory.tree(&root)));
     let partitions = warp::path!("admin" / "partitions").and(warp::get()).and(with_ctx.clone()).then(partitions);
+    let groups = warp::path!("admin" / "groups").and(warp::get()).and(with_ctx.clone()).then(super::groups::groups);
     let fail_points = warp::path!("admin" / "fail-points")
         .and(warp::post())
         .and(with_ctx)
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
         .map(fail_point);
-    health.or(actors).or(partitions).or(fail_points).recover(reject)
+    health.or(actors).or(partitions).or(groups).or(fail_points).recover(reject)
 }
 
 fn health(ctx: &NodeContext) -> Json {
@@ -125,7 +126,7 @@ async fn partitions(ctx: Arc<NodeContext>) -> Json {
     json(&serde_json::json!({ "partitions": out }))
 }
 
-async fn replica_info(ctx: &NodeContext, tp: &TopicPartition) -> Option<ReplicaInfo> {
+pub(super) async fn replica_info(ctx: &NodeContext, tp: &TopicPartition) -> Option<ReplicaInfo> {
     let replica = ctx.replicas.get(tp).map(|r| r.clone())?;
     match replica.call(ReplicaMsg::Info, Duration::from_secs(5)).await {
         Ok(ractor::rpc::CallResult::Success(info)) => Some(info),

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use chronik::cluster::MetadataCommand;
+use chronik::cluster::{MetadataCommand, MetadataError};
+use chronik::offsets::OFFSETS_TOPIC;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, ResponseKind};
 
@@ -12,8 +13,16 @@ use crate::context::NodeContext;
 /// Handles one DeleteTopics request (by name, v1–v5).
 pub async fn handle(ctx: &Arc<NodeContext>, req: DeleteTopicsRequest, version: i16) -> ResponseKind {
     let names: Vec<String> = req.topic_names.iter().map(|n| n.0.to_string()).collect();
-    let commands = names.iter().map(|name| MetadataCommand::DeleteTopic { name: name.clone() }).collect();
-    let outcomes = apply_metadata(ctx, commands).await;
+    // The offsets topic holds every group's committed offsets; it cannot be deleted.
+    let deletable: Vec<&String> = names.iter().filter(|n| n.as_str() != OFFSETS_TOPIC).collect();
+    let commands = deletable.iter().map(|name| MetadataCommand::DeleteTopic { name: (*name).clone() }).collect();
+    let mut applied = apply_metadata(ctx, commands).await.into_iter();
+    let internal =
+        || Err(MetadataError::InvalidTopicName { name: OFFSETS_TOPIC.into(), reason: "it is internal".into() });
+    let outcomes: Vec<_> = names
+        .iter()
+        .map(|n| if n == OFFSETS_TOPIC { internal() } else { applied.next().unwrap_or_else(internal) })
+        .collect();
     let responses = names
         .iter()
         .zip(outcomes)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chronik::cluster::{ClusterMetadata, TopicMeta, validate_topic_name};
+use chronik::offsets::OFFSETS_TOPIC;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -96,5 +97,6 @@ fn topic_response(topic: &TopicMeta, version: i16) -> MetadataResponseTopic {
         })
         .collect();
     let r = MetadataResponseTopic::default().with_name(Some(topic_name(&topic.name))).with_partitions(partitions);
+    let r = if version >= 1 { r.with_is_internal(topic.name == OFFSETS_TOPIC) } else { r };
     if version >= 10 { r.with_topic_id(topic.id) } else { r }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chronik::cluster::validate_topic_name;
 use chronik::log::split_batches;
+use chronik::offsets::OFFSETS_TOPIC;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
@@ -83,6 +84,10 @@ fn start_append(ctx: &NodeContext, topic: &str, partition: i32, records: Bytes, 
     let err = |kind: ResponseError, msg: String| Pending::Done(Err(PartitionError::new(kind, msg)));
     if let Err(e) = validate_topic_name(topic) {
         return err(ResponseError::InvalidTopicException, e.to_string());
+    }
+    if topic == OFFSETS_TOPIC {
+        // Only the group coordinator writes committed offsets (Kafka refuses this too).
+        return err(ResponseError::InvalidTopicException, format!("{topic} is internal"));
     }
     let replica = match super::replica_for(ctx, topic, partition) {
         Ok(replica) => replica,

@@ -1,0 +1,229 @@
+//! `GroupCoordinator`: consumer groups and their committed offsets. Group membership is the
+//! pure state machine of `chronik::group`, one per group, driven by requests and a 100 ms tick;
+//! committed offsets are appended to the internal `__consumer_offsets` topic through its
+//! replicas (so they are as durable as any produce) and cached here for OffsetFetch.
+//!
+//! Membership is not persisted: after a restart groups start empty and members rejoin (their
+//! heartbeats get UNKNOWN_MEMBER_ID), resuming from the committed offsets.
+
+mod offsets_store;
+mod requests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chronik::group::{
+    Group, GroupConfig, GroupDescription, JoinRequest, JoinResponse, SyncRequest, SyncResponse, Token,
+};
+use chronik::offsets::{CommittedOffset, OffsetKey};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::info;
+
+use crate::context::NodeContext;
+use crate::directory::MailboxGauge;
+use crate::replica::PartitionError;
+
+/// Topic and partition of a committed offset.
+pub type OffsetPartition = (String, i32);
+
+/// One group as listed by ListGroups / `/admin/groups`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// The members' protocol type (`consumer` for consumers); empty for offsets-only groups.
+    pub protocol_type: String,
+    /// Kafka's state name.
+    pub state: String,
+}
+
+/// The coordinator's mailbox.
+pub enum CoordinatorMsg {
+    /// JoinGroup. Answered when the join phase completes, or at once with an error.
+    Join {
+        /// Group id.
+        group_id: String,
+        /// The request (its token is set by the coordinator).
+        request: JoinRequest,
+        /// Where the answer goes.
+        reply: RpcReplyPort<JoinResponse>,
+    },
+    /// SyncGroup. Followers wait for the leader's assignments.
+    Sync {
+        /// Group id.
+        group_id: String,
+        /// The request (its token is set by the coordinator).
+        request: SyncRequest,
+        /// Where the answer goes.
+        reply: RpcReplyPort<SyncResponse>,
+    },
+    /// Heartbeat; answers an error code.
+    Heartbeat {
+        /// Group id.
+        group_id: String,
+        /// Member.
+        member_id: String,
+        /// Member's generation.
+        generation_id: i32,
+        /// Static member id.
+        group_instance_id: Option<String>,
+        /// Error code (0 = fine).
+        reply: RpcReplyPort<i16>,
+    },
+    /// LeaveGroup for one or more members; answers one error code per member.
+    Leave {
+        /// Group id.
+        group_id: String,
+        /// (member id, instance id) pairs.
+        members: Vec<(String, Option<String>)>,
+        /// Group-level error code and one code per member.
+        reply: RpcReplyPort<(i16, Vec<i16>)>,
+    },
+    /// OffsetCommit: validate against the group, persist, then cache. Answers one error code
+    /// per offset, in the order given.
+    Commit {
+        /// Group id.
+        group_id: String,
+        /// Member committing ("" for a simple commit).
+        member_id: String,
+        /// Its generation (-1 for a simple commit).
+        generation_id: i32,
+        /// Static member id.
+        group_instance_id: Option<String>,
+        /// The offsets.
+        offsets: Vec<(OffsetPartition, CommittedOffset)>,
+        /// Codes per offset.
+        reply: RpcReplyPort<Vec<i16>>,
+    },
+    /// From the commit task: the offsets batch is durable (or failed); cache and answer.
+    CommitDone {
+        /// Records that were written, tombstones included.
+        records: Vec<(OffsetKey, Option<CommittedOffset>)>,
+        /// Outcome of the append.
+        result: Result<(), PartitionError>,
+        /// The original commit's per-offset codes so far, and where they go.
+        codes: Vec<i16>,
+        /// Where the answer goes (`None` for internal writes such as group deletion).
+        reply: Option<RpcReplyPort<Vec<i16>>>,
+    },
+    /// OffsetFetch: the committed offsets of a group, all or those asked for.
+    FetchOffsets {
+        /// Group id.
+        group_id: String,
+        /// Partitions asked for; `None` = every committed one.
+        partitions: Option<Vec<OffsetPartition>>,
+        /// The committed offsets (`None` where nothing is committed).
+        reply: RpcReplyPort<Vec<(OffsetPartition, Option<CommittedOffset>)>>,
+    },
+    /// ListGroups.
+    List(RpcReplyPort<Vec<GroupListing>>),
+    /// DescribeGroups.
+    Describe {
+        /// Group ids.
+        groups: Vec<String>,
+        /// A description per group; `None` for one that does not exist.
+        reply: RpcReplyPort<Vec<(String, Option<GroupDescription>)>>,
+    },
+    /// DeleteGroups: empty groups only; their offsets are deleted too.
+    Delete {
+        /// Group ids.
+        groups: Vec<String>,
+        /// An error code per group.
+        reply: RpcReplyPort<Vec<(String, i16)>>,
+    },
+    /// Timer: session expiry, join-phase deadlines.
+    Tick,
+}
+
+/// Arguments, kept by the NodeSupervisor for restarts.
+#[derive(Debug, Clone)]
+pub struct CoordinatorArgs {
+    /// The node's shared context.
+    pub ctx: Arc<NodeContext>,
+    /// Restarts so far.
+    pub restarts: u32,
+}
+
+/// The coordinator's state.
+pub struct CoordinatorState {
+    /// Groups with members (or that had some since the start).
+    groups: HashMap<String, Group>,
+    /// Durable committed offsets, per group.
+    offsets: HashMap<String, BTreeMap<OffsetPartition, CommittedOffset>>,
+    /// Joins waiting for the join phase to complete.
+    waiting_joins: HashMap<Token, RpcReplyPort<JoinResponse>>,
+    /// Syncs waiting for the leader's assignments.
+    waiting_syncs: HashMap<Token, RpcReplyPort<SyncResponse>>,
+    /// Next request token.
+    next_token: Token,
+    /// Limits applied to every group.
+    group_config: GroupConfig,
+    /// The node's shared context.
+    ctx: Arc<NodeContext>,
+    /// For `/admin/actors`.
+    gauge: MailboxGauge,
+}
+
+/// The actor.
+pub struct GroupCoordinator;
+
+/// How often group timers are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+impl Actor for GroupCoordinator {
+    type Msg = CoordinatorMsg;
+    type State = CoordinatorState;
+    type Arguments = CoordinatorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: CoordinatorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let ctx = args.ctx;
+        let gauge =
+            ctx.directory.register(&myself.get_cell(), "group-coordinator".into(), "GroupCoordinator", args.restarts);
+        offsets_store::ensure_topic(&ctx).await?;
+        let offsets = offsets_store::load(&ctx).await?;
+        info!(groups = offsets.len(), "committed offsets loaded");
+        let g = &ctx.config.groups;
+        let group_config = GroupConfig {
+            min_session_timeout_ms: g.min_session_timeout_ms,
+            max_session_timeout_ms: g.max_session_timeout_ms,
+            initial_rebalance_delay_ms: g.initial_rebalance_delay_ms,
+            max_size: g.max_size,
+        };
+        myself.send_interval(TICK, || CoordinatorMsg::Tick);
+        ctx.coordinator.set(myself, gauge.clone());
+        Ok(CoordinatorState {
+            groups: HashMap::new(),
+            offsets,
+            waiting_joins: HashMap::new(),
+            waiting_syncs: HashMap::new(),
+            next_token: 0,
+            group_config,
+            ctx,
+            gauge,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.gauge.received();
+        state.handle(&myself, msg);
+        Ok(())
+    }
+
+    async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        // Answer every parked join and sync (NOT_COORDINATOR) so no client waits on us.
+        let replies: Vec<_> = state.groups.values_mut().flat_map(|g| g.unload()).collect();
+        state.route(replies);
+        state.ctx.directory.unregister(&myself.get_cell());
+        Ok(())
+    }
+}

@@ -1,0 +1,33 @@
+//! ListGroups (v0–v4): every group with members or committed offsets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, ResponseKind};
+
+use super::{ask_coordinator, str_bytes};
+use crate::context::NodeContext;
+use crate::group_coordinator::CoordinatorMsg;
+
+/// Handles one ListGroups request.
+pub async fn handle(ctx: &Arc<NodeContext>, req: ListGroupsRequest, version: i16) -> ResponseKind {
+    let listings = match ask_coordinator(ctx, CoordinatorMsg::List, Duration::from_secs(10)).await {
+        Ok(l) => l,
+        Err(code) => return ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code)),
+    };
+    let wanted = |state: &str| {
+        req.states_filter.is_empty() || req.states_filter.iter().any(|s| s.as_str().eq_ignore_ascii_case(state))
+    };
+    let groups = listings
+        .into_iter()
+        .filter(|g| wanted(&g.state))
+        .map(|g| {
+            let listed = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(g.group_id)))
+                .with_protocol_type(str_bytes(g.protocol_type));
+            if version >= 4 { listed.with_group_state(str_bytes(g.state)) } else { listed }
+        })
+        .collect();
+    ResponseKind::ListGroups(ListGroupsResponse::default().with_groups(groups))
+}

@@ -1,0 +1,170 @@
+//! Realistic consumer-group responses (membership, coordinator lookup, committed offsets) at a
+//! given version, for round-trip tests.
+//!
+//! Each sample sets only fields the version carries, so that encoding then decoding at that
+//! version yields the sample again. They answer the requests in `sample_requests::groups`.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{OffsetFetchResponsePartition, OffsetFetchResponseTopic};
+use kafka_protocol::messages::*;
+
+use crate::protocol::sample_requests::groups::{FOLLOWER, GROUP, INSTANCE, LEADER, assignment, group, subscription};
+use crate::protocol::sample_requests::{TOPIC, s, topic};
+
+/// Kafka's UNKNOWN_MEMBER_ID error code.
+const UNKNOWN_MEMBER_ID: i16 = 25;
+
+/// Kafka's REBALANCE_IN_PROGRESS error code.
+const REBALANCE_IN_PROGRESS: i16 = 27;
+
+/// Kafka's OFFSET_METADATA_TOO_LARGE error code.
+const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+
+/// Kafka's NON_EMPTY_GROUP error code.
+const NON_EMPTY_GROUP: i16 = 68;
+
+/// One partition committed, one refused for oversized metadata.
+pub(super) fn offset_commit(version: i16) -> OffsetCommitResponse {
+    let partition = |index: i32, error_code: i16| {
+        OffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(error_code)
+    };
+    let partitions = vec![partition(0, 0), partition(1, OFFSET_METADATA_TOO_LARGE)];
+    let topics = vec![OffsetCommitResponseTopic::default().with_name(topic(TOPIC)).with_partitions(partitions)];
+    let response = OffsetCommitResponse::default().with_topics(topics);
+    if version >= 3 { response.with_throttle_time_ms(0) } else { response }
+}
+
+/// Partition 0 has a committed offset (with its leader epoch from v5); partition 2 has none.
+pub(super) fn offset_fetch(version: i16) -> OffsetFetchResponse {
+    let mut committed = OffsetFetchResponsePartition::default()
+        .with_partition_index(0)
+        .with_committed_offset(44)
+        .with_metadata(Some(s("batch-17")))
+        .with_error_code(0);
+    if version >= 5 {
+        committed = committed.with_committed_leader_epoch(3);
+    }
+    let none = OffsetFetchResponsePartition::default()
+        .with_partition_index(2)
+        .with_committed_offset(-1)
+        .with_metadata(Some(s("")))
+        .with_error_code(0);
+    let topics =
+        vec![OffsetFetchResponseTopic::default().with_name(topic(TOPIC)).with_partitions(vec![committed, none])];
+    let mut response = OffsetFetchResponse::default().with_topics(topics);
+    if version >= 2 {
+        response = response.with_error_code(0);
+    }
+    if version >= 3 {
+        response = response.with_throttle_time_ms(0);
+    }
+    response
+}
+
+/// This broker coordinates the group.
+pub(super) fn find_coordinator(version: i16) -> FindCoordinatorResponse {
+    let response = FindCoordinatorResponse::default()
+        .with_error_code(0)
+        .with_node_id(BrokerId(1))
+        .with_host(s("localhost"))
+        .with_port(9092);
+    if version >= 1 { response.with_throttle_time_ms(0).with_error_message(None) } else { response }
+}
+
+/// The leader's answer: generation 5 chose range, and lists both members' subscriptions.
+pub(super) fn join_group(version: i16) -> JoinGroupResponse {
+    let member = |id: &str, instance: Option<&str>| {
+        let member = JoinGroupResponseMember::default().with_member_id(s(id)).with_metadata(subscription());
+        if version >= 5 { member.with_group_instance_id(instance.map(s)) } else { member }
+    };
+    let response = JoinGroupResponse::default()
+        .with_error_code(0)
+        .with_generation_id(5)
+        .with_protocol_name(Some(s("range")))
+        .with_leader(s(LEADER))
+        .with_member_id(s(LEADER))
+        .with_members(vec![member(LEADER, Some(INSTANCE)), member(FOLLOWER, None)]);
+    if version >= 2 { response.with_throttle_time_ms(0) } else { response }
+}
+
+/// Tells the member a rebalance started, so it rejoins.
+pub(super) fn heartbeat(version: i16) -> HeartbeatResponse {
+    let response = HeartbeatResponse::default().with_error_code(REBALANCE_IN_PROGRESS);
+    if version >= 1 { response.with_throttle_time_ms(0) } else { response }
+}
+
+/// v0–2: the member left. v3: per member, the follower left and the instance id was unknown.
+pub(super) fn leave_group(version: i16) -> LeaveGroupResponse {
+    let mut response = LeaveGroupResponse::default().with_error_code(0);
+    if version >= 1 {
+        response = response.with_throttle_time_ms(0);
+    }
+    if version < 3 {
+        return response;
+    }
+    let by_member = MemberResponse::default().with_member_id(s(FOLLOWER)).with_group_instance_id(None);
+    let by_instance = MemberResponse::default()
+        .with_member_id(s(""))
+        .with_group_instance_id(Some(s(INSTANCE)))
+        .with_error_code(UNKNOWN_MEMBER_ID);
+    response.with_members(vec![by_member, by_instance])
+}
+
+/// The leader's own assignment.
+pub(super) fn sync_group(version: i16) -> SyncGroupResponse {
+    let response = SyncGroupResponse::default().with_error_code(0).with_assignment(assignment(&[0, 1]));
+    if version >= 1 { response.with_throttle_time_ms(0) } else { response }
+}
+
+/// Our group, stable with its leader (a static member from v4); the unknown one is Dead.
+pub(super) fn describe_groups(version: i16) -> DescribeGroupsResponse {
+    let mut member = DescribedGroupMember::default()
+        .with_member_id(s(LEADER))
+        .with_client_id(s("rdkafka"))
+        .with_client_host(s("/127.0.0.1"))
+        .with_member_metadata(subscription())
+        .with_member_assignment(assignment(&[0, 1, 2]));
+    if version >= 4 {
+        member = member.with_group_instance_id(Some(s(INSTANCE)));
+    }
+    let mut stable = DescribedGroup::default()
+        .with_error_code(0)
+        .with_group_id(group(GROUP))
+        .with_group_state(s("Stable"))
+        .with_protocol_type(s("consumer"))
+        .with_protocol_data(s("range"))
+        .with_members(vec![member]);
+    if version >= 3 {
+        // READ (3), DELETE (6) and DESCRIBE (8), as bits.
+        stable = stable.with_authorized_operations(1 << 3 | 1 << 6 | 1 << 8);
+    }
+    let dead =
+        DescribedGroup::default().with_error_code(0).with_group_id(group("payments")).with_group_state(s("Dead"));
+    let response = DescribeGroupsResponse::default().with_groups(vec![stable, dead]);
+    if version >= 1 { response.with_throttle_time_ms(0) } else { response }
+}
+
+/// A consumer group and a Connect group; v4 adds their states.
+pub(super) fn list_groups(version: i16) -> ListGroupsResponse {
+    let listed = |id: &str, protocol_type: &str, state: &str| {
+        let listed = ListedGroup::default().with_group_id(group(id)).with_protocol_type(s(protocol_type));
+        if version >= 4 { listed.with_group_state(s(state)) } else { listed }
+    };
+    let groups = vec![listed(GROUP, "consumer", "Stable"), listed("connect-s3-sink", "connect", "Empty")];
+    let response = ListGroupsResponse::default().with_error_code(0).with_groups(groups);
+    if version >= 1 { response.with_throttle_time_ms(0) } else { response }
+}
+
+/// Our group still has members; the stale one is gone.
+pub(super) fn delete_groups() -> DeleteGroupsResponse {
+    let result = |id: &str, error_code: i16| {
+        DeletableGroupResult::default().with_group_id(group(id)).with_error_code(error_code)
+    };
+    let results = vec![result(GROUP, NON_EMPTY_GROUP), result("stale-group", 0)];
+    DeleteGroupsResponse::default().with_throttle_time_ms(0).with_results(results)
+}
