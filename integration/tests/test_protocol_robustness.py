@@ -32,7 +32,9 @@ BAD_INPUTS = {
 }
 
 # The APIs the broker implements (and so must advertise, and nothing else).
-IMPLEMENTED_APIS = {0, 1, 2, 3, 18, 19, 20, 22, 23, 32, 37}
+# Produce, Fetch, ListOffsets, Metadata, group APIs (8-16, 42), ApiVersions, topics, InitProducerId,
+# OffsetForLeaderEpoch, DescribeConfigs, CreatePartitions.
+IMPLEMENTED_APIS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 23, 32, 37, 42}
 
 
 @pytest.fixture(scope="module")
