@@ -7,11 +7,10 @@ mod routes;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::context::NodeContext;
-use crate::directory::MailboxGauge;
+use crate::directory::{MailboxGauge, Registration, TaskGuard};
 
 /// The admin server has no requests of its own; warp serves on a task it owns.
 pub enum AdminMsg {}
@@ -29,12 +28,10 @@ pub struct AdminArgs {
 
 /// The admin server's state.
 pub struct AdminState {
-    /// The warp server; aborted when the actor stops.
-    server: JoinHandle<()>,
-    /// The node's shared context.
-    ctx: Arc<NodeContext>,
-    /// For `/admin/actors` (always empty: nothing is sent to this actor).
-    _gauge: MailboxGauge,
+    /// The warp server; aborted when the state drops.
+    _server: TaskGuard,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    _registration: Registration,
 }
 
 /// The actor.
@@ -55,13 +52,13 @@ impl Actor for AdminServer {
         let routes = routes::routes(ctx.clone(), args.root);
         let server = tokio::spawn(warp::serve(routes).incoming(listener).run());
         info!("Admin API available at http://{local}/admin");
-        let gauge = ctx.directory.register(&myself.get_cell(), "admin-server".into(), "AdminServer", args.restarts);
-        Ok(AdminState { server, ctx, _gauge: gauge })
-    }
-
-    async fn post_stop(&self, myself: ActorRef<AdminMsg>, state: &mut AdminState) -> Result<(), ActorProcessingErr> {
-        state.server.abort();
-        state.ctx.directory.unregister(&myself.get_cell());
-        Ok(())
+        let registration = ctx.directory.register(
+            &myself.get_cell(),
+            "admin-server".into(),
+            "AdminServer",
+            args.restarts,
+            MailboxGauge::default(),
+        );
+        Ok(AdminState { _server: TaskGuard(server), _registration: registration })
     }
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::context::NodeContext;
-use crate::directory::{Counted, MailboxGauge};
+use crate::directory::{Counted, MailboxGauge, Registration, TaskGuard};
 use crate::handlers;
 
 /// The connection's mailbox.
@@ -54,14 +54,14 @@ pub struct ConnectionState {
     peer: SocketAddr,
     /// Responses to the writer task, in request order.
     responses: mpsc::UnboundedSender<Pending>,
-    /// Reads frames; aborted on stop.
-    reader: JoinHandle<()>,
-    /// Writes responses; aborted on stop.
-    writer: JoinHandle<()>,
+    /// Reads frames; aborted when the state drops.
+    _reader: TaskGuard,
+    /// Writes responses; aborted when the state drops.
+    _writer: TaskGuard,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
-    /// For `/admin/actors`.
-    gauge: MailboxGauge,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    registration: Registration,
 }
 
 /// The actor.
@@ -78,7 +78,14 @@ impl Actor for ConnectionActor {
         args: ConnectionArgs,
     ) -> Result<ConnectionState, ActorProcessingErr> {
         let ConnectionArgs { stream, peer, ctx } = args;
-        let gauge = ctx.directory.register(&myself.get_cell(), format!("connection:{peer}"), "ConnectionActor", 0);
+        let registration = ctx.directory.register(
+            &myself.get_cell(),
+            format!("connection:{peer}"),
+            "ConnectionActor",
+            0,
+            MailboxGauge::default(),
+        );
+        let gauge = registration.gauge().clone();
         let me = Counted { actor: myself, gauge: gauge.clone() };
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -90,7 +97,14 @@ impl Actor for ConnectionActor {
         let reader = tokio::spawn(read_frames(rd, me.clone(), limits));
         let writer = tokio::spawn(write_responses(wr, rx, me));
         debug!(%peer, "client connected");
-        Ok(ConnectionState { peer, responses: tx, reader, writer, ctx, gauge })
+        Ok(ConnectionState {
+            peer,
+            responses: tx,
+            _reader: TaskGuard(reader),
+            _writer: TaskGuard(writer),
+            ctx,
+            registration,
+        })
     }
 
     async fn handle(
@@ -99,7 +113,7 @@ impl Actor for ConnectionActor {
         msg: ConnectionMsg,
         state: &mut ConnectionState,
     ) -> Result<(), ActorProcessingErr> {
-        state.gauge.received();
+        state.registration.gauge().received();
         match msg {
             ConnectionMsg::Frame(frame, permit) => match handlers::dispatch(&state.ctx, frame, state.peer) {
                 Ok(response) => {
@@ -109,17 +123,6 @@ impl Actor for ConnectionActor {
             },
             ConnectionMsg::Closed { reason, misbehaved } => close(&myself, state.peer, &reason, misbehaved),
         }
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        myself: ActorRef<ConnectionMsg>,
-        state: &mut ConnectionState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.reader.abort();
-        state.writer.abort();
-        state.ctx.directory.unregister(&myself.get_cell());
         Ok(())
     }
 }

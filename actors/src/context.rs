@@ -82,7 +82,7 @@ pub struct NodeContext {
     /// Running replicas by partition.
     pub replicas: DashMap<TopicPartition, Counted<ReplicaMsg>>,
     /// Live actors, for `/admin/actors`.
-    pub directory: ActorDirectory,
+    pub directory: Arc<ActorDirectory>,
 }
 
 impl NodeContext {
@@ -96,7 +96,7 @@ impl NodeContext {
             replica_supervisor: Slot::default(),
             coordinator: Slot::default(),
             replicas: DashMap::new(),
-            directory: ActorDirectory::default(),
+            directory: Arc::new(ActorDirectory::default()),
         })
     }
 

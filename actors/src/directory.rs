@@ -102,30 +102,52 @@ pub struct ActorNode {
     pub children: Vec<ActorNode>,
 }
 
-impl ActorDirectory {
-    /// Registers the calling actor; returns the gauge its senders and `handle` update.
-    pub fn register(&self, cell: &ActorCell, name: String, role: &'static str, restarts: u32) -> MailboxGauge {
-        let gauge = MailboxGauge::default();
-        self.entries.insert(cell.get_id(), Entry { name, role, restarts, gauge: gauge.clone() });
-        gauge
-    }
+/// An actor's entry in the directory, removed when dropped. Actors keep it in their state,
+/// so the entry goes on a clean stop and after a panic alike (ractor skips `post_stop` then).
+pub struct Registration {
+    /// The directory holding the entry.
+    directory: Arc<ActorDirectory>,
+    /// The actor.
+    id: ActorId,
+    /// Its mailbox gauge.
+    gauge: MailboxGauge,
+}
 
-    /// Registers with an existing gauge (the supervisor created it so that senders can count
-    /// messages sent before `pre_start` finished).
-    pub fn register_with(
-        &self,
+impl Registration {
+    /// The actor's mailbox gauge.
+    pub fn gauge(&self) -> &MailboxGauge {
+        &self.gauge
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.directory.entries.remove(&self.id);
+    }
+}
+
+/// A background task owned by an actor's state: aborted when the state is dropped, however the
+/// actor ended, so a failed listener never keeps its socket (or a connection its client).
+pub struct TaskGuard(pub tokio::task::JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl ActorDirectory {
+    /// Registers an actor under `gauge` (created by whoever counts messages sent to it).
+    pub fn register(
+        self: &Arc<Self>,
         cell: &ActorCell,
         name: String,
         role: &'static str,
         restarts: u32,
         gauge: MailboxGauge,
-    ) {
-        self.entries.insert(cell.get_id(), Entry { name, role, restarts, gauge });
-    }
-
-    /// Removes a stopped actor.
-    pub fn unregister(&self, cell: &ActorCell) {
-        self.entries.remove(&cell.get_id());
+    ) -> Registration {
+        self.entries.insert(cell.get_id(), Entry { name, role, restarts, gauge: gauge.clone() });
+        Registration { directory: self.clone(), id: cell.get_id(), gauge }
     }
 
     /// The live tree below `root`.

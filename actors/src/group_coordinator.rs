@@ -21,7 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::info;
 
 use crate::context::NodeContext;
-use crate::directory::MailboxGauge;
+use crate::directory::{MailboxGauge, Registration};
 use crate::replica::PartitionError;
 
 /// Topic and partition of a committed offset.
@@ -161,8 +161,8 @@ pub struct CoordinatorState {
     group_config: GroupConfig,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
-    /// For `/admin/actors`.
-    gauge: MailboxGauge,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    registration: Registration,
 }
 
 /// The actor.
@@ -182,8 +182,14 @@ impl Actor for GroupCoordinator {
         args: CoordinatorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let ctx = args.ctx;
-        let gauge =
-            ctx.directory.register(&myself.get_cell(), "group-coordinator".into(), "GroupCoordinator", args.restarts);
+        let registration = ctx.directory.register(
+            &myself.get_cell(),
+            "group-coordinator".into(),
+            "GroupCoordinator",
+            args.restarts,
+            MailboxGauge::default(),
+        );
+        let gauge = registration.gauge().clone();
         offsets_store::ensure_topic(&ctx).await?;
         let offsets = offsets_store::load(&ctx).await?;
         info!(groups = offsets.len(), "committed offsets loaded");
@@ -204,7 +210,7 @@ impl Actor for GroupCoordinator {
             next_token: 0,
             group_config,
             ctx,
-            gauge,
+            registration,
         })
     }
 
@@ -214,16 +220,15 @@ impl Actor for GroupCoordinator {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.gauge.received();
+        state.registration.gauge().received();
         state.handle(&myself, msg);
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         // Answer every parked join and sync (NOT_COORDINATOR) so no client waits on us.
         let replies: Vec<_> = state.groups.values_mut().flat_map(|g| g.unload()).collect();
         state.route(replies);
-        state.ctx.directory.unregister(&myself.get_cell());
         Ok(())
     }
 }

@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::connection::{ConnectionActor, ConnectionArgs};
 use crate::context::NodeContext;
-use crate::directory::{Counted, MailboxGauge};
+use crate::directory::{Counted, MailboxGauge, Registration, TaskGuard};
 
 /// The listener's mailbox.
 pub enum KafkaListenerMsg {
@@ -32,12 +31,12 @@ pub struct KafkaListenerArgs {
 
 /// The listener's state.
 pub struct KafkaListenerState {
-    /// The accept loop; aborted when the listener stops.
-    accept_task: JoinHandle<()>,
+    /// The accept loop; aborted when the state drops, so a failed listener frees its port.
+    _accept_task: TaskGuard,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
-    /// For `/admin/actors`.
-    gauge: MailboxGauge,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    registration: Registration,
 }
 
 /// The actor.
@@ -58,10 +57,17 @@ impl Actor for KafkaListener {
         let listener =
             TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for Kafka clients on {addr}: {e}"))?;
         info!(addr = %listener.local_addr()?, "Kafka listener started");
-        let gauge = ctx.directory.register(&myself.get_cell(), "kafka-listener".into(), "KafkaListener", args.restarts);
+        let registration = ctx.directory.register(
+            &myself.get_cell(),
+            "kafka-listener".into(),
+            "KafkaListener",
+            args.restarts,
+            MailboxGauge::default(),
+        );
+        let gauge = registration.gauge().clone();
         let me = Counted { actor: myself, gauge: gauge.clone() };
         let accept_task = tokio::spawn(accept_loop(listener, me));
-        Ok(KafkaListenerState { accept_task, ctx, gauge })
+        Ok(KafkaListenerState { _accept_task: TaskGuard(accept_task), ctx, registration })
     }
 
     async fn handle(
@@ -70,7 +76,7 @@ impl Actor for KafkaListener {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.gauge.received();
+        state.registration.gauge().received();
         let KafkaListenerMsg::Accepted(stream, peer) = msg;
         let args = ConnectionArgs { stream, peer, ctx: state.ctx.clone() };
         if let Err(e) = Actor::spawn_linked(None, ConnectionActor, args, myself.get_cell()).await {
@@ -97,10 +103,8 @@ impl Actor for KafkaListener {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        state.accept_task.abort();
+    async fn post_stop(&self, myself: ActorRef<Self::Msg>, _: &mut Self::State) -> Result<(), ActorProcessingErr> {
         myself.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5))).await;
-        state.ctx.directory.unregister(&myself.get_cell());
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::info;
 
 use crate::context::NodeContext;
-use crate::directory::MailboxGauge;
+use crate::directory::{MailboxGauge, Registration};
 use crate::replica_supervisor::ReplicaSupervisorMsg;
 
 /// Producer ids are reserved durably in blocks this large, so a restart never reuses one.
@@ -51,8 +51,8 @@ pub struct MetadataState {
     next_producer_id: i64,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
-    /// For `/admin/actors`.
-    gauge: MailboxGauge,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    registration: Registration,
 }
 
 /// The actor.
@@ -69,18 +69,26 @@ impl Actor for MetadataActor {
         args: MetadataArgs,
     ) -> Result<MetadataState, ActorProcessingErr> {
         let ctx = args.ctx;
-        let gauge = ctx.directory.register(&myself.get_cell(), "metadata".into(), "MetadataActor", args.restarts);
+        let registration = ctx.directory.register(
+            &myself.get_cell(),
+            "metadata".into(),
+            "MetadataActor",
+            args.restarts,
+            MailboxGauge::default(),
+        );
+        let gauge = registration.gauge().clone();
         let path = Path::new(&ctx.config.data_dir).join("metadata.json");
         let metadata = load(&path)?;
         info!(path = %path.display(), topics = metadata.topics.len(), "metadata loaded");
-        let mut state = MetadataState { next_producer_id: metadata.next_producer_id, metadata, path, ctx, gauge };
+        let mut state =
+            MetadataState { next_producer_id: metadata.next_producer_id, metadata, path, ctx, registration };
         let me = NodeInfo { id: state.ctx.config.node_id, kafka: state.ctx.config.advertised_kafka() };
         if state.metadata.nodes.get(&me.id) != Some(&me) {
             state.apply(vec![MetadataCommand::RegisterNode(me)]).await?;
         } else {
             state.ctx.metadata.send_replace(Arc::new(state.metadata.clone()));
         }
-        state.ctx.metadata_actor.set(myself, state.gauge.clone());
+        state.ctx.metadata_actor.set(myself, gauge);
         Ok(state)
     }
 
@@ -90,7 +98,7 @@ impl Actor for MetadataActor {
         msg: MetadataMsg,
         state: &mut MetadataState,
     ) -> Result<(), ActorProcessingErr> {
-        state.gauge.received();
+        state.registration.gauge().received();
         match msg {
             MetadataMsg::Apply { commands, reply } => {
                 let results = state.apply(commands).await?;
@@ -106,15 +114,6 @@ impl Actor for MetadataActor {
                 let _ = reply.send(id);
             }
         }
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        myself: ActorRef<MetadataMsg>,
-        state: &mut MetadataState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.ctx.directory.unregister(&myself.get_cell());
         Ok(())
     }
 }

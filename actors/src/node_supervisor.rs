@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::{AdminArgs, AdminServer};
 use crate::context::NodeContext;
+use crate::directory::{MailboxGauge, Registration};
 use crate::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use crate::kafka_listener::{KafkaListener, KafkaListenerArgs};
 use crate::metadata_actor::{MetadataActor, MetadataArgs};
@@ -60,6 +61,8 @@ pub struct NodeSupervisorState {
     by_id: HashMap<ActorId, ChildKind>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    _registration: Registration,
 }
 
 /// The actor.
@@ -75,8 +78,11 @@ impl Actor for NodeSupervisor {
         myself: ActorRef<Self::Msg>,
         ctx: Arc<NodeContext>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        ctx.directory.register(&myself.get_cell(), format!("node-{}", ctx.config.node_id), "NodeSupervisor", 0);
-        let mut state = NodeSupervisorState { children: HashMap::new(), by_id: HashMap::new(), ctx };
+        let name = format!("node-{}", ctx.config.node_id);
+        let registration =
+            ctx.directory.register(&myself.get_cell(), name, "NodeSupervisor", 0, MailboxGauge::default());
+        let mut state =
+            NodeSupervisorState { children: HashMap::new(), by_id: HashMap::new(), ctx, _registration: registration };
         for kind in START_ORDER {
             state.children.insert(kind, (None, RestartTracker::default()));
             state.start(&myself, kind).await.map_err(|e| format!("{kind:?} failed to start: {e}"))?;
@@ -123,14 +129,13 @@ impl Actor for NodeSupervisor {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         for kind in START_ORDER.iter().rev() {
             if let Some((Some(cell), _)) = state.children.get_mut(kind).map(|(c, t)| (c.take(), t)) {
                 state.by_id.remove(&cell.get_id());
                 let _ = cell.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(15))).await;
             }
         }
-        state.ctx.directory.unregister(&myself.get_cell());
         info!("node stopped");
         Ok(())
     }

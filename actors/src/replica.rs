@@ -20,7 +20,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::context::{NodeContext, TopicPartition};
-use crate::directory::MailboxGauge;
+use crate::directory::{MailboxGauge, Registration};
 
 /// A per-partition Kafka error: the code sent to the client and a message for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,8 +185,8 @@ pub struct ReplicaState {
     fail_next_append: bool,
     /// Shared node context (flusher, config).
     ctx: Arc<NodeContext>,
-    /// Mailbox gauge for `/admin/actors`.
-    gauge: MailboxGauge,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    registration: Registration,
 }
 
 /// The actor.
@@ -203,7 +203,8 @@ impl Actor for ReplicaActor {
         args: ReplicaArgs,
     ) -> Result<ReplicaState, ActorProcessingErr> {
         let name = format!("replica:{}", args.tp);
-        args.ctx.directory.register_with(&myself.get_cell(), name, "ReplicaActor", args.restarts, args.gauge.clone());
+        let registration =
+            args.ctx.directory.register(&myself.get_cell(), name, "ReplicaActor", args.restarts, args.gauge.clone());
         let now = now_ms();
         let (mut log, report) = PartitionLog::open(&args.dir, args.log_config.clone(), now)?;
         // Whatever recovery kept may still be only in the page cache (a restart after a panic):
@@ -226,7 +227,7 @@ impl Actor for ReplicaActor {
             sync_in_flight: false,
             fail_next_append: false,
             ctx: args.ctx,
-            gauge: args.gauge,
+            registration,
         })
     }
 
@@ -236,7 +237,7 @@ impl Actor for ReplicaActor {
         msg: ReplicaMsg,
         state: &mut ReplicaState,
     ) -> Result<(), ActorProcessingErr> {
-        state.gauge.received();
+        state.registration.gauge().received();
         match msg {
             ReplicaMsg::Append { batches, reply } => state.append(&myself, batches, reply)?,
             ReplicaMsg::Read { offset, max_bytes, min_one, reply } => {
@@ -269,12 +270,7 @@ impl Actor for ReplicaActor {
         Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        myself: ActorRef<ReplicaMsg>,
-        state: &mut ReplicaState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.ctx.directory.unregister(&myself.get_cell());
+    async fn post_stop(&self, _: ActorRef<ReplicaMsg>, state: &mut ReplicaState) -> Result<(), ActorProcessingErr> {
         state.log.flush()?;
         Ok(())
     }

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use tracing::{info, warn};
 
 use crate::context::{NodeContext, TopicPartition};
-use crate::directory::{Counted, MailboxGauge};
+use crate::directory::{Counted, MailboxGauge, Registration};
 use crate::replica::{ReplicaActor, ReplicaArgs, ReplicaMsg};
 use crate::supervision::{RestartDecision, RestartTracker};
 
@@ -58,8 +58,8 @@ pub struct ReplicaSupervisorState {
     by_id: HashMap<ActorId, TopicPartition>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
-    /// For `/admin/actors`.
-    gauge: MailboxGauge,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    registration: Registration,
 }
 
 /// The actor.
@@ -75,15 +75,17 @@ impl Actor for ReplicaSupervisor {
         myself: ActorRef<Self::Msg>,
         args: ReplicaSupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let gauge = args.ctx.directory.register(
+        let registration = args.ctx.directory.register(
             &myself.get_cell(),
             "replica-supervisor".into(),
             "ReplicaSupervisor",
             args.restarts,
+            MailboxGauge::default(),
         );
+        let gauge = registration.gauge().clone();
         args.ctx.replica_supervisor.set(myself.clone(), gauge.clone());
         let mut state =
-            ReplicaSupervisorState { children: BTreeMap::new(), by_id: HashMap::new(), ctx: args.ctx, gauge };
+            ReplicaSupervisorState { children: BTreeMap::new(), by_id: HashMap::new(), ctx: args.ctx, registration };
         // After a restart of this supervisor the metadata is already there: serve it again.
         let metadata = state.ctx.metadata();
         state.reconcile(&myself, &metadata).await?;
@@ -96,7 +98,7 @@ impl Actor for ReplicaSupervisor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.gauge.received();
+        state.registration.gauge().received();
         match msg {
             ReplicaSupervisorMsg::Reconcile { metadata, reply } => {
                 state.reconcile(&myself, &metadata).await?;
@@ -132,7 +134,6 @@ impl Actor for ReplicaSupervisor {
         // Let every replica run its post_stop (flush) before ractor kills the subtree.
         state.ctx.replicas.clear();
         myself.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
-        state.ctx.directory.unregister(&myself.get_cell());
         Ok(())
     }
 }

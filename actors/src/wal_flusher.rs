@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{debug, error};
 
 use crate::context::NodeContext;
-use crate::directory::MailboxGauge;
+use crate::directory::{MailboxGauge, Registration};
 
 /// The flusher's mailbox.
 pub enum WalFlusherMsg {
@@ -50,10 +50,8 @@ pub struct WalFlusherState {
     dirty: Vec<SyncHandle>,
     /// A round is running on the blocking pool.
     round_running: bool,
-    /// For `/admin/actors`.
-    gauge: MailboxGauge,
-    /// The node's shared context.
-    ctx: Arc<NodeContext>,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    registration: Registration,
 }
 
 /// The actor.
@@ -69,7 +67,14 @@ impl Actor for WalFlusher {
         myself: ActorRef<WalFlusherMsg>,
         args: WalFlusherArgs,
     ) -> Result<WalFlusherState, ActorProcessingErr> {
-        let gauge = args.ctx.directory.register(&myself.get_cell(), "wal-flusher".into(), "WalFlusher", args.restarts);
+        let registration = args.ctx.directory.register(
+            &myself.get_cell(),
+            "wal-flusher".into(),
+            "WalFlusher",
+            args.restarts,
+            MailboxGauge::default(),
+        );
+        let gauge = registration.gauge().clone();
         args.ctx.flusher.set(myself.clone(), gauge.clone());
         let storage = &args.ctx.config.storage;
         if storage.fsync == FsyncPolicy::Interval {
@@ -80,8 +85,7 @@ impl Actor for WalFlusher {
             pending: Vec::new(),
             dirty: Vec::new(),
             round_running: false,
-            gauge,
-            ctx: args.ctx,
+            registration,
         })
     }
 
@@ -91,7 +95,7 @@ impl Actor for WalFlusher {
         msg: WalFlusherMsg,
         state: &mut WalFlusherState,
     ) -> Result<(), ActorProcessingErr> {
-        state.gauge.received();
+        state.registration.gauge().received();
         match msg {
             WalFlusherMsg::Sync { handle, reply } => match state.policy {
                 FsyncPolicy::Always => {
@@ -111,15 +115,6 @@ impl Actor for WalFlusher {
             }
             WalFlusherMsg::Tick => state.tick(),
         }
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        myself: ActorRef<WalFlusherMsg>,
-        state: &mut WalFlusherState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.ctx.directory.unregister(&myself.get_cell());
         Ok(())
     }
 }

@@ -152,9 +152,7 @@ async fn panicking_replica_restarts_then_escalates() {
     }
     let tree = eventually("supervisor restarted", || {
         let tree = ctx.directory.tree(&root);
-        find(&tree, "ReplicaSupervisor")
-            .filter(|s| s.restarts == 1 && find(s, REPLICA).is_some())
-            .map(|_| tree.clone())
+        find(&tree, "ReplicaSupervisor").filter(|s| s.restarts == 1 && find(s, REPLICA).is_some()).map(|_| tree.clone())
     })
     .await;
     assert_eq!(find(&tree, "ReplicaSupervisor").map(|s| s.status.as_str()), Some("running"));
