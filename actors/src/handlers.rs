@@ -2,16 +2,19 @@
 //! future that produces its encoded response; anything that must happen in request order
 //! (handing produce batches to replicas) happens before it returns.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
+mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -70,6 +73,11 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::OffsetForLeaderEpoch(r) => {
             async move { Some(offset_for_leader_epoch::handle(&ctx, r).await) }.boxed()
         }
+        RequestKind::AlterConfigs(r) => async move { Some(alter_configs::handle(&ctx, r).await) }.boxed(),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            async move { Some(incremental_alter_configs::handle(&ctx, r).await) }.boxed()
+        }
+        RequestKind::DescribeCluster(r) => async move { Some(describe_cluster::handle(&ctx, r)) }.boxed(),
         RequestKind::FindCoordinator(r) => async move { Some(find_coordinator::handle(&ctx, r, v)) }.boxed(),
         RequestKind::JoinGroup(r) => {
             let client_id = client_id.unwrap_or_default();
@@ -224,4 +232,10 @@ pub(crate) async fn ask_coordinator<T: Send + 'static>(
 /// A string field from the protocol as an owned string.
 pub(crate) fn owned(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
+}
+
+/// Splits an advertised `host:port` (`[v6]:port` too) the way Metadata and friends report it.
+pub(crate) fn host_port(addr: &str) -> Option<(&str, i32)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host.trim_start_matches('[').trim_end_matches(']'), port.parse().ok()?))
 }

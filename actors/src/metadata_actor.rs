@@ -165,6 +165,7 @@ fn command_name(command: &MetadataCommand) -> &'static str {
         MetadataCommand::CreateTopic { .. } => "CreateTopic",
         MetadataCommand::DeleteTopic { .. } => "DeleteTopic",
         MetadataCommand::CreatePartitions { .. } => "CreatePartitions",
+        MetadataCommand::SetTopicConfigs { .. } => "SetTopicConfigs",
         MetadataCommand::AllocateProducerIds { .. } => "AllocateProducerIds",
     }
 }

@@ -132,6 +132,8 @@ pub enum ReplicaMsg {
     ArmFailPoint,
     /// Timer: delete segments past retention.
     EnforceRetention,
+    /// From the ReplicaSupervisor: the topic's configs changed (segment and retention limits).
+    UpdateConfig(LogConfig),
 }
 
 /// Everything a replica needs to start, or to be restarted the same way.
@@ -259,6 +261,10 @@ impl Actor for ReplicaActor {
             ReplicaMsg::ArmFailPoint => {
                 warn!(tp = %state.tp, "fail point armed: the next append panics");
                 state.fail_next_append = true;
+            }
+            ReplicaMsg::UpdateConfig(config) => {
+                info!(tp = %state.tp, ?config, "log config updated");
+                state.log.set_config(config)?;
             }
             ReplicaMsg::EnforceRetention => {
                 let deleted = state.log.enforce_retention(now_ms())?;

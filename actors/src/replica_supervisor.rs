@@ -152,7 +152,13 @@ impl ReplicaSupervisorState {
         }
         remove_orphan_dirs(&topics_dir(&self.ctx), &wanted);
         for (tp, args) in wanted {
-            if self.children.contains_key(&tp) {
+            if let Some(child) = self.children.get_mut(&tp) {
+                if child.args.log_config != args.log_config {
+                    child.args.log_config = args.log_config.clone();
+                    if let Some(replica) = self.ctx.replicas.get(&tp) {
+                        let _ = replica.cast(ReplicaMsg::UpdateConfig(args.log_config));
+                    }
+                }
                 continue;
             }
             self.children.insert(tp.clone(), Child { args, tracker: RestartTracker::default(), actor: None });

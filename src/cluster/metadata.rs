@@ -76,6 +76,14 @@ pub enum MetadataCommand {
         /// The new total partition count.
         count: i32,
     },
+    /// Replaces a topic's config overrides (AlterConfigs; IncrementalAlterConfigs computes the
+    /// resulting set first). The overrides were validated by the proposer.
+    SetTopicConfigs {
+        /// Topic name.
+        name: String,
+        /// The complete new set of overrides.
+        configs: BTreeMap<String, String>,
+    },
     /// Reserves the next block of idempotent producer ids.
     AllocateProducerIds {
         /// How many ids the block holds.
@@ -152,6 +160,11 @@ impl ClusterMetadata {
                 self.topics.remove(name).map(|_| ()).ok_or_else(|| MetadataError::UnknownTopic(name.clone()))
             }
             MetadataCommand::CreatePartitions { name, count } => self.create_partitions(name, *count),
+            MetadataCommand::SetTopicConfigs { name, configs } => {
+                let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
+                topic.configs = configs.clone();
+                Ok(())
+            }
             MetadataCommand::AllocateProducerIds { count } => {
                 self.next_producer_id = self.next_producer_id.saturating_add(*count);
                 Ok(())
@@ -329,6 +342,17 @@ mod tests {
         for bad in ["", ".", "..", "bad topic!", "über", &"n".repeat(250)] {
             assert!(validate_topic_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn topic_configs_are_replaced_whole() {
+        let mut m = cluster(&[1]);
+        m.apply(&create("t", 1, 1)).expect("create");
+        let configs: BTreeMap<String, String> = [("retention.ms".to_string(), "1000".to_string())].into();
+        m.apply(&MetadataCommand::SetTopicConfigs { name: "t".into(), configs: configs.clone() }).expect("set");
+        assert_eq!(m.topics["t"].configs, configs);
+        let missing = m.apply(&MetadataCommand::SetTopicConfigs { name: "nope".into(), configs });
+        assert_eq!(missing, Err(MetadataError::UnknownTopic("nope".into())));
     }
 
     #[test]

@@ -84,6 +84,9 @@ round_trip_tests! {
     describe_groups_every_version => DescribeGroups,
     list_groups_every_version => ListGroups,
     delete_groups_every_version => DeleteGroups,
+    alter_configs_every_version => AlterConfigs,
+    incremental_alter_configs_every_version => IncrementalAlterConfigs,
+    describe_cluster_every_version => DescribeCluster,
 }
 
 #[test]

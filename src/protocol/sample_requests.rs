@@ -21,6 +21,10 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 /// the group response samples share.
 pub(super) mod groups;
 
+/// The admin-client samples (config changes, cluster description), and the config resource
+/// the admin response samples share.
+pub(super) mod admin;
+
 /// The topic every sample talks about.
 pub(super) const TOPIC: &str = "orders";
 
@@ -101,6 +105,9 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::DescribeGroups => RequestKind::DescribeGroups(groups::describe_groups(version)),
         ApiKey::ListGroups => RequestKind::ListGroups(groups::list_groups(version)),
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(groups::delete_groups()),
+        ApiKey::AlterConfigs => RequestKind::AlterConfigs(admin::alter_configs()),
+        ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(admin::incremental_alter_configs()),
+        ApiKey::DescribeCluster => RequestKind::DescribeCluster(admin::describe_cluster(version)),
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -24,6 +24,9 @@ use super::versions::api_versions_response;
 /// The consumer-group samples.
 mod groups;
 
+/// The admin-client samples (config changes, cluster description).
+mod admin;
+
 /// Decodes a response frame as a client would: size prefix, header, body. Asserts the size
 /// prefix matches and nothing trails the body; returns the correlation id and the body.
 pub(super) fn decode_response_frame(api: ApiKey, version: i16, mut frame: Bytes) -> (i32, ResponseKind) {
@@ -61,6 +64,9 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::DescribeGroups => ResponseKind::DescribeGroups(groups::describe_groups(version)),
         ApiKey::ListGroups => ResponseKind::ListGroups(groups::list_groups(version)),
         ApiKey::DeleteGroups => ResponseKind::DeleteGroups(groups::delete_groups()),
+        ApiKey::AlterConfigs => ResponseKind::AlterConfigs(admin::alter_configs()),
+        ApiKey::IncrementalAlterConfigs => ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs()),
+        ApiKey::DescribeCluster => ResponseKind::DescribeCluster(admin::describe_cluster(version)),
         other => panic!("no sample response for {other:?}"),
     }
 }

@@ -36,6 +36,9 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeGroups, v(0, 5)),
     (ApiKey::ListGroups, v(0, 4)),
     (ApiKey::DescribeConfigs, v(1, 4)),
+    (ApiKey::AlterConfigs, v(0, 2)),
+    (ApiKey::IncrementalAlterConfigs, v(0, 1)),
+    (ApiKey::DescribeCluster, v(0, 1)),
     (ApiKey::ApiVersions, v(0, 3)),
     (ApiKey::CreateTopics, v(2, 4)),
     (ApiKey::DeleteTopics, v(1, 4)),
@@ -106,6 +109,9 @@ mod tests {
             (ApiKey::DescribeGroups, 0, 5),
             (ApiKey::ListGroups, 0, 4),
             (ApiKey::DeleteGroups, 0, 2),
+            (ApiKey::AlterConfigs, 0, 2),
+            (ApiKey::IncrementalAlterConfigs, 0, 1),
+            (ApiKey::DescribeCluster, 0, 1),
         ];
         assert_eq!(ADVERTISED_APIS.len(), expected.len());
         for (key, min, max) in expected {

@@ -24,10 +24,9 @@ pub fn handle(ctx: &Arc<NodeContext>, req: FindCoordinatorRequest, version: i16)
         return ResponseKind::FindCoordinator(r);
     }
     let advertised = ctx.config.advertised_kafka();
-    let (host, port) = advertised.rsplit_once(':').unwrap_or((advertised.as_str(), "9092"));
-    let response = response
-        .with_node_id(BrokerId(ctx.config.node_id as i32))
-        .with_host(str_bytes(host.trim_start_matches('[').trim_end_matches(']')))
-        .with_port(port.parse().unwrap_or(9092));
+    // The advertised address was validated at start, so it always splits.
+    let (host, port) = super::host_port(&advertised).unwrap_or(("localhost", 9092));
+    let response =
+        response.with_node_id(BrokerId(ctx.config.node_id as i32)).with_host(str_bytes(host)).with_port(port);
     ResponseKind::FindCoordinator(response)
 }

@@ -61,12 +61,13 @@ fn brokers(metadata: &ClusterMetadata) -> Vec<MetadataResponseBroker> {
         .nodes
         .values()
         .filter_map(|n| {
-            let (host, port) = n.kafka.rsplit_once(':')?;
-            let broker = MetadataResponseBroker::default()
-                .with_node_id(BrokerId(n.id as i32))
-                .with_host(str_bytes(host.trim_start_matches('[').trim_end_matches(']')))
-                .with_port(port.parse().ok()?);
-            Some(broker)
+            let (host, port) = super::host_port(&n.kafka)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(n.id as i32))
+                    .with_host(str_bytes(host))
+                    .with_port(port),
+            )
         })
         .collect()
 }

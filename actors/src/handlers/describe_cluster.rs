@@ -1,0 +1,33 @@
+//! DescribeCluster (v0–v1): the cluster id, the controller and every broker.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, ResponseKind};
+
+use super::metadata::CLUSTER_ID;
+use super::str_bytes;
+use crate::context::NodeContext;
+
+/// Handles one DescribeCluster request.
+pub fn handle(ctx: &Arc<NodeContext>, _req: DescribeClusterRequest) -> ResponseKind {
+    let brokers = ctx
+        .metadata()
+        .nodes
+        .values()
+        .filter_map(|n| {
+            let (host, port) = super::host_port(&n.kafka)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(n.id as i32))
+                    .with_host(str_bytes(host))
+                    .with_port(port),
+            )
+        })
+        .collect();
+    let response = DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(CLUSTER_ID))
+        .with_controller_id(BrokerId(ctx.config.node_id as i32))
+        .with_brokers(brokers);
+    ResponseKind::DescribeCluster(response)
+}

@@ -1,0 +1,64 @@
+//! Realistic admin-client requests (config changes, cluster description) at a given version,
+//! for round-trip tests.
+//!
+//! Each sample sets only fields the version carries, so that encoding then decoding at that
+//! version yields the sample again. The story: an operator shortens the retention of `orders`
+//! and drops its cleanup policy override, then asks who is in the cluster.
+
+use kafka_protocol::messages::*;
+use kafka_protocol::messages::{alter_configs_request as legacy, incremental_alter_configs_request as incremental};
+
+use super::{TOPIC, s};
+
+/// Kafka's config resource type for a topic.
+pub(in crate::protocol) const TOPIC_RESOURCE: i8 = 2;
+
+/// The topic no broker hosts, whose config change must fail.
+pub(in crate::protocol) const MISSING_TOPIC: &str = "missing";
+
+/// IncrementalAlterConfigs operation: set the value.
+const SET: i8 = 0;
+
+/// IncrementalAlterConfigs operation: remove the override, back to the default.
+const DELETE: i8 = 1;
+
+/// The whole override set of `orders`: retention one day, `cleanup.policy` null (no override).
+pub(super) fn alter_configs() -> AlterConfigsRequest {
+    let config = |name: &str, value: Option<&str>| {
+        legacy::AlterableConfig::default().with_name(s(name)).with_value(value.map(s))
+    };
+    let resource = legacy::AlterConfigsResource::default()
+        .with_resource_type(TOPIC_RESOURCE)
+        .with_resource_name(s(TOPIC))
+        .with_configs(vec![config("retention.ms", Some("86400000")), config("cleanup.policy", None)]);
+    AlterConfigsRequest::default().with_resources(vec![resource]).with_validate_only(false)
+}
+
+/// Sets retention and deletes the cleanup policy override of `orders`; sets retention of a
+/// topic that does not exist.
+pub(super) fn incremental_alter_configs() -> IncrementalAlterConfigsRequest {
+    let config = |name: &str, operation: i8, value: Option<&str>| {
+        incremental::AlterableConfig::default()
+            .with_name(s(name))
+            .with_config_operation(operation)
+            .with_value(value.map(s))
+    };
+    let resource = |name: &str, configs: Vec<incremental::AlterableConfig>| {
+        incremental::AlterConfigsResource::default()
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(s(name))
+            .with_configs(configs)
+    };
+    let orders = vec![config("retention.ms", SET, Some("86400000")), config("cleanup.policy", DELETE, None)];
+    let missing = vec![config("retention.ms", SET, Some("3600000"))];
+    IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![resource(TOPIC, orders), resource(MISSING_TOPIC, missing)])
+        .with_validate_only(false)
+}
+
+/// Describes the cluster with its authorized operations; v1 asks for the brokers' endpoints
+/// (endpoint type 1) explicitly.
+pub(super) fn describe_cluster(version: i16) -> DescribeClusterRequest {
+    let request = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+    if version >= 1 { request.with_endpoint_type(1) } else { request }
+}

@@ -1,0 +1,62 @@
+//! Realistic admin-client responses (config changes, cluster description) at a given version,
+//! for round-trip tests.
+//!
+//! Each sample sets only fields the version carries, so that encoding then decoding at that
+//! version yields the sample again. They answer the requests in `sample_requests::admin`.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::*;
+use kafka_protocol::messages::{alter_configs_response as legacy, incremental_alter_configs_response as incremental};
+
+use crate::protocol::sample_requests::admin::{MISSING_TOPIC, TOPIC_RESOURCE};
+use crate::protocol::sample_requests::{TOPIC, s};
+
+/// Kafka's UNKNOWN_TOPIC_OR_PARTITION error code.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+/// The overrides of `orders` were replaced.
+pub(super) fn alter_configs() -> AlterConfigsResponse {
+    let result = legacy::AlterConfigsResourceResponse::default()
+        .with_error_code(0)
+        .with_error_message(None)
+        .with_resource_type(TOPIC_RESOURCE)
+        .with_resource_name(s(TOPIC));
+    AlterConfigsResponse::default().with_throttle_time_ms(0).with_responses(vec![result])
+}
+
+/// `orders` was altered; the missing topic was not.
+pub(super) fn incremental_alter_configs() -> IncrementalAlterConfigsResponse {
+    let result = |name: &str, error_code: i16, message: Option<&str>| {
+        incremental::AlterConfigsResourceResponse::default()
+            .with_error_code(error_code)
+            .with_error_message(message.map(s))
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(s(name))
+    };
+    let results = vec![
+        result(TOPIC, 0, None),
+        result(MISSING_TOPIC, UNKNOWN_TOPIC_OR_PARTITION, Some("Topic 'missing' does not exist.")),
+    ];
+    IncrementalAlterConfigsResponse::default().with_throttle_time_ms(0).with_responses(results)
+}
+
+/// Two brokers, one without a rack, broker 1 the controller; v1 echoes the endpoint type.
+pub(super) fn describe_cluster(version: i16) -> DescribeClusterResponse {
+    let broker = |id: i32, port: i32, rack: Option<&str>| {
+        DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(id))
+            .with_host(s("localhost"))
+            .with_port(port)
+            .with_rack(rack.map(s))
+    };
+    let response = DescribeClusterResponse::default()
+        .with_throttle_time_ms(0)
+        .with_error_code(0)
+        .with_error_message(None)
+        .with_cluster_id(s("chronik-cluster"))
+        .with_controller_id(BrokerId(1))
+        .with_brokers(vec![broker(1, 9092, Some("rack-a")), broker(2, 9093, None)])
+        // CREATE (5), ALTER (7), DESCRIBE (8), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11), as bits.
+        .with_cluster_authorized_operations(1 << 5 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11);
+    if version >= 1 { response.with_endpoint_type(1) } else { response }
+}
