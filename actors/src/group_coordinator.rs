@@ -132,6 +132,9 @@ pub enum CoordinatorMsg {
         /// An error code per group.
         reply: RpcReplyPort<Vec<(String, i16)>>,
     },
+    /// From DeleteTopics, after the topics are gone: their committed offsets go too (as in
+    /// Kafka), so a topic re-created under the same name starts with no stale positions.
+    TopicsDeleted(Vec<String>),
     /// Timer: session expiry, join-phase deadlines.
     Tick,
 }

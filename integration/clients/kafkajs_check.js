@@ -1,14 +1,20 @@
 #!/usr/bin/env node
-// kafkajs 2.2.x against a running broker; run by test_clients.py. Exits non-zero on the first
-// failed check. kafkajs consumers need consumer groups (not served yet), so this script only
-// produces: the last stdout line is `RESULT <json>` naming what it wrote, and the Python side
-// reads it back with kafka-python.
+// kafkajs 2.2.x against a running broker; run by test_clients.py and test_client_groups.py.
+// Exits non-zero on the first failed check. The last stdout line is `RESULT <json>`: what it
+// wrote (read back by the Python side with kafka-python) or what its consumers read.
 //
 //   node kafkajs_check.js check <bootstrap> <topic-prefix>
 //       admin (create/describe/partitions/configs/delete), producers (plain, idempotent,
 //       gzip, acks 0/1, a 270-character client.id) and the expected failures
 //   node kafkajs_check.js list-offsets <bootstrap> <topic> <high watermark per partition, comma-separated>
 //       admin.fetchTopicOffsets / fetchTopicOffsetsByTimestamp (ListOffsets v3)
+//   node kafkajs_check.js group <bootstrap> <json: {topic, groupId, members, partitions, start, count}>
+//       `members` consumers join `groupId` (eachMessage, commitOffsets after each message); once
+//       their assignments are disjoint and cover every partition, an idempotent producer sends
+//       msg-<n> for n in start..start+count-1 (n on partition n % partitions); they read until
+//       all of those were read and the group's committed offsets equal the high watermarks.
+//       RESULT: every message read ([member, partition, offset, n]), the assignments, the numbers
+//       whose commit failed, the committed offsets, the groups listed / described meanwhile.
 
 'use strict';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -19,7 +25,7 @@ const { Kafka, logLevel, CompressionTypes } = require(path.join(__dirname, 'node
 
 const [mode, bootstrap, arg1, arg2] = process.argv.slice(2);
 if (!mode || !bootstrap || !arg1) {
-  console.error('usage: kafkajs_check.js check <bootstrap> <prefix> | list-offsets <bootstrap> <topic> <hws>');
+  console.error('usage: kafkajs_check.js check <bootstrap> <prefix> | list-offsets <bootstrap> <topic> <hws> | group <bootstrap> <json>');
   process.exit(2);
 }
 
@@ -235,10 +241,104 @@ async function listOffsets(topic, hws) {
   }
 }
 
+async function waitFor(what, cond, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function disjointCover(assignments, partitions) {
+  const all = assignments.flat();
+  return assignments.every((a) => a.length > 0) && new Set(all).size === all.length && all.length === partitions;
+}
+
+async function group({ topic, groupId, members, partitions, start, count }) {
+  const kafka = client('kafkajs-group', 5);
+  const admin = kafka.admin();
+  await admin.connect();
+  const consumed = [];
+  const commitFailed = [];
+  const errors = [];
+  const assignments = Array.from({ length: members }, () => []);
+  const joins = [];
+  const consumers = [];
+  try {
+    for (let i = 0; i < members; i++) {
+      const c = kafka.consumer({
+        groupId, sessionTimeout: 10000, heartbeatInterval: 1000, rebalanceTimeout: 20000,
+        allowAutoTopicCreation: false, maxWaitTimeInMs: 200,
+      });
+      c.on(c.events.GROUP_JOIN, (e) => {
+        assignments[i] = (e.payload.memberAssignment[topic] || []).slice().sort((a, b) => a - b);
+        joins.push({ member: i, memberId: e.payload.memberId, isLeader: e.payload.isLeader,
+          protocol: e.payload.groupProtocol, assignment: assignments[i] });
+      });
+      c.on(c.events.CRASH, (e) => errors.push(`member ${i} crashed: ${e.payload.error && e.payload.error.message}`));
+      await c.connect();
+      await c.subscribe({ topic, fromBeginning: true });
+      await c.run({
+        autoCommit: false,
+        eachMessage: async ({ partition, message }) => {
+          const n = Number(message.value.toString().slice(4));
+          consumed.push([i, partition, Number(message.offset), n]);
+          try {
+            await c.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+          } catch (e) {
+            commitFailed.push(n);
+            errors.push(`member ${i} commit of ${topic}/${partition}@${message.offset}: ${e.name} ${e.type || ''} ${e.message}`);
+          }
+        },
+      });
+      consumers.push(c);
+    }
+    await waitFor(`disjoint assignments covering ${partitions} partitions`,
+      () => disjointCover(assignments, partitions), 30000);
+    log('group split', assignments);
+    const described = await admin.describeGroups([groupId]);
+    const listed = await admin.listGroups();
+
+    if (count > 0) {
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      await producer.connect();
+      const messages = [];
+      for (let n = start; n < start + count; n++) {
+        messages.push({ value: `msg-${String(n).padStart(8, '0')}`, partition: n % partitions });
+      }
+      await producer.send({ topic, acks: -1, messages });
+      await producer.disconnect();
+      log(`produced ${count} (idempotent)`);
+    }
+    const wanted = (n) => n >= start && n < start + count;
+    await waitFor(`${count} messages read`, () => new Set(consumed.map((r) => r[3]).filter(wanted)).size >= count, 40000);
+    const hws = Object.fromEntries((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
+    let committed;
+    await waitFor('committed offsets at the high watermarks', async () => {
+      const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      committed = Object.fromEntries(t.partitions.map((p) => [p.partition, Number(p.offset)]));
+      return Object.keys(hws).every((p) => committed[p] === hws[p]);
+    }, 20000);
+    log('committed', committed);
+    return {
+      consumed, assignments, commitFailed, errors, joins, committed, hws,
+      described: described.groups.map((g) => ({ groupId: g.groupId, state: g.state, protocolType: g.protocolType,
+        protocol: g.protocol, members: g.members.map((m) => m.clientId) })),
+      listed: listed.groups,
+    };
+  } finally {
+    for (const c of consumers) await c.disconnect();
+    await admin.disconnect();
+  }
+}
+
 (async () => {
   let result;
   if (mode === 'check') result = await check(arg1);
   else if (mode === 'list-offsets') result = await listOffsets(arg1, (arg2 || '').split(',').map(Number));
+  else if (mode === 'group') result = await group(JSON.parse(arg1));
   else throw new Error(`unknown mode ${mode}`);
   console.log(`RESULT ${JSON.stringify(result)}`);
   clearTimeout(watchdog);

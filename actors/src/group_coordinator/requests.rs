@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chronik::group::{Group, GroupPhase, Reply};
+use chronik::group::{Group, GroupDescription, GroupPhase, Reply};
 use chronik::offsets::{CommittedOffset, OffsetKey};
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
@@ -89,7 +89,7 @@ impl CoordinatorState {
                 let answer = groups
                     .into_iter()
                     .map(|id| {
-                        let d = self.groups.get(&id).map(Group::describe);
+                        let d = self.describe(&id);
                         (id, d)
                     })
                     .collect();
@@ -105,6 +105,7 @@ impl CoordinatorState {
                     .collect();
                 let _ = reply.send(answer);
             }
+            CoordinatorMsg::TopicsDeleted(topics) => self.forget_topics(myself, &topics),
             CoordinatorMsg::Tick => {
                 let now = now();
                 let due: Vec<String> = self
@@ -230,6 +231,40 @@ impl CoordinatorState {
         let mut list: Vec<GroupListing> = out.into_values().collect();
         list.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         list
+    }
+
+    /// A group with members, or one known only by its committed offsets (simple commits, or
+    /// any group after a restart): that one exists and is Empty, as ListGroups says.
+    fn describe(&self, id: &str) -> Option<GroupDescription> {
+        if let Some(group) = self.groups.get(id) {
+            return Some(group.describe());
+        }
+        self.offsets.contains_key(id).then(|| GroupDescription {
+            state: GroupPhase::Empty,
+            protocol_type: String::new(),
+            protocol: String::new(),
+            members: Vec::new(),
+        })
+    }
+
+    /// Drops every group's committed offsets for `topics` and writes their tombstones.
+    fn forget_topics(&mut self, myself: &ActorRef<CoordinatorMsg>, topics: &[String]) {
+        for (group, committed) in &mut self.offsets {
+            let gone: Vec<OffsetPartition> = committed.keys().filter(|(t, _)| topics.contains(t)).cloned().collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let tombstones: Vec<_> = gone
+                .into_iter()
+                .map(|tp| {
+                    committed.remove(&tp);
+                    (OffsetKey { group: group.clone(), topic: tp.0, partition: tp.1 }, None)
+                })
+                .collect();
+            let codes = vec![0; tombstones.len()];
+            offsets_store::append(&self.ctx, myself, group, tombstones, codes, None);
+        }
+        self.offsets.retain(|_, m| !m.is_empty());
     }
 
     /// Deletes an empty group and its offsets (tombstones written to the offsets topic).

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, Respon
 
 use super::{apply_metadata, metadata_error_code, str_bytes, topic_name};
 use crate::context::NodeContext;
+use crate::group_coordinator::CoordinatorMsg;
 
 /// Handles one DeleteTopics request (by name, v1–v5).
 pub async fn handle(ctx: &Arc<NodeContext>, req: DeleteTopicsRequest, version: i16) -> ResponseKind {
@@ -23,6 +24,13 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: DeleteTopicsRequest, version: i
         .iter()
         .map(|n| if n == OFFSETS_TOPIC { internal() } else { applied.next().unwrap_or_else(internal) })
         .collect();
+    let deleted: Vec<String> = names.iter().zip(&outcomes).filter(|(_, o)| o.is_ok()).map(|(n, _)| n.clone()).collect();
+    if !deleted.is_empty()
+        && let Some(coordinator) = ctx.coordinator.get()
+    {
+        // Before answering, so a client that re-creates the topic never sees the old offsets.
+        let _ = coordinator.cast(CoordinatorMsg::TopicsDeleted(deleted));
+    }
     let responses = names
         .iter()
         .zip(outcomes)
