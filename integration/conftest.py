@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 
+import group_helpers
 import harness
 from harness import Broker, broker_binary, unique_topic
 
@@ -79,3 +80,14 @@ def make_broker(tmp_path):
 @pytest.fixture
 def topic(request) -> str:
     return unique_topic(request.node.name)
+
+
+@pytest.fixture(scope="module")
+def gbroker(tmp_path_factory) -> Broker:
+    """A broker per group-test module (see group_helpers.py), with a short initial rebalance delay."""
+    b = Broker(tmp_path_factory.mktemp("groups-broker"), name="groups-broker", fsync="interval",
+               num_partitions=1, auto_create_topics=False, extra_env=group_helpers.GROUP_ENV)
+    b.start()
+    yield b
+    rc = b.stop()
+    assert rc == 0, f"groups broker exited with {rc} on SIGTERM"

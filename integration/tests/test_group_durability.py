@@ -1,0 +1,160 @@
+"""Committed offsets and groups across broker restarts (SIGTERM and kill -9)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from kafka import KafkaConsumer
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from client_helpers import admin, create_topic
+from harness import unique_topic, wait_until
+from group_helpers import (
+    produce_numbered,
+    check_exactly_once,
+    group_offsets,
+    describe,
+    admin_group,
+    KpMember,
+    distinct,
+    GROUP_ENV,
+)
+
+
+def test_committed_offsets_survive_broker_restart(make_broker):
+    b = make_broker("groups-restart", extra_env=GROUP_ENV, num_partitions=1, auto_create_topics=False)
+    topic, group, doomed = unique_topic("restart"), unique_topic("restart-g"), unique_topic("restart-del")
+    parts, total = 2, 400
+    create_topic(b.bootstrap, topic, parts)
+    produce_numbered(b.bootstrap, topic, 0, total, partitions=parts)
+
+    m = KpMember(b.bootstrap, group, topic, "restart-m1", limit=130, max_poll_records=10)
+    m.start()
+    try:
+        wait_until(lambda: not m.is_alive(), 30, "130 records read (the member stops by itself)")
+    finally:
+        m.stop()
+    assert m.error is None and not m.commit_errors, (m.error, m.commit_errors)
+    read1 = m.numbers()
+    check_exactly_once(read1, set(read1), what="before the restart")
+    per_part = Counter(n % parts for n in read1)
+    committed = group_offsets(b.bootstrap, group, topic)
+    # (kafka-python also commits position 0 of a partition it has not read yet)
+    assert set(per_part) <= set(committed) and all(o == per_part.get(p, 0) for p, o in committed.items()), (
+        f"committed {committed} vs read per partition {dict(per_part)}")
+    assert any(0 < o < total // parts for o in committed.values()), f"no partition committed half way: {committed}"
+
+    # a second group, deleted before the restart: it must stay deleted
+    c = KafkaConsumer(bootstrap_servers=b.bootstrap, group_id=doomed, enable_auto_commit=False)
+    try:
+        c.commit({TopicPartition(topic, 0): OffsetAndMetadata(7, "", -1)})
+    finally:
+        c.close(autocommit=False)
+    a = admin(b.bootstrap)
+    try:
+        assert a.delete_groups([doomed]) == {doomed: "OK"}
+    finally:
+        a.close()
+
+    rc = b.stop()
+    assert rc == 0, f"broker exited with {rc} on SIGTERM"
+    b.start()
+
+    assert group_offsets(b.bootstrap, group, topic) == committed, "OffsetFetch after the restart"
+    g = admin_group(b, group)
+    assert g is not None, "group missing from /admin/groups after the restart"
+    assert {x["partition"]: (x["committed_offset"], x["lag"]) for x in g["partitions"]} == {
+        p: (committed[p], total // parts - committed[p]) for p in committed}
+    a = admin(b.bootstrap)
+    try:
+        listed = {x["group_id"] for x in a.list_groups()}
+        assert group in listed and doomed not in listed, listed
+        assert a.list_group_offsets({doomed: None})[doomed] == {}, "deleted group's offsets came back"
+    finally:
+        a.close()
+
+    c = KafkaConsumer(bootstrap_servers=b.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        assert {p: c.committed(TopicPartition(topic, p)) for p in range(parts)} == {
+            p: committed.get(p) for p in range(parts)}
+    finally:
+        c.close(autocommit=False)
+
+    m2 = KpMember(b.bootstrap, group, topic, "restart-m2")
+    m2.start()
+    try:
+        wait_until(lambda: len(set(read1) | set(m2.numbers())) >= total, 30, "the rest after the restart",
+                   interval=0.05)
+        wait_until(lambda: group_offsets(b.bootstrap, group, topic) == {p: total // parts for p in range(parts)},
+                   15, "commits at the end offsets")
+    finally:
+        m2.stop()
+    assert m2.error is None and not m2.commit_errors, (m2.error, m2.commit_errors)
+    check_exactly_once(read1 + m2.numbers(), set(range(total)), what="before + after the restart")
+    first = {p: min((o for q, o, _n in m2.records if q == p), default=None) for p in range(parts)}
+    want = {p: None if committed.get(p) == total // parts else committed.get(p, 0) for p in range(parts)}
+    assert first == want, (
+        f"resumed at {first}, committed before the restart {committed}")
+
+
+def test_running_member_rejoins_after_broker_restart(make_broker):
+    """Membership is not persisted: a member running across a restart must rejoin (its heartbeat
+    or commit gets UNKNOWN_MEMBER_ID / COORDINATOR_NOT_AVAILABLE) and continue from its commits."""
+    b = make_broker("groups-rejoin", extra_env=GROUP_ENV, num_partitions=1, auto_create_topics=False)
+    topic, group = unique_topic("rejoin"), unique_topic("rejoin-g")
+    parts = 2
+    create_topic(b.bootstrap, topic, parts)
+    produce_numbered(b.bootstrap, topic, 0, 100, partitions=parts)
+    m = KpMember(b.bootstrap, group, topic, "rejoin-m", reconnect_backoff_max_ms=500)
+    m.start()
+    try:
+        wait_until(lambda: distinct([m]) >= 100, 30, "the first 100 messages", interval=0.05)
+        wait_until(lambda: group_offsets(b.bootstrap, group, topic) == {0: 50, 1: 50}, 15, "first commits")
+        gen_before = m.generations[-1][0]
+        assert b.stop() == 0
+        b.start()
+        produce_numbered(b.bootstrap, topic, 100, 100, partitions=parts)
+        wait_until(lambda: distinct([m]) >= 200, 60, f"100 more after the restart (have {distinct([m])})",
+                   interval=0.1)
+        wait_until(lambda: group_offsets(b.bootstrap, group, topic) == {0: 100, 1: 100}, 20,
+                   "commits after the restart")
+        wait_until(lambda: describe(b.bootstrap, group)["group_state"] == "Stable", 15, "group Stable again")
+    finally:
+        m.stop()
+    assert m.error is None, repr(m.error)
+    check_exactly_once(m.numbers(), set(range(200)), m.commit_failed, what="across the restart")
+    print(f"rejoin: generations {m.generations} (before restart {gen_before}), commit errors {m.commit_errors}")
+
+
+def test_acknowledged_commits_survive_broker_sigkill(make_broker):
+    """fsync = always: a commit is answered once durable. kill -9 the broker while a member
+    commits after every 5 messages; after the restart no acknowledged commit is lost: the stored
+    offsets are at least the acknowledged ones, and the member, rejoining, re-reads nothing whose
+    commit was acknowledged."""
+    b = make_broker("groups-sigkill", extra_env=GROUP_ENV, fsync="always", num_partitions=1,
+                    auto_create_topics=False)
+    topic, group = unique_topic("sigkill"), unique_topic("sigkill-g")
+    parts, total = 2, 3000
+    create_topic(b.bootstrap, topic, parts)
+    produce_numbered(b.bootstrap, topic, 0, total, partitions=parts)
+    m = KpMember(b.bootstrap, group, topic, "sigkill-m", max_poll_records=5)
+    m.start()
+    try:
+        wait_until(lambda: distinct([m]) >= 500, 30, "500 messages read", interval=0.01)
+        b.kill()
+        with m.lock:
+            acked = dict(m.acked)
+            read_before = len(m.records)
+        assert read_before < total, "everything was read before the kill"
+        b.start()
+        stored = group_offsets(b.bootstrap, group, topic)
+        lost = {p: (o, stored.get(p)) for p, o in acked.items() if stored.get(p, -1) < o}
+        assert not lost, f"acknowledged commits lost by kill -9 (partition: (acked, stored)): {lost}"
+        wait_until(lambda: distinct([m]) >= total, 60, f"the rest after the restart (have {distinct([m])})",
+                   interval=0.1)
+        wait_until(lambda: group_offsets(b.bootstrap, group, topic) == {p: total // parts for p in range(parts)},
+                   20, "commits at the end offsets")
+    finally:
+        m.stop()
+    assert m.error is None, repr(m.error)
+    check_exactly_once(m.numbers(), set(range(total)), m.commit_failed, what="across kill -9")
+    print(f"sigkill: acked at kill {acked}, commit errors {m.commit_errors[:3]}")
