@@ -2,6 +2,7 @@
 //! partitions, and — only when `[debug] fail_points` is on — fail points for tests.
 
 mod groups;
+mod metrics;
 mod routes;
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use crate::group_coordinator::CoordinatorMsg;
 use crate::metadata_actor::MetadataMsg;
 use crate::replica::ReplicaMsg;
 use crate::replica_supervisor::ReplicaSupervisorMsg;
+use crate::request_counters::RequestCounters;
 use crate::wal_flusher::WalFlusherMsg;
 
 /// A topic partition, the key of everything partition-scoped.
@@ -81,6 +82,8 @@ pub struct NodeContext {
     // ReplicaSupervisor, which alone writes this map.
     /// Running replicas by partition.
     pub replicas: DashMap<TopicPartition, Counted<ReplicaMsg>>,
+    /// Requests served per API, for `/metrics`.
+    pub requests: RequestCounters,
     /// Live actors, for `/admin/actors`.
     pub directory: Arc<ActorDirectory>,
 }
@@ -97,6 +100,7 @@ impl NodeContext {
             coordinator: Slot::default(),
             replicas: DashMap::new(),
             directory: Arc::new(ActorDirectory::default()),
+            requests: RequestCounters::default(),
         })
     }
 

@@ -58,6 +58,7 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         Parsed::Request(request) => request,
     };
     let ParsedRequest { api_key, api_version: v, correlation_id, body, client_id } = *request;
+    ctx.requests.record(api_key);
     let ctx = ctx.clone();
     let response: BoxFuture<'static, Option<ResponseKind>> = match body {
         RequestKind::Produce(r) => produce::handle(&ctx, r, v),

@@ -8,7 +8,7 @@
 //! - [`group_coordinator`]: consumer groups; committed offsets in `__consumer_offsets`.
 //! - [`kafka_listener`] / [`connection`]: one `ConnectionActor` per Kafka client connection;
 //!   [`handlers`] has one file per Kafka API.
-//! - [`admin`]: the warp admin API.
+//! - [`admin`]: the warp admin API and `/metrics`; [`request_counters`]: requests per API.
 //! - [`context`]: what the actors share; [`directory`]: the live tree for `/admin/actors`;
 //!   [`supervision`]: the restart policy.
 
@@ -23,6 +23,7 @@ pub mod metadata_actor;
 pub mod node_supervisor;
 pub mod replica;
 pub mod replica_supervisor;
+pub mod request_counters;
 pub mod supervision;
 pub mod wal_flusher;
 

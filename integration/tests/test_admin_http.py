@@ -10,8 +10,8 @@ import requests
 from kafka import KafkaProducer
 
 import kproto
-from client_helpers import admin
-from harness import Broker, broker_binary, find_actor, flatten_actors, wait_until
+from client_helpers import admin, create_topic
+from harness import Broker, broker_binary, find_actor, flatten_actors, unique_topic, wait_until
 
 ROLES = {"NodeSupervisor", "ReplicaSupervisor", "WalFlusher", "KafkaListener", "AdminServer", "MetadataActor"}
 
@@ -164,3 +164,47 @@ def test_sigterm_exits_zero_promptly(make_broker):
         assert b.stop(timeout=15) == 0
     finally:
         idle.close()
+
+
+def test_metrics_in_prometheus_format(broker):
+    """GET /metrics: requests per API, partition offsets, group lag, actor restarts."""
+    from kafka import KafkaConsumer
+
+    topic, group = unique_topic("metrics"), unique_topic("metrics-g")
+    create_topic(broker.bootstrap, topic, 1)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for i in range(30):
+        p.send(topic, b"m%d" % i, partition=0)
+    p.flush()
+    p.close()
+    c = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=10000, max_poll_records=10)
+    read = 0
+    for _ in c:
+        read += 1
+        if read == 10:
+            break
+    c.commit()
+    c.close()
+
+    def scrape():
+        r = requests.get(f"{broker.admin_url}/metrics", timeout=5)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r
+        return r.text
+
+    def value(text, prefix):
+        lines = [line for line in text.splitlines() if line.startswith(prefix)]
+        return float(lines[0].rsplit(" ", 1)[1]) if lines else None
+
+    text = wait_until(lambda: (lambda t: t if value(t, f'chronik_group_lag{{group="{group}"') == 20 else None)(scrape()),
+                      15, "group lag of 20 in /metrics")
+    assert "# TYPE chronik_requests_total counter" in text
+    assert value(text, 'chronik_requests_total{api="Produce"}') >= 1
+    assert value(text, 'chronik_requests_total{api="OffsetCommit"}') >= 1
+    assert value(text, f'chronik_partition_high_watermark{{topic="{topic}",partition="0"}}') == 30
+    assert value(text, f'chronik_partition_log_end_offset{{topic="{topic}",partition="0"}}') == 30
+    assert value(text, 'chronik_actor_restarts{name="node-1",role="NodeSupervisor"}') == 0
+    # every sample line is `name{labels} number`
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1])

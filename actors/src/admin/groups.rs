@@ -14,38 +14,53 @@ use crate::handlers::ask_coordinator;
 
 /// One group.
 #[derive(Debug, Serialize)]
-struct GroupView {
-    group_id: String,
-    state: String,
-    protocol_type: String,
-    partitions: Vec<LagView>,
-    total_lag: i64,
+pub(super) struct GroupView {
+    /// Group id.
+    pub group_id: String,
+    /// Kafka's state name.
+    pub state: String,
+    /// `consumer` for consumer groups; empty for offsets-only groups.
+    pub protocol_type: String,
+    /// Committed partitions.
+    pub partitions: Vec<LagView>,
+    /// Sum of the partitions' lag.
+    pub total_lag: i64,
 }
 
 /// One committed partition of a group.
 #[derive(Debug, Serialize)]
-struct LagView {
-    topic: String,
-    partition: i32,
-    committed_offset: i64,
-    high_watermark: Option<i64>,
-    lag: Option<i64>,
+pub(super) struct LagView {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The group's committed offset.
+    pub committed_offset: i64,
+    /// The partition's high watermark, if it is served here.
+    pub high_watermark: Option<i64>,
+    /// `high_watermark - committed_offset`, never negative.
+    pub lag: Option<i64>,
 }
 
 const T: Duration = Duration::from_secs(5);
 
 /// The handler.
 pub(super) async fn groups(ctx: Arc<NodeContext>) -> Json {
-    let listings = ask_coordinator(&ctx, CoordinatorMsg::List, T).await.unwrap_or_default();
+    json(&serde_json::json!({ "groups": collect(&ctx).await }))
+}
+
+/// Every group with its committed offsets and lag.
+pub(super) async fn collect(ctx: &NodeContext) -> Vec<GroupView> {
+    let listings = ask_coordinator(ctx, CoordinatorMsg::List, T).await.unwrap_or_default();
     let mut out = Vec::with_capacity(listings.len());
     for g in listings {
         let group_id = g.group_id.clone();
         let msg = |reply| CoordinatorMsg::FetchOffsets { group_id, partitions: None, reply };
-        let committed = ask_coordinator(&ctx, msg, T).await.unwrap_or_default();
+        let committed = ask_coordinator(ctx, msg, T).await.unwrap_or_default();
         let mut partitions = Vec::with_capacity(committed.len());
         for ((topic, partition), c) in committed {
             let Some(c) = c else { continue };
-            let hw = replica_info(&ctx, &TopicPartition::new(&topic, partition)).await.map(|i| i.high_watermark);
+            let hw = replica_info(ctx, &TopicPartition::new(&topic, partition)).await.map(|i| i.high_watermark);
             let lag = hw.map(|hw| (hw - c.offset).max(0));
             partitions.push(LagView { topic, partition, committed_offset: c.offset, high_watermark: hw, lag });
         }
@@ -58,5 +73,5 @@ pub(super) async fn groups(ctx: Arc<NodeContext>) -> Json {
             total_lag,
         });
     }
-    json(&serde_json::json!({ "groups": out }))
+    out
 }

@@ -70,6 +70,7 @@ pub fn routes(
     root: ActorCell,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let with_ctx = warp::any().map(move || ctx.clone());
+    let metrics_root = root.clone();
     let health = warp::path!("admin" / "health")
         .and(warp::get())
         .and(with_ctx.clone())
@@ -80,13 +81,17 @@ pub fn routes(
         .map(move |ctx: Arc<NodeContext>| json(&ctx.directory.tree(&root)));
     let partitions = warp::path!("admin" / "partitions").and(warp::get()).and(with_ctx.clone()).then(partitions);
     let groups = warp::path!("admin" / "groups").and(warp::get()).and(with_ctx.clone()).then(super::groups::groups);
+    let metrics = warp::path!("metrics").and(warp::get()).and(with_ctx.clone()).then(move |ctx: Arc<NodeContext>| {
+        let tree = ctx.directory.tree(&metrics_root);
+        super::metrics::metrics(ctx, tree)
+    });
     let fail_points = warp::path!("admin" / "fail-points")
         .and(warp::post())
         .and(with_ctx)
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
         .map(fail_point);
-    health.or(actors).or(partitions).or(groups).or(fail_points).recover(reject)
+    health.or(actors).or(partitions).or(groups).or(metrics).or(fail_points).recover(reject)
 }
 
 fn health(ctx: &NodeContext) -> Json {
