@@ -3,11 +3,11 @@
 //! reading the partitions back. Keys and values are JSON so the topic stays readable with any
 //! Kafka tool; a record without a value is a tombstone (the offset was deleted).
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
+
+use crate::records::encode_batch;
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -50,33 +50,15 @@ pub type OffsetRecord = (OffsetKey, Option<CommittedOffset>);
 
 /// Encodes commits as one record batch (consecutive sequences keep it a single batch).
 pub fn encode_commits(records: &[OffsetRecord], now_ms: i64) -> Result<Bytes, String> {
-    let records: Vec<Record> = records
+    let entries = records
         .iter()
-        .enumerate()
-        .map(|(i, (key, value))| -> Result<Record, String> {
+        .map(|(key, value)| {
             let key = serde_json::to_vec(key).map_err(|e| e.to_string())?;
             let value = value.as_ref().map(serde_json::to_vec).transpose().map_err(|e| e.to_string())?;
-            Ok(Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32,
-                timestamp: now_ms,
-                key: Some(Bytes::from(key)),
-                value: value.map(Bytes::from),
-                headers: Default::default(),
-                delete_horizon: false,
-            })
+            Ok((Some(Bytes::from(key)), value.map(Bytes::from)))
         })
-        .collect::<Result<_, _>>()?;
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).map_err(|e| e.to_string())?;
-    Ok(buf.freeze())
+        .collect::<Result<Vec<_>, String>>()?;
+    encode_batch(&entries, now_ms, Compression::None)
 }
 
 /// Decodes the records of batches read back from the offsets topic, in log order. Records that

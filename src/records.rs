@@ -2,12 +2,15 @@
 //! arrived intact; a compressed one must also decompress and hold the records its header
 //! claims, or the producer gets CORRUPT_MESSAGE instead of a silent success (consumers could
 //! never read it back). Decompression is capped so a small "bomb" cannot exhaust memory.
+//! [`encode_batch`] builds the batches the broker writes itself.
 
 use std::io::Read;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::compression::{Decompressor, Snappy};
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 /// Largest decompressed size accepted for one batch.
 pub const MAX_DECOMPRESSED_BATCH: u64 = 256 * 1024 * 1024;
@@ -55,35 +58,46 @@ fn read_capped(reader: impl Read) -> anyhow::Result<Bytes> {
     Ok(Bytes::from(out))
 }
 
+/// Encodes `(key, value)` records as one v2 batch with no producer id, all stamped
+/// `timestamp_ms` (the broker's own writes, such as committed offsets, and tests).
+/// Consecutive sequences keep the encoder from splitting it into one batch per record.
+pub fn encode_batch(
+    entries: &[(Option<Bytes>, Option<Bytes>)],
+    timestamp_ms: i64,
+    compression: Compression,
+) -> Result<Bytes, String> {
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: timestamp_ms,
+            key: key.clone(),
+            value: value.clone(),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
-    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-
     use super::*;
 
     fn batch(compression: Compression, n: i32) -> Bytes {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i,
-                timestamp: 1_700_000_000_000 + i as i64,
-                key: None,
-                value: Some(Bytes::from(format!("value-{i}").repeat(10))),
-                headers: Default::default(),
-                delete_horizon: false,
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression };
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-        buf.freeze()
+        let entries: Vec<_> = (0..n).map(|i| (None, Some(Bytes::from(format!("value-{i}").repeat(10))))).collect();
+        encode_batch(&entries, 1_700_000_000_000, compression).expect("encode")
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 use tracing::{error, info, warn};
@@ -17,7 +17,7 @@ use crate::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use crate::kafka_listener::{KafkaListener, KafkaListenerArgs};
 use crate::metadata_actor::{MetadataActor, MetadataArgs};
 use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
-use crate::supervision::{RestartDecision, RestartTracker};
+use crate::supervision::{RestartTracker, restart_or_escalate};
 use crate::wal_flusher::{WalFlusher, WalFlusherArgs};
 
 /// The node's direct children.
@@ -178,16 +178,9 @@ impl NodeSupervisorState {
     }
 
     fn on_failure(&mut self, myself: &ActorRef<NodeSupervisorMsg>, kind: ChildKind) -> Result<(), ActorProcessingErr> {
-        let policy = self.ctx.config.supervision.clone();
         let Some((slot, tracker)) = self.children.get_mut(&kind) else { return Ok(()) };
         *slot = None;
-        match tracker.on_failure(&policy, Instant::now()) {
-            RestartDecision::Restart { delay } => {
-                info!(?kind, delay_ms = delay.as_millis() as u64, restarts = tracker.total, "restarting node actor");
-                myself.send_after(delay, move || NodeSupervisorMsg::Restart(kind));
-                Ok(())
-            }
-            RestartDecision::Escalate => Err(format!("{kind:?} exceeded its restart budget; the node stops").into()),
-        }
+        let policy = &self.ctx.config.supervision;
+        restart_or_escalate(tracker, policy, myself, &format!("{kind:?}"), move || NodeSupervisorMsg::Restart(kind))
     }
 }

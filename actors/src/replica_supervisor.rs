@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chronik::cluster::{ClusterMetadata, effective_log_config};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::context::{NodeContext, TopicPartition};
 use crate::directory::{Counted, MailboxGauge, Registration};
 use crate::replica::{ReplicaActor, ReplicaArgs, ReplicaMsg};
-use crate::supervision::{RestartDecision, RestartTracker};
+use crate::supervision::{RestartTracker, restart_or_escalate};
 
 /// The supervisor's mailbox.
 pub enum ReplicaSupervisorMsg {
@@ -226,19 +226,10 @@ impl ReplicaSupervisorState {
         self.ctx.replicas.remove(&tp);
         let Some(child) = self.children.get_mut(&tp) else { return Ok(()) };
         child.actor = None;
-        let policy = &self.ctx.config.supervision;
-        match child.tracker.on_failure(policy, Instant::now()) {
-            RestartDecision::Restart { delay } => {
-                info!(%tp, delay_ms = delay.as_millis() as u64, restarts = child.tracker.total, "restarting replica");
-                myself.send_after(delay, move || ReplicaSupervisorMsg::Restart(tp));
-                Ok(())
-            }
-            RestartDecision::Escalate => Err(format!(
-                "replica {tp} failed more than {} times in {} ms; escalating",
-                policy.max_restarts, policy.restart_window_ms
-            )
-            .into()),
-        }
+        let name = format!("replica {tp}");
+        restart_or_escalate(&mut child.tracker, &self.ctx.config.supervision, myself, &name, move || {
+            ReplicaSupervisorMsg::Restart(tp)
+        })
     }
 
     async fn remove(&mut self, tp: &TopicPartition) {

@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chronik::config::SupervisionConfig;
+use ractor::{ActorProcessingErr, ActorRef, Message};
+use tracing::info;
 
 /// What a supervisor does about a failed child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,29 @@ impl RestartTracker {
         let exponent = (self.recent.len() as u32 - 1).min(16);
         let delay = policy.backoff_initial_ms.saturating_mul(1 << exponent).min(policy.backoff_max_ms);
         RestartDecision::Restart { delay: Duration::from_millis(delay) }
+    }
+}
+
+/// What every supervisor does with a failed child: record the failure, then either schedule
+/// `restart` to itself after the back-off, or return the error that escalates to its parent.
+pub fn restart_or_escalate<M: Message>(
+    tracker: &mut RestartTracker,
+    policy: &SupervisionConfig,
+    supervisor: &ActorRef<M>,
+    child: &dyn std::fmt::Display,
+    restart: impl FnOnce() -> M + Send + 'static,
+) -> Result<(), ActorProcessingErr> {
+    match tracker.on_failure(policy, Instant::now()) {
+        RestartDecision::Restart { delay } => {
+            info!(%child, delay_ms = delay.as_millis() as u64, restarts = tracker.total, "restarting actor");
+            supervisor.send_after(delay, restart);
+            Ok(())
+        }
+        RestartDecision::Escalate => Err(format!(
+            "{child} failed more than {} times in {} ms; escalating",
+            policy.max_restarts, policy.restart_window_ms
+        )
+        .into()),
     }
 }
 

@@ -6,15 +6,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chronik::cluster::MetadataCommand;
 use chronik::config::{CliOverrides, Config};
+use chronik::records::encode_batch;
 use chronik_actors::NodeContext;
 use chronik_actors::context::TopicPartition;
 use chronik_actors::directory::{ActorNode, Counted};
 use chronik_actors::metadata_actor::MetadataMsg;
 use chronik_actors::replica::{AppendOutcome, PartitionError, ReplicaMsg};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Compression;
 use ractor::rpc::CallResult;
 
 const T: Duration = Duration::from_secs(10);
@@ -36,27 +37,8 @@ fn config(dir: &std::path::Path) -> Config {
 }
 
 fn batch(first: i32, n: i32) -> Bytes {
-    let records: Vec<Record> = (first..first + n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: (i - first) as i64,
-            sequence: i - first,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(format!("message-{i}"))),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-    buf.freeze()
+    let entries: Vec<_> = (first..first + n).map(|i| (None, Some(Bytes::from(format!("message-{i}"))))).collect();
+    encode_batch(&entries, 1_700_000_000_000, Compression::None).expect("encode")
 }
 
 /// Polls `cond` until it holds, failing after `T`.
