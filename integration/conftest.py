@@ -5,6 +5,8 @@
 - `make_broker`   a factory for a test's own brokers (crash / restart tests);
                   each is stopped (SIGTERM, then SIGKILL) by its pid at teardown.
 - `topic`         a unique topic name for the test.
+- `cluster3`      a 3-node Raft cluster per test module (cluster.py), with node 4's slot
+                  configured (4-peer TOML) but not started.
 
 When a test fails, the part of every broker log written during that test is
 attached to the report as a section named "<broker> log".
@@ -16,6 +18,7 @@ import pytest
 
 import group_helpers
 import harness
+from cluster import Cluster
 from harness import Broker, broker_binary, unique_topic
 
 _LOG_MARKS = pytest.StashKey[dict]()
@@ -91,3 +94,24 @@ def gbroker(tmp_path_factory) -> Broker:
     yield b
     rc = b.stop()
     assert rc == 0, f"groups broker exited with {rc} on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def cluster3(tmp_path_factory) -> Cluster:
+    """Nodes 1-3 started together; returns once they agree on a leader (30 s at most; the
+    10 s election budget is asserted by the test, from `formation_seconds`).
+
+    min_insync_replicas = 1: partition data is not replicated to followers yet, so an acks=all
+    produce must not need a second in-sync replica.
+    """
+    c = Cluster(tmp_path_factory.mktemp("cluster3"), size=3, spare=1, name="node",
+                replication_factor=3, min_insync_replicas=1)
+    try:
+        c.start()
+    except BaseException:
+        c.kill_all()
+        raise
+    yield c
+    rcs = c.stop_all()
+    bad = {i: rc for i, rc in rcs.items() if rc != 0}
+    assert not bad, f"cluster nodes exited with non-zero codes on SIGTERM: {bad}"

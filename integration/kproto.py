@@ -1,7 +1,7 @@
 """Hand-built Kafka frames for raw-socket tests (no client library in the way).
 
 Only the few non-flexible versions the tests need:
-ApiVersions v0, Metadata v0/v1/v4, Produce v3, Fetch v4, ListOffsets v1.
+ApiVersions v0, Metadata v0/v1/v4, Produce v3, Fetch v4, ListOffsets v1, CreateTopics v2.
 Request header v1: api_key i16, api_version i16, correlation_id i32, client_id nullable string.
 Response header v0: correlation_id i32.
 """
@@ -18,6 +18,7 @@ API_FETCH = 1
 API_LIST_OFFSETS = 2
 API_METADATA = 3
 API_API_VERSIONS = 18
+API_CREATE_TOPICS = 19
 
 # ---- encoding ---------------------------------------------------------------
 
@@ -93,6 +94,14 @@ def fetch_v4(correlation_id: int, topic: str, partition: int, offset: int, max_w
 def list_offsets_v1(correlation_id: int, topic: str, partition: int, timestamp: int) -> bytes:
     body = i32(-1) + array([string(topic) + array([i32(partition) + i64(timestamp)])])
     return frame(API_LIST_OFFSETS, 1, correlation_id, body)
+
+
+def create_topics_v2(correlation_id: int, topic: str, num_partitions: int, replication_factor: int,
+                     timeout_ms: int = 15000, validate_only: bool = False) -> bytes:
+    """One topic, no manual assignments, no configs."""
+    t = string(topic) + i32(num_partitions) + i16(replication_factor) + array([]) + array([])
+    body = array([t]) + i32(timeout_ms) + i8(int(validate_only))
+    return frame(API_CREATE_TOPICS, 2, correlation_id, body)
 
 
 def record_batch(values: list[bytes], timestamps: Optional[list[int]] = None, compression: int = 0) -> bytes:
@@ -234,6 +243,12 @@ def parse_list_offsets_v1(body: bytes) -> list[dict]:
             p["topic"] = name
             out.append(p)
     return out
+
+
+def parse_create_topics_v2(body: bytes) -> list[dict]:
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    return r.array(lambda r: dict(name=r.string(), error_code=r.i16(), error_message=r.string())) or []
 
 
 # ---- socket helpers ---------------------------------------------------------

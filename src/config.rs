@@ -51,16 +51,20 @@ pub struct Config {
     pub groups: GroupsConfig,
     /// Restart budget and back-off of the supervisors.
     pub supervision: SupervisionConfig,
+    /// Raft timing for the metadata quorum.
+    pub raft: RaftConfig,
     /// Switches meant for tests only.
     pub debug: DebugConfig,
 }
 
-/// Listen addresses (`host:port`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Listen addresses (`host:port`). Unset ones follow this node's `[[peers]]` entry, so one file
+/// serves every node of a cluster with only `--node-id` changed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BindConfig {
-    /// Kafka clients connect here.
-    pub kafka: String,
+    /// Kafka clients connect here; defaults to this node's peer entry's port on all interfaces,
+    /// else `0.0.0.0:9092`.
+    pub kafka: Option<String>,
     /// Admin REST API; defaults to `0.0.0.0:(10000 + node_id)`.
     pub admin: Option<String>,
     /// Replication traffic between brokers (clustered mode).
@@ -97,6 +101,17 @@ pub struct PeerConfig {
     /// Its admin address; defaults to `(host of raft):(10000 + id)`.
     #[serde(default)]
     pub admin: Option<String>,
+}
+
+impl PeerConfig {
+    /// Where this peer's admin API answers: `admin` if given, else `(host of raft):(10000 + id)`,
+    /// because a peer's admin port follows its id the same way a node's own default bind does.
+    pub fn admin_addr(&self) -> String {
+        self.admin.clone().unwrap_or_else(|| {
+            let host = self.raft.rsplit_once(':').map_or(self.raft.as_str(), |(host, _)| host);
+            format!("{host}:{}", 10000 + self.id)
+        })
+    }
 }
 
 /// When appended data is made durable.
@@ -191,6 +206,25 @@ pub struct SupervisionConfig {
     pub backoff_max_ms: u64,
 }
 
+/// Raft timing. Elections must stay rare under load (a node addition must not cause one), so
+/// the timeouts are generous next to the heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// How often the leader heartbeats its followers.
+    pub heartbeat_interval_ms: u64,
+    /// A follower waits at least this long without a heartbeat before it campaigns.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        Self { heartbeat_interval_ms: 300, election_timeout_min_ms: 1_500, election_timeout_max_ms: 3_000 }
+    }
+}
+
 /// Test-only switches; all off by default.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -213,14 +247,9 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             groups: GroupsConfig::default(),
             supervision: SupervisionConfig::default(),
+            raft: RaftConfig::default(),
             debug: DebugConfig::default(),
         }
-    }
-}
-
-impl Default for BindConfig {
-    fn default() -> Self {
-        Self { kafka: "0.0.0.0:9092".into(), admin: None, wal: None, raft: None }
     }
 }
 
@@ -300,9 +329,57 @@ impl Config {
         self.bind.admin.clone().unwrap_or_else(|| format!("0.0.0.0:{}", 10000 + self.node_id))
     }
 
-    /// The Kafka address this broker advertises in Metadata.
+    /// The Kafka address this broker advertises in Metadata: `[advertise] kafka`, else its peer
+    /// entry's, else derived from the bind address.
     pub fn advertised_kafka(&self) -> String {
-        self.advertise.kafka.clone().unwrap_or_else(|| advertise_from_bind(&self.bind.kafka))
+        let peer = self.this_peer().map(|p| p.kafka.clone());
+        self.advertise.kafka.clone().or(peer).unwrap_or_else(|| advertise_from_bind(&self.kafka_bind()))
+    }
+
+    /// The Kafka listen address.
+    pub fn kafka_bind(&self) -> String {
+        self.bind_or_peer(&self.bind.kafka, |p| &p.kafka, 9092)
+    }
+
+    /// The Raft listen address.
+    pub fn raft_bind(&self) -> String {
+        self.bind_or_peer(&self.bind.raft, |p| &p.raft, 5000 + self.node_id)
+    }
+
+    /// The replication listen address.
+    pub fn wal_bind(&self) -> String {
+        self.bind_or_peer(&self.bind.wal, |p| &p.wal, 9290 + self.node_id)
+    }
+
+    /// `[bind] X`, else the port of this node's peer entry on all interfaces, else the default port.
+    fn bind_or_peer(&self, bind: &Option<String>, peer: fn(&PeerConfig) -> &String, default_port: u64) -> String {
+        let from_peer = self.this_peer().and_then(|p| peer(p).rsplit_once(':').map(|(_, port)| port.to_string()));
+        bind.clone().unwrap_or_else(|| format!("0.0.0.0:{}", from_peer.unwrap_or_else(|| default_port.to_string())))
+    }
+
+    /// This node's entry in `peers`, if the file lists peers.
+    pub fn this_peer(&self) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| p.id == self.node_id)
+    }
+
+    /// The configured members: `peers`, or this node alone when none are listed. This node's
+    /// addresses come from `[advertise]` (falling back to its peer entry and the bind addresses).
+    pub fn members(&self) -> Vec<PeerConfig> {
+        let me = self.this_peer();
+        let pick = |advertised: &Option<String>, peer: Option<&String>, bind: &dyn Fn() -> String| {
+            advertised.clone().or_else(|| peer.cloned()).unwrap_or_else(bind)
+        };
+        let this = PeerConfig {
+            id: self.node_id,
+            kafka: pick(&self.advertise.kafka, me.map(|p| &p.kafka), &|| self.advertised_kafka()),
+            wal: pick(&self.advertise.wal, me.map(|p| &p.wal), &|| advertise_from_bind(&self.wal_bind())),
+            raft: pick(&self.advertise.raft, me.map(|p| &p.raft), &|| advertise_from_bind(&self.raft_bind())),
+            admin: me.and_then(|p| p.admin.clone()).or_else(|| Some(advertise_from_bind(&self.admin_bind()))),
+        };
+        let mut members: Vec<PeerConfig> = self.peers.iter().filter(|p| p.id != self.node_id).cloned().collect();
+        members.push(this);
+        members.sort_by_key(|p| p.id);
+        members
     }
 
     /// The log settings for a topic without overrides.

@@ -52,7 +52,7 @@ impl Actor for AdminServer {
         let local = listener.local_addr()?;
         let routes = routes::routes(ctx.clone(), args.root);
         let server = tokio::spawn(warp::serve(routes).incoming(listener).run());
-        info!("Admin API available at http://{local}/admin");
+        info!("✓ Admin API available at http://{local}/admin");
         let registration = ctx.directory.register(
             &myself.get_cell(),
             "admin-server".into(),

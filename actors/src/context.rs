@@ -1,7 +1,7 @@
 //! What every part of a node shares: its configuration, the current metadata, and how to reach
 //! the actors that may be restarted (their references change, so they are read at each use).
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use chronik::cluster::ClusterMetadata;
 use chronik::config::Config;
@@ -11,7 +11,9 @@ use tokio::sync::watch;
 
 use crate::directory::{ActorDirectory, Counted};
 use crate::group_coordinator::CoordinatorMsg;
+use crate::membership::ClusterView;
 use crate::metadata_actor::MetadataMsg;
+use crate::raft::{PeerChannels, Raft, RaftMsg};
 use crate::replica::ReplicaMsg;
 use crate::replica_supervisor::ReplicaSupervisorMsg;
 use crate::request_counters::RequestCounters;
@@ -68,8 +70,20 @@ impl<M: Message> Slot<M> {
 pub struct NodeContext {
     /// The effective configuration.
     pub config: Arc<Config>,
-    /// The latest applied metadata; only the MetadataActor sends on it.
+    /// The latest applied metadata; only the Raft state machine sends on it.
     pub metadata: watch::Sender<Arc<ClusterMetadata>>,
+    /// The index of the last Raft entry applied here (proposers wait on it).
+    pub applied_index: watch::Sender<u64>,
+    /// The cluster as this node sees it; only the MembershipActor sends on it.
+    pub cluster: watch::Sender<ClusterView>,
+    /// The running openraft instance, replaced when the RaftActor restarts.
+    pub raft: watch::Sender<Option<Raft>>,
+    /// The Raft database, opened once per process so a restarted RaftActor reuses it.
+    raft_db: OnceLock<Arc<redb::Database>>,
+    /// Channels to the peers' Raft services, and when each last answered.
+    pub peers: Arc<PeerChannels>,
+    /// The RaftActor, for proposals.
+    pub raft_actor: Slot<RaftMsg>,
     /// The MetadataActor, for changes.
     pub metadata_actor: Slot<MetadataMsg>,
     /// The WalFlusher, for durability.
@@ -94,6 +108,12 @@ impl NodeContext {
         Arc::new(Self {
             config,
             metadata: watch::Sender::new(Arc::new(ClusterMetadata::default())),
+            applied_index: watch::Sender::new(0),
+            cluster: watch::Sender::new(ClusterView::default()),
+            raft: watch::Sender::new(None),
+            raft_db: OnceLock::new(),
+            peers: Arc::new(PeerChannels::default()),
+            raft_actor: Slot::default(),
             metadata_actor: Slot::default(),
             flusher: Slot::default(),
             replica_supervisor: Slot::default(),
@@ -107,6 +127,15 @@ impl NodeContext {
     /// The metadata as of now.
     pub fn metadata(&self) -> Arc<ClusterMetadata> {
         self.metadata.borrow().clone()
+    }
+
+    /// The node's Raft database, opened on first use.
+    pub fn raft_db(&self) -> Result<Arc<redb::Database>, String> {
+        if let Some(db) = self.raft_db.get() {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(crate::raft::open_db(&self.config.data_dir)?);
+        Ok(self.raft_db.get_or_init(|| db).clone())
     }
 }
 

@@ -3,29 +3,55 @@
 //! committed offsets are appended to the internal `__consumer_offsets` topic through its
 //! replicas (so they are as durable as any produce) and cached here for OffsetFetch.
 //!
-//! Membership is not persisted: after a restart groups start empty and members rejoin (their
-//! heartbeats get UNKNOWN_MEMBER_ID), resuming from the committed offsets.
+//! As in Kafka, each node coordinates the groups of the offsets partitions it leads
+//! ([`ownership`]): it follows the metadata, reads a newly led partition back before serving its
+//! groups (COORDINATOR_LOAD_IN_PROGRESS meanwhile) and unloads the groups of a partition it no
+//! longer leads. Requests for any other group answer NOT_COORDINATOR, so clients ask
+//! FindCoordinator again. Starting never waits for the metadata: a node of a cluster with no
+//! Raft leader yet starts coordinating nothing.
+//!
+//! Membership is not persisted: after a restart or a move groups start empty and members
+//! rejoin (their heartbeats get UNKNOWN_MEMBER_ID), resuming from the committed offsets.
+//!
+//! # Layout
+//! - [`ownership`]: which partitions a node leads and what changes with the metadata (pure).
+//! - `loading`: following the metadata: load, serve and unload partitions.
+//! - `offsets_store`: creating, reading back and appending to `__consumer_offsets`.
+//! - `requests`: how each group request is answered.
 
+mod loading;
 mod offsets_store;
+pub mod ownership;
 mod requests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chronik::cluster::{ClusterMetadata, MetadataError};
 use chronik::group::{
     Group, GroupConfig, GroupDescription, JoinRequest, JoinResponse, SyncRequest, SyncResponse, Token,
 };
 use chronik::offsets::{CommittedOffset, OffsetKey};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tracing::info;
 
 use crate::context::NodeContext;
-use crate::directory::{MailboxGauge, Registration};
+use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::replica::PartitionError;
+use ownership::Ownership;
 
 /// Topic and partition of a committed offset.
 pub type OffsetPartition = (String, i32);
+
+/// Committed offsets by group.
+pub type GroupOffsets = HashMap<String, BTreeMap<OffsetPartition, CommittedOffset>>;
+
+/// OffsetFetch's answer: per partition its committed offset (`None` where nothing is committed).
+pub type FetchedOffsets = Vec<(OffsetPartition, Option<CommittedOffset>)>;
+
+/// DescribeGroups' answer for one group: its description (`None` for one that does not exist)
+/// or its error code.
+pub type Described = (String, Result<Option<GroupDescription>, i16>);
 
 /// One group as listed by ListGroups / `/admin/groups`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -113,17 +139,19 @@ pub enum CoordinatorMsg {
         group_id: String,
         /// Partitions asked for; `None` = every committed one.
         partitions: Option<Vec<OffsetPartition>>,
-        /// The committed offsets (`None` where nothing is committed).
-        reply: RpcReplyPort<Vec<(OffsetPartition, Option<CommittedOffset>)>>,
+        /// The committed offsets, or the group's error code (NOT_COORDINATOR,
+        /// COORDINATOR_LOAD_IN_PROGRESS).
+        reply: RpcReplyPort<Result<FetchedOffsets, i16>>,
     },
-    /// ListGroups.
-    List(RpcReplyPort<Vec<GroupListing>>),
+    /// ListGroups: the groups coordinated here, with COORDINATOR_LOAD_IN_PROGRESS (as in Kafka)
+    /// while some of this node's offsets partitions are still being read back.
+    List(RpcReplyPort<(i16, Vec<GroupListing>)>),
     /// DescribeGroups.
     Describe {
         /// Group ids.
         groups: Vec<String>,
-        /// A description per group; `None` for one that does not exist.
-        reply: RpcReplyPort<Vec<(String, Option<GroupDescription>)>>,
+        /// An answer per group.
+        reply: RpcReplyPort<Vec<Described>>,
     },
     /// DeleteGroups: empty groups only; their offsets are deleted too.
     Delete {
@@ -137,6 +165,21 @@ pub enum CoordinatorMsg {
     TopicsDeleted(Vec<String>),
     /// Timer: session expiry, join-phase deadlines.
     Tick,
+    /// From the metadata watch: the metadata changed; load or unload offsets partitions.
+    MetadataChanged(Arc<ClusterMetadata>),
+    /// From a load task: an offsets partition was read back; its groups can be served.
+    Loaded {
+        /// The offsets partition.
+        partition: i32,
+        /// Which load this is (a stale one, of a partition unloaded meanwhile, is ignored).
+        load_id: u64,
+        /// The committed offsets of the partition's groups.
+        offsets: GroupOffsets,
+    },
+    /// From FindCoordinator: `__consumer_offsets` is missing; propose it (once at a time).
+    CreateOffsetsTopic,
+    /// From the creation task: how the proposal of `__consumer_offsets` ended.
+    OffsetsTopicCreated(Result<(), MetadataError>),
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -152,20 +195,48 @@ pub struct CoordinatorArgs {
 pub struct CoordinatorState {
     /// Groups with members (or that had some since the start).
     groups: HashMap<String, Group>,
-    /// Durable committed offsets, per group.
-    offsets: HashMap<String, BTreeMap<OffsetPartition, CommittedOffset>>,
+    /// Durable committed offsets of the groups coordinated here (served partitions only).
+    offsets: GroupOffsets,
     /// Joins waiting for the join phase to complete.
     waiting_joins: HashMap<Token, RpcReplyPort<JoinResponse>>,
     /// Syncs waiting for the leader's assignments.
     waiting_syncs: HashMap<Token, RpcReplyPort<SyncResponse>>,
     /// Next request token.
     next_token: Token,
+    /// The metadata the coordinator last followed (to see which topics were deleted since).
+    metadata: Arc<ClusterMetadata>,
+    /// The offsets partitions this node leads according to `metadata`.
+    ownership: Ownership,
+    /// Each led offsets partition's load state; exactly the keys of `ownership.led`.
+    partitions: HashMap<i32, LedPartition>,
+    /// Identifies the next load, so a stale `Loaded` is recognised.
+    next_load: u64,
+    /// The proposal of `__consumer_offsets` in flight, if any.
+    creating: Option<TaskGuard>,
+    /// Forwards metadata changes to this actor; stops with it.
+    _watch: TaskGuard,
     /// Limits applied to every group.
     group_config: GroupConfig,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
     registration: Registration,
+}
+
+/// Where one led offsets partition stands.
+enum LedPartition {
+    /// Its commits are being read back; its groups' requests answer COORDINATOR_LOAD_IN_PROGRESS.
+    Loading {
+        /// Matches the `Loaded` of this load.
+        load_id: u64,
+        /// Commits of an earlier leadership that became durable during the load: they may be
+        /// past what the load read, so they are applied on top of it.
+        pending: Vec<(OffsetKey, Option<CommittedOffset>)>,
+        /// The load task (aborted if the partition is unloaded first).
+        _task: TaskGuard,
+    },
+    /// Loaded: its groups are coordinated here.
+    Serving,
 }
 
 /// The actor.
@@ -193,9 +264,7 @@ impl Actor for GroupCoordinator {
             MailboxGauge::default(),
         );
         let gauge = registration.gauge().clone();
-        offsets_store::ensure_topic(&ctx).await?;
-        let offsets = offsets_store::load(&ctx).await?;
-        info!(groups = offsets.len(), "committed offsets loaded");
+        let (watch, metadata) = loading::watch_metadata(&ctx, &myself);
         let g = &ctx.config.groups;
         let group_config = GroupConfig {
             min_session_timeout_ms: g.min_session_timeout_ms,
@@ -203,18 +272,26 @@ impl Actor for GroupCoordinator {
             initial_rebalance_delay_ms: g.initial_rebalance_delay_ms,
             max_size: g.max_size,
         };
-        myself.send_interval(TICK, || CoordinatorMsg::Tick);
-        ctx.coordinator.set(myself, gauge.clone());
-        Ok(CoordinatorState {
+        let mut state = CoordinatorState {
             groups: HashMap::new(),
-            offsets,
+            offsets: HashMap::new(),
             waiting_joins: HashMap::new(),
             waiting_syncs: HashMap::new(),
             next_token: 0,
+            metadata: Arc::default(),
+            ownership: Ownership::default(),
+            partitions: HashMap::new(),
+            next_load: 0,
+            creating: None,
+            _watch: watch,
             group_config,
             ctx,
             registration,
-        })
+        };
+        state.start_serving(&myself, metadata).await;
+        myself.send_interval(TICK, || CoordinatorMsg::Tick);
+        state.ctx.coordinator.set(myself, gauge);
+        Ok(state)
     }
 
     async fn handle(

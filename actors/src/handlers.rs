@@ -79,7 +79,7 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
             async move { Some(incremental_alter_configs::handle(&ctx, r).await) }.boxed()
         }
         RequestKind::DescribeCluster(r) => async move { Some(describe_cluster::handle(&ctx, r)) }.boxed(),
-        RequestKind::FindCoordinator(r) => async move { Some(find_coordinator::handle(&ctx, r, v)) }.boxed(),
+        RequestKind::FindCoordinator(r) => async move { Some(find_coordinator::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::JoinGroup(r) => {
             let client_id = client_id.unwrap_or_default();
             async move { Some(join_group::handle(&ctx, r, v, client_id, peer).await) }.boxed()
@@ -168,6 +168,13 @@ pub(crate) async fn auto_create_topics(ctx: &NodeContext, names: &[String]) {
     }
 }
 
+/// The broker clients see as the controller: the Raft leader when one is known, else this node
+/// (any node forwards admin requests to the leader, so either answer works).
+pub(crate) fn controller_id(ctx: &NodeContext) -> kafka_protocol::messages::BrokerId {
+    let id = ctx.cluster.borrow().leader.unwrap_or(ctx.config.node_id);
+    kafka_protocol::messages::BrokerId(i32::try_from(id).unwrap_or(i32::MAX))
+}
+
 /// The replica serving `topic`-`partition` here, or the error a client should see.
 pub(crate) fn replica_for(
     ctx: &NodeContext,
@@ -175,15 +182,19 @@ pub(crate) fn replica_for(
     partition: i32,
 ) -> Result<crate::directory::Counted<crate::replica::ReplicaMsg>, crate::replica::PartitionError> {
     use crate::context::TopicPartition;
-    if let Some(r) = ctx.replicas.get(&TopicPartition::new(topic, partition)) {
+    let metadata = ctx.metadata();
+    let Some(meta) = metadata.partition(topic, partition) else {
+        let msg = format!("{topic}-{partition} does not exist");
+        return Err(crate::replica::PartitionError::new(ResponseError::UnknownTopicOrPartition, msg));
+    };
+    // Only the leader serves clients; the client refreshes its metadata and goes there.
+    if meta.leader == ctx.config.node_id
+        && let Some(r) = ctx.replicas.get(&TopicPartition::new(topic, partition))
+    {
         return Ok(r.clone());
     }
-    let kind = if ctx.metadata().partition(topic, partition).is_some() {
-        ResponseError::NotLeaderOrFollower
-    } else {
-        ResponseError::UnknownTopicOrPartition
-    };
-    Err(crate::replica::PartitionError::new(kind, format!("{topic}-{partition} is not served here")))
+    let msg = format!("{topic}-{partition} is led by node {}, not this one", meta.leader);
+    Err(crate::replica::PartitionError::new(ResponseError::NotLeaderOrFollower, msg))
 }
 
 /// A client that names a leader epoch must name the current one (KIP-320); -1 skips the check.

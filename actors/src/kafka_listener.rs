@@ -53,7 +53,7 @@ impl Actor for KafkaListener {
         args: KafkaListenerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let ctx = args.ctx;
-        let addr = &ctx.config.bind.kafka;
+        let addr = &ctx.config.kafka_bind();
         let listener =
             TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for Kafka clients on {addr}: {e}"))?;
         info!(addr = %listener.local_addr()?, "Kafka listener started");

@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - [`node_supervisor`]: the root; starts, restarts and stops the node's actors.
-//! - [`metadata_actor`]: applies metadata commands, persists and publishes them.
+//! - [`raft`]: the Raft node — metadata log, state machine, membership, the raft port.
+//! - [`membership`]: the cluster view (voters, learners, leader, term) from Raft's metrics.
+//! - [`metadata_actor`]: proposes metadata changes through Raft; hands out producer ids.
 //! - [`wal_flusher`]: group commit — fsyncs what replicas appended, then acks them.
 //! - [`replica_supervisor`] / [`replica`]: one `ReplicaActor` per hosted partition.
 //! - [`group_coordinator`]: consumer groups; committed offsets in `__consumer_offsets`.
@@ -13,14 +15,17 @@
 //!   [`supervision`]: the restart policy.
 
 pub mod admin;
+pub mod cli;
 pub mod connection;
 pub mod context;
 pub mod directory;
 pub mod group_coordinator;
 pub mod handlers;
 pub mod kafka_listener;
+pub mod membership;
 pub mod metadata_actor;
 pub mod node_supervisor;
+pub mod raft;
 pub mod replica;
 pub mod replica_supervisor;
 pub mod request_counters;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use chronik::config::{CliOverrides, Config};
+use chronik_actors::cli::ClusterCommand;
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
 
@@ -36,13 +37,19 @@ enum Command {
         #[arg(long)]
         node_id: Option<u64>,
     },
+    /// Operate on a running cluster through its nodes' admin APIs.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // openraft narrates every vote and replication step at info; keep its warnings.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -56,7 +63,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             error!("{e:#}");
             eprintln!("chronik-server: {e:#}");
@@ -65,10 +72,18 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Start { config, data_dir, node_id } = cli.command;
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("CHRONIK_")).collect();
-    let config = Config::load(config.as_deref(), env, &CliOverrides { data_dir, node_id })?;
+    match cli.command {
+        Command::Start { config, data_dir, node_id } => {
+            start(Config::load(config.as_deref(), env, &CliOverrides { data_dir, node_id })?).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Cluster { command } => Ok(chronik_actors::cli::run(command, env).await?),
+    }
+}
+
+async fn start(config: Config) -> anyhow::Result<()> {
     info!(config = %serde_json::to_string(&config)?, "effective configuration");
     let (node, handle, _ctx) = chronik_actors::start_node(config).await.context("the node failed to start")?;
     tokio::pin!(handle);

@@ -1,35 +1,38 @@
-//! `MetadataActor`: the single writer of the cluster metadata on a standalone node. It applies
-//! [`MetadataCommand`]s in order, persists the result, publishes it to every reader, and has the
-//! ReplicaSupervisor start or stop replicas to match — the same flow the Raft state machine will
-//! drive once nodes cluster.
+//! `MetadataActor`: the node's door to metadata changes. Request handlers hand it commands; it
+//! proposes them through the RaftActor (which forwards to the Raft leader when needed) and answers
+//! once they are applied here. It also hands out idempotent producer ids from blocks reserved
+//! through Raft, and keeps this node's registered addresses current.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chronik::cluster::{ClusterMetadata, MetadataCommand, MetadataError, NodeInfo};
+use chronik::cluster::{Applied, MetadataCommand, MetadataError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::context::NodeContext;
-use crate::directory::{MailboxGauge, Registration};
-use crate::replica_supervisor::ReplicaSupervisorMsg;
+use crate::directory::{MailboxGauge, Registration, TaskGuard};
+use crate::raft::{CommandResult, RaftMsg, node_info};
 
 /// Producer ids are reserved durably in blocks this large, so a restart never reuses one.
 const PRODUCER_ID_BLOCK: i64 = 1000;
+/// Longest wait for the RaftActor's answer (it bounds its own retries below this).
+const PROPOSE_WAIT: Duration = Duration::from_secs(30);
+/// Between attempts to register this node's addresses.
+const REGISTER_RETRY: Duration = Duration::from_secs(2);
 
 /// The metadata actor's mailbox.
 pub enum MetadataMsg {
     /// From a request handler: apply these commands in order; each gets its own result. Replies
-    /// after the change is persisted and the replicas match it.
+    /// after the change is committed and applied on this node.
     Apply {
         /// The commands.
         commands: Vec<MetadataCommand>,
         /// One result per command.
         reply: RpcReplyPort<Vec<Result<(), MetadataError>>>,
     },
-    /// From InitProducerId: a producer id never handed out before.
-    NextProducerId(RpcReplyPort<i64>),
+    /// From InitProducerId: a producer id never handed out before, or why none is available.
+    NextProducerId(RpcReplyPort<Result<i64, MetadataError>>),
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -43,14 +46,12 @@ pub struct MetadataArgs {
 
 /// The metadata actor's state.
 pub struct MetadataState {
-    /// The applied metadata.
-    metadata: ClusterMetadata,
-    /// Where it is persisted.
-    path: PathBuf,
-    /// Next producer id of the reserved block.
-    next_producer_id: i64,
+    /// Producer ids of the reserved block not yet handed out.
+    producer_ids: std::ops::Range<i64>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
+    /// Registers this node's addresses once the cluster can take it.
+    _register: TaskGuard,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
     registration: Registration,
 }
@@ -76,20 +77,9 @@ impl Actor for MetadataActor {
             args.restarts,
             MailboxGauge::default(),
         );
-        let gauge = registration.gauge().clone();
-        let path = Path::new(&ctx.config.data_dir).join("metadata.json");
-        let metadata = load(&path)?;
-        info!(path = %path.display(), topics = metadata.topics.len(), "metadata loaded");
-        let mut state =
-            MetadataState { next_producer_id: metadata.next_producer_id, metadata, path, ctx, registration };
-        let me = NodeInfo { id: state.ctx.config.node_id, kafka: state.ctx.config.advertised_kafka() };
-        if state.metadata.nodes.get(&me.id) != Some(&me) {
-            state.apply(vec![MetadataCommand::RegisterNode(me)]).await?;
-        } else {
-            state.ctx.metadata.send_replace(Arc::new(state.metadata.clone()));
-        }
-        state.ctx.metadata_actor.set(myself, gauge);
-        Ok(state)
+        let register = TaskGuard(tokio::spawn(register_addresses(ctx.clone())));
+        ctx.metadata_actor.set(myself, registration.gauge().clone());
+        Ok(MetadataState { producer_ids: 0..0, ctx, _register: register, registration })
     }
 
     async fn handle(
@@ -101,94 +91,76 @@ impl Actor for MetadataActor {
         state.registration.gauge().received();
         match msg {
             MetadataMsg::Apply { commands, reply } => {
-                let results = state.apply(commands).await?;
-                let _ = reply.send(results);
+                // A commit takes a Raft round trip; other requests need not queue behind it.
+                let ctx = state.ctx.clone();
+                tokio::spawn(async move {
+                    let n = commands.len();
+                    let results = match propose(&ctx, commands).await {
+                        Ok(results) => results.into_iter().map(|r| r.map(|_| ())).collect(),
+                        Err(e) => vec![Err(e); n],
+                    };
+                    let _ = reply.send(results);
+                });
             }
             MetadataMsg::NextProducerId(reply) => {
-                if state.next_producer_id >= state.metadata.next_producer_id {
+                if state.producer_ids.is_empty() {
                     let command = MetadataCommand::AllocateProducerIds { count: PRODUCER_ID_BLOCK };
-                    state.apply(vec![command]).await?;
+                    match propose(&state.ctx, vec![command]).await.map(|mut r| r.pop()) {
+                        Ok(Some(Ok(Applied::ProducerIds { first }))) => {
+                            state.producer_ids = first..first + PRODUCER_ID_BLOCK;
+                        }
+                        Ok(_) => {
+                            let _ = reply.send(Err(MetadataError::Unavailable("no producer id block".into())));
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            return Ok(());
+                        }
+                    }
                 }
-                let id = state.next_producer_id;
-                state.next_producer_id += 1;
-                let _ = reply.send(id);
+                let id = state.producer_ids.start;
+                state.producer_ids.start += 1;
+                let _ = reply.send(Ok(id));
             }
         }
         Ok(())
     }
 }
 
-impl MetadataState {
-    async fn apply(
-        &mut self,
-        commands: Vec<MetadataCommand>,
-    ) -> Result<Vec<Result<(), MetadataError>>, ActorProcessingErr> {
-        let mut next = self.metadata.clone();
-        let results: Vec<_> = commands.iter().map(|c| next.apply(c).inspect(|()| log_applied(&next, c))).collect();
-        if results.iter().all(Result::is_err) {
-            return Ok(results);
+/// Proposes through the RaftActor; a missing or silent RaftActor is a retriable failure.
+async fn propose(ctx: &NodeContext, commands: Vec<MetadataCommand>) -> Result<Vec<CommandResult>, MetadataError> {
+    let unavailable = |why: String| MetadataError::Unavailable(why);
+    let raft = ctx.raft_actor.get().ok_or_else(|| unavailable("the Raft node is restarting".into()))?;
+    let msg = |reply| RaftMsg::Propose { commands, reply };
+    match raft.call(msg, PROPOSE_WAIT).await {
+        Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(unavailable),
+        _ => Err(unavailable("the Raft node did not answer in time".into())),
+    }
+}
+
+/// Once this node is a member, makes sure the metadata carries the addresses in its current
+/// configuration (they may have changed since it joined), retrying until the cluster takes it.
+async fn register_addresses(ctx: Arc<NodeContext>) {
+    let me = ctx.config.node_id;
+    let Some(wanted) = ctx.config.members().iter().find(|p| p.id == me).map(node_info) else { return };
+    let mut metadata = ctx.metadata.subscribe();
+    loop {
+        let current = metadata.borrow_and_update().nodes.get(&me).cloned();
+        match current {
+            Some(current) if current == wanted => return,
+            Some(_) => match propose(&ctx, vec![MetadataCommand::RegisterNode(wanted.clone())]).await {
+                Ok(_) => {
+                    info!(kafka = %wanted.kafka, "registered this node's addresses");
+                    return;
+                }
+                Err(e) => warn!(error = %e, "could not register this node's addresses yet"),
+            },
+            None => {}
         }
-        persist(&self.path, &next)?;
-        self.metadata = next;
-        let published = Arc::new(self.metadata.clone());
-        self.ctx.metadata.send_replace(published.clone());
-        self.reconcile(published).await;
-        Ok(results)
-    }
-
-    /// Waits until the replicas match; if the supervisor is restarting it reconciles from the
-    /// published metadata by itself.
-    async fn reconcile(&self, metadata: Arc<ClusterMetadata>) {
-        if let Some(sup) = self.ctx.replica_supervisor.get() {
-            let msg = |reply| ReplicaSupervisorMsg::Reconcile { metadata, reply };
-            let _ = sup.call(msg, Duration::from_secs(30)).await;
+        // Wait for the next change; after a failed attempt, retry on a timer too.
+        if let Ok(Err(_)) = tokio::time::timeout(REGISTER_RETRY, metadata.changed()).await {
+            return;
         }
     }
-}
-
-/// One log line per applied command; partition placement as `AssignPartition` lines.
-fn log_applied(metadata: &ClusterMetadata, command: &MetadataCommand) {
-    match command {
-        MetadataCommand::CreateTopic { name, .. } | MetadataCommand::CreatePartitions { name, .. } => {
-            info!(topic = %name, "applied {}", command_name(command));
-            for p in metadata.topics.get(name).map(|t| t.partitions.as_slice()).unwrap_or_default() {
-                info!("AssignPartition topic={} partition={} replicas={:?}", name, p.partition, p.replicas);
-            }
-        }
-        other => info!(command = ?other, "applied {}", command_name(other)),
-    }
-}
-
-fn command_name(command: &MetadataCommand) -> &'static str {
-    match command {
-        MetadataCommand::RegisterNode(_) => "RegisterNode",
-        MetadataCommand::CreateTopic { .. } => "CreateTopic",
-        MetadataCommand::DeleteTopic { .. } => "DeleteTopic",
-        MetadataCommand::CreatePartitions { .. } => "CreatePartitions",
-        MetadataCommand::SetTopicConfigs { .. } => "SetTopicConfigs",
-        MetadataCommand::AllocateProducerIds { .. } => "AllocateProducerIds",
-    }
-}
-
-fn load(path: &Path) -> Result<ClusterMetadata, ActorProcessingErr> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| format!("metadata file {} is corrupt: {e}", path.display()).into()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClusterMetadata::default()),
-        Err(e) => Err(format!("cannot read metadata file {}: {e}", path.display()).into()),
-    }
-}
-
-/// Write-then-rename with fsyncs, so a crash leaves either the old or the new file whole.
-fn persist(path: &Path, metadata: &ClusterMetadata) -> Result<(), ActorProcessingErr> {
-    use std::io::Write;
-    let dir = path.parent().ok_or("metadata path has no parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&serde_json::to_vec_pretty(metadata)?)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }

@@ -15,7 +15,9 @@ use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration};
 use crate::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use crate::kafka_listener::{KafkaListener, KafkaListenerArgs};
+use crate::membership::{MembershipActor, MembershipArgs};
 use crate::metadata_actor::{MetadataActor, MetadataArgs};
+use crate::raft::{RaftActor, RaftArgs};
 use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
 use crate::supervision::{RestartTracker, restart_or_escalate};
 use crate::wal_flusher::{WalFlusher, WalFlusherArgs};
@@ -25,7 +27,11 @@ use crate::wal_flusher::{WalFlusher, WalFlusherArgs};
 pub enum ChildKind {
     /// Makes appends durable.
     Flusher,
-    /// Owns the metadata.
+    /// The Raft node: metadata log, state machine, membership, the raft port.
+    Raft,
+    /// Publishes the cluster view from Raft's metrics.
+    Membership,
+    /// Proposes metadata changes and hands out producer ids.
     Metadata,
     /// Owns the partition replicas.
     Replicas,
@@ -38,8 +44,10 @@ pub enum ChildKind {
 }
 
 /// Start order: each child only needs the ones before it.
-const START_ORDER: [ChildKind; 6] = [
+const START_ORDER: [ChildKind; 8] = [
     ChildKind::Flusher,
+    ChildKind::Raft,
+    ChildKind::Membership,
     ChildKind::Metadata,
     ChildKind::Replicas,
     ChildKind::Coordinator,
@@ -149,6 +157,12 @@ impl NodeSupervisorState {
         let cell = match kind {
             ChildKind::Flusher => {
                 Actor::spawn_linked(None, WalFlusher, WalFlusherArgs { ctx, restarts }, sup).await?.0.get_cell()
+            }
+            ChildKind::Raft => {
+                Actor::spawn_linked(None, RaftActor, RaftArgs { ctx, restarts }, sup).await?.0.get_cell()
+            }
+            ChildKind::Membership => {
+                Actor::spawn_linked(None, MembershipActor, MembershipArgs { ctx, restarts }, sup).await?.0.get_cell()
             }
             ChildKind::Metadata => {
                 Actor::spawn_linked(None, MetadataActor, MetadataArgs { ctx, restarts }, sup).await?.0.get_cell()

@@ -99,6 +99,9 @@ def test_commit_for_unknown_topic_is_refused(gbroker):
     create_topic(gbroker.bootstrap, topic, 2)
     ghost = unique_topic("no-such-topic")
 
+    # The raw requests skip FindCoordinator; an admin lookup first makes sure the offsets topic
+    # exists and this (single) broker coordinates the group.
+    assert group_offsets(gbroker.bootstrap, group) == {}
     # raw OffsetCommit v2, simple (no generation): per-partition codes, the good one applied
     _, body = kproto.call(gbroker.bootstrap, offset_commit_v2(
         1, group, [(topic, 0, 5), (topic, 7, 5), (ghost, 0, 5)]))

@@ -1,19 +1,29 @@
 //! The metadata model and its apply function.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::NodeId;
 
-/// A broker as other brokers and clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A broker as other brokers and clients see it. Also the Raft membership's node type, so a
+/// node's addresses travel with the membership change that adds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// The broker's id.
     pub id: NodeId,
     /// Its advertised Kafka address, `host:port`.
     pub kafka: String,
+    /// Its replication address.
+    #[serde(default)]
+    pub wal: String,
+    /// Its Raft address.
+    #[serde(default)]
+    pub raft: String,
+    /// Its admin API address.
+    #[serde(default)]
+    pub admin: String,
 }
 
 /// One partition of a topic.
@@ -91,8 +101,22 @@ pub enum MetadataCommand {
     },
 }
 
+impl MetadataCommand {
+    /// The command's name, for log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RegisterNode(_) => "RegisterNode",
+            Self::CreateTopic { .. } => "CreateTopic",
+            Self::DeleteTopic { .. } => "DeleteTopic",
+            Self::CreatePartitions { .. } => "CreatePartitions",
+            Self::SetTopicConfigs { .. } => "SetTopicConfigs",
+            Self::AllocateProducerIds { .. } => "AllocateProducerIds",
+        }
+    }
+}
+
 /// Why a command could not be applied; each maps to a Kafka error code at the edge.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MetadataError {
     /// The topic name breaks Kafka's naming rules.
     #[error("invalid topic name {name:?}: {reason}")]
@@ -121,7 +145,7 @@ pub enum MetadataError {
     /// The metadata could not be changed right now (retriable).
     #[error("metadata unavailable: {0}")]
     Unavailable(String),
-    /// More replicas asked for than there are brokers.
+    /// More replicas asked for than there are (live) voting brokers.
     #[error("replication factor {requested} is larger than the {available} available broker(s)")]
     InvalidReplicationFactor {
         /// Requested replication factor.
@@ -131,11 +155,26 @@ pub enum MetadataError {
     },
 }
 
+/// What applying a command produced besides the new state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    /// The change is made; nothing to hand back.
+    Done,
+    /// `AllocateProducerIds`: the first id of the reserved block.
+    ProducerIds {
+        /// First id of the block; the block is `first..first + count`.
+        first: i64,
+    },
+}
+
 /// The whole metadata state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMetadata {
-    /// Registered brokers by id.
+    /// Brokers by id: the Raft members (voters and learners) with their addresses.
     pub nodes: BTreeMap<NodeId, NodeInfo>,
+    /// The Raft voters; replicas are placed over these.
+    #[serde(default)]
+    pub voters: BTreeSet<NodeId>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMeta>,
     /// The first producer id not yet handed out.
@@ -147,10 +186,23 @@ const MAX_PARTITIONS: i32 = 10_000;
 
 impl ClusterMetadata {
     /// Applies one command. On error nothing changed.
-    pub fn apply(&mut self, cmd: &MetadataCommand) -> Result<(), MetadataError> {
+    pub fn apply(&mut self, cmd: &MetadataCommand) -> Result<Applied, MetadataError> {
+        if let MetadataCommand::AllocateProducerIds { count } = cmd {
+            let first = self.next_producer_id;
+            self.next_producer_id = self.next_producer_id.saturating_add(*count);
+            return Ok(Applied::ProducerIds { first });
+        }
+        self.apply_change(cmd).map(|()| Applied::Done)
+    }
+
+    fn apply_change(&mut self, cmd: &MetadataCommand) -> Result<(), MetadataError> {
         match cmd {
             MetadataCommand::RegisterNode(node) => {
-                self.nodes.insert(node.id, node.clone());
+                // Only members have a place in the cluster; a late registration of a removed node
+                // must not bring it back.
+                if let Some(current) = self.nodes.get_mut(&node.id) {
+                    *current = node.clone();
+                }
                 Ok(())
             }
             MetadataCommand::CreateTopic { name, id, partitions, replication_factor, configs } => {
@@ -165,11 +217,20 @@ impl ClusterMetadata {
                 topic.configs = configs.clone();
                 Ok(())
             }
-            MetadataCommand::AllocateProducerIds { count } => {
-                self.next_producer_id = self.next_producer_id.saturating_add(*count);
-                Ok(())
-            }
+            MetadataCommand::AllocateProducerIds { .. } => Ok(()),
         }
+    }
+
+    /// Follows a Raft membership change: `nodes` becomes exactly the members (a member already
+    /// known keeps the addresses it registered), `voters` the voting ones.
+    pub fn set_membership(&mut self, voters: BTreeSet<NodeId>, members: impl IntoIterator<Item = NodeInfo>) {
+        let mut nodes = BTreeMap::new();
+        for info in members {
+            let known = self.nodes.remove(&info.id).unwrap_or(info);
+            nodes.insert(known.id, known);
+        }
+        self.nodes = nodes;
+        self.voters = voters;
     }
 
     /// Checks a CreateTopic without applying it (CreateTopics `validate_only`, and before proposing).
@@ -184,10 +245,10 @@ impl ClusterMetadata {
             return Err(MetadataError::TopicExists(name.to_string()));
         }
         check_partition_count(name, partitions)?;
-        if replication_factor < 1 || replication_factor as usize > self.nodes.len() {
+        if replication_factor < 1 || replication_factor as usize > self.voters.len() {
             return Err(MetadataError::InvalidReplicationFactor {
                 requested: replication_factor,
-                available: self.nodes.len(),
+                available: self.voters.len(),
             });
         }
         Ok(())
@@ -202,7 +263,7 @@ impl ClusterMetadata {
         configs: &BTreeMap<String, String>,
     ) -> Result<(), MetadataError> {
         self.check_create_topic(name, partitions, replication_factor)?;
-        let nodes: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let nodes: Vec<NodeId> = self.voters.iter().copied().collect();
         let partitions = (0..partitions).map(|p| new_partition(p, &nodes, replication_factor)).collect();
         let topic = TopicMeta { name: name.to_string(), id, replication_factor, partitions, configs: configs.clone() };
         self.topics.insert(name.to_string(), topic);
@@ -210,7 +271,7 @@ impl ClusterMetadata {
     }
 
     fn create_partitions(&mut self, name: &str, count: i32) -> Result<(), MetadataError> {
-        let nodes: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let nodes: Vec<NodeId> = self.voters.iter().copied().collect();
         let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let current = topic.partitions.len() as i32;
         if count <= current {
@@ -245,7 +306,8 @@ fn check_partition_count(topic: &str, count: i32) -> Result<(), MetadataError> {
 
 fn new_partition(partition: i32, nodes: &[NodeId], replication_factor: i16) -> PartitionMeta {
     let replicas = assign_replicas(partition, nodes, replication_factor);
-    PartitionMeta { partition, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas }
+    // Until followers replicate, the data lives on the leader alone and only it is in sync.
+    PartitionMeta { partition, leader: replicas[0], leader_epoch: 0, isr: vec![replicas[0]], replicas }
 }
 
 /// Round-robin placement over sorted node ids: partition p → nodes[(p + k) mod n], k < RF.
@@ -277,12 +339,13 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
 mod tests {
     use super::*;
 
+    fn node(id: NodeId) -> NodeInfo {
+        NodeInfo { id, kafka: format!("localhost:{}", 9091 + id), ..NodeInfo::default() }
+    }
+
     fn cluster(nodes: &[NodeId]) -> ClusterMetadata {
         let mut m = ClusterMetadata::default();
-        for &id in nodes {
-            m.apply(&MetadataCommand::RegisterNode(NodeInfo { id, kafka: format!("localhost:{}", 9091 + id) }))
-                .expect("register");
-        }
+        m.set_membership(nodes.iter().copied().collect(), nodes.iter().map(|&id| node(id)));
         m
     }
 
@@ -358,8 +421,38 @@ mod tests {
     #[test]
     fn producer_id_blocks_advance() {
         let mut m = cluster(&[1]);
-        m.apply(&MetadataCommand::AllocateProducerIds { count: 1000 }).expect("alloc");
-        m.apply(&MetadataCommand::AllocateProducerIds { count: 1000 }).expect("alloc");
+        let first = m.apply(&MetadataCommand::AllocateProducerIds { count: 1000 });
+        assert_eq!(first, Ok(Applied::ProducerIds { first: 0 }));
+        let second = m.apply(&MetadataCommand::AllocateProducerIds { count: 1000 });
+        assert_eq!(second, Ok(Applied::ProducerIds { first: 1000 }));
         assert_eq!(m.next_producer_id, 2000);
+    }
+
+    #[test]
+    fn topics_spread_over_voters_round_robin_with_the_leader_first() {
+        let mut m = cluster(&[3, 1, 2]);
+        m.apply(&create("test-topic", 6, 3)).expect("create");
+        let replicas: Vec<Vec<NodeId>> = m.topics["test-topic"].partitions.iter().map(|p| p.replicas.clone()).collect();
+        assert_eq!(replicas, [[1, 2, 3], [2, 3, 1], [3, 1, 2], [1, 2, 3], [2, 3, 1], [3, 1, 2]].map(Vec::from));
+        assert!(m.topics["test-topic"].partitions.iter().all(|p| p.leader == p.replicas[0] && p.isr == [p.leader]));
+        // Learners are brokers but get no replicas until they vote.
+        let mut with_learner = cluster(&[1, 2]);
+        with_learner.set_membership([1, 2].into(), [1, 2, 3].map(node));
+        assert_eq!(with_learner.nodes.len(), 3);
+        let err = with_learner.apply(&create("t", 1, 3)).unwrap_err();
+        assert_eq!(err, MetadataError::InvalidReplicationFactor { requested: 3, available: 2 });
+    }
+
+    #[test]
+    fn membership_keeps_registered_addresses_and_drops_removed_nodes() {
+        let mut m = cluster(&[1, 2]);
+        let moved = NodeInfo { kafka: "elsewhere:1".into(), ..node(2) };
+        m.apply(&MetadataCommand::RegisterNode(moved.clone())).expect("register");
+        assert_eq!(m.nodes[&2], moved);
+        m.set_membership([2, 3].into(), [2, 3].map(node));
+        assert_eq!(m.nodes.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(m.nodes[&2], moved, "a member keeps what it registered");
+        m.apply(&MetadataCommand::RegisterNode(node(1))).expect("ignored");
+        assert!(!m.nodes.contains_key(&1), "a removed node does not come back by registering");
     }
 }

@@ -38,7 +38,7 @@ raft = "localhost:5002"
 fn embedded_defaults_are_a_standalone_broker() {
     let c = Config::load(None, HashMap::new(), &CliOverrides::default()).expect("defaults load");
     assert_eq!(c, Config::default());
-    assert_eq!(c.bind.kafka, "0.0.0.0:9092");
+    assert_eq!(c.kafka_bind(), "0.0.0.0:9092");
     assert_eq!(c.admin_bind(), "0.0.0.0:10001");
     assert_eq!(c.advertised_kafka(), "localhost:9092");
     assert_eq!(c.data_dir, "./data");
@@ -64,7 +64,7 @@ fn seed_file_loads_and_cli_wins_over_env_and_file() {
 fn env_overrides_nested_keys() {
     let env = [("CHRONIK_BIND__KAFKA", "127.0.0.1:19092"), ("CHRONIK_STORAGE__FSYNC", "interval")];
     let c = load_str("", &env, CliOverrides::default()).expect("loads");
-    assert_eq!(c.bind.kafka, "127.0.0.1:19092");
+    assert_eq!(c.kafka_bind(), "127.0.0.1:19092");
     assert_eq!(c.advertised_kafka(), "127.0.0.1:19092");
     assert_eq!(c.storage.fsync, FsyncPolicy::Interval);
 }
@@ -122,4 +122,44 @@ fn host_port_parsing() {
     assert!(validate::parse_host_port(":9092").is_err());
     assert_eq!(validate::parse_host_port("host:0"), Ok(("host".into(), 0)));
     assert!(validate::parse_host_port("host:70000").is_err());
+}
+
+#[test]
+fn one_cluster_file_serves_every_node() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster-local-3node.toml");
+    for id in 1..=3u64 {
+        let cli = CliOverrides { node_id: Some(id), ..CliOverrides::default() };
+        let c = Config::load(Some(&path), HashMap::new(), &cli).expect("example loads");
+        assert_eq!(c.node_id, id);
+        assert_eq!(c.kafka_bind(), format!("0.0.0.0:{}", 9091 + id));
+        assert_eq!(c.wal_bind(), format!("0.0.0.0:{}", 9290 + id));
+        assert_eq!(c.raft_bind(), format!("0.0.0.0:{}", 5000 + id));
+        assert_eq!(c.admin_bind(), format!("0.0.0.0:{}", 10000 + id));
+        assert_eq!(c.advertised_kafka(), format!("localhost:{}", 9091 + id));
+        let members: Vec<_> = c.members().iter().map(|p| (p.id, p.admin_addr())).collect();
+        assert_eq!(members, (1..=3).map(|i| (i, format!("localhost:{}", 10000 + i))).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn the_single_node_example_is_the_embedded_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/single-node.toml");
+    let c = Config::load(Some(&path), HashMap::new(), &CliOverrides::default()).expect("example loads");
+    let mut defaults = Config::default();
+    // The example spells out the addresses the defaults derive.
+    defaults.bind.kafka = Some("0.0.0.0:9092".into());
+    defaults.bind.admin = Some("0.0.0.0:10001".into());
+    defaults.advertise.kafka = Some("localhost:9092".into());
+    assert_eq!(c, defaults);
+    assert_eq!(c.members().len(), 1, "a standalone node is a one-member cluster");
+}
+
+#[test]
+fn raft_timings_are_checked() {
+    let bad = "[raft]\nheartbeat_interval_ms = 2000\nelection_timeout_min_ms = 1500\nelection_timeout_max_ms = 1000\n";
+    let ConfigError::Invalid(problems) = load_str(bad, &[], CliOverrides::default()).unwrap_err() else {
+        panic!("expected validation errors")
+    };
+    assert!(problems.iter().any(|p| p.starts_with("raft.heartbeat_interval_ms")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("raft.election_timeout_max_ms")), "{problems:?}");
 }

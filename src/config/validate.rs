@@ -42,7 +42,7 @@ impl Config {
                 _ => {}
             }
         };
-        check("bind.kafka", Some(&self.bind.kafka));
+        check("bind.kafka", self.bind.kafka.as_ref());
         check("bind.admin", self.bind.admin.as_ref());
         check("bind.wal", self.bind.wal.as_ref());
         check("bind.raft", self.bind.raft.as_ref());
@@ -113,6 +113,13 @@ impl Config {
         }
         if g.min_session_timeout_ms < 1 || g.max_session_timeout_ms < g.min_session_timeout_ms {
             problems.push("groups.min_session_timeout_ms / max_session_timeout_ms: need 0 < min <= max".into());
+        }
+        let r = &self.raft;
+        if r.heartbeat_interval_ms == 0 || r.election_timeout_min_ms <= r.heartbeat_interval_ms {
+            problems.push("raft.heartbeat_interval_ms: must be positive and below raft.election_timeout_min_ms".into());
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            problems.push("raft.election_timeout_max_ms: must be above raft.election_timeout_min_ms".into());
         }
         let sup = &self.supervision;
         if sup.backoff_initial_ms == 0 || sup.backoff_max_ms < sup.backoff_initial_ms {

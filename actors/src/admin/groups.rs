@@ -1,5 +1,5 @@
-//! `GET /admin/groups`: every consumer group, its state, and per partition the committed
-//! offset, the high watermark and the lag between them.
+//! `GET /admin/groups`: every consumer group this node coordinates, its state, and per partition
+//! the committed offset, the high watermark and the lag between them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,12 +51,12 @@ pub(super) async fn groups(ctx: Arc<NodeContext>) -> Json {
 
 /// Every group with its committed offsets and lag.
 pub(super) async fn collect(ctx: &NodeContext) -> Vec<GroupView> {
-    let listings = ask_coordinator(ctx, CoordinatorMsg::List, T).await.unwrap_or_default();
+    let listings = ask_coordinator(ctx, CoordinatorMsg::List, T).await.map(|(_, l)| l).unwrap_or_default();
     let mut out = Vec::with_capacity(listings.len());
     for g in listings {
         let group_id = g.group_id.clone();
         let msg = |reply| CoordinatorMsg::FetchOffsets { group_id, partitions: None, reply };
-        let committed = ask_coordinator(ctx, msg, T).await.unwrap_or_default();
+        let committed = ask_coordinator(ctx, msg, T).await.and_then(|answer| answer).unwrap_or_default();
         let mut partitions = Vec::with_capacity(committed.len());
         for ((topic, partition), c) in committed {
             let Some(c) = c else { continue };

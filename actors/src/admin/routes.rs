@@ -22,7 +22,7 @@ const MAX_BODY: u64 = 64 * 1024;
 struct Health {
     node_id: u64,
     is_leader: bool,
-    leader_id: u64,
+    leader_id: Option<u64>,
     term: u64,
     cluster_nodes: Vec<u64>,
     learners: Vec<u64>,
@@ -96,15 +96,20 @@ pub fn routes(
 
 fn health(ctx: &NodeContext) -> Json {
     let id = ctx.config.node_id;
-    // Standalone: this node is the whole cluster and its only leader.
+    let view = ctx.cluster.borrow().clone();
+    let status = match (view.member, view.leader) {
+        (false, _) => "not_member",
+        (true, None) => "no_leader",
+        (true, Some(_)) => "healthy",
+    };
     json(&Health {
         node_id: id,
-        is_leader: true,
-        leader_id: id,
-        term: 0,
-        cluster_nodes: vec![id],
-        learners: vec![],
-        status: "healthy",
+        is_leader: view.leader == Some(id),
+        leader_id: view.leader,
+        term: view.term,
+        cluster_nodes: view.voters,
+        learners: view.learners,
+        status,
     })
 }
 

@@ -1,89 +1,130 @@
-//! The coordinator's use of `__consumer_offsets`: create it, read it back on start, append
-//! commits to it.
+//! The coordinator's use of `__consumer_offsets`: propose it, read a partition back when this
+//! node starts leading it, append commits to it.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
-use chronik::cluster::MetadataCommand;
+use chronik::cluster::{MetadataCommand, MetadataError};
 use chronik::log::split_batches;
 use chronik::offsets::{
-    CommittedOffset, OFFSETS_TOPIC, OffsetKey, decode_commits, encode_commits, partition_for_group,
+    CommittedOffset, OFFSETS_TOPIC, OffsetKey, OffsetRecord, decode_commits, encode_commits, partition_for_group,
 };
 use kafka_protocol::ResponseError;
-use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
+use tracing::{debug, warn};
 
-use super::{CoordinatorMsg, OffsetPartition};
+use super::ownership::offsets_replication_factor;
+use super::{CoordinatorMsg, GroupOffsets};
 use crate::context::NodeContext;
+use crate::directory::TaskGuard;
 use crate::handlers::{apply_metadata, ask_replica, replica_for};
 use crate::replica::{PartitionError, ReplicaMsg, now_ms};
 
 /// Bytes read per request while loading.
 const LOAD_CHUNK: usize = 4 * 1024 * 1024;
+/// First wait before reading a partition again; doubled up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+/// Longest wait between two attempts to read a partition.
+const MAX_RETRY: Duration = Duration::from_secs(2);
+/// Failed attempts after which a load is reported as degraded (about 10 s of retries).
+const WARN_AFTER: u32 = 10;
 
-/// Creates the offsets topic on first start; it keeps its records forever (no time retention).
-pub(super) async fn ensure_topic(ctx: &NodeContext) -> Result<(), ActorProcessingErr> {
+/// Proposes the offsets topic (as Kafka, on the first FindCoordinator); its records are kept
+/// forever (no time retention). The outcome comes back as `OffsetsTopicCreated`.
+pub(super) fn create_topic(ctx: &Arc<NodeContext>, myself: &ActorRef<CoordinatorMsg>) -> TaskGuard {
     let metadata = ctx.metadata();
-    if metadata.topics.contains_key(OFFSETS_TOPIC) {
-        return Ok(());
-    }
-    let rf = ctx.config.replication_factor.min(metadata.nodes.len().max(1) as i16);
     let configs = [("retention.ms".to_string(), "-1".to_string())].into_iter().collect();
     let command = MetadataCommand::CreateTopic {
         name: OFFSETS_TOPIC.into(),
         id: uuid::Uuid::new_v4(),
         partitions: ctx.config.groups.offsets_partitions,
-        replication_factor: rf,
+        replication_factor: offsets_replication_factor(&metadata),
         configs,
     };
-    match apply_metadata(ctx, vec![command]).await.pop() {
-        Some(Ok(())) => Ok(()),
-        Some(Err(e)) => Err(format!("cannot create {OFFSETS_TOPIC}: {e}").into()),
-        None => Err(format!("cannot create {OFFSETS_TOPIC}: no answer").into()),
-    }
+    let (ctx, me) = (ctx.clone(), myself.clone());
+    TaskGuard(tokio::spawn(async move {
+        let result = apply_metadata(&ctx, vec![command])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(MetadataError::Unavailable("the metadata actor gave no answer".into())));
+        let _ = me.cast(CoordinatorMsg::OffsetsTopicCreated(result));
+    }))
 }
 
-/// Reads every offsets partition from its start and replays the commits.
-pub(super) async fn load(
-    ctx: &NodeContext,
-) -> Result<HashMap<String, BTreeMap<OffsetPartition, CommittedOffset>>, ActorProcessingErr> {
-    let mut out: HashMap<String, BTreeMap<OffsetPartition, CommittedOffset>> = HashMap::new();
-    let partitions = ctx.metadata().topics.get(OFFSETS_TOPIC).map_or(0, |t| t.partitions.len() as i32);
-    for p in 0..partitions {
-        let replica = replica_for(ctx, OFFSETS_TOPIC, p).map_err(|e| e.message)?;
-        let mut offset = 0;
-        loop {
-            let msg = |reply| ReplicaMsg::Read { offset, max_bytes: LOAD_CHUNK, min_one: true, reply };
-            let read = ask_replica(&replica, msg).await.map_err(|e| e.message)?;
-            let batches = split_batches(&read.records).map_err(|e| e.to_string())?;
-            let Some(last) = batches.last() else { break };
-            offset = chronik::log::BatchHeader::parse(last).map_err(|e| e.to_string())?.next_offset();
-            for (key, value) in decode_commits(read.records)? {
-                let group = out.entry(key.group).or_default();
-                match value {
-                    Some(c) => group.insert((key.topic, key.partition), c),
-                    None => group.remove(&(key.topic, key.partition)),
-                };
+/// Reads offsets partition `partition` back until it succeeds, then hands its groups' commits
+/// over as `Loaded`. Right after a leadership change the partition's replica may not run here
+/// yet, so failures are retried with back-off; the task is aborted (through its guard) when the
+/// coordinator unloads the partition.
+pub(super) fn spawn_load(
+    ctx: &Arc<NodeContext>,
+    myself: &ActorRef<CoordinatorMsg>,
+    partition: i32,
+    partitions: i32,
+    load_id: u64,
+) -> TaskGuard {
+    let (ctx, me) = (ctx.clone(), myself.clone());
+    TaskGuard(tokio::spawn(async move {
+        let mut wait = FIRST_RETRY;
+        let mut failures = 0u32;
+        let offsets = loop {
+            match load(&ctx, partition, partitions).await {
+                Ok(offsets) => break offsets,
+                Err(e) => {
+                    failures += 1;
+                    if failures == WARN_AFTER {
+                        warn!(partition, error = %e, "offsets partition still cannot be loaded; retrying");
+                    } else {
+                        debug!(partition, error = %e, "offsets partition not loaded yet; retrying");
+                    }
+                }
             }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_RETRY);
+        };
+        let _ = me.cast(CoordinatorMsg::Loaded { partition, load_id, offsets });
+    }))
+}
+
+/// Reads one offsets partition from its start and replays its commits. Only groups that map to
+/// `partition` (of `partitions`) are kept: records another mapping left there are not ours.
+pub(super) async fn load(ctx: &NodeContext, partition: i32, partitions: i32) -> Result<GroupOffsets, String> {
+    let mut out = GroupOffsets::new();
+    let replica = replica_for(ctx, OFFSETS_TOPIC, partition).map_err(|e| e.message)?;
+    let mut offset = 0;
+    loop {
+        let msg = |reply| ReplicaMsg::Read { offset, max_bytes: LOAD_CHUNK, min_one: true, reply };
+        let read = ask_replica(&replica, msg).await.map_err(|e| e.message)?;
+        let batches = split_batches(&read.records).map_err(|e| e.to_string())?;
+        let Some(last) = batches.last() else { break };
+        offset = chronik::log::BatchHeader::parse(last).map_err(|e| e.to_string())?.next_offset();
+        for (key, value) in decode_commits(read.records)? {
+            if partition_for_group(&key.group, partitions) != partition {
+                continue;
+            }
+            let group = out.entry(key.group).or_default();
+            match value {
+                Some(c) => group.insert((key.topic, key.partition), c),
+                None => group.remove(&(key.topic, key.partition)),
+            };
         }
     }
     out.retain(|_, m| !m.is_empty());
     Ok(out)
 }
 
-/// Appends records for `group` to its offsets partition. The append is handed to the replica
-/// here, in the coordinator's order (so commits land in the order they were accepted); only the
-/// wait for durability runs on a task, whose outcome comes back as `CommitDone`.
+/// Appends records for `group` to its offsets partition `partition`. The append is handed to
+/// the replica here, in the coordinator's order (so commits land in the order they were
+/// accepted); only the wait for durability runs on a task, whose outcome comes back as
+/// `CommitDone`.
 pub(super) fn append(
     ctx: &Arc<NodeContext>,
     myself: &ActorRef<CoordinatorMsg>,
-    group: &str,
-    records: Vec<(OffsetKey, Option<CommittedOffset>)>,
+    partition: i32,
+    records: Vec<OffsetRecord>,
     codes: Vec<i16>,
     reply: Option<RpcReplyPort<Vec<i16>>>,
 ) {
-    let partitions = ctx.metadata().topics.get(OFFSETS_TOPIC).map_or(1, |t| t.partitions.len() as i32);
-    let partition = partition_for_group(group, partitions);
     let started = start_append(ctx, partition, &records);
     let me = myself.clone();
     tokio::spawn(async move {

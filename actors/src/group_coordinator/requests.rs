@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use chronik::group::{Group, GroupDescription, GroupPhase, Reply};
+use bytes::Bytes;
+use chronik::group::{Group, GroupDescription, GroupPhase, JoinResponse, Reply, SyncResponse};
 use chronik::offsets::{CommittedOffset, OffsetKey};
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
@@ -21,25 +22,38 @@ impl CoordinatorState {
     pub(super) fn handle(&mut self, myself: &ActorRef<CoordinatorMsg>, msg: CoordinatorMsg) {
         match msg {
             CoordinatorMsg::Join { group_id, mut request, reply } => {
+                if let Err(code) = self.serving(&group_id) {
+                    let _ = reply.send(join_error(&request.member_id, code));
+                    return;
+                }
                 request.token = self.token();
                 self.waiting_joins.insert(request.token, reply);
                 let replies = self.group(&group_id).join(request, now());
                 self.route(replies);
             }
             CoordinatorMsg::Sync { group_id, mut request, reply } => {
+                if let Err(code) = self.serving(&group_id) {
+                    let _ = reply.send(sync_error(code));
+                    return;
+                }
                 request.token = self.token();
                 self.waiting_syncs.insert(request.token, reply);
                 let replies = self.group(&group_id).sync(request, now());
                 self.route(replies);
             }
             CoordinatorMsg::Heartbeat { group_id, member_id, generation_id, group_instance_id, reply } => {
-                let code = match self.groups.get_mut(&group_id) {
-                    Some(g) => g.heartbeat(&member_id, generation_id, group_instance_id.as_deref(), now()),
-                    None => ResponseError::UnknownMemberId.code(),
+                let code = match (self.serving(&group_id), self.groups.get_mut(&group_id)) {
+                    (Err(code), _) => code,
+                    (Ok(_), Some(g)) => g.heartbeat(&member_id, generation_id, group_instance_id.as_deref(), now()),
+                    (Ok(_), None) => ResponseError::UnknownMemberId.code(),
                 };
                 let _ = reply.send(code);
             }
             CoordinatorMsg::Leave { group_id, members, reply } => {
+                if let Err(code) = self.serving(&group_id) {
+                    let _ = reply.send((code, vec![code; members.len()]));
+                    return;
+                }
                 let Some(group) = self.groups.get_mut(&group_id) else {
                     let _ = reply.send((
                         ResponseError::UnknownMemberId.code(),
@@ -56,17 +70,21 @@ impl CoordinatorState {
             }
             CoordinatorMsg::CommitDone { records, result, mut codes, reply } => {
                 match result {
-                    Ok(()) => self.cache(records),
-                    Err(_) => codes
-                        .iter_mut()
-                        .filter(|c| **c == 0)
-                        .for_each(|c| *c = ResponseError::CoordinatorNotAvailable.code()),
+                    Ok(()) => self.commit_durable(records),
+                    Err(e) => {
+                        let code = append_error(e.code);
+                        codes.iter_mut().filter(|c| **c == 0).for_each(|c| *c = code);
+                    }
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(codes);
                 }
             }
             CoordinatorMsg::FetchOffsets { group_id, partitions, reply } => {
+                if let Err(code) = self.serving(&group_id) {
+                    let _ = reply.send(Err(code));
+                    return;
+                }
                 let committed = self.offsets.get(&group_id);
                 let answer = match partitions {
                     Some(wanted) => wanted
@@ -80,16 +98,17 @@ impl CoordinatorState {
                         .map(|m| m.iter().map(|(tp, c)| (tp.clone(), Some(c.clone()))).collect())
                         .unwrap_or_default(),
                 };
-                let _ = reply.send(answer);
+                let _ = reply.send(Ok(answer));
             }
             CoordinatorMsg::List(reply) => {
-                let _ = reply.send(self.listings());
+                let code = if self.loading() { ResponseError::CoordinatorLoadInProgress.code() } else { 0 };
+                let _ = reply.send((code, self.listings()));
             }
             CoordinatorMsg::Describe { groups, reply } => {
                 let answer = groups
                     .into_iter()
                     .map(|id| {
-                        let d = self.describe(&id);
+                        let d = self.serving(&id).map(|_| self.describe(&id));
                         (id, d)
                     })
                     .collect();
@@ -106,6 +125,10 @@ impl CoordinatorState {
                 let _ = reply.send(answer);
             }
             CoordinatorMsg::TopicsDeleted(topics) => self.forget_topics(myself, &topics),
+            CoordinatorMsg::MetadataChanged(metadata) => self.follow(myself, metadata),
+            CoordinatorMsg::Loaded { partition, load_id, offsets } => self.loaded(myself, partition, load_id, offsets),
+            CoordinatorMsg::CreateOffsetsTopic => self.create_offsets_topic(myself),
+            CoordinatorMsg::OffsetsTopicCreated(result) => self.offsets_topic_created(result),
             CoordinatorMsg::Tick => {
                 let now = now();
                 let due: Vec<String> = self
@@ -160,6 +183,13 @@ impl CoordinatorState {
         offsets: Vec<(OffsetPartition, CommittedOffset)>,
         reply: RpcReplyPort<Vec<i16>>,
     ) {
+        let partition = match self.serving(&group_id) {
+            Ok(p) => p,
+            Err(code) => {
+                let _ = reply.send(vec![code; offsets.len()]);
+                return;
+            }
+        };
         let group_code = match self.groups.get_mut(&group_id) {
             Some(g) => g.validate_commit(&member_id, generation_id, instance_id.as_deref(), now()),
             // Kafka: a commit outside any generation is a "simple" commit; one that names a
@@ -189,11 +219,11 @@ impl CoordinatorState {
             let _ = reply.send(codes);
             return;
         }
-        offsets_store::append(&self.ctx, myself, &group_id, records, codes, Some(reply));
+        offsets_store::append(&self.ctx, myself, partition, records, codes, Some(reply));
     }
 
     /// Applies durable records to the cache.
-    fn cache(&mut self, records: Vec<(OffsetKey, Option<CommittedOffset>)>) {
+    pub(super) fn cache(&mut self, records: Vec<(OffsetKey, Option<CommittedOffset>)>) {
         for (key, value) in records {
             let group = self.offsets.entry(key.group).or_default();
             match value {
@@ -247,9 +277,12 @@ impl CoordinatorState {
         })
     }
 
-    /// Drops every group's committed offsets for `topics` and writes their tombstones.
-    fn forget_topics(&mut self, myself: &ActorRef<CoordinatorMsg>, topics: &[String]) {
+    /// Drops the committed offsets for `topics` of every group coordinated here and writes
+    /// their tombstones.
+    pub(super) fn forget_topics(&mut self, myself: &ActorRef<CoordinatorMsg>, topics: &[String]) {
         for (group, committed) in &mut self.offsets {
+            // Only served groups have offsets in memory, so each has its partition.
+            let Some(partition) = self.ownership.partition_for(group) else { continue };
             let gone: Vec<OffsetPartition> = committed.keys().filter(|(t, _)| topics.contains(t)).cloned().collect();
             if gone.is_empty() {
                 continue;
@@ -262,13 +295,17 @@ impl CoordinatorState {
                 })
                 .collect();
             let codes = vec![0; tombstones.len()];
-            offsets_store::append(&self.ctx, myself, group, tombstones, codes, None);
+            offsets_store::append(&self.ctx, myself, partition, tombstones, codes, None);
         }
         self.offsets.retain(|_, m| !m.is_empty());
     }
 
     /// Deletes an empty group and its offsets (tombstones written to the offsets topic).
     fn delete(&mut self, myself: &ActorRef<CoordinatorMsg>, id: &str) -> i16 {
+        let partition = match self.serving(id) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
         let has_offsets = self.offsets.contains_key(id);
         match self.groups.get_mut(id) {
             Some(g) if !g.is_empty() => return ResponseError::NonEmptyGroup.code(),
@@ -290,8 +327,38 @@ impl CoordinatorState {
             .collect();
         if !tombstones.is_empty() {
             let codes = vec![0; tombstones.len()];
-            offsets_store::append(&self.ctx, myself, id, tombstones, codes, None);
+            offsets_store::append(&self.ctx, myself, partition, tombstones, codes, None);
         }
         0
+    }
+}
+
+/// A JoinGroup answer carrying only an error (and, as in Kafka, the member id it was sent with).
+fn join_error(member_id: &str, code: i16) -> JoinResponse {
+    JoinResponse {
+        error_code: code,
+        generation_id: -1,
+        protocol_type: None,
+        protocol_name: None,
+        leader: String::new(),
+        member_id: member_id.to_string(),
+        members: Vec::new(),
+    }
+}
+
+/// A SyncGroup answer carrying only an error.
+fn sync_error(code: i16) -> SyncResponse {
+    SyncResponse { error_code: code, protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+}
+
+/// The commit's code when its append failed. As in Kafka, a partition no longer led here
+/// means the group moved: NOT_COORDINATOR sends the client to FindCoordinator; anything else is
+/// retriable here.
+fn append_error(code: i16) -> i16 {
+    let moved = [ResponseError::NotLeaderOrFollower.code(), ResponseError::UnknownTopicOrPartition.code()];
+    if moved.contains(&code) {
+        ResponseError::NotCoordinator.code()
+    } else {
+        ResponseError::CoordinatorNotAvailable.code()
     }
 }

@@ -25,7 +25,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreatePartitionsRequest) -> Res
             let command = MetadataCommand::CreatePartitions { name: name.clone(), count: topic.count };
             // validate_only: apply to a copy and throw it away.
             let result = if req.validate_only {
-                metadata.as_ref().clone().apply(&command)
+                metadata.as_ref().clone().apply(&command).map(|_| ())
             } else {
                 apply_metadata(ctx, vec![command])
                     .await

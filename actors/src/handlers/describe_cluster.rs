@@ -27,7 +27,7 @@ pub fn handle(ctx: &Arc<NodeContext>, _req: DescribeClusterRequest) -> ResponseK
         .collect();
     let response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(CLUSTER_ID))
-        .with_controller_id(BrokerId(ctx.config.node_id as i32))
+        .with_controller_id(super::controller_id(ctx))
         .with_brokers(brokers);
     ResponseKind::DescribeCluster(response)
 }

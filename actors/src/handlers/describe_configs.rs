@@ -100,7 +100,7 @@ fn broker_entries(config: &Config) -> Vec<Entry> {
     let s = &config.storage;
     let entries = [
         ("broker.id", config.node_id.to_string(), INT),
-        ("listeners", format!("PLAINTEXT://{}", config.bind.kafka), LIST),
+        ("listeners", format!("PLAINTEXT://{}", config.kafka_bind()), LIST),
         ("advertised.listeners", format!("PLAINTEXT://{}", config.advertised_kafka()), LIST),
         ("num.partitions", config.kafka.num_partitions.to_string(), INT),
         ("default.replication.factor", config.replication_factor.to_string(), INT),

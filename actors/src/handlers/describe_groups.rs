@@ -1,4 +1,5 @@
-//! DescribeGroups (v0–v5): state, protocol and members of groups; an unknown group is "Dead".
+//! DescribeGroups (v0–v5): state, protocol and members of groups; an unknown group is "Dead",
+//! one coordinated elsewhere gets NOT_COORDINATOR.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,11 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: DescribeGroupsRequest, version:
         .into_iter()
         .map(|(id, description)| {
             let group = DescribedGroup::default().with_group_id(GroupId(str_bytes(id)));
-            let Some(d) = description else { return group.with_group_state(str_bytes("Dead")) };
+            let d = match description {
+                Ok(Some(d)) => d,
+                Ok(None) => return group.with_group_state(str_bytes("Dead")),
+                Err(code) => return group.with_error_code(code),
+            };
             let members = d
                 .members
                 .into_iter()

@@ -37,7 +37,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: InitProducerIdRequest) -> Respo
     }
     let Some(actor) = ctx.metadata_actor.get() else { return fail(ResponseError::CoordinatorNotAvailable) };
     match actor.call(MetadataMsg::NextProducerId, Duration::from_secs(30)).await {
-        Ok(ractor::rpc::CallResult::Success(id)) => {
+        Ok(ractor::rpc::CallResult::Success(Ok(id))) => {
             ResponseKind::InitProducerId(response.with_producer_id(ProducerId(id)).with_producer_epoch(0))
         }
         _ => fail(ResponseError::CoordinatorNotAvailable),

@@ -1,4 +1,5 @@
-//! ListGroups (v0–v4): every group with members or committed offsets.
+//! ListGroups (v0–v4): every group coordinated by this broker that has members or committed
+//! offsets (clients ask every broker).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,8 @@ use crate::group_coordinator::CoordinatorMsg;
 
 /// Handles one ListGroups request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: ListGroupsRequest, version: i16) -> ResponseKind {
-    let listings = match ask_coordinator(ctx, CoordinatorMsg::List, Duration::from_secs(10)).await {
-        Ok(l) => l,
+    let (code, listings) = match ask_coordinator(ctx, CoordinatorMsg::List, Duration::from_secs(10)).await {
+        Ok(answer) => answer,
         Err(code) => return ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code)),
     };
     let wanted = |state: &str| {
@@ -29,5 +30,5 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ListGroupsRequest, version: i16
             if version >= 4 { listed.with_group_state(str_bytes(g.state)) } else { listed }
         })
         .collect();
-    ResponseKind::ListGroups(ListGroupsResponse::default().with_groups(groups))
+    ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code).with_groups(groups))
 }

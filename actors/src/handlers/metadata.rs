@@ -34,7 +34,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16) 
     let mut response = MetadataResponse::default().with_brokers(brokers(&metadata)).with_topics(topics);
     // Fields a version lacks must stay at their defaults or the encoder refuses them.
     if version >= 1 {
-        response = response.with_controller_id(BrokerId(ctx.config.node_id as i32));
+        response = response.with_controller_id(super::controller_id(ctx));
     }
     if version >= 2 {
         response = response.with_cluster_id(Some(str_bytes(CLUSTER_ID)));

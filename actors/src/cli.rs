@@ -1,0 +1,359 @@
+//! `chronik-server cluster …`: operator commands that talk to a running cluster through the nodes'
+//! admin APIs. Leader discovery is shared by every subcommand; rendering is a pure function so it
+//! is tested without sockets.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chronik::config::{CliOverrides, Config, ConfigError, NodeId, PeerConfig};
+use clap::Subcommand;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// How long each node gets to answer; a dead node must not stall the whole command.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `chronik-server cluster …`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Show every configured node's role, the Raft leader and term, and partitions per node.
+    Status {
+        /// TOML configuration file listing the cluster's `[[peers]]`.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// `GET /admin/health` as a node answers it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Health {
+    /// The answering node's id.
+    pub node_id: NodeId,
+    /// Whether it is the Raft leader right now.
+    pub is_leader: bool,
+    /// The leader it knows of, if any.
+    pub leader_id: Option<NodeId>,
+    /// Its current Raft term.
+    pub term: u64,
+    /// The voters, sorted.
+    pub cluster_nodes: Vec<NodeId>,
+    /// Members that do not vote yet (still catching up).
+    #[serde(default)]
+    pub learners: Vec<NodeId>,
+    /// `healthy`, `no_leader` or `not_member`.
+    pub status: String,
+}
+
+/// One entry of `GET /admin/partitions`, reduced to what the status table counts.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PartitionSummary {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Nodes hosting a replica.
+    pub replicas: Vec<NodeId>,
+    /// The leader's node id; signed because "no leader" may come as -1.
+    pub leader: i64,
+}
+
+/// The contract says a bare array; a `{"partitions": [..]}` wrapper is accepted too, so status works
+/// against nodes built before and after the contract was settled.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PartitionsReply {
+    /// The contract's shape.
+    Bare(Vec<PartitionSummary>),
+    /// The same list inside an object.
+    Wrapped {
+        /// The list.
+        partitions: Vec<PartitionSummary>,
+    },
+}
+
+/// What one configured peer said when asked for its health.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The peer as the config file lists it.
+    pub peer: PeerConfig,
+    /// Its health, or why it could not be had.
+    pub health: Result<Health, String>,
+}
+
+/// The leader found: its id, its admin address and its health.
+pub type Leader = (NodeId, String, Health);
+
+/// A node's part in the cluster, as the status table shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Answers health with `is_leader`.
+    Leader,
+    /// A voter that is not the leader.
+    Follower,
+    /// A non-voter still catching up.
+    Learner,
+    /// Running, but in no membership (e.g. started before `cluster add-node`).
+    NotMember,
+    /// Did not answer within the timeout.
+    Unreachable,
+}
+
+impl Role {
+    /// The role a probe shows; membership lists win over `status` because they are the Raft state.
+    pub fn of(probe: &Probe) -> Role {
+        let Ok(h) = &probe.health else { return Role::Unreachable };
+        if h.is_leader {
+            Role::Leader
+        } else if h.learners.contains(&h.node_id) {
+            Role::Learner
+        } else if h.status != "not_member" && h.cluster_nodes.contains(&h.node_id) {
+            Role::Follower
+        } else {
+            Role::NotMember
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Learner => "learner",
+            Role::NotMember => "not member",
+            Role::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// Runs one `cluster` subcommand; `Err` only for a configuration that does not load.
+pub async fn run(command: ClusterCommand, env: HashMap<String, String>) -> Result<ExitCode, ConfigError> {
+    let ClusterCommand::Status { config } = command;
+    let config = Config::load(Some(&config), env, &CliOverrides::default())?;
+    Ok(status(&config).await)
+}
+
+/// Prints the status table; exit 0 only when a leader answered.
+async fn status(config: &Config) -> ExitCode {
+    let client = match client() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("✗ No leader found: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let probes = probe_all(&client, config).await;
+    let leader = pick_leader(&probes);
+    let partitions = fetch_partitions(&client, &probes, &leader).await;
+    print!("{}", render_status(&probes, &partitions, &leader));
+    if leader.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Asks every configured peer and returns the Raft leader, or why none could be found.
+pub async fn discover_leader(config: &Config) -> Result<Leader, String> {
+    pick_leader(&probe_all(&client()?, config).await)
+}
+
+fn client() -> Result<reqwest::Client, String> {
+    // Admin ports are cluster-internal: an HTTP(S)_PROXY meant for the internet must not apply.
+    reqwest::Client::builder().timeout(PROBE_TIMEOUT).no_proxy().build().map_err(|e| e.to_string())
+}
+
+/// The peers to ask; a standalone broker (no `[[peers]]`) is its own one-node cluster.
+fn peers(config: &Config) -> Vec<PeerConfig> {
+    if !config.peers.is_empty() {
+        return config.peers.clone();
+    }
+    let bind = config.admin_bind();
+    let admin = match bind.rsplit_once(':') {
+        Some(("0.0.0.0" | "[::]" | "::" | "", port)) => format!("localhost:{port}"),
+        _ => bind,
+    };
+    let none = "-".to_string();
+    vec![PeerConfig {
+        id: config.node_id,
+        kafka: config.advertised_kafka(),
+        wal: none.clone(),
+        raft: none,
+        admin: Some(admin),
+    }]
+}
+
+/// Asks all peers at once so the command takes one timeout, not one per dead node.
+async fn probe_all(client: &reqwest::Client, config: &Config) -> Vec<Probe> {
+    let asks = peers(config).into_iter().map(|peer| async move {
+        let health = get_json::<Health>(client, &peer.admin_addr(), "/admin/health").await;
+        Probe { peer, health }
+    });
+    futures::future::join_all(asks).await
+}
+
+async fn get_json<T: DeserializeOwned>(client: &reqwest::Client, admin: &str, path: &str) -> Result<T, String> {
+    let url = format!("http://{admin}{path}");
+    let reply = client.get(&url).send().await.and_then(|r| r.error_for_status()).map_err(|e| {
+        // reqwest's own message only names the URL; the root cause says what actually failed.
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        if e.is_timeout() { format!("{url}: no answer within {PROBE_TIMEOUT:?}") } else { format!("{url}: {cause}") }
+    })?;
+    reply.json().await.map_err(|e| format!("{url}: unexpected reply: {e}"))
+}
+
+/// The node that says it leads; with two (a deposed leader not yet told), the higher term wins.
+pub fn pick_leader(probes: &[Probe]) -> Result<Leader, String> {
+    let answered: Vec<(&Probe, &Health)> =
+        probes.iter().filter_map(|p| p.health.as_ref().ok().map(|h| (p, h))).collect();
+    if answered.is_empty() {
+        return Err(format!("none of the {} configured nodes answered", probes.len()));
+    }
+    if let Some((p, h)) = answered.iter().filter(|(_, h)| h.is_leader).max_by_key(|(_, h)| h.term) {
+        return Ok((h.node_id, p.peer.admin_addr(), (*h).clone()));
+    }
+    match answered.iter().find_map(|(_, h)| h.leader_id) {
+        Some(id) => Err(format!("node {id} is reported leader but did not answer")),
+        None => Err("no node reports a leader (election in progress, or the cluster never formed)".into()),
+    }
+}
+
+/// Metadata is replicated, so any member's copy will do when the leader cannot answer.
+async fn fetch_partitions(
+    client: &reqwest::Client,
+    probes: &[Probe],
+    leader: &Result<Leader, String>,
+) -> Result<Vec<PartitionSummary>, String> {
+    let mut addrs: Vec<String> = leader.iter().map(|(_, admin, _)| admin.clone()).collect();
+    for p in probes.iter().filter(|p| p.health.is_ok()) {
+        let admin = p.peer.admin_addr();
+        if !addrs.contains(&admin) {
+            addrs.push(admin);
+        }
+    }
+    let mut last = "no node answered".to_string();
+    for admin in addrs {
+        match get_json::<PartitionsReply>(client, &admin, "/admin/partitions").await {
+            Ok(PartitionsReply::Bare(list) | PartitionsReply::Wrapped { partitions: list }) => return Ok(list),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The whole status report as text: the table, unreachable nodes' errors, leader, voters, learners.
+pub fn render_status(
+    probes: &[Probe],
+    partitions: &Result<Vec<PartitionSummary>, String>,
+    leader: &Result<Leader, String>,
+) -> String {
+    let header = ["ID", "KAFKA", "RAFT", "ADMIN", "ROLE", "LEADS", "REPLICAS"].map(String::from);
+    let mut rows = vec![header];
+    for p in probes {
+        let id = p.peer.id;
+        let count = |f: &dyn Fn(&PartitionSummary) -> bool| {
+            partitions.as_ref().map_or("?".to_string(), |ps| ps.iter().filter(|x| f(x)).count().to_string())
+        };
+        let leads = count(&|x| x.leader == id as i64);
+        let hosts = count(&|x| x.replicas.contains(&id));
+        let role = Role::of(p).label().to_string();
+        rows.push([id.to_string(), p.peer.kafka.clone(), p.peer.raft.clone(), p.peer.admin_addr(), role, leads, hosts]);
+    }
+    let widths: Vec<usize> = (0..7).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out += cells.join("  ").trim_end();
+        out.push('\n');
+    }
+    for p in probes {
+        if let Err(e) = &p.health {
+            out += &format!("node {} unreachable: {e}\n", p.peer.id);
+        }
+    }
+    // Without a leader, the voters any node still reports are the best view there is.
+    let view = leader.as_ref().map(|(_, _, h)| h).ok().or_else(|| probes.iter().find_map(|p| p.health.as_ref().ok()));
+    match leader {
+        Ok((id, _, h)) => out += &format!("Leader: node {id} (term {})\n", h.term),
+        Err(reason) => out += &format!("✗ No leader found: {reason}\n"),
+    }
+    match view {
+        Some(h) => out += &format!("Voters: {:?}\n", h.cluster_nodes),
+        None => out += "Voters: unknown\n",
+    }
+    if let Some(h) = view.filter(|h| !h.learners.is_empty()) {
+        out += &format!("Learners: {:?}\n", h.learners);
+    }
+    match partitions {
+        Ok(ps) => out += &format!("Partitions: {}\n", ps.len()),
+        Err(e) => out += &format!("Partitions: unavailable ({e})\n"),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: NodeId) -> PeerConfig {
+        let port = |base: u64| format!("localhost:{}", base + id);
+        PeerConfig { id, kafka: port(9091), wal: port(9290), raft: port(5000), admin: None }
+    }
+
+    fn health(id: NodeId, is_leader: bool, learners: Vec<NodeId>) -> Result<Health, String> {
+        let status = "healthy".to_string();
+        Ok(Health {
+            node_id: id,
+            is_leader,
+            leader_id: Some(1),
+            term: 2,
+            cluster_nodes: vec![1, 2, 3],
+            learners,
+            status,
+        })
+    }
+
+    fn part(partition: i32, leader: i64, replicas: Vec<NodeId>) -> PartitionSummary {
+        PartitionSummary { topic: "t".into(), partition, replicas, leader }
+    }
+
+    #[test]
+    fn admin_address_defaults_to_raft_host_and_id() {
+        assert_eq!(peer(3).admin_addr(), "localhost:10003");
+    }
+
+    #[test]
+    fn renders_roles_counts_and_leader() {
+        let probes = vec![
+            Probe { peer: peer(1), health: health(1, true, vec![4]) },
+            Probe { peer: peer(2), health: health(2, false, vec![4]) },
+            Probe { peer: peer(3), health: Err("connection refused".into()) },
+            Probe { peer: peer(4), health: health(4, false, vec![4]) },
+        ];
+        let leader = pick_leader(&probes);
+        let partitions = Ok(vec![part(0, 1, vec![1, 2, 3]), part(1, 2, vec![2, 3, 1])]);
+        let text = render_status(&probes, &partitions, &leader);
+        let row = |id: &str| text.lines().find(|l| l.starts_with(id)).map(|l| l.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(
+            row("1 ").unwrap(),
+            ["1", "localhost:9092", "localhost:5001", "localhost:10001", "leader", "1", "2"]
+        );
+        assert_eq!(row("2 ").unwrap()[4..], ["follower", "1", "2"]);
+        assert_eq!(row("3 ").unwrap()[4..], ["unreachable", "0", "2"]);
+        assert_eq!(row("4 ").unwrap()[4..], ["learner", "0", "0"]);
+        assert!(text.contains("node 3 unreachable: connection refused\n"));
+        assert!(text.contains("Leader: node 1 (term 2)\nVoters: [1, 2, 3]\nLearners: [4]\nPartitions: 2\n"));
+    }
+
+    #[test]
+    fn no_leader_names_the_reason() {
+        let probes = vec![
+            Probe { peer: peer(1), health: Err("timeout".into()) },
+            Probe { peer: peer(2), health: health(2, false, vec![]) },
+        ];
+        let leader = pick_leader(&probes);
+        assert_eq!(leader.as_ref().unwrap_err(), "node 1 is reported leader but did not answer");
+        let text = render_status(&probes, &Err("refused".into()), &leader);
+        assert!(text.contains("✗ No leader found: node 1 is reported leader but did not answer\n"));
+        assert!(text.contains("Partitions: unavailable (refused)\n"));
+    }
+}

@@ -1,0 +1,55 @@
+//! Cluster formation (DESIGN §1). A node with Raft state rejoins from it. A fresh node asks its
+//! peers whether a cluster exists: if one does, it waits to be reached (or added); if none does,
+//! the lowest configured id initializes Raft with every configured peer as a voter.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::network::cluster_info;
+use super::{Raft, node_info};
+use crate::context::NodeContext;
+
+/// Between two rounds of asking the peers.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Runs until this node is part of a cluster or knows it has to wait to be added.
+pub async fn form(ctx: Arc<NodeContext>, raft: Raft) {
+    if raft.is_initialized().await.unwrap_or(false) {
+        info!("Raft state recovered from the data dir; rejoining the cluster");
+        return;
+    }
+    let me = ctx.config.node_id;
+    let members = ctx.config.members();
+    let lowest = members.iter().map(|p| p.id).min().unwrap_or(me);
+    loop {
+        let others = members.iter().filter(|p| p.id != me);
+        let answers = futures::future::join_all(others.map(|p| cluster_info(&ctx.peers, &p.raft))).await;
+        if let Some(existing) = answers.iter().flatten().find(|a| a.initialized) {
+            if existing.voters.contains(&me) {
+                info!(voters = ?existing.voters, "a cluster exists with this node as a member; waiting for its leader");
+            } else {
+                info!(
+                    voters = ?existing.voters,
+                    "a cluster already exists and this node is not a member: running as a non-voter, waiting to be added"
+                );
+            }
+            return;
+        }
+        if raft.is_initialized().await.unwrap_or(false) {
+            return;
+        }
+        if me == lowest {
+            let nodes: BTreeMap<_, _> = members.iter().map(|p| (p.id, node_info(p))).collect();
+            let voters: Vec<_> = nodes.keys().copied().collect();
+            match raft.initialize(nodes).await {
+                Ok(()) => info!(?voters, "✓ Raft cluster bootstrapped successfully"),
+                Err(e) => warn!(error = %e, "Raft initialization refused (already initialized?)"),
+            }
+            return;
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}

@@ -1,0 +1,128 @@
+//! The server side of the Raft service (tonic, on the raft port), and forwarding a proposal to
+//! the leader's `Propose` RPC.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chronik::cluster::{MetadataCommand, NodeInfo};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+use tracing::{error, warn};
+
+use super::proto::raft_service_server::{RaftService, RaftServiceServer};
+use super::proto::{ClusterInfoReply, ClusterInfoRequest, ProposeReply, ProposeRequest, RaftPayload};
+use super::{CommandResult, Raft};
+use crate::context::NodeContext;
+
+/// Serves the Raft service on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, raft: Raft, ctx: Arc<NodeContext>, max_message_bytes: usize) {
+    let service = RaftServiceServer::new(Service { raft, ctx })
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    // Accepted sockets do not inherit TCP_NODELAY; without it heartbeats wait on Nagle.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await;
+    if let Err(e) = result {
+        error!(error = %e, "Raft gRPC server stopped");
+    }
+}
+
+/// The service: openraft's RPCs, cluster discovery and forwarded proposals.
+struct Service {
+    /// This node's Raft.
+    raft: Raft,
+    /// The node's shared context.
+    ctx: Arc<NodeContext>,
+}
+
+fn decode<T: DeserializeOwned>(payload: &RaftPayload) -> Result<T, Status> {
+    serde_json::from_slice(&payload.data).map_err(|e| Status::invalid_argument(format!("malformed Raft payload: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Response<RaftPayload>, Status> {
+    let data = serde_json::to_vec(value).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftPayload { data: data.into() }))
+}
+
+#[tonic::async_trait]
+impl RaftService for Service {
+    async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        encode(&self.raft.append_entries(decode(request.get_ref())?).await)
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        encode(&self.raft.vote(decode(request.get_ref())?).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        encode(&self.raft.install_snapshot(decode(request.get_ref())?).await)
+    }
+
+    async fn cluster_info(&self, _: Request<ClusterInfoRequest>) -> Result<Response<ClusterInfoReply>, Status> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+        Ok(Response::new(ClusterInfoReply {
+            node_id: self.ctx.config.node_id,
+            initialized: !voters.is_empty(),
+            voters,
+            leader_id: metrics.current_leader.unwrap_or(0),
+            term: metrics.current_term,
+        }))
+    }
+
+    async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeReply>, Status> {
+        let commands: Vec<MetadataCommand> = serde_json::from_slice(&request.get_ref().commands)
+            .map_err(|e| Status::invalid_argument(format!("malformed proposal: {e}")))?;
+        // Only the leader commits; a stale forward is answered with who leads now, never
+        // forwarded again (no loops).
+        let reply = match super::leader_write(&self.ctx, &self.raft, commands).await {
+            Ok((log_index, results)) => ProposeReply {
+                log_index,
+                results: serde_json::to_vec(&results).map_err(|e| Status::internal(e.to_string()))?.into(),
+                ..Default::default()
+            },
+            Err(e) => ProposeReply {
+                error: e.to_string(),
+                leader_id: e.forward_to_leader::<NodeInfo>().and_then(|f| f.leader_id).unwrap_or(0),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(reply))
+    }
+}
+
+/// Sends `commands` to `leader`, then waits until this node has applied the entry, so the caller
+/// sees its own change (and its replicas) when it gets the answer.
+pub async fn forward(
+    ctx: &NodeContext,
+    leader: &NodeInfo,
+    commands: &[MetadataCommand],
+    deadline: Instant,
+) -> Result<Vec<CommandResult>, String> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let mut client = ctx.peers.client(&leader.raft)?;
+    let payload = serde_json::to_vec(commands).map_err(|e| e.to_string())?;
+    let mut request = Request::new(ProposeRequest { commands: payload.into() });
+    request.set_timeout(remaining);
+    let reply = client
+        .propose(request)
+        .await
+        .map_err(|s| format!("forwarding to the leader (node {}) failed: {}", leader.id, s.message()))?
+        .into_inner();
+    if !reply.error.is_empty() {
+        return Err(format!("node {} could not commit: {}", leader.id, reply.error));
+    }
+    let results: Vec<CommandResult> = serde_json::from_slice(&reply.results).map_err(|e| e.to_string())?;
+    let mut applied = ctx.applied_index.subscribe();
+    let wait = applied.wait_for(|index| *index >= reply.log_index);
+    match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), wait).await {
+        Ok(Ok(_)) => Ok(results),
+        _ => {
+            warn!(index = reply.log_index, "committed on the leader but not yet applied here");
+            Ok(results)
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The metadata state machine: applies committed entries to [`ClusterMetadata`] in log order on
+//! every node, persists the result (so a restart does not replay side effects), publishes it to
+//! the node's actors, and serves it as the Raft snapshot.
+
+// openraft's storage traits return `StorageError` by value; helpers here share that shape.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chronik::cluster::{ClusterMetadata, MetadataCommand};
+use chronik::config::NodeId;
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError, StorageIOError, StoredMembership,
+};
+use redb::{Database, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::store::{StoreError, json, read_value, storage_err, write_values};
+use super::{CommandResult, TypeConfig};
+use crate::context::NodeContext;
+use crate::replica_supervisor::ReplicaSupervisorMsg;
+
+/// The applied state and the last snapshot, each one JSON value.
+const SM: TableDefinition<&str, &[u8]> = TableDefinition::new("state_machine");
+const STATE: &str = "state";
+const SNAPSHOT: &str = "snapshot";
+
+/// Everything the state machine holds; also the snapshot's content.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// The last entry applied.
+    pub last_applied: Option<LogId<NodeId>>,
+    /// The membership as of `last_applied`.
+    pub membership: StoredMembership<NodeId, chronik::cluster::NodeInfo>,
+    /// The metadata as of `last_applied`.
+    pub metadata: ClusterMetadata,
+}
+
+/// A built snapshot as stored: its meta and its bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    /// Which log id and membership it covers.
+    meta: SnapshotMeta<NodeId, chronik::cluster::NodeInfo>,
+    /// The serialized [`AppliedState`].
+    data: Vec<u8>,
+}
+
+/// The state machine handed to openraft.
+pub struct StateMachine {
+    /// The node's Raft database.
+    db: Arc<Database>,
+    /// The applied state.
+    state: AppliedState,
+    /// Where applied changes are published; `None` in storage tests.
+    ctx: Option<Arc<NodeContext>>,
+}
+
+impl StateMachine {
+    /// Loads the applied state from `db` and publishes it.
+    pub fn open(db: Arc<Database>, ctx: Option<Arc<NodeContext>>) -> Result<Self, String> {
+        let state = read_value::<AppliedState>(&db, SM, STATE)?.unwrap_or_default();
+        let sm = Self { db, state, ctx };
+        sm.publish();
+        Ok(sm)
+    }
+
+    /// The applied metadata.
+    pub fn metadata(&self) -> &ClusterMetadata {
+        &self.state.metadata
+    }
+
+    fn persist(&self) -> Result<(), StorageError<NodeId>> {
+        let bytes = json(&self.state).map_err(|e| storage_err(StorageIOError::write_state_machine, e))?;
+        write_values(&self.db, SM, &[(STATE, &bytes)])
+            .map_err(|e| storage_err(StorageIOError::write_state_machine, StoreError(e)))
+    }
+
+    /// Hands the new metadata to readers and the applied index to waiting proposers.
+    fn publish(&self) {
+        let Some(ctx) = &self.ctx else { return };
+        ctx.metadata.send_replace(Arc::new(self.state.metadata.clone()));
+        let index = self.state.last_applied.map_or(0, |id| id.index);
+        ctx.applied_index.send_replace(index);
+    }
+
+    /// Waits (bounded) until the local replicas match, so a node that proposed a topic answers
+    /// once its own replicas exist. A restarting supervisor reconciles by itself.
+    async fn reconcile(&self) {
+        let Some(ctx) = &self.ctx else { return };
+        if let Some(sup) = ctx.replica_supervisor.get() {
+            let metadata = ctx.metadata();
+            let msg = |reply| ReplicaSupervisorMsg::Reconcile { metadata, reply };
+            let _ = sup.call(msg, Duration::from_secs(30)).await;
+        }
+    }
+
+    fn apply_entry(&mut self, entry: Entry<TypeConfig>) -> Vec<CommandResult> {
+        self.state.last_applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => Vec::new(),
+            EntryPayload::Normal(commands) => commands
+                .iter()
+                .map(|c| self.state.metadata.apply(c).inspect(|_| log_applied(&self.state.metadata, c)))
+                .collect(),
+            EntryPayload::Membership(membership) => {
+                let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+                let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+                let members = membership.nodes().map(|(id, node)| with_id(*id, node));
+                self.state.metadata.set_membership(voters.clone(), members.collect::<Vec<_>>());
+                info!(
+                    "ConfChange applied at log index {}: voters={:?} learners={:?}",
+                    entry.log_id.index, voters, learners
+                );
+                self.state.membership = StoredMembership::new(Some(entry.log_id), membership);
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// The membership's node entry with its id filled in (the id is the map key in openraft).
+fn with_id(id: NodeId, node: &chronik::cluster::NodeInfo) -> chronik::cluster::NodeInfo {
+    chronik::cluster::NodeInfo { id, ..node.clone() }
+}
+
+/// One log line per applied command; partition placement as `AssignPartition` lines.
+fn log_applied(metadata: &ClusterMetadata, command: &MetadataCommand) {
+    match command {
+        MetadataCommand::CreateTopic { name, .. } | MetadataCommand::CreatePartitions { name, .. } => {
+            info!(topic = %name, "applied {}", command.name());
+            for p in metadata.topics.get(name).map(|t| t.partitions.as_slice()).unwrap_or_default() {
+                info!("AssignPartition topic={} partition={} replicas={:?}", name, p.partition, p.replicas);
+            }
+        }
+        other => info!(command = ?other, "applied {}", command.name()),
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, chronik::cluster::NodeInfo>), StorageError<NodeId>>
+    {
+        Ok((self.state.last_applied, self.state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<CommandResult>>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let results: Vec<_> = entries.into_iter().map(|e| self.apply_entry(e)).collect();
+        self.persist()?;
+        self.publish();
+        self.reconcile().await;
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { db: self.db.clone(), state: self.state.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, chronik::cluster::NodeInfo>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let state: AppliedState = serde_json::from_slice(&data)
+            .map_err(|e| storage_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e), e))?;
+        info!(last = ?meta.last_log_id, "installing a metadata snapshot from the leader");
+        self.state = state;
+        let stored = StoredSnapshot { meta: meta.clone(), data };
+        let snapshot_bytes = json(&stored).map_err(|e| storage_err(StorageIOError::write_state_machine, e))?;
+        let state_bytes = json(&self.state).map_err(|e| storage_err(StorageIOError::write_state_machine, e))?;
+        write_values(&self.db, SM, &[(STATE, &state_bytes), (SNAPSHOT, &snapshot_bytes)])
+            .map_err(|e| storage_err(StorageIOError::write_state_machine, StoreError(e)))?;
+        self.publish();
+        self.reconcile().await;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let stored = read_value::<StoredSnapshot>(&self.db, SM, SNAPSHOT)
+            .map_err(|e| storage_err(|e| StorageIOError::read_snapshot(None, e), StoreError(e)))?;
+        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+    }
+}
+
+/// Builds a snapshot from a copy of the applied state taken when openraft asked for it.
+pub struct SnapshotBuilder {
+    /// Where the built snapshot is kept.
+    db: Arc<Database>,
+    /// The state to snapshot.
+    state: AppliedState,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let data = json(&self.state).map_err(|e| storage_err(StorageIOError::write_state_machine, e))?;
+        let last = self.state.last_applied;
+        let snapshot_id = match last {
+            Some(id) => format!("{}-{}", id.leader_id, id.index),
+            None => "empty".to_string(),
+        };
+        let meta = SnapshotMeta { last_log_id: last, last_membership: self.state.membership.clone(), snapshot_id };
+        let stored = StoredSnapshot { meta: meta.clone(), data: data.clone() };
+        let bytes = json(&stored).map_err(|e| storage_err(StorageIOError::write_state_machine, e))?;
+        write_values(&self.db, SM, &[(SNAPSHOT, &bytes)])
+            .map_err(|e| storage_err(|e| StorageIOError::write_snapshot(None, e), StoreError(e)))?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}

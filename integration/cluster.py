@@ -1,0 +1,352 @@
+"""Multi-node harness: N `chronik-server` processes forming one Raft cluster.
+
+Layout
+- `Slot`         the ports one node id owns (kafka, wal, raft, admin), picked up front so every
+                 TOML can list every peer, including spare slots for nodes added later (node 4).
+- `ClusterNode`  a `harness.Broker` whose TOML is the seed's cluster shape. It keeps Broker's
+                 log file, start / stop (SIGTERM) / kill (SIGKILL) / restart by pid, and is
+                 registered in `harness.ALL_BROKERS`, so conftest attaches its log on failure.
+- `Cluster`      the nodes, formation, and the helpers tests need: health(i),
+                 wait_for_leader(), leader_node(), bootstrap(), hold_for(), the `cluster` CLI.
+
+Members (ids 1..size) list peers 1..size; a spare node k lists peers 1..k, i.e. itself and
+every member, which is how the seed's node 4 is configured before `cluster add-node`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+from harness import Broker, BrokerExited, broker_binary, free_port, wait_until
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class Slot:
+    node_id: int
+    kafka: int
+    wal: int
+    raft: int
+    admin: int
+
+    def addr(self, port: int) -> str:
+        return f"127.0.0.1:{port}"
+
+
+def pick_ports(count: int) -> list[int]:
+    """`count` distinct free ports (free_port can hand the same one out twice)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
+def round_robin(nodes: Iterable[int], partitions: int, rf: int) -> dict[int, list[int]]:
+    """The seed's assignment table: partition p -> [nodes[(p + k) % n] for k < rf]."""
+    ns = sorted(nodes)
+    return {p: [ns[(p + k) % len(ns)] for k in range(rf)] for p in range(partitions)}
+
+
+class NotAgreed(Exception):
+    """Raised inside a wait: the nodes do not agree yet (the message says how)."""
+
+
+class ClusterNode(Broker):
+    """One node of a Cluster: Broker's process, log and admin helpers with a cluster TOML."""
+
+    def __init__(self, cluster: "Cluster", slot: Slot, peers: list[Slot], workdir: Path, name: str,
+                 **broker_kwargs):
+        # Set before Broker.__init__, which writes the config through config_toml().
+        self.cluster = cluster
+        self.slot = slot
+        self.peers = peers
+        super().__init__(workdir, name=name, node_id=slot.node_id, **broker_kwargs)
+        # Broker picked its own kafka/admin ports; the cluster's slot is what the TOML says.
+        self.kafka_port = slot.kafka
+        self.admin_port = slot.admin
+        self.write_config()
+
+    def config_toml(self) -> str:
+        c, s, slot = self.cluster, self.settings, self.slot
+        a = slot.addr
+        lines = [
+            f"node_id = {slot.node_id}",
+            f"replication_factor = {c.replication_factor}",
+            f"min_insync_replicas = {c.min_insync_replicas}",
+            f'data_dir = "{self.data_dir}"',
+            "",
+            "[bind]",
+            f'kafka = "{a(slot.kafka)}"',
+            f'wal = "{a(slot.wal)}"',
+            f'raft = "{a(slot.raft)}"',
+            f'admin = "{a(slot.admin)}"',
+            "",
+            "[advertise]",
+            f'kafka = "{a(slot.kafka)}"',
+            f'wal = "{a(slot.wal)}"',
+            f'raft = "{a(slot.raft)}"',
+            "",
+        ]
+        for p in self.peers:
+            lines += [
+                "[[peers]]",
+                f"id = {p.node_id}",
+                f'kafka = "{p.addr(p.kafka)}"',
+                f'wal = "{p.addr(p.wal)}"',
+                f'raft = "{p.addr(p.raft)}"',
+                # The default (raft host):(10000 + id) is not a port this harness owns.
+                f'admin = "{p.addr(p.admin)}"',
+                "",
+            ]
+        lines += ["[storage]", f'fsync = "{s["fsync"]}"']
+        if s["fsync"] == "interval":
+            lines.append("fsync_interval_ms = 50")
+        lines += [
+            "",
+            "[kafka]",
+            f"auto_create_topics = {str(s['auto_create_topics']).lower()}",
+            f"num_partitions = {s['num_partitions']}",
+            f"max_request_bytes = {s['max_request_bytes']}",
+            f"request_read_timeout_ms = {s['request_read_timeout_ms']}",
+            "",
+            "[debug]",
+            f"fail_points = {str(s['fail_points']).lower()}",
+        ]
+        if c.raft:
+            lines += ["", "[raft]"] + [f"{k} = {v}" for k, v in c.raft.items()]
+        return "\n".join(lines) + "\n"
+
+    # A node without a leader (or not a member) may answer health with a non-200 status;
+    # what matters is that the admin API answers with the health document.
+
+    def health(self) -> dict:
+        r = self.get("/admin/health", timeout=3)
+        body = r.json()
+        if not isinstance(body, dict) or "node_id" not in body:
+            raise ValueError(f"{self.name}: /admin/health answered {r.status_code} {r.text[:200]!r}")
+        return body
+
+    def wait_ready(self, timeout: float = 30.0) -> dict:
+        def ready():
+            self.check_alive()
+            return self.health()
+
+        return wait_until(ready, timeout, f"{self.name} /admin/health to answer", interval=0.1)
+
+    # ---- logs -----------------------------------------------------------------
+
+    def log_lines(self, pattern: str, start: int = 0) -> list[str]:
+        """Lines of the log (from byte `start`) matching the regex `pattern`, ANSI stripped."""
+        rx = re.compile(pattern)
+        return [ln for ln in ANSI.sub("", self.log_text(start)).splitlines() if rx.search(ln)]
+
+
+class Cluster:
+    """`size` member nodes (ids 1..size) plus `spare` configured-but-not-started slots."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        size: int = 3,
+        spare: int = 1,
+        name: str = "node",
+        replication_factor: int = 3,
+        min_insync_replicas: int = 1,
+        raft: Optional[dict[str, Any]] = None,
+        fsync: str = "interval",
+        auto_create_topics: bool = False,
+        num_partitions: int = 1,
+        extra_env: Optional[dict[str, str]] = None,
+    ):
+        self.workdir = Path(workdir)
+        self.size = size
+        self.replication_factor = replication_factor
+        self.min_insync_replicas = min_insync_replicas
+        self.raft = dict(raft or {})
+        self.members = list(range(1, size + 1))
+        ids = list(range(1, size + spare + 1))
+        ports = pick_ports(4 * len(ids))
+        self.slots = {i: Slot(i, *ports[4 * k:4 * k + 4]) for k, i in enumerate(ids)}
+        self.nodes: dict[int, ClusterNode] = {}
+        for i in ids:
+            peer_ids = self.members if i <= size else list(range(1, i + 1))
+            self.nodes[i] = ClusterNode(
+                self, self.slots[i], [self.slots[p] for p in peer_ids],
+                self.workdir / f"{name}{i}", f"{name}{i}",
+                fsync=fsync, auto_create_topics=auto_create_topics, num_partitions=num_partitions,
+                extra_env=extra_env,
+            )
+        self.third_started_at: Optional[float] = None
+        self.formed_at: Optional[float] = None
+
+    # ---- lifecycle --------------------------------------------------------------
+
+    def start(self, ids: Optional[Iterable[int]] = None, leader_timeout: float = 30.0) -> int:
+        """Start the members (or `ids`) without waiting on each other, then wait for all of
+        them to answer health and agree on a leader; returns the leader id.
+
+        `formation_seconds` is from the last process start to the first moment of agreement.
+        """
+        ids = list(ids or self.members)
+        for i in ids:
+            self.nodes[i].start(wait=False)
+        self.third_started_at = time.monotonic()
+        for i in ids:
+            self.nodes[i].wait_ready(leader_timeout)
+        leader = self.wait_for_leader(leader_timeout, ids=ids)
+        self.formed_at = time.monotonic()
+        return leader
+
+    @property
+    def formation_seconds(self) -> Optional[float]:
+        if self.third_started_at is None or self.formed_at is None:
+            return None
+        return self.formed_at - self.third_started_at
+
+    def node(self, i: int) -> ClusterNode:
+        return self.nodes[i]
+
+    def kill(self, i: int) -> None:
+        self.nodes[i].kill()
+
+    def stop(self, i: int, timeout: float = 30.0) -> int:
+        return self.nodes[i].stop(timeout)
+
+    def restart(self, i: int, timeout: float = 30.0) -> ClusterNode:
+        """Start node i again on its data dir, config and ports (stopping it first if running)."""
+        n = self.nodes[i]
+        if n.is_running():
+            n.stop()
+        n.start(wait=False)
+        n.wait_ready(timeout)
+        return n
+
+    def stop_all(self, timeout: float = 30.0) -> dict[int, int]:
+        """SIGTERM every running node (each by its pid); their exit codes."""
+        rcs = {}
+        for i, n in self.nodes.items():
+            if n.is_running():
+                try:
+                    rcs[i] = n.stop(timeout)
+                except AssertionError:
+                    rcs[i] = -9  # ignored SIGTERM, stop() killed it
+        return rcs
+
+    def kill_all(self) -> None:
+        for n in self.nodes.values():
+            n.kill()
+
+    # ---- addresses --------------------------------------------------------------
+
+    def running(self, ids: Optional[Iterable[int]] = None) -> list[int]:
+        return [i for i in (ids or self.members) if self.nodes[i].is_running()]
+
+    def bootstrap(self, i: Optional[int] = None) -> str:
+        """Node i's Kafka address, or the first running member's."""
+        if i is None:
+            i = self.running()[0]
+        return self.nodes[i].bootstrap
+
+    def admin_url(self, i: int) -> str:
+        return self.nodes[i].admin_url
+
+    def config_path(self, i: int) -> Path:
+        return self.nodes[i].config_path
+
+    # ---- health -----------------------------------------------------------------
+
+    def health(self, i: int) -> dict:
+        return self.nodes[i].health()
+
+    def healths(self, ids: Optional[Iterable[int]] = None) -> dict[int, dict]:
+        out = {}
+        for i in ids or self.running():
+            self.nodes[i].check_alive()
+            out[i] = self.nodes[i].health()
+        return out
+
+    def agreement(self, ids: Optional[Iterable[int]] = None,
+                  voters: Optional[list[int]] = None) -> tuple[int, dict[int, dict]]:
+        """(leader id, health per node) if the nodes agree; raises NotAgreed otherwise.
+
+        Agreement: one non-null leader_id, one term, one cluster_nodes list (== voters if
+        given); the leader is among `ids`, it alone says is_leader, every status is healthy.
+        """
+        ids = list(ids or self.running())
+        hs = self.healths(ids)
+
+        def summary() -> str:
+            return "; ".join(f"node {i}: leader={h.get('leader_id')} term={h.get('term')} "
+                             f"nodes={h.get('cluster_nodes')} is_leader={h.get('is_leader')} "
+                             f"status={h.get('status')}" for i, h in hs.items())
+
+        leaders = {h.get("leader_id") for h in hs.values()}
+        terms = {h.get("term") for h in hs.values()}
+        views = {tuple(h.get("cluster_nodes") or ()) for h in hs.values()}
+        if len(leaders) != 1 or None in leaders or len(terms) != 1 or len(views) != 1:
+            raise NotAgreed(summary())
+        leader = next(iter(leaders))
+        if leader not in hs:
+            raise NotAgreed(f"leader {leader} is not among running nodes {ids}: {summary()}")
+        if voters is not None and list(next(iter(views))) != sorted(voters):
+            raise NotAgreed(f"cluster_nodes is not {sorted(voters)}: {summary()}")
+        if sorted(i for i, h in hs.items() if h.get("is_leader") is True) != [leader]:
+            raise NotAgreed(f"is_leader is not true on exactly node {leader}: {summary()}")
+        if any(h.get("status") != "healthy" for h in hs.values()):
+            raise NotAgreed(f"not every status is healthy: {summary()}")
+        return leader, hs
+
+    def wait_for_leader(self, timeout: float = 15.0, ids: Optional[Iterable[int]] = None,
+                        voters: Optional[list[int]] = None) -> int:
+        """The leader id once every running member (or `ids`) agrees (see `agreement`)."""
+        ids = list(ids) if ids is not None else None
+        leader, _ = wait_until(lambda: self.agreement(ids, voters), timeout,
+                               f"nodes {ids or self.running()} to agree on a Raft leader", interval=0.1)
+        return leader
+
+    def leader_node(self) -> ClusterNode:
+        return self.nodes[self.wait_for_leader()]
+
+    def followers(self) -> list[int]:
+        leader = self.wait_for_leader()
+        return [i for i in self.running() if i != leader]
+
+    # ---- the `chronik-server cluster ...` CLI ----------------------------------------
+
+    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONIK_")}
+        return subprocess.run([str(broker_binary()), *args], capture_output=True, text=True,
+                              timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+def hold_for(cond: Callable[[], Any], duration: float, what: str, interval: float = 0.1) -> int:
+    """Poll `cond` for `duration` seconds; it must be truthy every time (an exception or a
+    falsy value fails at once). Returns how many checks passed."""
+    deadline = time.monotonic() + duration
+    checks = 0
+    while True:
+        try:
+            value = cond()
+        except BrokerExited:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as the failure
+            raise AssertionError(f"{what}: check {checks + 1} raised {exc!r}") from exc
+        if not value:
+            raise AssertionError(f"{what}: stopped holding after {checks} checks (got {value!r})")
+        checks += 1
+        if time.monotonic() >= deadline:
+            return checks
+        time.sleep(interval)
+
+
+__all__ = ["Cluster", "ClusterNode", "NotAgreed", "Slot", "hold_for", "pick_ports", "round_robin"]
