@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
     }
     println!("cargo:rerun-if-changed=../proto");
-    tonic_prost_build::configure().bytes(".").compile_protos(&["../proto/raft.proto"], &["../proto"])?;
+    tonic_prost_build::configure()
+        .bytes(".")
+        .compile_protos(&["../proto/raft.proto", "../proto/replication.proto"], &["../proto"])?;
     Ok(())
 }

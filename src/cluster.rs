@@ -7,6 +7,6 @@ mod topic_config;
 
 pub use metadata::{
     Applied, ClusterMetadata, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta, assign_replicas,
-    validate_topic_name,
+    elect_leaders, validate_topic_name,
 };
 pub use topic_config::{TopicConfigError, effective_log_config, validate_topic_configs};

@@ -53,6 +53,8 @@ pub struct Config {
     pub supervision: SupervisionConfig,
     /// Raft timing for the metadata quorum.
     pub raft: RaftConfig,
+    /// Partition replication between brokers.
+    pub replication: ReplicationConfig,
     /// Switches meant for tests only.
     pub debug: DebugConfig,
 }
@@ -225,6 +227,33 @@ impl Default for RaftConfig {
     }
 }
 
+/// How followers copy their leaders and when they count as in sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// A follower that has not caught up with the leader's log end for this long leaves the
+    /// ISR (Kafka's `replica.lag.time.max.ms`).
+    pub replica_lag_max_ms: u64,
+    /// Longest a follower's fetch waits on the leader for new data.
+    pub fetch_max_wait_ms: u64,
+    /// Bytes a follower asks for per fetch.
+    pub fetch_max_bytes: u32,
+    /// A broker that has not answered the Raft leader for this long is fenced: every partition
+    /// it leads gets a new leader from its ISR (Kafka's `broker.session.timeout.ms`).
+    pub session_timeout_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            replica_lag_max_ms: 10_000,
+            fetch_max_wait_ms: 500,
+            fetch_max_bytes: 1024 * 1024,
+            session_timeout_ms: 6_000,
+        }
+    }
+}
+
 /// Test-only switches; all off by default.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -248,6 +277,7 @@ impl Default for Config {
             groups: GroupsConfig::default(),
             supervision: SupervisionConfig::default(),
             raft: RaftConfig::default(),
+            replication: ReplicationConfig::default(),
             debug: DebugConfig::default(),
         }
     }

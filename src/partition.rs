@@ -3,7 +3,14 @@
 //! # Layout
 //! - [`producer_state`]: idempotent-producer sequence checks (duplicate → answer with the
 //!   original offset, gap → OUT_OF_ORDER_SEQUENCE_NUMBER, old epoch → INVALID_PRODUCER_EPOCH).
+//! - [`replication`]: leader epochs and follower truncation (KIP-101/KIP-279), follower
+//!   progress, the high watermark and ISR changes, and the acks=all checks.
 
 pub mod producer_state;
+pub mod replication;
 
 pub use producer_state::{BatchIdentity, ProducerStateTable, SequenceCheck};
+pub use replication::{
+    AcksError, EpochCheckpointError, EpochEndOffset, EpochEntry, FollowerState, IsrTracker, LeaderEpochCache,
+    Truncation, acks_all_done, acks_all_outcome, check_after_append, check_before_append, truncation_point,
+};

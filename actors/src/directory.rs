@@ -83,6 +83,24 @@ struct Entry {
 pub struct ActorDirectory {
     // SHARED: written by each actor for itself, read by the admin API without asking any actor.
     entries: DashMap<ActorId, Entry>,
+    // SHARED: long-lived tasks an actor runs (a follower's replication stream), by owner.
+    tasks: DashMap<u64, (ActorId, String, &'static str)>,
+    /// Key of the next task entry.
+    next_task: std::sync::atomic::AtomicU64,
+}
+
+/// A task's entry in the directory, removed when dropped (kept next to the task's guard).
+pub struct TaskRegistration {
+    /// The directory holding the entry.
+    directory: Arc<ActorDirectory>,
+    /// The entry's key.
+    key: u64,
+}
+
+impl Drop for TaskRegistration {
+    fn drop(&mut self) {
+        self.directory.tasks.remove(&self.key);
+    }
 }
 
 /// One node of the `/admin/actors` tree.
@@ -150,10 +168,23 @@ impl ActorDirectory {
         Registration { directory: self.clone(), id: cell.get_id(), gauge }
     }
 
+    /// Lists a long-lived task under its owner actor, with status `running`.
+    pub fn register_task(self: &Arc<Self>, owner: &ActorCell, name: String, role: &'static str) -> TaskRegistration {
+        let key = self.next_task.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.tasks.insert(key, (owner.get_id(), name, role));
+        TaskRegistration { directory: self.clone(), key }
+    }
+
     /// The live tree below `root`.
     pub fn tree(&self, root: &ActorCell) -> ActorNode {
         let entry = self.entries.get(&root.get_id()).map(|e| e.clone());
         let mut children: Vec<ActorNode> = root.get_children().iter().map(|c| self.tree(c)).collect();
+        let tasks = self.tasks.iter().filter(|t| t.value().0 == root.get_id()).map(|t| {
+            let (_, name, role) = t.value();
+            let (name, role) = (name.clone(), role.to_string());
+            ActorNode { name, role, status: "running".into(), restarts: 0, mailbox_len: 0, children: Vec::new() }
+        });
+        children.extend(tasks);
         children.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
         let (name, role, restarts, mailbox_len) = match entry {
             Some(e) => (e.name, e.role.to_string(), e.restarts, e.gauge.queued()),

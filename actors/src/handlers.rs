@@ -142,6 +142,8 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
+        MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        MetadataError::InvalidIsr { .. } => ResponseError::InvalidRequest,
     };
     kind.code()
 }

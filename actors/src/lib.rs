@@ -3,10 +3,12 @@
 //! # Layout
 //! - [`node_supervisor`]: the root; starts, restarts and stops the node's actors.
 //! - [`raft`]: the Raft node — metadata log, state machine, membership, the raft port.
-//! - [`membership`]: the cluster view (voters, learners, leader, term) from Raft's metrics.
+//! - [`membership`]: the cluster view (voters, learners, leader, term) from Raft's metrics;
+//!   [`controller`]: on the Raft leader, fences silent brokers and elects partition leaders.
 //! - [`metadata_actor`]: proposes metadata changes through Raft; hands out producer ids.
 //! - [`wal_flusher`]: group commit — fsyncs what replicas appended, then acks them.
-//! - [`replica_supervisor`] / [`replica`]: one `ReplicaActor` per hosted partition.
+//! - [`replica_supervisor`] / [`replica`]: one `ReplicaActor` per hosted partition, leading or
+//!   following; [`replication_service`]: the wal port followers fetch from.
 //! - [`group_coordinator`]: consumer groups; committed offsets in `__consumer_offsets`.
 //! - [`kafka_listener`] / [`connection`]: one `ConnectionActor` per Kafka client connection;
 //!   [`handlers`] has one file per Kafka API.
@@ -18,6 +20,7 @@ pub mod admin;
 pub mod cli;
 pub mod connection;
 pub mod context;
+pub mod controller;
 pub mod directory;
 pub mod group_coordinator;
 pub mod handlers;
@@ -28,6 +31,7 @@ pub mod node_supervisor;
 pub mod raft;
 pub mod replica;
 pub mod replica_supervisor;
+pub mod replication_service;
 pub mod request_counters;
 pub mod supervision;
 pub mod wal_flusher;

@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::{AdminArgs, AdminServer};
 use crate::context::NodeContext;
+use crate::controller::{Controller, ControllerArgs};
 use crate::directory::{MailboxGauge, Registration};
 use crate::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use crate::kafka_listener::{KafkaListener, KafkaListenerArgs};
@@ -19,6 +20,7 @@ use crate::membership::{MembershipActor, MembershipArgs};
 use crate::metadata_actor::{MetadataActor, MetadataArgs};
 use crate::raft::{RaftActor, RaftArgs};
 use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
+use crate::replication_service::{ReplicationArgs, ReplicationService};
 use crate::supervision::{RestartTracker, restart_or_escalate};
 use crate::wal_flusher::{WalFlusher, WalFlusherArgs};
 
@@ -33,8 +35,12 @@ pub enum ChildKind {
     Membership,
     /// Proposes metadata changes and hands out producer ids.
     Metadata,
+    /// On the Raft leader: fences silent brokers, elects partition leaders.
+    Controller,
     /// Owns the partition replicas.
     Replicas,
+    /// Serves followers' fetches on the wal port.
+    Replication,
     /// Coordinates consumer groups (needs the offsets topic's replicas).
     Coordinator,
     /// Accepts Kafka clients.
@@ -44,12 +50,14 @@ pub enum ChildKind {
 }
 
 /// Start order: each child only needs the ones before it.
-const START_ORDER: [ChildKind; 8] = [
+const START_ORDER: [ChildKind; 10] = [
     ChildKind::Flusher,
     ChildKind::Raft,
     ChildKind::Membership,
     ChildKind::Metadata,
+    ChildKind::Controller,
     ChildKind::Replicas,
+    ChildKind::Replication,
     ChildKind::Coordinator,
     ChildKind::Listener,
     ChildKind::Admin,
@@ -167,8 +175,17 @@ impl NodeSupervisorState {
             ChildKind::Metadata => {
                 Actor::spawn_linked(None, MetadataActor, MetadataArgs { ctx, restarts }, sup).await?.0.get_cell()
             }
+            ChildKind::Controller => {
+                Actor::spawn_linked(None, Controller, ControllerArgs { ctx, restarts }, sup).await?.0.get_cell()
+            }
             ChildKind::Replicas => {
                 Actor::spawn_linked(None, ReplicaSupervisor, ReplicaSupervisorArgs { ctx, restarts }, sup)
+                    .await?
+                    .0
+                    .get_cell()
+            }
+            ChildKind::Replication => {
+                Actor::spawn_linked(None, ReplicationService, ReplicationArgs { ctx, restarts }, sup)
                     .await?
                     .0
                     .get_cell()

@@ -4,6 +4,8 @@
 //! that a crash could take back.
 
 mod append;
+mod follower;
+mod leader;
 mod read;
 
 use std::collections::VecDeque;
@@ -12,15 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chronik::config::NodeId;
 use chronik::log::{LogConfig, PartitionLog};
 use chronik::partition::ProducerStateTable;
+use chronik::partition::replication::{EpochEndOffset, IsrTracker, LeaderEpochCache, Truncation};
 use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::context::{NodeContext, TopicPartition};
-use crate::directory::{MailboxGauge, Registration};
+use crate::directory::{MailboxGauge, Registration, TaskGuard};
 
 /// A per-partition Kafka error: the code sent to the client and a message for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,16 +81,52 @@ pub struct ReplicaInfo {
     pub size_bytes: u64,
     /// Idempotent producers tracked.
     pub producers: usize,
+    /// `leader` or `follower`.
+    pub role: &'static str,
+    /// The leader epoch this replica acts under.
+    pub leader_epoch: i32,
+    /// On the leader: each follower's progress as its fetches report it.
+    pub followers: Vec<FollowerInfo>,
+}
+
+/// A follower's progress as its leader sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowerInfo {
+    /// The follower's node id.
+    pub id: NodeId,
+    /// Its log end offset (its last fetch offset), if it fetched in this leadership.
+    pub log_end_offset: Option<i64>,
+    /// When it was last caught up with the leader's log end (ms since the epoch).
+    pub last_caught_up_ms: Option<i64>,
+    /// Whether the ISR lists it.
+    pub in_sync: bool,
+}
+
+/// Who leads a partition and who is in sync, as the metadata says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader's node id.
+    pub leader: NodeId,
+    /// The leader's epoch, stamped into the batches it appends.
+    pub leader_epoch: i32,
+    /// The in-sync replicas (leader included).
+    pub isr: Vec<NodeId>,
+    /// Every replica, preferred leader first.
+    pub replicas: Vec<NodeId>,
+    /// Smallest ISR for an acks=all produce (the topic's `min.insync.replicas`).
+    pub min_insync: i16,
 }
 
 /// The replica's mailbox.
 pub enum ReplicaMsg {
     /// From a connection: append the batches of one produce partition (already split and
-    /// CRC-checked). Replies once the data is durable, or with a Kafka error; `reply` is `None`
-    /// for acks=0.
+    /// CRC-checked). Replies once the data is durable here (acks=1) or on every in-sync replica
+    /// (acks=all), or with a Kafka error; `reply` is `None` for acks=0.
     Append {
         /// The batches, in order.
         batches: Vec<Bytes>,
+        /// acks=all: wait for the high watermark, and refuse when the ISR is too small.
+        acks_all: bool,
         /// Where the outcome goes.
         reply: Option<RpcReplyPort<Result<AppendOutcome, PartitionError>>>,
     },
@@ -126,6 +166,63 @@ pub enum ReplicaMsg {
         /// Why.
         reason: String,
     },
+    /// From the replication service, on the leader: a follower fetches from `fetch_offset`,
+    /// which is also its log end offset. Replies with batches up to the log end (possibly none).
+    ReplicaFetch {
+        /// The follower.
+        replica_id: NodeId,
+        /// The leader epoch the follower follows.
+        leader_epoch: i32,
+        /// First offset wanted; everything below is in the follower's log.
+        fetch_offset: i64,
+        /// Byte budget.
+        max_bytes: usize,
+        /// Where the batches go.
+        reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
+    },
+    /// From the replication service: answer once the log end passes `offset` (a follower's
+    /// long poll).
+    WaitForLogEnd {
+        /// The follower's fetch offset.
+        offset: i64,
+        /// Fired when there is more.
+        reply: RpcReplyPort<()>,
+    },
+    /// From this follower's fetcher: batches copied from the leader, to append unchanged.
+    /// Replies with the new log end offset.
+    AppendReplicated {
+        /// Whole batches starting at this replica's log end offset.
+        records: Bytes,
+        /// The leader's high watermark with them.
+        leader_high_watermark: i64,
+        /// The new log end offset, or why the batches were refused.
+        reply: RpcReplyPort<Result<i64, PartitionError>>,
+    },
+    /// From the replication service (a follower's question) or OffsetForLeaderEpoch: where this
+    /// leader's log ends for `epoch` — the largest known epoch ≤ it and the start of the next.
+    EpochEndOffset {
+        /// The epoch asked about.
+        epoch: i32,
+        /// `None` when this replica knows no epoch ≤ the asked one (or is not the leader).
+        reply: RpcReplyPort<Result<Option<EpochEndOffset>, PartitionError>>,
+    },
+    /// From this follower's fetcher, before fetching under a leader: truncate what the leader's
+    /// answer shows this log has and the leader does not. Replies where the log now ends, and
+    /// whether another round of asking is needed.
+    TruncateToLeader {
+        /// The leader's answer for this log's latest epoch.
+        answer: Option<EpochEndOffset>,
+        /// The outcome.
+        reply: RpcReplyPort<Result<Truncation, PartitionError>>,
+    },
+    /// From this follower's fetcher: the latest epoch in this log (-1 when empty).
+    LatestEpoch(RpcReplyPort<i32>),
+    /// From the ReplicaSupervisor: the partition's leader, epoch or ISR changed.
+    SetLeadership(Leadership),
+    /// From the ISR proposal task: the proposal finished (applied or refused).
+    IsrProposalDone,
+    /// Timer on the leader: drop followers that stopped fetching from the ISR.
+    CheckIsr,
     /// From the admin API: report state.
     Info(RpcReplyPort<ReplicaInfo>),
     /// From the admin API (test builds of the config only): panic on the next append.
@@ -145,8 +242,8 @@ pub struct ReplicaArgs {
     pub dir: PathBuf,
     /// Segment and retention settings (broker defaults + topic overrides).
     pub log_config: LogConfig,
-    /// Leader epoch stamped into appended batches.
-    pub leader_epoch: i32,
+    /// Who leads the partition, as the metadata says.
+    pub leadership: Leadership,
     /// The node's shared context.
     pub ctx: Arc<NodeContext>,
     /// Gauge created by the supervisor so senders can count before `pre_start` ends.
@@ -155,10 +252,12 @@ pub struct ReplicaArgs {
     pub restarts: u32,
 }
 
-/// A produce waiting for its data to become durable.
+/// A produce waiting for its data to become durable (acks=1) or committed (acks=all).
 struct ParkedAck {
-    /// Answer once the high watermark reaches this offset.
+    /// Answer once the durable log end (acks=1) or the high watermark (acks=all) reaches this.
     target: i64,
+    /// Whether it waits for the high watermark.
+    acks_all: bool,
     /// The answer.
     outcome: Result<AppendOutcome, PartitionError>,
     /// Where it goes.
@@ -173,14 +272,27 @@ pub struct ReplicaState {
     log: PartitionLog,
     /// Idempotent producers' recent batches, rebuilt from the log on start.
     producers: ProducerStateTable,
-    /// Durable log end: the first offset not yet known to be on disk.
+    /// Which leader epoch wrote which offsets, rebuilt from the batch headers on start.
+    epochs: LeaderEpochCache,
+    /// Offsets below it are on every in-sync replica and durable here; consumers see only
+    /// these.
     high_watermark: i64,
-    /// Leader epoch stamped into appended batches.
-    leader_epoch: i32,
+    /// Durable log end: the first offset not yet known to be on disk here.
+    durable_end: i64,
+    /// Who leads, in which epoch, with which ISR.
+    leadership: Leadership,
+    /// On the leader: each follower's progress, and the high watermark over the ISR.
+    followers: Option<IsrTracker>,
+    /// An ISR change is being proposed; no second one until it is done.
+    isr_pending: bool,
+    /// On a follower: the task fetching from the leader, and its `/admin/actors` entry.
+    fetcher: Option<(TaskGuard, crate::directory::TaskRegistration)>,
     /// Produces waiting for durability, in offset order.
     parked_acks: VecDeque<ParkedAck>,
     /// Long-poll fetches waiting for the high watermark to pass their offset.
     parked_fetches: Vec<(i64, RpcReplyPort<()>)>,
+    /// Follower fetches waiting for the log end to pass their offset.
+    parked_log_end: Vec<(i64, RpcReplyPort<()>)>,
     /// A sync request is with the flusher; more appends just wait for the next round.
     sync_in_flight: bool,
     /// Test fail point: panic on the next append.
@@ -212,25 +324,36 @@ impl Actor for ReplicaActor {
         // Whatever recovery kept may still be only in the page cache (a restart after a panic):
         // make it durable before anything derived from it is acknowledged.
         log.flush()?;
-        let producers = read::rebuild_producer_state(&log)?;
+        let (producers, epochs) = read::rebuild_from_headers(&log)?;
         info!(tp = %args.tp, log_start = report.log_start_offset, log_end = report.log_end_offset,
             truncated_bytes = report.truncated_bytes, producers = producers.len(), restarts = args.restarts,
             "replica started");
         let interval = Duration::from_millis(args.ctx.config.storage.retention_check_interval_ms);
         myself.send_interval(interval, || ReplicaMsg::EnforceRetention);
-        Ok(ReplicaState {
-            high_watermark: log.log_end_offset(),
+        let check = Duration::from_millis((args.ctx.config.replication.replica_lag_max_ms / 4).max(100));
+        myself.send_interval(check, || ReplicaMsg::CheckIsr);
+        let end = log.log_end_offset();
+        let mut state = ReplicaState {
+            high_watermark: end,
+            durable_end: end,
             tp: args.tp,
             log,
             producers,
-            leader_epoch: args.leader_epoch,
+            epochs,
+            leadership: args.leadership.clone(),
+            followers: None,
+            isr_pending: false,
+            fetcher: None,
             parked_acks: VecDeque::new(),
             parked_fetches: Vec::new(),
+            parked_log_end: Vec::new(),
             sync_in_flight: false,
             fail_next_append: false,
             ctx: args.ctx,
             registration,
-        })
+        };
+        state.take_role(&myself);
+        Ok(state)
     }
 
     async fn handle(
@@ -241,7 +364,27 @@ impl Actor for ReplicaActor {
     ) -> Result<(), ActorProcessingErr> {
         state.registration.gauge().received();
         match msg {
-            ReplicaMsg::Append { batches, reply } => state.append(&myself, batches, reply)?,
+            ReplicaMsg::Append { batches, acks_all, reply } => state.append(&myself, batches, acks_all, reply)?,
+            ReplicaMsg::ReplicaFetch { replica_id, leader_epoch, fetch_offset, max_bytes, reply } => {
+                let _ = reply.send(state.replica_fetch(&myself, replica_id, leader_epoch, fetch_offset, max_bytes));
+            }
+            ReplicaMsg::WaitForLogEnd { offset, reply } => state.park_log_end(offset, reply),
+            ReplicaMsg::AppendReplicated { records, leader_high_watermark, reply } => {
+                let result = state.append_replicated(&myself, records, leader_high_watermark)?;
+                let _ = reply.send(result);
+            }
+            ReplicaMsg::SetLeadership(leadership) => state.set_leadership(&myself, leadership),
+            ReplicaMsg::EpochEndOffset { epoch, reply } => {
+                let _ = reply.send(state.epoch_end_offset(epoch));
+            }
+            ReplicaMsg::TruncateToLeader { answer, reply } => {
+                let _ = reply.send(state.truncate_to_leader(answer)?);
+            }
+            ReplicaMsg::LatestEpoch(reply) => {
+                let _ = reply.send(state.epochs.latest_epoch().unwrap_or(-1));
+            }
+            ReplicaMsg::IsrProposalDone => state.isr_pending = false,
+            ReplicaMsg::CheckIsr => state.check_isr(&myself),
             ReplicaMsg::Read { offset, max_bytes, min_one, reply } => {
                 let _ = reply.send(state.read(offset, max_bytes, min_one));
             }
@@ -304,6 +447,9 @@ impl ReplicaState {
             segments: self.log.segment_count(),
             size_bytes: self.log.size_bytes(),
             producers: self.producers.len(),
+            role: if self.followers.is_some() { "leader" } else { "follower" },
+            leader_epoch: self.leadership.leader_epoch,
+            followers: self.follower_infos(),
         }
     }
 }

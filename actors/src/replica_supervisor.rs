@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::context::{NodeContext, TopicPartition};
 use crate::directory::{Counted, MailboxGauge, Registration};
-use crate::replica::{ReplicaActor, ReplicaArgs, ReplicaMsg};
+use crate::replica::{Leadership, ReplicaActor, ReplicaArgs, ReplicaMsg};
 use crate::supervision::{RestartTracker, restart_or_escalate};
 
 /// The supervisor's mailbox.
@@ -159,6 +159,12 @@ impl ReplicaSupervisorState {
                         let _ = replica.cast(ReplicaMsg::UpdateConfig(args.log_config));
                     }
                 }
+                if child.args.leadership != args.leadership {
+                    child.args.leadership = args.leadership.clone();
+                    if let Some(replica) = self.ctx.replicas.get(&tp) {
+                        let _ = replica.cast(ReplicaMsg::SetLeadership(args.leadership));
+                    }
+                }
                 continue;
             }
             self.children.insert(tp.clone(), Child { args, tracker: RestartTracker::default(), actor: None });
@@ -174,13 +180,24 @@ impl ReplicaSupervisorState {
         let mut out = BTreeMap::new();
         for topic in metadata.topics.values() {
             let log_config = effective_log_config(&defaults, &topic.configs);
+            let min_insync = topic
+                .configs
+                .get("min.insync.replicas")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(self.ctx.config.min_insync_replicas);
             for p in topic.partitions.iter().filter(|p| p.replicas.contains(&node)) {
                 let tp = TopicPartition::new(&topic.name, p.partition);
                 let args = ReplicaArgs {
                     dir: topics_dir(&self.ctx).join(tp.to_string()),
                     tp: tp.clone(),
                     log_config: log_config.clone(),
-                    leader_epoch: p.leader_epoch,
+                    leadership: Leadership {
+                        leader: p.leader,
+                        leader_epoch: p.leader_epoch,
+                        isr: p.isr.clone(),
+                        replicas: p.replicas.clone(),
+                        min_insync,
+                    },
                     ctx: self.ctx.clone(),
                     gauge: MailboxGauge::default(),
                     restarts: 0,

@@ -99,6 +99,32 @@ pub enum MetadataCommand {
         /// How many ids the block holds.
         count: i64,
     },
+    /// The partition leader's new in-sync replica set. Applied only if `leader_epoch` is still
+    /// the partition's epoch, so a deposed leader cannot rewrite the ISR.
+    UpdateIsr {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The epoch of the leader proposing it.
+        leader_epoch: i32,
+        /// The new ISR, a subset of the replicas that includes the leader.
+        isr: Vec<NodeId>,
+    },
+    /// A new leader for a partition whose leader was fenced, chosen from its ISR (never an
+    /// out-of-sync replica: no unclean election). Bumps the leader epoch.
+    ElectLeader {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The new leader.
+        leader: NodeId,
+        /// The new epoch: exactly one above the current, so a repeated election is refused.
+        leader_epoch: i32,
+        /// The ISR under the new leader (the fenced leader left out).
+        isr: Vec<NodeId>,
+    },
 }
 
 impl MetadataCommand {
@@ -111,6 +137,8 @@ impl MetadataCommand {
             Self::CreatePartitions { .. } => "CreatePartitions",
             Self::SetTopicConfigs { .. } => "SetTopicConfigs",
             Self::AllocateProducerIds { .. } => "AllocateProducerIds",
+            Self::UpdateIsr { .. } => "UpdateIsr",
+            Self::ElectLeader { .. } => "ElectLeader",
         }
     }
 }
@@ -145,6 +173,22 @@ pub enum MetadataError {
     /// The metadata could not be changed right now (retriable).
     #[error("metadata unavailable: {0}")]
     Unavailable(String),
+    /// A partition change from a leader whose epoch is no longer current.
+    #[error("leader epoch {got} is stale; the partition is at epoch {current}")]
+    StaleLeaderEpoch {
+        /// The partition's epoch.
+        current: i32,
+        /// The epoch in the command.
+        got: i32,
+    },
+    /// An ISR that leaves out the leader or names a non-replica.
+    #[error("ISR {isr:?} must include the leader and only replicas {replicas:?}")]
+    InvalidIsr {
+        /// The proposed ISR.
+        isr: Vec<NodeId>,
+        /// The partition's replicas.
+        replicas: Vec<NodeId>,
+    },
     /// More replicas asked for than there are (live) voting brokers.
     #[error("replication factor {requested} is larger than the {available} available broker(s)")]
     InvalidReplicationFactor {
@@ -218,6 +262,26 @@ impl ClusterMetadata {
                 Ok(())
             }
             MetadataCommand::AllocateProducerIds { .. } => Ok(()),
+            MetadataCommand::UpdateIsr { topic, partition, leader_epoch, isr } => {
+                let p = self.partition_mut(topic, *partition)?;
+                if p.leader_epoch != *leader_epoch {
+                    return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: *leader_epoch });
+                }
+                check_isr(p, p.leader, isr)?;
+                p.isr = isr.clone();
+                Ok(())
+            }
+            MetadataCommand::ElectLeader { topic, partition, leader, leader_epoch, isr } => {
+                let p = self.partition_mut(topic, *partition)?;
+                if *leader_epoch != p.leader_epoch + 1 {
+                    return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: *leader_epoch });
+                }
+                check_isr(p, *leader, isr)?;
+                p.leader = *leader;
+                p.leader_epoch = *leader_epoch;
+                p.isr = isr.clone();
+                Ok(())
+            }
         }
     }
 
@@ -287,10 +351,47 @@ impl ClusterMetadata {
         Ok(())
     }
 
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Result<&mut PartitionMeta, MetadataError> {
+        self.topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
+            .ok_or_else(|| MetadataError::UnknownTopic(topic.to_string()))
+    }
+
     /// The partition's metadata, if the topic and partition exist.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {
         self.topics.get(topic)?.partitions.get(usize::try_from(partition).ok()?)
     }
+}
+
+/// An ISR must hold the leader and only replicas.
+fn check_isr(p: &PartitionMeta, leader: NodeId, isr: &[NodeId]) -> Result<(), MetadataError> {
+    if isr.contains(&leader) && isr.iter().all(|id| p.replicas.contains(id)) {
+        return Ok(());
+    }
+    Err(MetadataError::InvalidIsr { isr: isr.to_vec(), replicas: p.replicas.clone() })
+}
+
+/// The elections the controller proposes when `fenced` brokers stopped answering: every
+/// partition led by one of them gets the first live ISR member (in replica order) as leader,
+/// one epoch up. A partition with no live ISR member keeps its leader and waits for it (no
+/// unclean election).
+pub fn elect_leaders(metadata: &ClusterMetadata, fenced: &BTreeSet<NodeId>) -> Vec<MetadataCommand> {
+    let mut out = Vec::new();
+    for topic in metadata.topics.values() {
+        for p in topic.partitions.iter().filter(|p| fenced.contains(&p.leader)) {
+            let isr: Vec<NodeId> = p.isr.iter().copied().filter(|id| !fenced.contains(id)).collect();
+            let Some(leader) = p.replicas.iter().copied().find(|id| isr.contains(id)) else { continue };
+            out.push(MetadataCommand::ElectLeader {
+                topic: topic.name.clone(),
+                partition: p.partition,
+                leader,
+                leader_epoch: p.leader_epoch + 1,
+                isr,
+            });
+        }
+    }
+    out
 }
 
 fn check_partition_count(topic: &str, count: i32) -> Result<(), MetadataError> {
@@ -306,8 +407,8 @@ fn check_partition_count(topic: &str, count: i32) -> Result<(), MetadataError> {
 
 fn new_partition(partition: i32, nodes: &[NodeId], replication_factor: i16) -> PartitionMeta {
     let replicas = assign_replicas(partition, nodes, replication_factor);
-    // Until followers replicate, the data lives on the leader alone and only it is in sync.
-    PartitionMeta { partition, leader: replicas[0], leader_epoch: 0, isr: vec![replicas[0]], replicas }
+    // Every replica starts empty, so all of them are in sync.
+    PartitionMeta { partition, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas }
 }
 
 /// Round-robin placement over sorted node ids: partition p → nodes[(p + k) mod n], k < RF.
@@ -434,13 +535,62 @@ mod tests {
         m.apply(&create("test-topic", 6, 3)).expect("create");
         let replicas: Vec<Vec<NodeId>> = m.topics["test-topic"].partitions.iter().map(|p| p.replicas.clone()).collect();
         assert_eq!(replicas, [[1, 2, 3], [2, 3, 1], [3, 1, 2], [1, 2, 3], [2, 3, 1], [3, 1, 2]].map(Vec::from));
-        assert!(m.topics["test-topic"].partitions.iter().all(|p| p.leader == p.replicas[0] && p.isr == [p.leader]));
+        assert!(m.topics["test-topic"].partitions.iter().all(|p| p.leader == p.replicas[0] && p.isr == p.replicas));
         // Learners are brokers but get no replicas until they vote.
         let mut with_learner = cluster(&[1, 2]);
         with_learner.set_membership([1, 2].into(), [1, 2, 3].map(node));
         assert_eq!(with_learner.nodes.len(), 3);
         let err = with_learner.apply(&create("t", 1, 3)).unwrap_err();
         assert_eq!(err, MetadataError::InvalidReplicationFactor { requested: 3, available: 2 });
+    }
+
+    #[test]
+    fn isr_updates_are_fenced_by_leader_epoch_and_keep_the_leader() {
+        let mut m = cluster(&[1, 2, 3]);
+        m.apply(&create("t", 1, 3)).expect("create");
+        let update = |epoch, isr: &[NodeId]| MetadataCommand::UpdateIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch: epoch,
+            isr: isr.to_vec(),
+        };
+        m.apply(&update(0, &[1, 3])).expect("shrink");
+        assert_eq!(m.topics["t"].partitions[0].isr, vec![1, 3]);
+        assert_eq!(m.apply(&update(5, &[1])), Err(MetadataError::StaleLeaderEpoch { current: 0, got: 5 }));
+        assert!(matches!(m.apply(&update(0, &[2, 3])), Err(MetadataError::InvalidIsr { .. })), "leader left out");
+        assert!(matches!(m.apply(&update(0, &[1, 9])), Err(MetadataError::InvalidIsr { .. })), "not a replica");
+        assert_eq!(m.topics["t"].partitions[0].isr, vec![1, 3], "refused changes change nothing");
+    }
+
+    #[test]
+    fn fenced_leaders_are_replaced_from_the_isr_only() {
+        let mut m = cluster(&[1, 2, 3]);
+        m.apply(&create("t", 3, 3)).expect("create");
+        m.apply(&create("solo", 1, 1)).expect("create");
+        // t-1 (leader 2) lost node 3 from its ISR earlier.
+        let shrink = MetadataCommand::UpdateIsr { topic: "t".into(), partition: 1, leader_epoch: 0, isr: vec![2] };
+        m.apply(&shrink).expect("shrink");
+        // t-1's only ISR member is fenced: no unclean election.
+        assert!(elect_leaders(&m, &[2].into()).is_empty());
+        // Node 1 leads t-0 and "solo"; only t-0 has a live ISR member to take over.
+        let elections = elect_leaders(&m, &[1].into());
+        assert_eq!(
+            elections,
+            vec![MetadataCommand::ElectLeader {
+                topic: "t".into(),
+                partition: 0,
+                leader: 2,
+                leader_epoch: 1,
+                isr: vec![2, 3]
+            }]
+        );
+        for e in &elections {
+            m.apply(e).expect("elect");
+        }
+        let p0 = &m.topics["t"].partitions[0];
+        assert_eq!((p0.leader, p0.leader_epoch, p0.isr.clone()), (2, 1, vec![2, 3]));
+        assert!(matches!(m.apply(&elections[0]), Err(MetadataError::StaleLeaderEpoch { current: 1, got: 1 })));
+        assert!(elect_leaders(&m, &[1].into()).is_empty(), "nothing left to elect");
     }
 
     #[test]

@@ -121,6 +121,19 @@ impl Config {
         if r.election_timeout_max_ms <= r.election_timeout_min_ms {
             problems.push("raft.election_timeout_max_ms: must be above raft.election_timeout_min_ms".into());
         }
+        let rep = &self.replication;
+        if rep.replica_lag_max_ms == 0 || rep.fetch_max_wait_ms == 0 || rep.fetch_max_wait_ms >= rep.replica_lag_max_ms
+        {
+            problems.push(
+                "replication.fetch_max_wait_ms: must be positive and below replication.replica_lag_max_ms".into(),
+            );
+        }
+        if rep.session_timeout_ms <= self.raft.heartbeat_interval_ms {
+            problems.push("replication.session_timeout_ms: must be above raft.heartbeat_interval_ms".into());
+        }
+        if rep.fetch_max_bytes < 1024 {
+            problems.push(format!("replication.fetch_max_bytes: must be at least 1024, got {}", rep.fetch_max_bytes));
+        }
         let sup = &self.supervision;
         if sup.backoff_initial_ms == 0 || sup.backoff_max_ms < sup.backoff_initial_ms {
             problems.push("supervision.backoff_initial_ms / backoff_max_ms: need 0 < initial <= max".into());

@@ -40,6 +40,14 @@ pub enum LogError {
     /// A batch handed to `append` is malformed.
     #[error("refused to append: {0}")]
     Batch(#[from] BatchError),
+    /// A replicated batch does not start at the log end (the follower and leader disagree).
+    #[error("replicated batch starts at offset {base_offset}, but the log ends at {log_end}")]
+    NotContiguous {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The log end offset it should have had.
+        log_end: i64,
+    },
     /// The log settings are unusable.
     #[error("invalid log config for {}: {}", .dir.display(), .problems.join("; "))]
     InvalidConfig {

@@ -112,18 +112,26 @@ impl PartitionLog {
     /// active segment is full or too old. A plain write, no fsync: durability is the WAL
     /// flusher's job through [`PartitionLog::sync_handle`].
     pub fn append(&mut self, batch: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
-        let mut header = BatchHeader::parse(batch)?;
+        BatchHeader::parse(batch)?;
+        set_base_offset_and_epoch(batch, self.log_end_offset(), leader_epoch);
+        self.append_replicated(batch, now_ms)
+    }
+
+    /// Appends one batch that already carries its offsets and leader epoch, byte for byte (a
+    /// follower copying its leader). Its base offset must be the log end offset.
+    pub fn append_replicated(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let header = BatchHeader::parse(batch)?;
         if header.total_len() != batch.len() {
             return Err(
                 BatchError::LengthMismatch { index: 0, expected: header.total_len(), actual: batch.len() }.into()
             );
         }
-        header.base_offset = self.log_end_offset();
-        header.partition_leader_epoch = leader_epoch;
+        if header.base_offset != self.log_end_offset() {
+            return Err(LogError::NotContiguous { base_offset: header.base_offset, log_end: self.log_end_offset() });
+        }
         if self.should_roll(&header, now_ms) {
             self.roll()?;
         }
-        set_base_offset_and_epoch(batch, header.base_offset, leader_epoch);
         self.active.append(batch, &header, now_ms)?;
         Ok(AppendInfo {
             base_offset: header.base_offset,

@@ -151,7 +151,7 @@ fn start_append(
         encode_commits(records, now_ms()).map_err(|e| PartitionError::new(ResponseError::UnknownServerError, e))?;
     let (tx, rx) = oneshot::channel();
     replica
-        .cast(ReplicaMsg::Append { batches: vec![batch], reply: Some(tx.into()) })
+        .cast(ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(tx.into()) })
         .map_err(|_| unavailable("the offsets replica is restarting"))?;
     Ok(rx)
 }

@@ -1,19 +1,15 @@
-//! OffsetForLeaderEpoch (v2–v3): the end offset of a leader epoch, so a consumer can tell
-//! whether the log was truncated under it. A standalone partition has only ever had the epoch
-//! in its metadata, so that epoch ends at the high watermark.
+//! OffsetForLeaderEpoch (v2–v3): where the leader's log ends for a leader epoch (the largest
+//! epoch it knows at or below the asked one, and the start of the next), so a consumer can tell
+//! whether the log was truncated under it. Followers ask the same over the wal port.
 
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind};
 
 use super::{ask_replica, check_leader_epoch, replica_for, topic_name};
 use crate::context::NodeContext;
 use crate::replica::{PartitionError, ReplicaMsg};
-
-/// ListOffsets sentinel for the latest offset.
-const LATEST: i64 = -1;
 
 /// Handles one OffsetForLeaderEpoch request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: OffsetForLeaderEpochRequest) -> ResponseKind {
@@ -42,15 +38,6 @@ async fn end_offset(
 ) -> Result<(i32, i64), PartitionError> {
     check_leader_epoch(ctx, topic, partition, current)?;
     let replica = replica_for(ctx, topic, partition)?;
-    let epoch = ctx.metadata().partition(topic, partition).map_or(0, |p| p.leader_epoch);
-    if wanted > epoch {
-        // Kafka answers an epoch it has not reached with "undefined".
-        return Ok((-1, -1));
-    }
-    if wanted < epoch {
-        let msg = format!("{topic}-{partition}: no history for epoch {wanted}");
-        return Err(PartitionError::new(ResponseError::UnknownLeaderEpoch, msg));
-    }
-    let (hw, _) = ask_replica(&replica, |reply| ReplicaMsg::ListOffset { timestamp: LATEST, reply }).await?;
-    Ok((epoch, hw))
+    let answer = ask_replica(&replica, |reply| ReplicaMsg::EpochEndOffset { epoch: wanted, reply }).await?;
+    Ok(chronik::partition::replication::EpochEndOffset::to_wire(answer))
 }

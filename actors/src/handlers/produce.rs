@@ -102,11 +102,11 @@ fn start_append(ctx: &NodeContext, topic: &str, partition: i32, records: Bytes, 
             }
         };
     if acks == 0 {
-        let _ = replica.cast(ReplicaMsg::Append { batches, reply: None });
+        let _ = replica.cast(ReplicaMsg::Append { batches, acks_all: false, reply: None });
         return Pending::Done(Ok(AppendOutcome { base_offset: -1, log_start_offset: -1 }));
     }
     let (tx, rx) = oneshot::channel();
-    match replica.cast(ReplicaMsg::Append { batches, reply: Some(tx.into()) }) {
+    match replica.cast(ReplicaMsg::Append { batches, acks_all: acks == -1, reply: Some(tx.into()) }) {
         Ok(()) => Pending::Waiting(rx),
         Err(_) => err(ResponseError::NotLeaderOrFollower, format!("{topic}-{partition} is restarting")),
     }

@@ -36,19 +36,25 @@ pub struct PeerChannels {
 }
 
 impl PeerChannels {
-    /// The client for the peer at `addr` (`host:port`), created on first use.
+    /// The Raft client for the peer at `addr` (`host:port`).
     pub fn client(&self, addr: &str) -> Result<RaftServiceClient<Channel>, String> {
+        self.channel(addr).map(RaftServiceClient::new)
+    }
+
+    /// The channel to `addr` (`host:port`), created on first use and shared by every stream to
+    /// that address (HTTP/2 multiplexes them).
+    pub fn channel(&self, addr: &str) -> Result<Channel, String> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(addr) {
-            return Ok(RaftServiceClient::new(channel.clone()));
+            return Ok(channel.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("invalid Raft address {addr:?}: {e}"))?
+            .map_err(|e| format!("invalid address {addr:?}: {e}"))?
             .tcp_nodelay(true)
             .connect_timeout(CONNECT_TIMEOUT);
         let channel = endpoint.connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
-        Ok(RaftServiceClient::new(channel))
+        Ok(channel)
     }
 
     /// Records that `node` answered just now.

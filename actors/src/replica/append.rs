@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use chronik::log::{BatchHeader, LogError};
+use chronik::partition::replication::check_before_append;
 use chronik::partition::{BatchIdentity, SequenceCheck};
 use kafka_protocol::ResponseError;
 use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -29,10 +30,17 @@ impl ReplicaState {
         &mut self,
         myself: &ActorRef<ReplicaMsg>,
         batches: Vec<Bytes>,
+        acks_all: bool,
         reply: Option<AppendReply>,
     ) -> Result<(), ActorProcessingErr> {
         if self.fail_next_append {
             panic!("fail point replica_panic tripped on {}", self.tp);
+        }
+        if let Err(e) = self.may_append(acks_all) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(e));
+            }
+            return Ok(());
         }
         let result = match self.append_batches(batches) {
             Ok(result) => result,
@@ -46,15 +54,31 @@ impl ReplicaState {
         };
         if let Some(reply) = reply {
             match result {
-                Ok((target, outcome)) if target > self.high_watermark => {
-                    self.parked_acks.push_back(ParkedAck { target, outcome: Ok(outcome), reply });
+                Ok((target, outcome)) => {
+                    self.parked_acks.push_back(ParkedAck { target, acks_all, outcome: Ok(outcome), reply });
+                    self.complete_acks();
                 }
-                other => {
-                    let _ = reply.send(other.map(|(_, outcome)| outcome));
+                Err(e) => {
+                    let _ = reply.send(Err(e));
                 }
             }
         }
+        self.log_end_grew();
         self.request_sync(myself);
+        Ok(())
+    }
+
+    /// Only the leader takes produces; acks=all needs `min.insync.replicas` in sync first
+    /// (NOT_ENOUGH_REPLICAS, nothing written).
+    fn may_append(&self, acks_all: bool) -> Result<(), PartitionError> {
+        let l = &self.leadership;
+        if l.leader != self.ctx.config.node_id || self.followers.is_none() {
+            let msg = format!("{} is led by node {}", self.tp, l.leader);
+            return Err(PartitionError::new(ResponseError::NotLeaderOrFollower, msg));
+        }
+        if acks_all && let Err(e) = check_before_append(l.isr.len(), l.min_insync) {
+            return Err(PartitionError { code: e.code(), message: format!("{}: {e}", self.tp) });
+        }
         Ok(())
     }
 
@@ -73,7 +97,8 @@ impl ReplicaState {
             match self.producers.check(&id) {
                 SequenceCheck::Append => {
                     let mut owned = batch.to_vec();
-                    let info = self.log.append(&mut owned, self.leader_epoch, now)?;
+                    let info = self.log.append(&mut owned, self.leadership.leader_epoch, now)?;
+                    self.epochs.assign(self.leadership.leader_epoch, info.base_offset);
                     self.producers.record(&id, info.base_offset);
                     base_offset.get_or_insert(info.base_offset);
                 }
@@ -103,7 +128,7 @@ impl ReplicaState {
     /// already out: appends arriving meanwhile ride on the next round (group commit).
     pub(super) fn request_sync(&mut self, myself: &ActorRef<ReplicaMsg>) {
         let upto = self.log.log_end_offset();
-        if self.sync_in_flight || upto <= self.high_watermark {
+        if self.sync_in_flight || upto <= self.durable_end {
             return;
         }
         let Some(flusher) = self.ctx.flusher.get() else {
@@ -135,21 +160,12 @@ impl ReplicaState {
         myself.send_after(std::time::Duration::from_millis(10), || ReplicaMsg::Flushed { upto: i64::MIN });
     }
 
-    /// Everything below `upto` is durable: advance the high watermark, answer what waited.
+    /// Everything below `upto` is durable here: the high watermark may move, acks may go out.
     pub(super) fn flushed(&mut self, myself: &ActorRef<ReplicaMsg>, upto: i64) {
         self.sync_in_flight = false;
-        if upto > self.high_watermark {
-            self.high_watermark = upto;
-            while self.parked_acks.front().is_some_and(|a| a.target <= upto) {
-                if let Some(ack) = self.parked_acks.pop_front() {
-                    let _ = ack.reply.send(ack.outcome);
-                }
-            }
-            let (ready, waiting) = std::mem::take(&mut self.parked_fetches).into_iter().partition(|(o, _)| *o < upto);
-            self.parked_fetches = waiting;
-            for (_, reply) in ready {
-                let _ = reply.send(());
-            }
+        if upto > self.durable_end {
+            self.durable_end = upto;
+            self.advance_high_watermark();
         }
         self.request_sync(myself);
     }

@@ -2,6 +2,7 @@
 
 use chronik::log::{LogError, PartitionLog};
 use chronik::partition::ProducerStateTable;
+use chronik::partition::replication::LeaderEpochCache;
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
@@ -64,13 +65,16 @@ impl ReplicaState {
     }
 }
 
-/// Replays every idempotent batch header in the log so duplicates are recognised after a restart.
-pub(super) fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, LogError> {
+/// Replays every batch header in the log: idempotent producers' sequences, so duplicates are
+/// recognised after a restart, and the leader epoch history, for truncation.
+pub(super) fn rebuild_from_headers(log: &PartitionLog) -> Result<(ProducerStateTable, LeaderEpochCache), LogError> {
     let mut table = ProducerStateTable::default();
+    let mut epochs = LeaderEpochCache::new();
     log.for_each_batch_header(|h| {
+        epochs.assign(h.partition_leader_epoch, h.base_offset);
         if h.producer_id >= 0 {
             table.record(&identity(h), h.base_offset);
         }
     })?;
-    Ok(table)
+    Ok((table, epochs))
 }

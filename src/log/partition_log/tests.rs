@@ -72,3 +72,23 @@ fn segment_bases(dir: &Path) -> Vec<i64> {
     bases.sort_unstable();
     bases
 }
+
+#[test]
+fn a_follower_copies_the_leaders_batches_byte_for_byte() {
+    let (leader_dir, follower_dir) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (mut leader, _) = open(leader_dir.path(), config(1 << 20));
+    let (mut follower, _) = open(follower_dir.path(), config(1 << 20));
+    append(&mut leader, &["a", "b"], 1);
+    let mut stamped = batch(&["c"], 2).to_vec();
+    leader.append(&mut stamped, 7, 2).expect("leader append");
+    let copied = read_all(&leader);
+    for b in split_batches(&copied).expect("split") {
+        follower.append_replicated(&b, 3).expect("follower append");
+    }
+    assert_eq!(read_all(&follower), copied, "same offsets, same epochs, same bytes");
+    assert_eq!(follower.log_end_offset(), 3);
+    // A batch that does not start at the log end is refused, not stored with a gap.
+    let stale = split_batches(&copied).expect("split").remove(0);
+    let err = follower.append_replicated(&stale, 4).unwrap_err();
+    assert!(matches!(err, crate::log::LogError::NotContiguous { base_offset: 0, log_end: 3 }), "{err}");
+}
