@@ -2,16 +2,21 @@
 """Produce/consume benchmark with confluent-kafka (librdkafka).
 
     python3 integration/bench.py [--bootstrap HOST:PORT] [--scale 0.1]
+    python3 integration/bench.py --cluster 3 [--scale 0.3]
 
 Without --bootstrap it starts its own release broker (target/release/chronik-server)
 on free ports with a temporary data dir and fsync = "always", and stops it after.
+With --cluster N it starts N release brokers instead, as one Raft cluster (integration/cluster.py,
+fsync = "always", min_insync_replicas 2), creates every topic with replication factor
+min(3, N) and runs only the acks=all runs: an ack then means the batch is on every in-sync
+replica (the leader's disk and each follower's log).
 
 Runs (each to a fresh topic with 3 partitions, compression none):
   1,000,000 x 100 B with acks=1, then acks=all
     200,000 x 1 KiB with acks=1, then acks=all
 For each run it prints msg/s, MB/s (10^6 bytes of values), produce latency
-p50/p99/p99.9 and the error count; then it reads each topic back and prints consume
-msg/s and MB/s.
+p50/p99/p99.9, the error count and, for the brokers it started, the CPU seconds each used
+during the run; then it reads each topic back and prints consume msg/s and MB/s.
 
 Latency is measured from the produce() call to the delivery report, on every 100th
 message: a Python callback per message costs about as much as the broker's whole work
@@ -32,11 +37,13 @@ import time
 import uuid
 from array import array
 from pathlib import Path
+from typing import Optional
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import Cluster  # noqa: E402
 from harness import Broker  # noqa: E402
 
 PARTITIONS = 3
@@ -48,16 +55,26 @@ RUNS = [  # (label, messages, value bytes, acks)
 ]
 
 
-def create_topic(bootstrap: str, topic: str) -> None:
+def create_topic(bootstrap: str, topic: str, replication_factor: int = 1) -> None:
+    """Creates the topic and waits until every partition has a leader and a full ISR."""
     a = AdminClient({"bootstrap.servers": bootstrap})
-    a.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(30)
+    new = NewTopic(topic, num_partitions=PARTITIONS, replication_factor=replication_factor)
+    a.create_topics([new])[topic].result(30)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         t = a.list_topics(topic, timeout=5).topics.get(topic)
-        if t is not None and t.error is None and len(t.partitions) == PARTITIONS:
+        if (t is not None and t.error is None and len(t.partitions) == PARTITIONS
+                and all(p.leader >= 0 and len(p.isrs) == replication_factor for p in t.partitions.values())):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"topic {topic} not visible with {PARTITIONS} partitions")
+    raise RuntimeError(f"topic {topic} not visible with {PARTITIONS} partitions and full ISRs")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # Every LATENCY_SAMPLE-th message carries a delivery callback (see the module doc).
@@ -161,18 +178,23 @@ def consume_all(bootstrap: str, topic: str, size: int) -> dict:
                 msg_s=count / wall, mb_s=nbytes / wall / 1e6, bytes_ok=nbytes == count * size)
 
 
-def run_all(bootstrap: str, scale: float) -> int:
+def run_all(bootstrap: str, scale: float, runs=RUNS, replication_factor: int = 1,
+            pids: Optional[dict[str, int]] = None) -> int:
+    """`pids`: name -> pid of the brokers whose CPU time each produce run reports."""
     failed = False
     results = []
-    for label, n, size, acks in RUNS:
+    pids = pids or {}
+    for label, n, size, acks in runs:
         n = max(1, int(n * scale))
         topic = f"bench-{label.replace(' ', '-').replace('=', '')}-{uuid.uuid4().hex[:6]}"
-        create_topic(bootstrap, topic)
+        create_topic(bootstrap, topic, replication_factor)
+        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
         p = produce_run(bootstrap, topic, n, size, acks)
+        cpu = "".join(f"  {name} cpu {cpu_seconds(pid) - cpu0[name]:.1f} s" for name, pid in pids.items())
         print(f"produce {label:<14} {n:>9} msgs  {p['wall']:7.2f} s  {p['msg_s']:>10,.0f} msg/s  "
               f"{p['mb_s']:7.2f} MB/s  latency ms p50 {p['p50']:7.2f}  p99 {p['p99']:7.2f}  "
               f"p99.9 {p['p999']:7.2f}  errors {p['errors']}"
-              + (f" (first: {p['first_error']})" if p["first_error"] else ""), flush=True)
+              + (f" (first: {p['first_error']})" if p["first_error"] else "") + cpu, flush=True)
         results.append((label, n, size, topic, p))
     for label, n, size, topic, p in results:
         c = consume_all(bootstrap, topic, size)
@@ -185,19 +207,50 @@ def run_all(bootstrap: str, scale: float) -> int:
     return 1 if failed else 0
 
 
+def run_cluster(size: int, scale: float) -> int:
+    """Starts `size` nodes as one cluster, runs the acks=all runs at RF min(3, size), stops them."""
+    rf = min(3, size)
+    with tempfile.TemporaryDirectory(prefix="chronik-bench-cluster-") as tmp:
+        cluster = Cluster(Path(tmp), size=size, spare=0, name="bench-node", replication_factor=rf,
+                          min_insync_replicas=min(2, rf), fsync="always", num_partitions=PARTITIONS)
+        try:
+            leader = cluster.start()
+        except BaseException:
+            cluster.kill_all()
+            raise
+        bootstrap = ",".join(cluster.bootstrap(i) for i in cluster.members)
+        pids = {f"node{i}": cluster.node(i).pid for i in cluster.members}
+        print(f"{size}-node cluster on {bootstrap} (Raft leader node {leader}, RF {rf}, min.insync {min(2, rf)}, "
+              f"fsync=always, data under {tmp}); pids {pids}", flush=True)
+        try:
+            return run_all(bootstrap, scale, [r for r in RUNS if r[3] == "all"], rf, pids)
+        except BaseException:
+            for i in cluster.members:
+                print(f"--- node {i} log tail ---\n{cluster.node(i).log_tail(40)}", file=sys.stderr)
+            raise
+        finally:
+            codes = cluster.stop_all()
+            if any(codes.values()):
+                print(f"cluster nodes exited with {codes}", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", help="an already running broker; default: start a release broker")
+    ap.add_argument("--cluster", type=int, metavar="N",
+                    help="start N release brokers as one cluster and run the acks=all runs at RF min(3, N)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every message count (e.g. 0.1)")
     args = ap.parse_args()
     if args.bootstrap:
         return run_all(args.bootstrap, args.scale)
+    if args.cluster:
+        return run_cluster(args.cluster, args.scale)
     with tempfile.TemporaryDirectory(prefix="chronik-bench-") as tmp:
         broker = Broker(Path(tmp), name="bench-broker", fsync="always", num_partitions=PARTITIONS)
         broker.start()
         print(f"broker pid {broker.pid} on {broker.bootstrap} (fsync=always, data {broker.data_dir})", flush=True)
         try:
-            rc = run_all(broker.bootstrap, args.scale)
+            rc = run_all(broker.bootstrap, args.scale, pids={"broker": broker.pid})
         except BaseException:
             print(f"--- broker log tail ---\n{broker.log_tail(80)}", file=sys.stderr)
             raise

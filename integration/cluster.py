@@ -4,10 +4,14 @@ Layout
 - `Slot`         the ports one node id owns (kafka, wal, raft, admin), picked up front so every
                  TOML can list every peer, including spare slots for nodes added later (node 4).
 - `ClusterNode`  a `harness.Broker` whose TOML is the seed's cluster shape. It keeps Broker's
-                 log file, start / stop (SIGTERM) / kill (SIGKILL) / restart by pid, and is
-                 registered in `harness.ALL_BROKERS`, so conftest attaches its log on failure.
+                 log file, start / stop (SIGTERM) / kill (SIGKILL) / restart by pid, adds pause /
+                 resume (SIGSTOP / SIGCONT), and is registered in `harness.ALL_BROKERS`, so
+                 conftest attaches its log on failure.
 - `Cluster`      the nodes, formation, and the helpers tests need: health(i),
                  wait_for_leader(), leader_node(), bootstrap(), hold_for(), the `cluster` CLI.
+
+`raft` and `replication` are written as the `[raft]` / `[replication]` tables of every TOML
+(integer values; e.g. `replication={"replica_lag_max_ms": 3000}`).
 
 Members (ids 1..size) list peers 1..size; a spare node k lists peers 1..k, i.e. itself and
 every member, which is how the seed's node 4 is configured before `cluster add-node`.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -123,7 +128,20 @@ class ClusterNode(Broker):
         ]
         if c.raft:
             lines += ["", "[raft]"] + [f"{k} = {v}" for k, v in c.raft.items()]
+        if c.replication:
+            lines += ["", "[replication]"] + [f"{k} = {v}" for k, v in c.replication.items()]
         return "\n".join(lines) + "\n"
+
+    def pause(self) -> None:
+        """SIGSTOP the pid we started: it keeps its sockets (connects still succeed) and answers
+        nothing, like a stalled host; `resume` continues it."""
+        if self.is_running():
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the pid we started (harmless if it was not stopped)."""
+        if self.is_running():
+            os.kill(self.proc.pid, signal.SIGCONT)
 
     # A node without a leader (or not a member) may answer health with a non-200 status;
     # what matters is that the admin API answers with the health document.
@@ -163,6 +181,7 @@ class Cluster:
         replication_factor: int = 3,
         min_insync_replicas: int = 1,
         raft: Optional[dict[str, Any]] = None,
+        replication: Optional[dict[str, Any]] = None,
         fsync: str = "interval",
         auto_create_topics: bool = False,
         num_partitions: int = 1,
@@ -173,6 +192,7 @@ class Cluster:
         self.replication_factor = replication_factor
         self.min_insync_replicas = min_insync_replicas
         self.raft = dict(raft or {})
+        self.replication = dict(replication or {})  # [replication] keys, e.g. replica_lag_max_ms
         self.members = list(range(1, size + 1))
         ids = list(range(1, size + spare + 1))
         ports = pick_ports(4 * len(ids))
@@ -218,6 +238,12 @@ class Cluster:
 
     def kill(self, i: int) -> None:
         self.nodes[i].kill()
+
+    def pause(self, i: int) -> None:
+        self.nodes[i].pause()
+
+    def resume(self, i: int) -> None:
+        self.nodes[i].resume()
 
     def stop(self, i: int, timeout: float = 30.0) -> int:
         return self.nodes[i].stop(timeout)

@@ -99,13 +99,11 @@ def gbroker(tmp_path_factory) -> Broker:
 @pytest.fixture(scope="module")
 def cluster3(tmp_path_factory) -> Cluster:
     """Nodes 1-3 started together; returns once they agree on a leader (30 s at most; the
-    10 s election budget is asserted by the test, from `formation_seconds`).
-
-    min_insync_replicas = 1: partition data is not replicated to followers yet, so an acks=all
-    produce must not need a second in-sync replica.
+    10 s election budget is asserted by the test, from `formation_seconds`). RF 3 and
+    min_insync_replicas 2, the seed's settings.
     """
     c = Cluster(tmp_path_factory.mktemp("cluster3"), size=3, spare=1, name="node",
-                replication_factor=3, min_insync_replicas=1)
+                replication_factor=3, min_insync_replicas=2)
     try:
         c.start()
     except BaseException:

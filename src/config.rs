@@ -4,6 +4,8 @@
 
 mod validate;
 
+pub use validate::parse_host_port;
+
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -4,6 +4,7 @@
 //! applied on this node.
 
 mod formation;
+pub mod membership_change;
 mod network;
 mod service;
 mod state_machine;
@@ -63,6 +64,13 @@ pub enum RaftMsg {
         /// The results, or why the proposal could not be committed.
         reply: RpcReplyPort<Result<Vec<CommandResult>, String>>,
     },
+    /// From the admin API: add a node as a voter (learner, catch-up, promotion).
+    AddNode {
+        /// The new node with its addresses.
+        node: NodeInfo,
+        /// Done, or why not.
+        reply: RpcReplyPort<Result<(), membership_change::AddNodeError>>,
+    },
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -97,6 +105,8 @@ pub struct RaftState {
     _server: Option<TaskGuard>,
     /// Cluster formation (ends once this node is in a cluster or knows it must wait).
     _formation: TaskGuard,
+    /// A membership change is running (one at a time).
+    membership_busy: Arc<std::sync::atomic::AtomicBool>,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
     registration: Registration,
 }
@@ -157,7 +167,14 @@ impl Actor for RaftActor {
 
         ctx.raft.send_replace(Some(raft.clone()));
         ctx.raft_actor.set(myself, registration.gauge().clone());
-        Ok(RaftState { raft: ShutdownOnDrop(raft), ctx, _server: server, _formation: formation, registration })
+        Ok(RaftState {
+            raft: ShutdownOnDrop(raft),
+            ctx,
+            _server: server,
+            _formation: formation,
+            membership_busy: Arc::default(),
+            registration,
+        })
     }
 
     async fn handle(
@@ -173,6 +190,12 @@ impl Actor for RaftActor {
                 let (ctx, raft) = (state.ctx.clone(), state.raft.0.clone());
                 tokio::spawn(async move {
                     let _ = reply.send(propose(&ctx, &raft, commands).await);
+                });
+            }
+            RaftMsg::AddNode { node, reply } => {
+                let (ctx, raft, busy) = (state.ctx.clone(), state.raft.0.clone(), state.membership_busy.clone());
+                tokio::spawn(async move {
+                    let _ = reply.send(membership_change::add_node(&ctx, &raft, node, &busy).await);
                 });
             }
         }

@@ -219,6 +219,9 @@ pub struct ClusterMetadata {
     /// The Raft voters; replicas are placed over these.
     #[serde(default)]
     pub voters: BTreeSet<NodeId>,
+    /// Ids of nodes that left the membership; never given to a new node.
+    #[serde(default)]
+    pub removed: BTreeSet<NodeId>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMeta>,
     /// The first producer id not yet handed out.
@@ -293,6 +296,7 @@ impl ClusterMetadata {
             let known = self.nodes.remove(&info.id).unwrap_or(info);
             nodes.insert(known.id, known);
         }
+        self.removed.extend(self.nodes.keys().copied());
         self.nodes = nodes;
         self.voters = voters;
     }
@@ -602,6 +606,7 @@ mod tests {
         m.set_membership([2, 3].into(), [2, 3].map(node));
         assert_eq!(m.nodes.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(m.nodes[&2], moved, "a member keeps what it registered");
+        assert_eq!(m.removed, [1].into(), "node 1's id is retired");
         m.apply(&MetadataCommand::RegisterNode(node(1))).expect("ignored");
         assert!(!m.nodes.contains_key(&1), "a removed node does not come back by registering");
     }

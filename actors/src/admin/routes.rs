@@ -53,6 +53,16 @@ struct FailPoint {
     partition: i32,
 }
 
+/// `POST /admin/add-node` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddNode {
+    node_id: u64,
+    kafka_addr: String,
+    wal_addr: String,
+    raft_addr: String,
+}
+
 /// The reply shape of every mutation.
 #[derive(Debug, Serialize)]
 struct Outcome {
@@ -87,11 +97,51 @@ pub fn routes(
     });
     let fail_points = warp::path!("admin" / "fail-points")
         .and(warp::post())
-        .and(with_ctx)
+        .and(with_ctx.clone())
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
         .map(fail_point);
-    health.or(actors).or(partitions).or(groups).or(metrics).or(fail_points).recover(reject)
+    let add_node = warp::path!("admin" / "add-node")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+        .then(add_node);
+    health.or(actors).or(partitions).or(groups).or(metrics).or(fail_points).or(add_node).recover(reject)
+}
+
+/// Adds a node as a voter; answers once it votes, or why it cannot.
+async fn add_node(ctx: Arc<NodeContext>, req: AddNode) -> WithStatus<Json> {
+    use crate::raft::membership_change::AddNodeError;
+    let Some(raft) = ctx.raft_actor.get() else {
+        return outcome(StatusCode::SERVICE_UNAVAILABLE, false, "the Raft node is restarting");
+    };
+    let peer = chronik::config::PeerConfig {
+        id: req.node_id,
+        kafka: req.kafka_addr,
+        wal: req.wal_addr,
+        raft: req.raft_addr,
+        admin: None,
+    };
+    let node = crate::raft::node_info(&peer);
+    let msg = |reply| crate::raft::RaftMsg::AddNode { node, reply };
+    match raft.call(msg, Duration::from_secs(60)).await {
+        Ok(ractor::rpc::CallResult::Success(Ok(()))) => {
+            outcome(StatusCode::OK, true, format!("Node {} added to the cluster as a voter", req.node_id))
+        }
+        Ok(ractor::rpc::CallResult::Success(Err(e))) => {
+            let status = match e {
+                AddNodeError::InvalidAddress(_) => StatusCode::BAD_REQUEST,
+                AddNodeError::NotLeader => StatusCode::MISDIRECTED_REQUEST,
+                AddNodeError::Exists(_) | AddNodeError::Retired(_) | AddNodeError::InProgress => StatusCode::CONFLICT,
+                AddNodeError::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                AddNodeError::CatchUpTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                AddNodeError::Raft(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            outcome(status, false, e.to_string())
+        }
+        _ => outcome(StatusCode::GATEWAY_TIMEOUT, false, "the Raft node did not answer in time"),
+    }
 }
 
 fn health(ctx: &NodeContext) -> Json {

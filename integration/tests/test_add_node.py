@@ -1,0 +1,118 @@
+"""Adding a node to a running 3-node cluster (the user's test plan, steps 1.5-1.7): node 4 starts
+outside the membership, `chronik-server cluster add-node` makes it a voter through the Raft
+leader, and the leader and term never change. Also the refusals the plan fixes: a duplicate id,
+a malformed address, a follower asked, a node that is not running.
+
+Rebalancing partitions onto the new node is not part of this file (it lands with the rebalancer).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+
+from cluster import Cluster
+from harness import wait_until
+
+VOTERS = [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def grow(tmp_path_factory) -> Cluster:
+    """Nodes 1-3 running; slots 4 (configured with 4 peers) and 5 spare."""
+    c = Cluster(tmp_path_factory.mktemp("add-node"), size=3, spare=2, name="node", min_insync_replicas=2)
+    try:
+        c.start()
+    except BaseException:
+        c.kill_all()
+        raise
+    yield c
+    c.kill_all()
+
+
+def add_node_args(c: Cluster, i: int, config_of: int = 1) -> list[str]:
+    s = c.slots[i]
+    return ["cluster", "add-node", str(i), "--kafka", s.addr(s.kafka), "--wal", s.addr(s.wal),
+            "--raft", s.addr(s.raft), "--config", str(c.node(config_of).config_path)]
+
+
+def test_unreachable_node_is_refused_before_anything_is_proposed(grow):
+    leader = grow.wait_for_leader(voters=VOTERS)
+    term = grow.health(leader)["term"]
+    out = grow.cli(*add_node_args(grow, 5))
+    assert out.returncode != 0, out.stdout
+    assert "✗ Failed to add node: Node 5 is not reachable" in out.stdout, out.stdout
+    now, hs = grow.agreement(VOTERS, voters=VOTERS)
+    assert now == leader and all(h["term"] == term and h["learners"] == [] for h in hs.values()), hs
+
+
+def test_refusals_name_the_reason(grow):
+    leader = grow.wait_for_leader(voters=VOTERS)
+    dup = grow.cli(*add_node_args(grow, 4)[:2], "1", *add_node_args(grow, 4)[3:])
+    assert dup.returncode != 0 and "✗ Failed to add node: Node 1 already exists in cluster" in dup.stdout, dup.stdout
+
+    bad = grow.cli("cluster", "add-node", "4", "--kafka", "localhost", "--wal", "localhost:1", "--raft",
+                   "localhost:2", "--config", str(grow.node(1).config_path))
+    assert bad.returncode != 0 and "✗ Failed to add node: Invalid address format" in bad.stdout, bad.stdout
+
+    follower = next(i for i in VOTERS if i != leader)
+    s = grow.slots[4]
+    body = {"node_id": 4, "kafka_addr": s.addr(s.kafka), "wal_addr": s.addr(s.wal), "raft_addr": s.addr(s.raft)}
+    r = requests.post(f"{grow.node(follower).admin_url}/admin/add-node", json=body, timeout=10)
+    assert r.status_code == 421, r.text
+    assert r.json() == {"success": False, "message": "Cannot add node: this node is not the leader"}
+
+    r = requests.post(f"{grow.node(leader).admin_url}/admin/add-node", data="{not json", timeout=10)
+    assert 400 <= r.status_code < 500 and r.json()["success"] is False, r.text
+
+
+def test_add_node_keeps_leader_and_term(grow):
+    leader = grow.wait_for_leader(voters=VOTERS)
+    term = grow.health(leader)["term"]
+    n4 = grow.node(4)
+    n4.start(wait=False)
+    wait_until(lambda: n4.health()["status"] == "not_member", 30, "node 4 running outside the membership")
+
+    # Sample leader and term on every node every 50 ms for the whole addition.
+    samples: list[tuple[int, object, int]] = []
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            for i in VOTERS:
+                try:
+                    h = grow.health(i)
+                    samples.append((i, h["leader_id"], h["term"]))
+                except Exception:  # a slow answer is not a change; the assertions below judge
+                    pass
+            stop.wait(0.05)
+
+    marks = {i: grow.node(i).log_size() for i in VOTERS}
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        out = grow.cli(*add_node_args(grow, 4), timeout=120)
+    finally:
+        stop.set()
+        sampler.join(10)
+    assert out.returncode == 0, out.stdout + out.stderr
+    port = grow.node(leader).admin_port
+    for line in ["Discovering cluster leader...", f"✓ Found leader: node {leader} (port {port})",
+                 "Sending add-node request to leader...", "✓ Node 4 addition proposed. Waiting for Raft consensus...",
+                 "Node Details:", "  ID:    4", f"  Raft:  {grow.slots[4].addr(grow.slots[4].raft)}"]:
+        assert line in out.stdout.splitlines(), f"missing {line!r} in:\n{out.stdout}"
+
+    assert samples, "no health samples were taken"
+    moved = [(i, lid, t) for i, lid, t in samples if lid != leader or t != term]
+    assert not moved, f"leader/term changed during the addition (was {leader}/{term}): {moved[:5]}"
+    everyone = VOTERS + [4]
+    now, hs = grow.agreement(everyone, voters=everyone)
+    assert now == leader and all(h["term"] == term for h in hs.values()), hs
+    for i in everyone:
+        assert grow.node(i).log_lines(r"ConfChange applied"), f"node {i} logged no ConfChange"
+    for i in VOTERS:
+        # Leader changes (ours) and candidacies (openraft's) would show here.
+        campaign = grow.node(i).log_lines(r"Raft leader: node|new candidate|become leader", marks[i])
+        assert not campaign, f"node {i} logged an election during the addition: {campaign}"
