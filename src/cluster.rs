@@ -3,10 +3,12 @@
 //! same code serves the standalone store today and the Raft state machine later.
 
 mod metadata;
+mod rebalance;
 mod topic_config;
 
 pub use metadata::{
     Applied, ClusterMetadata, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta, assign_replicas,
     elect_leaders, validate_topic_name,
 };
+pub use rebalance::{PartitionTarget, order_keeping_leader, plan};
 pub use topic_config::{TopicConfigError, effective_log_config, validate_topic_configs};

@@ -82,6 +82,8 @@ pub struct NodeContext {
     raft_db: OnceLock<Arc<redb::Database>>,
     /// Channels to the peers' Raft services, and when each last answered.
     pub peers: Arc<PeerChannels>,
+    /// The rebalancer's plan and progress; only the RebalancerActor sends on it.
+    pub rebalance: watch::Sender<crate::rebalancer::RebalanceStatus>,
     /// The RaftActor, for proposals.
     pub raft_actor: Slot<RaftMsg>,
     /// The MetadataActor, for changes.
@@ -113,6 +115,7 @@ impl NodeContext {
             raft: watch::Sender::new(None),
             raft_db: OnceLock::new(),
             peers: Arc::new(PeerChannels::default()),
+            rebalance: watch::Sender::new(Default::default()),
             raft_actor: Slot::default(),
             metadata_actor: Slot::default(),
             flusher: Slot::default(),

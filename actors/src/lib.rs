@@ -4,7 +4,8 @@
 //! - [`node_supervisor`]: the root; starts, restarts and stops the node's actors.
 //! - [`raft`]: the Raft node — metadata log, state machine, membership, the raft port.
 //! - [`membership`]: the cluster view (voters, learners, leader, term) from Raft's metrics;
-//!   [`controller`]: on the Raft leader, fences silent brokers and elects partition leaders.
+//!   [`controller`]: on the Raft leader, fences silent brokers and elects partition leaders;
+//!   [`rebalancer`]: on the Raft leader, moves replicas onto the voters' round-robin target.
 //! - [`metadata_actor`]: proposes metadata changes through Raft; hands out producer ids.
 //! - [`wal_flusher`]: group commit — fsyncs what replicas appended, then acks them.
 //! - [`replica_supervisor`] / [`replica`]: one `ReplicaActor` per hosted partition, leading or
@@ -29,6 +30,7 @@ pub mod membership;
 pub mod metadata_actor;
 pub mod node_supervisor;
 pub mod raft;
+pub mod rebalancer;
 pub mod replica;
 pub mod replica_supervisor;
 pub mod replication_service;

@@ -19,6 +19,7 @@ use crate::kafka_listener::{KafkaListener, KafkaListenerArgs};
 use crate::membership::{MembershipActor, MembershipArgs};
 use crate::metadata_actor::{MetadataActor, MetadataArgs};
 use crate::raft::{RaftActor, RaftArgs};
+use crate::rebalancer::{RebalancerActor, RebalancerArgs};
 use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
 use crate::replication_service::{ReplicationArgs, ReplicationService};
 use crate::supervision::{RestartTracker, restart_or_escalate};
@@ -37,6 +38,8 @@ pub enum ChildKind {
     Metadata,
     /// On the Raft leader: fences silent brokers, elects partition leaders.
     Controller,
+    /// On the Raft leader: moves replicas when the voters change.
+    Rebalancer,
     /// Owns the partition replicas.
     Replicas,
     /// Serves followers' fetches on the wal port.
@@ -50,12 +53,13 @@ pub enum ChildKind {
 }
 
 /// Start order: each child only needs the ones before it.
-const START_ORDER: [ChildKind; 10] = [
+const START_ORDER: [ChildKind; 11] = [
     ChildKind::Flusher,
     ChildKind::Raft,
     ChildKind::Membership,
     ChildKind::Metadata,
     ChildKind::Controller,
+    ChildKind::Rebalancer,
     ChildKind::Replicas,
     ChildKind::Replication,
     ChildKind::Coordinator,
@@ -177,6 +181,9 @@ impl NodeSupervisorState {
             }
             ChildKind::Controller => {
                 Actor::spawn_linked(None, Controller, ControllerArgs { ctx, restarts }, sup).await?.0.get_cell()
+            }
+            ChildKind::Rebalancer => {
+                Actor::spawn_linked(None, RebalancerActor, RebalancerArgs { ctx, restarts }, sup).await?.0.get_cell()
             }
             ChildKind::Replicas => {
                 Actor::spawn_linked(None, ReplicaSupervisor, ReplicaSupervisorArgs { ctx, restarts }, sup)

@@ -3,18 +3,25 @@ outside the membership, `chronik-server cluster add-node` makes it a voter throu
 leader, and the leader and term never change. Also the refusals the plan fixes: a duplicate id,
 a malformed address, a follower asked, a node that is not running.
 
-Rebalancing partitions onto the new node is not part of this file (it lands with the rebalancer).
+While node 4 joins, two producers (kafka-python defaults, confluent-kafka acks=all idempotent)
+write a numbered stream to a 6-partition RF-3 topic; the rebalancer then moves replicas onto
+node 4 (copy, catch up, join the ISR, only then drop the old one). Every acknowledged message
+must be read back exactly once, in order, and no producer may see an error.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import requests
 
 from cluster import Cluster
-from harness import wait_until
+from harness import unique_topic, wait_until
+from test_replication import NumberedProducers, check_log
+from client_helpers import ck_consume_all
+from confluent_kafka.admin import AdminClient, NewTopic
 
 VOTERS = [1, 2, 3]
 
@@ -68,14 +75,18 @@ def test_refusals_name_the_reason(grow):
     assert 400 <= r.status_code < 500 and r.json()["success"] is False, r.text
 
 
-def test_add_node_keeps_leader_and_term(grow):
+def test_add_node_keeps_leader_and_term_and_rebalances_under_load(grow):
     leader = grow.wait_for_leader(voters=VOTERS)
     term = grow.health(leader)["term"]
+    topic = unique_topic("grow")
+    admin = AdminClient({"bootstrap.servers": grow.bootstrap(1)})
+    for f in admin.create_topics([NewTopic(topic, 6, 3)]).values():
+        f.result(30)
     n4 = grow.node(4)
     n4.start(wait=False)
     wait_until(lambda: n4.health()["status"] == "not_member", 30, "node 4 running outside the membership")
 
-    # Sample leader and term on every node every 50 ms for the whole addition.
+    # Sample leader and term on every node every 50 ms for the whole addition and rebalance.
     samples: list[tuple[int, object, int]] = []
     stop = threading.Event()
 
@@ -89,15 +100,32 @@ def test_add_node_keeps_leader_and_term(grow):
                     pass
             stop.wait(0.05)
 
+    def rebalanced():
+        status = grow.node(leader).get("/admin/rebalance").json()
+        parts = [q for q in grow.node(leader).get("/admin/partitions").json()["partitions"] if q["topic"] == topic]
+        on4 = sum(4 in q["replicas"] for q in parts)
+        if not (status["voters"] == [1, 2, 3, 4] and status["moves"] == [] and 4 <= on4 <= 5):
+            raise AssertionError(f"rebalance {status}, node 4 holds {on4} replicas")
+        if any(sorted(q["isr"]) != sorted(q["replicas"]) or len(set(q["replicas"])) != 3 for q in parts):
+            raise AssertionError(f"not settled: {[(q['replicas'], q['isr']) for q in parts]}")
+        return parts
+
     marks = {i: grow.node(i).log_size() for i in VOTERS}
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        out = grow.cli(*add_node_args(grow, 4), timeout=120)
-    finally:
-        stop.set()
-        sampler.join(10)
-    assert out.returncode == 0, out.stdout + out.stderr
+    with NumberedProducers(grow.bootstrap(1), topic, list(range(6))) as prods:
+        prods.wait_acks(20, timeout=30, what="before the addition")
+        sampler.start()
+        try:
+            out = grow.cli(*add_node_args(grow, 4), timeout=120)
+            assert out.returncode == 0, out.stdout + out.stderr
+            wait_until(rebalanced, 120, f"{topic} rebalanced onto node 4", interval=0.5)
+        finally:
+            stop.set()
+            sampler.join(10)
+        prods.wait_acks(20, since=time.monotonic(), timeout=30, what="after the rebalance")
+    assert prods.errors == [], prods.errors[:5]
+    check_log(ck_consume_all(grow.bootstrap(1), topic, 6, timeout=60), prods)
+
     port = grow.node(leader).admin_port
     for line in ["Discovering cluster leader...", f"✓ Found leader: node {leader} (port {port})",
                  "Sending add-node request to leader...", "✓ Node 4 addition proposed. Waiting for Raft consensus...",
@@ -116,3 +144,7 @@ def test_add_node_keeps_leader_and_term(grow):
         # Leader changes (ours) and candidacies (openraft's) would show here.
         campaign = grow.node(i).log_lines(r"Raft leader: node|new candidate|become leader", marks[i])
         assert not campaign, f"node {i} logged an election during the addition: {campaign}"
+    log = grow.node(leader).log_text()
+    for line in ["Cluster membership changed: 3 → 4 nodes - triggering rebalance",
+                 f"Rebalancing topic '{topic}' across 4 nodes", "Proposed new assignment", "✓ Rebalancing complete"]:
+        assert line in log, f"the leader's log lacks {line!r}"

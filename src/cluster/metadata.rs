@@ -125,6 +125,17 @@ pub enum MetadataCommand {
         /// The ISR under the new leader (the fenced leader left out).
         isr: Vec<NodeId>,
     },
+    /// A partition's new replica list (the rebalancer: first current ∪ new, then the target).
+    /// It must keep the leader; replicas it drops leave the ISR, replicas it adds join the ISR
+    /// only once the leader sees them caught up.
+    ReassignPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The new replica list, preferred leader first.
+        replicas: Vec<NodeId>,
+    },
 }
 
 impl MetadataCommand {
@@ -139,6 +150,7 @@ impl MetadataCommand {
             Self::AllocateProducerIds { .. } => "AllocateProducerIds",
             Self::UpdateIsr { .. } => "UpdateIsr",
             Self::ElectLeader { .. } => "ElectLeader",
+            Self::ReassignPartition { .. } => "ReassignPartition",
         }
     }
 }
@@ -283,6 +295,17 @@ impl ClusterMetadata {
                 p.leader = *leader;
                 p.leader_epoch = *leader_epoch;
                 p.isr = isr.clone();
+                Ok(())
+            }
+            MetadataCommand::ReassignPartition { topic, partition, replicas } => {
+                let voters = self.voters.clone();
+                let p = self.partition_mut(topic, *partition)?;
+                let unique: BTreeSet<NodeId> = replicas.iter().copied().collect();
+                if !replicas.contains(&p.leader) || unique.len() != replicas.len() || !unique.is_subset(&voters) {
+                    return Err(MetadataError::InvalidIsr { isr: replicas.clone(), replicas: p.replicas.clone() });
+                }
+                p.isr.retain(|id| unique.contains(id));
+                p.replicas = replicas.clone();
                 Ok(())
             }
         }
@@ -595,6 +618,27 @@ mod tests {
         assert_eq!((p0.leader, p0.leader_epoch, p0.isr.clone()), (2, 1, vec![2, 3]));
         assert!(matches!(m.apply(&elections[0]), Err(MetadataError::StaleLeaderEpoch { current: 1, got: 1 })));
         assert!(elect_leaders(&m, &[1].into()).is_empty(), "nothing left to elect");
+    }
+
+    #[test]
+    fn reassignment_keeps_the_leader_and_trims_the_isr() {
+        let mut m = cluster(&[1, 2, 3, 4]);
+        m.set_membership([1, 2, 3].into(), [1, 2, 3, 4].map(node));
+        m.apply(&create("t", 1, 3)).expect("create");
+        m.set_membership([1, 2, 3, 4].into(), [1, 2, 3, 4].map(node));
+        let reassign = |replicas: &[NodeId]| MetadataCommand::ReassignPartition {
+            topic: "t".into(),
+            partition: 0,
+            replicas: replicas.to_vec(),
+        };
+        m.apply(&reassign(&[1, 2, 3, 4])).expect("grow");
+        assert_eq!(m.topics["t"].partitions[0].isr, vec![1, 2, 3], "a new replica joins the ISR later");
+        m.apply(&reassign(&[1, 2, 4])).expect("shrink");
+        let p = &m.topics["t"].partitions[0];
+        assert_eq!((p.replicas.clone(), p.isr.clone()), (vec![1, 2, 4], vec![1, 2]));
+        assert!(m.apply(&reassign(&[2, 4])).is_err(), "the leader must stay");
+        assert!(m.apply(&reassign(&[1, 1, 2])).is_err(), "no duplicates");
+        assert!(m.apply(&reassign(&[1, 9])).is_err(), "only voters");
     }
 
     #[test]

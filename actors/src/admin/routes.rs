@@ -90,6 +90,10 @@ pub fn routes(
         .and(with_ctx.clone())
         .map(move |ctx: Arc<NodeContext>| json(&ctx.directory.tree(&root)));
     let partitions = warp::path!("admin" / "partitions").and(warp::get()).and(with_ctx.clone()).then(partitions);
+    let rebalance = warp::path!("admin" / "rebalance")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .map(|ctx: Arc<NodeContext>| json(&*ctx.rebalance.borrow()));
     let groups = warp::path!("admin" / "groups").and(warp::get()).and(with_ctx.clone()).then(super::groups::groups);
     let metrics = warp::path!("metrics").and(warp::get()).and(with_ctx.clone()).then(move |ctx: Arc<NodeContext>| {
         let tree = ctx.directory.tree(&metrics_root);
@@ -107,7 +111,7 @@ pub fn routes(
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
         .then(add_node);
-    health.or(actors).or(partitions).or(groups).or(metrics).or(fail_points).or(add_node).recover(reject)
+    health.or(actors).or(partitions).or(rebalance).or(groups).or(metrics).or(fail_points).or(add_node).recover(reject)
 }
 
 /// Adds a node as a voter; answers once it votes, or why it cannot.

@@ -1,0 +1,297 @@
+//! `RebalancerActor`: on the Raft leader only. When the voters change (and every 30 s) it plans
+//! the target assignment (`chronik::cluster::plan`, round-robin over the sorted voters with
+//! minimal movement) and drives each move safely: add the new replicas (current ∪ target) →
+//! wait until they are in the ISR → move leadership only if the leader leaves, to a target
+//! replica already in sync → drop the old replicas (their nodes delete the data).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chronik::cluster::{ClusterMetadata, MetadataCommand, order_keeping_leader, plan};
+use chronik::config::NodeId;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::context::NodeContext;
+use crate::directory::{MailboxGauge, Registration};
+use crate::handlers::apply_metadata;
+
+/// How often moves are advanced.
+const TICK: Duration = Duration::from_millis(500);
+/// How often the assignment is re-planned without a membership change.
+const REPLAN: Duration = Duration::from_secs(30);
+
+/// Where one partition's move stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The new replicas are being added next to the old ones.
+    Adding,
+    /// Waiting for the new replicas to catch up and join the ISR.
+    CatchingUp,
+    /// Leadership moves to a target replica (the leader leaves the replica set).
+    MovingLeader,
+    /// Dropping the replicas that are not in the target.
+    Removing,
+    /// The partition has its target replicas.
+    Done,
+}
+
+/// One partition's move, as `/admin/rebalance` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Move {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The replicas when planned.
+    pub from: Vec<NodeId>,
+    /// The target replicas.
+    pub to: Vec<NodeId>,
+    /// Where it stands.
+    pub phase: Phase,
+}
+
+/// `/admin/rebalance`: the current plan and its progress.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RebalanceStatus {
+    /// Whether this node drives rebalancing (it is the Raft leader).
+    pub active: bool,
+    /// The voters the plan was made for.
+    pub voters: Vec<NodeId>,
+    /// Moves of the current plan (empty when balanced).
+    pub moves: Vec<Move>,
+    /// Whether every move is done.
+    pub complete: bool,
+}
+
+/// The rebalancer's mailbox.
+pub enum RebalancerMsg {
+    /// Timer: plan if needed, advance the moves.
+    Tick,
+    /// From a proposal task: the step for this partition was applied (or refused).
+    StepDone {
+        /// Which move.
+        key: (String, i32),
+        /// Whether the metadata took it.
+        ok: bool,
+    },
+}
+
+/// Arguments, kept by the NodeSupervisor for restarts.
+#[derive(Debug, Clone)]
+pub struct RebalancerArgs {
+    /// The node's shared context.
+    pub ctx: Arc<NodeContext>,
+    /// Restarts so far.
+    pub restarts: u32,
+}
+
+/// The rebalancer's state.
+pub struct RebalancerState {
+    /// The voters last seen, to notice membership changes.
+    voters: Vec<NodeId>,
+    /// When the assignment was last planned.
+    planned_at: Option<Instant>,
+    /// The moves of the current plan, by partition.
+    moves: BTreeMap<(String, i32), Move>,
+    /// Partitions with a proposal in flight.
+    in_flight: std::collections::BTreeSet<(String, i32)>,
+    /// The node's shared context.
+    ctx: Arc<NodeContext>,
+    /// This actor's entry in `/admin/actors` (removed when the state drops).
+    registration: Registration,
+}
+
+/// The actor.
+pub struct RebalancerActor;
+
+impl Actor for RebalancerActor {
+    type Msg = RebalancerMsg;
+    type State = RebalancerState;
+    type Arguments = RebalancerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RebalancerMsg>,
+        args: RebalancerArgs,
+    ) -> Result<RebalancerState, ActorProcessingErr> {
+        let ctx = args.ctx;
+        let registration = ctx.directory.register(
+            &myself.get_cell(),
+            "rebalancer".into(),
+            "RebalancerActor",
+            args.restarts,
+            MailboxGauge::default(),
+        );
+        myself.send_interval(TICK, || RebalancerMsg::Tick);
+        info!("✓ Partition Rebalancer started");
+        Ok(RebalancerState {
+            voters: Vec::new(),
+            planned_at: None,
+            moves: BTreeMap::new(),
+            in_flight: Default::default(),
+            ctx,
+            registration,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RebalancerMsg>,
+        msg: RebalancerMsg,
+        state: &mut RebalancerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.registration.gauge().received();
+        match msg {
+            RebalancerMsg::Tick => state.tick(&myself),
+            RebalancerMsg::StepDone { key, ok } => {
+                state.in_flight.remove(&key);
+                if !ok {
+                    // Re-read the metadata on the next tick and try the step again.
+                    warn!(topic = %key.0, partition = key.1, "rebalance step not applied; retrying");
+                }
+            }
+        }
+        state.publish();
+        Ok(())
+    }
+}
+
+impl RebalancerState {
+    fn tick(&mut self, myself: &ActorRef<RebalancerMsg>) {
+        let me = self.ctx.config.node_id;
+        let view = self.ctx.cluster.borrow().clone();
+        if view.leader != Some(me) {
+            // The next Raft leader plans from the metadata, where half-done moves show as
+            // replica sets that still differ from the target.
+            self.moves.clear();
+            self.planned_at = None;
+            self.voters = view.voters;
+            return;
+        }
+        let metadata = self.ctx.metadata();
+        let voters: Vec<NodeId> = metadata.voters.iter().copied().collect();
+        let changed = !self.voters.is_empty() && voters != self.voters;
+        if changed {
+            info!("Cluster membership changed: {} → {} nodes - triggering rebalance", self.voters.len(), voters.len());
+        }
+        self.voters = voters;
+        let due = self.planned_at.is_none_or(|t| t.elapsed() >= REPLAN);
+        if self.moves.is_empty() && (changed || due) {
+            self.plan(&metadata);
+        }
+        let keys: Vec<(String, i32)> = self.moves.keys().cloned().collect();
+        for key in keys {
+            self.advance(myself, &metadata, key);
+        }
+        if !self.moves.is_empty() && self.moves.values().all(|m| m.phase == Phase::Done) {
+            info!(moves = self.moves.len(), "✓ Rebalancing complete");
+            self.moves.clear();
+        }
+    }
+
+    fn plan(&mut self, metadata: &ClusterMetadata) {
+        self.planned_at = Some(Instant::now());
+        let targets = plan(metadata);
+        if targets.is_empty() {
+            return;
+        }
+        let mut topics: Vec<&str> = targets.iter().map(|t| t.topic.as_str()).collect();
+        topics.dedup();
+        for topic in topics {
+            info!("Rebalancing topic '{topic}' across {} nodes", self.voters.len());
+        }
+        for t in targets {
+            info!(
+                "Proposed new assignment topic={} partition={} replicas={:?} (was {:?})",
+                t.topic, t.partition, t.target, t.current
+            );
+            let key = (t.topic.clone(), t.partition);
+            let phase = Phase::Adding;
+            self.moves
+                .insert(key, Move { topic: t.topic, partition: t.partition, from: t.current, to: t.target, phase });
+        }
+    }
+
+    /// Moves one partition a step forward when its condition holds; one proposal at a time.
+    fn advance(&mut self, myself: &ActorRef<RebalancerMsg>, metadata: &ClusterMetadata, key: (String, i32)) {
+        if self.in_flight.contains(&key) {
+            return;
+        }
+        let Some(m) = self.moves.get_mut(&key) else { return };
+        let Some(p) = metadata.partition(&key.0, key.1) else {
+            // The topic was deleted meanwhile.
+            m.phase = Phase::Done;
+            return;
+        };
+        let target_set: std::collections::BTreeSet<NodeId> = m.to.iter().copied().collect();
+        let current_set: std::collections::BTreeSet<NodeId> = p.replicas.iter().copied().collect();
+        let command = match m.phase {
+            Phase::Done => return,
+            Phase::Adding if target_set.is_subset(&current_set) => {
+                m.phase = Phase::CatchingUp;
+                return;
+            }
+            Phase::Adding => {
+                let mut union = p.replicas.clone();
+                union.extend(m.to.iter().copied().filter(|id| !current_set.contains(id)));
+                MetadataCommand::ReassignPartition { topic: key.0.clone(), partition: key.1, replicas: union }
+            }
+            Phase::CatchingUp => {
+                if m.to.iter().all(|id| p.isr.contains(id)) {
+                    m.phase = if target_set.contains(&p.leader) { Phase::Removing } else { Phase::MovingLeader };
+                }
+                return;
+            }
+            Phase::MovingLeader => {
+                if target_set.contains(&p.leader) {
+                    m.phase = Phase::Removing;
+                    return;
+                }
+                // The first target replica in sync takes over: clients' retries find it in the
+                // next metadata refresh, and it already holds every committed record.
+                let Some(&leader) = m.to.iter().find(|id| p.isr.contains(id)) else { return };
+                info!(topic = %key.0, partition = key.1, from = p.leader, to = leader, "moving partition leadership");
+                MetadataCommand::ElectLeader {
+                    topic: key.0.clone(),
+                    partition: key.1,
+                    leader,
+                    leader_epoch: p.leader_epoch + 1,
+                    isr: p.isr.clone(),
+                }
+            }
+            Phase::Removing if current_set == target_set => {
+                m.phase = Phase::Done;
+                info!(topic = %key.0, partition = key.1, replicas = ?p.replicas, "partition moved");
+                return;
+            }
+            Phase::Removing => MetadataCommand::ReassignPartition {
+                topic: key.0.clone(),
+                partition: key.1,
+                replicas: order_keeping_leader(&m.to, p.leader),
+            },
+        };
+        self.in_flight.insert(key.clone());
+        let (ctx, me) = (self.ctx.clone(), myself.clone());
+        tokio::spawn(async move {
+            let ok = matches!(apply_metadata(&ctx, vec![command]).await.pop(), Some(Ok(())));
+            let _ = me.cast(RebalancerMsg::StepDone { key, ok });
+        });
+    }
+
+    /// Publishes the plan for `/admin/rebalance`.
+    fn publish(&self) {
+        let me = self.ctx.config.node_id;
+        let moves: Vec<Move> = self.moves.values().cloned().collect();
+        let status = RebalanceStatus {
+            active: self.ctx.cluster.borrow().leader == Some(me),
+            voters: self.voters.clone(),
+            complete: moves.iter().all(|m| m.phase == Phase::Done),
+            moves,
+        };
+        self.ctx.rebalance.send_replace(status);
+    }
+}

@@ -1,0 +1,128 @@
+//! The rebalance planner: where each partition's replicas should live for the current voters.
+//!
+//! Pure: it reads the metadata and returns targets. The rebalancer actor carries each move out
+//! safely (add the new replicas → wait until they are in sync → move leadership only if the leader
+//! leaves → drop the old replicas), so the plan may be recomputed at any time.
+//!
+//! # Algorithm, per topic
+//! 1. Topics the voters cannot hold (RF < 1 or RF > number of voters) are left as they are.
+//! 2. The reference layout is the round-robin CreateTopic uses ([`assign_replicas`] over the
+//!    sorted voters). A topic already laid out that way (replica sets compared, not order) is
+//!    left alone, even where round-robin is one slot off an even spread, so a new topic never
+//!    moves.
+//! 3. Otherwise the balanced layout starts from the current one and changes as little as it can
+//!    while reaching an even spread: every voter at ⌊slots / voters⌋ or ⌈slots / voters⌉ of the
+//!    topic's replica slots (see [`balancer`] for how: holes where replicas must go, matched to
+//!    the voters with room, then single moves from voters above their quota to voters below it).
+//! 4. The round-robin layout replaces the balanced one when it is also even and moves no more
+//!    replicas (adding one node to a round-robin topic often costs exactly that), so clusters
+//!    converge on the seed's tables where that is free.
+//!
+//! Only partitions whose replica set changes are returned. Once a plan is carried out the topic
+//! is either round-robin or evenly spread, so planning again returns nothing.
+
+mod balancer;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::metadata::{ClusterMetadata, TopicMeta, assign_replicas};
+use crate::config::NodeId;
+
+#[cfg(test)]
+#[path = "rebalance_tests.rs"]
+mod tests;
+
+/// The target replica list of one partition, in preference order (leader first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionTarget {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The replicas when planned.
+    pub current: Vec<NodeId>,
+    /// The replicas to end with: distinct voters, as many as the topic's replication factor.
+    pub target: Vec<NodeId>,
+}
+
+/// Targets for every partition whose replica set changes (partitions whose set is unchanged are
+/// omitted), topics in name order and partitions in index order. Deterministic.
+pub fn plan(metadata: &ClusterMetadata) -> Vec<PartitionTarget> {
+    let voters: Vec<NodeId> = metadata.voters.iter().copied().collect();
+    metadata.topics.values().flat_map(|topic| plan_topic(topic, &voters)).collect()
+}
+
+/// The replica list to put in place for `target` given the current leader: the same set as
+/// target, but the current leader first if it is in the target set (so leadership need not
+/// move); otherwise target order.
+pub fn order_keeping_leader(target: &[NodeId], leader: NodeId) -> Vec<NodeId> {
+    if !target.contains(&leader) {
+        return target.to_vec();
+    }
+    std::iter::once(leader).chain(target.iter().copied().filter(|&id| id != leader)).collect()
+}
+
+/// `voters` is sorted and duplicate-free (it comes from a set).
+fn plan_topic(topic: &TopicMeta, voters: &[NodeId]) -> Vec<PartitionTarget> {
+    let rf = match usize::try_from(topic.replication_factor) {
+        Ok(rf) if rf >= 1 && rf <= voters.len() => rf,
+        _ => return Vec::new(),
+    };
+    let current: Vec<&[NodeId]> = topic.partitions.iter().map(|p| p.replicas.as_slice()).collect();
+    let round_robin: Vec<Vec<NodeId>> = topic.partitions.iter().map(|p| round_robin(p.partition, voters, rf)).collect();
+    if current.iter().zip(&round_robin).all(|(cur, rr)| same_set(cur, rr)) {
+        return Vec::new();
+    }
+    let balanced = balancer::balance(&current, &round_robin, voters, rf);
+    let rr_is_as_cheap = moves(&current, &round_robin) <= moves(&current, &balanced);
+    let chosen = if rr_is_as_cheap && is_even(&round_robin, voters) { round_robin } else { balanced };
+    topic
+        .partitions
+        .iter()
+        .zip(chosen)
+        .filter(|(p, target)| !same_set(&p.replicas, target))
+        .map(|(p, target)| PartitionTarget {
+            topic: topic.name.clone(),
+            partition: p.partition,
+            current: p.replicas.clone(),
+            target,
+        })
+        .collect()
+}
+
+/// [`assign_replicas`] for any partition index: reducing it modulo the voter count first gives
+/// the same nodes and keeps a negative or huge index from overflowing.
+fn round_robin(partition: i32, voters: &[NodeId], rf: usize) -> Vec<NodeId> {
+    let n = i64::try_from(voters.len()).unwrap_or(i64::MAX);
+    let start = i32::try_from(i64::from(partition).rem_euclid(n)).unwrap_or(0);
+    assign_replicas(start, voters, i16::try_from(rf).unwrap_or(i16::MAX))
+}
+
+/// How many replicas `target` adds over `current`: each one is a copy of the partition's data.
+fn moves(current: &[&[NodeId]], target: &[Vec<NodeId>]) -> usize {
+    current.iter().zip(target).map(|(cur, tgt)| tgt.iter().filter(|id| !cur.contains(id)).count()).sum()
+}
+
+/// Whether `a` and `b` hold the same replicas (order aside, duplicates counted).
+fn same_set(a: &[NodeId], b: &[NodeId]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// Whether every voter holds ⌊slots / voters⌋ or ⌈slots / voters⌉ of the assignment's slots.
+fn is_even(assignment: &[Vec<NodeId>], voters: &[NodeId]) -> bool {
+    let mut load: BTreeMap<NodeId, usize> = voters.iter().map(|&id| (id, 0)).collect();
+    for id in assignment.iter().flatten() {
+        if let Some(count) = load.get_mut(id) {
+            *count += 1;
+        }
+    }
+    let max = load.values().max().copied().unwrap_or(0);
+    let min = load.values().min().copied().unwrap_or(0);
+    max - min <= 1
+}
