@@ -364,8 +364,13 @@ impl Config {
     /// The Kafka address this broker advertises in Metadata: `[advertise] kafka`, else its peer
     /// entry's, else derived from the bind address.
     pub fn advertised_kafka(&self) -> String {
-        let peer = self.this_peer().map(|p| p.kafka.clone());
-        self.advertise.kafka.clone().or(peer).unwrap_or_else(|| advertise_from_bind(&self.kafka_bind()))
+        self.advertised(&self.advertise.kafka, |p| &p.kafka, self.kafka_bind())
+    }
+
+    /// `[advertise] X`, else this node's peer entry's, else derived from the bind address.
+    fn advertised(&self, advertised: &Option<String>, peer: fn(&PeerConfig) -> &String, bind: String) -> String {
+        let from_peer = self.this_peer().map(|p| peer(p).clone());
+        advertised.clone().or(from_peer).unwrap_or_else(|| advertise_from_bind(&bind))
     }
 
     /// The Kafka listen address.
@@ -398,14 +403,11 @@ impl Config {
     /// addresses come from `[advertise]` (falling back to its peer entry and the bind addresses).
     pub fn members(&self) -> Vec<PeerConfig> {
         let me = self.this_peer();
-        let pick = |advertised: &Option<String>, peer: Option<&String>, bind: &dyn Fn() -> String| {
-            advertised.clone().or_else(|| peer.cloned()).unwrap_or_else(bind)
-        };
         let this = PeerConfig {
             id: self.node_id,
-            kafka: pick(&self.advertise.kafka, me.map(|p| &p.kafka), &|| self.advertised_kafka()),
-            wal: pick(&self.advertise.wal, me.map(|p| &p.wal), &|| advertise_from_bind(&self.wal_bind())),
-            raft: pick(&self.advertise.raft, me.map(|p| &p.raft), &|| advertise_from_bind(&self.raft_bind())),
+            kafka: self.advertised_kafka(),
+            wal: self.advertised(&self.advertise.wal, |p| &p.wal, self.wal_bind()),
+            raft: self.advertised(&self.advertise.raft, |p| &p.raft, self.raft_bind()),
             admin: me.and_then(|p| p.admin.clone()).or_else(|| Some(advertise_from_bind(&self.admin_bind()))),
         };
         let mut members: Vec<PeerConfig> = self.peers.iter().filter(|p| p.id != self.node_id).cloned().collect();

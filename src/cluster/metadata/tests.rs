@@ -1,0 +1,189 @@
+use super::*;
+
+fn node(id: NodeId) -> NodeInfo {
+    NodeInfo { id, kafka: format!("localhost:{}", 9091 + id), ..NodeInfo::default() }
+}
+
+fn cluster(nodes: &[NodeId]) -> ClusterMetadata {
+    let mut m = ClusterMetadata::default();
+    m.set_membership(nodes.iter().copied().collect(), nodes.iter().map(|&id| node(id)));
+    m
+}
+
+fn create(name: &str, partitions: i32, rf: i16) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        id: Uuid::nil(),
+        partitions,
+        replication_factor: rf,
+        configs: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn round_robin_matches_the_seed_table() {
+    let nodes = [1, 2, 3];
+    let expected = [[1, 2, 3], [2, 3, 1], [3, 1, 2], [1, 2, 3], [2, 3, 1], [3, 1, 2]];
+    for (p, want) in expected.iter().enumerate() {
+        assert_eq!(assign_replicas(p as i32, &nodes, 3), want.to_vec());
+    }
+    let four = [1, 2, 3, 4];
+    assert_eq!(assign_replicas(1, &four, 3), vec![2, 3, 4]);
+    assert_eq!(assign_replicas(3, &four, 3), vec![4, 1, 2]);
+}
+
+#[test]
+fn create_grow_and_delete_a_topic() {
+    let mut m = cluster(&[1]);
+    m.apply(&create("orders", 3, 1)).expect("create");
+    let t = &m.topics["orders"];
+    assert_eq!(t.partitions.len(), 3);
+    assert!(t.partitions.iter().all(|p| p.leader == 1 && p.isr == vec![1] && p.leader_epoch == 0));
+    assert_eq!(m.apply(&create("orders", 1, 1)), Err(MetadataError::TopicExists("orders".into())));
+    m.apply(&MetadataCommand::CreatePartitions { name: "orders".into(), count: 5 }).expect("grow");
+    assert_eq!(m.topics["orders"].partitions[4].partition, 4);
+    let shrink = m.apply(&MetadataCommand::CreatePartitions { name: "orders".into(), count: 2 });
+    assert!(matches!(shrink, Err(MetadataError::InvalidPartitions { .. })));
+    m.apply(&MetadataCommand::DeleteTopic { name: "orders".into() }).expect("delete");
+    assert!(m.topics.is_empty());
+    let again = m.apply(&MetadataCommand::DeleteTopic { name: "orders".into() });
+    assert_eq!(again, Err(MetadataError::UnknownTopic("orders".into())));
+}
+
+#[test]
+fn replication_factor_beyond_brokers_is_refused() {
+    let mut m = cluster(&[1]);
+    let err = m.apply(&create("t", 1, 3)).unwrap_err();
+    assert_eq!(err, MetadataError::InvalidReplicationFactor { requested: 3, available: 1 });
+    assert!(m.topics.is_empty());
+}
+
+#[test]
+fn topic_names_follow_kafka_rules() {
+    for good in ["a", "test-topic", "x.y_z-1", &"n".repeat(249)] {
+        assert!(validate_topic_name(good).is_ok(), "{good}");
+    }
+    for bad in ["", ".", "..", "bad topic!", "über", &"n".repeat(250)] {
+        assert!(validate_topic_name(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn topic_configs_are_replaced_whole() {
+    let mut m = cluster(&[1]);
+    m.apply(&create("t", 1, 1)).expect("create");
+    let configs: BTreeMap<String, String> = [("retention.ms".to_string(), "1000".to_string())].into();
+    m.apply(&MetadataCommand::SetTopicConfigs { name: "t".into(), configs: configs.clone() }).expect("set");
+    assert_eq!(m.topics["t"].configs, configs);
+    let missing = m.apply(&MetadataCommand::SetTopicConfigs { name: "nope".into(), configs });
+    assert_eq!(missing, Err(MetadataError::UnknownTopic("nope".into())));
+}
+
+#[test]
+fn producer_id_blocks_advance() {
+    let mut m = cluster(&[1]);
+    let first = m.apply(&MetadataCommand::AllocateProducerIds { count: 1000 });
+    assert_eq!(first, Ok(Applied::ProducerIds { first: 0 }));
+    let second = m.apply(&MetadataCommand::AllocateProducerIds { count: 1000 });
+    assert_eq!(second, Ok(Applied::ProducerIds { first: 1000 }));
+    assert_eq!(m.next_producer_id, 2000);
+}
+
+#[test]
+fn topics_spread_over_voters_round_robin_with_the_leader_first() {
+    let mut m = cluster(&[3, 1, 2]);
+    m.apply(&create("test-topic", 6, 3)).expect("create");
+    let replicas: Vec<Vec<NodeId>> = m.topics["test-topic"].partitions.iter().map(|p| p.replicas.clone()).collect();
+    assert_eq!(replicas, [[1, 2, 3], [2, 3, 1], [3, 1, 2], [1, 2, 3], [2, 3, 1], [3, 1, 2]].map(Vec::from));
+    assert!(m.topics["test-topic"].partitions.iter().all(|p| p.leader == p.replicas[0] && p.isr == p.replicas));
+    // Learners are brokers but get no replicas until they vote.
+    let mut with_learner = cluster(&[1, 2]);
+    with_learner.set_membership([1, 2].into(), [1, 2, 3].map(node));
+    assert_eq!(with_learner.nodes.len(), 3);
+    let err = with_learner.apply(&create("t", 1, 3)).unwrap_err();
+    assert_eq!(err, MetadataError::InvalidReplicationFactor { requested: 3, available: 2 });
+}
+
+#[test]
+fn isr_updates_are_fenced_by_leader_epoch_and_keep_the_leader() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 3)).expect("create");
+    let update = |epoch, isr: &[NodeId]| MetadataCommand::UpdateIsr {
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch: epoch,
+        isr: isr.to_vec(),
+    };
+    m.apply(&update(0, &[1, 3])).expect("shrink");
+    assert_eq!(m.topics["t"].partitions[0].isr, vec![1, 3]);
+    assert_eq!(m.apply(&update(5, &[1])), Err(MetadataError::StaleLeaderEpoch { current: 0, got: 5 }));
+    assert!(matches!(m.apply(&update(0, &[2, 3])), Err(MetadataError::InvalidIsr { .. })), "leader left out");
+    assert!(matches!(m.apply(&update(0, &[1, 9])), Err(MetadataError::InvalidIsr { .. })), "not a replica");
+    assert_eq!(m.topics["t"].partitions[0].isr, vec![1, 3], "refused changes change nothing");
+}
+
+#[test]
+fn fenced_leaders_are_replaced_from_the_isr_only() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 3, 3)).expect("create");
+    m.apply(&create("solo", 1, 1)).expect("create");
+    // t-1 (leader 2) lost node 3 from its ISR earlier.
+    let shrink = MetadataCommand::UpdateIsr { topic: "t".into(), partition: 1, leader_epoch: 0, isr: vec![2] };
+    m.apply(&shrink).expect("shrink");
+    // t-1's only ISR member is fenced: no unclean election.
+    assert!(elect_leaders(&m, &[2].into()).is_empty());
+    // Node 1 leads t-0 and "solo"; only t-0 has a live ISR member to take over.
+    let elections = elect_leaders(&m, &[1].into());
+    assert_eq!(
+        elections,
+        vec![MetadataCommand::ElectLeader {
+            topic: "t".into(),
+            partition: 0,
+            leader: 2,
+            leader_epoch: 1,
+            isr: vec![2, 3]
+        }]
+    );
+    for e in &elections {
+        m.apply(e).expect("elect");
+    }
+    let p0 = &m.topics["t"].partitions[0];
+    assert_eq!((p0.leader, p0.leader_epoch, p0.isr.clone()), (2, 1, vec![2, 3]));
+    assert!(matches!(m.apply(&elections[0]), Err(MetadataError::StaleLeaderEpoch { current: 1, got: 1 })));
+    assert!(elect_leaders(&m, &[1].into()).is_empty(), "nothing left to elect");
+}
+
+#[test]
+fn reassignment_keeps_the_leader_and_trims_the_isr() {
+    let mut m = cluster(&[1, 2, 3, 4]);
+    m.set_membership([1, 2, 3].into(), [1, 2, 3, 4].map(node));
+    m.apply(&create("t", 1, 3)).expect("create");
+    m.set_membership([1, 2, 3, 4].into(), [1, 2, 3, 4].map(node));
+    let reassign = |replicas: &[NodeId]| MetadataCommand::ReassignPartition {
+        topic: "t".into(),
+        partition: 0,
+        replicas: replicas.to_vec(),
+    };
+    m.apply(&reassign(&[1, 2, 3, 4])).expect("grow");
+    assert_eq!(m.topics["t"].partitions[0].isr, vec![1, 2, 3], "a new replica joins the ISR later");
+    m.apply(&reassign(&[1, 2, 4])).expect("shrink");
+    let p = &m.topics["t"].partitions[0];
+    assert_eq!((p.replicas.clone(), p.isr.clone()), (vec![1, 2, 4], vec![1, 2]));
+    assert!(m.apply(&reassign(&[2, 4])).is_err(), "the leader must stay");
+    assert!(m.apply(&reassign(&[1, 1, 2])).is_err(), "no duplicates");
+    assert!(m.apply(&reassign(&[1, 9])).is_err(), "only voters");
+}
+
+#[test]
+fn membership_keeps_registered_addresses_and_drops_removed_nodes() {
+    let mut m = cluster(&[1, 2]);
+    let moved = NodeInfo { kafka: "elsewhere:1".into(), ..node(2) };
+    m.apply(&MetadataCommand::RegisterNode(moved.clone())).expect("register");
+    assert_eq!(m.nodes[&2], moved);
+    m.set_membership([2, 3].into(), [2, 3].map(node));
+    assert_eq!(m.nodes.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(m.nodes[&2], moved, "a member keeps what it registered");
+    assert_eq!(m.removed, [1].into(), "node 1's id is retired");
+    m.apply(&MetadataCommand::RegisterNode(node(1))).expect("ignored");
+    assert!(!m.nodes.contains_key(&1), "a removed node does not come back by registering");
+}
