@@ -243,6 +243,13 @@ pub struct ReplicationConfig {
     /// A broker that has not answered the Raft leader for this long is fenced: every partition
     /// it leads gets a new leader from its ISR (Kafka's `broker.session.timeout.ms`).
     pub session_timeout_ms: u64,
+    /// Bytes per second a node copies for replicas that are catching up (partitions moved onto
+    /// it by the rebalancer, followers far behind), shared by all of them; 0 = unlimited.
+    /// Keeps producer latency flat while partitions move; it must exceed the write rate of the
+    /// partitions being moved, or they never catch up.
+    pub rebalance_max_bytes_per_sec: u64,
+    /// How many partitions the rebalancer moves at once; the rest wait their turn.
+    pub rebalance_max_concurrent_moves: usize,
 }
 
 impl Default for ReplicationConfig {
@@ -252,6 +259,8 @@ impl Default for ReplicationConfig {
             fetch_max_wait_ms: 500,
             fetch_max_bytes: 1024 * 1024,
             session_timeout_ms: 6_000,
+            rebalance_max_bytes_per_sec: 32 * 1024 * 1024,
+            rebalance_max_concurrent_moves: 2,
         }
     }
 }

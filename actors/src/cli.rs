@@ -41,6 +41,14 @@ pub enum ClusterCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Remove a node: move its replicas to the other nodes, then take it out of the voters.
+    RemoveNode {
+        /// The node to remove.
+        id: NodeId,
+        /// TOML configuration file listing the cluster's `[[peers]]` (used to find the leader).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// `GET /admin/health` as a node answers it.
@@ -152,66 +160,23 @@ pub async fn run(command: ClusterCommand, env: HashMap<String, String>) -> Resul
         }
         ClusterCommand::AddNode { id, kafka, wal, raft, config } => {
             let config = Config::load(Some(&config), env, &CliOverrides::default())?;
-            Ok(match add_node(&config, id, &kafka, &wal, &raft).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(reason) => {
-                    println!("✗ Failed to add node: {reason}");
-                    ExitCode::FAILURE
-                }
-            })
+            Ok(exit(membership::add_node(&config, id, &kafka, &wal, &raft).await, "add node"))
+        }
+        ClusterCommand::RemoveNode { id, config } => {
+            let config = Config::load(Some(&config), env, &CliOverrides::default())?;
+            Ok(exit(membership::remove_node(&config, id).await, "remove node"))
         }
     }
 }
 
-/// How long `add-node` waits for the leader's answer (learner catch-up is bounded at 30 s).
-const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// `cluster add-node`: finds the leader, asks it to add the node, waits until every answering
-/// node lists it as a voter; prints the seed's lines along the way.
-async fn add_node(config: &Config, id: NodeId, kafka: &str, wal: &str, raft: &str) -> Result<(), String> {
-    for addr in [kafka, wal, raft] {
-        chronik::config::parse_host_port(addr).map_err(|why| format!("Invalid address format: {addr:?}: {why}"))?;
-    }
-    println!("Discovering cluster leader...");
-    let (leader, admin, _) = discover_leader(config).await?;
-    let port = admin.rsplit_once(':').map_or(admin.as_str(), |(_, p)| p);
-    println!("✓ Found leader: node {leader} (port {port})");
-    println!("Sending add-node request to leader...");
-    let body = serde_json::json!({"node_id": id, "kafka_addr": kafka, "wal_addr": wal, "raft_addr": raft});
-    let client = reqwest::Client::builder().timeout(ADD_NODE_TIMEOUT).no_proxy().build().map_err(|e| e.to_string())?;
-    let reply = client
-        .post(format!("http://{admin}/admin/add-node"))
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("the leader at {admin} did not answer: {e}"))?;
-    let outcome: serde_json::Value =
-        reply.json().await.map_err(|e| format!("unreadable answer from the leader: {e}"))?;
-    if outcome["success"] != serde_json::Value::Bool(true) {
-        return Err(outcome["message"].as_str().unwrap_or("the leader refused without a reason").to_string());
-    }
-    println!("✓ Node {id} addition proposed. Waiting for Raft consensus...");
-    println!();
-    println!("Node Details:");
-    println!("  ID:    {id}");
-    println!("  Kafka: {kafka}");
-    println!("  WAL:   {wal}");
-    println!("  Raft:  {raft}");
-    println!();
-    println!("The node will be added to the cluster once Raft achieves consensus.");
-    // The leader answered after the promotion committed; wait until the other nodes applied it.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let probes = probe_all(&self::client()?, config).await;
-        let views: Vec<&Health> = probes.iter().filter_map(|p| p.health.as_ref().ok()).collect();
-        if !views.is_empty() && views.iter().all(|h| h.cluster_nodes.contains(&id)) {
-            println!("✓ Node {id} is a voting member: cluster nodes {:?}", views[0].cluster_nodes);
-            return Ok(());
+/// Every failure of a membership command prints `✗ Failed to <action>: <reason>` and exits non-zero.
+fn exit(result: Result<(), String>, action: &str) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            println!("✗ Failed to {action}: {reason}");
+            ExitCode::FAILURE
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("node {id} was added but not every node reports it yet"));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -371,6 +336,8 @@ pub fn render_status(
     }
     out
 }
+
+mod membership;
 
 #[cfg(test)]
 mod tests;

@@ -82,6 +82,8 @@ pub struct NodeContext {
     raft_db: OnceLock<Arc<redb::Database>>,
     /// Channels to the peers' Raft services, and when each last answered.
     pub peers: Arc<PeerChannels>,
+    /// The node-wide rate for replicas that are catching up (`rebalance_max_bytes_per_sec`).
+    pub copy_throttle: chronik::partition::replication::CopyThrottle,
     /// The rebalancer's plan and progress; only the RebalancerActor sends on it.
     pub rebalance: watch::Sender<crate::rebalancer::RebalanceStatus>,
     /// The RaftActor, for proposals.
@@ -107,7 +109,10 @@ pub struct NodeContext {
 impl NodeContext {
     /// A context with nothing running yet.
     pub fn new(config: Arc<Config>) -> Arc<Self> {
+        let copy_throttle =
+            chronik::partition::replication::CopyThrottle::new(config.replication.rebalance_max_bytes_per_sec);
         Arc::new(Self {
+            copy_throttle,
             config,
             metadata: watch::Sender::new(Arc::new(ClusterMetadata::default())),
             applied_index: watch::Sender::new(0),

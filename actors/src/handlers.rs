@@ -143,7 +143,7 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
         MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
-        MetadataError::InvalidIsr { .. } => ResponseError::InvalidRequest,
+        MetadataError::InvalidIsr { .. } | MetadataError::CannotDrain { .. } => ResponseError::InvalidRequest,
     };
     kind.code()
 }

@@ -71,6 +71,13 @@ pub enum RaftMsg {
         /// Done, or why not.
         reply: RpcReplyPort<Result<(), membership_change::AddNodeError>>,
     },
+    /// From the rebalancer: a drained node holds no replicas; take it out of the voters.
+    RemoveVoter {
+        /// The drained node.
+        node: NodeId,
+        /// Done, or why not (retried on a later tick).
+        reply: RpcReplyPort<Result<(), String>>,
+    },
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -196,6 +203,12 @@ impl Actor for RaftActor {
                 let (ctx, raft, busy) = (state.ctx.clone(), state.raft.0.clone(), state.membership_busy.clone());
                 tokio::spawn(async move {
                     let _ = reply.send(membership_change::add_node(&ctx, &raft, node, &busy).await);
+                });
+            }
+            RaftMsg::RemoveVoter { node, reply } => {
+                let (raft, busy) = (state.raft.0.clone(), state.membership_busy.clone());
+                tokio::spawn(async move {
+                    let _ = reply.send(membership_change::remove_voter(&raft, node, &busy).await);
                 });
             }
         }

@@ -3,6 +3,10 @@
 //! minimal movement) and drives each move safely: add the new replicas (current ∪ target) →
 //! wait until they are in the ISR → move leadership only if the leader leaves, to a target
 //! replica already in sync → drop the old replicas (their nodes delete the data).
+//!
+//! A draining node (`cluster remove-node`) is left out of the plan, so its replicas move to the
+//! other voters like any other move; once it holds none, the rebalancer asks the RaftActor to
+//! take it out of the voters.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +31,9 @@ const REPLAN: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// Waiting for its turn: at most `rebalance_max_concurrent_moves` partitions move at once,
+    /// so the copies and metadata changes of a large plan do not pile up on the producers.
+    Queued,
     /// The new replicas are being added next to the old ones.
     Adding,
     /// Waiting for the new replicas to catch up and join the ISR.
@@ -59,8 +66,10 @@ pub struct Move {
 pub struct RebalanceStatus {
     /// Whether this node drives rebalancing (it is the Raft leader).
     pub active: bool,
-    /// The voters the plan was made for.
+    /// The nodes the last plan placed replicas on (the voters that are not draining).
     pub voters: Vec<NodeId>,
+    /// Voters being drained before they leave the cluster.
+    pub draining: Vec<NodeId>,
     /// Moves of the current plan (empty when balanced).
     pub moves: Vec<Move>,
     /// Whether every move is done.
@@ -78,6 +87,13 @@ pub enum RebalancerMsg {
         /// Whether the metadata took it.
         ok: bool,
     },
+    /// From a removal task: the drained node left the voters, or why not (tried again later).
+    Removed {
+        /// The drained node.
+        node: NodeId,
+        /// Done, or why not.
+        result: Result<(), String>,
+    },
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -91,8 +107,14 @@ pub struct RebalancerArgs {
 
 /// The rebalancer's state.
 pub struct RebalancerState {
-    /// The voters last seen, to notice membership changes.
-    voters: Vec<NodeId>,
+    /// The placement nodes (voters not draining) last seen, to notice membership changes.
+    seen: Vec<NodeId>,
+    /// The placement nodes the current plan was made for.
+    planned_for: Vec<NodeId>,
+    /// The placement nodes changed since the last plan; plan again once the moves are done.
+    replan: bool,
+    /// Drained nodes whose removal from the voters is in flight.
+    removing: std::collections::BTreeSet<NodeId>,
     /// When the assignment was last planned.
     planned_at: Option<Instant>,
     /// The moves of the current plan, by partition.
@@ -129,7 +151,10 @@ impl Actor for RebalancerActor {
         myself.send_interval(TICK, || RebalancerMsg::Tick);
         info!("✓ Partition Rebalancer started");
         Ok(RebalancerState {
-            voters: Vec::new(),
+            seen: Vec::new(),
+            planned_for: Vec::new(),
+            replan: false,
+            removing: Default::default(),
             planned_at: None,
             moves: BTreeMap::new(),
             in_flight: Default::default(),
@@ -149,9 +174,19 @@ impl Actor for RebalancerActor {
             RebalancerMsg::Tick => state.tick(&myself),
             RebalancerMsg::StepDone { key, ok } => {
                 state.in_flight.remove(&key);
-                if !ok {
+                if ok {
+                    // The step is applied here already: take the next one without waiting a tick.
+                    let metadata = state.ctx.metadata();
+                    state.advance(&myself, &metadata, key);
+                } else {
                     // Re-read the metadata on the next tick and try the step again.
                     warn!(topic = %key.0, partition = key.1, "rebalance step not applied; retrying");
+                }
+            }
+            RebalancerMsg::Removed { node, result } => {
+                state.removing.remove(&node);
+                if let Err(e) = result {
+                    warn!(node, error = %e, "removing the drained node from the voters failed; retrying");
                 }
             }
         }
@@ -169,20 +204,23 @@ impl RebalancerState {
             // replica sets that still differ from the target.
             self.moves.clear();
             self.planned_at = None;
-            self.voters = view.voters;
+            self.seen.clear();
+            self.planned_for.clear();
             return;
         }
         let metadata = self.ctx.metadata();
-        let voters: Vec<NodeId> = metadata.voters.iter().copied().collect();
-        let changed = !self.voters.is_empty() && voters != self.voters;
-        if changed {
-            info!("Cluster membership changed: {} → {} nodes - triggering rebalance", self.voters.len(), voters.len());
+        let placement = metadata.placement_nodes();
+        if !self.seen.is_empty() && placement != self.seen {
+            info!("Cluster membership changed: {} → {} nodes - triggering rebalance", self.seen.len(), placement.len());
+            self.replan = true;
         }
-        self.voters = voters;
+        self.seen = placement;
         let due = self.planned_at.is_none_or(|t| t.elapsed() >= REPLAN);
-        if self.moves.is_empty() && (changed || due) {
+        if self.moves.is_empty() && (self.replan || due) {
+            self.replan = false;
             self.plan(&metadata);
         }
+        self.start_queued();
         let keys: Vec<(String, i32)> = self.moves.keys().cloned().collect();
         for key in keys {
             self.advance(myself, &metadata, key);
@@ -191,10 +229,43 @@ impl RebalancerState {
             info!(moves = self.moves.len(), "✓ Rebalancing complete");
             self.moves.clear();
         }
+        if self.moves.is_empty() {
+            self.remove_drained(myself, &metadata);
+        }
+    }
+
+    /// Starts queued moves, in partition order, while fewer than the configured number move.
+    fn start_queued(&mut self) {
+        let limit = self.ctx.config.replication.rebalance_max_concurrent_moves.max(1);
+        let moving = self.moves.values().filter(|m| !matches!(m.phase, Phase::Queued | Phase::Done)).count();
+        let queued = self.moves.values_mut().filter(|m| m.phase == Phase::Queued);
+        for m in queued.take(limit.saturating_sub(moving)) {
+            m.phase = Phase::Adding;
+        }
+    }
+
+    /// Takes every draining node that holds no replica any more out of the voters.
+    fn remove_drained(&mut self, myself: &ActorRef<RebalancerMsg>, metadata: &ClusterMetadata) {
+        let Some(raft) = self.ctx.raft_actor.get() else { return };
+        for &node in metadata.draining.iter().filter(|&&id| !metadata.holds_replicas(id)) {
+            if !self.removing.insert(node) {
+                continue;
+            }
+            let (raft, me) = (raft.clone(), myself.clone());
+            tokio::spawn(async move {
+                let msg = |reply| crate::raft::RaftMsg::RemoveVoter { node, reply };
+                let result = match raft.call(msg, Duration::from_secs(60)).await {
+                    Ok(ractor::rpc::CallResult::Success(result)) => result,
+                    _ => Err("the Raft node did not answer in time".into()),
+                };
+                let _ = me.cast(RebalancerMsg::Removed { node, result });
+            });
+        }
     }
 
     fn plan(&mut self, metadata: &ClusterMetadata) {
         self.planned_at = Some(Instant::now());
+        self.planned_for = self.seen.clone();
         let targets = plan(metadata);
         if targets.is_empty() {
             return;
@@ -202,7 +273,7 @@ impl RebalancerState {
         let mut topics: Vec<&str> = targets.iter().map(|t| t.topic.as_str()).collect();
         topics.dedup();
         for topic in topics {
-            info!("Rebalancing topic '{topic}' across {} nodes", self.voters.len());
+            info!("Rebalancing topic '{topic}' across {} nodes", self.planned_for.len());
         }
         for t in targets {
             info!(
@@ -210,7 +281,7 @@ impl RebalancerState {
                 t.topic, t.partition, t.target, t.current
             );
             let key = (t.topic.clone(), t.partition);
-            let phase = Phase::Adding;
+            let phase = Phase::Queued;
             self.moves
                 .insert(key, Move { topic: t.topic, partition: t.partition, from: t.current, to: t.target, phase });
         }
@@ -230,7 +301,7 @@ impl RebalancerState {
         let target_set: std::collections::BTreeSet<NodeId> = m.to.iter().copied().collect();
         let current_set: std::collections::BTreeSet<NodeId> = p.replicas.iter().copied().collect();
         let command = match m.phase {
-            Phase::Done => return,
+            Phase::Queued | Phase::Done => return,
             Phase::Adding if target_set.is_subset(&current_set) => {
                 m.phase = Phase::CatchingUp;
                 return;
@@ -288,7 +359,8 @@ impl RebalancerState {
         let moves: Vec<Move> = self.moves.values().cloned().collect();
         let status = RebalanceStatus {
             active: self.ctx.cluster.borrow().leader == Some(me),
-            voters: self.voters.clone(),
+            voters: self.planned_for.clone(),
+            draining: self.ctx.metadata().draining.iter().copied().collect(),
             complete: moves.iter().all(|m| m.phase == Phase::Done),
             moves,
         };

@@ -136,6 +136,12 @@ pub enum MetadataCommand {
         /// The new replica list, preferred leader first.
         replicas: Vec<NodeId>,
     },
+    /// Starts removing a voter: no new replica is placed on it and the rebalancer moves its
+    /// replicas to the other voters; once it holds none, it leaves the Raft membership.
+    DrainNode {
+        /// The node to drain.
+        node: NodeId,
+    },
 }
 
 impl MetadataCommand {
@@ -151,6 +157,7 @@ impl MetadataCommand {
             Self::UpdateIsr { .. } => "UpdateIsr",
             Self::ElectLeader { .. } => "ElectLeader",
             Self::ReassignPartition { .. } => "ReassignPartition",
+            Self::DrainNode { .. } => "DrainNode",
         }
     }
 }
@@ -201,6 +208,14 @@ pub enum MetadataError {
         /// The partition's replicas.
         replicas: Vec<NodeId>,
     },
+    /// A node that cannot be drained (DrainNode).
+    #[error("Cannot remove node {node}: {reason}")]
+    CannotDrain {
+        /// The node.
+        node: NodeId,
+        /// Why not.
+        reason: String,
+    },
     /// More replicas asked for than there are (live) voting brokers.
     #[error("replication factor {requested} is larger than the {available} available broker(s)")]
     InvalidReplicationFactor {
@@ -234,6 +249,10 @@ pub struct ClusterMetadata {
     /// Ids of nodes that left the membership; never given to a new node.
     #[serde(default)]
     pub removed: BTreeSet<NodeId>,
+    /// Voters being removed: they keep their replicas until the rebalancer has moved them, but
+    /// take no new ones.
+    #[serde(default)]
+    pub draining: BTreeSet<NodeId>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMeta>,
     /// The first producer id not yet handed out.
@@ -297,6 +316,7 @@ impl ClusterMetadata {
                 p.isr = isr.clone();
                 Ok(())
             }
+            MetadataCommand::DrainNode { node } => self.drain(*node),
             MetadataCommand::ReassignPartition { topic, partition, replicas } => {
                 let voters = self.voters.clone();
                 let p = self.partition_mut(topic, *partition)?;
@@ -321,7 +341,47 @@ impl ClusterMetadata {
         }
         self.removed.extend(self.nodes.keys().copied());
         self.nodes = nodes;
+        self.draining.retain(|id| voters.contains(id));
         self.voters = voters;
+    }
+
+    /// The voters new replicas go to: every voter but the draining ones, sorted.
+    pub fn placement_nodes(&self) -> Vec<NodeId> {
+        self.voters.iter().copied().filter(|id| !self.draining.contains(id)).collect()
+    }
+
+    /// Checks that `node` can be drained: a voter, not the last one, and every topic still fits
+    /// on the voters that remain.
+    pub fn check_drain(&self, node: NodeId) -> Result<(), MetadataError> {
+        let refuse = |reason: String| Err(MetadataError::CannotDrain { node, reason });
+        if !self.voters.contains(&node) {
+            return refuse("it is not a voting member of the cluster".into());
+        }
+        let remaining = self.placement_nodes().into_iter().filter(|&id| id != node).count();
+        if remaining == 0 {
+            return refuse("it is the last node".into());
+        }
+        if let Some(t) = self.topics.values().find(|t| t.replication_factor as usize > remaining) {
+            return refuse(format!(
+                "topic '{}' has replication factor {} and only {remaining} node(s) would remain",
+                t.name, t.replication_factor
+            ));
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, node: NodeId) -> Result<(), MetadataError> {
+        if self.draining.contains(&node) {
+            return Ok(());
+        }
+        self.check_drain(node)?;
+        self.draining.insert(node);
+        Ok(())
+    }
+
+    /// Whether any partition still lists `node` among its replicas.
+    pub fn holds_replicas(&self, node: NodeId) -> bool {
+        self.topics.values().flat_map(|t| &t.partitions).any(|p| p.replicas.contains(&node))
     }
 
     /// Checks a CreateTopic without applying it (CreateTopics `validate_only`, and before proposing).
@@ -336,11 +396,9 @@ impl ClusterMetadata {
             return Err(MetadataError::TopicExists(name.to_string()));
         }
         check_partition_count(name, partitions)?;
-        if replication_factor < 1 || replication_factor as usize > self.voters.len() {
-            return Err(MetadataError::InvalidReplicationFactor {
-                requested: replication_factor,
-                available: self.voters.len(),
-            });
+        let available = self.placement_nodes().len();
+        if replication_factor < 1 || replication_factor as usize > available {
+            return Err(MetadataError::InvalidReplicationFactor { requested: replication_factor, available });
         }
         Ok(())
     }
@@ -354,7 +412,7 @@ impl ClusterMetadata {
         configs: &BTreeMap<String, String>,
     ) -> Result<(), MetadataError> {
         self.check_create_topic(name, partitions, replication_factor)?;
-        let nodes: Vec<NodeId> = self.voters.iter().copied().collect();
+        let nodes = self.placement_nodes();
         let partitions = (0..partitions).map(|p| new_partition(p, &nodes, replication_factor)).collect();
         let topic = TopicMeta { name: name.to_string(), id, replication_factor, partitions, configs: configs.clone() };
         self.topics.insert(name.to_string(), topic);
@@ -362,7 +420,7 @@ impl ClusterMetadata {
     }
 
     fn create_partitions(&mut self, name: &str, count: i32) -> Result<(), MetadataError> {
-        let nodes: Vec<NodeId> = self.voters.iter().copied().collect();
+        let nodes = self.placement_nodes();
         let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let current = topic.partitions.len() as i32;
         if count <= current {

@@ -48,9 +48,10 @@ pub struct PartitionTarget {
 }
 
 /// Targets for every partition whose replica set changes (partitions whose set is unchanged are
-/// omitted), topics in name order and partitions in index order. Deterministic.
+/// omitted), over the voters that are not draining, topics in name order and partitions in index order. Deterministic.
 pub fn plan(metadata: &ClusterMetadata) -> Vec<PartitionTarget> {
-    let voters: Vec<NodeId> = metadata.voters.iter().copied().collect();
+    // Draining voters are left out: their replicas are holes the other voters fill.
+    let voters = metadata.placement_nodes();
     metadata.topics.values().flat_map(|topic| plan_topic(topic, &voters)).collect()
 }
 

@@ -391,3 +391,16 @@ fn larger_random_clusters_settle_in_one_plan() {
         plan_and_settle(&cluster(&voters, &[("t", rf as i16, current)]));
     }
 }
+
+#[test]
+fn a_draining_voter_gives_up_every_replica_and_gets_none() {
+    let mut m = cluster(&[1, 2, 3, 4], &[("t", 3, round_robin_layout(6, &[1, 2, 3, 4], 3))]);
+    m.draining.insert(4);
+    let targets = plan(&m);
+    let on_node4 = m.topics["t"].partitions.iter().filter(|p| p.replicas.contains(&4)).count();
+    assert_eq!(moved(&targets), on_node4, "only node 4's replicas move");
+    let after = carry_out(&m, &targets);
+    assert!(after.topics["t"].partitions.iter().all(|p| !p.replicas.contains(&4)));
+    assert!(plan(&after).is_empty(), "settled once node 4 is empty");
+    assert!(after.voters.contains(&4), "draining does not change the membership");
+}

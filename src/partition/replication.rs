@@ -11,6 +11,8 @@
 //!   high watermark, and when to shrink or expand the ISR.
 //! - [`check_before_append`], [`check_after_append`], [`acks_all_done`] (`acks`): when an
 //!   acks=all produce is refused, and when it is answered.
+//! - [`CopyThrottle`] (`throttle`): the node-wide rate at which replicas that are catching up
+//!   copy from their leaders.
 //!
 //! # How an actor uses them
 //! A follower that learns of a new leader sends OffsetForLeaderEpoch with its latest epoch,
@@ -25,10 +27,12 @@ mod acks;
 mod epoch_cache;
 mod epoch_checkpoint;
 mod isr;
+mod throttle;
 mod truncation;
 
 pub use acks::{AcksError, acks_all_done, acks_all_outcome, check_after_append, check_before_append};
 pub use epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
 pub use epoch_checkpoint::EpochCheckpointError;
 pub use isr::{FollowerState, IsrTracker};
+pub use throttle::CopyThrottle;
 pub use truncation::{Truncation, truncation_point};

@@ -63,6 +63,13 @@ struct AddNode {
     raft_addr: String,
 }
 
+/// `POST /admin/remove-node` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveNode {
+    node_id: u64,
+}
+
 /// The reply shape of every mutation.
 #[derive(Debug, Serialize)]
 struct Outcome {
@@ -111,7 +118,44 @@ pub fn routes(
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
         .then(add_node);
-    health.or(actors).or(partitions).or(rebalance).or(groups).or(metrics).or(fail_points).or(add_node).recover(reject)
+    let remove_node = warp::path!("admin" / "remove-node")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+        .then(remove_node);
+    health
+        .or(actors)
+        .or(partitions)
+        .or(rebalance)
+        .or(groups)
+        .or(metrics)
+        .or(fail_points)
+        .or(add_node)
+        .or(remove_node)
+        .recover(reject)
+}
+
+/// Starts removing a node: marks it draining; the rebalancer moves its replicas to the other
+/// voters, then takes it out of the membership. Answers once the drain is committed.
+async fn remove_node(ctx: Arc<NodeContext>, req: RemoveNode) -> WithStatus<Json> {
+    let id = req.node_id;
+    if ctx.cluster.borrow().leader != Some(ctx.config.node_id) {
+        return outcome(StatusCode::MISDIRECTED_REQUEST, false, "Cannot remove node: this node is not the leader");
+    }
+    let command = chronik::cluster::MetadataCommand::DrainNode { node: id };
+    match crate::handlers::apply_metadata(&ctx, vec![command]).await.pop() {
+        Some(Ok(())) => outcome(
+            StatusCode::OK,
+            true,
+            format!("Node {id} is draining: its replicas move to the other nodes, then it leaves the cluster"),
+        ),
+        Some(Err(e @ chronik::cluster::MetadataError::CannotDrain { .. })) => {
+            outcome(StatusCode::CONFLICT, false, e.to_string())
+        }
+        Some(Err(e)) => outcome(StatusCode::SERVICE_UNAVAILABLE, false, e.to_string()),
+        None => outcome(StatusCode::INTERNAL_SERVER_ERROR, false, "the metadata gave no answer"),
+    }
 }
 
 /// Adds a node as a voter; answers once it votes, or why it cannot.

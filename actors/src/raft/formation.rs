@@ -1,6 +1,8 @@
 //! Cluster formation (DESIGN §1). A node with Raft state rejoins from it. A fresh node asks its
 //! peers whether a cluster exists: if one does, it waits to be reached (or added); if none does,
-//! the lowest configured id initializes Raft with every configured peer as a voter.
+//! the lowest configured id initializes Raft with every configured peer as a voter, once all of
+//! them answer (or, after `ALL_PEERS_WAIT`, a majority): a vote sent to a peer that is not
+//! listening yet fails loudly and costs a term.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use crate::context::NodeContext;
 
 /// Between two rounds of asking the peers.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long the bootstrapping node waits for every peer before settling for a majority.
+const ALL_PEERS_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs until this node is part of a cluster or knows it has to wait to be added.
 pub async fn form(ctx: Arc<NodeContext>, raft: Raft) {
@@ -24,6 +28,7 @@ pub async fn form(ctx: Arc<NodeContext>, raft: Raft) {
     let me = ctx.config.node_id;
     let members = ctx.config.members();
     let lowest = members.iter().map(|p| p.id).min().unwrap_or(me);
+    let started = tokio::time::Instant::now();
     loop {
         let others = members.iter().filter(|p| p.id != me);
         let answers = futures::future::join_all(others.map(|p| cluster_info(&ctx.peers, &p.raft))).await;
@@ -41,7 +46,14 @@ pub async fn form(ctx: Arc<NodeContext>, raft: Raft) {
         if raft.is_initialized().await.unwrap_or(false) {
             return;
         }
-        if me == lowest {
+        // Peers that answered, this node included.
+        let up = 1 + answers.iter().filter(|a| a.is_some()).count();
+        let quorum = members.len() / 2 + 1;
+        let ready = up == members.len() || (up >= quorum && started.elapsed() >= ALL_PEERS_WAIT);
+        if me == lowest && !ready {
+            info!(answering = up, configured = members.len(), "waiting for the peers to start before bootstrapping");
+        }
+        if me == lowest && ready {
             let nodes: BTreeMap<_, _> = members.iter().map(|p| (p.id, node_info(p))).collect();
             let voters: Vec<_> = nodes.keys().copied().collect();
             match raft.initialize(nodes).await {

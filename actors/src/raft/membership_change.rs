@@ -1,6 +1,7 @@
-//! Adding a node to the Raft membership without an election (DESIGN §3): check it is reachable,
-//! add it as a learner, wait until it has replicated the entry that added it, then promote it
-//! to voter. Joint consensus keeps the leader; the term does not change.
+//! Changing the Raft membership without an election (DESIGN §3). Adding: check the node is
+//! reachable, add it as a learner, wait until it has replicated the entry that added it, then
+//! promote it to voter. Removing (after the rebalancer drained the node): drop it from the
+//! voters. Joint consensus keeps the leader; the term does not change.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -118,5 +119,20 @@ async fn add_checked(ctx: &NodeContext, raft: &Raft, node: NodeInfo) -> Result<(
         .await
         .map_err(|e| AddNodeError::Raft(e.to_string()))?;
     info!(node = id, "node {id} is a voter");
+    Ok(())
+}
+
+/// The last step of removing a node, once the rebalancer has moved all its replicas away: the
+/// node leaves the Raft voters (joint consensus again, so the leader stays unless it is the node
+/// removed). Skipped, to be retried, while another membership change runs.
+pub async fn remove_voter(raft: &Raft, id: NodeId, busy: &AtomicBool) -> Result<(), String> {
+    if busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return Err("a membership change is in progress".into());
+    }
+    info!(node = id, "node {id} holds no replicas; removing it from the Raft voters");
+    let result = raft.change_membership(ChangeMembers::RemoveVoters([id].into()), false).await;
+    busy.store(false, Ordering::Release);
+    result.map_err(|e| e.to_string())?;
+    info!(node = id, "node {id} removed from the cluster");
     Ok(())
 }

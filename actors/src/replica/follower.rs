@@ -169,6 +169,25 @@ impl Fetch {
         }
     }
 
+    /// Bulk copies of a replica outside the ISR share the node's copy rate, so moving a
+    /// partition leaves producers their share of disk and network. A replica in the ISR, or
+    /// one that has reached the leader's high watermark, is never held back: it must keep up
+    /// with new writes.
+    async fn pace(&self, copied: usize, log_end: i64, leader_high_watermark: i64) {
+        if log_end >= leader_high_watermark {
+            return;
+        }
+        let me = self.ctx.config.node_id;
+        let metadata = self.ctx.metadata();
+        if metadata.partition(&self.tp.topic, self.tp.partition).is_none_or(|p| p.isr.contains(&me)) {
+            return;
+        }
+        let wait = self.ctx.copy_throttle.charge(copied, std::time::Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// Asks the leader where its log ends for this log's latest epoch and truncates to it, until
     /// the two logs agree (KIP-101/279: usually one round).
     async fn truncate_to_leader(
@@ -226,6 +245,7 @@ impl Fetch {
                     "the leader refused a fetch");
                 return Err(response.error_message);
             }
+            let copied = response.records.len();
             let msg = |reply| ReplicaMsg::AppendReplicated {
                 records: response.records,
                 leader_high_watermark: response.high_watermark,
@@ -236,6 +256,7 @@ impl Fetch {
                 Ok(ractor::rpc::CallResult::Success(Err(e))) => return Err(e.message),
                 _ => return Err("the replica did not answer".into()),
             };
+            self.pace(copied, next, response.high_watermark).await;
             requests.send(self.request(next)).await.map_err(|e| e.to_string())?;
         }
         Err("the leader closed the stream".into())

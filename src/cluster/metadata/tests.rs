@@ -187,3 +187,36 @@ fn membership_keeps_registered_addresses_and_drops_removed_nodes() {
     m.apply(&MetadataCommand::RegisterNode(node(1))).expect("ignored");
     assert!(!m.nodes.contains_key(&1), "a removed node does not come back by registering");
 }
+
+#[test]
+fn a_draining_node_takes_no_new_replicas_and_leaves_the_drain_set_with_the_membership() {
+    let mut m = cluster(&[1, 2, 3, 4]);
+    m.apply(&create("t", 4, 3)).expect("create");
+    m.apply(&MetadataCommand::DrainNode { node: 4 }).expect("drain");
+    m.apply(&MetadataCommand::DrainNode { node: 4 }).expect("draining again is a no-op");
+    assert_eq!(m.placement_nodes(), vec![1, 2, 3]);
+    m.apply(&create("u", 3, 3)).expect("create on the remaining three");
+    assert!(m.topics["u"].partitions.iter().all(|p| !p.replicas.contains(&4)));
+    assert!(m.holds_replicas(4), "t keeps node 4's replicas until they are moved");
+
+    // Once it left the membership, it is retired and no longer draining.
+    m.set_membership([1, 2, 3].into(), [1, 2, 3].map(node));
+    assert!(m.draining.is_empty() && m.removed.contains(&4));
+}
+
+#[test]
+fn draining_is_refused_when_the_rest_cannot_hold_every_topic() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 3)).expect("create");
+    let err = m.apply(&MetadataCommand::DrainNode { node: 3 }).expect_err("RF 3 needs three nodes");
+    assert_eq!(
+        err.to_string(),
+        "Cannot remove node 3: topic 't' has replication factor 3 and only 2 node(s) would remain"
+    );
+    let err = m.apply(&MetadataCommand::DrainNode { node: 9 }).expect_err("not a member");
+    assert_eq!(err.to_string(), "Cannot remove node 9: it is not a voting member of the cluster");
+    let mut single = cluster(&[1]);
+    let err = single.apply(&MetadataCommand::DrainNode { node: 1 }).expect_err("the last node");
+    assert_eq!(err.to_string(), "Cannot remove node 1: it is the last node");
+    assert!(m.draining.is_empty() && single.draining.is_empty(), "a refused drain changes nothing");
+}
