@@ -9,7 +9,8 @@
                   configured (4-peer TOML) but not started.
 
 When a test fails, the part of every broker log written during that test is
-attached to the report as a section named "<broker> log".
+attached to the report as a section named "<broker> log". The user's test plan summary
+(plan_summary.py, filled in by tests/test_user_plan.py) is printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 import group_helpers
 import harness
+import plan_summary
 from cluster import Cluster
 from harness import Broker, broker_binary, unique_topic
 
@@ -30,6 +32,14 @@ def pytest_sessionstart(session):
         raise pytest.UsageError(
             f"{binary} not found: build it first (cargo build --release --bin chronik-server) "
             "or set BROKER_BIN")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The filled-in Test Summary Template of every Plan made in this run, last, so CI output
+    shows it whether the tests passed or failed."""
+    for plan in plan_summary.PLANS:
+        terminalreporter.write_sep("=", "user test plan summary")
+        terminalreporter.write_line(plan.render())
 
 
 @pytest.fixture(autouse=True)
