@@ -9,6 +9,8 @@ Layout
                  conftest attaches its log on failure.
 - `Cluster`      the nodes, formation, and the helpers tests need: health(i),
                  wait_for_leader(), leader_node(), bootstrap(), hold_for(), the `cluster` CLI.
+- `LeaderTermSampler`  every node's (leader_id, term) every 50 ms in a thread, for tests that
+                 assert a membership change costs no election.
 
 `raft` and `replication` are written as the `[raft]` / `[replication]` tables of every TOML
 (integer values; e.g. `replication={"replica_lag_max_ms": 3000}`).
@@ -23,6 +25,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -375,4 +378,52 @@ def hold_for(cond: Callable[[], Any], duration: float, what: str, interval: floa
         time.sleep(interval)
 
 
-__all__ = ["Cluster", "ClusterNode", "NotAgreed", "Slot", "hold_for", "pick_ports", "round_robin"]
+class LeaderTermSampler:
+    """Samples every node of `ids` for (leader_id, term) every `interval` seconds, in a thread,
+    from `start()` (or entering) to `stop()` (or leaving): what a test asserts when a change
+    must not cost an election. A node that does not answer in time is counted in `misses`,
+    not as a change; the test judges those.
+
+    `samples` holds (monotonic time, node, leader_id, term); `changes(leader, term)` the samples
+    that differ from the given pair."""
+
+    def __init__(self, cluster: "Cluster", ids: Iterable[int], interval: float = 0.05):
+        self.cluster = cluster
+        self.ids = list(ids)
+        self.interval = interval
+        self.samples: list[tuple[float, int, Any, Any]] = []
+        self.misses: list[tuple[float, int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leader-term-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for i in self.ids:
+                try:
+                    h = self.cluster.health(i)
+                    self.samples.append((time.monotonic(), i, h.get("leader_id"), h.get("term")))
+                except Exception as exc:  # noqa: BLE001 - counted; the test judges
+                    self.misses.append((time.monotonic(), i, repr(exc)))
+            self._stop.wait(self.interval)
+
+    def start(self) -> "LeaderTermSampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def __enter__(self) -> "LeaderTermSampler":
+        return self.start()
+
+    def __exit__(self, *_exc) -> bool:
+        self.stop()
+        return False
+
+    def changes(self, leader: int, term: int) -> list[tuple[float, int, Any, Any]]:
+        return [s for s in self.samples if (s[2], s[3]) != (leader, term)]
+
+
+__all__ = ["Cluster", "ClusterNode", "LeaderTermSampler", "NotAgreed", "Slot", "hold_for", "pick_ports",
+           "round_robin"]

@@ -2,6 +2,11 @@
 //! leader, term — and publishes it on `NodeContext::cluster` for the admin API and anyone else
 //! who subscribes. A node outside the membership (started to be added later) learns the view
 //! from its peers instead.
+//!
+//! A removed node never applies the change that removed it (the leader stops sending it the
+//! log first), so a follower also asks its leader, or its peers while it knows none, whether it
+//! was removed. Once it was, it stops taking part in elections: otherwise it would campaign
+//! forever, sending vote requests to the nodes that carry on without it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +20,8 @@ use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::raft::{Raft, cluster_info};
 
-/// How often a node outside the membership asks its peers for the cluster's view.
+/// How often a node outside the membership asks its peers for the cluster's view, and a
+/// follower asks whether it was removed.
 const OUTSIDER_POLL: Duration = Duration::from_secs(1);
 
 /// The cluster as this node sees it.
@@ -122,14 +128,29 @@ async fn watch(ctx: Arc<NodeContext>, actor: ActorRef<MembershipMsg>) {
             continue;
         };
         let mut metrics = raft.metrics();
+        let mut removed = false;
+        // Metrics change with every applied entry; ask about removal at most once per poll.
+        let mut asked = tokio::time::Instant::now();
         loop {
-            let view = local_view(&raft, ctx.config.node_id);
+            let me = ctx.config.node_id;
+            let mut view = local_view(&raft, me);
+            let ask = view.member && view.leader != Some(me) && !removed && asked.elapsed() >= OUTSIDER_POLL;
+            if ask {
+                asked = tokio::time::Instant::now();
+                if was_removed(&ctx, view.leader).await {
+                    info!("this node was removed from the cluster; it no longer takes part in Raft elections");
+                    raft.runtime_config().elect(false);
+                    removed = true;
+                }
+            }
+            view.member &= !removed;
             let view = if view.member { view } else { outsider_view(&ctx).await.unwrap_or(view) };
             if actor.cast(MembershipMsg::Observed(view.clone())).is_err() {
                 return;
             }
+            let leads = view.leader == Some(me);
             let poll = async {
-                if view.member { std::future::pending::<()>().await } else { tokio::time::sleep(OUTSIDER_POLL).await }
+                if leads { std::future::pending::<()>().await } else { tokio::time::sleep(OUTSIDER_POLL).await }
             };
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { break },
@@ -149,6 +170,22 @@ fn local_view(raft: &Raft, me: NodeId) -> ClusterView {
     let learners: Vec<NodeId> = membership.learner_ids().collect();
     let member = voters.contains(&me) || learners.contains(&me);
     ClusterView { member, voters, learners, leader: m.current_leader, term: m.current_term }
+}
+
+/// Whether the leader (or, with none known, any peer) lists this node among the removed ones.
+async fn was_removed(ctx: &NodeContext, leader: Option<NodeId>) -> bool {
+    let me = ctx.config.node_id;
+    let metadata = ctx.metadata();
+    let addrs: Vec<String> = match leader.and_then(|id| metadata.nodes.get(&id)) {
+        Some(node) => vec![node.raft.clone()],
+        None => metadata.nodes.values().filter(|n| n.id != me).map(|n| n.raft.clone()).collect(),
+    };
+    for addr in addrs {
+        if cluster_info(&ctx.peers, &addr).await.is_some_and(|info| info.removed.contains(&me)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The view of an initialized peer, for a node outside the membership.

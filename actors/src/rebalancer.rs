@@ -213,6 +213,14 @@ impl RebalancerState {
         if !self.seen.is_empty() && placement != self.seen {
             info!("Cluster membership changed: {} → {} nodes - triggering rebalance", self.seen.len(), placement.len());
             self.replan = true;
+            // The current plan may wait on a node that is now leaving (or dead and being removed);
+            // the new plan starts from the metadata as it is, half-done moves included. Safety
+            // does not depend on the plan: old replicas are dropped only once every target
+            // replica is in the ISR.
+            if !self.moves.is_empty() {
+                info!(moves = self.moves.len(), "re-planning unfinished moves for the new membership");
+                self.moves.clear();
+            }
         }
         self.seen = placement;
         let due = self.planned_at.is_none_or(|t| t.elapsed() >= REPLAN);

@@ -23,9 +23,6 @@ const BAR: usize = 30;
 pub struct Rebalance {
     /// The nodes the current plan places replicas on.
     pub voters: Vec<NodeId>,
-    /// Voters being drained.
-    #[serde(default)]
-    pub draining: Vec<NodeId>,
     /// The moves of the current plan.
     pub moves: Vec<RebalanceMove>,
 }
@@ -68,7 +65,8 @@ pub async fn add_node(config: &Config, id: NodeId, kafka: &str, wal: &str, raft:
 pub async fn remove_node(config: &Config, id: NodeId) -> Result<(), String> {
     send_to_leader(config, "remove-node", &serde_json::json!({"node_id": id})).await?;
     println!("✓ Node {id} is draining: moving its replicas to the other nodes...");
-    follow_rebalance(config, |r| !r.voters.contains(&id) && !r.draining.contains(&id)).await?;
+    // A plan that leaves the node out; an empty list is a new leader that has not planned yet.
+    follow_rebalance(config, |r| !r.voters.is_empty() && !r.voters.contains(&id)).await?;
     let voters = wait_for_voters(config, Duration::from_secs(60), |voters| !voters.contains(&id))
         .await
         .map_err(|_| format!("node {id} holds no replicas but has not left the membership yet"))?;
@@ -99,8 +97,8 @@ async fn send_to_leader(config: &Config, action: &str, body: &serde_json::Value)
     Ok(())
 }
 
-/// Waits until every answering node's voters satisfy `done` (the node being removed excluded:
-/// it stops hearing about the membership once it is out); returns those voters.
+/// Waits until every answering member's voters satisfy `done` (a removed node no longer hears
+/// about the membership; it reports `not_member` once it learns it was removed); returns them.
 async fn wait_for_voters(
     config: &Config,
     timeout: Duration,

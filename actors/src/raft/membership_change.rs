@@ -57,35 +57,56 @@ pub enum AddNodeError {
 
 /// Adds `node` as a voter; one change at a time (`busy` is the node-wide flag).
 pub async fn add_node(ctx: &NodeContext, raft: &Raft, node: NodeInfo, busy: &AtomicBool) -> Result<(), AddNodeError> {
-    for addr in [&node.kafka, &node.wal, &node.raft] {
-        parse_host_port(addr).map_err(|why| AddNodeError::InvalidAddress(format!("{addr:?}: {why}")))?;
-    }
-    let me = ctx.config.node_id;
-    let (leader, voters, learners) = {
+    let membership = {
         let metrics = raft.metrics();
         let m = metrics.borrow();
-        let membership = m.membership_config.membership();
-        (
-            m.current_leader,
-            membership.voter_ids().collect::<BTreeSet<_>>(),
-            membership.learner_ids().collect::<BTreeSet<_>>(),
-        )
+        let config = m.membership_config.membership();
+        Membership {
+            me: ctx.config.node_id,
+            leader: m.current_leader,
+            voters: config.voter_ids().collect(),
+            learners: config.learner_ids().collect(),
+            removed: ctx.metadata().removed.clone(),
+        }
     };
-    if leader != Some(me) {
-        return Err(AddNodeError::NotLeader);
-    }
-    if voters.contains(&node.id) || learners.contains(&node.id) {
-        return Err(AddNodeError::Exists(node.id));
-    }
-    if ctx.metadata().removed.contains(&node.id) {
-        return Err(AddNodeError::Retired(node.id));
-    }
+    check_new_node(&node, &membership)?;
     if busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return Err(AddNodeError::InProgress);
     }
     let result = add_checked(ctx, raft, node).await;
     busy.store(false, Ordering::Release);
     result
+}
+
+/// What the leader knows when it checks a new node.
+struct Membership {
+    /// This node.
+    me: NodeId,
+    /// The Raft leader, if known.
+    leader: Option<NodeId>,
+    /// Current voters.
+    voters: BTreeSet<NodeId>,
+    /// Current learners.
+    learners: BTreeSet<NodeId>,
+    /// Ids of nodes that left; never reused.
+    removed: BTreeSet<NodeId>,
+}
+
+/// The checks made before anything is proposed, in the order an operator fixes them.
+fn check_new_node(node: &NodeInfo, m: &Membership) -> Result<(), AddNodeError> {
+    for addr in [&node.kafka, &node.wal, &node.raft] {
+        parse_host_port(addr).map_err(|why| AddNodeError::InvalidAddress(format!("{addr:?}: {why}")))?;
+    }
+    if m.leader != Some(m.me) {
+        return Err(AddNodeError::NotLeader);
+    }
+    if m.voters.contains(&node.id) || m.learners.contains(&node.id) {
+        return Err(AddNodeError::Exists(node.id));
+    }
+    if m.removed.contains(&node.id) {
+        return Err(AddNodeError::Retired(node.id));
+    }
+    Ok(())
 }
 
 async fn add_checked(ctx: &NodeContext, raft: &Raft, node: NodeInfo) -> Result<(), AddNodeError> {
@@ -135,4 +156,42 @@ pub async fn remove_voter(raft: &Raft, id: NodeId, busy: &AtomicBool) -> Result<
     result.map_err(|e| e.to_string())?;
     info!(node = id, "node {id} removed from the cluster");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: NodeId, kafka: &str) -> NodeInfo {
+        NodeInfo {
+            id,
+            kafka: kafka.into(),
+            wal: "localhost:9294".into(),
+            raft: "localhost:5004".into(),
+            admin: "".into(),
+        }
+    }
+
+    fn membership(me: NodeId, leader: NodeId) -> Membership {
+        Membership { me, leader: Some(leader), voters: [1, 2, 3].into(), learners: [5].into(), removed: [6].into() }
+    }
+
+    #[test]
+    fn a_new_node_is_checked_before_anything_is_proposed() {
+        let leader = membership(1, 1);
+        assert_eq!(check_new_node(&node(4, "localhost:9095"), &leader), Ok(()));
+        let bad = check_new_node(&node(4, "localhost"), &leader).expect_err("no port");
+        assert!(bad.to_string().starts_with("Invalid address format"), "{bad}");
+        assert_eq!(check_new_node(&node(1, "localhost:9092"), &leader), Err(AddNodeError::Exists(1)));
+        assert_eq!(check_new_node(&node(5, "localhost:9096"), &leader), Err(AddNodeError::Exists(5)), "a learner");
+        assert_eq!(check_new_node(&node(6, "localhost:9097"), &leader), Err(AddNodeError::Retired(6)));
+        let follower = membership(2, 1);
+        assert_eq!(check_new_node(&node(4, "localhost:9095"), &follower), Err(AddNodeError::NotLeader));
+        assert_eq!(
+            AddNodeError::NotLeader.to_string(),
+            "Cannot add node: this node is not the leader",
+            "the seed's exact words"
+        );
+        assert_eq!(AddNodeError::Exists(1).to_string(), "Node 1 already exists in cluster");
+    }
 }

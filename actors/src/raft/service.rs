@@ -70,6 +70,7 @@ impl RaftService for Service {
             voters,
             leader_id: metrics.current_leader.unwrap_or(0),
             term: metrics.current_term,
+            removed: self.ctx.metadata().removed.iter().copied().collect(),
         }))
     }
 
