@@ -27,9 +27,10 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from harness import Broker, BrokerExited, broker_binary, free_port, wait_until
 
@@ -358,6 +359,25 @@ class Cluster:
                               timeout=timeout, env=env, stdin=subprocess.DEVNULL)
 
 
+@contextmanager
+def started(c: "Cluster", clean_stop: bool = False) -> Iterator["Cluster"]:
+    """Starts `c` (killing whatever started if formation fails) and, when the block ends, kills
+    it, or with `clean_stop` SIGTERMs every node and asserts each exited 0. Fixtures write
+    `with started(Cluster(...)) as c: yield c`."""
+    try:
+        c.start()
+    except BaseException:
+        c.kill_all()
+        raise
+    yield c
+    if not clean_stop:
+        c.kill_all()
+        return
+    rcs = c.stop_all()
+    bad = {i: rc for i, rc in rcs.items() if rc != 0}
+    assert not bad, f"cluster nodes exited with non-zero codes on SIGTERM: {bad}"
+
+
 def hold_for(cond: Callable[[], Any], duration: float, what: str, interval: float = 0.1) -> int:
     """Poll `cond` for `duration` seconds; it must be truthy every time (an exception or a
     falsy value fails at once). Returns how many checks passed."""
@@ -425,5 +445,5 @@ class LeaderTermSampler:
         return [s for s in self.samples if (s[2], s[3]) != (leader, term)]
 
 
-__all__ = ["Cluster", "ClusterNode", "LeaderTermSampler", "NotAgreed", "Slot", "hold_for", "pick_ports",
+__all__ = ["Cluster", "ClusterNode", "LeaderTermSampler", "NotAgreed", "Slot", "hold_for", "pick_ports", "started",
            "round_robin"]

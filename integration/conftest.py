@@ -20,7 +20,7 @@ import pytest
 import group_helpers
 import harness
 import plan_summary
-from cluster import Cluster
+from cluster import Cluster, started
 from harness import Broker, broker_binary, unique_topic
 
 _LOG_MARKS = pytest.StashKey[dict]()
@@ -112,14 +112,6 @@ def cluster3(tmp_path_factory) -> Cluster:
     10 s election budget is asserted by the test, from `formation_seconds`). RF 3 and
     min_insync_replicas 2, the seed's settings.
     """
-    c = Cluster(tmp_path_factory.mktemp("cluster3"), size=3, spare=1, name="node",
-                replication_factor=3, min_insync_replicas=2)
-    try:
-        c.start()
-    except BaseException:
-        c.kill_all()
-        raise
-    yield c
-    rcs = c.stop_all()
-    bad = {i: rc for i, rc in rcs.items() if rc != 0}
-    assert not bad, f"cluster nodes exited with non-zero codes on SIGTERM: {bad}"
+    with started(Cluster(tmp_path_factory.mktemp("cluster3"), size=3, spare=1, name="node",
+                         replication_factor=3, min_insync_replicas=2), clean_stop=True) as c:
+        yield c

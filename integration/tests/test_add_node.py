@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from cluster import Cluster
+from cluster import Cluster, started
 from harness import unique_topic, wait_until
 from test_replication import NumberedProducers, check_log
 from client_helpers import ck_consume_all
@@ -29,14 +29,9 @@ VOTERS = [1, 2, 3]
 @pytest.fixture(scope="module")
 def grow(tmp_path_factory) -> Cluster:
     """Nodes 1-3 running; slots 4 (configured with 4 peers) and 5 spare."""
-    c = Cluster(tmp_path_factory.mktemp("add-node"), size=3, spare=2, name="node", min_insync_replicas=2)
-    try:
-        c.start()
-    except BaseException:
-        c.kill_all()
-        raise
-    yield c
-    c.kill_all()
+    with started(Cluster(tmp_path_factory.mktemp("add-node"), size=3, spare=2, name="node",
+                         min_insync_replicas=2)) as c:
+        yield c
 
 
 def add_node_args(c: Cluster, i: int, config_of: int = 1) -> list[str]:

@@ -39,7 +39,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from client_helpers import ck_consume_all
-from cluster import Cluster, LeaderTermSampler, NotAgreed, hold_for
+from cluster import Cluster, LeaderTermSampler, NotAgreed, hold_for, started
 from harness import unique_topic, wait_until
 from test_add_node import add_node_args
 from test_replication import Extras, NumberedProducers, check_log
@@ -64,15 +64,9 @@ DEAD_HOLD_S = 7.0
 
 @pytest.fixture(scope="module")
 def gs(tmp_path_factory) -> Cluster:
-    c = Cluster(tmp_path_factory.mktemp("grow-shrink"), size=3, spare=4, name="gnode",
-                replication_factor=RF, min_insync_replicas=2)
-    try:
-        c.start()
-    except BaseException:
-        c.kill_all()
-        raise
-    yield c
-    c.kill_all()
+    with started(Cluster(tmp_path_factory.mktemp("grow-shrink"), size=3, spare=4, name="gnode",
+                         replication_factor=RF, min_insync_replicas=2)) as c:
+        yield c
 
 
 # ---- views -----------------------------------------------------------------------------------
@@ -387,15 +381,9 @@ def test_removed_ids_are_retired_and_racing_adds_go_one_at_a_time(gs):
 
 @pytest.fixture
 def slow(tmp_path) -> Cluster:
-    c = Cluster(tmp_path / "throttled", size=3, spare=1, name="tnode", replication_factor=RF,
-                min_insync_replicas=2, replication={"rebalance_max_bytes_per_sec": RATE})
-    try:
-        c.start()
-    except BaseException:
-        c.kill_all()
-        raise
-    yield c
-    c.kill_all()
+    with started(Cluster(tmp_path / "throttled", size=3, spare=1, name="tnode", replication_factor=RF,
+                         min_insync_replicas=2, replication={"rebalance_max_bytes_per_sec": RATE})) as c:
+        yield c
 
 
 def preload(bootstrap: str, topic: str) -> Extras:

@@ -34,7 +34,7 @@ from kafka import KafkaProducer
 
 import kproto
 from client_helpers import ck_consume_all
-from cluster import Cluster, NotAgreed, round_robin
+from cluster import Cluster, NotAgreed, round_robin, started
 from harness import unique_topic, wait_until
 
 VOTERS = [1, 2, 3]
@@ -63,17 +63,10 @@ def rcluster(tmp_path_factory) -> Cluster:
     c = Cluster(tmp_path_factory.mktemp("replication"), size=3, spare=0, name="rnode",
                 replication_factor=RF, min_insync_replicas=MIN_INSYNC,
                 replication={"replica_lag_max_ms": LAG_MS})
-    try:
-        c.start()
-    except BaseException:
-        c.kill_all()
-        raise
-    yield c
-    for i in VOTERS:
-        c.resume(i)  # a failed SIGSTOP scenario must not leave a stopped process behind
-    rcs = c.stop_all()
-    bad = {i: rc for i, rc in rcs.items() if rc != 0}
-    assert not bad, f"cluster nodes exited with non-zero codes on SIGTERM: {bad}"
+    with started(c, clean_stop=True):
+        yield c
+        for i in VOTERS:
+            c.resume(i)  # a failed SIGSTOP scenario must not leave a stopped process behind
 
 
 @pytest.fixture

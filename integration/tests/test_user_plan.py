@@ -51,7 +51,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from client_helpers import ck_consume_all, kp_consume_all
-from cluster import Cluster, ClusterNode, NotAgreed, hold_for, round_robin
+from cluster import Cluster, ClusterNode, NotAgreed, hold_for, round_robin, started
 from harness import unique_topic, wait_until
 from plan_summary import Plan
 from test_add_node import add_node_args
@@ -106,17 +106,9 @@ def run() -> Run:
 def cluster(tmp_path_factory) -> Cluster:
     """Nodes 1-3 of the seed's configuration (RF 3, min_insync_replicas 2), started together;
     slot 4 is the seed's node 4 (peers 1-4), slot 5 only provides addresses for 5.2 / 5.3."""
-    c = Cluster(tmp_path_factory.mktemp("user-plan"), size=3, spare=2, name="node",
-                replication_factor=RF, min_insync_replicas=2)
-    try:
-        c.start()
-    except BaseException:
-        c.kill_all()
-        raise
-    yield c
-    rcs = c.stop_all()
-    bad = {i: rc for i, rc in rcs.items() if rc != 0}
-    assert not bad, f"cluster nodes exited with non-zero codes on SIGTERM: {bad}"
+    with started(Cluster(tmp_path_factory.mktemp("user-plan"), size=3, spare=2, name="node",
+                         replication_factor=RF, min_insync_replicas=2), clean_stop=True) as c:
+        yield c
 
 
 # ---- helpers ------------------------------------------------------------------------------------

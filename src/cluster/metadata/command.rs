@@ -1,0 +1,191 @@
+//! The metadata commands, their results and their errors: what travels through the Raft log.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::NodeInfo;
+use crate::config::NodeId;
+
+/// A change to the metadata. Applied in the same order everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    /// Registers a broker or updates its address.
+    RegisterNode(NodeInfo),
+    /// Creates a topic; replicas are assigned round-robin over the registered nodes.
+    CreateTopic {
+        /// Topic name (validated).
+        name: String,
+        /// The id to give it (chosen by the proposer so every replica of the log agrees).
+        id: Uuid,
+        /// Number of partitions.
+        partitions: i32,
+        /// Replicas per partition.
+        replication_factor: i16,
+        /// Config overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// Deletes a topic and all its partitions.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// Grows a topic to `count` partitions.
+    CreatePartitions {
+        /// Topic name.
+        name: String,
+        /// The new total partition count.
+        count: i32,
+    },
+    /// Replaces a topic's config overrides (AlterConfigs; IncrementalAlterConfigs computes the
+    /// resulting set first). The overrides were validated by the proposer.
+    SetTopicConfigs {
+        /// Topic name.
+        name: String,
+        /// The complete new set of overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// Reserves the next block of idempotent producer ids.
+    AllocateProducerIds {
+        /// How many ids the block holds.
+        count: i64,
+    },
+    /// The partition leader's new in-sync replica set. Applied only if `leader_epoch` is still
+    /// the partition's epoch, so a deposed leader cannot rewrite the ISR.
+    UpdateIsr {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The epoch of the leader proposing it.
+        leader_epoch: i32,
+        /// The new ISR, a subset of the replicas that includes the leader.
+        isr: Vec<NodeId>,
+    },
+    /// A new leader for a partition whose leader was fenced, chosen from its ISR (never an
+    /// out-of-sync replica: no unclean election). Bumps the leader epoch.
+    ElectLeader {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The new leader.
+        leader: NodeId,
+        /// The new epoch: exactly one above the current, so a repeated election is refused.
+        leader_epoch: i32,
+        /// The ISR under the new leader (the fenced leader left out).
+        isr: Vec<NodeId>,
+    },
+    /// A partition's new replica list (the rebalancer: first current ∪ new, then the target).
+    /// It must keep the leader; replicas it drops leave the ISR, replicas it adds join the ISR
+    /// only once the leader sees them caught up.
+    ReassignPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The new replica list, preferred leader first.
+        replicas: Vec<NodeId>,
+    },
+    /// Starts removing a voter: no new replica is placed on it and the rebalancer moves its
+    /// replicas to the other voters; once it holds none, it leaves the Raft membership.
+    DrainNode {
+        /// The node to drain.
+        node: NodeId,
+    },
+}
+
+impl MetadataCommand {
+    /// The command's name, for log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RegisterNode(_) => "RegisterNode",
+            Self::CreateTopic { .. } => "CreateTopic",
+            Self::DeleteTopic { .. } => "DeleteTopic",
+            Self::CreatePartitions { .. } => "CreatePartitions",
+            Self::SetTopicConfigs { .. } => "SetTopicConfigs",
+            Self::AllocateProducerIds { .. } => "AllocateProducerIds",
+            Self::UpdateIsr { .. } => "UpdateIsr",
+            Self::ElectLeader { .. } => "ElectLeader",
+            Self::ReassignPartition { .. } => "ReassignPartition",
+            Self::DrainNode { .. } => "DrainNode",
+        }
+    }
+}
+
+/// Why a command could not be applied; each maps to a Kafka error code at the edge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MetadataError {
+    /// The topic name breaks Kafka's naming rules.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The offending name.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// CreateTopic for a name that exists.
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    /// A command names a topic that does not exist.
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    /// Partition count out of range.
+    #[error("invalid partition count {count} for topic {topic:?}: {reason}")]
+    InvalidPartitions {
+        /// Topic name.
+        topic: String,
+        /// The requested count.
+        count: i32,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The metadata could not be changed right now (retriable).
+    #[error("metadata unavailable: {0}")]
+    Unavailable(String),
+    /// A partition change from a leader whose epoch is no longer current.
+    #[error("leader epoch {got} is stale; the partition is at epoch {current}")]
+    StaleLeaderEpoch {
+        /// The partition's epoch.
+        current: i32,
+        /// The epoch in the command.
+        got: i32,
+    },
+    /// An ISR that leaves out the leader or names a non-replica.
+    #[error("ISR {isr:?} must include the leader and only replicas {replicas:?}")]
+    InvalidIsr {
+        /// The proposed ISR.
+        isr: Vec<NodeId>,
+        /// The partition's replicas.
+        replicas: Vec<NodeId>,
+    },
+    /// A node that cannot be drained (DrainNode).
+    #[error("Cannot remove node {node}: {reason}")]
+    CannotDrain {
+        /// The node.
+        node: NodeId,
+        /// Why not.
+        reason: String,
+    },
+    /// More replicas asked for than there are (live) voting brokers.
+    #[error("replication factor {requested} is larger than the {available} available broker(s)")]
+    InvalidReplicationFactor {
+        /// Requested replication factor.
+        requested: i16,
+        /// Brokers registered.
+        available: usize,
+    },
+}
+
+/// What applying a command produced besides the new state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    /// The change is made; nothing to hand back.
+    Done,
+    /// `AllocateProducerIds`: the first id of the reserved block.
+    ProducerIds {
+        /// First id of the block; the block is `first..first + count`.
+        first: i64,
+    },
+}
