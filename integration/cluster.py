@@ -402,7 +402,8 @@ class LeaderTermSampler:
     """Samples every node of `ids` for (leader_id, term) every `interval` seconds, in a thread,
     from `start()` (or entering) to `stop()` (or leaving): what a test asserts when a change
     must not cost an election. A node that does not answer in time is counted in `misses`,
-    not as a change; the test judges those.
+    not as a change; the test judges those. A node is sampled only while it lists itself among
+    the voters: what a node not yet added (or already removed) reports is not a voter's view.
 
     `samples` holds (monotonic time, node, leader_id, term); `changes(leader, term)` the samples
     that differ from the given pair."""
@@ -421,7 +422,8 @@ class LeaderTermSampler:
             for i in self.ids:
                 try:
                     h = self.cluster.health(i)
-                    self.samples.append((time.monotonic(), i, h.get("leader_id"), h.get("term")))
+                    if i in (h.get("cluster_nodes") or []):
+                        self.samples.append((time.monotonic(), i, h.get("leader_id"), h.get("term")))
                 except Exception as exc:  # noqa: BLE001 - counted; the test judges
                     self.misses.append((time.monotonic(), i, repr(exc)))
             self._stop.wait(self.interval)
@@ -443,6 +445,10 @@ class LeaderTermSampler:
 
     def changes(self, leader: int, term: int) -> list[tuple[float, int, Any, Any]]:
         return [s for s in self.samples if (s[2], s[3]) != (leader, term)]
+
+    def since(self, t: float) -> list[tuple[float, int, Any, Any]]:
+        """The samples taken at or after monotonic time `t`."""
+        return [s for s in self.samples if s[0] >= t]
 
 
 __all__ = ["Cluster", "ClusterNode", "LeaderTermSampler", "NotAgreed", "Slot", "hold_for", "pick_ports", "started",

@@ -11,13 +11,12 @@ must be read back exactly once, in order, and no producer may see an error.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 import requests
 
-from cluster import Cluster, started
+from cluster import Cluster, LeaderTermSampler, started
 from harness import unique_topic, wait_until
 from test_replication import NumberedProducers, check_log
 from client_helpers import ck_consume_all
@@ -81,20 +80,6 @@ def test_add_node_keeps_leader_and_term_and_rebalances_under_load(grow):
     n4.start(wait=False)
     wait_until(lambda: n4.health()["status"] == "not_member", 30, "node 4 running outside the membership")
 
-    # Sample leader and term on every node every 50 ms for the whole addition and rebalance.
-    samples: list[tuple[int, object, int]] = []
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            for i in VOTERS:
-                try:
-                    h = grow.health(i)
-                    samples.append((i, h["leader_id"], h["term"]))
-                except Exception:  # a slow answer is not a change; the assertions below judge
-                    pass
-            stop.wait(0.05)
-
     def rebalanced():
         status = grow.node(leader).get("/admin/rebalance").json()
         parts = [q for q in grow.node(leader).get("/admin/partitions").json()["partitions"] if q["topic"] == topic]
@@ -106,17 +91,14 @@ def test_add_node_keeps_leader_and_term_and_rebalances_under_load(grow):
         return parts
 
     marks = {i: grow.node(i).log_size() for i in VOTERS}
-    sampler = threading.Thread(target=sample, daemon=True)
+    # Leader and term on every node every 50 ms for the whole addition and rebalance.
+    sampler = LeaderTermSampler(grow, VOTERS)
     with NumberedProducers(grow.bootstrap(1), topic, list(range(6))) as prods:
         prods.wait_acks(20, timeout=30, what="before the addition")
-        sampler.start()
-        try:
+        with sampler:
             out = grow.cli(*add_node_args(grow, 4), timeout=120)
             assert out.returncode == 0, out.stdout + out.stderr
             wait_until(rebalanced, 120, f"{topic} rebalanced onto node 4", interval=0.5)
-        finally:
-            stop.set()
-            sampler.join(10)
         prods.wait_acks(20, since=time.monotonic(), timeout=30, what="after the rebalance")
     assert prods.errors == [], prods.errors[:5]
     check_log(ck_consume_all(grow.bootstrap(1), topic, 6, timeout=60), prods)
@@ -127,8 +109,8 @@ def test_add_node_keeps_leader_and_term_and_rebalances_under_load(grow):
                  "Node Details:", "  ID:    4", f"  Raft:  {grow.slots[4].addr(grow.slots[4].raft)}"]:
         assert line in out.stdout.splitlines(), f"missing {line!r} in:\n{out.stdout}"
 
-    assert samples, "no health samples were taken"
-    moved = [(i, lid, t) for i, lid, t in samples if lid != leader or t != term]
+    assert sampler.samples, "no health samples were taken"
+    moved = sampler.changes(leader, term)
     assert not moved, f"leader/term changed during the addition (was {leader}/{term}): {moved[:5]}"
     everyone = VOTERS + [4]
     now, hs = grow.agreement(everyone, voters=everyone)

@@ -51,7 +51,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from client_helpers import ck_consume_all, kp_consume_all
-from cluster import Cluster, ClusterNode, NotAgreed, hold_for, round_robin, started
+from cluster import Cluster, ClusterNode, LeaderTermSampler, NotAgreed, hold_for, round_robin, started
 from harness import unique_topic, wait_until
 from plan_summary import Plan
 from test_add_node import add_node_args
@@ -167,46 +167,6 @@ class SteadyProducer(NumberedProducers):
     def latencies(self, start: float, end: float) -> list[float]:
         with self.lock:
             return [lat for t, lat in self.latency if start <= t < end]
-
-
-class HealthSampler:
-    """Scenario 3's watch: every 50 ms, each voter's (leader_id, term) from /admin/health, in a
-    thread, from the baseline to the end of the rebalance. Node 4 is sampled from its first
-    answer listing it as a voter (before that it is not one, and what it reports about the
-    leader is not a voter's view)."""
-
-    def __init__(self, cluster: Cluster):
-        self.cluster = cluster
-        self.samples: list[tuple[int, object, object]] = []  # (node, leader_id, term)
-        self.during = 0  # samples taken after `since` (set when the addition starts)
-        self.since = math.inf
-        self.unanswered = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="plan-health-sampler", daemon=True)
-
-    def __enter__(self) -> "HealthSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc) -> bool:
-        self._stop.set()
-        self._thread.join(10)
-        return False
-
-    def _run(self) -> None:
-        node4_votes = False
-        while not self._stop.is_set():
-            for i in ALL:
-                try:
-                    h = self.cluster.health(i)
-                except Exception:  # noqa: BLE001 - counted; a slow answer is not a leader change
-                    self.unanswered += 1
-                    continue
-                node4_votes = node4_votes or (i == 4 and 4 in (h.get("cluster_nodes") or []))
-                if i != 4 or node4_votes:
-                    self.samples.append((i, h.get("leader_id"), h.get("term")))
-                    self.during += time.monotonic() >= self.since
-            self._stop.wait(SAMPLE_S)
 
 
 def logged(node: ClusterNode, text: str, start: int = 0) -> list[str]:
@@ -390,7 +350,7 @@ def test_1_4_to_4_3_node_4_joins_under_load_without_election(cluster, plan, run)
         wait_until(lambda: n4.health()["status"] == "not_member", 30, "node 4 status not_member")
 
     prod = run.producer = SteadyProducer(cluster.bootstrap(1), run.topic)
-    with prod, HealthSampler(cluster) as sampler:
+    with prod, LeaderTermSampler(cluster, ALL, interval=SAMPLE_S) as sampler:
         with plan.step("s4.no_errors", "4.1: the continuous producer's first acks"):
             prod.wait_acks(2, timeout=30, what="before the baseline")
         # The latency baseline. The sampler runs, and health and /admin/partitions are polled
@@ -408,7 +368,7 @@ def test_1_4_to_4_3_node_4_joins_under_load_without_election(cluster, plan, run)
     plan.assert_passed_since(mark)
 
 
-def add_node_4(cluster: Cluster, plan: Plan, run: Run, sampler: "HealthSampler") -> tuple[float, float]:
+def add_node_4(cluster: Cluster, plan: Plan, run: Run, sampler: LeaderTermSampler) -> tuple[float, float]:
     """Steps 1.6-1.7, 2.2-2.3, 3.2-3.4: `cluster add-node 4` (the sampler running), then the
     rebalance; returns (addition start, rebalance settled) in monotonic time."""
     leader, term = run.leader, run.term
@@ -418,7 +378,6 @@ def add_node_4(cluster: Cluster, plan: Plan, run: Run, sampler: "HealthSampler")
         assert (leader, term) == (run.leader, run.term), f"was {run.leader}/{run.term}, now {leader}/{term}"
     marks = {i: cluster.node(i).log_size() for i in ALL}
     add_start, add_wall = time.monotonic(), time.time()
-    sampler.since = add_start
     out = cluster.cli(*add_node_args(cluster, 4), timeout=120)
     plan.check("s1.added", "1.6: `cluster add-node 4` exits 0", out.returncode == 0,
                f"exit {out.returncode}: {out.stdout}{out.stderr}")
@@ -435,7 +394,7 @@ def add_node_4(cluster: Cluster, plan: Plan, run: Run, sampler: "HealthSampler")
     with plan.step("s2.triggered", "2.2: the rebalancer logs its three lines"):
         wait_until(lambda: all(first_logged(cluster, ALL, t, marks) for t in rebalance_lines(run.topic)),
                    30, "the rebalancer's lines", interval=0.2)
-    judge_addition(cluster, plan, run, out, marks, add_wall, (leader, term), sampler)
+    judge_addition(cluster, plan, run, out, marks, add_wall, (leader, term), sampler, add_start)
     return add_start, settled
 
 
@@ -457,7 +416,7 @@ def rebalanced(cluster: Cluster, topic: str, leader: int) -> dict[int, dict]:
     return parts
 
 
-def judge_addition(cluster, plan, run, out, marks, add_wall, stable, sampler) -> None:
+def judge_addition(cluster, plan, run, out, marks, add_wall, stable, sampler, add_start) -> None:
     leader, term = stable
     for i in ALL:
         plan.check("s1.added", f"1.7: node {i} logged ConfChange with voters {{1, 2, 3, 4}}",
@@ -466,7 +425,7 @@ def judge_addition(cluster, plan, run, out, marks, add_wall, stable, sampler) ->
     with plan.step("s1.no_election", "1.7: the same node leads, same term, after the addition"):
         now, hs = cluster.agreement(ALL, voters=ALL)
         assert (now, hs[now]["term"]) == (leader, term), f"was {leader}/{term}: {hs}"
-    judge_stability(cluster, plan, marks, stable, sampler)
+    judge_stability(cluster, plan, marks, stable, sampler, add_start)
     judge_rebalance(cluster, plan, run, marks, add_wall)
     errors = error_lines(cluster, ALL, marks)
     plan.check("s2.no_errors", "2.2: no ERROR line in any node log during the rebalance", not errors, f"{errors[:5]}")
@@ -477,15 +436,15 @@ def judge_addition(cluster, plan, run, out, marks, add_wall, stable, sampler) ->
     run.judged_logs = {i: cluster.node(i).log_size() for i in ALL}
 
 
-def judge_stability(cluster, plan, marks, stable, sampler) -> None:
+def judge_stability(cluster, plan, marks, stable, sampler, add_start) -> None:
     """Scenario 3 (and Scenario 1's 'No leader election') from the samples and the logs."""
     leader, term = stable
-    samples = sampler.samples
+    samples, during = sampler.samples, len(sampler.since(add_start))
     plan.check("s3.leader", "3.3: leader sampled every 50 ms on every voter during the addition",
-               sampler.during >= 20, f"{sampler.during} samples")
-    moved = [s for s in samples if s[1] != leader]
+               during >= 20, f"{during} samples")
+    moved = [s for s in samples if s[2] != leader]
     plan.check("s3.leader", f"3.3: every sample names node {leader} as leader", not moved, f"{moved[:5]}")
-    terms = [s for s in samples if s[2] != term]
+    terms = [s for s in samples if s[3] != term]
     plan.check("s3.term", f"3.3: every sample shows term {term}", bool(samples) and not terms, f"{terms[:5]}")
     with plan.step("s3.term", "3.3: all 4 nodes report the same term after the addition"):
         _now, hs = cluster.agreement(ALL, voters=ALL)
@@ -496,8 +455,8 @@ def judge_stability(cluster, plan, marks, stable, sampler) -> None:
         plan.check(box, "3.4: no election message in any log after the addition started", not elections,
                    f"{elections[:5]}")
     seed_grep = sum(len(cluster.node(i).log_lines(r"became leader|election|vote", marks[i])) for i in ALL)
-    plan.note(f"Leader: node {leader}, term {term} in all {len(samples)} health samples, {sampler.during} of "
-              f"them from the addition on ({sampler.unanswered} unanswered); the step 3.4 grep matched {seed_grep} lines "
+    plan.note(f"Leader: node {leader}, term {term} in all {len(samples)} health samples, {during} of "
+              f"them from the addition on ({len(sampler.misses)} unanswered); the step 3.4 grep matched {seed_grep} lines "
               f"after the addition, {len(elections)} of them about an election")
 
 
