@@ -2,8 +2,13 @@
 //! variables, then CLI flags (the `config` crate does the layering). Unknown keys are rejected and
 //! every validation problem is reported at once, each naming its key.
 
+mod sections;
 mod validate;
 
+pub use sections::{
+    DebugConfig, FsyncPolicy, GroupsConfig, KafkaConfig, RaftConfig, ReplicationConfig, StorageConfig,
+    SupervisionConfig,
+};
 pub use validate::parse_host_port;
 
 use std::collections::HashMap;
@@ -118,161 +123,6 @@ impl PeerConfig {
     }
 }
 
-/// When appended data is made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FsyncPolicy {
-    /// Every produce is fsynced (group commit) before it is acknowledged.
-    Always,
-    /// Produces are acknowledged after the write; a timer fsyncs every `fsync_interval_ms`.
-    Interval,
-}
-
-/// Storage settings; the `segment_*`/`retention_*` values are the defaults for topics that do
-/// not override them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// Durability policy for acknowledged writes.
-    pub fsync: FsyncPolicy,
-    /// Period of the background fsync under `fsync = "interval"`.
-    pub fsync_interval_ms: u64,
-    /// Roll a segment when it would grow past this size.
-    pub segment_bytes: u64,
-    /// Roll a segment when its first append is older than this.
-    pub segment_ms: u64,
-    /// Delete old segments while a partition is larger than this (-1: no limit).
-    pub retention_bytes: i64,
-    /// Delete segments whose newest record is older than this (-1: keep forever).
-    pub retention_ms: i64,
-    /// Bytes of log between two sparse index entries.
-    pub index_interval_bytes: u32,
-    /// How often each partition checks retention.
-    pub retention_check_interval_ms: u64,
-}
-
-/// Kafka protocol settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaConfig {
-    /// Create an unknown topic when a client asks for it in Metadata or produces to it.
-    pub auto_create_topics: bool,
-    /// Partition count of auto-created topics and of CreateTopics asking for the default (-1).
-    pub num_partitions: i32,
-    /// Largest request frame accepted; a larger size prefix closes the connection.
-    pub max_request_bytes: usize,
-    /// A frame that has started must be fully received within this time.
-    pub request_read_timeout_ms: u64,
-    /// Requests one connection may have in flight before the broker stops reading from it.
-    pub max_inflight_requests: usize,
-}
-
-/// Consumer-group coordinator settings (Kafka's `offsets.*` and `group.*` broker configs).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GroupsConfig {
-    /// Partitions of the internal `__consumer_offsets` topic (fixed once it exists).
-    pub offsets_partitions: i32,
-    /// How long the first member of an empty group waits for others before the first
-    /// generation completes.
-    pub initial_rebalance_delay_ms: u64,
-    /// Smallest session timeout a member may ask for.
-    pub min_session_timeout_ms: i32,
-    /// Largest session timeout a member may ask for.
-    pub max_session_timeout_ms: i32,
-    /// Members per group (0: no limit).
-    pub max_size: usize,
-}
-
-impl Default for GroupsConfig {
-    fn default() -> Self {
-        Self {
-            offsets_partitions: 10,
-            initial_rebalance_delay_ms: 3_000,
-            min_session_timeout_ms: 6_000,
-            max_session_timeout_ms: 1_800_000,
-            max_size: 0,
-        }
-    }
-}
-
-/// Supervisor restart policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SupervisionConfig {
-    /// Restarts allowed within `restart_window_ms` before the failure is escalated.
-    pub max_restarts: u32,
-    /// The window over which restarts are counted.
-    pub restart_window_ms: u64,
-    /// Delay before the first restart; doubles with each restart inside the window.
-    pub backoff_initial_ms: u64,
-    /// Upper bound of the restart delay.
-    pub backoff_max_ms: u64,
-}
-
-/// Raft timing. Elections must stay rare under load (a node addition must not cause one), so
-/// the timeouts are generous next to the heartbeat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RaftConfig {
-    /// How often the leader heartbeats its followers.
-    pub heartbeat_interval_ms: u64,
-    /// A follower waits at least this long without a heartbeat before it campaigns.
-    pub election_timeout_min_ms: u64,
-    /// Upper bound of the randomized election timeout.
-    pub election_timeout_max_ms: u64,
-}
-
-impl Default for RaftConfig {
-    fn default() -> Self {
-        Self { heartbeat_interval_ms: 300, election_timeout_min_ms: 1_500, election_timeout_max_ms: 3_000 }
-    }
-}
-
-/// How followers copy their leaders and when they count as in sync.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReplicationConfig {
-    /// A follower that has not caught up with the leader's log end for this long leaves the
-    /// ISR (Kafka's `replica.lag.time.max.ms`).
-    pub replica_lag_max_ms: u64,
-    /// Longest a follower's fetch waits on the leader for new data.
-    pub fetch_max_wait_ms: u64,
-    /// Bytes a follower asks for per fetch.
-    pub fetch_max_bytes: u32,
-    /// A broker that has not answered the Raft leader for this long is fenced: every partition
-    /// it leads gets a new leader from its ISR (Kafka's `broker.session.timeout.ms`).
-    pub session_timeout_ms: u64,
-    /// Bytes per second a node copies for replicas that are catching up (partitions moved onto
-    /// it by the rebalancer, followers far behind), shared by all of them; 0 = unlimited.
-    /// Keeps producer latency flat while partitions move; it must exceed the write rate of the
-    /// partitions being moved, or they never catch up.
-    pub rebalance_max_bytes_per_sec: u64,
-    /// How many partitions the rebalancer moves at once; the rest wait their turn.
-    pub rebalance_max_concurrent_moves: usize,
-}
-
-impl Default for ReplicationConfig {
-    fn default() -> Self {
-        Self {
-            replica_lag_max_ms: 10_000,
-            fetch_max_wait_ms: 500,
-            fetch_max_bytes: 1024 * 1024,
-            session_timeout_ms: 6_000,
-            rebalance_max_bytes_per_sec: 32 * 1024 * 1024,
-            rebalance_max_concurrent_moves: 2,
-        }
-    }
-}
-
-/// Test-only switches; all off by default.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DebugConfig {
-    /// Enables `POST /admin/fail-points`, which can make actors panic on purpose.
-    pub fail_points: bool,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -291,40 +141,6 @@ impl Default for Config {
             replication: ReplicationConfig::default(),
             debug: DebugConfig::default(),
         }
-    }
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        let log = LogConfig::default();
-        Self {
-            fsync: FsyncPolicy::Always,
-            fsync_interval_ms: 100,
-            segment_bytes: log.segment_bytes,
-            segment_ms: log.segment_ms,
-            retention_bytes: log.retention_bytes,
-            retention_ms: log.retention_ms,
-            index_interval_bytes: log.index_interval_bytes,
-            retention_check_interval_ms: 300_000,
-        }
-    }
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            auto_create_topics: true,
-            num_partitions: 1,
-            max_request_bytes: 100 * 1024 * 1024,
-            request_read_timeout_ms: 30_000,
-            max_inflight_requests: 64,
-        }
-    }
-}
-
-impl Default for SupervisionConfig {
-    fn default() -> Self {
-        Self { max_restarts: 5, restart_window_ms: 60_000, backoff_initial_ms: 50, backoff_max_ms: 5_000 }
     }
 }
 

@@ -1,0 +1,216 @@
+//! The ReplicaActor's mailbox, and the answers and errors it hands back.
+
+use bytes::Bytes;
+use chronik::config::NodeId;
+use chronik::log::LogConfig;
+use chronik::partition::replication::{EpochEndOffset, Truncation};
+use kafka_protocol::ResponseError;
+use ractor::RpcReplyPort;
+use serde::Serialize;
+
+/// A per-partition Kafka error: the code sent to the client and a message for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionError {
+    /// Kafka error code.
+    pub code: i16,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl PartitionError {
+    /// Builds an error from a Kafka error kind.
+    pub fn new(kind: ResponseError, message: impl Into<String>) -> Self {
+        Self { code: kind.code(), message: message.into() }
+    }
+}
+
+/// A successful produce to one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Offset given to the first record of the request's first batch.
+    pub base_offset: i64,
+    /// The partition's log start offset when answered.
+    pub log_start_offset: i64,
+}
+
+/// Records read from a partition.
+#[derive(Debug, Clone)]
+pub struct ReadOutcome {
+    /// Whole batches, straight from the segment files.
+    pub records: Bytes,
+    /// The high watermark when read.
+    pub high_watermark: i64,
+    /// The log start offset when read.
+    pub log_start_offset: i64,
+}
+
+/// What `/admin/partitions` shows about a replica.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaInfo {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// First offset still in the log.
+    pub log_start_offset: i64,
+    /// Next offset to be assigned.
+    pub log_end_offset: i64,
+    /// Offsets below it are durable and readable.
+    pub high_watermark: i64,
+    /// Segment files.
+    pub segments: usize,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// Idempotent producers tracked.
+    pub producers: usize,
+    /// `leader` or `follower`.
+    pub role: &'static str,
+    /// The leader epoch this replica acts under.
+    pub leader_epoch: i32,
+    /// On the leader: each follower's progress as its fetches report it.
+    pub followers: Vec<FollowerInfo>,
+}
+
+/// A follower's progress as its leader sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowerInfo {
+    /// The follower's node id.
+    pub id: NodeId,
+    /// Its log end offset (its last fetch offset), if it fetched in this leadership.
+    pub log_end_offset: Option<i64>,
+    /// When it was last caught up with the leader's log end (ms since the epoch).
+    pub last_caught_up_ms: Option<i64>,
+    /// Whether the ISR lists it.
+    pub in_sync: bool,
+}
+
+/// Who leads a partition and who is in sync, as the metadata says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader's node id.
+    pub leader: NodeId,
+    /// The leader's epoch, stamped into the batches it appends.
+    pub leader_epoch: i32,
+    /// The in-sync replicas (leader included).
+    pub isr: Vec<NodeId>,
+    /// Every replica, preferred leader first.
+    pub replicas: Vec<NodeId>,
+    /// Smallest ISR for an acks=all produce (the topic's `min.insync.replicas`).
+    pub min_insync: i16,
+}
+
+/// The replica's mailbox.
+pub enum ReplicaMsg {
+    /// From a connection: append the batches of one produce partition (already split and
+    /// CRC-checked). Replies once the data is durable here (acks=1) or on every in-sync replica
+    /// (acks=all), or with a Kafka error; `reply` is `None` for acks=0.
+    Append {
+        /// The batches, in order.
+        batches: Vec<Bytes>,
+        /// acks=all: wait for the high watermark, and refuse when the ISR is too small.
+        acks_all: bool,
+        /// Where the outcome goes.
+        reply: Option<RpcReplyPort<Result<AppendOutcome, PartitionError>>>,
+    },
+    /// From a connection: read from `offset`, up to the high watermark.
+    Read {
+        /// First offset wanted.
+        offset: i64,
+        /// Byte budget for this partition.
+        max_bytes: usize,
+        /// Return at least one whole batch even if it exceeds `max_bytes`.
+        min_one: bool,
+        /// Where the records go.
+        reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
+    },
+    /// From a long-polling fetch: answer once the high watermark passes `offset`.
+    WaitForData {
+        /// The fetch offset.
+        offset: i64,
+        /// Fired when data is there.
+        reply: RpcReplyPort<()>,
+    },
+    /// From a connection: ListOffsets for one partition (-1 latest, -2 earliest, else a
+    /// timestamp). Replies `(offset, timestamp)`.
+    ListOffset {
+        /// Target timestamp or sentinel.
+        timestamp: i64,
+        /// Where the answer goes.
+        reply: RpcReplyPort<Result<(i64, i64), PartitionError>>,
+    },
+    /// From the WalFlusher (via the sync task): everything below `upto` is on disk.
+    Flushed {
+        /// Log end offset covered by the fsync.
+        upto: i64,
+    },
+    /// From the sync task: the fsync failed or the flusher went away; nothing was made durable.
+    FlushFailed {
+        /// Why.
+        reason: String,
+    },
+    /// From the replication service, on the leader: a follower fetches from `fetch_offset`,
+    /// which is also its log end offset. Replies with batches up to the log end (possibly none).
+    ReplicaFetch {
+        /// The follower.
+        replica_id: NodeId,
+        /// The leader epoch the follower follows.
+        leader_epoch: i32,
+        /// First offset wanted; everything below is in the follower's log.
+        fetch_offset: i64,
+        /// Byte budget.
+        max_bytes: usize,
+        /// Where the batches go.
+        reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
+    },
+    /// From the replication service: answer once the log end passes `offset` (a follower's
+    /// long poll).
+    WaitForLogEnd {
+        /// The follower's fetch offset.
+        offset: i64,
+        /// Fired when there is more.
+        reply: RpcReplyPort<()>,
+    },
+    /// From this follower's fetcher: batches copied from the leader, to append unchanged.
+    /// Replies with the new log end offset.
+    AppendReplicated {
+        /// Whole batches starting at this replica's log end offset.
+        records: Bytes,
+        /// The leader's high watermark with them.
+        leader_high_watermark: i64,
+        /// The new log end offset, or why the batches were refused.
+        reply: RpcReplyPort<Result<i64, PartitionError>>,
+    },
+    /// From the replication service (a follower's question) or OffsetForLeaderEpoch: where this
+    /// leader's log ends for `epoch` — the largest known epoch ≤ it and the start of the next.
+    EpochEndOffset {
+        /// The epoch asked about.
+        epoch: i32,
+        /// `None` when this replica knows no epoch ≤ the asked one (or is not the leader).
+        reply: RpcReplyPort<Result<Option<EpochEndOffset>, PartitionError>>,
+    },
+    /// From this follower's fetcher, before fetching under a leader: truncate what the leader's
+    /// answer shows this log has and the leader does not. Replies where the log now ends, and
+    /// whether another round of asking is needed.
+    TruncateToLeader {
+        /// The leader's answer for this log's latest epoch.
+        answer: Option<EpochEndOffset>,
+        /// The outcome.
+        reply: RpcReplyPort<Result<Truncation, PartitionError>>,
+    },
+    /// From this follower's fetcher: the latest epoch in this log (-1 when empty).
+    LatestEpoch(RpcReplyPort<i32>),
+    /// From the ReplicaSupervisor: the partition's leader, epoch or ISR changed.
+    SetLeadership(Leadership),
+    /// From the ISR proposal task: the proposal finished (applied or refused).
+    IsrProposalDone,
+    /// Timer on the leader: drop followers that stopped fetching from the ISR.
+    CheckIsr,
+    /// From the admin API: report state.
+    Info(RpcReplyPort<ReplicaInfo>),
+    /// From the admin API (test builds of the config only): panic on the next append.
+    ArmFailPoint,
+    /// Timer: delete segments past retention.
+    EnforceRetention,
+    /// From the ReplicaSupervisor: the topic's configs changed (segment and retention limits).
+    UpdateConfig(LogConfig),
+}
