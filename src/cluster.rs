@@ -2,6 +2,7 @@
 //! and the commands that change it. Every change is a [`MetadataCommand`] applied in order, so the
 //! same code serves the standalone store today and the Raft state machine later.
 
+pub mod learners;
 mod metadata;
 mod rebalance;
 mod topic_config;
@@ -10,5 +11,5 @@ pub use metadata::{
     Applied, ClusterMetadata, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta, assign_replicas,
     elect_leaders, validate_topic_name,
 };
-pub use rebalance::{PartitionTarget, order_keeping_leader, plan};
+pub use rebalance::{MoveStep, PartitionTarget, next_step, order_keeping_leader, plan};
 pub use topic_config::{TopicConfigError, effective_log_config, validate_topic_configs};

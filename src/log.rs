@@ -21,6 +21,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod durability;
 mod error;
 mod index;
 mod partition_log;
@@ -32,6 +33,7 @@ mod test_support;
 
 pub use batch::{BATCH_HEADER_LEN, BatchError, BatchHeader, set_base_offset_and_epoch, split_batches, verify_crc};
 pub use config::LogConfig;
+pub use durability::write_atomic;
 pub use error::LogError;
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RecoveryReport};
 pub use sync_handle::SyncHandle;

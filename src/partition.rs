@@ -1,11 +1,13 @@
 //! Per-partition rules that are not storage.
 //!
 //! # Layout
+//! - [`checkpoints`]: the high watermark and leader-epoch checkpoint files of a partition.
 //! - [`producer_state`]: idempotent-producer sequence checks (duplicate → answer with the
 //!   original offset, gap → OUT_OF_ORDER_SEQUENCE_NUMBER, old epoch → INVALID_PRODUCER_EPOCH).
 //! - [`replication`]: leader epochs and follower truncation (KIP-101/KIP-279), follower
 //!   progress, the high watermark and ISR changes, and the acks=all checks.
 
+pub mod checkpoints;
 pub mod producer_state;
 pub mod replication;
 

@@ -66,10 +66,29 @@ impl<M: Message> Slot<M> {
     }
 }
 
+/// Why a replica is offline (`/admin/partitions`, `/metrics`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OfflineReplica {
+    /// The last failure.
+    pub reason: String,
+    /// Since when (ms since the epoch).
+    pub since_ms: i64,
+    /// Restarts before it was taken offline.
+    pub restarts: u32,
+}
+
 /// Shared by every actor of one node.
 pub struct NodeContext {
     /// The effective configuration.
     pub config: Arc<Config>,
+    /// This process's incarnation, random per start: registered in the metadata before any of
+    /// its replicas leads (`RegisterBroker`).
+    pub incarnation: u64,
+    /// Whether the previous process stopped cleanly (the marker was there at start).
+    pub clean_start: bool,
+    /// Set once a shutdown stopped every partition in order: the clean-shutdown marker may be
+    /// written.
+    pub stopped_cleanly: std::sync::atomic::AtomicBool,
     /// The latest applied metadata; only the Raft state machine sends on it.
     pub metadata: watch::Sender<Arc<ClusterMetadata>>,
     /// The index of the last Raft entry applied here (proposers wait on it).
@@ -100,6 +119,9 @@ pub struct NodeContext {
     // ReplicaSupervisor, which alone writes this map.
     /// Running replicas by partition.
     pub replicas: DashMap<TopicPartition, Counted<ReplicaMsg>>,
+    // SHARED: written by the ReplicaSupervisor, read by the admin API, metrics and handlers.
+    /// Replicas taken offline after exhausting their restart budget.
+    pub offline: DashMap<TopicPartition, OfflineReplica>,
     /// Requests served per API, for `/metrics`.
     pub requests: RequestCounters,
     /// Live actors, for `/admin/actors`.
@@ -107,13 +129,18 @@ pub struct NodeContext {
 }
 
 impl NodeContext {
-    /// A context with nothing running yet.
-    pub fn new(config: Arc<Config>) -> Arc<Self> {
+    /// A context with nothing running yet; `clean_start` says whether the previous process
+    /// stopped cleanly.
+    pub fn new(config: Arc<Config>, clean_start: bool) -> Arc<Self> {
         let copy_throttle =
             chronik::partition::replication::CopyThrottle::new(config.replication.rebalance_max_bytes_per_sec);
         Arc::new(Self {
             copy_throttle,
             config,
+            incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
+            clean_start,
+            stopped_cleanly: std::sync::atomic::AtomicBool::new(false),
+            offline: DashMap::new(),
             metadata: watch::Sender::new(Arc::new(ClusterMetadata::default())),
             applied_index: watch::Sender::new(0),
             cluster: watch::Sender::new(ClusterView::default()),

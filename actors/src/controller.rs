@@ -1,13 +1,14 @@
 //! `Controller`: on the Raft leader only, watches which brokers still answer and moves the
 //! leadership of partitions led by a fenced broker to a live in-sync replica (a Raft command
 //! that bumps the leader epoch). A Raft leader change alone moves no partition: the new Raft
-//! leader gives every broker a full session timeout before fencing it.
+//! leader gives every broker a full session timeout before fencing it. Its elections carry the
+//! term it leads in (`AsLeader`), so a deposed leader's elections are refused.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chronik::cluster::elect_leaders;
+use chronik::cluster::{MetadataCommand, elect_leaders};
 use chronik::config::NodeId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{info, warn};
@@ -38,8 +39,8 @@ pub struct ControllerArgs {
 
 /// The controller's state.
 pub struct ControllerState {
-    /// Since when this node has been the Raft leader (`None` while it is not).
-    leading_since: Option<Instant>,
+    /// Since when this node has been the Raft leader, and in which term (`None` while it is not).
+    leading_since: Option<(Instant, u64)>,
     /// Brokers currently fenced, for logging changes once.
     fenced: BTreeSet<NodeId>,
     /// Elections are being proposed; no second batch until they are done.
@@ -99,7 +100,12 @@ impl ControllerState {
             self.fenced.clear();
             return;
         }
-        let since = *self.leading_since.get_or_insert_with(Instant::now);
+        if self.leading_since.is_some_and(|(_, term)| term != view.term) {
+            // Leading again in a new term: nobody has been heard from in it yet.
+            self.leading_since = None;
+            self.fenced.clear();
+        }
+        let (since, term) = *self.leading_since.get_or_insert_with(|| (Instant::now(), view.term));
         let session = Duration::from_millis(self.ctx.config.replication.session_timeout_ms);
         // A broker counts as alive while it answers the Raft leader's heartbeats; a new Raft
         // leader has not heard from anyone yet and waits one session before judging.
@@ -119,6 +125,8 @@ impl ControllerState {
         if elections.is_empty() {
             return;
         }
+        let elections: Vec<MetadataCommand> =
+            elections.into_iter().map(|e| MetadataCommand::AsLeader { term, command: Box::new(e) }).collect();
         info!(count = elections.len(), fenced = ?self.fenced, "electing new partition leaders");
         self.electing = true;
         let (ctx, me) = (self.ctx.clone(), myself.clone());

@@ -143,7 +143,10 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
         MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
-        MetadataError::InvalidIsr { .. } | MetadataError::CannotDrain { .. } => ResponseError::InvalidRequest,
+        MetadataError::StaleTerm { .. } => ResponseError::NotController,
+        MetadataError::InvalidIsr { .. }
+        | MetadataError::CannotDrain { .. }
+        | MetadataError::UnsafeReassignment { .. } => ResponseError::InvalidRequest,
     };
     kind.code()
 }
@@ -190,10 +193,15 @@ pub(crate) fn replica_for(
         return Err(crate::replica::PartitionError::new(ResponseError::UnknownTopicOrPartition, msg));
     };
     // Only the leader serves clients; the client refreshes its metadata and goes there.
+    let tp = TopicPartition::new(topic, partition);
     if meta.leader == ctx.config.node_id
-        && let Some(r) = ctx.replicas.get(&TopicPartition::new(topic, partition))
+        && let Some(r) = ctx.replicas.get(&tp)
     {
         return Ok(r.clone());
+    }
+    if let Some(offline) = ctx.offline.get(&tp) {
+        let msg = format!("{tp} is offline on this node: {}", offline.reason);
+        return Err(crate::replica::PartitionError::new(ResponseError::KafkaStorageError, msg));
     }
     let msg = format!("{topic}-{partition} is led by node {}, not this one", meta.leader);
     Err(crate::replica::PartitionError::new(ResponseError::NotLeaderOrFollower, msg))

@@ -15,9 +15,10 @@
 //!   [`handlers`] has one file per Kafka API.
 //! - [`admin`]: the warp admin API and `/metrics`; [`request_counters`]: requests per API.
 //! - [`context`]: what the actors share; [`directory`]: the live tree for `/admin/actors`;
-//!   [`supervision`]: the restart policy.
+//!   [`supervision`]: the restart policy; [`clean_shutdown`]: whether the last stop was clean.
 
 pub mod admin;
+pub mod clean_shutdown;
 pub mod cli;
 pub mod connection;
 pub mod context;
@@ -51,7 +52,9 @@ pub use node_supervisor::{NodeSupervisor, NodeSupervisorMsg};
 pub async fn start_node(
     config: Config,
 ) -> anyhow::Result<(ActorRef<NodeSupervisorMsg>, JoinHandle<()>, Arc<NodeContext>)> {
-    let ctx = NodeContext::new(Arc::new(config));
+    let clean_start = clean_shutdown::take_marker(&config.data_dir)?;
+    let ctx = NodeContext::new(Arc::new(config), clean_start);
+    tracing::info!(clean_start, incarnation = ctx.incarnation, "starting the node");
     let (node, handle) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;
     Ok((node, handle, ctx))
 }

@@ -85,13 +85,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 
 async fn start(config: Config) -> anyhow::Result<()> {
     info!(config = %serde_json::to_string(&config)?, "effective configuration");
-    let (node, handle, _ctx) = chronik_actors::start_node(config).await.context("the node failed to start")?;
+    let (node, handle, ctx) = chronik_actors::start_node(config).await.context("the node failed to start")?;
     tokio::pin!(handle);
     tokio::select! {
         _ = shutdown_signal() => {
             info!("shutting down: stopping clients, flushing partitions");
             node.stop(Some("signal".into()));
             handle.await?;
+            if ctx.stopped_cleanly.load(std::sync::atomic::Ordering::Acquire) {
+                chronik_actors::clean_shutdown::write_marker(&ctx.config.data_dir)?;
+                info!("stopped cleanly");
+            }
             Ok(())
         }
         _ = &mut handle => anyhow::bail!("the node's supervisor stopped: a component exceeded its restart budget"),

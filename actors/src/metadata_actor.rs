@@ -1,7 +1,7 @@
 //! `MetadataActor`: the node's door to metadata changes. Request handlers hand it commands; it
 //! proposes them through the RaftActor (which forwards to the Raft leader when needed) and answers
 //! once they are applied here. It also hands out idempotent producer ids from blocks reserved
-//! through Raft, and keeps this node's registered addresses current.
+//! through Raft, and keeps this node's registration (addresses, incarnation) current.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +50,7 @@ pub struct MetadataState {
     producer_ids: std::ops::Range<i64>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
-    /// Registers this node's addresses once the cluster can take it.
+    /// Registers this node's addresses and incarnation once the cluster can take them.
     _register: TaskGuard,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
     registration: Registration,
@@ -77,7 +77,7 @@ impl Actor for MetadataActor {
             args.restarts,
             MailboxGauge::default(),
         );
-        let register = TaskGuard(tokio::spawn(register_addresses(ctx.clone())));
+        let register = TaskGuard(tokio::spawn(register(ctx.clone())));
         ctx.metadata_actor.set(myself, registration.gauge().clone());
         Ok(MetadataState { producer_ids: 0..0, ctx, _register: register, registration })
     }
@@ -140,27 +140,50 @@ async fn propose(ctx: &NodeContext, commands: Vec<MetadataCommand>) -> Result<Ve
 }
 
 /// Once this node is a member, makes sure the metadata carries the addresses in its current
-/// configuration (they may have changed since it joined), retrying until the cluster takes it.
-async fn register_addresses(ctx: Arc<NodeContext>) {
+/// configuration (they may have changed since it joined) and this process's incarnation
+/// (`RegisterBroker`: its partitions get new leader epochs before it leads any), retrying until
+/// the cluster takes them. Keeps watching: should a stale registration ever replace this
+/// process's, it registers again (cleanly: this process lost nothing).
+async fn register(ctx: Arc<NodeContext>) {
     let me = ctx.config.node_id;
     let Some(wanted) = ctx.config.members().iter().find(|p| p.id == me).map(node_info) else { return };
     let mut metadata = ctx.metadata.subscribe();
+    // Once this process was registered, it lost nothing since: a re-registration is clean.
+    let mut registered_once = false;
     loop {
-        let current = metadata.borrow_and_update().nodes.get(&me).cloned();
-        match current {
-            Some(current) if current == wanted => return,
-            Some(_) => match propose(&ctx, vec![MetadataCommand::RegisterNode(wanted.clone())]).await {
-                Ok(_) => {
-                    info!(kafka = %wanted.kafka, "registered this node's addresses");
-                    return;
-                }
-                Err(e) => warn!(error = %e, "could not register this node's addresses yet"),
-            },
-            None => {}
+        let commands = {
+            let m = metadata.borrow_and_update();
+            registered_once |= m.incarnations.get(&me) == Some(&ctx.incarnation);
+            registration_commands(&m, &wanted, ctx.incarnation, ctx.clean_start || registered_once)
+        };
+        if !commands.is_empty() {
+            match propose(&ctx, commands).await {
+                Ok(_) => info!(incarnation = ctx.incarnation, kafka = %wanted.kafka, "registered this node"),
+                Err(e) => warn!(error = %e, "could not register this node yet"),
+            }
         }
         // Wait for the next change; after a failed attempt, retry on a timer too.
         if let Ok(Err(_)) = tokio::time::timeout(REGISTER_RETRY, metadata.changed()).await {
             return;
         }
     }
+}
+
+/// What this node still has to register: nothing until it is a member; then its addresses if
+/// they differ, and its incarnation if the metadata has another one.
+fn registration_commands(
+    metadata: &chronik::cluster::ClusterMetadata,
+    wanted: &chronik::cluster::NodeInfo,
+    incarnation: u64,
+    clean_shutdown: bool,
+) -> Vec<MetadataCommand> {
+    let Some(current) = metadata.nodes.get(&wanted.id) else { return Vec::new() };
+    let mut commands = Vec::new();
+    if current != wanted {
+        commands.push(MetadataCommand::RegisterNode(wanted.clone()));
+    }
+    if metadata.incarnations.get(&wanted.id) != Some(&incarnation) {
+        commands.push(MetadataCommand::RegisterBroker { node: wanted.id, incarnation, clean_shutdown });
+    }
+    commands
 }

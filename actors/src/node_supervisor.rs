@@ -1,6 +1,8 @@
 //! `NodeSupervisor`: the root of a node's actor tree. Starts the node's actors in dependency
-//! order, restarts a failed one from its arguments with back-off, and fails itself (stopping
-//! the process) when one exceeds its restart budget. Stops them in reverse order on shutdown so
+//! order and restarts a failed one from its arguments with back-off. Only a node-level part that
+//! exceeds its restart budget (the Raft store, the WAL flusher, the replica supervisor, the Kafka
+//! listener) fails the supervisor and so stops the process; any other keeps being restarted at
+//! the longest back-off while the node serves. Stops them in reverse order on shutdown so
 //! clients are cut off before the replicas flush.
 
 use std::collections::HashMap;
@@ -50,6 +52,15 @@ pub enum ChildKind {
     Listener,
     /// Serves the admin API.
     Admin,
+}
+
+impl ChildKind {
+    /// Whether the node cannot serve without it: past its restart budget the process stops, so
+    /// that an operator (or a service manager) sees it rather than a node that silently does not
+    /// work. The others degrade a feature and keep being restarted.
+    fn is_node_level(self) -> bool {
+        matches!(self, Self::Flusher | Self::Raft | Self::Replicas | Self::Listener)
+    }
 }
 
 /// Start order: each child only needs the ones before it.
@@ -150,13 +161,20 @@ impl Actor for NodeSupervisor {
     }
 
     async fn post_stop(&self, _: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        let mut clean = true;
         for kind in START_ORDER.iter().rev() {
-            if let Some((Some(cell), _)) = state.children.get_mut(kind).map(|(c, t)| (c.take(), t)) {
-                state.by_id.remove(&cell.get_id());
-                let _ = cell.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(15))).await;
+            match state.children.get_mut(kind).map(|(c, _)| c.take()) {
+                Some(Some(cell)) => {
+                    state.by_id.remove(&cell.get_id());
+                    let stopped = cell.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(15))).await;
+                    clean &= stopped.is_ok();
+                }
+                // A child that was down (failed, waiting out its back-off) may not have flushed.
+                _ => clean = false,
             }
         }
-        info!("node stopped");
+        state.ctx.stopped_cleanly.store(clean, std::sync::atomic::Ordering::Release);
+        info!(clean, "node stopped");
         Ok(())
     }
 }
@@ -219,6 +237,17 @@ impl NodeSupervisorState {
         let Some((slot, tracker)) = self.children.get_mut(&kind) else { return Ok(()) };
         *slot = None;
         let policy = &self.ctx.config.supervision;
-        restart_or_escalate(tracker, policy, myself, &format!("{kind:?}"), move || NodeSupervisorMsg::Restart(kind))
+        let restart = move || NodeSupervisorMsg::Restart(kind);
+        let escalated = restart_or_escalate(tracker, policy, myself, &format!("{kind:?}"), restart);
+        match escalated {
+            Err(e) if !kind.is_node_level() => {
+                let delay = Duration::from_millis(policy.backoff_max_ms);
+                error!(?kind, error = %e, delay_ms = policy.backoff_max_ms,
+                    "a component keeps failing; the node keeps serving and retries it");
+                myself.send_after(delay, restart);
+                Ok(())
+            }
+            other => other,
+        }
     }
 }

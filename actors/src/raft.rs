@@ -4,6 +4,7 @@
 //! applied on this node.
 
 mod formation;
+mod leader_duties;
 pub mod membership_change;
 mod network;
 mod service;
@@ -71,6 +72,8 @@ pub enum RaftMsg {
         /// Done, or why not.
         reply: RpcReplyPort<Result<(), membership_change::AddNodeError>>,
     },
+    /// Timer: the leader's own duties (cluster identity, stranded learners).
+    Tick,
     /// From the rebalancer: a drained node holds no replicas; take it out of the voters.
     RemoveVoter {
         /// The drained node.
@@ -114,6 +117,8 @@ pub struct RaftState {
     _formation: TaskGuard,
     /// A membership change is running (one at a time).
     membership_busy: Arc<std::sync::atomic::AtomicBool>,
+    /// What the leader tracks for its own duties between ticks.
+    duties: leader_duties::LeaderDuties,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
     registration: Registration,
 }
@@ -173,6 +178,7 @@ impl Actor for RaftActor {
         let formation = TaskGuard(tokio::spawn(formation::form(ctx.clone(), raft.clone())));
 
         ctx.raft.send_replace(Some(raft.clone()));
+        myself.send_interval(leader_duties::TICK, || RaftMsg::Tick);
         ctx.raft_actor.set(myself, registration.gauge().clone());
         Ok(RaftState {
             raft: ShutdownOnDrop(raft),
@@ -180,6 +186,7 @@ impl Actor for RaftActor {
             _server: server,
             _formation: formation,
             membership_busy: Arc::default(),
+            duties: leader_duties::LeaderDuties::default(),
             registration,
         })
     }
@@ -205,6 +212,7 @@ impl Actor for RaftActor {
                     let _ = reply.send(membership_change::add_node(&ctx, &raft, node, &busy).await);
                 });
             }
+            RaftMsg::Tick => state.duties.tick(&state.ctx, &state.raft.0, &state.membership_busy),
             RaftMsg::RemoveVoter { node, reply } => {
                 let (raft, busy) = (state.raft.0.clone(), state.membership_busy.clone());
                 tokio::spawn(async move {

@@ -4,6 +4,12 @@
 //! wait until they are in the ISR → move leadership only if the leader leaves, to a target
 //! replica already in sync → drop the old replicas (their nodes delete the data).
 //!
+//! Each step is decided afresh from the metadata as it is (`chronik::cluster::next_step`), so a
+//! leader fenced or an ISR shrunk mid-move changes the next step instead of stranding the move.
+//! A plan belongs to the Raft term it was made in: every step is proposed as `AsLeader` with
+//! that term, so a deposed leader that wakes up cannot apply its old plan, and the rebalancer
+//! drops its plan as soon as the term changes.
+//!
 //! A draining node (`cluster remove-node`) is left out of the plan, so its replicas move to the
 //! other voters like any other move; once it holds none, the rebalancer asks the RaftActor to
 //! take it out of the voters.
@@ -12,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chronik::cluster::{ClusterMetadata, MetadataCommand, order_keeping_leader, plan};
+use chronik::cluster::{ClusterMetadata, MetadataCommand, MoveStep, next_step, plan};
 use chronik::config::NodeId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
@@ -111,6 +117,8 @@ pub struct RebalancerState {
     seen: Vec<NodeId>,
     /// The placement nodes the current plan was made for.
     planned_for: Vec<NodeId>,
+    /// The Raft term this node led in when it made the current plan.
+    planned_term: u64,
     /// The placement nodes changed since the last plan; plan again once the moves are done.
     replan: bool,
     /// Drained nodes whose removal from the voters is in flight.
@@ -153,6 +161,7 @@ impl Actor for RebalancerActor {
         Ok(RebalancerState {
             seen: Vec::new(),
             planned_for: Vec::new(),
+            planned_term: 0,
             replan: false,
             removing: Default::default(),
             planned_at: None,
@@ -199,15 +208,16 @@ impl RebalancerState {
     fn tick(&mut self, myself: &ActorRef<RebalancerMsg>) {
         let me = self.ctx.config.node_id;
         let view = self.ctx.cluster.borrow().clone();
-        if view.leader != Some(me) {
-            // The next Raft leader plans from the metadata, where half-done moves show as
-            // replica sets that still differ from the target.
+        if view.leader != Some(me) || (self.planned_at.is_some() && view.term != self.planned_term) {
+            // The next Raft leader (or this one, in its new term) plans from the metadata, where
+            // half-done moves show as replica sets that still differ from the target.
             self.moves.clear();
             self.planned_at = None;
             self.seen.clear();
             self.planned_for.clear();
             return;
         }
+        self.planned_term = view.term;
         let metadata = self.ctx.metadata();
         let placement = metadata.placement_nodes();
         if !self.seen.is_empty() && placement != self.seen {
@@ -301,58 +311,43 @@ impl RebalancerState {
             return;
         }
         let Some(m) = self.moves.get_mut(&key) else { return };
+        if matches!(m.phase, Phase::Queued | Phase::Done) {
+            return;
+        }
         let Some(p) = metadata.partition(&key.0, key.1) else {
             // The topic was deleted meanwhile.
             m.phase = Phase::Done;
             return;
         };
-        let target_set: std::collections::BTreeSet<NodeId> = m.to.iter().copied().collect();
-        let current_set: std::collections::BTreeSet<NodeId> = p.replicas.iter().copied().collect();
-        let command = match m.phase {
-            Phase::Queued | Phase::Done => return,
-            Phase::Adding if target_set.is_subset(&current_set) => {
+        let (topic, partition) = (key.0.clone(), key.1);
+        let command = match next_step(&m.to, p) {
+            MoveStep::Add(replicas) => {
+                m.phase = Phase::Adding;
+                MetadataCommand::ReassignPartition { topic, partition, replicas }
+            }
+            MoveStep::CatchUp => {
                 m.phase = Phase::CatchingUp;
                 return;
             }
-            Phase::Adding => {
-                let mut union = p.replicas.clone();
-                union.extend(m.to.iter().copied().filter(|id| !current_set.contains(id)));
-                MetadataCommand::ReassignPartition { topic: key.0.clone(), partition: key.1, replicas: union }
+            MoveStep::MoveLeader(leader) => {
+                m.phase = Phase::MovingLeader;
+                // A target replica in sync takes over: clients' retries find it in the next
+                // metadata refresh, and it already holds every committed record.
+                info!(%topic, partition, from = p.leader, to = leader, "moving partition leadership");
+                let (leader_epoch, isr) = (p.leader_epoch + 1, p.isr.clone());
+                MetadataCommand::ElectLeader { topic, partition, leader, leader_epoch, isr }
             }
-            Phase::CatchingUp => {
-                if m.to.iter().all(|id| p.isr.contains(id)) {
-                    m.phase = if target_set.contains(&p.leader) { Phase::Removing } else { Phase::MovingLeader };
-                }
-                return;
+            MoveStep::Remove(replicas) => {
+                m.phase = Phase::Removing;
+                MetadataCommand::ReassignPartition { topic, partition, replicas }
             }
-            Phase::MovingLeader => {
-                if target_set.contains(&p.leader) {
-                    m.phase = Phase::Removing;
-                    return;
-                }
-                // The first target replica in sync takes over: clients' retries find it in the
-                // next metadata refresh, and it already holds every committed record.
-                let Some(&leader) = m.to.iter().find(|id| p.isr.contains(id)) else { return };
-                info!(topic = %key.0, partition = key.1, from = p.leader, to = leader, "moving partition leadership");
-                MetadataCommand::ElectLeader {
-                    topic: key.0.clone(),
-                    partition: key.1,
-                    leader,
-                    leader_epoch: p.leader_epoch + 1,
-                    isr: p.isr.clone(),
-                }
-            }
-            Phase::Removing if current_set == target_set => {
+            MoveStep::Done => {
                 m.phase = Phase::Done;
                 info!(topic = %key.0, partition = key.1, replicas = ?p.replicas, "partition moved");
                 return;
             }
-            Phase::Removing => MetadataCommand::ReassignPartition {
-                topic: key.0.clone(),
-                partition: key.1,
-                replicas: order_keeping_leader(&m.to, p.leader),
-            },
         };
+        let command = MetadataCommand::AsLeader { term: self.planned_term, command: Box::new(command) };
         self.in_flight.insert(key.clone());
         let (ctx, me) = (self.ctx.clone(), myself.clone());
         tokio::spawn(async move {

@@ -1,9 +1,12 @@
 //! `ReplicaActor`: one per hosted partition. It owns the partition's log and idempotent-producer
 //! state, appends produce batches, serves reads, and answers acks once the WalFlusher reports
-//! the data durable. The high watermark is the durable log end: consumers never read a record
-//! that a crash could take back.
+//! the data durable. The high watermark is the smallest durable log end over the in-sync
+//! replicas: consumers never read a record that a crash, even of every node at once, could take
+//! back. It is checkpointed beside the log with the leader-epoch history.
 
 mod append;
+mod checkpoint;
+mod fetcher;
 mod follower;
 mod leader;
 mod messages;
@@ -71,6 +74,10 @@ pub struct ReplicaState {
     high_watermark: i64,
     /// Durable log end: the first offset not yet known to be on disk here.
     durable_end: i64,
+    /// The durable log end as the follower's fetcher sees it, to report to the leader.
+    durable_tx: tokio::sync::watch::Sender<i64>,
+    /// The high watermark in the checkpoint file (written when it moved, on a timer).
+    checkpointed_hw: i64,
     /// Who leads, in which epoch, with which ISR.
     leadership: Leadership,
     /// On the leader: each follower's progress, and the high watermark over the ISR.
@@ -87,6 +94,8 @@ pub struct ReplicaState {
     parked_log_end: Vec<(i64, RpcReplyPort<()>)>,
     /// A sync request is with the flusher; more appends just wait for the next round.
     sync_in_flight: bool,
+    /// The log was truncated while a sync was in flight: its answer covers nothing.
+    sync_stale: bool,
     /// Test fail point: panic on the next append.
     fail_next_append: bool,
     /// Shared node context (flusher, config).
@@ -116,18 +125,22 @@ impl Actor for ReplicaActor {
         // Whatever recovery kept may still be only in the page cache (a restart after a panic):
         // make it durable before anything derived from it is acknowledged.
         log.flush()?;
-        let (producers, epochs) = read::rebuild_from_headers(&log)?;
+        let (producers, mut epochs) = read::rebuild_from_headers(&log)?;
+        let high_watermark = checkpoint::recover(&args.tp, &log, &mut epochs);
         info!(tp = %args.tp, log_start = report.log_start_offset, log_end = report.log_end_offset,
-            truncated_bytes = report.truncated_bytes, producers = producers.len(), restarts = args.restarts,
-            "replica started");
+            high_watermark, truncated_bytes = report.truncated_bytes, producers = producers.len(),
+            restarts = args.restarts, "replica started");
         let interval = Duration::from_millis(args.ctx.config.storage.retention_check_interval_ms);
         myself.send_interval(interval, || ReplicaMsg::EnforceRetention);
         let check = Duration::from_millis((args.ctx.config.replication.replica_lag_max_ms / 4).max(100));
         myself.send_interval(check, || ReplicaMsg::CheckIsr);
+        myself.send_interval(checkpoint::INTERVAL, || ReplicaMsg::CheckpointHighWatermark);
         let end = log.log_end_offset();
         let mut state = ReplicaState {
-            high_watermark: end,
+            high_watermark,
             durable_end: end,
+            durable_tx: tokio::sync::watch::Sender::new(end),
+            checkpointed_hw: -1,
             tp: args.tp,
             log,
             producers,
@@ -140,11 +153,12 @@ impl Actor for ReplicaActor {
             parked_fetches: Vec::new(),
             parked_log_end: Vec::new(),
             sync_in_flight: false,
+            sync_stale: false,
             fail_next_append: false,
             ctx: args.ctx,
             registration,
         };
-        state.take_role(&myself);
+        state.take_role(&myself)?;
         Ok(state)
     }
 
@@ -157,15 +171,22 @@ impl Actor for ReplicaActor {
         state.registration.gauge().received();
         match msg {
             ReplicaMsg::Append { batches, acks_all, reply } => state.append(&myself, batches, acks_all, reply)?,
-            ReplicaMsg::ReplicaFetch { replica_id, leader_epoch, fetch_offset, max_bytes, reply } => {
-                let _ = reply.send(state.replica_fetch(&myself, replica_id, leader_epoch, fetch_offset, max_bytes));
+            ReplicaMsg::ReplicaFetch { replica_id, leader_epoch, fetch_offset, durable_offset, max_bytes, reply } => {
+                let fetch = leader::FollowerFetch { replica_id, leader_epoch, fetch_offset, durable_offset, max_bytes };
+                let _ = reply.send(state.replica_fetch(&myself, fetch));
+            }
+            ReplicaMsg::FollowerProgress { replica_id, leader_epoch, durable_offset } => {
+                state.follower_progress(&myself, replica_id, leader_epoch, durable_offset);
+            }
+            ReplicaMsg::OutOfRange { leader_log_start, leader_log_end, reply } => {
+                let _ = reply.send(state.out_of_range(leader_log_start, leader_log_end)?);
             }
             ReplicaMsg::WaitForLogEnd { offset, reply } => state.park_log_end(offset, reply),
             ReplicaMsg::AppendReplicated { records, leader_high_watermark, reply } => {
                 let result = state.append_replicated(&myself, records, leader_high_watermark)?;
                 let _ = reply.send(result);
             }
-            ReplicaMsg::SetLeadership(leadership) => state.set_leadership(&myself, leadership),
+            ReplicaMsg::SetLeadership(leadership) => state.set_leadership(&myself, leadership)?,
             ReplicaMsg::EpochEndOffset { epoch, reply } => {
                 let _ = reply.send(state.epoch_end_offset(epoch));
             }
@@ -201,6 +222,7 @@ impl Actor for ReplicaActor {
                 info!(tp = %state.tp, ?config, "log config updated");
                 state.log.set_config(config)?;
             }
+            ReplicaMsg::CheckpointHighWatermark => state.checkpoint_high_watermark()?,
             ReplicaMsg::EnforceRetention => {
                 let deleted = state.log.enforce_retention(now_ms())?;
                 if !deleted.is_empty() {
@@ -213,6 +235,7 @@ impl Actor for ReplicaActor {
 
     async fn post_stop(&self, _: ActorRef<ReplicaMsg>, state: &mut ReplicaState) -> Result<(), ActorProcessingErr> {
         state.log.flush()?;
+        state.write_checkpoints()?;
         Ok(())
     }
 }
@@ -236,10 +259,11 @@ impl ReplicaState {
             log_start_offset: self.log.log_start_offset(),
             log_end_offset: self.log.log_end_offset(),
             high_watermark: self.high_watermark,
+            durable_end_offset: self.durable_end,
             segments: self.log.segment_count(),
             size_bytes: self.log.size_bytes(),
             producers: self.producers.len(),
-            role: if self.followers.is_some() { "leader" } else { "follower" },
+            role: self.role(),
             leader_epoch: self.leadership.leader_epoch,
             followers: self.follower_infos(),
         }

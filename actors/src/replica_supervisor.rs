@@ -1,6 +1,9 @@
 //! `ReplicaSupervisor`: starts one `ReplicaActor` per partition this node hosts, stops (and
-//! deletes) the ones the metadata no longer lists, and restarts a failed replica with back-off
-//! until its restart budget is spent, when it escalates to the NodeSupervisor.
+//! deletes) the ones the metadata no longer lists, and restarts a failed replica with back-off.
+//! A replica that spends its restart budget is taken offline alone: the node keeps serving every
+//! other partition, the metadata moves its leadership to an in-sync replica
+//! (`ReplicaOffline`), and an operator brings it back (`POST /admin/partitions/online`) once the
+//! cause is fixed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -9,9 +12,9 @@ use std::time::Duration;
 
 use chronik::cluster::{ClusterMetadata, effective_log_config};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::context::{NodeContext, TopicPartition};
+use crate::context::{NodeContext, OfflineReplica, TopicPartition};
 use crate::directory::{Counted, MailboxGauge, Registration};
 use crate::replica::{Leadership, ReplicaActor, ReplicaArgs, ReplicaMsg};
 use crate::supervision::{RestartTracker, restart_or_escalate};
@@ -29,6 +32,13 @@ pub enum ReplicaSupervisorMsg {
     },
     /// Timer set after a failure: start that partition's replica again.
     Restart(TopicPartition),
+    /// From the admin API: start an offline replica again with a fresh restart budget.
+    BringOnline {
+        /// The partition.
+        tp: TopicPartition,
+        /// Started, or why not.
+        reply: RpcReplyPort<Result<(), String>>,
+    },
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -105,6 +115,9 @@ impl Actor for ReplicaSupervisor {
                 let _ = reply.send(());
             }
             ReplicaSupervisorMsg::Restart(tp) => state.start(&myself, &tp).await?,
+            ReplicaSupervisorMsg::BringOnline { tp, reply } => {
+                let _ = reply.send(state.bring_online(&myself, &tp).await);
+            }
         }
         Ok(())
     }
@@ -119,7 +132,7 @@ impl Actor for ReplicaSupervisor {
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(tp) = state.by_id.remove(&cell.get_id()) {
                     warn!(%tp, error = %err, "replica failed");
-                    state.on_failure(&myself, tp)?;
+                    state.on_failure(&myself, tp, err.to_string());
                 }
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
@@ -176,6 +189,7 @@ impl ReplicaSupervisorState {
     /// Every partition of `metadata` with a replica on this node, and how to start it.
     fn hosted(&self, metadata: &ClusterMetadata) -> BTreeMap<TopicPartition, ReplicaArgs> {
         let node = self.ctx.config.node_id;
+        let registered = metadata.incarnations.get(&node) == Some(&self.ctx.incarnation);
         let defaults = self.ctx.config.default_log_config();
         let mut out = BTreeMap::new();
         for topic in metadata.topics.values() {
@@ -197,6 +211,7 @@ impl ReplicaSupervisorState {
                         isr: p.isr.clone(),
                         replicas: p.replicas.clone(),
                         min_insync,
+                        registered,
                     },
                     ctx: self.ctx.clone(),
                     gauge: MailboxGauge::default(),
@@ -230,27 +245,51 @@ impl ReplicaSupervisorState {
             }
             Err(e) => {
                 warn!(%tp, error = %e, "replica failed to start");
-                self.on_failure(myself, tp.clone())
+                self.on_failure(myself, tp.clone(), e.to_string());
+                Ok(())
             }
         }
     }
 
-    fn on_failure(
-        &mut self,
-        myself: &ActorRef<ReplicaSupervisorMsg>,
-        tp: TopicPartition,
-    ) -> Result<(), ActorProcessingErr> {
+    /// Restarts a failed replica after its back-off, or takes it offline once it has spent its
+    /// restart budget: one bad partition never takes the node down.
+    fn on_failure(&mut self, myself: &ActorRef<ReplicaSupervisorMsg>, tp: TopicPartition, reason: String) {
         self.ctx.replicas.remove(&tp);
-        let Some(child) = self.children.get_mut(&tp) else { return Ok(()) };
+        let Some(child) = self.children.get_mut(&tp) else { return };
         child.actor = None;
         let name = format!("replica {tp}");
-        restart_or_escalate(&mut child.tracker, &self.ctx.config.supervision, myself, &name, move || {
-            ReplicaSupervisorMsg::Restart(tp)
-        })
+        let restart = {
+            let tp = tp.clone();
+            move || ReplicaSupervisorMsg::Restart(tp)
+        };
+        if let Err(e) = restart_or_escalate(&mut child.tracker, &self.ctx.config.supervision, myself, &name, restart) {
+            error!(%tp, error = %e, last_failure = %reason,
+                "replica taken offline; the node keeps serving its other partitions");
+            let offline = OfflineReplica { reason, since_ms: crate::replica::now_ms(), restarts: child.tracker.total };
+            self.ctx.offline.insert(tp.clone(), offline);
+            tokio::spawn(report_offline(self.ctx.clone(), tp));
+        }
+    }
+
+    /// Starts an offline replica again, with a fresh restart budget.
+    async fn bring_online(
+        &mut self,
+        myself: &ActorRef<ReplicaSupervisorMsg>,
+        tp: &TopicPartition,
+    ) -> Result<(), String> {
+        if self.ctx.offline.remove(tp).is_none() {
+            return Err(format!("partition {tp} is not offline on this node"));
+        }
+        if let Some(child) = self.children.get_mut(tp) {
+            child.tracker.forgive();
+        }
+        info!(%tp, "bringing the offline replica back");
+        self.start(myself, tp).await.map_err(|e| e.to_string())
     }
 
     async fn remove(&mut self, tp: &TopicPartition) {
         self.ctx.replicas.remove(tp);
+        self.ctx.offline.remove(tp);
         let Some(child) = self.children.remove(tp) else { return };
         if let Some(actor) = child.actor {
             self.by_id.remove(&actor.get_id());
@@ -282,5 +321,27 @@ fn remove_orphan_dirs(dir: &Path, wanted: &BTreeMap<TopicPartition, ReplicaArgs>
                 warn!(dir = %path.display(), error = %e, "could not delete orphaned partition data");
             }
         }
+    }
+}
+
+/// Tells the metadata this node's replica of `tp` is offline, so its leadership moves to an
+/// in-sync replica; retried while the cluster cannot take it (no Raft leader for a while).
+async fn report_offline(ctx: Arc<NodeContext>, tp: TopicPartition) {
+    const ATTEMPTS: u32 = 30;
+    let command = chronik::cluster::MetadataCommand::ReplicaOffline {
+        topic: tp.topic.to_string(),
+        partition: tp.partition,
+        node: ctx.config.node_id,
+    };
+    for _ in 0..ATTEMPTS {
+        match crate::handlers::apply_metadata(&ctx, vec![command.clone()]).await.pop() {
+            Some(Ok(())) => return,
+            Some(Err(e)) => warn!(%tp, error = %e, "could not report the offline replica yet"),
+            None => {}
+        }
+        if !ctx.offline.contains_key(&tp) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

@@ -1,7 +1,8 @@
 //! `ReplicationService`: the tonic service on the wal port. Each follower keeps one `Follow`
-//! stream per partition it follows; every request goes to the leader's ReplicaActor, which
+//! stream per partition it follows; every fetch goes to the leader's ReplicaActor, which
 //! records the follower's progress and answers batches, held up to `max_wait_ms` when there is
-//! nothing new (a long poll, so an idle partition costs no traffic).
+//! nothing new (a long poll, so an idle partition costs no traffic). Progress reports (the
+//! follower's fsyncs) arrive on the same stream while a fetch is held and are passed on at once.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -143,27 +144,55 @@ impl Replication for Service {
     }
 
     async fn follow(&self, request: Request<Streaming<FetchRequest>>) -> Result<Response<ResponseStream>, Status> {
-        let mut requests = request.into_inner();
-        let (mut tx, rx) = futures::channel::mpsc::channel(1);
-        let ctx = self.ctx.clone();
-        // One task per stream answers its requests in order; it ends with the stream.
-        tokio::spawn(async move {
-            while let Some(Ok(req)) = requests.next().await {
-                let response = serve(&ctx, req).await;
-                if tx.send(Ok(response)).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let (tx, rx) = futures::channel::mpsc::channel(1);
+        // One task per stream answers its fetches in order; it ends with the stream.
+        tokio::spawn(follow(self.ctx.clone(), request.into_inner(), tx));
         Ok(Response::new(Box::pin(rx)))
     }
 }
 
+type Responses = futures::channel::mpsc::Sender<Result<FetchResponse, Status>>;
+
+/// Serves one follower's stream: at most one fetch in progress (the follower sends the next
+/// once it has the answer), and progress reports handed to the replica as they come, even while
+/// that fetch waits for data.
+async fn follow(ctx: Arc<NodeContext>, mut requests: Streaming<FetchRequest>, mut tx: Responses) {
+    let mut fetch: Option<futures::future::BoxFuture<'static, FetchResponse>> = None;
+    loop {
+        tokio::select! {
+            request = requests.next() => match request {
+                Some(Ok(req)) if req.progress_only => report_progress(&ctx, &req),
+                Some(Ok(req)) => fetch = Some(Box::pin(serve(ctx.clone(), req))),
+                _ => return,
+            },
+            response = async { fetch.as_mut().expect("guarded").await }, if fetch.is_some() => {
+                fetch = None;
+                if tx.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Passes a follower's fsync progress to the leader replica (dropped if it is not running here:
+/// the next fetch carries the same offset).
+fn report_progress(ctx: &NodeContext, req: &FetchRequest) {
+    if let Ok(replica) = replica_for(ctx, &req.topic, req.partition) {
+        let _ = replica.cast(ReplicaMsg::FollowerProgress {
+            replica_id: req.replica_id,
+            leader_epoch: req.leader_epoch,
+            durable_offset: req.durable_offset,
+        });
+    }
+}
+
 /// Answers one fetch: straight away when there are batches past the follower's offset, else
-/// after the log grows or the wait runs out.
-async fn serve(ctx: &NodeContext, req: FetchRequest) -> FetchResponse {
+/// after the log grows or the wait runs out. An out-of-range fetch is answered with the
+/// leader's log bounds, so the follower can tell whether it is ahead or behind.
+async fn serve(ctx: Arc<NodeContext>, req: FetchRequest) -> FetchResponse {
     let tp = TopicPartition::new(&req.topic, req.partition);
-    let replica = match replica_for(ctx, &tp.topic, tp.partition) {
+    let replica = match replica_for(&ctx, &tp.topic, tp.partition) {
         Ok(replica) => replica,
         Err(e) => return refused(e),
     };
@@ -173,17 +202,30 @@ async fn serve(ctx: &NodeContext, req: FetchRequest) -> FetchResponse {
         replica_id: req.replica_id,
         leader_epoch: req.leader_epoch,
         fetch_offset: req.fetch_offset,
+        durable_offset: req.durable_offset,
         max_bytes,
         reply,
     };
-    let first = ask(&replica, fetch).await;
-    match &first {
-        Ok(read) if read.records.is_empty() => {}
-        _ => return answer(first),
+    let mut result = ask(&replica, fetch).await;
+    if matches!(&result, Ok(read) if read.records.is_empty()) {
+        let park = |reply| ReplicaMsg::WaitForLogEnd { offset: req.fetch_offset, reply };
+        let _ = tokio::time::timeout(wait, replica.call(park, wait + Duration::from_secs(1))).await;
+        result = ask(&replica, fetch).await;
     }
-    let park = |reply| ReplicaMsg::WaitForLogEnd { offset: req.fetch_offset, reply };
-    let _ = tokio::time::timeout(wait, replica.call(park, wait + Duration::from_secs(1))).await;
-    answer(ask(&replica, fetch).await)
+    match result {
+        Err(e) if e.code == ResponseError::OffsetOutOfRange.code() => out_of_range(&replica, e).await,
+        other => answer(other),
+    }
+}
+
+/// OFFSET_OUT_OF_RANGE with the leader's log start and end.
+async fn out_of_range(replica: &crate::directory::Counted<ReplicaMsg>, e: PartitionError) -> FetchResponse {
+    match replica.call(ReplicaMsg::Info, Duration::from_secs(10)).await {
+        Ok(ractor::rpc::CallResult::Success(info)) => {
+            FetchResponse { log_start_offset: info.log_start_offset, log_end_offset: info.log_end_offset, ..refused(e) }
+        }
+        _ => refused(PartitionError::new(ResponseError::NotLeaderOrFollower, "the leader replica is restarting")),
+    }
 }
 
 async fn ask(

@@ -30,6 +30,11 @@ pub struct RestartTracker {
 }
 
 impl RestartTracker {
+    /// Forgets the recent failures (an operator fixed their cause), keeping the lifetime count.
+    pub fn forgive(&mut self) {
+        self.recent.clear();
+    }
+
     /// Records a failure at `now` and decides.
     pub fn on_failure(&mut self, policy: &SupervisionConfig, now: Instant) -> RestartDecision {
         let window = Duration::from_millis(policy.restart_window_ms);

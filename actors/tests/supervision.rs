@@ -1,6 +1,6 @@
 //! In-process tests of the supervision tree: a replica that panics is restarted and serves
-//! what was written before the crash; one that keeps failing escalates to the NodeSupervisor,
-//! which restarts the ReplicaSupervisor and with it every replica.
+//! what was written before the crash; one that keeps failing is taken offline alone (the node
+//! and its ReplicaSupervisor keep running) until an operator brings it back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use chronik_actors::context::TopicPartition;
 use chronik_actors::directory::{ActorNode, Counted};
 use chronik_actors::metadata_actor::MetadataMsg;
 use chronik_actors::replica::{AppendOutcome, PartitionError, ReplicaMsg};
+use chronik_actors::replica_supervisor::ReplicaSupervisorMsg;
 use kafka_protocol::records::Compression;
 use ractor::rpc::CallResult;
 
@@ -91,7 +92,7 @@ fn find<'a>(node: &'a ActorNode, role_or_name: &str) -> Option<&'a ActorNode> {
 const REPLICA: &str = "replica:orders-0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn panicking_replica_restarts_then_escalates() {
+async fn panicking_replica_restarts_then_goes_offline_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (node, handle, ctx): (_, _, Arc<NodeContext>) =
         chronik_actors::start_node(config(dir.path())).await.expect("start");
@@ -106,6 +107,9 @@ async fn panicking_replica_restarts_then_escalates() {
     let results = meta.call(|reply| MetadataMsg::Apply { commands: vec![create], reply }, T).await.expect("apply");
     assert!(matches!(results, CallResult::Success(ref r) if r.iter().all(Result::is_ok)), "{results:?}");
 
+    // A replica leads once this process is registered (which gave it a new epoch).
+    let me = ctx.config.node_id;
+    eventually("registration", || (ctx.metadata().incarnations.get(&me) == Some(&ctx.incarnation)).then_some(())).await;
     let first = eventually("replica", || replica(&ctx)).await;
     assert_eq!(append(&first, 0).await.expect("append").base_offset, 0);
     assert_eq!(append(&first, 10).await.expect("append").base_offset, 10);
@@ -123,24 +127,30 @@ async fn panicking_replica_restarts_then_escalates() {
     let tree = ctx.directory.tree(&root);
     assert_eq!(find(&tree, REPLICA).expect("replica in tree").restarts, 1);
 
-    // Past the budget (2 restarts in the window) the ReplicaSupervisor escalates and is itself
-    // restarted by the NodeSupervisor, bringing the replica back with its data.
-    let mut current = second;
-    for _ in 0..2 {
-        current.cast(ReplicaMsg::ArmFailPoint).expect("arm");
-        crash(&current).await;
-        let old = current.actor.get_id();
-        current = eventually("replica back", || replica(&ctx).filter(|r| r.actor.get_id() != old)).await;
-    }
-    let tree = eventually("supervisor restarted", || {
-        let tree = ctx.directory.tree(&root);
-        find(&tree, "ReplicaSupervisor").filter(|s| s.restarts == 1 && find(s, REPLICA).is_some()).map(|_| tree.clone())
-    })
-    .await;
-    assert_eq!(find(&tree, "ReplicaSupervisor").map(|s| s.status.as_str()), Some("running"));
-    let replica_now = eventually("replica after escalation", || replica(&ctx)).await;
+    // Past the budget (2 restarts in the window) the replica is taken offline alone: the
+    // ReplicaSupervisor is not restarted and the node keeps running.
+    second.cast(ReplicaMsg::ArmFailPoint).expect("arm");
+    crash(&second).await;
+    let third =
+        eventually("replica back", || replica(&ctx).filter(|r| r.actor.get_id() != second.actor.get_id())).await;
+    third.cast(ReplicaMsg::ArmFailPoint).expect("arm");
+    crash(&third).await;
+    let tp = TopicPartition::new("orders", 0);
+    let offline = eventually("offline", || ctx.offline.get(&tp).map(|o| o.clone())).await;
+    assert!(offline.reason.contains("fail point"), "the reason names the failure: {}", offline.reason);
+    assert!(replica(&ctx).is_none(), "an offline replica serves nothing");
+    let tree = ctx.directory.tree(&root);
+    let supervisor = find(&tree, "ReplicaSupervisor").expect("supervisor");
+    assert_eq!((supervisor.restarts, supervisor.status.as_str()), (0, "running"), "nothing escalated");
+
+    // Once the cause is fixed, an operator brings it back with its data.
+    let sup = ctx.replica_supervisor.get().expect("replica supervisor");
+    let back = sup.call(|reply| ReplicaSupervisorMsg::BringOnline { tp: tp.clone(), reply }, T).await.expect("call");
+    assert!(matches!(back, CallResult::Success(Ok(()))), "{back:?}");
+    assert!(ctx.offline.get(&tp).is_none());
+    let replica_now = eventually("replica after bringing it back", || replica(&ctx)).await;
     let data = read_all(&replica_now).await;
-    assert!(data.starts_with(&before), "everything acknowledged survives the escalation");
+    assert!(data.starts_with(&before), "everything acknowledged survives");
 
     node.stop(None);
     handle.await.expect("node stops");

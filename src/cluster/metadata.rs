@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::config::NodeId;
 
 mod command;
+mod partitions;
 pub use command::{Applied, MetadataCommand, MetadataError};
+pub use partitions::elect_leaders;
 
 /// A broker as other brokers and clients see it. Also the Raft membership's node type, so a
 /// node's addresses travel with the membership change that adds it.
@@ -60,7 +62,7 @@ pub struct TopicMeta {
 }
 
 /// The whole metadata state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMetadata {
     /// Brokers by id: the Raft members (voters and learners) with their addresses.
     pub nodes: BTreeMap<NodeId, NodeInfo>,
@@ -78,20 +80,64 @@ pub struct ClusterMetadata {
     pub topics: BTreeMap<String, TopicMeta>,
     /// The first producer id not yet handed out.
     pub next_producer_id: i64,
+    /// The cluster's identity, set once by `InitCluster`; `None` until then.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// `min.insync.replicas` for topics that do not override it (set by `InitCluster`).
+    #[serde(default = "default_min_insync")]
+    pub min_insync_replicas: i16,
+    /// Each broker's registered incarnation (`RegisterBroker`): a broker leads nothing until its
+    /// current process is registered here.
+    #[serde(default)]
+    pub incarnations: BTreeMap<NodeId, u64>,
+}
+
+/// A cluster formed before `InitCluster` existed gets Kafka's default until it is initialized.
+fn default_min_insync() -> i16 {
+    1
 }
 
 /// Partitions above this are refused: each one is an actor and a directory.
 const MAX_PARTITIONS: i32 = 10_000;
 
-impl ClusterMetadata {
-    /// Applies one command. On error nothing changed.
-    pub fn apply(&mut self, cmd: &MetadataCommand) -> Result<Applied, MetadataError> {
-        if let MetadataCommand::AllocateProducerIds { count } = cmd {
-            let first = self.next_producer_id;
-            self.next_producer_id = self.next_producer_id.saturating_add(*count);
-            return Ok(Applied::ProducerIds { first });
+impl Default for ClusterMetadata {
+    fn default() -> Self {
+        Self {
+            nodes: BTreeMap::new(),
+            voters: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            draining: BTreeSet::new(),
+            topics: BTreeMap::new(),
+            next_producer_id: 0,
+            cluster_id: None,
+            min_insync_replicas: default_min_insync(),
+            incarnations: BTreeMap::new(),
         }
-        self.apply_change(cmd).map(|()| Applied::Done)
+    }
+}
+
+impl ClusterMetadata {
+    /// Applies one command outside the Raft log (dry runs, tests): leader-only commands are
+    /// applied without their term check. On error nothing changed.
+    pub fn apply(&mut self, cmd: &MetadataCommand) -> Result<Applied, MetadataError> {
+        self.apply_in_term(cmd, None)
+    }
+
+    /// Applies one command of a Raft entry appended in `term` (`None`: no log position). On
+    /// error nothing changed.
+    pub fn apply_in_term(&mut self, cmd: &MetadataCommand, term: Option<u64>) -> Result<Applied, MetadataError> {
+        match cmd {
+            MetadataCommand::AllocateProducerIds { count } => {
+                let first = self.next_producer_id;
+                self.next_producer_id = self.next_producer_id.saturating_add(*count);
+                Ok(Applied::ProducerIds { first })
+            }
+            MetadataCommand::AsLeader { term: planned, command } => match term {
+                Some(current) if current != *planned => Err(MetadataError::StaleTerm { planned: *planned, current }),
+                _ => self.apply_in_term(command, term),
+            },
+            other => self.apply_change(other).map(|()| Applied::Done),
+        }
     }
 
     fn apply_change(&mut self, cmd: &MetadataCommand) -> Result<(), MetadataError> {
@@ -116,39 +162,32 @@ impl ClusterMetadata {
                 topic.configs = configs.clone();
                 Ok(())
             }
-            MetadataCommand::AllocateProducerIds { .. } => Ok(()),
             MetadataCommand::UpdateIsr { topic, partition, leader_epoch, isr } => {
-                let p = self.partition_mut(topic, *partition)?;
-                if p.leader_epoch != *leader_epoch {
-                    return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: *leader_epoch });
-                }
-                check_isr(p, p.leader, isr)?;
-                p.isr = isr.clone();
-                Ok(())
+                self.update_isr(topic, *partition, *leader_epoch, isr)
             }
             MetadataCommand::ElectLeader { topic, partition, leader, leader_epoch, isr } => {
-                let p = self.partition_mut(topic, *partition)?;
-                if *leader_epoch != p.leader_epoch + 1 {
-                    return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: *leader_epoch });
-                }
-                check_isr(p, *leader, isr)?;
-                p.leader = *leader;
-                p.leader_epoch = *leader_epoch;
-                p.isr = isr.clone();
-                Ok(())
+                self.elect_leader(topic, *partition, *leader, *leader_epoch, isr)
             }
             MetadataCommand::DrainNode { node } => self.drain(*node),
             MetadataCommand::ReassignPartition { topic, partition, replicas } => {
-                let voters = self.voters.clone();
-                let p = self.partition_mut(topic, *partition)?;
-                let unique: BTreeSet<NodeId> = replicas.iter().copied().collect();
-                if !replicas.contains(&p.leader) || unique.len() != replicas.len() || !unique.is_subset(&voters) {
-                    return Err(MetadataError::InvalidIsr { isr: replicas.clone(), replicas: p.replicas.clone() });
+                self.reassign(topic, *partition, replicas)
+            }
+            MetadataCommand::InitCluster { cluster_id, min_insync_replicas } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                    self.min_insync_replicas = *min_insync_replicas;
                 }
-                p.isr.retain(|id| unique.contains(id));
-                p.replicas = replicas.clone();
                 Ok(())
             }
+            MetadataCommand::RegisterBroker { node, incarnation, clean_shutdown } => {
+                self.register_broker(*node, *incarnation, *clean_shutdown);
+                Ok(())
+            }
+            MetadataCommand::ReplicaOffline { topic, partition, node } => {
+                self.replica_offline(topic, *partition, *node)
+            }
+            // Handled by `apply_in_term`.
+            MetadataCommand::AllocateProducerIds { .. } | MetadataCommand::AsLeader { .. } => Ok(()),
         }
     }
 
@@ -257,47 +296,10 @@ impl ClusterMetadata {
         Ok(())
     }
 
-    fn partition_mut(&mut self, topic: &str, partition: i32) -> Result<&mut PartitionMeta, MetadataError> {
-        self.topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
-            .ok_or_else(|| MetadataError::UnknownTopic(topic.to_string()))
-    }
-
     /// The partition's metadata, if the topic and partition exist.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {
         self.topics.get(topic)?.partitions.get(usize::try_from(partition).ok()?)
     }
-}
-
-/// An ISR must hold the leader and only replicas.
-fn check_isr(p: &PartitionMeta, leader: NodeId, isr: &[NodeId]) -> Result<(), MetadataError> {
-    if isr.contains(&leader) && isr.iter().all(|id| p.replicas.contains(id)) {
-        return Ok(());
-    }
-    Err(MetadataError::InvalidIsr { isr: isr.to_vec(), replicas: p.replicas.clone() })
-}
-
-/// The elections the controller proposes when `fenced` brokers stopped answering: every
-/// partition led by one of them gets the first live ISR member (in replica order) as leader,
-/// one epoch up. A partition with no live ISR member keeps its leader and waits for it (no
-/// unclean election).
-pub fn elect_leaders(metadata: &ClusterMetadata, fenced: &BTreeSet<NodeId>) -> Vec<MetadataCommand> {
-    let mut out = Vec::new();
-    for topic in metadata.topics.values() {
-        for p in topic.partitions.iter().filter(|p| fenced.contains(&p.leader)) {
-            let isr: Vec<NodeId> = p.isr.iter().copied().filter(|id| !fenced.contains(id)).collect();
-            let Some(leader) = p.replicas.iter().copied().find(|id| isr.contains(id)) else { continue };
-            out.push(MetadataCommand::ElectLeader {
-                topic: topic.name.clone(),
-                partition: p.partition,
-                leader,
-                leader_epoch: p.leader_epoch + 1,
-                isr,
-            });
-        }
-    }
-    out
 }
 
 fn check_partition_count(topic: &str, count: i32) -> Result<(), MetadataError> {

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::metadata::{ClusterMetadata, TopicMeta, assign_replicas};
+use super::metadata::{ClusterMetadata, PartitionMeta, TopicMeta, assign_replicas};
 use crate::config::NodeId;
 
 #[cfg(test)]
@@ -63,6 +63,44 @@ pub fn order_keeping_leader(target: &[NodeId], leader: NodeId) -> Vec<NodeId> {
         return target.to_vec();
     }
     std::iter::once(leader).chain(target.iter().copied().filter(|&id| id != leader)).collect()
+}
+
+/// The next step of moving one partition to its target replicas, decided from the metadata as
+/// it is now, never from what an earlier step expected: a leader fenced or an ISR shrunk
+/// mid-move simply yields a different next step, so a move always finishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveStep {
+    /// Propose this replica list: the current replicas plus the missing target ones (copy first).
+    Add(Vec<NodeId>),
+    /// Wait until every target replica is in the ISR.
+    CatchUp,
+    /// Move leadership to this in-sync target replica: the current leader leaves the set.
+    MoveLeader(NodeId),
+    /// Propose this replica list, the target with the leader first: the old replicas are
+    /// dropped only now, with every target replica in sync (drop last).
+    Remove(Vec<NodeId>),
+    /// The partition holds exactly its target replicas.
+    Done,
+}
+
+/// The next step for partition `p` towards `target` (see [`MoveStep`]).
+pub fn next_step(target: &[NodeId], p: &PartitionMeta) -> MoveStep {
+    let missing: Vec<NodeId> = target.iter().copied().filter(|id| !p.replicas.contains(id)).collect();
+    if !missing.is_empty() {
+        return MoveStep::Add(p.replicas.iter().copied().chain(missing).collect());
+    }
+    if same_set(&p.replicas, target) {
+        return MoveStep::Done;
+    }
+    if !target.iter().all(|id| p.isr.contains(id)) {
+        return MoveStep::CatchUp;
+    }
+    match target.first() {
+        Some(_) if target.contains(&p.leader) => MoveStep::Remove(order_keeping_leader(target, p.leader)),
+        Some(&first) => MoveStep::MoveLeader(first),
+        // The planner never targets nothing; there is nothing safe to do towards it.
+        None => MoveStep::Done,
+    }
 }
 
 /// `voters` is sorted and duplicate-free (it comes from a set).

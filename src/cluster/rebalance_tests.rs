@@ -404,3 +404,38 @@ fn a_draining_voter_gives_up_every_replica_and_gets_none() {
     assert!(plan(&after).is_empty(), "settled once node 4 is empty");
     assert!(after.voters.contains(&4), "draining does not change the membership");
 }
+
+fn partition(replicas: &[NodeId], leader: NodeId, isr: &[NodeId]) -> PartitionMeta {
+    PartitionMeta { partition: 0, replicas: replicas.to_vec(), leader, leader_epoch: 3, isr: isr.to_vec() }
+}
+
+#[test]
+fn a_move_copies_first_waits_for_the_isr_and_drops_last() {
+    let target = [1, 4, 2];
+    assert_eq!(next_step(&target, &partition(&[1, 2, 3], 1, &[1, 2, 3])), MoveStep::Add(vec![1, 2, 3, 4]));
+    assert_eq!(next_step(&target, &partition(&[1, 2, 3, 4], 1, &[1, 2, 3])), MoveStep::CatchUp);
+    let caught_up = partition(&[1, 2, 3, 4], 1, &[1, 2, 3, 4]);
+    assert_eq!(next_step(&target, &caught_up), MoveStep::Remove(vec![1, 4, 2]));
+    assert_eq!(next_step(&target, &partition(&[1, 4, 2], 1, &[1, 2, 4])), MoveStep::Done);
+}
+
+#[test]
+fn a_leader_that_leaves_hands_over_to_a_target_replica_first() {
+    let target = [2, 3, 4];
+    let caught_up = partition(&[1, 2, 3, 4], 1, &[1, 2, 3, 4]);
+    assert_eq!(next_step(&target, &caught_up), MoveStep::MoveLeader(2));
+    let moved = partition(&[1, 2, 3, 4], 2, &[1, 2, 3, 4]);
+    assert_eq!(next_step(&target, &moved), MoveStep::Remove(vec![2, 3, 4]));
+}
+
+#[test]
+fn leadership_or_isr_changes_mid_move_change_the_next_step() {
+    let target = [1, 4, 2];
+    // Node 4 fell out of the ISR after catching up: wait again instead of dropping node 3.
+    assert_eq!(next_step(&target, &partition(&[1, 2, 3, 4], 1, &[1, 2, 3])), MoveStep::CatchUp);
+    // The leader was fenced to node 3, outside the target: leadership moves before anything drops.
+    assert_eq!(next_step(&target, &partition(&[1, 2, 3, 4], 3, &[2, 3, 4])), MoveStep::CatchUp);
+    assert_eq!(next_step(&target, &partition(&[1, 2, 3, 4], 3, &[1, 2, 3, 4])), MoveStep::MoveLeader(1));
+    // A replica removed by another change is added back first.
+    assert_eq!(next_step(&target, &partition(&[1, 3], 3, &[1, 3])), MoveStep::Add(vec![1, 3, 4, 2]));
+}

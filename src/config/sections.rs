@@ -156,8 +156,12 @@ impl Default for ReplicationConfig {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DebugConfig {
-    /// Enables `POST /admin/fail-points`, which can make actors panic on purpose.
+    /// Enables `POST /admin/fail-points`, which can make actors panic on purpose, and the fail
+    /// points below.
     pub fail_points: bool,
+    /// Fail point: the Raft leader waits this long between adding a node as a learner and
+    /// promoting it, so a test can kill it in between (0: off; needs `fail_points`).
+    pub pause_after_add_learner_ms: u64,
 }
 
 impl Default for StorageConfig {

@@ -23,6 +23,9 @@ impl Config {
         if self.data_dir.trim().is_empty() {
             problems.push("data_dir: must not be empty".to_string());
         }
+        if self.debug.pause_after_add_learner_ms > 0 && !self.debug.fail_points {
+            problems.push("debug.pause_after_add_learner_ms: a fail point; needs debug.fail_points = true".to_string());
+        }
         self.check_addresses(&mut problems);
         self.check_peers(&mut problems);
         self.check_limits(&mut problems);

@@ -64,6 +64,19 @@ async fn partitions(ctx: &NodeContext, out: &mut String) {
                 writeln!(out, "{name}{{topic=\"{}\",partition=\"{}\"}} {}", escape(&i.topic), i.partition, value(i));
         }
     }
+    offline(ctx, out);
+}
+
+/// 1 per replica taken offline here after exhausting its restarts, with the last failure.
+fn offline(ctx: &NodeContext, out: &mut String) {
+    let name = "chronik_partition_offline";
+    header(out, name, "gauge", "1 while this node's replica is offline (restart budget spent), with the reason.");
+    let mut offline: Vec<_> = ctx.offline.iter().map(|e| (e.key().clone(), e.value().reason.clone())).collect();
+    offline.sort();
+    for (tp, reason) in offline {
+        let (topic, reason) = (escape(&tp.topic), escape(&reason));
+        let _ = writeln!(out, "{name}{{topic=\"{topic}\",partition=\"{}\",reason=\"{reason}\"}} 1", tp.partition);
+    }
 }
 
 async fn groups(ctx: &NodeContext, out: &mut String) {

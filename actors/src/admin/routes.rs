@@ -21,6 +21,7 @@ const MAX_BODY: u64 = 64 * 1024;
 #[derive(Debug, Serialize)]
 struct Health {
     node_id: u64,
+    cluster_id: Option<String>,
     is_leader: bool,
     leader_id: Option<u64>,
     term: u64,
@@ -42,6 +43,16 @@ struct PartitionView {
     log_end_offset: Option<i64>,
     high_watermark: Option<i64>,
     replica: Option<ReplicaInfo>,
+    /// Set when this node's replica is offline (restart budget spent).
+    offline: Option<crate::context::OfflineReplica>,
+}
+
+/// `POST /admin/partitions/online` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionRef {
+    topic: String,
+    partition: i32,
 }
 
 /// `POST /admin/fail-points` body.
@@ -118,6 +129,12 @@ pub fn routes(
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
         .then(add_node);
+    let online = warp::path!("admin" / "partitions" / "online")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+        .then(bring_online);
     let remove_node = warp::path!("admin" / "remove-node")
         .and(warp::post())
         .and(with_ctx.clone())
@@ -133,7 +150,25 @@ pub fn routes(
         .or(fail_points)
         .or(add_node)
         .or(remove_node)
+        .or(online)
         .recover(reject)
+}
+
+/// Starts an offline replica of this node again (after the operator fixed the cause).
+async fn bring_online(ctx: Arc<NodeContext>, req: PartitionRef) -> WithStatus<Json> {
+    use crate::replica_supervisor::ReplicaSupervisorMsg;
+    let tp = TopicPartition::new(&req.topic, req.partition);
+    let Some(supervisor) = ctx.replica_supervisor.get() else {
+        return outcome(StatusCode::SERVICE_UNAVAILABLE, false, "the replica supervisor is restarting");
+    };
+    let msg = |reply| ReplicaSupervisorMsg::BringOnline { tp: tp.clone(), reply };
+    match supervisor.call(msg, Duration::from_secs(30)).await {
+        Ok(ractor::rpc::CallResult::Success(Ok(()))) => {
+            outcome(StatusCode::OK, true, format!("replica {tp} restarted; it rejoins the ISR once caught up"))
+        }
+        Ok(ractor::rpc::CallResult::Success(Err(e))) => outcome(StatusCode::CONFLICT, false, e),
+        _ => outcome(StatusCode::GATEWAY_TIMEOUT, false, "the replica supervisor did not answer in time"),
+    }
 }
 
 /// Starts removing a node: marks it draining; the rebalancer moves its replicas to the other
@@ -181,7 +216,12 @@ async fn add_node(ctx: Arc<NodeContext>, req: AddNode) -> WithStatus<Json> {
             let status = match e {
                 AddNodeError::InvalidAddress(_) => StatusCode::BAD_REQUEST,
                 AddNodeError::NotLeader => StatusCode::MISDIRECTED_REQUEST,
-                AddNodeError::Exists(_) | AddNodeError::Retired(_) | AddNodeError::InProgress => StatusCode::CONFLICT,
+                AddNodeError::Exists(_)
+                | AddNodeError::Retired(_)
+                | AddNodeError::InProgress
+                | AddNodeError::WrongNode { .. }
+                | AddNodeError::OtherCluster { .. }
+                | AddNodeError::AddressInUse { .. } => StatusCode::CONFLICT,
                 AddNodeError::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 AddNodeError::CatchUpTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 AddNodeError::Raft(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -202,6 +242,7 @@ fn health(ctx: &NodeContext) -> Json {
     };
     json(&Health {
         node_id: id,
+        cluster_id: ctx.metadata().cluster_id.clone(),
         is_leader: view.leader == Some(id),
         leader_id: view.leader,
         term: view.term,
@@ -228,6 +269,7 @@ async fn partitions(ctx: Arc<NodeContext>) -> Json {
                 log_end_offset: info.as_ref().map(|i| i.log_end_offset),
                 high_watermark: info.as_ref().map(|i| i.high_watermark),
                 replica: info,
+                offline: ctx.offline.get(&TopicPartition::new(&topic.name, p.partition)).map(|o| o.clone()),
             });
         }
     }

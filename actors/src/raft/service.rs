@@ -71,6 +71,7 @@ impl RaftService for Service {
             leader_id: metrics.current_leader.unwrap_or(0),
             term: metrics.current_term,
             removed: self.ctx.metadata().removed.iter().copied().collect(),
+            cluster_id: self.ctx.metadata().cluster_id.clone().unwrap_or_default(),
         }))
     }
 

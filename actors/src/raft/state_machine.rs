@@ -18,7 +18,7 @@ use openraft::{
 };
 use redb::{Database, TableDefinition};
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::store::{StoreError, json, read_value, storage_err, write_values};
 use super::{CommandResult, TypeConfig};
@@ -103,10 +103,20 @@ impl StateMachine {
         self.state.last_applied = Some(entry.log_id);
         match entry.payload {
             EntryPayload::Blank => Vec::new(),
-            EntryPayload::Normal(commands) => commands
-                .iter()
-                .map(|c| self.state.metadata.apply(c).inspect(|_| log_applied(&self.state.metadata, c)))
-                .collect(),
+            EntryPayload::Normal(commands) => {
+                let term = entry.log_id.leader_id.term;
+                commands
+                    .iter()
+                    .map(|c| {
+                        let result = self.state.metadata.apply_in_term(c, Some(term));
+                        match &result {
+                            Ok(_) => log_applied(&self.state.metadata, c),
+                            Err(e) => log_refused(c, e),
+                        }
+                        result
+                    })
+                    .collect()
+            }
             EntryPayload::Membership(membership) => {
                 let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
                 let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
@@ -138,6 +148,14 @@ fn log_applied(metadata: &ClusterMetadata, command: &MetadataCommand) {
             }
         }
         other => info!(command = ?other, "applied {}", command.name()),
+    }
+}
+
+/// A refusal worth an operator's attention: a deposed leader's plan, or an unsafe move.
+fn log_refused(command: &MetadataCommand, error: &chronik::cluster::MetadataError) {
+    use chronik::cluster::MetadataError::{StaleTerm, UnsafeReassignment};
+    if matches!(error, StaleTerm { .. } | UnsafeReassignment { .. }) {
+        warn!(command = ?command, %error, "refused {}", command.name());
     }
 }
 

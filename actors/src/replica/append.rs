@@ -98,7 +98,9 @@ impl ReplicaState {
                 SequenceCheck::Append => {
                     let mut owned = batch.to_vec();
                     let info = self.log.append(&mut owned, self.leadership.leader_epoch, now)?;
-                    self.epochs.assign(self.leadership.leader_epoch, info.base_offset);
+                    if self.epochs.assign(self.leadership.leader_epoch, info.base_offset) {
+                        self.checkpoint_epochs()?;
+                    }
                     self.producers.record(&id, info.base_offset);
                     base_offset.get_or_insert(info.base_offset);
                 }
@@ -160,11 +162,16 @@ impl ReplicaState {
         myself.send_after(std::time::Duration::from_millis(10), || ReplicaMsg::Flushed { upto: i64::MIN });
     }
 
-    /// Everything below `upto` is durable here: the high watermark may move, acks may go out.
+    /// Everything below `upto` is durable here: the high watermark may move, acks may go out,
+    /// and a follower's fetcher reports it to the leader.
     pub(super) fn flushed(&mut self, myself: &ActorRef<ReplicaMsg>, upto: i64) {
         self.sync_in_flight = false;
+        // After a truncation while the fsync ran, offsets below `upto` may have been rewritten
+        // since it began: it proves nothing, and the next round covers them.
+        let upto = if std::mem::take(&mut self.sync_stale) { i64::MIN } else { upto };
         if upto > self.durable_end {
             self.durable_end = upto;
+            self.durable_tx.send_replace(upto);
             self.advance_high_watermark();
         }
         self.request_sync(myself);

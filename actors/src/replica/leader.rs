@@ -4,62 +4,99 @@
 use chronik::cluster::MetadataCommand;
 use chronik::partition::replication::{IsrTracker, acks_all_outcome};
 use kafka_protocol::ResponseError;
-use ractor::{ActorRef, RpcReplyPort};
+use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{info, warn};
 
 use super::{Leadership, PartitionError, ReadOutcome, ReplicaMsg, ReplicaState, now_ms};
 use crate::handlers::apply_metadata;
 
+/// A follower's fetch as the leader records it.
+pub(super) struct FollowerFetch {
+    /// The follower.
+    pub replica_id: u64,
+    /// The leader epoch it follows.
+    pub leader_epoch: i32,
+    /// Its log end offset: it wants the batches from here.
+    pub fetch_offset: i64,
+    /// What it has fsynced.
+    pub durable_offset: i64,
+    /// Byte budget of the answer.
+    pub max_bytes: usize,
+}
+
 impl ReplicaState {
     /// Starts acting on `self.leadership`: the leader tracks its followers, a follower fetches.
-    pub(super) fn take_role(&mut self, myself: &ActorRef<ReplicaMsg>) {
+    /// A replica the metadata names leader leads only once this node's process is registered
+    /// (which gave it a new epoch); until then it neither leads nor fetches.
+    pub(super) fn take_role(&mut self, myself: &ActorRef<ReplicaMsg>) -> Result<(), ActorProcessingErr> {
         let me = self.ctx.config.node_id;
-        if self.leadership.leader == me {
-            self.fetcher = None;
-            let l = &self.leadership;
-            let end = self.log.log_end_offset();
-            self.followers = Some(IsrTracker::new(me, self.high_watermark, end, &l.isr, now_ms()));
-            self.advance_high_watermark();
-        } else {
+        if self.leadership.leader != me {
             self.followers = None;
             self.fail_parked_acks();
-            self.fetcher = super::follower::start(self, myself);
+            self.fetcher = super::fetcher::start(self, myself);
+            return Ok(());
+        }
+        self.fetcher = None;
+        if !self.leadership.registered {
+            self.followers = None;
+            self.fail_parked_acks();
+            info!(tp = %self.tp, epoch = self.leadership.leader_epoch, "waiting for this node's registration before leading");
+            return Ok(());
+        }
+        let end = self.log.log_end_offset();
+        // Kafka's leader-epoch start: a follower asking where an older epoch ends learns it
+        // ends here, even before this leader writes (a diverging follower truncates to it).
+        if self.epochs.assign(self.leadership.leader_epoch, end) {
+            self.checkpoint_epochs()?;
+        }
+        let l = &self.leadership;
+        self.followers = Some(IsrTracker::new(me, self.high_watermark, end, &l.isr, now_ms()));
+        self.advance_high_watermark();
+        Ok(())
+    }
+
+    /// `leader`, `follower`, or `unregistered` (named leader, waiting for its registration).
+    pub(super) fn role(&self) -> &'static str {
+        match (self.followers.is_some(), self.leadership.leader == self.ctx.config.node_id) {
+            (true, _) => "leader",
+            (false, true) => "unregistered",
+            (false, false) => "follower",
         }
     }
 
-    /// The metadata changed this partition's leadership: a new leader or epoch restarts the role;
-    /// a new ISR (or min.insync) only moves the high watermark and the acks.
-    pub(super) fn set_leadership(&mut self, myself: &ActorRef<ReplicaMsg>, leadership: Leadership) {
+    /// The metadata changed this partition's leadership: a new leader, epoch or registration
+    /// restarts the role; a new ISR (or min.insync) only moves the high watermark and the acks.
+    pub(super) fn set_leadership(
+        &mut self,
+        myself: &ActorRef<ReplicaMsg>,
+        leadership: Leadership,
+    ) -> Result<(), ActorProcessingErr> {
         if leadership == self.leadership {
-            return;
+            return Ok(());
         }
-        let new_role =
-            leadership.leader != self.leadership.leader || leadership.leader_epoch != self.leadership.leader_epoch;
+        let old = &self.leadership;
+        let new_role = leadership.leader != old.leader
+            || leadership.leader_epoch != old.leader_epoch
+            || leadership.registered != old.registered;
         info!(tp = %self.tp, leader = leadership.leader, epoch = leadership.leader_epoch, isr = ?leadership.isr,
             "partition leadership updated");
         self.leadership = leadership;
         if new_role {
-            self.take_role(myself);
+            self.take_role(myself)
         } else {
             self.advance_high_watermark();
+            Ok(())
         }
     }
 
-    /// A follower's fetch: its offset is its log end, so it moves the high watermark; answers
-    /// batches from there up to this log's end.
-    pub(super) fn replica_fetch(
-        &mut self,
-        myself: &ActorRef<ReplicaMsg>,
-        replica_id: u64,
-        leader_epoch: i32,
-        fetch_offset: i64,
-        max_bytes: usize,
-    ) -> Result<ReadOutcome, PartitionError> {
+    /// Whether a follower's request may touch this leadership: this replica leads, in the epoch
+    /// the follower follows, and the follower holds a replica.
+    fn check_follower(&self, replica_id: u64, leader_epoch: i32) -> Result<(), PartitionError> {
         let l = &self.leadership;
-        let Some(followers) = self.followers.as_mut() else {
+        if self.followers.is_none() {
             let msg = format!("{} is led by node {}", self.tp, l.leader);
             return Err(PartitionError::new(ResponseError::NotLeaderOrFollower, msg));
-        };
+        }
         if leader_epoch != l.leader_epoch {
             let kind = if leader_epoch < l.leader_epoch {
                 ResponseError::FencedLeaderEpoch
@@ -75,11 +112,24 @@ impl ReplicaState {
             let msg = format!("node {replica_id} is not a replica of {}", self.tp);
             return Err(PartitionError::new(ResponseError::NotLeaderOrFollower, msg));
         }
+        Ok(())
+    }
+
+    /// A follower's fetch: its offset is its log end and its durable offset what it fsynced,
+    /// so it may move the high watermark; answers batches from there up to this log's end.
+    pub(super) fn replica_fetch(
+        &mut self,
+        myself: &ActorRef<ReplicaMsg>,
+        fetch: FollowerFetch,
+    ) -> Result<ReadOutcome, PartitionError> {
+        self.check_follower(fetch.replica_id, fetch.leader_epoch)?;
         let end = self.log.log_end_offset();
-        followers.record_fetch(replica_id, fetch_offset, end, now_ms());
+        if let Some(followers) = self.followers.as_mut() {
+            followers.record_fetch(fetch.replica_id, fetch.fetch_offset, fetch.durable_offset, end, now_ms());
+        }
         self.advance_high_watermark();
         self.maybe_change_isr(myself);
-        match self.log.read(fetch_offset, end, max_bytes, true) {
+        match self.log.read(fetch.fetch_offset, end, fetch.max_bytes, true) {
             Ok(r) => Ok(ReadOutcome {
                 records: r.records,
                 high_watermark: self.high_watermark,
@@ -93,6 +143,24 @@ impl ReplicaState {
         }
     }
 
+    /// A follower's progress report: it fsynced up to `durable_offset`.
+    pub(super) fn follower_progress(
+        &mut self,
+        myself: &ActorRef<ReplicaMsg>,
+        replica_id: u64,
+        leader_epoch: i32,
+        durable_offset: i64,
+    ) {
+        if self.check_follower(replica_id, leader_epoch).is_err() {
+            return;
+        }
+        if let Some(followers) = self.followers.as_mut() {
+            followers.record_durable(replica_id, durable_offset);
+        }
+        self.advance_high_watermark();
+        self.maybe_change_isr(myself);
+    }
+
     /// Each follower's progress, for `/admin/partitions`.
     pub(super) fn follower_infos(&self) -> Vec<super::FollowerInfo> {
         let Some(tracker) = &self.followers else { return Vec::new() };
@@ -104,6 +172,7 @@ impl ReplicaState {
                 super::FollowerInfo {
                     id,
                     log_end_offset: state.and_then(|f| f.log_end_offset()),
+                    durable_offset: state.and_then(|f| f.durable_offset()),
                     last_caught_up_ms: state.and_then(|f| f.last_caught_up_ms()),
                     in_sync: l.isr.contains(&id),
                 }

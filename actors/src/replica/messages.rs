@@ -55,8 +55,10 @@ pub struct ReplicaInfo {
     pub log_start_offset: i64,
     /// Next offset to be assigned.
     pub log_end_offset: i64,
-    /// Offsets below it are durable and readable.
+    /// Offsets below it are durable on every in-sync replica and readable.
     pub high_watermark: i64,
+    /// Offsets below it are fsynced here.
+    pub durable_end_offset: i64,
     /// Segment files.
     pub segments: usize,
     /// Bytes on disk.
@@ -78,6 +80,8 @@ pub struct FollowerInfo {
     pub id: NodeId,
     /// Its log end offset (its last fetch offset), if it fetched in this leadership.
     pub log_end_offset: Option<i64>,
+    /// What it has fsynced, as it last reported; only this counts for the high watermark.
+    pub durable_offset: Option<i64>,
     /// When it was last caught up with the leader's log end (ms since the epoch).
     pub last_caught_up_ms: Option<i64>,
     /// Whether the ISR lists it.
@@ -97,6 +101,10 @@ pub struct Leadership {
     pub replicas: Vec<NodeId>,
     /// Smallest ISR for an acks=all produce (the topic's `min.insync.replicas`).
     pub min_insync: i16,
+    /// Whether this node's current process is registered in the metadata. Until it is, the
+    /// replica leads nothing even where the metadata names this node: the registration gives
+    /// its partitions a new leader epoch first.
+    pub registered: bool,
 }
 
 /// The replica's mailbox.
@@ -157,10 +165,33 @@ pub enum ReplicaMsg {
         leader_epoch: i32,
         /// First offset wanted; everything below is in the follower's log.
         fetch_offset: i64,
+        /// Everything below it is fsynced on the follower.
+        durable_offset: i64,
         /// Byte budget.
         max_bytes: usize,
         /// Where the batches go.
         reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
+    },
+    /// From the replication service, on the leader: a follower fsynced its log up to
+    /// `durable_offset` (a progress report between fetches); may advance the high watermark.
+    FollowerProgress {
+        /// The follower.
+        replica_id: NodeId,
+        /// The leader epoch the follower follows.
+        leader_epoch: i32,
+        /// Everything below it is fsynced on the follower.
+        durable_offset: i64,
+    },
+    /// From this follower's fetcher: the leader answered OFFSET_OUT_OF_RANGE. A log that runs
+    /// past the leader's end is truncated to it; one that ends below the leader's log start is
+    /// emptied and restarted there. Replies with the new log end offset.
+    OutOfRange {
+        /// The leader's log start offset.
+        leader_log_start: i64,
+        /// The leader's log end offset.
+        leader_log_end: i64,
+        /// The new log end offset.
+        reply: RpcReplyPort<Result<i64, PartitionError>>,
     },
     /// From the replication service: answer once the log end passes `offset` (a follower's
     /// long poll).
@@ -211,6 +242,8 @@ pub enum ReplicaMsg {
     ArmFailPoint,
     /// Timer: delete segments past retention.
     EnforceRetention,
+    /// Timer: write the high-watermark checkpoint if the high watermark moved.
+    CheckpointHighWatermark,
     /// From the ReplicaSupervisor: the topic's configs changed (segment and retention limits).
     UpdateConfig(LogConfig),
 }

@@ -63,8 +63,8 @@ pub enum MetadataCommand {
         /// The new ISR, a subset of the replicas that includes the leader.
         isr: Vec<NodeId>,
     },
-    /// A new leader for a partition whose leader was fenced, chosen from its ISR (never an
-    /// out-of-sync replica: no unclean election). Bumps the leader epoch.
+    /// A new leader for a partition whose leader was fenced (or leaves it), chosen from its ISR
+    /// (never an out-of-sync replica: no unclean election). Bumps the leader epoch.
     ElectLeader {
         /// Topic name.
         topic: String,
@@ -74,7 +74,8 @@ pub enum MetadataCommand {
         leader: NodeId,
         /// The new epoch: exactly one above the current, so a repeated election is refused.
         leader_epoch: i32,
-        /// The ISR under the new leader (the fenced leader left out).
+        /// The ISR under the new leader (the fenced leader left out). Intersected with the ISR
+        /// at apply time, so a replica that left the ISR meanwhile does not come back.
         isr: Vec<NodeId>,
     },
     /// A partition's new replica list (the rebalancer: first current ∪ new, then the target).
@@ -94,6 +95,46 @@ pub enum MetadataCommand {
         /// The node to drain.
         node: NodeId,
     },
+    /// Gives the cluster its identity and broker-wide defaults, once: the first one applied wins
+    /// and later ones change nothing (a new Raft leader proposes it when none is set).
+    InitCluster {
+        /// The cluster id, reported by `/admin/health` and checked by `add-node`.
+        cluster_id: String,
+        /// The `min.insync.replicas` of topics that do not override it.
+        min_insync_replicas: i16,
+    },
+    /// A broker process started (KRaft's broker registration): every partition it leads gets a
+    /// new leader epoch before it serves again, so no offset is ever written twice in one epoch.
+    /// After an unclean shutdown its log may have lost a tail it had acknowledged: it leaves
+    /// every ISR (rejoining once caught up), and the partitions it led move to another in-sync
+    /// replica when there is one (KIP-966).
+    RegisterBroker {
+        /// The broker.
+        node: NodeId,
+        /// Random per process start; registering the same incarnation again changes nothing.
+        incarnation: u64,
+        /// Whether the previous process flushed everything and stopped cleanly.
+        clean_shutdown: bool,
+    },
+    /// A broker's replica of a partition failed past its restart budget and is offline: it
+    /// leaves the ISR and, if it led, leadership moves to another in-sync replica (new epoch).
+    ReplicaOffline {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The broker whose replica is offline.
+        node: NodeId,
+    },
+    /// A command from a leader-only actor (rebalancer, controller), valid only in the Raft term
+    /// it was planned in: applied only if the entry was appended in `term`, so a deposed
+    /// leader's plan never lands through the next leader.
+    AsLeader {
+        /// The term the proposer led in.
+        term: u64,
+        /// The command.
+        command: Box<MetadataCommand>,
+    },
 }
 
 impl MetadataCommand {
@@ -110,6 +151,10 @@ impl MetadataCommand {
             Self::ElectLeader { .. } => "ElectLeader",
             Self::ReassignPartition { .. } => "ReassignPartition",
             Self::DrainNode { .. } => "DrainNode",
+            Self::InitCluster { .. } => "InitCluster",
+            Self::RegisterBroker { .. } => "RegisterBroker",
+            Self::ReplicaOffline { .. } => "ReplicaOffline",
+            Self::AsLeader { command, .. } => command.name(),
         }
     }
 }
@@ -166,6 +211,24 @@ pub enum MetadataError {
         /// The node.
         node: NodeId,
         /// Why not.
+        reason: String,
+    },
+    /// A leader-only command planned in a term that is over.
+    #[error("proposed by the Raft leader of term {planned}, but appended in term {current}")]
+    StaleTerm {
+        /// The term it was planned in.
+        planned: u64,
+        /// The term its entry was appended in.
+        current: u64,
+    },
+    /// A reassignment step that would weaken the partition's durability.
+    #[error("unsafe reassignment of {topic}-{partition}: {reason}")]
+    UnsafeReassignment {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// Which rule it breaks.
         reason: String,
     },
     /// More replicas asked for than there are (live) voting brokers.

@@ -220,3 +220,114 @@ fn draining_is_refused_when_the_rest_cannot_hold_every_topic() {
     assert_eq!(err.to_string(), "Cannot remove node 1: it is the last node");
     assert!(m.draining.is_empty() && single.draining.is_empty(), "a refused drain changes nothing");
 }
+
+fn partition(m: &ClusterMetadata, topic: &str, p: usize) -> (NodeId, i32, Vec<NodeId>) {
+    let p = &m.topics[topic].partitions[p];
+    (p.leader, p.leader_epoch, p.isr.clone())
+}
+
+fn register(node: NodeId, incarnation: u64, clean_shutdown: bool) -> MetadataCommand {
+    MetadataCommand::RegisterBroker { node, incarnation, clean_shutdown }
+}
+
+#[test]
+fn a_registered_broker_leads_again_only_in_a_new_epoch() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 3, 3)).expect("create");
+    m.apply(&register(1, 7, true)).expect("register");
+    assert_eq!(m.incarnations[&1], 7);
+    assert_eq!(partition(&m, "t", 0), (1, 1, vec![1, 2, 3]), "node 1 keeps t-0 in epoch 1");
+    assert_eq!(partition(&m, "t", 1), (2, 0, vec![2, 3, 1]), "partitions it follows keep their epoch");
+    m.apply(&register(1, 7, true)).expect("the same incarnation again");
+    assert_eq!(partition(&m, "t", 0).1, 1, "a repeated registration changes nothing");
+    m.apply(&register(1, 8, true)).expect("a new process");
+    assert_eq!(partition(&m, "t", 0).1, 2);
+    m.apply(&register(9, 1, false)).expect("ignored");
+    assert!(!m.incarnations.contains_key(&9), "a non-member registers nothing");
+}
+
+#[test]
+fn an_unclean_restart_leaves_every_isr_and_hands_leadership_to_an_in_sync_replica() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 3, 3)).expect("create");
+    m.apply(&create("solo", 1, 1)).expect("create");
+    let shrink = MetadataCommand::UpdateIsr { topic: "t".into(), partition: 2, leader_epoch: 0, isr: vec![3] };
+    m.apply(&shrink).expect("t-2's ISR is its leader alone");
+    m.apply(&register(3, 1, false)).expect("node 3 lost its disk tail");
+    assert_eq!(partition(&m, "t", 0), (1, 0, vec![1, 2]), "a follower leaves the ISR, no epoch change");
+    assert_eq!(partition(&m, "t", 1), (2, 0, vec![2, 1]));
+    assert_eq!(partition(&m, "t", 2), (3, 1, vec![3]), "the last in-sync copy keeps leading, new epoch");
+    m.apply(&register(1, 1, false)).expect("node 1 too");
+    assert_eq!(partition(&m, "t", 0), (2, 1, vec![2]), "leadership moves to the in-sync replica");
+    assert_eq!(partition(&m, "solo", 0), (1, 1, vec![1]), "RF 1: the only copy leads on, new epoch");
+}
+
+#[test]
+fn an_offline_replica_leaves_the_isr_and_its_leadership() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 3)).expect("create");
+    let offline = |node| MetadataCommand::ReplicaOffline { topic: "t".into(), partition: 0, node };
+    m.apply(&offline(1)).expect("offline");
+    assert_eq!(partition(&m, "t", 0), (2, 1, vec![2, 3]));
+    m.apply(&offline(3)).expect("offline");
+    m.apply(&offline(2)).expect("the last in-sync replica stays");
+    assert_eq!(partition(&m, "t", 0), (2, 1, vec![2]));
+    m.apply(&offline(9)).expect("not a replica: nothing happens");
+}
+
+#[test]
+fn an_election_never_brings_back_a_replica_that_left_the_isr() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 3)).expect("create");
+    let planned = elect_leaders(&m, &[1].into());
+    let shrink = MetadataCommand::UpdateIsr { topic: "t".into(), partition: 0, leader_epoch: 0, isr: vec![1, 2] };
+    m.apply(&shrink).expect("node 3 fell behind after the election was planned");
+    m.apply(&planned[0]).expect("elect");
+    assert_eq!(partition(&m, "t", 0), (2, 1, vec![2]));
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 3)).expect("create");
+    let to_3 =
+        MetadataCommand::ElectLeader { topic: "t".into(), partition: 0, leader: 3, leader_epoch: 1, isr: vec![1, 3] };
+    m.apply(&MetadataCommand::UpdateIsr { topic: "t".into(), partition: 0, leader_epoch: 0, isr: vec![1, 2] })
+        .expect("shrink");
+    assert!(matches!(m.apply(&to_3), Err(MetadataError::InvalidIsr { .. })), "3 is no longer in sync");
+}
+
+#[test]
+fn reassignment_never_drops_in_sync_replicas_below_min_insync() {
+    let mut m = cluster(&[1, 2, 3, 4]);
+    m.apply(&MetadataCommand::InitCluster { cluster_id: "c".into(), min_insync_replicas: 2 }).expect("init");
+    m.apply(&create("t", 1, 3)).expect("create");
+    let reassign = |replicas: &[NodeId]| MetadataCommand::ReassignPartition {
+        topic: "t".into(),
+        partition: 0,
+        replicas: replicas.to_vec(),
+    };
+    m.apply(&MetadataCommand::UpdateIsr { topic: "t".into(), partition: 0, leader_epoch: 0, isr: vec![1, 3] })
+        .expect("node 2 is behind");
+    m.apply(&reassign(&[1, 2, 3, 4])).expect("adding is always allowed");
+    let err = m.apply(&reassign(&[1, 2, 4])).expect_err("only node 1 would stay in sync");
+    assert!(err.to_string().contains("below min.insync.replicas 2"), "{err}");
+    let err = m.apply(&reassign(&[2, 3, 4])).expect_err("the leader must stay");
+    assert!(err.to_string().contains("drops the current leader 1"), "{err}");
+    m.apply(&reassign(&[1, 3, 4])).expect("two in sync remain");
+    // A topic override counts over the cluster default.
+    let configs: BTreeMap<String, String> = [("min.insync.replicas".to_string(), "1".to_string())].into();
+    m.apply(&MetadataCommand::SetTopicConfigs { name: "t".into(), configs }).expect("set");
+    m.apply(&reassign(&[1, 4])).expect("min.insync.replicas 1");
+}
+
+#[test]
+fn leader_only_commands_apply_only_in_their_term_and_the_cluster_id_is_set_once() {
+    let mut m = cluster(&[1, 2, 3]);
+    let init = |id: &str| MetadataCommand::InitCluster { cluster_id: id.into(), min_insync_replicas: 2 };
+    m.apply(&init("first")).expect("init");
+    m.apply(&init("second")).expect("a second InitCluster is a no-op");
+    assert_eq!((m.cluster_id.as_deref(), m.min_insync_replicas), (Some("first"), 2));
+    let drain = MetadataCommand::AsLeader { term: 4, command: Box::new(MetadataCommand::DrainNode { node: 3 }) };
+    assert_eq!(m.apply_in_term(&drain, Some(5)), Err(MetadataError::StaleTerm { planned: 4, current: 5 }));
+    assert!(m.draining.is_empty());
+    m.apply_in_term(&drain, Some(4)).expect("applied in its own term");
+    assert!(m.draining.contains(&3));
+    assert_eq!(drain.name(), "DrainNode");
+}

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::PartitionLog;
 use crate::log::error::LogError;
@@ -108,6 +108,25 @@ impl PartitionLog {
             removed_bytes = size_before - self.size_bytes(),
             "truncated log"
         );
+        Ok(())
+    }
+
+    /// Deletes every record and starts an empty log at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): for a follower whose whole log lies outside its leader's,
+    /// below the leader's log start.
+    pub fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
+        let offset = offset.max(0);
+        for (_, segment) in std::mem::take(&mut self.sealed) {
+            segment.remove_files()?;
+        }
+        let base = self.active.base_offset();
+        self.active.truncate_to(base)?;
+        if base != offset {
+            let fresh = Segment::create(&self.dir, offset, self.config.index_interval_bytes)?;
+            std::mem::replace(&mut self.active, fresh).remove_files()?;
+        }
+        self.sync.replace(Arc::clone(self.active.log_file()));
+        warn!(dir = %self.dir.display(), offset, "log emptied: it now starts at the leader's log start");
         Ok(())
     }
 }

@@ -1,5 +1,11 @@
-//! The leader's view of its followers: how far each has fetched and when it was last caught up,
-//! from which follow the high watermark and the proposed changes to the in-sync replica set.
+//! The leader's view of its followers: how far each has fetched, how far each has made durable,
+//! and when it was last caught up, from which follow the high watermark and the proposed changes
+//! to the in-sync replica set.
+//!
+//! A follower reports two offsets: its log end (the fetch offset: what it has appended) and its
+//! durable end (what it has fsynced). Only durable data counts towards the high watermark, so an
+//! acks=all record is on the disk of every in-sync replica before it is acknowledged and
+//! survives every replica losing power at once; the log end decides whether it keeps up.
 //!
 //! One [`IsrTracker`] lives for one leadership: a node that becomes leader (again) starts a new
 //! one, as Kafka resets its replica states on election.
@@ -14,6 +20,9 @@ pub struct FollowerState {
     /// The follower's log end offset: the offset of its last fetch, since a follower fetches
     /// from its log end. `None` until its first fetch in this leadership.
     log_end_offset: Option<i64>,
+    /// The follower's durable end: everything below it is fsynced on the follower. Never above
+    /// its log end offset. `None` until it reports one in this leadership.
+    durable_offset: Option<i64>,
     /// The last time the follower held everything the leader had (Kafka's
     /// `lastCaughtUpTimeMs`). `None`: never, in this leadership.
     last_caught_up_ms: Option<i64>,
@@ -26,12 +35,17 @@ impl FollowerState {
     /// A follower that has not fetched yet, counted as caught up at `last_caught_up_ms` (an ISR
     /// member at election gets the election time, so it is not dropped before it can fetch).
     pub fn new(last_caught_up_ms: Option<i64>) -> Self {
-        Self { log_end_offset: None, last_caught_up_ms, last_fetch: None }
+        Self { log_end_offset: None, durable_offset: None, last_caught_up_ms, last_fetch: None }
     }
 
     /// The follower's log end offset, as of its last fetch.
     pub fn log_end_offset(&self) -> Option<i64> {
         self.log_end_offset
+    }
+
+    /// The follower's durable end offset, as last reported.
+    pub fn durable_offset(&self) -> Option<i64> {
+        self.durable_offset
     }
 
     /// The last time the follower was caught up with the leader.
@@ -44,7 +58,7 @@ impl FollowerState {
     /// log end, or as of its previous fetch if it asks for at least the leader's log end at
     /// that fetch: under steady produce load a follower never matches the current log end, but
     /// it does reach the previous one.
-    pub fn record_fetch(&mut self, fetch_offset: i64, leader_leo: i64, now_ms: i64) {
+    pub fn record_fetch(&mut self, fetch_offset: i64, durable_offset: i64, leader_leo: i64, now_ms: i64) {
         let caught_up_at = if fetch_offset >= leader_leo {
             Some(now_ms)
         } else {
@@ -57,6 +71,16 @@ impl FollowerState {
         let seen_leo = self.last_fetch.map_or(leader_leo, |(_, prev)| prev.max(leader_leo));
         self.last_fetch = Some((now_ms, seen_leo));
         self.log_end_offset = Some(fetch_offset);
+        self.record_durable(durable_offset);
+    }
+
+    /// The follower fsynced its log up to `durable_offset` (capped at its log end offset: a
+    /// follower cannot have made durable what it has not appended). The value reported last
+    /// counts, even when lower: a follower that truncated has lost what it had.
+    pub fn record_durable(&mut self, durable_offset: i64) {
+        if let Some(leo) = self.log_end_offset {
+            self.durable_offset = Some(durable_offset.min(leo));
+        }
     }
 
     /// Kafka's `isCaughtUp`: at the leader's log end (nothing to replicate, however long ago it
@@ -113,15 +137,31 @@ impl IsrTracker {
     /// Records a fetch served to `follower` (see [`FollowerState::record_fetch`]). Ignored for
     /// the leader itself and for offsets outside `[0, leader_leo]`: such a fetch is answered
     /// with OFFSET_OUT_OF_RANGE and proves nothing.
-    pub fn record_fetch(&mut self, follower: NodeId, fetch_offset: i64, leader_leo: i64, now_ms: i64) {
+    pub fn record_fetch(
+        &mut self,
+        follower: NodeId,
+        fetch_offset: i64,
+        durable_offset: i64,
+        leader_leo: i64,
+        now_ms: i64,
+    ) {
         if follower == self.leader || fetch_offset < 0 || fetch_offset > leader_leo {
             return;
         }
         self.followers.entry(follower).or_insert_with(|| FollowerState::new(None)).record_fetch(
             fetch_offset,
+            durable_offset,
             leader_leo,
             now_ms,
         );
+    }
+
+    /// Records that `follower` fsynced its log up to `durable_offset` (a progress report between
+    /// fetches). Ignored until the follower has fetched in this leadership.
+    pub fn record_durable(&mut self, follower: NodeId, durable_offset: i64) {
+        if let Some(state) = self.followers.get_mut(&follower) {
+            state.record_durable(durable_offset);
+        }
     }
 
     /// Forgets a follower that is no longer a replica (reassignment).
@@ -129,20 +169,21 @@ impl IsrTracker {
         self.followers.remove(&follower);
     }
 
-    /// Advances the high watermark to the smallest log end offset in `isr` and returns it. The
-    /// leader counts with `leader_leo`, listed or not. A member that has not fetched in this
-    /// leadership counts as the current high watermark: it holds it, since it may lack anything
-    /// above. The result never goes below the previous high watermark (a shrunk log end or a
-    /// follower that truncated must not un-commit records).
+    /// Advances the high watermark to the smallest durable end offset in `isr` and returns it.
+    /// The leader counts with `leader_durable` (its own fsynced log end), listed or not. A member
+    /// that has not reported a durable offset in this leadership counts as the current high
+    /// watermark: it holds it, since it may lack anything above. The result never goes below
+    /// the previous high watermark (a shrunk log end or a follower that truncated must not
+    /// un-commit records).
     ///
     /// Pass the ISR including any expansion already proposed but not yet committed (Kafka's
     /// maximal ISR), so records are not committed without a replica about to be counted in.
-    pub fn update_high_watermark(&mut self, leader_leo: i64, isr: &[NodeId]) -> i64 {
+    pub fn update_high_watermark(&mut self, leader_durable: i64, isr: &[NodeId]) -> i64 {
         let slowest = isr
             .iter()
             .filter(|&&id| id != self.leader)
-            .map(|id| self.followers.get(id).and_then(|f| f.log_end_offset).unwrap_or(self.high_watermark))
-            .fold(leader_leo, i64::min);
+            .map(|id| self.followers.get(id).and_then(|f| f.durable_offset).unwrap_or(self.high_watermark))
+            .fold(leader_durable, i64::min);
         self.high_watermark = self.high_watermark.max(slowest);
         self.high_watermark
     }
@@ -194,9 +235,12 @@ impl IsrTracker {
     }
 
     /// Kafka's offset condition for joining the ISR: the follower has every committed record
-    /// and every record of earlier epochs.
+    /// and every record of earlier epochs; and, since the ISR vouches for durability, every
+    /// committed record is on its disk.
     fn may_join(&self, follower: &FollowerState) -> bool {
-        follower.log_end_offset.is_some_and(|leo| leo >= self.high_watermark && leo >= self.epoch_start_offset)
+        let has = |offset: Option<i64>| offset.is_some_and(|o| o >= self.high_watermark);
+        has(follower.durable_offset)
+            && follower.log_end_offset.is_some_and(|leo| leo >= self.high_watermark && leo >= self.epoch_start_offset)
     }
 }
 

@@ -26,55 +26,55 @@ fn isr_followers_start_caught_up_at_election_without_an_offset() {
 #[test]
 fn fetch_at_the_leader_end_is_caught_up_now() {
     let mut f = FollowerState::new(None);
-    f.record_fetch(120, 120, 5_000);
+    f.record_fetch(120, 120, 120, 5_000);
     assert_eq!((f.log_end_offset(), f.last_caught_up_ms()), (Some(120), Some(5_000)));
 }
 
 #[test]
 fn fetch_reaching_the_previous_leader_end_is_caught_up_as_of_that_fetch() {
     let mut f = FollowerState::new(None);
-    f.record_fetch(100, 120, 5_000);
+    f.record_fetch(100, 100, 120, 5_000);
     assert_eq!(f.last_caught_up_ms(), None);
     // The leader has moved on to 130, but the follower has what it had at 5000.
-    f.record_fetch(120, 130, 5_100);
+    f.record_fetch(120, 120, 130, 5_100);
     assert_eq!((f.log_end_offset(), f.last_caught_up_ms()), (Some(120), Some(5_000)));
 }
 
 #[test]
 fn fetch_short_of_both_ends_changes_only_the_offset() {
     let mut f = FollowerState::new(Some(1_000));
-    f.record_fetch(100, 120, 5_000);
-    f.record_fetch(110, 130, 5_100);
+    f.record_fetch(100, 100, 120, 5_000);
+    f.record_fetch(110, 110, 130, 5_100);
     assert_eq!((f.log_end_offset(), f.last_caught_up_ms()), (Some(110), Some(1_000)));
 }
 
 #[test]
 fn caught_up_time_never_moves_back() {
     let mut f = FollowerState::new(None);
-    f.record_fetch(120, 120, 5_000);
+    f.record_fetch(120, 120, 120, 5_000);
     // A reordered, older fetch.
-    f.record_fetch(120, 120, 4_000);
+    f.record_fetch(120, 120, 120, 4_000);
     assert_eq!(f.last_caught_up_ms(), Some(5_000));
 }
 
 #[test]
 fn previous_leader_end_remembered_is_the_largest_seen() {
     let mut f = FollowerState::new(None);
-    f.record_fetch(100, 150, 5_000);
+    f.record_fetch(100, 100, 150, 5_000);
     // A stale, lower leader end must not make 140 look caught up as of 5100.
-    f.record_fetch(100, 140, 5_100);
-    f.record_fetch(140, 160, 5_200);
+    f.record_fetch(100, 100, 140, 5_100);
+    f.record_fetch(140, 140, 160, 5_200);
     assert_eq!(f.last_caught_up_ms(), None);
-    f.record_fetch(160, 170, 5_300);
+    f.record_fetch(160, 160, 170, 5_300);
     assert_eq!(f.last_caught_up_ms(), Some(5_200));
 }
 
 #[test]
 fn fetches_out_of_range_or_from_the_leader_are_ignored() {
     let mut t = tracker();
-    t.record_fetch(LEADER, 120, 120, 2_000);
-    t.record_fetch(B, -1, 120, 2_000);
-    t.record_fetch(B, 121, 120, 2_000);
+    t.record_fetch(LEADER, 120, 120, 120, 2_000);
+    t.record_fetch(B, -1, -1, 120, 2_000);
+    t.record_fetch(B, 121, 121, 120, 2_000);
     assert!(t.follower(LEADER).is_none());
     assert_eq!(t.follower(B).and_then(|f| f.log_end_offset()), None);
 }
@@ -82,12 +82,12 @@ fn fetches_out_of_range_or_from_the_leader_are_ignored() {
 #[test]
 fn high_watermark_is_the_smallest_isr_log_end() {
     let mut t = tracker();
-    t.record_fetch(B, 115, 120, 2_000);
-    t.record_fetch(C, 110, 120, 2_000);
+    t.record_fetch(B, 115, 115, 120, 2_000);
+    t.record_fetch(C, 110, 110, 120, 2_000);
     assert_eq!(t.update_high_watermark(120, &REPLICAS), 110);
-    t.record_fetch(C, 120, 120, 2_100);
+    t.record_fetch(C, 120, 120, 120, 2_100);
     assert_eq!(t.update_high_watermark(120, &REPLICAS), 115);
-    t.record_fetch(B, 120, 120, 2_100);
+    t.record_fetch(B, 120, 120, 120, 2_100);
     assert_eq!(t.update_high_watermark(120, &REPLICAS), 120);
     assert_eq!(t.high_watermark(), 120);
 }
@@ -103,9 +103,9 @@ fn the_leader_alone_commits_its_log_end() {
 #[test]
 fn isr_member_without_a_fetch_holds_the_high_watermark_where_it_was() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
     assert_eq!(t.update_high_watermark(120, &REPLICAS), 100);
-    t.record_fetch(C, 118, 120, 2_000);
+    t.record_fetch(C, 118, 118, 120, 2_000);
     assert_eq!(t.update_high_watermark(120, &REPLICAS), 118);
 }
 
@@ -118,19 +118,19 @@ fn isr_member_unknown_to_the_tracker_holds_it_too() {
 #[test]
 fn followers_outside_the_isr_do_not_hold_the_high_watermark() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
-    t.record_fetch(C, 50, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
+    t.record_fetch(C, 50, 50, 120, 2_000);
     assert_eq!(t.update_high_watermark(120, &[LEADER, B]), 120);
 }
 
 #[test]
 fn high_watermark_never_moves_back() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
-    t.record_fetch(C, 120, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
+    t.record_fetch(C, 120, 120, 120, 2_000);
     assert_eq!(t.update_high_watermark(120, &REPLICAS), 120);
     // C truncated and refetches from lower; a stale smaller leader end; C re-added behind.
-    t.record_fetch(C, 90, 120, 2_100);
+    t.record_fetch(C, 90, 90, 120, 2_100);
     assert_eq!(t.update_high_watermark(120, &REPLICAS), 120);
     assert_eq!(t.update_high_watermark(80, &[LEADER]), 120);
     assert_eq!(t.high_watermark(), 120);
@@ -139,10 +139,10 @@ fn high_watermark_never_moves_back() {
 #[test]
 fn lagging_follower_leaves_exactly_after_the_lag_limit() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
-    t.record_fetch(C, 120, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
+    t.record_fetch(C, 120, 120, 120, 2_000);
     // The leader appends; B keeps fetching at the end, C goes silent.
-    t.record_fetch(B, 130, 130, 12_000);
+    t.record_fetch(B, 130, 130, 130, 12_000);
     assert_eq!(t.isr_change(&REPLICAS, &REPLICAS, 130, 2_000 + LAG_MS, LAG_MS), None);
     assert_eq!(t.isr_change(&REPLICAS, &REPLICAS, 130, 2_001 + LAG_MS, LAG_MS), Some(vec![LEADER, B]));
 }
@@ -157,8 +157,8 @@ fn isr_follower_that_never_fetches_leaves_after_the_lag_from_election() {
 #[test]
 fn idle_follower_at_the_leader_end_stays_however_long_ago() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
-    t.record_fetch(C, 120, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
+    t.record_fetch(C, 120, 120, 120, 2_000);
     assert_eq!(t.isr_change(&REPLICAS, &REPLICAS, 120, 1_000_000, LAG_MS), None);
 }
 
@@ -168,8 +168,8 @@ fn follower_under_steady_load_stays_in_sync() {
     // Each fetch reaches the leader end of the previous fetch, never the current one.
     let mut leo = 120;
     for i in 0..100 {
-        t.record_fetch(B, leo, leo + 5, 2_000 + i * 1_000);
-        t.record_fetch(C, leo, leo + 5, 2_000 + i * 1_000);
+        t.record_fetch(B, leo, leo, leo + 5, 2_000 + i * 1_000);
+        t.record_fetch(C, leo, leo, leo + 5, 2_000 + i * 1_000);
         leo += 5;
     }
     assert_eq!(t.isr_change(&REPLICAS, &REPLICAS, leo, 102_000, LAG_MS), None);
@@ -187,25 +187,25 @@ fn leader_is_never_removed() {
 #[test]
 fn caught_up_follower_rejoins_in_replica_order() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
     t.update_high_watermark(120, &[LEADER, B]);
     // C fetched long ago and was dropped; it catches up in two fetches while B keeps up.
-    t.record_fetch(B, 130, 130, 20_000);
-    t.record_fetch(C, 60, 130, 20_000);
+    t.record_fetch(B, 130, 130, 130, 20_000);
+    t.record_fetch(C, 60, 60, 130, 20_000);
     assert_eq!(t.isr_change(&[LEADER, B], &REPLICAS, 130, 20_000, LAG_MS), None);
-    t.record_fetch(B, 140, 140, 20_500);
-    t.record_fetch(C, 130, 140, 20_500);
+    t.record_fetch(B, 140, 140, 140, 20_500);
+    t.record_fetch(C, 130, 130, 140, 20_500);
     assert_eq!(t.isr_change(&[B, LEADER], &REPLICAS, 140, 20_500, LAG_MS), Some(vec![LEADER, B, C]));
 }
 
 #[test]
 fn follower_below_the_high_watermark_does_not_join() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
     t.update_high_watermark(125, &[LEADER, B]);
     // C is caught up as of its previous fetch, but lacks committed records 118..120.
-    t.record_fetch(C, 110, 118, 2_000);
-    t.record_fetch(C, 118, 125, 2_100);
+    t.record_fetch(C, 110, 110, 118, 2_000);
+    t.record_fetch(C, 118, 118, 125, 2_100);
     assert_eq!(t.follower(C).and_then(|f| f.last_caught_up_ms()), Some(2_000));
     assert_eq!(t.isr_change(&[LEADER, B], &REPLICAS, 125, 2_100, LAG_MS), None);
 }
@@ -214,9 +214,9 @@ fn follower_below_the_high_watermark_does_not_join() {
 fn follower_below_the_leader_epoch_start_does_not_join() {
     // Elected with HW 100 but log end 120: records 100..120 of older epochs may be committed.
     let mut t = IsrTracker::new(LEADER, 100, 120, &[LEADER], 1_000);
-    t.record_fetch(C, 110, 110, 2_000);
+    t.record_fetch(C, 110, 110, 110, 2_000);
     assert_eq!(t.isr_change(&[LEADER], &REPLICAS, 110, 2_000, LAG_MS), None);
-    t.record_fetch(C, 120, 120, 2_100);
+    t.record_fetch(C, 120, 120, 120, 2_100);
     assert_eq!(t.isr_change(&[LEADER], &REPLICAS, 120, 2_100, LAG_MS), Some(vec![LEADER, C]));
 }
 
@@ -224,25 +224,25 @@ fn follower_below_the_leader_epoch_start_does_not_join() {
 fn follower_that_is_not_caught_up_does_not_join() {
     let mut t = IsrTracker::new(LEADER, 100, 100, &[LEADER], 1_000);
     // At the HW and past the epoch start, but always short of the leader end.
-    t.record_fetch(C, 100, 150, 2_000);
-    t.record_fetch(C, 120, 170, 2_100);
+    t.record_fetch(C, 100, 100, 150, 2_000);
+    t.record_fetch(C, 120, 120, 170, 2_100);
     assert_eq!(t.isr_change(&[LEADER], &REPLICAS, 170, 2_100, LAG_MS), None);
 }
 
 #[test]
 fn shrink_and_expand_in_one_proposal() {
     let mut t = tracker();
-    t.record_fetch(C, 120, 120, 1_500);
+    t.record_fetch(C, 120, 120, 120, 1_500);
     // B (in the ISR at election) never fetches; C is outside the ISR but caught up.
-    t.record_fetch(C, 130, 130, 11_500);
+    t.record_fetch(C, 130, 130, 130, 11_500);
     assert_eq!(t.isr_change(&[LEADER, B], &REPLICAS, 130, 11_500, LAG_MS), Some(vec![LEADER, C]));
 }
 
 #[test]
 fn members_that_are_not_replicas_are_dropped() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
-    t.record_fetch(C, 120, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
+    t.record_fetch(C, 120, 120, 120, 2_000);
     t.remove_follower(C);
     assert!(t.follower(C).is_none());
     assert_eq!(t.isr_change(&REPLICAS, &[LEADER, B], 120, 2_000, LAG_MS), Some(vec![LEADER, B]));
@@ -251,8 +251,46 @@ fn members_that_are_not_replicas_are_dropped() {
 #[test]
 fn order_and_repeats_alone_are_no_change() {
     let mut t = tracker();
-    t.record_fetch(B, 120, 120, 2_000);
-    t.record_fetch(C, 120, 120, 2_000);
+    t.record_fetch(B, 120, 120, 120, 2_000);
+    t.record_fetch(C, 120, 120, 120, 2_000);
     assert_eq!(t.isr_change(&[C, LEADER, B, B], &REPLICAS, 120, 2_000, LAG_MS), None);
     assert_eq!(t.isr_change(&REPLICAS, &[LEADER, B, C, B], 120, 2_000, LAG_MS), None);
+}
+
+#[test]
+fn only_durable_data_counts_towards_the_high_watermark() {
+    let mut t = IsrTracker::new(LEADER, 100, 100, &REPLICAS, 1_000);
+    // Both followers appended up to 120 but fsynced less.
+    t.record_fetch(B, 120, 110, 120, 2_000);
+    t.record_fetch(C, 120, 105, 120, 2_000);
+    assert_eq!(t.update_high_watermark(120, &REPLICAS), 105);
+    // Their progress reports move it without another fetch.
+    t.record_durable(C, 120);
+    assert_eq!(t.update_high_watermark(120, &REPLICAS), 110);
+    t.record_durable(B, 120);
+    assert_eq!(t.update_high_watermark(118, &REPLICAS), 118, "the leader's own durable end counts too");
+    assert_eq!(t.update_high_watermark(120, &REPLICAS), 120);
+}
+
+#[test]
+fn a_durable_offset_never_exceeds_what_the_follower_appended() {
+    let mut t = IsrTracker::new(LEADER, 100, 100, &REPLICAS, 1_000);
+    t.record_durable(B, 500);
+    let durable = |t: &IsrTracker| t.follower(B).and_then(|f| f.durable_offset());
+    assert_eq!(durable(&t), None, "no report counts before the follower's first fetch");
+    t.record_fetch(B, 110, 200, 120, 2_000);
+    assert_eq!(durable(&t), Some(110));
+    t.record_durable(B, 130);
+    assert_eq!(durable(&t), Some(110));
+}
+
+#[test]
+fn a_follower_joins_the_isr_only_once_the_committed_records_are_on_its_disk() {
+    let mut t = IsrTracker::new(LEADER, 100, 100, &[LEADER, B], 1_000);
+    t.record_fetch(B, 100, 100, 100, 2_000);
+    t.update_high_watermark(100, &[LEADER, B]);
+    t.record_fetch(C, 100, 90, 100, 2_000);
+    assert_eq!(t.isr_change(&[LEADER, B], &REPLICAS, 100, 2_000, 10_000), None, "C's tail is not fsynced");
+    t.record_durable(C, 100);
+    assert_eq!(t.isr_change(&[LEADER, B], &REPLICAS, 100, 2_000, 10_000), Some(vec![LEADER, B, C]));
 }

@@ -140,3 +140,17 @@ fn delete_removes_the_directory() {
     log.delete().expect("delete");
     assert!(!path.exists());
 }
+
+#[test]
+fn a_reset_log_is_empty_and_continues_at_the_new_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = log_with_stamps(dir.path(), 10, |_| NOW);
+    assert!(log.segment_count() > 1);
+    log.reset_to(500).expect("reset");
+    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.segment_count()), (500, 500, 1));
+    assert_eq!(segment_bases(dir.path()), vec![500]);
+    append_stamped(&mut log, &["after"], &[NOW], NOW);
+    drop(log);
+    let (log, _) = open(dir.path(), config(1 << 20));
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 501));
+}

@@ -1,0 +1,217 @@
+//! A follower's fetcher: a task that streams batches from the partition leader over the wal port
+//! into its replica, and reports to the leader how far the replica has fsynced. Only fsynced
+//! data counts towards the leader's high watermark, so every fsync round is reported as it
+//! completes (a progress message on the same stream), not only with the next fetch, which the
+//! leader may be holding in a long poll.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use kafka_protocol::ResponseError;
+use ractor::ActorRef;
+use ractor::rpc::CallResult;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::{ReplicaMsg, ReplicaState};
+use crate::context::{NodeContext, TopicPartition};
+use crate::directory::{TaskGuard, TaskRegistration};
+use crate::replication_service::proto::replication_client::ReplicationClient;
+use crate::replication_service::proto::{EpochRequest, FetchRequest, FetchResponse};
+use chronik::partition::replication::{EpochEndOffset, Truncation};
+
+/// Pause before reconnecting after the stream failed or the leader refused.
+const RETRY: Duration = Duration::from_millis(200);
+/// Longest wait for this replica's own actor.
+const ASK: Duration = Duration::from_secs(30);
+/// Requests (fetches and progress reports) queued for the stream before sending waits.
+const OUTBOX: usize = 8;
+
+/// Starts the fetcher for this follower, unless the leader is unknown (no node entry).
+pub(super) fn start(state: &ReplicaState, myself: &ActorRef<ReplicaMsg>) -> Option<(TaskGuard, TaskRegistration)> {
+    let l = &state.leadership;
+    let leader = state.ctx.metadata().nodes.get(&l.leader).cloned()?;
+    let fetch = Fetcher {
+        ctx: state.ctx.clone(),
+        replica: myself.clone(),
+        tp: state.tp.clone(),
+        leader_id: l.leader,
+        leader_wal: leader.wal,
+        leader_epoch: l.leader_epoch,
+        durable: state.durable_tx.subscribe(),
+    };
+    info!(tp = %state.tp, leader = l.leader, epoch = l.leader_epoch, "following the partition leader");
+    let name = format!("replication:{} <- node {}", state.tp, l.leader);
+    let entry = state.ctx.directory.register_task(&myself.get_cell(), name, "ReplicationStream");
+    Some((TaskGuard(tokio::spawn(fetch.run())), entry))
+}
+
+/// One follower's fetch loop.
+struct Fetcher {
+    /// The node's shared context (channels, config).
+    ctx: std::sync::Arc<NodeContext>,
+    /// The replica the batches go to.
+    replica: ActorRef<ReplicaMsg>,
+    /// The partition.
+    tp: TopicPartition,
+    /// The leader's node id (for logs).
+    leader_id: u64,
+    /// The leader's replication address.
+    leader_wal: String,
+    /// The epoch being followed.
+    leader_epoch: i32,
+    /// The replica's durable log end, reported to the leader whenever it moves.
+    durable: watch::Receiver<i64>,
+}
+
+/// What to do after a response.
+enum Next {
+    /// Fetch from this offset.
+    FetchFrom(i64),
+    /// The log was reconciled with the leader's: start a new stream (truncation first).
+    Restart,
+}
+
+impl Fetcher {
+    /// Streams until the task is aborted (the role changed), reconnecting after failures.
+    async fn run(mut self) {
+        loop {
+            if let Err(e) = self.stream().await {
+                debug!(tp = %self.tp, leader = self.leader_id, error = %e, "replication stream ended; reconnecting");
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    fn request(&self, fetch_offset: i64, durable_offset: i64, progress_only: bool) -> FetchRequest {
+        let r = &self.ctx.config.replication;
+        FetchRequest {
+            topic: self.tp.topic.to_string(),
+            partition: self.tp.partition,
+            replica_id: self.ctx.config.node_id,
+            leader_epoch: self.leader_epoch,
+            fetch_offset,
+            max_bytes: r.fetch_max_bytes,
+            max_wait_ms: u32::try_from(r.fetch_max_wait_ms).unwrap_or(u32::MAX),
+            durable_offset: durable_offset.min(fetch_offset),
+            progress_only,
+        }
+    }
+
+    /// Asks this follower's replica; a replica that does not answer ends the stream.
+    async fn ask<T>(&self, msg: impl FnOnce(ractor::RpcReplyPort<T>) -> ReplicaMsg) -> Result<T, String>
+    where
+        T: Send + 'static,
+    {
+        match self.replica.call(msg, Some(ASK)).await {
+            Ok(CallResult::Success(answer)) => Ok(answer),
+            _ => Err("the replica did not answer".into()),
+        }
+    }
+
+    /// Bulk copies of a replica outside the ISR share the node's copy rate, so moving a
+    /// partition leaves producers their share of disk and network. A replica in the ISR, or
+    /// one that has reached the leader's high watermark, is never held back: it must keep up
+    /// with new writes.
+    async fn pace(&self, copied: usize, log_end: i64, leader_high_watermark: i64) {
+        if log_end >= leader_high_watermark {
+            return;
+        }
+        let me = self.ctx.config.node_id;
+        let metadata = self.ctx.metadata();
+        if metadata.partition(&self.tp.topic, self.tp.partition).is_none_or(|p| p.isr.contains(&me)) {
+            return;
+        }
+        let wait = self.ctx.copy_throttle.charge(copied, std::time::Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Asks the leader where its log ends for this log's latest epoch and truncates to it, until
+    /// the two logs agree (KIP-101/279: usually one round).
+    async fn truncate_to_leader(
+        &self,
+        client: &mut ReplicationClient<tonic::transport::Channel>,
+    ) -> Result<(), String> {
+        const ROUNDS: usize = 16;
+        for _ in 0..ROUNDS {
+            let epoch = self.ask(ReplicaMsg::LatestEpoch).await?;
+            if epoch < 0 {
+                return Ok(());
+            }
+            let request = EpochRequest {
+                topic: self.tp.topic.to_string(),
+                partition: self.tp.partition,
+                current_leader_epoch: self.leader_epoch,
+                epoch,
+            };
+            let answer = client.epoch_end_offset(request).await.map_err(|s| s.message().to_string())?.into_inner();
+            if answer.error_code != 0 {
+                return Err(answer.error_message);
+            }
+            let answer = EpochEndOffset::from_wire(answer.epoch, answer.end_offset);
+            match self.ask(|reply| ReplicaMsg::TruncateToLeader { answer, reply }).await? {
+                Ok(Truncation::Complete { .. }) => return Ok(()),
+                Ok(Truncation::Partial { .. }) => {}
+                Err(e) => return Err(e.message),
+            }
+        }
+        Err(format!("the log did not converge with the leader's in {ROUNDS} rounds"))
+    }
+
+    /// One stream: agree with the leader's log, then fetch from this log's end, append each
+    /// answer, fetch again; in between, report every fsync that completes.
+    async fn stream(&mut self) -> Result<(), String> {
+        let channel = self.ctx.peers.channel(&self.leader_wal)?;
+        let mut client = ReplicationClient::new(channel).max_decoding_message_size(usize::MAX >> 1);
+        self.truncate_to_leader(&mut client).await?;
+        let log_end = self.ask(ReplicaMsg::Info).await?.log_end_offset;
+        let (mut outbox, rx) = futures::channel::mpsc::channel(OUTBOX);
+        let durable = *self.durable.borrow_and_update();
+        outbox.send(self.request(log_end, durable, false)).await.map_err(|e| e.to_string())?;
+        let mut responses = client.follow(rx).await.map_err(|s| s.message().to_string())?.into_inner();
+        let mut fetch_offset = log_end;
+        loop {
+            tokio::select! {
+                response = responses.next() => {
+                    let response = response.ok_or("the leader closed the stream")?.map_err(|s| s.message().to_string())?;
+                    fetch_offset = match self.on_response(response).await? {
+                        Next::FetchFrom(offset) => offset,
+                        Next::Restart => return Err("reconciled with the leader's log".into()),
+                    };
+                    let durable = *self.durable.borrow_and_update();
+                    outbox.send(self.request(fetch_offset, durable, false)).await.map_err(|e| e.to_string())?;
+                }
+                changed = self.durable.changed() => {
+                    changed.map_err(|_| "the replica stopped")?;
+                    let durable = *self.durable.borrow_and_update();
+                    outbox.send(self.request(fetch_offset, durable, true)).await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+
+    /// Appends an answer's batches, or acts on its refusal; says where to fetch next.
+    async fn on_response(&self, response: FetchResponse) -> Result<Next, String> {
+        if response.error_code == i32::from(ResponseError::OffsetOutOfRange.code()) {
+            let (leader_log_start, leader_log_end) = (response.log_start_offset, response.log_end_offset);
+            warn!(tp = %self.tp, leader = self.leader_id, leader_log_start, leader_log_end, error = %response.error_message,
+                "the leader refused the fetch offset; reconciling the log with the leader's");
+            let msg = |reply| ReplicaMsg::OutOfRange { leader_log_start, leader_log_end, reply };
+            self.ask(msg).await?.map_err(|e| e.message)?;
+            return Ok(Next::Restart);
+        }
+        if response.error_code != 0 {
+            warn!(tp = %self.tp, leader = self.leader_id, code = response.error_code, error = %response.error_message,
+                "the leader refused a fetch");
+            return Err(response.error_message);
+        }
+        let copied = response.records.len();
+        let leader_high_watermark = response.high_watermark;
+        let msg = |reply| ReplicaMsg::AppendReplicated { records: response.records, leader_high_watermark, reply };
+        let next = self.ask(msg).await?.map_err(|e| e.message)?;
+        self.pace(copied, next, leader_high_watermark).await;
+        Ok(Next::FetchFrom(next))
+    }
+}

@@ -1,0 +1,169 @@
+//! The commands that change one partition's replicas, leader, epoch or ISR, and the rules that
+//! keep every such change safe: the leader is always in sync, a step never drops in-sync
+//! replicas below `min.insync.replicas`, and a broker that may have lost data leads nothing.
+
+use std::collections::BTreeSet;
+
+use super::{ClusterMetadata, MetadataCommand, MetadataError, PartitionMeta};
+use crate::config::NodeId;
+
+impl ClusterMetadata {
+    pub(super) fn partition_mut(&mut self, topic: &str, partition: i32) -> Result<&mut PartitionMeta, MetadataError> {
+        self.topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
+            .ok_or_else(|| MetadataError::UnknownTopic(topic.to_string()))
+    }
+
+    /// The topic's `min.insync.replicas`: its own override, else the cluster's default.
+    pub fn min_insync_for(&self, topic: &str) -> i16 {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.configs.get("min.insync.replicas"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.min_insync_replicas)
+    }
+
+    pub(super) fn update_isr(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+        isr: &[NodeId],
+    ) -> Result<(), MetadataError> {
+        let p = self.partition_mut(topic, partition)?;
+        if p.leader_epoch != leader_epoch {
+            return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: leader_epoch });
+        }
+        check_isr(p, p.leader, isr)?;
+        p.isr = isr.to_vec();
+        Ok(())
+    }
+
+    /// A new leader from the current ISR, one epoch up. The ISR becomes the current one
+    /// intersected with the command's: a replica that left the ISR after the command was planned
+    /// stays out.
+    pub(super) fn elect_leader(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: NodeId,
+        leader_epoch: i32,
+        isr: &[NodeId],
+    ) -> Result<(), MetadataError> {
+        let p = self.partition_mut(topic, partition)?;
+        if leader_epoch != p.leader_epoch + 1 {
+            return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: leader_epoch });
+        }
+        let isr: Vec<NodeId> = p.isr.iter().copied().filter(|id| isr.contains(id)).collect();
+        check_isr(p, leader, &isr)?;
+        p.leader = leader;
+        p.leader_epoch = leader_epoch;
+        p.isr = isr;
+        Ok(())
+    }
+
+    /// A new replica list. Refused when it drops the leader, names a non-voter or a replica
+    /// twice, or drops in-sync replicas so that fewer than `min.insync.replicas` (at least one)
+    /// remain in sync. Adding replicas is always allowed: it cannot weaken anything, and an
+    /// under-replicated partition heals that way.
+    pub(super) fn reassign(&mut self, topic: &str, partition: i32, replicas: &[NodeId]) -> Result<(), MetadataError> {
+        let voters = self.voters.clone();
+        let min_insync = self.min_insync_for(topic).max(1);
+        let p = self.partition_mut(topic, partition)?;
+        let unique: BTreeSet<NodeId> = replicas.iter().copied().collect();
+        if unique.len() != replicas.len() || !unique.is_subset(&voters) {
+            return Err(MetadataError::InvalidIsr { isr: replicas.to_vec(), replicas: p.replicas.clone() });
+        }
+        let unsafe_step =
+            |reason: String| MetadataError::UnsafeReassignment { topic: topic.to_string(), partition, reason };
+        if !unique.contains(&p.leader) {
+            return Err(unsafe_step(format!("it drops the current leader {}", p.leader)));
+        }
+        let kept: Vec<NodeId> = p.isr.iter().copied().filter(|id| unique.contains(id)).collect();
+        if kept.len() < p.isr.len() && kept.len() < usize::try_from(min_insync).unwrap_or(1) {
+            return Err(unsafe_step(format!(
+                "it would leave {} in-sync replica(s) {kept:?}, below min.insync.replicas {min_insync}",
+                kept.len()
+            )));
+        }
+        p.isr = kept;
+        p.replicas = replicas.to_vec();
+        Ok(())
+    }
+
+    /// Records a broker's new incarnation; see [`MetadataCommand::RegisterBroker`]. Nodes that
+    /// are not members are ignored (they lead nothing), and so is a repeated registration.
+    pub(super) fn register_broker(&mut self, node: NodeId, incarnation: u64, clean_shutdown: bool) {
+        if !self.nodes.contains_key(&node) || self.incarnations.get(&node) == Some(&incarnation) {
+            return;
+        }
+        self.incarnations.insert(node, incarnation);
+        let hosted = self.topics.values_mut().flat_map(|t| t.partitions.iter_mut());
+        for p in hosted.filter(|p| p.replicas.contains(&node)) {
+            let bumped = !clean_shutdown && leave_isr(p, node);
+            if p.leader == node && !bumped {
+                p.leader_epoch += 1;
+            }
+        }
+    }
+
+    /// See [`MetadataCommand::ReplicaOffline`]. A node that is no replica changes nothing.
+    pub(super) fn replica_offline(&mut self, topic: &str, partition: i32, node: NodeId) -> Result<(), MetadataError> {
+        let p = self.partition_mut(topic, partition)?;
+        if p.replicas.contains(&node) {
+            leave_isr(p, node);
+        }
+        Ok(())
+    }
+}
+
+/// Takes `node` out of the partition's ISR, unless it is the last member (the only copy known
+/// to hold every committed record must stay electable). A leader that leaves hands over to the
+/// first remaining in-sync replica in replica order, one epoch up. Returns whether the epoch
+/// changed.
+fn leave_isr(p: &mut PartitionMeta, node: NodeId) -> bool {
+    let others: Vec<NodeId> = p.isr.iter().copied().filter(|&id| id != node).collect();
+    if others.len() == p.isr.len() || others.is_empty() {
+        return false;
+    }
+    p.isr = others;
+    if p.leader != node {
+        return false;
+    }
+    if let Some(&next) = p.replicas.iter().find(|id| p.isr.contains(id)) {
+        p.leader = next;
+    }
+    p.leader_epoch += 1;
+    true
+}
+
+/// An ISR must hold the leader and only replicas.
+fn check_isr(p: &PartitionMeta, leader: NodeId, isr: &[NodeId]) -> Result<(), MetadataError> {
+    if isr.contains(&leader) && isr.iter().all(|id| p.replicas.contains(id)) {
+        return Ok(());
+    }
+    Err(MetadataError::InvalidIsr { isr: isr.to_vec(), replicas: p.replicas.clone() })
+}
+
+/// The elections the controller proposes when `fenced` brokers stopped answering: every
+/// partition led by one of them gets the first live ISR member (in replica order) as leader,
+/// one epoch up. A partition with no live ISR member keeps its leader and waits for it (no
+/// unclean election).
+pub fn elect_leaders(metadata: &ClusterMetadata, fenced: &BTreeSet<NodeId>) -> Vec<MetadataCommand> {
+    let mut out = Vec::new();
+    for topic in metadata.topics.values() {
+        for p in topic.partitions.iter().filter(|p| fenced.contains(&p.leader)) {
+            let isr: Vec<NodeId> = p.isr.iter().copied().filter(|id| !fenced.contains(id)).collect();
+            let Some(leader) = p.replicas.iter().copied().find(|id| isr.contains(id)) else { continue };
+            out.push(MetadataCommand::ElectLeader {
+                topic: topic.name.clone(),
+                partition: p.partition,
+                leader,
+                leader_epoch: p.leader_epoch + 1,
+                isr,
+            });
+        }
+    }
+    out
+}
