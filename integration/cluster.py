@@ -13,10 +13,12 @@ Layout
                  assert a membership change costs no election.
 
 `raft` and `replication` are written as the `[raft]` / `[replication]` tables of every TOML
-(integer values; e.g. `replication={"replica_lag_max_ms": 3000}`).
+(integer values; e.g. `replication={"replica_lag_max_ms": 3000}`); `storage` and `debug` add keys
+to `[storage]` and `[debug]`.
 
-Members (ids 1..size) list peers 1..size; a spare node k lists peers 1..k, i.e. itself and
-every member, which is how the seed's node 4 is configured before `cluster add-node`.
+Members (ids 1..size, or first_id.. for a second cluster beside the first) list every member as
+a peer; a spare node k lists peers first_id..k, i.e. itself and every member, which is how the
+seed's node 4 is configured before `cluster add-node`.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class ClusterNode(Broker):
         lines += ["[storage]", f'fsync = "{s["fsync"]}"']
         if s["fsync"] == "interval":
             lines.append("fsync_interval_ms = 50")
+        lines += [f"{k} = {v}" for k, v in c.storage.items()]
         lines += [
             "",
             "[kafka]",
@@ -130,6 +133,7 @@ class ClusterNode(Broker):
             "[debug]",
             f"fail_points = {str(s['fail_points']).lower()}",
         ]
+        lines += [f"{k} = {v}" for k, v in c.debug.items()]
         if c.raft:
             lines += ["", "[raft]"] + [f"{k} = {v}" for k, v in c.raft.items()]
         if c.replication:
@@ -186,6 +190,10 @@ class Cluster:
         min_insync_replicas: int = 1,
         raft: Optional[dict[str, Any]] = None,
         replication: Optional[dict[str, Any]] = None,
+        storage: Optional[dict[str, Any]] = None,
+        debug: Optional[dict[str, Any]] = None,
+        fail_points: bool = False,
+        first_id: int = 1,
         fsync: str = "interval",
         auto_create_topics: bool = False,
         num_partitions: int = 1,
@@ -197,18 +205,20 @@ class Cluster:
         self.min_insync_replicas = min_insync_replicas
         self.raft = dict(raft or {})
         self.replication = dict(replication or {})  # [replication] keys, e.g. replica_lag_max_ms
-        self.members = list(range(1, size + 1))
-        ids = list(range(1, size + spare + 1))
+        self.storage = dict(storage or {})  # more [storage] keys, e.g. segment_bytes
+        self.debug = dict(debug or {})  # more [debug] keys (test-only switches)
+        self.members = list(range(first_id, first_id + size))
+        ids = list(range(first_id, first_id + size + spare))
         ports = pick_ports(4 * len(ids))
         self.slots = {i: Slot(i, *ports[4 * k:4 * k + 4]) for k, i in enumerate(ids)}
         self.nodes: dict[int, ClusterNode] = {}
         for i in ids:
-            peer_ids = self.members if i <= size else list(range(1, i + 1))
+            peer_ids = self.members if i in self.members else list(range(first_id, i + 1))
             self.nodes[i] = ClusterNode(
                 self, self.slots[i], [self.slots[p] for p in peer_ids],
                 self.workdir / f"{name}{i}", f"{name}{i}",
                 fsync=fsync, auto_create_topics=auto_create_topics, num_partitions=num_partitions,
-                extra_env=extra_env,
+                extra_env=extra_env, fail_points=fail_points,
             )
         self.third_started_at: Optional[float] = None
         self.formed_at: Optional[float] = None

@@ -18,7 +18,7 @@ import requests
 
 from cluster import Cluster, LeaderTermSampler, started
 from harness import unique_topic, wait_until
-from test_replication import NumberedProducers, check_log
+from replication_helpers import NumberedProducers, check_log
 from client_helpers import ck_consume_all
 from confluent_kafka.admin import AdminClient, NewTopic
 

@@ -42,7 +42,7 @@ from client_helpers import ck_consume_all
 from cluster import Cluster, LeaderTermSampler, NotAgreed, hold_for, started
 from harness import unique_topic, wait_until
 from test_add_node import add_node_args
-from test_replication import Extras, NumberedProducers, check_log
+from replication_helpers import Extras, NumberedProducers, check_log
 
 VOTERS = [1, 2, 3]
 PARTITIONS = 6
@@ -386,8 +386,8 @@ def slow(tmp_path) -> Cluster:
         yield c
 
 
-def preload(bootstrap: str, topic: str) -> Extras:
-    """PRELOAD_BYTES of incompressible values, acks=all, round-robin over the partitions; each is
+def preload(bootstrap: str, topic: str, total_bytes: int = PRELOAD_BYTES) -> Extras:
+    """`total_bytes` of incompressible values, acks=all, round-robin over the partitions; each is
     recorded where it was acknowledged, for check_log."""
     extras = Extras()
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
@@ -401,7 +401,7 @@ def preload(bootstrap: str, topic: str) -> Extras:
         else:
             extras.present[msg.value()] = (msg.partition(), msg.offset())
 
-    for n in range(PRELOAD_BYTES // PRELOAD_MSG):
+    for n in range(total_bytes // PRELOAD_MSG):
         value = b"pre-%06d-" % n + rnd.randbytes(PRELOAD_MSG - 11)
         while True:
             try:

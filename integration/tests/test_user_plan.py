@@ -55,7 +55,7 @@ from cluster import Cluster, ClusterNode, LeaderTermSampler, NotAgreed, hold_for
 from harness import unique_topic, wait_until
 from plan_summary import Plan
 from test_add_node import add_node_args
-from test_replication import Extras, NumberedProducers, admin_view, check_log
+from replication_helpers import Extras, NumberedProducers, admin_view, check_log
 
 VOTERS = [1, 2, 3]
 ALL = [1, 2, 3, 4]
