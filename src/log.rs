@@ -14,6 +14,9 @@
 //!   truncation; built from segments (`segment`), their indexes (`index`) and a windowed
 //!   positional reader (`reader`).
 //! - [`SyncHandle`]: lets the WAL flusher fsync the active segment from another thread.
+//! - [`durability`]: what each file is guaranteed to hold after a power loss (tracked only
+//!   when fail points are on, for the power-cut fail point), and [`durability::write_atomic`],
+//!   the one way to write small checkpoint files.
 //!
 //! Durability: appends are plain writes; the owner fsyncs through [`SyncHandle`]. Rolling a
 //! segment fsyncs it (and its indexes) synchronously, and recovery checks and cuts only the
@@ -21,6 +24,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod durability;
 mod error;
 mod index;
 mod partition_log;

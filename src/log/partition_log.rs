@@ -79,7 +79,7 @@ impl PartitionLog {
         create_dir(dir)?;
         let (sealed, active, cuts) = open_segments(dir, config.index_interval_bytes, now_ms)?;
         check_continuity(&sealed, &active)?;
-        let sync = SyncHandle::new(Arc::clone(active.log_file()));
+        let sync = SyncHandle::new(Arc::clone(active.log_file()), active.log_path().to_path_buf());
         let log = PartitionLog { dir: dir.to_path_buf(), config, sealed, active, sync };
         let report = log.report(&cuts);
         info!(
@@ -169,7 +169,7 @@ impl PartitionLog {
             "rolled segment"
         );
         self.sealed.insert(old.base_offset(), old);
-        self.sync.replace(Arc::clone(self.active.log_file()));
+        self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());
         Ok(())
     }
 
@@ -226,7 +226,9 @@ impl PartitionLog {
     pub fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();
         drop(self);
-        std::fs::remove_dir_all(&dir).ctx(|| format!("delete partition directory {}", dir.display()))
+        let removed = std::fs::remove_dir_all(&dir);
+        super::durability::forget_dir(&dir);
+        removed.ctx(|| format!("delete partition directory {}", dir.display()))
     }
 
     /// Every segment, oldest first.

@@ -99,7 +99,7 @@ impl PartitionLog {
         self.active.truncate_to(offset)?;
         if active_changed {
             self.active.restart_roll_clock()?;
-            self.sync.replace(Arc::clone(self.active.log_file()));
+            self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());
         }
         info!(
             dir = %self.dir.display(),
