@@ -19,8 +19,9 @@
 //!   the one way to write small checkpoint files.
 //!
 //! Durability: appends are plain writes; the owner fsyncs through [`SyncHandle`]. Rolling a
-//! segment fsyncs it (and its indexes) synchronously, and recovery checks and cuts only the
-//! last segment's tail, as Kafka does.
+//! segment fsyncs it (and its indexes) synchronously. Recovery checks the last segment fully
+//! and the sealed ones' tails; the log ends at the first cut or gap, and later segments are
+//! deleted, so it never has a hole.
 
 pub mod batch;
 pub mod config;
