@@ -44,15 +44,6 @@ struct PartitionView {
     replica: Option<ReplicaInfo>,
 }
 
-/// `POST /admin/fail-points` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailPoint {
-    name: String,
-    topic: String,
-    partition: i32,
-}
-
 /// `POST /admin/add-node` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +68,7 @@ struct Outcome {
     message: String,
 }
 
-fn outcome(status: StatusCode, success: bool, message: impl Into<String>) -> WithStatus<Json> {
+pub(super) fn outcome(status: StatusCode, success: bool, message: impl Into<String>) -> WithStatus<Json> {
     with_status(json(&Outcome { success, message: message.into() }), status)
 }
 
@@ -111,7 +102,7 @@ pub fn routes(
         .and(with_ctx.clone())
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
-        .map(fail_point);
+        .map(super::fail_points::fail_point);
     let add_node = warp::path!("admin" / "add-node")
         .and(warp::post())
         .and(with_ctx.clone())
@@ -239,27 +230,6 @@ pub(super) async fn replica_info(ctx: &NodeContext, tp: &TopicPartition) -> Opti
     match replica.call(ReplicaMsg::Info, Duration::from_secs(5)).await {
         Ok(ractor::rpc::CallResult::Success(info)) => Some(info),
         _ => None,
-    }
-}
-
-fn fail_point(ctx: Arc<NodeContext>, req: FailPoint) -> WithStatus<Json> {
-    if !ctx.config.debug.fail_points {
-        return outcome(StatusCode::FORBIDDEN, false, "fail points are disabled ([debug] fail_points = false)");
-    }
-    if req.name != "replica_panic" {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            false,
-            format!("unknown fail point {:?}; known: replica_panic", req.name),
-        );
-    }
-    let tp = TopicPartition::new(&req.topic, req.partition);
-    let Some(replica) = ctx.replicas.get(&tp).map(|r| r.clone()) else {
-        return outcome(StatusCode::NOT_FOUND, false, format!("partition {tp} is not served here"));
-    };
-    match replica.cast(ReplicaMsg::ArmFailPoint) {
-        Ok(()) => outcome(StatusCode::OK, true, format!("replica_panic armed on {tp}")),
-        Err(_) => outcome(StatusCode::SERVICE_UNAVAILABLE, false, format!("replica {tp} is restarting")),
     }
 }
 
