@@ -17,6 +17,8 @@
 //! - [`durability`]: what each file is guaranteed to hold after a power loss (tracked only
 //!   when fail points are on, for the power-cut fail point), and [`durability::write_atomic`],
 //!   the one way to write small checkpoint files.
+//! - [`digest`]: digests of a log's batches per epoch, span, batch or record, computed on a
+//!   [`digest::LogView`] off the owner's thread, to compare replicas.
 //!
 //! Durability: appends are plain writes; the owner fsyncs through [`SyncHandle`]. Rolling a
 //! segment fsyncs it (and its indexes) synchronously. Recovery checks the last segment fully
@@ -25,6 +27,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod digest;
 pub mod durability;
 mod error;
 mod index;
