@@ -4,6 +4,7 @@
 //! that a crash could take back.
 
 mod append;
+pub mod digest;
 mod follower;
 mod leader;
 mod messages;
@@ -190,6 +191,7 @@ impl Actor for ReplicaActor {
                 // log from what the disk really holds, and clients retry the dropped requests.
                 return Err(format!("{}: fsync failed: {reason}", state.tp).into());
             }
+            ReplicaMsg::Digest { request, reply } => state.digest(request, reply),
             ReplicaMsg::Info(reply) => {
                 let _ = reply.send(state.info());
             }

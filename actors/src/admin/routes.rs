@@ -88,6 +88,11 @@ pub fn routes(
         .and(with_ctx.clone())
         .map(move |ctx: Arc<NodeContext>| json(&ctx.directory.tree(&root)));
     let partitions = warp::path!("admin" / "partitions").and(warp::get()).and(with_ctx.clone()).then(partitions);
+    let digest = warp::path!("admin" / "partitions" / String / i32 / "digest")
+        .and(warp::get())
+        .and(warp::query::<super::digest::DigestParams>())
+        .and(with_ctx.clone())
+        .then(super::digest::digest);
     let rebalance = warp::path!("admin" / "rebalance")
         .and(warp::get())
         .and(with_ctx.clone())
@@ -118,6 +123,7 @@ pub fn routes(
     health
         .or(actors)
         .or(partitions)
+        .or(digest)
         .or(rebalance)
         .or(groups)
         .or(metrics)
@@ -238,6 +244,8 @@ async fn reject(r: Rejection) -> Result<WithStatus<Json>, Infallible> {
         (StatusCode::NOT_FOUND, "no such endpoint".to_string())
     } else if let Some(e) = r.find::<warp::filters::body::BodyDeserializeError>() {
         (StatusCode::BAD_REQUEST, format!("invalid request body: {e}"))
+    } else if let Some(e) = r.find::<warp::reject::InvalidQuery>() {
+        (StatusCode::BAD_REQUEST, format!("invalid query string: {e}"))
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {MAX_BODY} bytes"))
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
