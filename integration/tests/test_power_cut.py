@@ -137,3 +137,33 @@ def test_power_cut_under_load_loses_no_acknowledged_record(make_broker, topic):
     check_numbered(records, set(tracker.acked), bg.sent)
     assert not tracker.errors, tracker.errors[:5]
     assert len(tracker.acked) == total and len(records) == total
+
+
+def post_fail_point(b: Broker, body: dict) -> requests.Response:
+    return requests.post(f"{b.admin_url}/admin/fail-points", data=json.dumps(body),
+                         headers={"content-type": "application/json"}, timeout=5)
+
+
+def test_power_cut_is_refused_when_fail_points_are_off(broker):
+    r = post_fail_point(broker, {"name": "power_cut"})
+    assert r.status_code == 403, r.text
+    assert r.json()["success"] is False
+    broker.check_alive()
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"name": "power_cut", "garbage_bytes": 2_000_000}, "exceeds the maximum"),
+    ({"name": "power_cut", "topic": "t", "partition": 0}, "no topic or partition"),
+    ({"name": "power_cut", "garbage_bytes": -1}, "invalid request body"),
+    ({"name": "replica_panic"}, "needs topic and partition"),
+    ({"name": "replica_panic", "topic": "t", "partition": 0, "seed": 1}, "apply only to power_cut"),
+    ({"name": "brownout"}, "unknown fail point"),
+    ({"name": "power_cut", "volts": 0}, "unknown field"),
+])
+def test_bad_fail_point_requests_are_400_and_harmless(make_broker, body, reason):
+    b = make_broker("failpoint-input", fail_points=True)
+    r = post_fail_point(b, body)
+    assert r.status_code == 400, r.text
+    assert reason in r.json()["message"], r.text
+    b.check_alive()
+    assert b.health()["status"] == "healthy"
