@@ -14,13 +14,20 @@
 //!   truncation; built from segments (`segment`), their indexes (`index`) and a windowed
 //!   positional reader (`reader`).
 //! - [`SyncHandle`]: lets the WAL flusher fsync the active segment from another thread.
+//! - [`durability`]: what each file is guaranteed to hold after a power loss (tracked only
+//!   when fail points are on, for the power-cut fail point), and [`durability::write_atomic`],
+//!   the one way to write small checkpoint files.
+//! - [`digest`]: digests of a log's batches per epoch, span, batch or record, computed on a
+//!   [`digest::LogView`] off the owner's thread, to compare replicas.
 //!
 //! Durability: appends are plain writes; the owner fsyncs through [`SyncHandle`]. Rolling a
-//! segment fsyncs it (and its indexes) synchronously, and recovery checks and cuts only the
-//! last segment's tail, as Kafka does.
+//! segment fsyncs it (and its indexes) synchronously. Recovery checks the last segment fully
+//! and the sealed ones' tails; the log ends at the first cut or gap, and later segments are
+//! deleted, so it never has a hole.
 
 pub mod batch;
 pub mod config;
+pub mod digest;
 pub mod durability;
 mod error;
 mod index;

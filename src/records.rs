@@ -36,7 +36,9 @@ pub fn validate_batches(batches: &[Bytes]) -> Result<(), String> {
     Ok(())
 }
 
-fn capped_decompress(compressed: &mut Bytes, codec: Compression) -> anyhow::Result<Bytes> {
+/// Decompresses one batch's records with the same cap as produce validation (also used to
+/// decode stored batches for replica digests).
+pub(crate) fn capped_decompress(compressed: &mut Bytes, codec: Compression) -> anyhow::Result<Bytes> {
     let input = compressed.split_to(compressed.len());
     match codec {
         Compression::None => Ok(input),

@@ -1,6 +1,8 @@
 //! `AdminServer`: the REST API on the admin port (warp): health, the live actor tree, the
 //! partitions, and — only when `[debug] fail_points` is on — fail points for tests.
 
+mod digest;
+mod fail_points;
 mod groups;
 mod metrics;
 mod routes;

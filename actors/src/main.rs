@@ -85,6 +85,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 
 async fn start(config: Config) -> anyhow::Result<()> {
     info!(config = %serde_json::to_string(&config)?, "effective configuration");
+    if config.debug.fail_points {
+        // Before any partition log opens, so every file is tracked from its first sight.
+        chronik::log::durability::enable();
+        info!("fail points on: tracking durable file lengths for the power_cut fail point");
+    }
     let (node, handle, ctx) = chronik_actors::start_node(config).await.context("the node failed to start")?;
     tokio::pin!(handle);
     tokio::select! {

@@ -6,6 +6,7 @@
 
 mod append;
 mod checkpoint;
+pub mod digest;
 mod fetcher;
 mod follower;
 mod leader;
@@ -211,6 +212,7 @@ impl Actor for ReplicaActor {
                 // log from what the disk really holds, and clients retry the dropped requests.
                 return Err(format!("{}: fsync failed: {reason}", state.tp).into());
             }
+            ReplicaMsg::Digest { request, reply } => state.digest(request, reply),
             ReplicaMsg::Info(reply) => {
                 let _ = reply.send(state.info());
             }

@@ -295,7 +295,9 @@ impl ReplicaSupervisorState {
             self.by_id.remove(&actor.get_id());
             let _ = actor.stop_and_wait(Some("partition removed".into()), Some(Duration::from_secs(10))).await;
         }
-        match std::fs::remove_dir_all(&child.args.dir) {
+        let removed = std::fs::remove_dir_all(&child.args.dir);
+        chronik::log::durability::forget_dir(&child.args.dir);
+        match removed {
             Ok(()) => info!(%tp, "replica removed and its data deleted"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => warn!(%tp, error = %e, "could not delete the replica's data"),
@@ -320,6 +322,7 @@ fn remove_orphan_dirs(dir: &Path, wanted: &BTreeMap<TopicPartition, ReplicaArgs>
             if let Err(e) = std::fs::remove_dir_all(&path) {
                 warn!(dir = %path.display(), error = %e, "could not delete orphaned partition data");
             }
+            chronik::log::durability::forget_dir(&path);
         }
     }
 }

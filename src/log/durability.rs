@@ -1,23 +1,255 @@
-//! Small files that must be replaced whole or not at all (checkpoints, markers).
+//! What the disk is guaranteed to hold, per file, so a test can simulate a power cut.
 //!
-//! NOTE: interim version; the power-cut bookkeeping lands here too.
+//! # Why
+//! A SIGKILL keeps the page cache: everything written survives, fsynced or not. Losing power
+//! does not. To test that an acknowledged write survives power loss, a broker started with
+//! `[debug] fail_points = true` tracks, for every partition file (segment `.log`, `.index`,
+//! `.timeindex`) and every checkpoint written with [`write_atomic`], what the last completed
+//! fsync made durable; [`power_cut`] cuts every file back to that and kills the process.
+//!
+//! # Cost when off
+//! Every hook starts with one relaxed atomic load and returns when [`enable`] was never
+//! called; [`sync_data`] is then exactly `File::sync_data` and [`write_atomic`] the plain
+//! write-temp / fsync / rename / fsync-directory sequence.
+//!
+//! # The model
+//! - After an fsync the durable length is the file's length when the fsync *began*: a write
+//!   racing with the fsync may or may not be covered, so it is not counted.
+//! - A file created through the log layer is durable at length 0 (its name is made durable by
+//!   the directory fsync in `Segment::create`); a file first seen when opened is durable at the
+//!   length it had then (it survived whatever came before).
+//! - A truncation is not durable until an fsync that began after it completes: the durable
+//!   length does not drop, so a cut puts the file back to its last fsynced length. The bytes
+//!   between the truncation point and that length are whatever the file holds by then (newer
+//!   unsynced writes, or zeros where nothing was written), as a disk that lost the truncation
+//!   can show; a cut never goes below a length an fsync acknowledged. An fsync racing with a
+//!   truncation counts only up to the lowest truncation point seen while it ran.
+//! - A deleted file is forgotten: the cut does not bring it back.
+//! - A [`write_atomic`] file is durable as a whole: the cut puts back exactly the bytes of the
+//!   last write whose directory fsync completed (or removes the file if there was none).
+//!
+//! # Contract for checkpoint files
+//! Small files whose content must survive a crash as a whole (high watermark checkpoint,
+//! leader-epoch checkpoint, clean-shutdown marker) are written only with [`write_atomic`]: it
+//! returns once the new content is durable, and until it returns a crash (or a simulated power
+//! cut) leaves the old content. One writer per path at a time (the temporary file is
+//! `<name>.tmp` beside it, overwritten by the next write); readers ignore `*.tmp` files.
+//! Deleting such a file: [`remove`].
 
+mod cut;
+mod registry;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use super::error::{IoContext, LogError};
-use super::segment::sync_dir;
+use tracing::warn;
 
-/// Replaces `path` with `bytes` atomically and durably: a temporary file in the same directory
-/// is written and fsynced, renamed over `path`, and the directory is fsynced. A crash at any
-/// point leaves either the old content or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-    file.write_all(bytes).ctx(|| format!("write {}", tmp.display()))?;
-    file.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))?;
-    sync_dir(dir)
+pub use cut::CutFile;
+use registry::{Registry, Reported};
+
+/// Whether the registry tracks files; set once at start-up, never cleared.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+// SHARED: every thread that writes, fsyncs, truncates or deletes a partition file reports here
+// (replica actors, the WAL flusher's blocking tasks, checkpoint writers); the lock is held only
+// for bookkeeping, never across an fsync.
+/// The process-wide registry.
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(Registry::default()));
+
+/// Starts tracking; call once at start-up, before any partition log is opened, and only when
+/// fail points are enabled. Files opened before are learnt at their next fsync.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`enable`] was called.
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The registry, tolerating a poisoned lock: the bookkeeping is updated in single steps, so a
+/// panic elsewhere never leaves it half-changed.
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A thread whose fsync completed after a power cut began: its caller must never hear of it
+/// (an ack could go out for data the cut removes), and the process is about to be killed.
+fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// `fdatasync` of `file` (found at `path`), recording the length it covers. The way every
+/// partition file is fsynced.
+pub fn sync_data(file: &File, path: &Path) -> std::io::Result<()> {
+    if !is_enabled() {
+        return file.sync_data();
+    }
+    let len = file.metadata()?.len();
+    let ticket = registry().sync_began(path, len);
+    file.sync_data()?;
+    match registry().sync_ended(path, ticket, len) {
+        Reported::Yes => Ok(()),
+        Reported::Frozen => park_forever(),
+    }
+}
+
+/// A file was created empty (or emptied to be reused as new) at `path`.
+pub(crate) fn created(path: &Path) {
+    if is_enabled() {
+        registry().created(path);
+    }
+}
+
+/// An existing file was opened; `len` is its length. Known files keep what is recorded.
+pub(crate) fn opened(path: &Path, len: u64) {
+    if is_enabled() {
+        registry().opened(path, len);
+    }
+}
+
+/// The file at `path` was cut to `len` bytes (not durable until a later fsync).
+pub(crate) fn truncated(path: &Path, len: u64) {
+    if is_enabled() {
+        registry().truncated(path, len);
+    }
+}
+
+/// Deletes the file at `path` (missing is fine) and forgets it.
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    let result = match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
+    if is_enabled() {
+        registry().forget(path);
+    }
+    result
+}
+
+/// Forgets every file under `dir`, after the directory was deleted.
+pub fn forget_dir(dir: &Path) {
+    if is_enabled() {
+        registry().forget_dir(dir);
+    }
+}
+
+/// The durable length recorded for `path` (for `write_atomic` files: their durable content's
+/// length); `None` when untracked or tracking is off.
+pub fn durable_len(path: &Path) -> Option<u64> {
+    if !is_enabled() {
+        return None;
+    }
+    registry().durable_len(path)
+}
+
+/// Replaces the file at `path` with `bytes`, durably: writes `<name>.tmp` in the same
+/// directory, fsyncs it, renames it over `path` and fsyncs the directory. Returns once the new
+/// content survives a crash; before that, a crash leaves the old content (or no file). See the
+/// module's contract.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_path(path)?;
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    if is_enabled() {
+        // Renaming under the lock: a power cut either comes first (and this write never
+        // happens) or restores the old content after it.
+        let mut registry = registry();
+        if registry.atomic_before_rename(path)? == Reported::Frozen {
+            drop(registry);
+            park_forever();
+        }
+        std::fs::rename(&tmp, path)?;
+    } else {
+        std::fs::rename(&tmp, path)?;
+    }
+    sync_parent(path)?;
+    if is_enabled() && registry().atomic_written(path, bytes) == Reported::Frozen {
+        park_forever();
+    }
+    Ok(())
+}
+
+/// `<dir>/<name>.tmp` for `path`.
+fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
+    let Some(name) = path.file_name() else {
+        let reason = format!("{} names no file", path.display());
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, reason));
+    };
+    let mut tmp = name.to_os_string();
+    tmp.push(".tmp");
+    Ok(path.with_file_name(tmp))
+}
+
+/// Fsyncs the directory holding `path`, so a rename or creation in it survives a crash.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// How to simulate the power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerCut {
+    /// Random bytes appended after the durable end of each file a torn write could hit (see
+    /// [`CutFile::garbage`]); 0 for a clean cut.
+    pub garbage_bytes: usize,
+    /// Seed of the garbage bytes, logged so a failure can be replayed.
+    pub seed: u64,
+}
+
+/// Simulates losing power: freezes the registry (an fsync completing from now on never returns
+/// to its caller), cuts every tracked file back to what is durable, adds garbage if asked, logs
+/// one line per file changed, then SIGKILLs the process — no destructor runs, nothing is
+/// flushed. Returns only if tracking is off (then it does nothing).
+///
+/// The remaining window: plain writes (appends to a segment, buffered index writes) do not go
+/// through the registry, so a write landing between the cut of its file and the kill (a few
+/// microseconds) stays on disk after the durable prefix. It was never fsynced, so nothing it
+/// holds was acknowledged; it looks like a disk that happened to persist part of an unsynced
+/// write, which recovery must handle anyway. Every other file operation of the log layer (create,
+/// truncate, delete, fsync, atomic rename) goes through the lock this function holds until the
+/// process dies, so none of them can interleave with the cut.
+pub fn power_cut(options: PowerCut) {
+    if !is_enabled() {
+        return;
+    }
+    let mut registry = registry();
+    let snapshot = registry.freeze();
+    let report = cut::apply(&snapshot, options);
+    for f in report.iter().filter(|f| f.changed()) {
+        warn!(file = %f.path.display(), before = ?f.before, after = ?f.after, garbage = f.garbage,
+            "power cut: file cut to its durable length");
+    }
+    let garbled = report.iter().filter(|f| f.garbage > 0).count();
+    warn!(
+        files = report.len(),
+        garbled,
+        garbage_bytes = options.garbage_bytes,
+        seed = options.seed,
+        "power cut: killing the process (SIGKILL)"
+    );
+    kill_self();
+}
+
+/// SIGKILL to this process: no destructor, no flush, no exit handler.
+fn kill_self() -> ! {
+    // SAFETY: kill(2) and getpid(2) take plain integers and touch no memory of ours.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    // The signal is delivered asynchronously; nothing may run on meanwhile.
+    park_forever()
 }

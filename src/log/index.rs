@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::durability;
 use super::error::{IoContext, LogError};
 
 /// A fixed-size index entry with a big-endian file encoding.
@@ -86,6 +87,7 @@ fn open_append(path: &Path, truncate: bool) -> Result<File, LogError> {
         OpenOptions::new().create(true).append(true).open(path).ctx(|| format!("open index {}", path.display()))?;
     if truncate {
         file.set_len(0).ctx(|| format!("empty index {}", path.display()))?;
+        durability::created(path);
     }
     Ok(file)
 }
@@ -110,6 +112,7 @@ impl<E: IndexEntry> IndexFile<E> {
             return Ok(None);
         }
         let bytes = std::fs::read(&path).ctx(|| format!("read index {}", path.display()))?;
+        durability::opened(&path, len);
         let entries: Vec<E> = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
         if entries.len() as u64 * E::SIZE as u64 != len || !valid(&entries) {
             return Ok(None);
@@ -156,7 +159,9 @@ impl<E: IndexEntry> IndexFile<E> {
         let len = (keep * E::SIZE) as u64;
         let writer = self.writer()?;
         let result = writer.get_ref().set_len(len);
-        result.ctx(|| format!("truncate index {}", self.path.display()))
+        result.ctx(|| format!("truncate index {}", self.path.display()))?;
+        durability::truncated(&self.path, len);
+        Ok(())
     }
 
     /// Pushes buffered entries to the file.
@@ -167,11 +172,14 @@ impl<E: IndexEntry> IndexFile<E> {
         }
     }
 
-    /// Flushes and fsyncs the file (if it was written since it was opened).
+    /// Flushes and fsyncs the file (if it was written since it was opened). The flush comes
+    /// first so the length the durability registry records covers every entry pushed.
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.flush()?;
         match &self.writer {
-            Some(w) => w.get_ref().sync_data().ctx(|| format!("fsync index {}", self.path.display())),
+            Some(w) => {
+                durability::sync_data(w.get_ref(), &self.path).ctx(|| format!("fsync index {}", self.path.display()))
+            }
             None => Ok(()),
         }
     }

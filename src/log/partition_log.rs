@@ -1,13 +1,14 @@
 //! A partition's log: an ordered run of segments in one directory, the last one active.
 
 mod read;
+mod recovery;
 mod retention;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::batch::{BatchError, BatchHeader, set_base_offset_and_epoch};
 use super::config::LogConfig;
@@ -28,6 +29,10 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     /// Why bytes were cut (segment, position, reason; `; `-separated), if any were.
     pub truncation_reason: Option<String>,
+    /// Base offsets of the segments deleted because they followed the first cut or gap.
+    pub deleted_segments: Vec<i64>,
+    /// Bytes of batches those segments held.
+    pub deleted_bytes: u64,
 }
 
 /// Where an appended batch landed.
@@ -73,27 +78,29 @@ impl PartitionLog {
     /// segment is checked batch by batch (length, magic, CRC-32C, contiguous offsets), a torn or
     /// corrupt tail is cut with a warning and its indexes are rebuilt; sealed segments load
     /// their indexes (rebuilt if missing, damaged or pointing past the file) and check the
-    /// batches after the last index entry.
+    /// batches after the last index entry. The log ends at the first bad point: segments after a
+    /// cut one, or after a gap between segments, are deleted (see `recovery`).
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<(PartitionLog, RecoveryReport), LogError> {
         check_config(dir, &config)?;
         create_dir(dir)?;
-        let (sealed, active, cuts) = open_segments(dir, config.index_interval_bytes, now_ms)?;
-        check_continuity(&sealed, &active)?;
-        let sync = SyncHandle::new(Arc::clone(active.log_file()));
-        let log = PartitionLog { dir: dir.to_path_buf(), config, sealed, active, sync };
-        let report = log.report(&cuts);
+        let opened = recovery::open_segments(dir, config.index_interval_bytes, now_ms)?;
+        let active = opened.active;
+        let sync = SyncHandle::new(Arc::clone(active.log_file()), active.log_path().to_path_buf());
+        let log = PartitionLog { dir: dir.to_path_buf(), config, sealed: opened.sealed, active, sync };
+        let report = log.report(&opened.cuts, opened.deleted);
         info!(
             dir = %dir.display(),
             segments = report.segments,
             log_start = report.log_start_offset,
             log_end = report.log_end_offset,
             truncated_bytes = report.truncated_bytes,
+            deleted_segments = report.deleted_segments.len(),
             "partition log opened"
         );
         Ok((log, report))
     }
 
-    fn report(&self, cuts: &[(i64, Truncation)]) -> RecoveryReport {
+    fn report(&self, cuts: &[(i64, Truncation)], deleted: recovery::Deleted) -> RecoveryReport {
         let reasons: Vec<String> = cuts
             .iter()
             .map(|(base, c)| format!("{} at byte {}: {}", file_name(*base, "log"), c.position, c.reason))
@@ -104,6 +111,8 @@ impl PartitionLog {
             log_end_offset: self.log_end_offset(),
             truncated_bytes: cuts.iter().map(|(_, c)| c.bytes).sum(),
             truncation_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            deleted_segments: deleted.bases,
+            deleted_bytes: deleted.bytes,
         }
     }
 
@@ -169,7 +178,7 @@ impl PartitionLog {
             "rolled segment"
         );
         self.sealed.insert(old.base_offset(), old);
-        self.sync.replace(Arc::clone(self.active.log_file()));
+        self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());
         Ok(())
     }
 
@@ -226,7 +235,9 @@ impl PartitionLog {
     pub fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();
         drop(self);
-        std::fs::remove_dir_all(&dir).ctx(|| format!("delete partition directory {}", dir.display()))
+        let removed = std::fs::remove_dir_all(&dir);
+        super::durability::forget_dir(&dir);
+        removed.ctx(|| format!("delete partition directory {}", dir.display()))
     }
 
     /// Every segment, oldest first.
@@ -256,28 +267,6 @@ fn check_config(dir: &Path, config: &LogConfig) -> Result<(), LogError> {
     }
 }
 
-/// Segments opened from disk (or a new empty one at offset 0): the sealed ones, the active
-/// one, and the tails cut from them, by base offset.
-type Opened = (BTreeMap<i64, Segment>, Segment, Vec<(i64, Truncation)>);
-
-/// Opens every segment in `dir`: the last one with full recovery, the others as sealed.
-fn open_segments(dir: &Path, interval: u32, now_ms: i64) -> Result<Opened, LogError> {
-    let mut cuts = Vec::new();
-    let mut sealed = BTreeMap::new();
-    let bases = list_segments(dir)?;
-    let Some((&last, older)) = bases.split_last() else {
-        return Ok((sealed, Segment::create(dir, 0, interval)?, cuts));
-    };
-    for &base in older {
-        let (segment, cut) = Segment::open_sealed(dir, base, interval)?;
-        cuts.extend(cut.map(|c| (base, c)));
-        sealed.insert(base, segment);
-    }
-    let (active, cut) = Segment::recover(dir, last, interval, now_ms)?;
-    cuts.extend(cut.map(|c| (last, c)));
-    Ok((sealed, active, cuts))
-}
-
 /// Creates the partition directory if missing, making its name durable.
 fn create_dir(dir: &Path) -> Result<(), LogError> {
     if dir.is_dir() {
@@ -288,55 +277,6 @@ fn create_dir(dir: &Path) -> Result<(), LogError> {
         Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
         _ => Ok(()),
     }
-}
-
-/// Base offsets of the `<base:020>.log` files in `dir`, ascending; other files are ignored.
-fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
-    let context = || format!("list partition directory {}", dir.display());
-    let mut bases = Vec::new();
-    for entry in std::fs::read_dir(dir).ctx(context)? {
-        let name = entry.ctx(context)?.file_name();
-        let base = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".log"))
-            .filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()));
-        match base.map(str::parse::<i64>) {
-            Some(Ok(base)) => bases.push(base),
-            Some(Err(_)) => {
-                let file = name.to_string_lossy();
-                warn!(dir = %dir.display(), %file, "ignoring segment file: base offset too large");
-            }
-            None => {}
-        }
-    }
-    bases.sort_unstable();
-    Ok(bases)
-}
-
-/// Refuses segments whose offsets overlap; warns about gaps (the read path skips them, like
-/// the gaps of a compacted topic).
-fn check_continuity(sealed: &BTreeMap<i64, Segment>, active: &Segment) -> Result<(), LogError> {
-    let segments: Vec<&Segment> = sealed.values().chain(std::iter::once(active)).collect();
-    for pair in segments.windows(2) {
-        let (prev, next) = (pair[0], pair[1]);
-        if prev.next_offset() > next.base_offset() {
-            let reason = format!(
-                "starts at offset {} but the previous segment ends at {}",
-                next.base_offset(),
-                prev.next_offset() - 1
-            );
-            return Err(LogError::Corrupt { segment: next.log_path().to_path_buf(), position: 0, reason });
-        }
-        if prev.next_offset() < next.base_offset() {
-            warn!(
-                segment = %next.log_path().display(),
-                expected = prev.next_offset(),
-                base = next.base_offset(),
-                "offset gap between segments"
-            );
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

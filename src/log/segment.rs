@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::BatchHeader;
+use super::durability;
 use super::error::{IoContext, LogError};
 use super::index::{IndexFile, OffsetEntry, TimeEntry};
 
@@ -57,6 +58,7 @@ impl Segment {
         let log_path = dir.join(file_name(base_offset, "log"));
         let log = open_log(&log_path)?;
         log.set_len(0).ctx(|| format!("empty segment {}", log_path.display()))?;
+        durability::created(&log_path);
         let (offset_index, time_index) = create_indexes(dir, base_offset)?;
         // The new name must survive a crash before the flusher's first fsync of the file.
         sync_dir(dir)?;
@@ -137,7 +139,10 @@ impl Segment {
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> Result<(), LogError> {
         if let Err(e) = (&*self.log).write_all(batch) {
             let rollback = match self.log.set_len(self.size) {
-                Ok(()) => String::new(),
+                Ok(()) => {
+                    durability::truncated(&self.log_path, self.size);
+                    String::new()
+                }
                 Err(r) => format!(" (and truncating back to byte {} failed: {r})", self.size),
             };
             let context = format!("append {} bytes to {}{rollback}", batch.len(), self.log_path.display());
@@ -208,7 +213,8 @@ impl Segment {
 
     /// Fsyncs the log file and flushes and fsyncs both indexes.
     pub fn sync(&mut self) -> Result<(), LogError> {
-        self.log.sync_data().ctx(|| format!("fsync segment {}", self.log_path.display()))?;
+        let synced = durability::sync_data(&self.log, &self.log_path);
+        synced.ctx(|| format!("fsync segment {}", self.log_path.display()))?;
         self.offset_index.sync()?;
         self.time_index.sync()
     }
@@ -225,12 +231,7 @@ impl Segment {
             [self.log_path.clone(), self.offset_index.path().to_path_buf(), self.time_index.path().to_path_buf()];
         drop(self);
         for path in paths {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).ctx(|| format!("delete {}", path.display()));
-                }
-                _ => {}
-            }
+            durability::remove(&path).ctx(|| format!("delete {}", path.display()))?;
         }
         Ok(())
     }

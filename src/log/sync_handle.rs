@@ -1,7 +1,13 @@
 //! A handle that lets another thread (the WAL flusher) fsync a partition's active segment.
 
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+use super::durability;
+
+/// The active segment's log file and its path (the path keys the durability registry).
+type Active = (Arc<File>, Arc<PathBuf>);
 
 /// Fsyncs whichever segment is active at the time of the call. The log swaps the file inside
 /// on every roll (after fsyncing the old one itself), so a flusher holding one handle for the
@@ -10,26 +16,26 @@ use std::sync::{Arc, Mutex};
 pub struct SyncHandle {
     // SHARED: written by the log's owner on roll, read by the flusher thread; the lock is held
     // only to clone the `Arc`, never across the fsync.
-    /// The active segment's log file.
-    active: Arc<Mutex<Arc<File>>>,
+    /// The active segment's log file and path.
+    active: Arc<Mutex<Active>>,
 }
 
 impl SyncHandle {
-    /// A handle on `file`.
-    pub(crate) fn new(file: Arc<File>) -> Self {
-        Self { active: Arc::new(Mutex::new(file)) }
+    /// A handle on `file`, found at `path`.
+    pub(crate) fn new(file: Arc<File>, path: PathBuf) -> Self {
+        Self { active: Arc::new(Mutex::new((file, Arc::new(path)))) }
     }
 
     /// Points the handle at a new active segment.
-    pub(crate) fn replace(&self, file: Arc<File>) {
+    pub(crate) fn replace(&self, file: Arc<File>, path: PathBuf) {
         // A poisoned lock only means another holder panicked while cloning; the value is fine.
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = file;
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = (file, Arc::new(path));
     }
 
-    /// Fsyncs the active segment's data (`fdatasync`).
+    /// Fsyncs the active segment's data (`fdatasync`), telling the durability registry.
     pub fn sync(&self) -> std::io::Result<()> {
-        let file = Arc::clone(&self.active.lock().unwrap_or_else(|p| p.into_inner()));
-        file.sync_data()
+        let (file, path) = self.active.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        durability::sync_data(&file, &path)
     }
 
     /// Whether both handles follow the same partition log (they were cloned from one another).

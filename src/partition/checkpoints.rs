@@ -60,7 +60,12 @@ pub fn load_high_watermark(dir: &Path) -> Result<Option<i64>, CheckpointError> {
 
 /// Writes the high watermark checkpoint of `dir`.
 pub fn store_high_watermark(dir: &Path, high_watermark: i64) -> Result<(), LogError> {
-    write_atomic(&dir.join(HW_FILE), format!("{HW_VERSION}\n{high_watermark}\n").as_bytes())
+    store(&dir.join(HW_FILE), format!("{HW_VERSION}\n{high_watermark}\n").as_bytes())
+}
+
+/// Replaces a checkpoint file whole ([`write_atomic`]).
+fn store(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    write_atomic(path, bytes).map_err(|source| LogError::Io { context: format!("write {}", path.display()), source })
 }
 
 /// `0\n<offset>\n`, strictly: anything else is not what this code wrote.
@@ -84,7 +89,7 @@ pub fn load_epochs(dir: &Path) -> Result<Option<LeaderEpochCache>, CheckpointErr
 
 /// Writes the leader-epoch checkpoint of `dir`.
 pub fn store_epochs(dir: &Path, epochs: &LeaderEpochCache) -> Result<(), LogError> {
-    write_atomic(&dir.join(EPOCH_FILE), epochs.encode().as_bytes())
+    store(&dir.join(EPOCH_FILE), epochs.encode().as_bytes())
 }
 
 /// The start of a bad file, for the error.

@@ -55,15 +55,6 @@ struct PartitionRef {
     partition: i32,
 }
 
-/// `POST /admin/fail-points` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailPoint {
-    name: String,
-    topic: String,
-    partition: i32,
-}
-
 /// `POST /admin/add-node` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,7 +79,7 @@ struct Outcome {
     message: String,
 }
 
-fn outcome(status: StatusCode, success: bool, message: impl Into<String>) -> WithStatus<Json> {
+pub(super) fn outcome(status: StatusCode, success: bool, message: impl Into<String>) -> WithStatus<Json> {
     with_status(json(&Outcome { success, message: message.into() }), status)
 }
 
@@ -108,6 +99,11 @@ pub fn routes(
         .and(with_ctx.clone())
         .map(move |ctx: Arc<NodeContext>| json(&ctx.directory.tree(&root)));
     let partitions = warp::path!("admin" / "partitions").and(warp::get()).and(with_ctx.clone()).then(partitions);
+    let digest = warp::path!("admin" / "partitions" / String / i32 / "digest")
+        .and(warp::get())
+        .and(warp::query::<super::digest::DigestParams>())
+        .and(with_ctx.clone())
+        .then(super::digest::digest);
     let rebalance = warp::path!("admin" / "rebalance")
         .and(warp::get())
         .and(with_ctx.clone())
@@ -122,7 +118,7 @@ pub fn routes(
         .and(with_ctx.clone())
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
-        .map(fail_point);
+        .map(super::fail_points::fail_point);
     let add_node = warp::path!("admin" / "add-node")
         .and(warp::post())
         .and(with_ctx.clone())
@@ -144,6 +140,7 @@ pub fn routes(
     health
         .or(actors)
         .or(partitions)
+        .or(digest)
         .or(rebalance)
         .or(groups)
         .or(metrics)
@@ -284,32 +281,13 @@ pub(super) async fn replica_info(ctx: &NodeContext, tp: &TopicPartition) -> Opti
     }
 }
 
-fn fail_point(ctx: Arc<NodeContext>, req: FailPoint) -> WithStatus<Json> {
-    if !ctx.config.debug.fail_points {
-        return outcome(StatusCode::FORBIDDEN, false, "fail points are disabled ([debug] fail_points = false)");
-    }
-    if req.name != "replica_panic" {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            false,
-            format!("unknown fail point {:?}; known: replica_panic", req.name),
-        );
-    }
-    let tp = TopicPartition::new(&req.topic, req.partition);
-    let Some(replica) = ctx.replicas.get(&tp).map(|r| r.clone()) else {
-        return outcome(StatusCode::NOT_FOUND, false, format!("partition {tp} is not served here"));
-    };
-    match replica.cast(ReplicaMsg::ArmFailPoint) {
-        Ok(()) => outcome(StatusCode::OK, true, format!("replica_panic armed on {tp}")),
-        Err(_) => outcome(StatusCode::SERVICE_UNAVAILABLE, false, format!("replica {tp} is restarting")),
-    }
-}
-
 async fn reject(r: Rejection) -> Result<WithStatus<Json>, Infallible> {
     let (status, message) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "no such endpoint".to_string())
     } else if let Some(e) = r.find::<warp::filters::body::BodyDeserializeError>() {
         (StatusCode::BAD_REQUEST, format!("invalid request body: {e}"))
+    } else if let Some(e) = r.find::<warp::reject::InvalidQuery>() {
+        (StatusCode::BAD_REQUEST, format!("invalid query string: {e}"))
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {MAX_BODY} bytes"))
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {

@@ -238,6 +238,14 @@ pub enum ReplicaMsg {
     CheckIsr,
     /// From the admin API: report state.
     Info(RpcReplyPort<ReplicaInfo>),
+    /// From the admin API (`cluster verify`): this replica's bounds and, if asked, a digest of
+    /// its batches in a range, computed off the actor.
+    Digest {
+        /// The range and level of detail.
+        request: super::digest::DigestRequest,
+        /// The answer, or why the range cannot be digested here.
+        reply: super::digest::DigestPort,
+    },
     /// From the admin API (test builds of the config only): panic on the next append.
     ArmFailPoint,
     /// Timer: delete segments past retention.

@@ -76,6 +76,20 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// The segments as they are now, for digests computed on another thread.
+    pub fn view(&self) -> crate::log::digest::LogView {
+        let segments = self
+            .segments()
+            .map(|s| crate::log::digest::SegmentView {
+                base_offset: s.base_offset(),
+                size: s.size(),
+                file: std::sync::Arc::clone(s.log_file()),
+                path: s.log_path().to_path_buf(),
+            })
+            .collect();
+        crate::log::digest::LogView { segments }
+    }
+
     /// Calls `f` with every batch header from the start of the log, in order (to rebuild
     /// producer state on recovery). Reads headers through a read-ahead window, never decoding
     /// records.

@@ -99,7 +99,7 @@ impl PartitionLog {
         self.active.truncate_to(offset)?;
         if active_changed {
             self.active.restart_roll_clock()?;
-            self.sync.replace(Arc::clone(self.active.log_file()));
+            self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());
         }
         info!(
             dir = %self.dir.display(),
@@ -125,7 +125,7 @@ impl PartitionLog {
             let fresh = Segment::create(&self.dir, offset, self.config.index_interval_bytes)?;
             std::mem::replace(&mut self.active, fresh).remove_files()?;
         }
-        self.sync.replace(Arc::clone(self.active.log_file()));
+        self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());
         warn!(dir = %self.dir.display(), offset, "log emptied: it now starts at the leader's log start");
         Ok(())
     }

@@ -3,6 +3,7 @@
 mod append_read;
 mod recovery;
 mod retention;
+mod torn_segments;
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@ use tracing::warn;
 
 use super::{Indexes, Segment, create_indexes, file_name, open_log};
 use crate::log::batch::BATCH_HEADER_LEN;
+use crate::log::durability;
 use crate::log::error::{IoContext, LogError};
 use crate::log::index::{IndexFile, offset_entries_valid, time_entries_valid};
 use crate::log::reader::{Step, WINDOW_BYTES, WindowReader};
@@ -70,6 +71,7 @@ impl Segment {
         let log = open_log(&log_path)?;
         let metadata = log.metadata();
         let file_len = metadata.ctx(|| format!("stat segment {}", log_path.display()))?.len();
+        durability::opened(&log_path, file_len);
         let loaded = match load_indexes {
             true => load_valid_indexes(dir, base_offset, file_len)?,
             false => None,
@@ -159,6 +161,11 @@ impl Segment {
         self.log
             .set_len(position)
             .ctx(|| format!("truncate segment {} to byte {position}", self.log_path.display()))?;
+        durability::truncated(&self.log_path, position);
+        // Made durable at once: a second crash must not bring the torn bytes back behind the
+        // batches appended from here on.
+        let synced = durability::sync_data(&self.log, &self.log_path);
+        synced.ctx(|| format!("fsync segment {} after cutting it", self.log_path.display()))?;
         let bytes = file_len - position;
         warn!(
             segment = %self.log_path.display(),

@@ -169,6 +169,7 @@ impl Segment {
         self.log
             .set_len(position)
             .ctx(|| format!("truncate segment {} to byte {position}", self.log_path.display()))?;
+        crate::log::durability::truncated(&self.log_path, position);
         let next_offset = header.base_offset;
         let keep = self.offset_index.entries().partition_point(|e| u64::from(e.position) < position);
         self.offset_index.truncate(keep)?;

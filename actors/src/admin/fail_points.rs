@@ -1,0 +1,125 @@
+//! `POST /admin/fail-points`: faults injected on purpose by tests, only when the config says
+//! `[debug] fail_points = true`.
+//!
+//! - `{"name": "replica_panic", "topic", "partition"}`: that replica panics on its next append.
+//! - `{"name": "power_cut", "garbage_bytes"?, "seed"?}`: every partition file and checkpoint is
+//!   cut back to what its last fsync made durable (plus `garbage_bytes` random bytes where a
+//!   torn write could land), then the process SIGKILLs itself (`chronik::log::durability`).
+
+use std::sync::Arc;
+
+use chronik::log::durability::{self, PowerCut};
+use serde::Deserialize;
+use tracing::warn;
+use warp::http::StatusCode;
+use warp::reply::{Json, WithStatus};
+
+use super::routes::outcome;
+use crate::context::{NodeContext, TopicPartition};
+use crate::replica::ReplicaMsg;
+
+/// Most garbage bytes a power cut appends per file: enough for a torn batch header and more.
+const MAX_GARBAGE_BYTES: usize = 1 << 20;
+
+/// `POST /admin/fail-points` body; which fields apply depends on `name`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FailPoint {
+    /// `replica_panic` or `power_cut`.
+    name: String,
+    /// replica_panic: the partition's topic.
+    topic: Option<String>,
+    /// replica_panic: the partition.
+    partition: Option<i32>,
+    /// power_cut: random bytes appended after the durable end of torn files (default 0).
+    garbage_bytes: Option<usize>,
+    /// power_cut: seed of the garbage (default: from the clock; logged either way).
+    seed: Option<u64>,
+}
+
+/// A parsed, valid fail point request.
+enum Request {
+    /// Panic the replica of this partition on its next append.
+    ReplicaPanic(TopicPartition),
+    /// Simulate a power loss.
+    PowerCut(PowerCut),
+}
+
+impl FailPoint {
+    /// The request, or why it is malformed.
+    fn parse(self) -> Result<Request, String> {
+        match self.name.as_str() {
+            "replica_panic" => {
+                if self.garbage_bytes.is_some() || self.seed.is_some() {
+                    return Err("garbage_bytes and seed apply only to power_cut".into());
+                }
+                match (self.topic, self.partition) {
+                    (Some(topic), Some(partition)) => Ok(Request::ReplicaPanic(TopicPartition::new(&topic, partition))),
+                    _ => Err("replica_panic needs topic and partition".into()),
+                }
+            }
+            "power_cut" => {
+                if self.topic.is_some() || self.partition.is_some() {
+                    return Err("power_cut applies to the whole node: no topic or partition".into());
+                }
+                let garbage_bytes = self.garbage_bytes.unwrap_or(0);
+                if garbage_bytes > MAX_GARBAGE_BYTES {
+                    return Err(format!("garbage_bytes {garbage_bytes} exceeds the maximum {MAX_GARBAGE_BYTES}"));
+                }
+                let seed = self.seed.unwrap_or_else(clock_seed);
+                Ok(Request::PowerCut(PowerCut { garbage_bytes, seed }))
+            }
+            other => Err(format!("unknown fail point {other:?}; known: replica_panic, power_cut")),
+        }
+    }
+}
+
+/// A seed that differs from run to run.
+fn clock_seed() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// Handles `POST /admin/fail-points`.
+pub(super) fn fail_point(ctx: Arc<NodeContext>, req: FailPoint) -> WithStatus<Json> {
+    if !ctx.config.debug.fail_points {
+        return outcome(StatusCode::FORBIDDEN, false, "fail points are disabled ([debug] fail_points = false)");
+    }
+    match req.parse() {
+        Err(reason) => outcome(StatusCode::BAD_REQUEST, false, reason),
+        Ok(Request::ReplicaPanic(tp)) => replica_panic(&ctx, tp),
+        Ok(Request::PowerCut(cut)) => power_cut(cut),
+    }
+}
+
+fn replica_panic(ctx: &NodeContext, tp: TopicPartition) -> WithStatus<Json> {
+    let Some(replica) = ctx.replicas.get(&tp).map(|r| r.clone()) else {
+        return outcome(StatusCode::NOT_FOUND, false, format!("partition {tp} is not served here"));
+    };
+    match replica.cast(ReplicaMsg::ArmFailPoint) {
+        Ok(()) => outcome(StatusCode::OK, true, format!("replica_panic armed on {tp}")),
+        Err(_) => outcome(StatusCode::SERVICE_UNAVAILABLE, false, format!("replica {tp} is restarting")),
+    }
+}
+
+/// Starts the cut on a thread of its own and answers at once; the answer may or may not reach
+/// the client before the process dies.
+fn power_cut(cut: PowerCut) -> WithStatus<Json> {
+    if !durability::is_enabled() {
+        // Only a node started some other way than `chronik-server start` gets here.
+        return outcome(StatusCode::CONFLICT, false, "durability tracking was not enabled at start-up");
+    }
+    warn!(garbage_bytes = cut.garbage_bytes, seed = cut.seed, "fail point: power cut");
+    let spawned = std::thread::Builder::new().name("power-cut".into()).spawn(move || durability::power_cut(cut));
+    match spawned {
+        Ok(_) => outcome(
+            StatusCode::ACCEPTED,
+            true,
+            format!(
+                "power cut started (garbage_bytes {}, seed {}): the process is being killed",
+                cut.garbage_bytes, cut.seed
+            ),
+        ),
+        Err(e) => outcome(StatusCode::INTERNAL_SERVER_ERROR, false, format!("cannot start the power cut: {e}")),
+    }
+}
