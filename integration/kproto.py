@@ -1,7 +1,8 @@
 """Hand-built Kafka frames for raw-socket tests (no client library in the way).
 
 Only the few non-flexible versions the tests need:
-ApiVersions v0, Metadata v0/v1/v4, Produce v3, Fetch v4, ListOffsets v1, CreateTopics v2.
+ApiVersions v0, Metadata v0/v1/v4, Produce v3/v8, Fetch v4, ListOffsets v1, CreateTopics v2.
+Also record batch surgery: edits to a v2 batch that keep its length and CRC-32C consistent.
 Request header v1: api_key i16, api_version i16, correlation_id i32, client_id nullable string.
 Response header v0: correlation_id i32.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 API_PRODUCE = 0
 API_FETCH = 1
@@ -76,11 +77,26 @@ def metadata_v4(correlation_id: int, topics: Optional[list[str]], allow_auto_cre
     return frame(API_METADATA, 4, correlation_id, body)
 
 
+def nullable_bytes(b: Optional[bytes]) -> bytes:
+    return i32(-1) if b is None else i32(len(b)) + b
+
+
+def _produce(version: int, correlation_id: int, topic: str, partition: int, records: Optional[bytes],
+             acks: int, timeout_ms: int, transactional_id: Optional[str]) -> bytes:
+    part = i32(partition) + nullable_bytes(records)
+    body = string(transactional_id) + i16(acks) + i32(timeout_ms) + array([string(topic) + array([part])])
+    return frame(API_PRODUCE, version, correlation_id, body)
+
+
 def produce_v3(correlation_id: int, topic: str, partition: int, records: bytes,
                acks: int = -1, timeout_ms: int = 10000) -> bytes:
-    part = i32(partition) + i32(len(records)) + records
-    body = string(None) + i16(acks) + i32(timeout_ms) + array([string(topic) + array([part])])
-    return frame(API_PRODUCE, 3, correlation_id, body)
+    return _produce(3, correlation_id, topic, partition, records, acks, timeout_ms, None)
+
+
+def produce_v8(correlation_id: int, topic: str, partition: int, records: Optional[bytes],
+               acks: int = -1, timeout_ms: int = 10000, transactional_id: Optional[str] = None) -> bytes:
+    """The last non-flexible Produce: same request body as v3; its response adds record_errors."""
+    return _produce(8, correlation_id, topic, partition, records, acks, timeout_ms, transactional_id)
 
 
 def fetch_v4(correlation_id: int, topic: str, partition: int, offset: int, max_wait_ms: int,
@@ -131,6 +147,94 @@ def decode_records(data: bytes) -> list[tuple[int, int, Optional[bytes], Optiona
         for r in batch:
             out.append((r.offset, r.timestamp, r.key, r.value))
     return out
+
+
+# ---- record batch surgery ---------------------------------------------------
+# Edits that keep a v2 batch's frame consistent (length, CRC-32C) so that only the intended
+# fault remains; compressed batches are edited in their plain records and compressed again
+# with kafka-python's codecs.
+
+HEADER_LEN = 61  # the fixed record batch v2 header; records follow
+
+
+def fix(batch: bytearray, length: bool = True) -> bytes:
+    """Recompute the batch length (unless told not to) and the CRC-32C over bytes 21.. ."""
+    from kafka.record.util import calc_crc32c
+
+    if length:
+        struct.pack_into(">i", batch, 8, len(batch) - 12)
+    struct.pack_into(">I", batch, 17, calc_crc32c(memoryview(batch)[21:]))
+    return bytes(batch)
+
+
+def plain_records(batch: bytes) -> bytes:
+    """The records of a batch, decompressed (attribute bits 0-2: none, gzip, snappy, lz4, zstd)."""
+    from kafka import codec as c
+
+    decode = [lambda b: b, c.gzip_decode, c.snappy_decode, c.lz4_decode, c.zstd_decode][batch[22] & 7]
+    return decode(batch[HEADER_LEN:])
+
+
+def with_plain_records(batch: bytes, plain: bytes) -> bytes:
+    """The batch around new plain records, compressed with its codec as kafka-python would."""
+    from kafka import codec as c
+
+    encode = [lambda b: b, c.gzip_encode, c.snappy_encode, c.lz4_encode, c.zstd_encode][batch[22] & 7]
+    return fix(bytearray(batch[:HEADER_LEN] + encode(bytes(plain))))
+
+
+def zigzag(v: int) -> bytes:
+    """A zigzag varint, as records encode their lengths and deltas."""
+    z = (v << 1) ^ (v >> 63)
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7f) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def record_fields(plain: bytes) -> list[dict]:
+    """Where each record's fields start in well-formed plain records."""
+    from kafka.record.util import decode_varint
+
+    out, pos = [], 0
+    while pos < len(plain):
+        f = {"start": pos}
+        length, pos = decode_varint(plain, pos)
+        f["attributes"], body_end = pos, pos + length
+        pos += 1
+        for name in ("timestamp_delta", "offset_delta", "key_length"):
+            f[name] = pos
+            v, pos = decode_varint(plain, pos)
+        pos += max(v, 0)
+        f["value_length"] = pos
+        v, pos = decode_varint(plain, pos)
+        f["header_count"] = pos + max(v, 0)
+        f["end"] = body_end
+        out.append(f)
+        pos = body_end
+    return out
+
+
+def set_varint(plain: bytearray, at: int, value: int) -> bytearray:
+    """Replace the varint at `at` (its record length is not adjusted: that is the point)."""
+    from kafka.record.util import decode_varint
+
+    _old, end = decode_varint(plain, at)
+    return plain[:at] + zigzag(value) + plain[end:]
+
+
+def edit_records(batch: bytes, edit: Callable[[bytearray], bytearray]) -> bytes:
+    """The batch with its plain records edited by `edit`."""
+    return with_plain_records(batch, edit(bytearray(plain_records(batch))))
+
+
+def edit_header(batch: bytes, fmt: str, at: int, value) -> bytes:
+    """The batch with the header field at `at` packed as `fmt` (CRC recomputed)."""
+    b = bytearray(batch)
+    struct.pack_into(fmt, b, at, value)
+    return fix(b, length=False)
 
 
 # ---- decoding ---------------------------------------------------------------
@@ -216,6 +320,22 @@ def parse_produce_v3(body: bytes) -> list[dict]:
         for p in parts:
             p["topic"] = name
             out.append(p)
+    return out
+
+
+def parse_produce_v8(body: bytes) -> list[dict]:
+    """Per partition: error_code, base_offset, log_start_offset, record_errors [(index, message)], error_message."""
+    r = Reader(body)
+    out = []
+    for name, parts in r.array(lambda r: (r.string(), r.array(
+            lambda r: dict(partition=r.i32(), error_code=r.i16(), base_offset=r.i64(),
+                           log_append_time=r.i64(), log_start_offset=r.i64(),
+                           record_errors=r.array(lambda r: (r.i32(), r.string())),
+                           error_message=r.string())))):
+        for p in parts:
+            p["topic"] = name
+            out.append(p)
+    r.i32()  # throttle_time_ms
     return out
 
 

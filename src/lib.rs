@@ -7,8 +7,9 @@
 //! - [`log`]: a partition's on-disk log: record-batch headers, segments, sparse offset and time
 //!   indexes, append/read, recovery of a torn tail, roll and retention.
 //! - [`partition`]: per-partition rules that are not storage: idempotent-producer sequence checks.
-//! - [`records`]: deep checks of produced record batches (compressed ones are decoded,
-//!   with a cap on the decompressed size).
+//! - [`records`]: Kafka's broker-side checks of produced batches: the frame, the header and
+//!   every record walked in place (compressed ones after capped decompression), each refusal
+//!   mapped to Kafka's error code.
 //! - [`offsets`]: committed consumer-group offsets as records of `__consumer_offsets`.
 //! - [`group`]: consumer-group membership (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) as a pure,
 //!   clock-driven state machine per group.

@@ -1,17 +1,21 @@
-//! Produce: split each partition's records into batches, hand them to the partition's replica
-//! right away (so pipelined requests append in order), then wait for the acks.
+//! Produce: check each partition's records (exactly one batch, every record walked: see
+//! `chronik::records::validate`), hand the batch to the partition's replica right away (so
+//! pipelined requests append in order), then wait for the acks. A refused batch never reaches
+//! the replica; its answer carries Kafka's code, a message and, from v8, the records to blame.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chronik::cluster::validate_topic_name;
-use chronik::log::split_batches;
 use chronik::offsets::OFFSETS_TOPIC;
+use chronik::records::{NoTransactions, ProduceRules, Refusal, claims_transaction, validate_produce};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -19,18 +23,23 @@ use tracing::debug;
 use super::{auto_create_topics, str_bytes, topic_name};
 use crate::context::NodeContext;
 use crate::replica::{AppendOutcome, PartitionError, ReplicaMsg};
-use chronik::records::validate_batches;
 
-/// One partition's answer: known now, or to be awaited.
+/// One partition's answer: known now, refused before appending, or to be awaited.
 enum Pending {
+    /// Answered without waiting for the replica.
     Done(Result<AppendOutcome, PartitionError>),
+    /// The records failed validation; nothing was appended.
+    Refused(Refusal),
+    /// Appended (or queued); the replica answers once `acks` is satisfied.
     Waiting(oneshot::Receiver<Result<AppendOutcome, PartitionError>>),
 }
 
 /// Starts the produce; the returned future yields the response (`None` for acks=0).
 pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxFuture<'static, Option<ResponseKind>> {
     let acks = req.acks;
-    let bad_acks = !matches!(acks, -1..=1);
+    let shared_failure = request_failure(&req);
+    let has_transactional_id = req.transactional_id.is_some();
+    let rules = ProduceRules { api_version: version, has_transactional_id, transactions: &NoTransactions };
     let metadata = ctx.metadata();
     let mut missing = Vec::new();
     let mut topics = Vec::with_capacity(req.topic_data.len());
@@ -43,16 +52,9 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxF
         let partitions: Vec<(i32, Pending)> = topic
             .partition_data
             .into_iter()
-            .map(|p| {
-                let pending = if bad_acks {
-                    Pending::Done(Err(PartitionError::new(
-                        ResponseError::InvalidRequiredAcks,
-                        "acks must be -1, 0 or 1",
-                    )))
-                } else {
-                    start_append(ctx, &name, p.index, p.records.unwrap_or_default(), acks)
-                };
-                (p.index, pending)
+            .map(|p| match shared_failure {
+                Some(fail) => (p.index, fail()),
+                None => (p.index, start_append(ctx, &name, p.index, p.records.as_ref(), acks, &rules)),
             })
             .collect();
         topics.push((name, partitions));
@@ -66,21 +68,48 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxF
         if acks == 0 {
             return None;
         }
-        let mut responses = Vec::with_capacity(topics.len());
-        for (name, partitions) in topics {
-            let mut results = Vec::with_capacity(partitions.len());
-            for (index, pending) in partitions {
-                results.push(partition_response(index, finish(pending, timeout).await, version));
-            }
-            responses
-                .push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(results));
-        }
-        Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+        Some(ResponseKind::Produce(respond(topics, timeout, version).await))
     }
     .boxed()
 }
 
-fn start_append(ctx: &NodeContext, topic: &str, partition: i32, records: Bytes, acks: i16) -> Pending {
+/// A failure every partition of the request shares, found before any records are looked at:
+/// like Kafka, a transactional batch in a request without a transactional id fails the whole
+/// request (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); then acks outside -1..=1.
+fn request_failure(req: &ProduceRequest) -> Option<fn() -> Pending> {
+    let partitions = || req.topic_data.iter().flat_map(|t| &t.partition_data);
+    if req.transactional_id.is_none() && partitions().any(|p| p.records.as_deref().is_some_and(claims_transaction)) {
+        return Some(|| Pending::Refused(Refusal::TransactionalWithoutId));
+    }
+    if !matches!(req.acks, -1..=1) {
+        return Some(|| {
+            Pending::Done(Err(PartitionError::new(ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")))
+        });
+    }
+    None
+}
+
+/// Waits for every partition's answer, in request order.
+async fn respond(topics: Vec<(String, Vec<(i32, Pending)>)>, timeout: Duration, version: i16) -> ProduceResponse {
+    let mut responses = Vec::with_capacity(topics.len());
+    for (name, partitions) in topics {
+        let mut results = Vec::with_capacity(partitions.len());
+        for (index, pending) in partitions {
+            results.push(partition_response(index, finish(pending, timeout).await, version));
+        }
+        responses.push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(results));
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+fn start_append(
+    ctx: &NodeContext,
+    topic: &str,
+    partition: i32,
+    records: Option<&Bytes>,
+    acks: i16,
+    rules: &ProduceRules<'_>,
+) -> Pending {
     let err = |kind: ResponseError, msg: String| Pending::Done(Err(PartitionError::new(kind, msg)));
     if let Err(e) = validate_topic_name(topic) {
         return err(ResponseError::InvalidTopicException, e.to_string());
@@ -93,14 +122,13 @@ fn start_append(ctx: &NodeContext, topic: &str, partition: i32, records: Bytes, 
         Ok(replica) => replica,
         Err(e) => return Pending::Done(Err(e)),
     };
-    let batches =
-        match split_batches(&records).map_err(|e| e.to_string()).and_then(|b| validate_batches(&b).map(|()| b)) {
-            Ok(batches) => batches,
-            Err(e) => {
-                debug!(topic, partition, error = %e, "rejecting a corrupt produce");
-                return err(ResponseError::CorruptMessage, e);
-            }
-        };
+    let batches = match validate_produce(records, rules) {
+        Ok(batch) => vec![batch],
+        Err(refusal) => {
+            debug!(topic, partition, error = %refusal, code = refusal.error().code(), "refusing a produced batch");
+            return Pending::Refused(refusal);
+        }
+    };
     if acks == 0 {
         let _ = replica.cast(ReplicaMsg::Append { batches, acks_all: false, reply: None });
         return Pending::Done(Ok(AppendOutcome { base_offset: -1, log_start_offset: -1 }));
@@ -112,34 +140,49 @@ fn start_append(ctx: &NodeContext, topic: &str, partition: i32, records: Bytes, 
     }
 }
 
-async fn finish(pending: Pending, timeout: Duration) -> Result<AppendOutcome, PartitionError> {
+/// A partition's final answer; a refusal keeps its record errors for the response.
+type Answer = Result<AppendOutcome, (PartitionError, Vec<(i32, String)>)>;
+
+async fn finish(pending: Pending, timeout: Duration) -> Answer {
     let rx = match pending {
-        Pending::Done(result) => return result,
+        Pending::Done(result) => return result.map_err(|e| (e, Vec::new())),
+        Pending::Refused(r) => return Err((PartitionError::new(r.error(), r.to_string()), r.record_errors())),
         Pending::Waiting(rx) => rx,
     };
+    let no_records = |e| (e, Vec::new());
     match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(result)) => result,
+        Ok(Ok(result)) => result.map_err(no_records),
         // The replica stopped before answering (a crash and restart): the batch may or may not
         // be in the log; a retry with the same sequence is deduplicated either way.
-        Ok(Err(_)) => Err(PartitionError::new(ResponseError::NotLeaderOrFollower, "replica restarted")),
-        Err(_) => Err(PartitionError::new(ResponseError::RequestTimedOut, "not durable within the request timeout")),
+        Ok(Err(_)) => Err(no_records(PartitionError::new(ResponseError::NotLeaderOrFollower, "replica restarted"))),
+        Err(_) => Err(no_records(PartitionError::new(
+            ResponseError::RequestTimedOut,
+            "not durable within the request timeout",
+        ))),
     }
 }
 
-fn partition_response(
-    index: i32,
-    result: Result<AppendOutcome, PartitionError>,
-    version: i16,
-) -> PartitionProduceResponse {
+fn partition_response(index: i32, result: Answer, version: i16) -> PartitionProduceResponse {
     let r = PartitionProduceResponse::default().with_index(index).with_log_append_time_ms(-1);
     match result {
         Ok(o) => {
             let r = r.with_base_offset(o.base_offset);
             if version >= 5 { r.with_log_start_offset(o.log_start_offset) } else { r }
         }
-        Err(e) => {
+        Err((e, records)) => {
             let r = r.with_error_code(e.code).with_base_offset(-1);
-            if version >= 8 { r.with_error_message(Some(str_bytes(e.message))) } else { r }
+            if version < 8 {
+                return r;
+            }
+            let record_errors = records
+                .into_iter()
+                .map(|(i, msg)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(i)
+                        .with_batch_index_error_message(Some(str_bytes(msg)))
+                })
+                .collect();
+            r.with_error_message(Some(str_bytes(e.message))).with_record_errors(record_errors)
         }
     }
 }
