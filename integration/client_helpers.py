@@ -207,7 +207,9 @@ def ck_consume_all(bootstrap: str, topic: str, partitions: int, timeout: float =
     """Every record of every partition, read with confluent-kafka up to the high watermarks."""
     c = ck_consumer(bootstrap)
     try:
-        ends = {p: c.get_watermark_offsets(CkTopicPartition(topic, p), timeout=15)[1] for p in range(partitions)}
+        # A leader that just changed answers NOT_LEADER until the client's metadata catches up.
+        ends = {p: wait_until(lambda p=p: c.get_watermark_offsets(CkTopicPartition(topic, p), timeout=15), 30,
+                              f"the high watermark of {topic}-{p}")[1] for p in range(partitions)}
         c.assign([CkTopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         out: dict[int, list[Record]] = {p: [] for p in range(partitions)}
         nxt = {p: 0 for p in range(partitions)}

@@ -244,7 +244,8 @@ impl Actor for ReplicaActor {
 
 impl ReplicaState {
     fn park_fetch(&mut self, offset: i64, reply: RpcReplyPort<()>) {
-        if self.high_watermark > offset {
+        // Not leading: answer now, and the fetch's read says so.
+        if self.high_watermark > offset || self.followers.is_none() {
             let _ = reply.send(());
             return;
         }

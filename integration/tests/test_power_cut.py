@@ -59,11 +59,11 @@ def produce_acked(b: Broker, topic: str, start: int, n: int) -> dict[int, int]:
         p.close()
 
 
-def power_cut(b: Broker, garbage: int) -> list[tuple[str, str, str, int]]:
+def power_cut(b: Broker, garbage: int, seed: int = 7) -> list[tuple[str, str, str, int]]:
     """Triggers the fail point, waits for the process to die of SIGKILL; the cut's log lines
     (file, length before, length after, garbage bytes)."""
     mark = b.log_size()
-    body = {"name": "power_cut", "garbage_bytes": garbage, "seed": 7}
+    body = {"name": "power_cut", "garbage_bytes": garbage, "seed": seed}
     try:
         r = requests.post(f"{b.admin_url}/admin/fail-points", data=json.dumps(body),
                           headers={"content-type": "application/json"}, timeout=5)

@@ -15,7 +15,18 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 impl ReplicaState {
+    /// Clients read only from a leader that leads: a replica the metadata names leader but whose
+    /// node is not registered yet has not even recovered its high watermark from the followers.
+    fn check_serving(&self) -> Result<(), PartitionError> {
+        if self.followers.is_some() {
+            return Ok(());
+        }
+        let msg = format!("{} is not led here ({})", self.tp, self.role());
+        Err(PartitionError::new(ResponseError::NotLeaderOrFollower, msg))
+    }
+
     pub(super) fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadOutcome, PartitionError> {
+        self.check_serving()?;
         match self.log.read(offset, self.high_watermark, max_bytes, min_one) {
             Ok(r) => Ok(ReadOutcome {
                 records: r.records,
@@ -32,6 +43,7 @@ impl ReplicaState {
 
     /// `(offset, timestamp)` for a ListOffsets target; `(-1, -1)` when no record qualifies.
     pub(super) fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+        self.check_serving()?;
         match timestamp {
             LATEST => Ok((self.high_watermark, -1)),
             EARLIEST => Ok((self.log.log_start_offset(), -1)),
