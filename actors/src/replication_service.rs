@@ -16,7 +16,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{error, info};
 
-use crate::context::{NodeContext, TopicPartition};
+use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::handlers::replica_for;
 use crate::replica::{PartitionError, ReadOutcome, ReplicaMsg};
@@ -153,24 +153,35 @@ impl Replication for Service {
 
 type Responses = futures::channel::mpsc::Sender<Result<FetchResponse, Status>>;
 
-/// Serves one follower's stream: at most one fetch in progress (the follower sends the next
-/// once it has the answer), and progress reports handed to the replica as they come, even while
-/// that fetch waits for data.
+/// Serves one follower's stream, in the order it sent: a fetch is recorded by the replica before
+/// the next message is read (so a progress report sent after it never lands before it), and
+/// only its long poll runs beside the stream, during which progress reports keep being passed
+/// on. The follower sends its next fetch once it has the answer, so at most one waits.
 async fn follow(ctx: Arc<NodeContext>, mut requests: Streaming<FetchRequest>, mut tx: Responses) {
-    let mut fetch: Option<futures::future::BoxFuture<'static, FetchResponse>> = None;
+    let mut waiting: Option<futures::future::BoxFuture<'static, FetchResponse>> = None;
     loop {
-        tokio::select! {
+        let response = tokio::select! {
             request = requests.next() => match request {
-                Some(Ok(req)) if req.progress_only => report_progress(&ctx, &req),
-                Some(Ok(req)) => fetch = Some(Box::pin(serve(ctx.clone(), req))),
+                Some(Ok(req)) if req.progress_only => {
+                    report_progress(&ctx, &req);
+                    continue;
+                }
+                Some(Ok(req)) => match fetch_now(&ctx, req).await {
+                    Fetched::Answer(response) => response,
+                    Fetched::Nothing(long_poll) => {
+                        waiting = Some(long_poll);
+                        continue;
+                    }
+                },
                 _ => return,
             },
-            response = async { fetch.as_mut().expect("guarded").await }, if fetch.is_some() => {
-                fetch = None;
-                if tx.send(Ok(response)).await.is_err() {
-                    return;
-                }
+            response = async { waiting.as_mut().expect("guarded").await }, if waiting.is_some() => {
+                waiting = None;
+                response
             }
+        };
+        if tx.send(Ok(response)).await.is_err() {
+            return;
         }
     }
 }
@@ -187,33 +198,55 @@ fn report_progress(ctx: &NodeContext, req: &FetchRequest) {
     }
 }
 
-/// Answers one fetch: straight away when there are batches past the follower's offset, else
-/// after the log grows or the wait runs out. An out-of-range fetch is answered with the
-/// leader's log bounds, so the follower can tell whether it is ahead or behind.
-async fn serve(ctx: Arc<NodeContext>, req: FetchRequest) -> FetchResponse {
-    let tp = TopicPartition::new(&req.topic, req.partition);
-    let replica = match replica_for(&ctx, &tp.topic, tp.partition) {
+/// A fetch's first attempt: its answer, or the long poll to await when nothing is new yet.
+enum Fetched {
+    /// Batches, or a refusal.
+    Answer(FetchResponse),
+    /// Nothing past the follower's offset yet: wait for the log to grow, then fetch again.
+    Nothing(futures::future::BoxFuture<'static, FetchResponse>),
+}
+
+/// Records the fetch in the leader replica and answers straight away when there are batches past
+/// the follower's offset; otherwise returns the long poll (answered after the log grows or the
+/// wait runs out).
+async fn fetch_now(ctx: &NodeContext, req: FetchRequest) -> Fetched {
+    let replica = match replica_for(ctx, &req.topic, req.partition) {
         Ok(replica) => replica,
-        Err(e) => return refused(e),
+        Err(e) => return Fetched::Answer(refused(e)),
     };
-    let max_bytes = (req.max_bytes as usize).clamp(1024, MAX_FETCH_BYTES);
-    let wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(MAX_WAIT);
-    let fetch = |reply| ReplicaMsg::ReplicaFetch {
-        replica_id: req.replica_id,
-        leader_epoch: req.leader_epoch,
-        fetch_offset: req.fetch_offset,
-        durable_offset: req.durable_offset,
-        max_bytes,
-        reply,
-    };
-    let mut result = ask(&replica, fetch).await;
-    if matches!(&result, Ok(read) if read.records.is_empty()) {
-        let park = |reply| ReplicaMsg::WaitForLogEnd { offset: req.fetch_offset, reply };
-        let _ = tokio::time::timeout(wait, replica.call(park, wait + Duration::from_secs(1))).await;
-        result = ask(&replica, fetch).await;
+    match ask(&replica, fetch_msg(&req)).await {
+        Ok(read) if read.records.is_empty() => Fetched::Nothing(Box::pin(long_poll(replica, req))),
+        result => Fetched::Answer(respond(&replica, result).await),
     }
+}
+
+/// Waits (at most `max_wait_ms`) for the log to pass the follower's offset, then fetches again.
+async fn long_poll(replica: crate::directory::Counted<ReplicaMsg>, req: FetchRequest) -> FetchResponse {
+    let wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(MAX_WAIT);
+    let park = |reply| ReplicaMsg::WaitForLogEnd { offset: req.fetch_offset, reply };
+    let _ = tokio::time::timeout(wait, replica.call(park, wait + Duration::from_secs(1))).await;
+    let result = ask(&replica, fetch_msg(&req)).await;
+    respond(&replica, result).await
+}
+
+/// The replica's message for a follower's fetch.
+fn fetch_msg(
+    req: &FetchRequest,
+) -> impl FnOnce(ractor::RpcReplyPort<Result<ReadOutcome, PartitionError>>) -> ReplicaMsg {
+    let (replica_id, leader_epoch, fetch_offset, durable_offset) =
+        (req.replica_id, req.leader_epoch, req.fetch_offset, req.durable_offset);
+    let max_bytes = (req.max_bytes as usize).clamp(1024, MAX_FETCH_BYTES);
+    move |reply| ReplicaMsg::ReplicaFetch { replica_id, leader_epoch, fetch_offset, durable_offset, max_bytes, reply }
+}
+
+/// The wire answer; an out-of-range fetch carries the leader's log bounds, so the follower can
+/// tell whether it is ahead or behind.
+async fn respond(
+    replica: &crate::directory::Counted<ReplicaMsg>,
+    result: Result<ReadOutcome, PartitionError>,
+) -> FetchResponse {
     match result {
-        Err(e) if e.code == ResponseError::OffsetOutOfRange.code() => out_of_range(&replica, e).await,
+        Err(e) if e.code == ResponseError::OffsetOutOfRange.code() => out_of_range(replica, e).await,
         other => answer(other),
     }
 }

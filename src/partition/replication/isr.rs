@@ -70,16 +70,23 @@ impl FollowerState {
         }
         let seen_leo = self.last_fetch.map_or(leader_leo, |(_, prev)| prev.max(leader_leo));
         self.last_fetch = Some((now_ms, seen_leo));
+        // A fetch from below the previous one means the follower truncated: what it had made
+        // durable above is gone, so its report counts even if lower.
+        if self.log_end_offset.is_some_and(|previous| fetch_offset < previous) {
+            self.durable_offset = None;
+        }
         self.log_end_offset = Some(fetch_offset);
         self.record_durable(durable_offset);
     }
 
     /// The follower fsynced its log up to `durable_offset` (capped at its log end offset: a
-    /// follower cannot have made durable what it has not appended). The value reported last
-    /// counts, even when lower: a follower that truncated has lost what it had.
+    /// follower cannot have made durable what it has not appended). It only moves forward: a
+    /// fetch held in a long poll and fetched again carries the offset it was sent with, older
+    /// than the progress reported meanwhile.
     pub fn record_durable(&mut self, durable_offset: i64) {
         if let Some(leo) = self.log_end_offset {
-            self.durable_offset = Some(durable_offset.min(leo));
+            let reported = durable_offset.min(leo);
+            self.durable_offset = Some(self.durable_offset.map_or(reported, |d| d.max(reported)));
         }
     }
 

@@ -294,3 +294,16 @@ fn a_follower_joins_the_isr_only_once_the_committed_records_are_on_its_disk() {
     t.record_durable(C, 100);
     assert_eq!(t.isr_change(&[LEADER, B], &REPLICAS, 100, 2_000, 10_000), Some(vec![LEADER, B, C]));
 }
+
+#[test]
+fn a_durable_offset_only_moves_forward_until_the_follower_truncates() {
+    let mut f = FollowerState::new(None);
+    f.record_fetch(120, 100, 120, 1_000);
+    f.record_durable(120);
+    // The same fetch, answered after a long poll, still carries the offset it was sent with.
+    f.record_fetch(120, 100, 120, 1_500);
+    assert_eq!(f.durable_offset(), Some(120), "a stale report never lowers it");
+    // Fetching from below its previous offset: the follower truncated and lost what was above.
+    f.record_fetch(90, 90, 120, 2_000);
+    assert_eq!(f.durable_offset(), Some(90));
+}
