@@ -14,6 +14,8 @@ replica (the leader's disk and each follower's log).
 Runs (each to a fresh topic with 3 partitions, compression none):
   1,000,000 x 100 B with acks=1, then acks=all
     200,000 x 1 KiB with acks=1, then acks=all
+With --cluster it first sends 1,500 messages one at a time (acks=all, 1 partition) and prints
+their latency p50/p90/p99: the cost of one ack with nothing else in flight.
 For each run it prints msg/s, MB/s (10^6 bytes of values), produce latency
 p50/p99/p99.9, the error count and, for the brokers it started, the CPU seconds each used
 during the run; then it reads each topic back and prints consume msg/s and MB/s.
@@ -55,19 +57,19 @@ RUNS = [  # (label, messages, value bytes, acks)
 ]
 
 
-def create_topic(bootstrap: str, topic: str, replication_factor: int = 1) -> None:
+def create_topic(bootstrap: str, topic: str, replication_factor: int = 1, partitions: int = PARTITIONS) -> None:
     """Creates the topic and waits until every partition has a leader and a full ISR."""
     a = AdminClient({"bootstrap.servers": bootstrap})
-    new = NewTopic(topic, num_partitions=PARTITIONS, replication_factor=replication_factor)
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)
     a.create_topics([new])[topic].result(30)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         t = a.list_topics(topic, timeout=5).topics.get(topic)
-        if (t is not None and t.error is None and len(t.partitions) == PARTITIONS
+        if (t is not None and t.error is None and len(t.partitions) == partitions
                 and all(p.leader >= 0 and len(p.isrs) == replication_factor for p in t.partitions.values())):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"topic {topic} not visible with {PARTITIONS} partitions and full ISRs")
+    raise RuntimeError(f"topic {topic} not visible with {partitions} partitions and full ISRs")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -207,6 +209,25 @@ def run_all(bootstrap: str, scale: float, runs=RUNS, replication_factor: int = 1
     return 1 if failed else 0
 
 
+def sequential_latency(bootstrap: str, rf: int, count: int = 1500) -> None:
+    """One message at a time (acks=all, idempotent, linger 0) to a 1-partition topic: the latency
+    of one ack with nothing else in flight, which pipelining hides in the throughput runs."""
+    topic = f"bench-sequential-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, rf, partitions=1)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
+    samples = []
+    for _ in range(count):
+        t = time.perf_counter()
+        p.produce(topic, b"x" * 100, partition=0)
+        if p.flush(10) != 0:
+            raise RuntimeError("a sequential send was not acknowledged within 10 s")
+        samples.append((time.perf_counter() - t) * 1000)
+    lat = sorted(samples[count // 10:])  # the first sends include connecting and warm-up
+    q = lambda f: lat[min(len(lat) - 1, int(len(lat) * f))]  # noqa: E731 - a percentile
+    print(f"sequential 100B acks=all {len(lat):>6} msgs  latency ms p50 {q(0.5):7.2f}  p90 {q(0.9):7.2f}  "
+          f"p99 {q(0.99):7.2f}", flush=True)
+
+
 def run_cluster(size: int, scale: float) -> int:
     """Starts `size` nodes as one cluster, runs the acks=all runs at RF min(3, size), stops them."""
     rf = min(3, size)
@@ -223,6 +244,7 @@ def run_cluster(size: int, scale: float) -> int:
         print(f"{size}-node cluster on {bootstrap} (Raft leader node {leader}, RF {rf}, min.insync {min(2, rf)}, "
               f"fsync=always, data under {tmp}); pids {pids}", flush=True)
         try:
+            sequential_latency(bootstrap, rf)
             return run_all(bootstrap, scale, [r for r in RUNS if r[3] == "all"], rf, pids)
         except BaseException:
             for i in cluster.members:
