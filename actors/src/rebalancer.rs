@@ -350,7 +350,12 @@ impl RebalancerState {
         let command = MetadataCommand::AsLeader { term: self.planned_term, command: Box::new(command) };
         self.in_flight.insert(key.clone());
         let (ctx, me) = (self.ctx.clone(), myself.clone());
+        let debug = &self.ctx.config.debug;
+        let delay = Duration::from_millis(if debug.fail_points { debug.rebalance_step_delay_ms } else { 0 });
         tokio::spawn(async move {
+            // The fail point holds the step, decided from the metadata as it was, so a test can
+            // change the metadata under it: the state machine must refuse what became unsafe.
+            tokio::time::sleep(delay).await;
             let ok = matches!(apply_metadata(&ctx, vec![command]).await.pop(), Some(Ok(())));
             let _ = me.cast(RebalancerMsg::StepDone { key, ok });
         });

@@ -162,6 +162,9 @@ pub struct DebugConfig {
     /// Fail point: the Raft leader waits this long between adding a node as a learner and
     /// promoting it, so a test can kill it in between (0: off; needs `fail_points`).
     pub pause_after_add_learner_ms: u64,
+    /// Fail point: the rebalancer waits this long before proposing each step of a move, so a
+    /// test can fail a node while a move shows a given phase (0: off; needs `fail_points`).
+    pub rebalance_step_delay_ms: u64,
 }
 
 impl Default for StorageConfig {

@@ -23,8 +23,14 @@ impl Config {
         if self.data_dir.trim().is_empty() {
             problems.push("data_dir: must not be empty".to_string());
         }
-        if self.debug.pause_after_add_learner_ms > 0 && !self.debug.fail_points {
-            problems.push("debug.pause_after_add_learner_ms: a fail point; needs debug.fail_points = true".to_string());
+        let fail_points = [
+            ("debug.pause_after_add_learner_ms", self.debug.pause_after_add_learner_ms),
+            ("debug.rebalance_step_delay_ms", self.debug.rebalance_step_delay_ms),
+        ];
+        for (key, value) in fail_points {
+            if value > 0 && !self.debug.fail_points {
+                problems.push(format!("{key}: a fail point; needs debug.fail_points = true"));
+            }
         }
         self.check_addresses(&mut problems);
         self.check_peers(&mut problems);
