@@ -81,6 +81,9 @@ pub struct ReplicaState {
     checkpointed_hw: i64,
     /// Who leads, in which epoch, with which ISR.
     leadership: Leadership,
+    /// After a restart as the leader: the epoch it led in. It leads again only in a later one
+    /// (`BumpLeaderEpoch`), since a failure may have cost it records its followers copied.
+    fenced_epoch: Option<i32>,
     /// On the leader: each follower's progress, and the high watermark over the ISR.
     followers: Option<IsrTracker>,
     /// An ISR change is being proposed; no second one until it is done.
@@ -137,6 +140,11 @@ impl Actor for ReplicaActor {
         myself.send_interval(check, || ReplicaMsg::CheckIsr);
         myself.send_interval(checkpoint::INTERVAL, || ReplicaMsg::CheckpointHighWatermark);
         let end = log.log_end_offset();
+        let me = args.ctx.config.node_id;
+        let fenced_epoch = (args.restarts > 0 && args.leadership.leader == me).then_some(args.leadership.leader_epoch);
+        if let Some(epoch) = fenced_epoch {
+            tokio::spawn(leader::request_new_epoch(args.ctx.clone(), args.tp.clone(), epoch));
+        }
         let mut state = ReplicaState {
             high_watermark,
             durable_end: end,
@@ -147,6 +155,7 @@ impl Actor for ReplicaActor {
             producers,
             epochs,
             leadership: args.leadership.clone(),
+            fenced_epoch,
             followers: None,
             isr_pending: false,
             fetcher: None,

@@ -81,6 +81,29 @@ async fn read_all(replica: &Counted<ReplicaMsg>) -> Bytes {
     }
 }
 
+/// The replica, once it leads (a restarted leader waits for a new leader epoch first).
+async fn leading(ctx: &NodeContext, not: Option<ractor::ActorId>) -> Counted<ReplicaMsg> {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        if let Some(r) = replica(ctx).filter(|r| Some(r.actor.get_id()) != not)
+            && let Ok(CallResult::Success(info)) = r.call(ReplicaMsg::Info, T).await
+            && info.role == "leader"
+        {
+            return r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for a leading replica");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The leader epoch the replica acts under.
+async fn epoch(replica: &Counted<ReplicaMsg>) -> i32 {
+    match replica.call(ReplicaMsg::Info, T).await.expect("send") {
+        CallResult::Success(info) => info.leader_epoch,
+        other => panic!("info failed: {other:?}"),
+    }
+}
+
 /// The first actor in the tree with this role or name.
 fn find<'a>(node: &'a ActorNode, role_or_name: &str) -> Option<&'a ActorNode> {
     if node.role == role_or_name || node.name == role_or_name {
@@ -110,7 +133,8 @@ async fn panicking_replica_restarts_then_goes_offline_alone() {
     // A replica leads once this process is registered (which gave it a new epoch).
     let me = ctx.config.node_id;
     eventually("registration", || (ctx.metadata().incarnations.get(&me) == Some(&ctx.incarnation)).then_some(())).await;
-    let first = eventually("replica", || replica(&ctx)).await;
+    let first = leading(&ctx, None).await;
+    let epoch_before = epoch(&first).await;
     assert_eq!(append(&first, 0).await.expect("append").base_offset, 0);
     assert_eq!(append(&first, 10).await.expect("append").base_offset, 10);
     let before = read_all(&first).await;
@@ -119,8 +143,8 @@ async fn panicking_replica_restarts_then_goes_offline_alone() {
     // restarts the replica.
     first.cast(ReplicaMsg::ArmFailPoint).expect("arm");
     crash(&first).await;
-    let second =
-        eventually("restarted replica", || replica(&ctx).filter(|r| r.actor.get_id() != first.actor.get_id())).await;
+    let second = leading(&ctx, Some(first.actor.get_id())).await;
+    assert!(epoch(&second).await > epoch_before, "a restarted leader leads on in a new epoch");
     assert_eq!(read_all(&second).await, before, "data written before the crash is served after it");
     assert_eq!(append(&second, 30).await.expect("append after restart").base_offset, 20);
     let root = node.get_cell();
@@ -131,8 +155,7 @@ async fn panicking_replica_restarts_then_goes_offline_alone() {
     // ReplicaSupervisor is not restarted and the node keeps running.
     second.cast(ReplicaMsg::ArmFailPoint).expect("arm");
     crash(&second).await;
-    let third =
-        eventually("replica back", || replica(&ctx).filter(|r| r.actor.get_id() != second.actor.get_id())).await;
+    let third = leading(&ctx, Some(second.actor.get_id())).await;
     third.cast(ReplicaMsg::ArmFailPoint).expect("arm");
     crash(&third).await;
     let tp = TopicPartition::new("orders", 0);
@@ -148,7 +171,7 @@ async fn panicking_replica_restarts_then_goes_offline_alone() {
     let back = sup.call(|reply| ReplicaSupervisorMsg::BringOnline { tp: tp.clone(), reply }, T).await.expect("call");
     assert!(matches!(back, CallResult::Success(Ok(()))), "{back:?}");
     assert!(ctx.offline.get(&tp).is_none());
-    let replica_now = eventually("replica after bringing it back", || replica(&ctx)).await;
+    let replica_now = leading(&ctx, None).await;
     let data = read_all(&replica_now).await;
     assert!(data.starts_with(&before), "everything acknowledged survives");
 

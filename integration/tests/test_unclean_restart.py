@@ -72,12 +72,18 @@ def loops(cluster: Cluster, marks: dict[int, int]) -> dict[int, int]:
     return {i: len(cluster.node(i).log_lines(r"the leader refused the fetch offset", marks[i])) for i in VOTERS}
 
 
-def test_a_clean_restart_leads_again_in_a_new_epoch(cluster):
+def restart_scenario(cluster: Cluster, name: str) -> tuple[int, str, list[int], dict]:
+    """A node that leads partitions but not Raft, a new topic, the partitions the node leads,
+    and every partition's (leader, epoch, ISR) before the restart."""
     victim = pick_victim(cluster)
-    topic = unique_topic("clean-restart")
+    topic = unique_topic(name)
     layout = create_topic(cluster, topic)
     led = [p for p, (leader, _r) in layout.items() if leader == victim]
-    before = epochs_and_leaders(cluster, victim, topic)
+    return victim, topic, led, epochs_and_leaders(cluster, victim, topic)
+
+
+def test_a_clean_restart_leads_again_in_a_new_epoch(cluster):
+    victim, topic, led, before = restart_scenario(cluster, "clean-restart")
     with NumberedProducers(",".join(cluster.bootstrap(i) for i in VOTERS), topic, list(range(PARTITIONS))) as prods:
         prods.wait_acks(30, what="before the restart")
         assert cluster.stop(victim) == 0
@@ -101,11 +107,7 @@ def test_a_clean_restart_leads_again_in_a_new_epoch(cluster):
 
 
 def test_an_unclean_restart_leaves_every_isr_until_caught_up(cluster):
-    victim = pick_victim(cluster)
-    topic = unique_topic("unclean-restart")
-    layout = create_topic(cluster, topic)
-    led = [p for p, (leader, _r) in layout.items() if leader == victim]
-    before = epochs_and_leaders(cluster, victim, topic)
+    victim, topic, led, before = restart_scenario(cluster, "unclean-restart")
     with NumberedProducers(",".join(cluster.bootstrap(i) for i in VOTERS), topic, list(range(PARTITIONS))) as prods:
         prods.wait_acks(30, what="before the kill")
         cluster.kill(victim)

@@ -186,6 +186,14 @@ impl ClusterMetadata {
             MetadataCommand::ReplicaOffline { topic, partition, node } => {
                 self.replica_offline(topic, *partition, *node)
             }
+            MetadataCommand::BumpLeaderEpoch { topic, partition, leader, leader_epoch } => {
+                let p = self.partition_mut(topic, *partition)?;
+                if (p.leader, p.leader_epoch) != (*leader, *leader_epoch) {
+                    return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: *leader_epoch });
+                }
+                p.leader_epoch += 1;
+                Ok(())
+            }
             // Handled by `apply_in_term`.
             MetadataCommand::AllocateProducerIds { .. } | MetadataCommand::AsLeader { .. } => Ok(()),
         }

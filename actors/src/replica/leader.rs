@@ -8,6 +8,7 @@ use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{info, warn};
 
 use super::{Leadership, PartitionError, ReadOutcome, ReplicaMsg, ReplicaState, now_ms};
+use crate::context::TopicPartition;
 use crate::handlers::apply_metadata;
 
 /// A follower's fetch as the leader records it.
@@ -37,10 +38,18 @@ impl ReplicaState {
             return Ok(());
         }
         self.fetcher = None;
-        if !self.leadership.registered {
+        let epoch = self.leadership.leader_epoch;
+        let wait = if !self.leadership.registered {
+            Some("waiting for this node's registration before leading")
+        } else if self.fenced_epoch.is_some_and(|fenced| epoch <= fenced) {
+            Some("restarted: waiting for a new leader epoch before leading")
+        } else {
+            None
+        };
+        if let Some(why) = wait {
             self.followers = None;
             self.fail_parked_acks();
-            info!(tp = %self.tp, epoch = self.leadership.leader_epoch, "waiting for this node's registration before leading");
+            info!(tp = %self.tp, epoch, "{why}");
             return Ok(());
         }
         let end = self.log.log_end_offset();
@@ -55,7 +64,8 @@ impl ReplicaState {
         Ok(())
     }
 
-    /// `leader`, `follower`, or `unregistered` (named leader, waiting for its registration).
+    /// `leader`, `follower`, or `unregistered` (named leader, waiting for its registration or,
+    /// after a restart, for a new epoch).
     pub(super) fn role(&self) -> &'static str {
         match (self.followers.is_some(), self.leadership.leader == self.ctx.config.node_id) {
             (true, _) => "leader",
@@ -287,5 +297,29 @@ impl ReplicaState {
             }
             let _ = me.cast(ReplicaMsg::IsrProposalDone);
         });
+    }
+}
+
+/// Asks the metadata for a new epoch for a leader replica that restarted in `epoch`, retrying
+/// while the cluster cannot take it; gives up once the leadership moved on anyway.
+pub(super) async fn request_new_epoch(
+    ctx: std::sync::Arc<crate::context::NodeContext>,
+    tp: TopicPartition,
+    epoch: i32,
+) {
+    const ATTEMPTS: u32 = 30;
+    let command = MetadataCommand::BumpLeaderEpoch {
+        topic: tp.topic.to_string(),
+        partition: tp.partition,
+        leader: ctx.config.node_id,
+        leader_epoch: epoch,
+    };
+    for _ in 0..ATTEMPTS {
+        match apply_metadata(&ctx, vec![command.clone()]).await.pop() {
+            Some(Ok(())) | Some(Err(chronik::cluster::MetadataError::StaleLeaderEpoch { .. })) => return,
+            Some(Err(e)) => warn!(%tp, error = %e, "could not get a new leader epoch yet"),
+            None => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }

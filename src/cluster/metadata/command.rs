@@ -126,6 +126,20 @@ pub enum MetadataCommand {
         /// The broker whose replica is offline.
         node: NodeId,
     },
+    /// A leader's replica restarted after a failure (a disk error may have cost it unsynced
+    /// data its followers copied): it leads on only in a new epoch, so its followers truncate
+    /// what it lost instead of keeping records it writes anew at the same offsets. Applied only
+    /// while `leader` leads in `leader_epoch`.
+    BumpLeaderEpoch {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The restarted leader.
+        leader: NodeId,
+        /// The epoch it led in before the restart.
+        leader_epoch: i32,
+    },
     /// A command from a leader-only actor (rebalancer, controller), valid only in the Raft term
     /// it was planned in: applied only if the entry was appended in `term`, so a deposed
     /// leader's plan never lands through the next leader.
@@ -154,6 +168,7 @@ impl MetadataCommand {
             Self::InitCluster { .. } => "InitCluster",
             Self::RegisterBroker { .. } => "RegisterBroker",
             Self::ReplicaOffline { .. } => "ReplicaOffline",
+            Self::BumpLeaderEpoch { .. } => "BumpLeaderEpoch",
             Self::AsLeader { command, .. } => command.name(),
         }
     }

@@ -331,3 +331,19 @@ fn leader_only_commands_apply_only_in_their_term_and_the_cluster_id_is_set_once(
     assert!(m.draining.contains(&3));
     assert_eq!(drain.name(), "DrainNode");
 }
+
+#[test]
+fn a_restarted_leader_leads_on_in_a_new_epoch_once() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 3)).expect("create");
+    let bump = |leader, leader_epoch| MetadataCommand::BumpLeaderEpoch {
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        leader_epoch,
+    };
+    m.apply(&bump(1, 0)).expect("bump");
+    assert_eq!(partition(&m, "t", 0), (1, 1, vec![1, 2, 3]));
+    assert!(m.apply(&bump(1, 0)).is_err(), "a repeated bump is refused: the epoch moved");
+    assert!(m.apply(&bump(2, 1)).is_err(), "only the leader's restart bumps");
+}
