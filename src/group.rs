@@ -21,7 +21,9 @@
 //! - `sync`: SyncGroup and the distribution of the leader's assignments.
 //! - `liveness`: Heartbeat, OffsetCommit validation, LeaveGroup, deletion.
 //! - `timers`: [`Group::tick`] and [`Group::next_deadline`].
+//! - [`assignment`]: what a consumer's assignment bytes say, for operators.
 
+pub mod assignment;
 mod join;
 mod liveness;
 mod member;

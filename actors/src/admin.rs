@@ -1,10 +1,12 @@
 //! `AdminServer`: the REST API on the admin port (warp): health, the live actor tree, the
-//! partitions, and — only when `[debug] fail_points` is on — fail points for tests.
+//! partitions, the web console at `/` (`console`), and — only when `[debug] fail_points` is on — fail points for tests.
 
+mod console;
 mod digest;
 mod fail_points;
 mod groups;
 mod metrics;
+mod proxy;
 mod routes;
 
 use std::sync::Arc;
@@ -52,7 +54,7 @@ impl Actor for AdminServer {
             .await
             .map_err(|e| format!("cannot listen for the admin API on {addr}: {e}"))?;
         let local = listener.local_addr()?;
-        let routes = routes::routes(ctx.clone(), args.root);
+        let routes = routes::routes(ctx.clone(), args.root, local);
         let server = tokio::spawn(warp::serve(routes).incoming(listener).run());
         info!("✓ Admin API available at http://{local}/admin");
         let registration = ctx.directory.register(

@@ -80,6 +80,8 @@ pub struct RebalanceStatus {
     pub moves: Vec<Move>,
     /// Whether every move is done.
     pub complete: bool,
+    /// An operator paused rebalancing: moves hold in their current phase until resumed.
+    pub paused: bool,
 }
 
 /// The rebalancer's mailbox.
@@ -238,7 +240,9 @@ impl RebalancerState {
             self.replan = false;
             self.plan(&metadata);
         }
-        self.start_queued();
+        if !metadata.rebalance_paused {
+            self.start_queued();
+        }
         let keys: Vec<(String, i32)> = self.moves.keys().cloned().collect();
         for key in keys {
             self.advance(myself, &metadata, key);
@@ -247,7 +251,7 @@ impl RebalancerState {
             info!(moves = self.moves.len(), "✓ Rebalancing complete");
             self.moves.clear();
         }
-        if self.moves.is_empty() {
+        if self.moves.is_empty() && !metadata.rebalance_paused {
             self.remove_drained(myself, &metadata);
         }
     }
@@ -310,6 +314,10 @@ impl RebalancerState {
         if self.in_flight.contains(&key) {
             return;
         }
+        // Paused: the moves hold where they are (every phase is a safe place to stop).
+        if metadata.rebalance_paused {
+            return;
+        }
         let Some(m) = self.moves.get_mut(&key) else { return };
         if matches!(m.phase, Phase::Queued | Phase::Done) {
             return;
@@ -365,11 +373,13 @@ impl RebalancerState {
     fn publish(&self) {
         let me = self.ctx.config.node_id;
         let moves: Vec<Move> = self.moves.values().cloned().collect();
+        let metadata = self.ctx.metadata();
         let status = RebalanceStatus {
             active: self.ctx.cluster.borrow().leader == Some(me),
             voters: self.planned_for.clone(),
-            draining: self.ctx.metadata().draining.iter().copied().collect(),
+            draining: metadata.draining.iter().copied().collect(),
             complete: moves.iter().all(|m| m.phase == Phase::Done),
+            paused: metadata.rebalance_paused,
             moves,
         };
         self.ctx.rebalance.send_replace(status);

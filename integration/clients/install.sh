@@ -4,6 +4,8 @@
 #   - kcat (Debian's package; librdkafka 2.0.x on bookworm)
 #   - node + npm, if missing (Debian's nodejs/npm)
 #   - kafkajs 2.2.4, pinned by package-lock.json, into integration/clients/node_modules
+#   - chromium (Debian's package) for the console's browser tests, driven by Playwright
+#     (integration/requirements.txt) through `executable_path`, so no browser is downloaded
 # Idempotent: each step is skipped when its tool is already there. Needs root for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,6 +29,11 @@ fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "==> apt-get install nodejs npm"
     apt_install nodejs npm
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "==> apt-get install chromium"
+    apt_install chromium
 fi
 
 want=$(node -p "require('./package-lock.json').packages['node_modules/kafkajs'].version")

@@ -90,6 +90,9 @@ pub struct ClusterMetadata {
     /// current process is registered here.
     #[serde(default)]
     pub incarnations: BTreeMap<NodeId, u64>,
+    /// Set by an operator (`SetRebalancePaused`): the rebalancer proposes no step meanwhile.
+    #[serde(default)]
+    pub rebalance_paused: bool,
 }
 
 /// A cluster formed before `InitCluster` existed gets Kafka's default until it is initialized.
@@ -112,6 +115,7 @@ impl Default for ClusterMetadata {
             cluster_id: None,
             min_insync_replicas: default_min_insync(),
             incarnations: BTreeMap::new(),
+            rebalance_paused: false,
         }
     }
 }
@@ -192,6 +196,10 @@ impl ClusterMetadata {
                     return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: *leader_epoch });
                 }
                 p.leader_epoch += 1;
+                Ok(())
+            }
+            MetadataCommand::SetRebalancePaused { paused } => {
+                self.rebalance_paused = *paused;
                 Ok(())
             }
             // Handled by `apply_in_term`.

@@ -1,11 +1,15 @@
-//! `GET /admin/groups`: every consumer group this node coordinates, its state, and per partition
-//! the committed offset, the high watermark and the lag between them.
+//! `GET /admin/groups`: every consumer group this node coordinates, its state, its members with
+//! their assignments, and per partition the committed offset, the high watermark and the lag
+//! between them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use warp::reply::{Json, json};
+
+use chronik::group::assignment::consumer_assignment;
 
 use super::routes::replica_info;
 use crate::context::{NodeContext, TopicPartition};
@@ -21,10 +25,27 @@ pub(super) struct GroupView {
     pub state: String,
     /// `consumer` for consumer groups; empty for offsets-only groups.
     pub protocol_type: String,
+    /// Current members, in the order they joined.
+    pub members: Vec<MemberView>,
     /// Committed partitions.
     pub partitions: Vec<LagView>,
     /// Sum of the partitions' lag.
     pub total_lag: i64,
+}
+
+/// One member of a group.
+#[derive(Debug, Serialize)]
+pub(super) struct MemberView {
+    /// Member id.
+    pub member_id: String,
+    /// Its `group.instance.id`, if static.
+    pub group_instance_id: Option<String>,
+    /// Its `client.id`.
+    pub client_id: String,
+    /// Its address.
+    pub client_host: String,
+    /// Topic → partitions assigned to it (consumer protocol, Stable groups only; empty otherwise).
+    pub assignment: BTreeMap<String, Vec<i32>>,
 }
 
 /// One committed partition of a group.
@@ -65,13 +86,33 @@ pub(super) async fn collect(ctx: &NodeContext) -> Vec<GroupView> {
             partitions.push(LagView { topic, partition, committed_offset: c.offset, high_watermark: hw, lag });
         }
         let total_lag = partitions.iter().filter_map(|p| p.lag).sum();
+        let members = members(ctx, &g.group_id).await;
         out.push(GroupView {
             group_id: g.group_id,
             state: g.state,
             protocol_type: g.protocol_type,
+            members,
             partitions,
             total_lag,
         });
     }
     out
+}
+
+/// A group's members as DescribeGroups reports them, assignments decoded.
+async fn members(ctx: &NodeContext, group_id: &str) -> Vec<MemberView> {
+    let msg = |reply| CoordinatorMsg::Describe { groups: vec![group_id.to_string()], reply };
+    let described = ask_coordinator(ctx, msg, T).await.unwrap_or_default();
+    let Some((_, Ok(Some(description)))) = described.into_iter().next() else { return Vec::new() };
+    description
+        .members
+        .into_iter()
+        .map(|m| MemberView {
+            assignment: consumer_assignment(&m.assignment).unwrap_or_default().into_iter().collect(),
+            member_id: m.member_id,
+            group_instance_id: m.group_instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+        })
+        .collect()
 }

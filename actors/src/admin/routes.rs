@@ -2,6 +2,7 @@
 //! a 4xx with a message, never a panic.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::context::{NodeContext, TopicPartition};
 use crate::replica::{ReplicaInfo, ReplicaMsg};
 
 /// Largest admin request body accepted.
-const MAX_BODY: u64 = 64 * 1024;
+pub(super) const MAX_BODY: u64 = 64 * 1024;
 
 /// `GET /admin/health`.
 #[derive(Debug, Serialize)]
@@ -87,7 +88,9 @@ pub(super) fn outcome(status: StatusCode, success: bool, message: impl Into<Stri
 pub fn routes(
     ctx: Arc<NodeContext>,
     root: ActorCell,
+    local: SocketAddr,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let cluster_view = super::proxy::routes(ctx.clone(), local);
     let with_ctx = warp::any().map(move || ctx.clone());
     let metrics_root = root.clone();
     let health = warp::path!("admin" / "health")
@@ -137,7 +140,19 @@ pub fn routes(
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
         .then(remove_node);
-    health
+    let pause = warp::path!("admin" / "rebalance" / "pause")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .then(|ctx| set_rebalance_paused(ctx, true));
+    let resume = warp::path!("admin" / "rebalance" / "resume")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .then(|ctx| set_rebalance_paused(ctx, false));
+    super::console::routes()
+        .or(health)
+        .or(cluster_view)
+        .or(pause)
+        .or(resume)
         .or(actors)
         .or(partitions)
         .or(digest)
@@ -149,6 +164,23 @@ pub fn routes(
         .or(remove_node)
         .or(online)
         .recover(reject)
+}
+
+/// Pauses or resumes the rebalancer through the metadata, so the choice outlives leader changes.
+async fn set_rebalance_paused(ctx: Arc<NodeContext>, paused: bool) -> WithStatus<Json> {
+    let command = chronik::cluster::MetadataCommand::SetRebalancePaused { paused };
+    match crate::handlers::apply_metadata(&ctx, vec![command]).await.pop() {
+        Some(Ok(())) if paused => {
+            tracing::info!("Rebalancing paused by an operator");
+            outcome(StatusCode::OK, true, "Rebalancing paused: moves hold in their current phase until resumed")
+        }
+        Some(Ok(())) => {
+            tracing::info!("Rebalancing resumed by an operator");
+            outcome(StatusCode::OK, true, "Rebalancing resumed")
+        }
+        Some(Err(e)) => outcome(StatusCode::SERVICE_UNAVAILABLE, false, e.to_string()),
+        None => outcome(StatusCode::INTERNAL_SERVER_ERROR, false, "the metadata gave no answer"),
+    }
 }
 
 /// Starts an offline replica of this node again (after the operator fixed the cause).

@@ -140,6 +140,12 @@ pub enum MetadataCommand {
         /// The epoch it led in before the restart.
         leader_epoch: i32,
     },
+    /// Pauses or resumes the rebalancer (operator action): while paused it plans but proposes
+    /// no step, so replica moves hold where they are; a step already proposed still lands.
+    SetRebalancePaused {
+        /// Whether rebalancing is paused.
+        paused: bool,
+    },
     /// A command from a leader-only actor (rebalancer, controller), valid only in the Raft term
     /// it was planned in: applied only if the entry was appended in `term`, so a deposed
     /// leader's plan never lands through the next leader.
@@ -169,6 +175,7 @@ impl MetadataCommand {
             Self::RegisterBroker { .. } => "RegisterBroker",
             Self::ReplicaOffline { .. } => "ReplicaOffline",
             Self::BumpLeaderEpoch { .. } => "BumpLeaderEpoch",
+            Self::SetRebalancePaused { .. } => "SetRebalancePaused",
             Self::AsLeader { command, .. } => command.name(),
         }
     }

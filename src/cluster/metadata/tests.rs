@@ -347,3 +347,14 @@ fn a_restarted_leader_leads_on_in_a_new_epoch_once() {
     assert!(m.apply(&bump(1, 0)).is_err(), "a repeated bump is refused: the epoch moved");
     assert!(m.apply(&bump(2, 1)).is_err(), "only the leader's restart bumps");
 }
+
+#[test]
+fn rebalancing_pauses_and_resumes_and_the_flag_survives_a_snapshot() {
+    let mut m = cluster(&[1, 2, 3]);
+    assert!(!m.rebalance_paused);
+    m.apply(&MetadataCommand::SetRebalancePaused { paused: true }).expect("pause");
+    let restored: ClusterMetadata = serde_json::from_slice(&serde_json::to_vec(&m).expect("ser")).expect("de");
+    assert!(restored.rebalance_paused, "a snapshot keeps the pause");
+    m.apply(&MetadataCommand::SetRebalancePaused { paused: false }).expect("resume");
+    assert!(!m.rebalance_paused);
+}
