@@ -30,16 +30,16 @@ def scrape(admin_url: str) -> list[Sample]:
     return parse(r.text)
 
 
-def matching(samples: list[Sample], name: str, **labels: str) -> list[Sample]:
+def matching(samples: list[Sample], name: str, /, **labels: str) -> list[Sample]:
     want = {k: str(v) for k, v in labels.items()}
     return [s for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in want.items())]
 
 
-def value(samples: list[Sample], name: str, **labels: str) -> Optional[float]:
+def value(samples: list[Sample], name: str, /, **labels: str) -> Optional[float]:
     found = matching(samples, name, **labels)
     assert len(found) <= 1, f"{len(found)} samples of {name} {labels}: {found}"
     return found[0].value if found else None
 
 
-def total(samples: list[Sample], name: str, **labels: str) -> float:
+def total(samples: list[Sample], name: str, /, **labels: str) -> float:
     return sum(s.value for s in matching(samples, name, **labels))

@@ -66,7 +66,7 @@ def scrape_all(c: Cluster) -> dict[int, list]:
     return {i: scrape(c.admin_url(i)) for i in VOTERS}
 
 
-def cluster_total(scrapes: dict[int, list], name: str, **labels) -> float:
+def cluster_total(scrapes: dict[int, list], name: str, /, **labels) -> float:
     return sum(total(s, name, **labels) for s in scrapes.values())
 
 
@@ -105,7 +105,7 @@ def traffic(dcluster, dtopic) -> dict:
 def test_request_counters_histogram_and_bytes_rise(traffic):
     before, after = traffic["before"], traffic["after"]
 
-    def delta(name, **labels):
+    def delta(name, /, **labels):
         return cluster_total(after, name, **labels) - cluster_total(before, name, **labels)
 
     payload = MESSAGES * VALUE_BYTES
@@ -140,7 +140,7 @@ def test_replica_lag_of_a_stopped_follower(dcluster, dtopic, traffic):
     leader = layout[partition][0]
     at = {"topic": topic, "partition": str(partition)}
 
-    def on_leader(name, **labels):
+    def on_leader(name, /, **labels):
         return value(scrape(c.admin_url(leader)), name, **at, **labels)
 
     wait_until(lambda: on_leader("chronik_partition_replica_lag_offsets", replica=str(follower)) == 0, 30,
