@@ -16,7 +16,7 @@ use crate::metadata_actor::MetadataMsg;
 use crate::raft::{PeerChannels, Raft, RaftMsg};
 use crate::replica::ReplicaMsg;
 use crate::replica_supervisor::ReplicaSupervisorMsg;
-use crate::request_counters::RequestCounters;
+use crate::request_metrics::RequestMetrics;
 use crate::wal_flusher::WalFlusherMsg;
 
 /// A topic partition, the key of everything partition-scoped.
@@ -122,8 +122,8 @@ pub struct NodeContext {
     // SHARED: written by the ReplicaSupervisor, read by the admin API, metrics and handlers.
     /// Replicas taken offline after exhausting their restart budget.
     pub offline: DashMap<TopicPartition, OfflineReplica>,
-    /// Requests served per API, for `/metrics`.
-    pub requests: RequestCounters,
+    /// Requests, latency and record bytes per API, for `/metrics`.
+    pub requests: RequestMetrics,
     /// Live actors, for `/admin/actors`.
     pub directory: Arc<ActorDirectory>,
 }
@@ -155,7 +155,7 @@ impl NodeContext {
             coordinator: Slot::default(),
             replicas: DashMap::new(),
             directory: Arc::new(ActorDirectory::default()),
-            requests: RequestCounters::default(),
+            requests: RequestMetrics::default(),
         })
     }
 

@@ -29,7 +29,7 @@ mod sync_group;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chronik::cluster::{MetadataCommand, MetadataError};
@@ -58,8 +58,10 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         Parsed::Request(request) => request,
     };
     let ParsedRequest { api_key, api_version: v, correlation_id, body, client_id } = *request;
+    let decoded = Instant::now();
     ctx.requests.record(api_key);
     let ctx = ctx.clone();
+    let metrics = ctx.clone();
     let response: BoxFuture<'static, Option<ResponseKind>> = match body {
         RequestKind::Produce(r) => produce::handle(&ctx, r, v),
         RequestKind::ApiVersions(_) => async move { Some(api_versions::handle(v)) }.boxed(),
@@ -95,14 +97,16 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
     };
     Ok(async move {
-        match response.await {
+        let encoded = match response.await {
             Some(body) => encode_response(api_key, v, correlation_id, &body).map(Some).map_err(|e| {
                 // The broker built an answer its own codec refuses: a bug to fix, not the client's.
                 tracing::error!(?api_key, version = v, error = %e, "cannot encode a response; closing the connection");
                 e.to_string()
             }),
             None => Ok(None),
-        }
+        };
+        metrics.requests.observe(api_key, decoded.elapsed());
+        encoded
     }
     .boxed())
 }

@@ -13,7 +13,8 @@
 //! - [`group_coordinator`]: consumer groups; committed offsets in `__consumer_offsets`.
 //! - [`kafka_listener`] / [`connection`]: one `ConnectionActor` per Kafka client connection;
 //!   [`handlers`] has one file per Kafka API.
-//! - [`admin`]: the warp admin API and `/metrics`; [`request_counters`]: requests per API.
+//! - [`admin`]: the warp admin API and `/metrics`; [`request_metrics`]: requests, latency
+//!   and bytes per API.
 //! - [`context`]: what the actors share; [`directory`]: the live tree for `/admin/actors`;
 //!   [`supervision`]: the restart policy; [`clean_shutdown`]: whether the last stop was clean.
 
@@ -35,7 +36,7 @@ pub mod rebalancer;
 pub mod replica;
 pub mod replica_supervisor;
 pub mod replication_service;
-pub mod request_counters;
+pub mod request_metrics;
 pub mod supervision;
 pub mod wal_flusher;
 

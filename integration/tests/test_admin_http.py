@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 import kproto
 from client_helpers import admin, create_topic
 from harness import Broker, broker_binary, find_actor, flatten_actors, unique_topic, wait_until
+from metrics_helpers import scrape, value
 
 ROLES = {"NodeSupervisor", "ReplicaSupervisor", "WalFlusher", "KafkaListener", "AdminServer", "MetadataActor"}
 
@@ -187,24 +188,15 @@ def test_metrics_in_prometheus_format(broker):
     c.commit()
     c.close()
 
-    def scrape():
-        r = requests.get(f"{broker.admin_url}/metrics", timeout=5)
-        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r
-        return r.text
+    def lagging():
+        samples = scrape(broker.admin_url)  # parsed by prometheus_client: a format error fails here
+        return samples if value(samples, "chronik_group_lag_offsets", group=group, partition="0") == 20 else None
 
-    def value(text, prefix):
-        lines = [line for line in text.splitlines() if line.startswith(prefix)]
-        return float(lines[0].rsplit(" ", 1)[1]) if lines else None
-
-    text = wait_until(lambda: (lambda t: t if value(t, f'chronik_group_lag{{group="{group}"') == 20 else None)(scrape()),
-                      15, "group lag of 20 in /metrics")
+    samples = wait_until(lagging, 15, "group lag of 20 in /metrics")
+    text = requests.get(f"{broker.admin_url}/metrics", timeout=5).text
     assert "# TYPE chronik_requests_total counter" in text
-    assert value(text, 'chronik_requests_total{api="Produce"}') >= 1
-    assert value(text, 'chronik_requests_total{api="OffsetCommit"}') >= 1
-    assert value(text, f'chronik_partition_high_watermark{{topic="{topic}",partition="0"}}') == 30
-    assert value(text, f'chronik_partition_log_end_offset{{topic="{topic}",partition="0"}}') == 30
-    assert value(text, 'chronik_actor_restarts{name="node-1",role="NodeSupervisor"}') == 0
-    # every sample line is `name{labels} number`
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            float(line.rsplit(" ", 1)[1])
+    assert value(samples, "chronik_requests_total", api="Produce") >= 1
+    assert value(samples, "chronik_requests_total", api="OffsetCommit") >= 1
+    assert value(samples, "chronik_partition_high_watermark_offset", topic=topic, partition="0") == 30
+    assert value(samples, "chronik_partition_log_end_offset", topic=topic, partition="0") == 30
+    assert value(samples, "chronik_actor_restarts_total", name="node-1", role="NodeSupervisor") == 0

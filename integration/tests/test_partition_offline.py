@@ -14,6 +14,7 @@ import requests
 
 from cluster import Cluster, NotAgreed, started
 from harness import unique_topic, wait_until
+from metrics_helpers import matching, scrape, value
 from replication_helpers import PARTITIONS, VOTERS, NumberedProducers, admin_view, consume_and_check, create_topic
 
 
@@ -25,10 +26,9 @@ def ocluster(tmp_path) -> Cluster:
         yield c
 
 
-def offline_metric(c: Cluster, i: int, topic: str, partition: int) -> list[str]:
-    text = c.node(i).get("/metrics").text
-    needle = f'chronik_partition_offline{{topic="{topic}",partition="{partition}"'
-    return [ln for ln in text.splitlines() if ln.startswith(needle)]
+def offline_metric(c: Cluster, i: int, topic: str, partition: int) -> list:
+    samples = scrape(c.admin_url(i))
+    return matching(samples, "chronik_partition_offline", topic=topic, partition=str(partition))
 
 
 def test_a_partition_that_cannot_open_goes_offline_alone_and_comes_back(ocluster):
@@ -57,6 +57,7 @@ def test_a_partition_that_cannot_open_goes_offline_alone_and_comes_back(ocluster
         entry = wait_until(offline, 60, f"{topic}-{broken} offline on node {node}")
         assert "directory" in entry["offline"]["reason"].lower(), entry["offline"]
         assert offline_metric(c, node, topic, broken), "no chronik_partition_offline sample"
+        assert value(scrape(c.admin_url(node)), "chronik_offline_partitions") == 1
         assert c.node(node).is_running(), "the node must keep running"
 
         def moved():

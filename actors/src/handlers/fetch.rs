@@ -28,6 +28,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, version: i16) -> 
         let (responses, bytes, errors) = read_all(ctx, &req, version).await;
         let waited_out = Instant::now() >= deadline;
         if bytes >= req.min_bytes.max(0) as usize || waited_out || errors {
+            ctx.requests.fetched(bytes);
             return ResponseKind::Fetch(FetchResponse::default().with_responses(responses));
         }
         wait_for_data(ctx, &req, deadline).await;

@@ -31,7 +31,12 @@ enum Pending {
     /// The records failed validation; nothing was appended.
     Refused(Refusal),
     /// Appended (or queued); the replica answers once `acks` is satisfied.
-    Waiting(oneshot::Receiver<Result<AppendOutcome, PartitionError>>),
+    Waiting {
+        /// The answer.
+        rx: oneshot::Receiver<Result<AppendOutcome, PartitionError>>,
+        /// Record bytes in the batch, counted once it is accepted.
+        bytes: usize,
+    },
 }
 
 /// Starts the produce; the returned future yields the response (`None` for acks=0).
@@ -68,7 +73,7 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxF
         if acks == 0 {
             return None;
         }
-        Some(ResponseKind::Produce(respond(topics, timeout, version).await))
+        Some(ResponseKind::Produce(respond(&ctx, topics, timeout, version).await))
     }
     .boxed()
 }
@@ -90,12 +95,17 @@ fn request_failure(req: &ProduceRequest) -> Option<fn() -> Pending> {
 }
 
 /// Waits for every partition's answer, in request order.
-async fn respond(topics: Vec<(String, Vec<(i32, Pending)>)>, timeout: Duration, version: i16) -> ProduceResponse {
+async fn respond(
+    ctx: &NodeContext,
+    topics: Vec<(String, Vec<(i32, Pending)>)>,
+    timeout: Duration,
+    version: i16,
+) -> ProduceResponse {
     let mut responses = Vec::with_capacity(topics.len());
     for (name, partitions) in topics {
         let mut results = Vec::with_capacity(partitions.len());
         for (index, pending) in partitions {
-            results.push(partition_response(index, finish(pending, timeout).await, version));
+            results.push(partition_response(index, finish(ctx, pending, timeout).await, version));
         }
         responses.push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(results));
     }
@@ -129,13 +139,16 @@ fn start_append(
             return Pending::Refused(refusal);
         }
     };
+    let bytes = batches.iter().map(Bytes::len).sum();
     if acks == 0 {
-        let _ = replica.cast(ReplicaMsg::Append { batches, acks_all: false, reply: None });
+        if replica.cast(ReplicaMsg::Append { batches, acks_all: false, reply: None }).is_ok() {
+            ctx.requests.produced(bytes);
+        }
         return Pending::Done(Ok(AppendOutcome { base_offset: -1, log_start_offset: -1 }));
     }
     let (tx, rx) = oneshot::channel();
     match replica.cast(ReplicaMsg::Append { batches, acks_all: acks == -1, reply: Some(tx.into()) }) {
-        Ok(()) => Pending::Waiting(rx),
+        Ok(()) => Pending::Waiting { rx, bytes },
         Err(_) => err(ResponseError::NotLeaderOrFollower, format!("{topic}-{partition} is restarting")),
     }
 }
@@ -143,15 +156,20 @@ fn start_append(
 /// A partition's final answer; a refusal keeps its record errors for the response.
 type Answer = Result<AppendOutcome, (PartitionError, Vec<(i32, String)>)>;
 
-async fn finish(pending: Pending, timeout: Duration) -> Answer {
-    let rx = match pending {
+async fn finish(ctx: &NodeContext, pending: Pending, timeout: Duration) -> Answer {
+    let (rx, bytes) = match pending {
         Pending::Done(result) => return result.map_err(|e| (e, Vec::new())),
         Pending::Refused(r) => return Err((PartitionError::new(r.error(), r.to_string()), r.record_errors())),
-        Pending::Waiting(rx) => rx,
+        Pending::Waiting { rx, bytes } => (rx, bytes),
     };
     let no_records = |e| (e, Vec::new());
     match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(result)) => result.map_err(no_records),
+        Ok(Ok(result)) => {
+            if result.is_ok() {
+                ctx.requests.produced(bytes);
+            }
+            result.map_err(no_records)
+        }
         // The replica stopped before answering (a crash and restart): the batch may or may not
         // be in the log; a retry with the same sequence is deduplicated either way.
         Ok(Err(_)) => Err(no_records(PartitionError::new(ResponseError::NotLeaderOrFollower, "replica restarted"))),
