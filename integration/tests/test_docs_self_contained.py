@@ -262,3 +262,15 @@ def test_the_link_checker_reports_missing_and_escaping_targets(tmp_path):
     found = broken_links(sample, "docs/getting-started.md", root=tmp_path)
     assert [(f.line, f.text) for f in found] == [
         (2, "console.md"), (6, f"{UP}/{UP}/outside.md"), (7, "grafana/dashboard.json")], found
+
+
+# ---- README ----------------------------------------------------------------------------------
+
+
+def test_the_readme_shows_exactly_its_two_commands():
+    """README.md starts a broker and runs every test; everything else is a link to docs/."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [m.group(0) for m in FENCE.finditer(text)]
+    assert blocks == ["```bash\ncargo run --release --bin chronik-server -- start\n```",
+                      "```bash\nbash integration/run.sh\n```"]
+    assert "[docs/getting-started.md](docs/getting-started.md)" in text
