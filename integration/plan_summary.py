@@ -1,4 +1,5 @@
-"""The user's acceptance document (`zero-downtime-node-addition-test-plan.md`) as a checklist.
+"""The user's acceptance document (`docs/acceptance/zero-downtime-node-addition-test-plan.md`, kept
+verbatim) as a checklist.
 
 `Plan` keeps every check a test makes under the box of the document's "Test Summary Template" it
 belongs to, and renders that template filled in: a box is ticked (☑) when it has at least one

@@ -1,4 +1,5 @@
-"""Raft cluster of three nodes (seed test plan, Scenario 1 steps 1.1-1.5).
+"""Raft cluster of three nodes (the user's test plan, docs/acceptance/zero-downtime-node-addition-test-plan.md,
+Scenario 1 steps 1.1-1.5).
 
 Formation and health agreement, topic creation through the Raft leader with the round-robin
 replica table, CreateTopics on a follower, routing by metadata (NOT_LEADER_OR_FOLLOWER on a

@@ -1,6 +1,6 @@
 """The user's acceptance document, run end to end: "Priority 2: Zero-Downtime Node Addition -
-Testing Plan" (v2.6.0, /work/shared/spec/zero-downtime-node-addition-test-plan.md) against real
-`chronik-server` processes, ending with its "Test Summary Template" filled in.
+Testing Plan" (v2.6.0, kept verbatim in the repository at
+`docs/acceptance/zero-downtime-node-addition-test-plan.md`) against real `chronik-server` processes, ending with its "Test Summary Template" filled in.
 
 Tests run in file order on one cluster and share one `Plan` (plan_summary.py): every check is
 recorded under the template box it belongs to and never stops the test, so the summary is

@@ -142,6 +142,23 @@ fn one_cluster_file_serves_every_node() {
 }
 
 #[test]
+fn the_fourth_node_example_extends_the_local_cluster() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster-local-node4.toml");
+    let c = Config::load(Some(&path), HashMap::new(), &CliOverrides::default()).expect("example loads");
+    assert_eq!(c.node_id, 4);
+    assert_eq!(
+        (c.kafka_bind(), c.wal_bind(), c.raft_bind()),
+        ("0.0.0.0:9095".into(), "0.0.0.0:9294".into(), "0.0.0.0:5004".into())
+    );
+    assert_eq!(c.admin_bind(), "0.0.0.0:10004");
+    // Peers 1-3 are the three-node file's, unchanged, so node 4 finds the running cluster.
+    let three = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster-local-3node.toml");
+    let three = Config::load(Some(&three), HashMap::new(), &CliOverrides::default()).expect("example loads");
+    assert_eq!(c.peers[..3], three.peers[..]);
+    assert_eq!(c.members().iter().map(|p| p.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
+}
+
+#[test]
 fn the_single_node_example_is_the_embedded_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/single-node.toml");
     let c = Config::load(Some(&path), HashMap::new(), &CliOverrides::default()).expect("example loads");

@@ -1,8 +1,8 @@
-//! Cluster formation (DESIGN §1). A node with Raft state rejoins from it. A fresh node asks its
-//! peers whether a cluster exists: if one does, it waits to be reached (or added); if none does,
-//! the lowest configured id initializes Raft with every configured peer as a voter, once all of
-//! them answer (or, after `ALL_PEERS_WAIT`, a majority): a vote sent to a peer that is not
-//! listening yet fails loudly and costs a term.
+//! Cluster formation (docs/architecture.md, "Formation"). A node with Raft state rejoins from it.
+//! A fresh node asks its peers whether a cluster exists: if one does, it waits to be reached (or
+//! added); if none does, the lowest configured id initializes Raft with every configured peer as a
+//! voter, once all of them answer (or, after `ALL_PEERS_WAIT`, a majority): a vote sent to a peer
+//! that is not listening yet fails loudly and costs a term.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,9 +1,10 @@
-//! Changing the Raft membership without an election (DESIGN §3). Adding: check the node is
-//! reachable and is who the request says (its id, no other cluster's member, no address another
-//! member uses), add it as a learner, wait until it has replicated the entry that added it, then
-//! promote it to voter. A request for a node that is already a learner (a previous leader died
-//! between the two steps) continues from the learner. Removing (after the rebalancer drained the
-//! node): drop it from the voters. Joint consensus keeps the leader; the term does not change.
+//! Changing the Raft membership without an election (docs/design.md explains why). Adding: check
+//! the node is reachable and is who the request says (its id, no other cluster's member, no
+//! address another member uses), add it as a learner, wait until it has replicated the entry that
+//! added it, then promote it to voter. A request for a node that is already a learner (a previous
+//! leader died between the two steps) continues from the learner. Removing (after the rebalancer
+//! drained the node): drop it from the voters. Joint consensus keeps the leader; the term does not
+//! change.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
