@@ -57,6 +57,16 @@ def browser():
         b.close()
 
 
+def produce(cluster: Cluster, topic: str, count: int, pad: int = 0, partition: int | None = None) -> None:
+    """`count` numbered records (padded by `pad` bytes), round-robin over the partitions unless one
+    is given, acks=all."""
+    p = KafkaProducer(bootstrap_servers=cluster.bootstrap(1), acks="all")
+    for n in range(count):
+        p.send(topic, b"%06d" % n + b"." * pad, partition=n % PARTITIONS if partition is None else partition)
+    p.flush(60)
+    p.close()
+
+
 class Console:
     """One browser page on a node's console, recording every console error and page error."""
 
@@ -114,11 +124,7 @@ def test_console_shows_the_cluster_on_every_node(cluster, browser):
 def test_partition_map_and_groups_follow_the_cluster(cluster, browser):
     topic = unique_topic("console-map")
     layout = create_topic(cluster, topic)
-    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap(1), acks="all")
-    for n in range(600):
-        producer.send(topic, f"m-{n}".encode(), partition=n % PARTITIONS)
-    producer.flush(30)
-    producer.close()
+    produce(cluster, topic, 600)
     group = unique_topic("console-group")
     consumer = KafkaConsumer(topic, bootstrap_servers=cluster.bootstrap(1), group_id=group,
                              auto_offset_reset="earliest", enable_auto_commit=False, client_id="console-it")
@@ -172,10 +178,7 @@ def test_a_restarted_replica_shows_its_restarts_in_the_actor_tree(cluster, brows
         r = cluster.node(1).fail_point("replica_panic", topic, 0)
         assert r.status_code == 200 and r.json()["success"], r.text
         # The fail point fires on the replica's next append (node 1 leads partition 0).
-        producer = KafkaProducer(bootstrap_servers=cluster.bootstrap(1), acks=1, retries=5)
-        producer.send(topic, b"trigger", partition=0)
-        producer.flush(30)
-        producer.close()
+        produce(cluster, topic, 1, partition=0)
         c.wait(f"(() => {{ const e = document.querySelector(\"{sel}\"); "
                f"return e && Number(e.dataset.restarts) >= {before + 1} && e.classList.contains('restarted'); }})()",
                30, f"{replica}'s restart count rising and highlighted")
@@ -218,11 +221,7 @@ def test_charts_draw_produce_requests_per_node(cluster, browser):
 def test_actions_pause_add_resume_and_remove_a_node(cluster, browser):
     topic = unique_topic("console-grow")
     create_topic(cluster, topic)
-    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap(1), acks="all")
-    for n in range(3000):
-        producer.send(topic, b"%06d" % n + b"." * 500, partition=n % PARTITIONS)
-    producer.flush(60)
-    producer.close()
+    produce(cluster, topic, 3000, pad=500)
     leader = cluster.wait_for_leader(voters=VOTERS)
     c = Console(browser, f"{cluster.admin_url(1)}/")
     try:

@@ -76,6 +76,7 @@ fn group_lag() {
         group_id: "g".into(),
         state: "Empty".into(),
         protocol_type: String::new(),
+        members: Vec::new(),
         partitions: vec![lag(0, Some(20)), lag(1, None)],
         total_lag: 20,
     };
@@ -106,6 +107,7 @@ fn every_family() -> Vec<MetricFamily> {
         group_id: "g".into(),
         state: "Empty".into(),
         protocol_type: String::new(),
+        members: Vec::new(),
         partitions: vec![lag],
         total_lag: 1,
     };
