@@ -2,11 +2,13 @@
 //! and the commands that change it. Every change is a [`MetadataCommand`] applied in order, so the
 //! same code serves the standalone store today and the Raft state machine later.
 
+mod controller_id;
 pub mod learners;
 mod metadata;
 mod rebalance;
 mod topic_config;
 
+pub use controller_id::controller_for_clients;
 pub use metadata::{
     Applied, ClusterMetadata, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta, assign_replicas,
     elect_leaders, validate_topic_name,
