@@ -14,4 +14,8 @@ pub use metadata::{
     elect_leaders, validate_topic_name,
 };
 pub use rebalance::{MoveStep, PartitionTarget, next_step, order_keeping_leader, plan};
-pub use topic_config::{TopicConfigError, effective_log_config, validate_topic_configs};
+pub use topic_config::{
+    BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, ListOp, Rule, TOPIC_CONFIGS, TopicConfigDef,
+    TopicConfigError, apply_list_op, describe_topic_configs, effective_log_config, split_list, topic_config_def,
+    validate_topic_configs,
+};

@@ -20,7 +20,8 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest) -> Respons
     let mut slots = Vec::new();
     for topic in &req.topics {
         let name = topic.name.0.to_string();
-        let result = CreatableTopicResult::default().with_name(topic_name(&name));
+        // Kafka sends a null message on success; the codec's default is "".
+        let result = CreatableTopicResult::default().with_name(topic_name(&name)).with_error_message(None);
         match command_for(ctx, &metadata, topic) {
             Err((code, message)) => {
                 results.push(result.with_error_code(code).with_error_message(Some(str_bytes(message))))
