@@ -145,6 +145,7 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         MetadataError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        MetadataError::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
         MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
         MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         MetadataError::StaleTerm { .. } => ResponseError::NotController,
@@ -170,6 +171,7 @@ pub(crate) async fn auto_create_topics(ctx: &NodeContext, names: &[String]) {
             partitions: config.kafka.num_partitions,
             replication_factor: config.replication_factor,
             configs: Default::default(),
+            assignments: Vec::new(),
         })
         .collect();
     if !commands.is_empty() {
