@@ -2,14 +2,20 @@
 //! and the commands that change it. Every change is a [`MetadataCommand`] applied in order, so the
 //! same code serves the standalone store today and the Raft state machine later.
 
+mod controller_id;
 pub mod learners;
 mod metadata;
 mod rebalance;
 mod topic_config;
 
+pub use controller_id::controller_for_clients;
 pub use metadata::{
     Applied, ClusterMetadata, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta, assign_replicas,
     elect_leaders, validate_topic_name,
 };
 pub use rebalance::{MoveStep, PartitionTarget, next_step, order_keeping_leader, plan};
-pub use topic_config::{TopicConfigError, effective_log_config, validate_topic_configs};
+pub use topic_config::{
+    BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, ListOp, Rule, TOPIC_CONFIGS, TopicConfigDef,
+    TopicConfigError, apply_list_op, describe_topic_configs, effective_log_config, split_list, topic_config_def,
+    validate_topic_configs,
+};

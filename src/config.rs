@@ -36,7 +36,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// This node's id; must appear in `peers` when peers are given.
+    /// This node's id (0 and up, as in Kafka); must appear in `peers` when peers are given.
     pub node_id: NodeId,
     /// Default replication factor for topics created without one.
     pub replication_factor: i16,

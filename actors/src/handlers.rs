@@ -145,6 +145,7 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         MetadataError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        MetadataError::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
         MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
         MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         MetadataError::StaleTerm { .. } => ResponseError::NotController,
@@ -170,6 +171,7 @@ pub(crate) async fn auto_create_topics(ctx: &NodeContext, names: &[String]) {
             partitions: config.kafka.num_partitions,
             replication_factor: config.replication_factor,
             configs: Default::default(),
+            assignments: Vec::new(),
         })
         .collect();
     if !commands.is_empty() {
@@ -177,11 +179,16 @@ pub(crate) async fn auto_create_topics(ctx: &NodeContext, names: &[String]) {
     }
 }
 
-/// The broker clients see as the controller: the Raft leader when one is known, else this node
-/// (any node forwards admin requests to the leader, so either answer works).
+/// The broker clients see as the controller: the Raft leader (which commits every metadata
+/// change), as long as it is a broker the same answer lists. Clients look the controller up
+/// among the listed brokers (kafkajs' admin fails inside the client when it is missing), so a
+/// leader that is unknown or not listed yet is answered with this node, else the lowest listed
+/// broker: any node forwards admin requests to the leader, so every listed broker works.
 pub(crate) fn controller_id(ctx: &NodeContext) -> kafka_protocol::messages::BrokerId {
-    let id = ctx.cluster.borrow().leader.unwrap_or(ctx.config.node_id);
-    kafka_protocol::messages::BrokerId(i32::try_from(id).unwrap_or(i32::MAX))
+    let metadata = ctx.metadata();
+    let listed: Vec<u64> = metadata.nodes.values().filter(|n| host_port(&n.kafka).is_some()).map(|n| n.id).collect();
+    let id = chronik::cluster::controller_for_clients(ctx.cluster.borrow().leader, ctx.config.node_id, &listed);
+    kafka_protocol::messages::BrokerId(id)
 }
 
 /// The replica serving `topic`-`partition` here, or the error a client should see.

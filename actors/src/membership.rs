@@ -195,7 +195,7 @@ async fn outsider_view(ctx: &NodeContext) -> Option<ClusterView> {
         if let Some(info) = cluster_info(&ctx.peers, &peer.raft).await.filter(|i| i.initialized) {
             let mut voters = info.voters;
             voters.sort_unstable();
-            let leader = (info.leader_id != 0).then_some(info.leader_id);
+            let leader = info.leader_id;
             return Some(ClusterView { voters, learners: Vec::new(), leader, term: info.term, member: false });
         }
     }

@@ -42,6 +42,7 @@ async fn applied_state_survives_a_reopen() {
         partitions: 2,
         replication_factor: 1,
         configs: Default::default(),
+        assignments: Vec::new(),
     };
     let alloc = MetadataCommand::AllocateProducerIds { count: 10 };
     {

@@ -125,6 +125,7 @@ async fn panicking_replica_restarts_then_goes_offline_alone() {
         partitions: 1,
         replication_factor: 1,
         configs: Default::default(),
+        assignments: Vec::new(),
     };
     let meta = ctx.metadata_actor.get().expect("metadata actor");
     let results = meta.call(|reply| MetadataMsg::Apply { commands: vec![create], reply }, T).await.expect("apply");

@@ -8,6 +8,10 @@
 //       gzip, acks 0/1, a 270-character client.id) and the expected failures
 //   node kafkajs_check.js list-offsets <bootstrap> <topic> <high watermark per partition, comma-separated>
 //       admin.fetchTopicOffsets / fetchTopicOffsetsByTimestamp (ListOffsets v3)
+//   node kafkajs_check.js broker-configs <bootstrap> <topic>
+//       admin.describeCluster (the controller is a listed broker), describeConfigs on the BROKER
+//       resource of the controller, with and without synonyms, and on a topic (null error
+//       message, compression.type, sources); alterConfigs on a broker answers INVALID_REQUEST.
 //   node kafkajs_check.js group <bootstrap> <json: {topic, groupId, members, partitions, start, count}>
 //       `members` consumers join `groupId` (eachMessage, commitOffsets after each message); once
 //       their assignments are disjoint and cover every partition, an idempotent producer sends
@@ -241,6 +245,51 @@ async function listOffsets(topic, hws) {
   }
 }
 
+async function brokerConfigs(topic) {
+  const admin = client('kafkajs-broker-configs').admin();
+  await admin.connect();
+  try {
+    const cluster = await admin.describeCluster();
+    const ids = cluster.brokers.map((b) => b.nodeId);
+    assert.ok(ids.includes(cluster.controller), `controller ${cluster.controller} is not among the brokers ${ids}`);
+    log('describeCluster', cluster);
+
+    const broker = String(cluster.controller);
+    const plain = await admin.describeConfigs({ resources: [{ type: 4, name: broker }], includeSynonyms: false });
+    const [res] = plain.resources;
+    assert.equal(res.errorCode, 0);
+    assert.equal(res.errorMessage, null, 'Kafka sends a null error message on success');
+    const entries = Object.fromEntries(res.configEntries.map((e) => [e.configName, e]));
+    assert.equal(entries['log.retention.ms'].configSource, 5, 'a default is DEFAULT_CONFIG');
+    assert.equal(entries['compression.type'].configValue, 'producer');
+    assert.deepEqual(entries['log.retention.ms'].configSynonyms, [], 'no synonyms unless asked');
+    log('describeConfigs broker', Object.keys(entries).length);
+
+    const syn = await admin.describeConfigs({
+      resources: [{ type: 4, name: broker, configNames: ['log.retention.ms'] }], includeSynonyms: true,
+    });
+    const [entry] = syn.resources[0].configEntries;
+    assert.deepEqual(entry.configSynonyms.map((s) => [s.configName, s.configSource]), [['log.retention.ms', 5]]);
+    log('describeConfigs broker synonyms', entry.configSynonyms);
+
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    const t = await admin.describeConfigs({ resources: [{ type: 2, name: topic }], includeSynonyms: true });
+    assert.equal(t.resources[0].errorMessage, null);
+    const tentries = Object.fromEntries(t.resources[0].configEntries.map((e) => [e.configName, e]));
+    assert.equal(tentries['compression.type'].configValue, 'producer');
+    assert.equal(tentries['compression.type'].configSource, 5);
+    log('describeConfigs topic', Object.keys(tentries).length);
+
+    const e = await expectError('alterConfigs broker', () => admin.alterConfigs({
+      resources: [{ type: 4, name: broker, configEntries: [{ name: 'log.retention.ms', value: '1000' }] }],
+    }));
+    assert.equal(e.type, 'INVALID_REQUEST', `${e.name}: ${e.message}`);
+    return { controller: cluster.controller, brokers: ids };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 async function waitFor(what, cond, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -338,6 +387,7 @@ async function group({ topic, groupId, members, partitions, start, count }) {
   let result;
   if (mode === 'check') result = await check(arg1);
   else if (mode === 'list-offsets') result = await listOffsets(arg1, (arg2 || '').split(',').map(Number));
+  else if (mode === 'broker-configs') result = await brokerConfigs(arg1);
   else if (mode === 'group') result = await group(JSON.parse(arg1));
   else throw new Error(`unknown mode ${mode}`);
   console.log(`RESULT ${JSON.stringify(result)}`);

@@ -627,6 +627,14 @@ def test_kafkajs_admin_and_producers(cbroker):
 
 
 @needs_kafkajs
+def test_kafkajs_broker_configs(cbroker):
+    """admin.describeConfigs / alterConfigs on the BROKER resource go to the controller, which
+    kafkajs looks up among the Metadata brokers: it must be one of them (issue 15)."""
+    result = kafkajs_result(run_kafkajs("broker-configs", cbroker.bootstrap, unique_topic("kjs-cfg"), timeout=40))
+    assert result == {"controller": 1, "brokers": [1]}
+
+
+@needs_kafkajs
 def test_kafkajs_fetch_topic_offsets(cbroker):
     """admin.fetchTopicOffsets / fetchTopicOffsetsByTimestamp: ListOffsets v3."""
     topic = unique_topic("kjs-offsets")

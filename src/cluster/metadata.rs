@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::config::NodeId;
 
+mod assignment;
 mod command;
 mod partitions;
 pub use command::{Applied, MetadataCommand, MetadataError};
@@ -154,8 +155,12 @@ impl ClusterMetadata {
                 }
                 Ok(())
             }
-            MetadataCommand::CreateTopic { name, id, partitions, replication_factor, configs } => {
-                self.create_topic(name, *id, *partitions, *replication_factor, configs)
+            MetadataCommand::CreateTopic { name, id, partitions, replication_factor, configs, assignments } => {
+                if assignments.is_empty() {
+                    self.create_topic(name, *id, *partitions, *replication_factor, configs)
+                } else {
+                    self.create_assigned_topic(name, *id, assignments, configs)
+                }
             }
             MetadataCommand::DeleteTopic { name } => {
                 self.topics.remove(name).map(|_| ()).ok_or_else(|| MetadataError::UnknownTopic(name.clone()))

@@ -1,13 +1,20 @@
-//! Per-topic configuration overrides (Kafka's names) and how they combine with broker defaults.
+//! Per-topic configuration overrides (Kafka's names): validation against Kafka 3.9's catalog,
+//! IncrementalAlterConfigs' list operations, and how overrides combine with broker defaults.
+
+mod catalog;
+mod describe;
 
 use std::collections::BTreeMap;
+
+pub use catalog::{ConfigType, Rule, TOPIC_CONFIGS, TopicConfigDef, split_list, topic_config_def};
+pub use describe::{BrokerValue, ConfigSource, ConfigSynonym, DescribedConfig, describe_topic_configs};
 
 use crate::log::LogConfig;
 
 /// A topic config that cannot be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicConfigError {
-    /// Not a config this broker knows.
+    /// Not a config Kafka defines for topics.
     #[error("unknown topic config {0:?}")]
     Unknown(String),
     /// Known, but the value is not acceptable.
@@ -20,42 +27,71 @@ pub enum TopicConfigError {
         /// What is expected.
         reason: String,
     },
+    /// APPEND or SUBTRACT on a config that is not a list.
+    #[error("{op} is not allowed for config key {key:?}: it is not a list")]
+    NotAList {
+        /// The config name.
+        key: String,
+        /// `APPEND` or `SUBTRACT`.
+        op: &'static str,
+    },
 }
 
-/// Rejects unknown keys and values that do not parse.
+/// Rejects unknown keys and values Kafka's validators refuse, and `cleanup.policy=compact`,
+/// which Chronik does not implement (a compacted topic that silently deleted by time would lose
+/// the latest value of old keys).
 pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicConfigError> {
     for (key, value) in configs {
-        let invalid = |reason: &str| TopicConfigError::InvalidValue {
-            key: key.clone(),
-            value: value.clone(),
-            reason: reason.to_string(),
-        };
-        match key.as_str() {
-            "cleanup.policy" if value != "delete" => return Err(invalid("only \"delete\" is supported")),
-            "cleanup.policy" => {}
-            "retention.ms" | "retention.bytes" => {
-                value.parse::<i64>().ok().filter(|v| *v >= -1).ok_or_else(|| invalid("-1 or a positive integer"))?;
-            }
-            "segment.bytes" => {
-                value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|v| (1024..=u32::MAX as u64).contains(v))
-                    .ok_or_else(|| invalid("an integer between 1024 and 4294967295"))?;
-            }
-            "segment.ms" | "min.insync.replicas" => {
-                value.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| invalid("a positive integer"))?;
-            }
-            _ => return Err(TopicConfigError::Unknown(key.clone())),
+        let invalid =
+            |reason: String| TopicConfigError::InvalidValue { key: key.clone(), value: value.clone(), reason };
+        let def = topic_config_def(key).ok_or_else(|| TopicConfigError::Unknown(key.clone()))?;
+        if let Some(reason) = def.rule.check(value) {
+            return Err(invalid(reason));
+        }
+        if key == "cleanup.policy" && split_list(value).iter().any(|p| p == "compact") {
+            return Err(invalid("log compaction is not supported yet; use \"delete\" (or an empty list)".into()));
         }
     }
     Ok(())
 }
 
-/// The broker's defaults with the topic's (validated) overrides applied.
+/// A list operation of IncrementalAlterConfigs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOp {
+    /// Adds the values not already present, at the end (Kafka's APPEND).
+    Append,
+    /// Removes every occurrence of the values (Kafka's SUBTRACT).
+    Subtract,
+}
+
+/// The value of list config `key` after `op` with `values` (comma-separated), starting from
+/// `current`: the topic's override, else the default it falls back to.
+pub fn apply_list_op(key: &str, current: &str, op: ListOp, values: &str) -> Result<String, TopicConfigError> {
+    let def = topic_config_def(key).ok_or_else(|| TopicConfigError::Unknown(key.to_string()))?;
+    if def.kind != ConfigType::List {
+        let op = if op == ListOp::Append { "APPEND" } else { "SUBTRACT" };
+        return Err(TopicConfigError::NotAList { key: key.to_string(), op });
+    }
+    let mut list = split_list(current);
+    let given = split_list(values);
+    match op {
+        ListOp::Append => {
+            for v in given {
+                if !list.contains(&v) {
+                    list.push(v);
+                }
+            }
+        }
+        ListOp::Subtract => list.retain(|v| !given.contains(v)),
+    }
+    Ok(list.join(","))
+}
+
+/// The broker's defaults with the topic's (validated) overrides applied. A `cleanup.policy`
+/// without `delete` turns retention off, as in Kafka.
 pub fn effective_log_config(defaults: &LogConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
     let mut c = defaults.clone();
-    let get = |key: &str| overrides.get(key).and_then(|v| v.parse::<i64>().ok());
+    let get = |key: &str| overrides.get(key).and_then(|v| v.trim().parse::<i64>().ok());
     if let Some(v) = get("retention.ms") {
         c.retention_ms = v;
     }
@@ -68,35 +104,14 @@ pub fn effective_log_config(defaults: &LogConfig, overrides: &BTreeMap<String, S
     if let Some(v) = get("segment.ms") {
         c.segment_ms = v as u64;
     }
+    if let Some(policy) = overrides.get("cleanup.policy")
+        && !split_list(policy).iter().any(|p| p == "delete")
+    {
+        c.retention_ms = -1;
+        c.retention_bytes = -1;
+    }
     c
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn known_keys_validate_and_override() {
-        let overrides = map(&[("retention.ms", "1000"), ("segment.bytes", "4096"), ("cleanup.policy", "delete")]);
-        validate_topic_configs(&overrides).expect("valid");
-        let c = effective_log_config(&LogConfig::default(), &overrides);
-        assert_eq!(c.retention_ms, 1000);
-        assert_eq!(c.segment_bytes, 4096);
-        assert_eq!(c.retention_bytes, LogConfig::default().retention_bytes);
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_are_refused() {
-        assert_eq!(
-            validate_topic_configs(&map(&[("colour", "blue")])),
-            Err(TopicConfigError::Unknown("colour".into()))
-        );
-        for (k, v) in [("retention.ms", "soon"), ("segment.bytes", "10"), ("cleanup.policy", "compact")] {
-            assert!(validate_topic_configs(&map(&[(k, v)])).is_err(), "{k}={v}");
-        }
-    }
-}
+mod tests;

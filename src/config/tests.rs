@@ -180,3 +180,13 @@ fn raft_timings_are_checked() {
     assert!(problems.iter().any(|p| p.starts_with("raft.heartbeat_interval_ms")), "{problems:?}");
     assert!(problems.iter().any(|p| p.starts_with("raft.election_timeout_max_ms")), "{problems:?}");
 }
+
+#[test]
+fn node_id_zero_is_valid_as_in_kafka() {
+    let zero = SEED.replace("node_id = 1", "node_id = 0").replace("id = 2", "id = 0");
+    let c = load_str(&zero, &[], CliOverrides::default()).expect("node 0 loads");
+    assert_eq!(c.node_id, 0);
+    assert_eq!(c.admin_bind(), "0.0.0.0:10000", "the admin port default follows the id: 10000 + 0");
+    let peer = c.peers.iter().find(|p| p.id == 0).expect("peer 0");
+    assert_eq!(peer.admin_addr(), "localhost:10000");
+}

@@ -8,9 +8,6 @@ impl Config {
     /// Collects every problem, each naming its key, so an operator fixes the file in one pass.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        if self.node_id == 0 {
-            problems.push("node_id: must be at least 1".to_string());
-        }
         if self.replication_factor < 1 {
             problems.push(format!("replication_factor: must be at least 1, got {}", self.replication_factor));
         }
@@ -72,9 +69,6 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for (i, peer) in self.peers.iter().enumerate() {
-            if peer.id == 0 {
-                problems.push(format!("peers[{i}].id: must be at least 1"));
-            }
             if !seen.insert(peer.id) {
                 problems.push(format!("peers[{i}].id: node {} is listed twice", peer.id));
             }

@@ -41,6 +41,7 @@ pub(super) fn create_topic(ctx: &Arc<NodeContext>, myself: &ActorRef<Coordinator
         partitions: ctx.config.groups.offsets_partitions,
         replication_factor: offsets_replication_factor(&metadata),
         configs,
+        assignments: Vec::new(),
     };
     let (ctx, me) = (ctx.clone(), myself.clone());
     TaskGuard(tokio::spawn(async move {

@@ -201,6 +201,7 @@ mod tests {
                 partitions: 1,
                 replication_factor: 1,
                 configs: BTreeMap::new(),
+                assignments: Vec::new(),
             };
             old.apply(&create).expect("create");
         }

@@ -72,7 +72,8 @@ pub(super) fn response(
 ) -> AlterConfigsResourceResponse {
     let r = AlterConfigsResourceResponse::default().with_resource_type(resource_type).with_resource_name(name);
     match outcome {
-        Ok(()) => r,
+        // Kafka sends a null message on success; the codec's default is "".
+        Ok(()) => r.with_error_message(None),
         Err((code, message)) => r.with_error_code(code).with_error_message(Some(str_bytes(message))),
     }
 }

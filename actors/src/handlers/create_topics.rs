@@ -20,7 +20,8 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest) -> Respons
     let mut slots = Vec::new();
     for topic in &req.topics {
         let name = topic.name.0.to_string();
-        let result = CreatableTopicResult::default().with_name(topic_name(&name));
+        // Kafka sends a null message on success; the codec's default is "".
+        let result = CreatableTopicResult::default().with_name(topic_name(&name)).with_error_message(None);
         match command_for(ctx, &metadata, topic) {
             Err((code, message)) => {
                 results.push(result.with_error_code(code).with_error_message(Some(str_bytes(message))))
@@ -50,10 +51,6 @@ fn command_for(
     metadata: &ClusterMetadata,
     topic: &CreatableTopic,
 ) -> Result<MetadataCommand, (i16, String)> {
-    if !topic.assignments.is_empty() {
-        let kind = ResponseError::InvalidReplicaAssignment;
-        return Err((kind.code(), "manual replica assignment is not supported".into()));
-    }
     let mut configs = BTreeMap::new();
     for c in &topic.configs {
         if let Some(value) = &c.value {
@@ -61,12 +58,44 @@ fn command_for(
         }
     }
     validate_topic_configs(&configs).map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
+    let name = topic.name.0.to_string();
+    let id = uuid::Uuid::new_v4();
+    if !topic.assignments.is_empty() {
+        let assignments = manual_assignment(topic)?;
+        metadata.check_assignment(&name, &assignments).map_err(|e| (metadata_error_code(&e), e.to_string()))?;
+        let (partitions, replication_factor) = (assignments.len() as i32, assignments[0].len() as i16);
+        return Ok(MetadataCommand::CreateTopic { name, id, partitions, replication_factor, configs, assignments });
+    }
     let partitions = if topic.num_partitions == -1 { ctx.config.kafka.num_partitions } else { topic.num_partitions };
     let replication_factor =
         if topic.replication_factor == -1 { ctx.config.replication_factor } else { topic.replication_factor };
-    let name = topic.name.0.to_string();
     metadata
         .check_create_topic(&name, partitions, replication_factor)
         .map_err(|e| (metadata_error_code(&e), e.to_string()))?;
-    Ok(MetadataCommand::CreateTopic { name, id: uuid::Uuid::new_v4(), partitions, replication_factor, configs })
+    Ok(MetadataCommand::CreateTopic { name, id, partitions, replication_factor, configs, assignments: Vec::new() })
+}
+
+/// The manual assignment as replicas per partition, checked the way Kafka's controller checks
+/// the request itself (the brokers named are checked against the metadata by the caller).
+fn manual_assignment(topic: &CreatableTopic) -> Result<Vec<Vec<u64>>, (i16, String)> {
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        let msg = "both numPartitions or replicationFactor and replicasAssignments were set; both cannot be used at the same time";
+        return Err((ResponseError::InvalidRequest.code(), msg.into()));
+    }
+    let invalid = |msg: String| (ResponseError::InvalidReplicaAssignment.code(), msg);
+    let mut by_partition = BTreeMap::new();
+    for a in &topic.assignments {
+        let replicas = a
+            .broker_ids
+            .iter()
+            .map(|b| u64::try_from(b.0).map_err(|_| invalid(format!("broker id {} is negative", b.0))))
+            .collect::<Result<Vec<u64>, _>>()?;
+        if by_partition.insert(a.partition_index, replicas).is_some() {
+            return Err(invalid(format!("partition {} is assigned twice", a.partition_index)));
+        }
+    }
+    if by_partition.keys().copied().ne(0..by_partition.len() as i32) {
+        return Err(invalid("partitions should be a consecutive 0-based integer sequence".into()));
+    }
+    Ok(by_partition.into_values().collect())
 }

@@ -1,13 +1,15 @@
-//! DescribeConfigs: the effective configs of topics (overrides over broker defaults) and of
-//! this broker (read-only).
+//! DescribeConfigs: every Kafka topic config of a topic (override, broker setting or default,
+//! with synonyms when asked) and this broker's settings (read-only), each with its source.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chronik::cluster::{BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, describe_topic_configs};
 use chronik::config::Config;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, ResponseKind};
 
 use super::str_bytes;
@@ -16,42 +18,35 @@ use crate::context::NodeContext;
 /// Resource types.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
-/// Config sources.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
-/// Config types (v3+).
-const BOOLEAN: i8 = 1;
-const INT: i8 = 3;
-const LONG: i8 = 5;
-const LIST: i8 = 7;
 
 /// One reported config.
 struct Entry {
-    name: &'static str,
-    value: String,
-    kind: i8,
-    source: i8,
+    described: DescribedConfig,
     read_only: bool,
 }
 
 /// Handles one DescribeConfigs request.
 pub fn handle(ctx: &Arc<NodeContext>, req: DescribeConfigsRequest, version: i16) -> ResponseKind {
-    let results = req.resources.iter().map(|res| describe(ctx, res, version)).collect();
+    let results = req.resources.iter().map(|res| describe(ctx, res, req.include_synonyms, version)).collect();
     ResponseKind::DescribeConfigs(DescribeConfigsResponse::default().with_results(results))
 }
 
-fn describe(ctx: &NodeContext, res: &DescribeConfigsResource, version: i16) -> DescribeConfigsResult {
+fn describe(ctx: &NodeContext, res: &DescribeConfigsResource, synonyms: bool, version: i16) -> DescribeConfigsResult {
     let name = res.resource_name.as_str();
+    // Kafka sends a null message on success; the codec's default is "".
     let base = DescribeConfigsResult::default()
         .with_resource_type(res.resource_type)
-        .with_resource_name(res.resource_name.clone());
+        .with_resource_name(res.resource_name.clone())
+        .with_error_message(None);
     let fail = |kind: ResponseError, message: String| {
         base.clone().with_error_code(kind.code()).with_error_message(Some(str_bytes(message)))
     };
     let entries = match res.resource_type {
         TOPIC => match ctx.metadata().topics.get(name) {
-            Some(topic) => topic_entries(&ctx.config, &topic.configs),
+            Some(topic) => describe_topic_configs(&topic.configs, |key| broker_value(&ctx.config, key))
+                .into_iter()
+                .map(|described| Entry { described, read_only: false })
+                .collect(),
             None => return fail(ResponseError::UnknownTopicOrPartition, format!("topic {name:?} does not exist")),
         },
         BROKER if name.is_empty() || name == ctx.config.node_id.to_string() => broker_entries(&ctx.config),
@@ -61,58 +56,79 @@ fn describe(ctx: &NodeContext, res: &DescribeConfigsResource, version: i16) -> D
         other => return fail(ResponseError::InvalidRequest, format!("resource type {other} is not supported")),
     };
     let wanted = |key: &str| res.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == key));
-    let configs = entries
-        .into_iter()
-        .filter(|e| wanted(e.name))
-        .map(|e| {
-            let r = DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(e.name))
-                .with_value(Some(str_bytes(e.value)))
-                .with_read_only(e.read_only)
-                .with_config_source(e.source);
-            if version >= 3 { r.with_config_type(e.kind) } else { r }
-        })
-        .collect();
+    let configs =
+        entries.into_iter().filter(|e| wanted(e.described.name)).map(|e| config_result(e, synonyms, version)).collect();
     base.with_configs(configs)
 }
 
-fn topic_entries(config: &Config, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
-    let s = &config.storage;
-    let defaults = [
-        ("cleanup.policy", "delete".to_string(), LIST),
-        ("retention.ms", s.retention_ms.to_string(), LONG),
-        ("retention.bytes", s.retention_bytes.to_string(), LONG),
-        ("segment.bytes", s.segment_bytes.to_string(), INT),
-        ("segment.ms", s.segment_ms.to_string(), LONG),
-        ("min.insync.replicas", config.min_insync_replicas.to_string(), INT),
-        ("max.message.bytes", config.kafka.max_request_bytes.to_string(), INT),
-    ];
-    defaults
-        .into_iter()
-        .map(|(name, default, kind)| match overrides.get(name) {
-            Some(v) => Entry { name, value: v.clone(), kind, source: DYNAMIC_TOPIC_CONFIG, read_only: false },
-            None => Entry { name, value: default, kind, source: DEFAULT_CONFIG, read_only: false },
-        })
-        .collect()
+fn config_result(e: Entry, synonyms: bool, version: i16) -> DescribeConfigsResourceResult {
+    let d = &e.described;
+    let r = DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(d.name))
+        .with_value(Some(str_bytes(d.value())))
+        .with_read_only(e.read_only)
+        .with_config_source(d.source() as i8);
+    let r = if synonyms { r.with_synonyms(d.synonyms.iter().map(synonym).collect()) } else { r };
+    if version >= 3 { r.with_config_type(d.kind as i8) } else { r }
 }
 
+fn synonym(s: &ConfigSynonym) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(s.name.clone()))
+        .with_value(Some(str_bytes(s.value.clone())))
+        .with_source(s.source as i8)
+}
+
+/// The broker's value for a topic config it covers, with the value the file leaves it at.
+fn broker_value(config: &Config, topic_key: &str) -> Option<BrokerValue> {
+    let pick = |f: fn(&Config) -> String| BrokerValue { value: f(config), default: f(&Config::default()) };
+    Some(match topic_key {
+        "retention.ms" => pick(|c| c.storage.retention_ms.to_string()),
+        "retention.bytes" => pick(|c| c.storage.retention_bytes.to_string()),
+        "segment.bytes" => pick(|c| c.storage.segment_bytes.to_string()),
+        "segment.ms" => pick(|c| c.storage.segment_ms.to_string()),
+        "min.insync.replicas" => pick(|c| c.min_insync_replicas.to_string()),
+        // No batch can be larger than a request: that is the broker's effective limit.
+        "max.message.bytes" => pick(|c| c.kafka.max_request_bytes.to_string()),
+        _ => return None,
+    })
+}
+
+/// This broker's settings; a setting is STATIC_BROKER_CONFIG when the file changed it from the
+/// default (and always for the node's identity and addresses), else DEFAULT_CONFIG.
 fn broker_entries(config: &Config) -> Vec<Entry> {
-    let s = &config.storage;
-    let entries = [
-        ("broker.id", config.node_id.to_string(), INT),
-        ("listeners", format!("PLAINTEXT://{}", config.kafka_bind()), LIST),
-        ("advertised.listeners", format!("PLAINTEXT://{}", config.advertised_kafka()), LIST),
-        ("num.partitions", config.kafka.num_partitions.to_string(), INT),
-        ("default.replication.factor", config.replication_factor.to_string(), INT),
-        ("min.insync.replicas", config.min_insync_replicas.to_string(), INT),
-        ("auto.create.topics.enable", config.kafka.auto_create_topics.to_string(), BOOLEAN),
-        ("log.retention.ms", s.retention_ms.to_string(), LONG),
-        ("log.retention.bytes", s.retention_bytes.to_string(), LONG),
-        ("log.segment.bytes", s.segment_bytes.to_string(), INT),
-        ("socket.request.max.bytes", config.kafka.max_request_bytes.to_string(), INT),
+    use ConfigType::{Boolean, Int, List, Long, String as Str};
+    type Getter = fn(&Config) -> String;
+    let settings: [(&'static str, ConfigType, bool, Getter); 15] = [
+        ("broker.id", Int, true, |c| c.node_id.to_string()),
+        ("node.id", Int, true, |c| c.node_id.to_string()),
+        ("listeners", List, true, |c| format!("PLAINTEXT://{}", c.kafka_bind())),
+        ("advertised.listeners", List, true, |c| format!("PLAINTEXT://{}", c.advertised_kafka())),
+        ("num.partitions", Int, false, |c| c.kafka.num_partitions.to_string()),
+        ("default.replication.factor", Int, false, |c| c.replication_factor.to_string()),
+        ("min.insync.replicas", Int, false, |c| c.min_insync_replicas.to_string()),
+        ("auto.create.topics.enable", Boolean, false, |c| c.kafka.auto_create_topics.to_string()),
+        ("log.cleanup.policy", List, false, |_| "delete".to_string()),
+        ("log.retention.ms", Long, false, |c| c.storage.retention_ms.to_string()),
+        ("log.retention.bytes", Long, false, |c| c.storage.retention_bytes.to_string()),
+        ("log.segment.bytes", Int, false, |c| c.storage.segment_bytes.to_string()),
+        ("log.roll.ms", Long, false, |c| c.storage.segment_ms.to_string()),
+        ("compression.type", Str, false, |_| "producer".to_string()),
+        ("socket.request.max.bytes", Int, false, |c| c.kafka.max_request_bytes.to_string()),
     ];
-    entries
+    let defaults = Config::default();
+    settings
         .into_iter()
-        .map(|(name, value, kind)| Entry { name, value, kind, source: STATIC_BROKER_CONFIG, read_only: true })
+        .map(|(name, kind, identity, get)| {
+            let (value, default) = (get(config), get(&defaults));
+            let mut synonyms = Vec::new();
+            if identity || value != default {
+                synonyms.push(ConfigSynonym { name: name.into(), value, source: ConfigSource::StaticBroker });
+            }
+            if !identity {
+                synonyms.push(ConfigSynonym { name: name.into(), value: default, source: ConfigSource::Default });
+            }
+            Entry { described: DescribedConfig { name, kind, synonyms }, read_only: true }
+        })
         .collect()
 }

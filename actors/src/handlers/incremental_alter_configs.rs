@@ -1,9 +1,11 @@
 //! IncrementalAlterConfigs (v0–v1): set, delete, append to or subtract from single topic
-//! configs, leaving the others as they are.
+//! configs (APPEND/SUBTRACT on list configs such as `cleanup.policy`, as in Kafka), leaving the
+//! others as they are.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chronik::cluster::{ListOp, apply_list_op, topic_config_def};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -35,7 +37,8 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: IncrementalAlterConfigsRequest)
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
         responses.push(match outcome {
-            Ok(()) => r,
+            // Kafka sends a null message on success; the codec's default is "".
+            Ok(()) => r.with_error_message(None),
             Err((code, message)) => r.with_error_code(code).with_error_message(Some(str_bytes(message))),
         });
     }
@@ -61,8 +64,16 @@ fn next_configs(
                 configs.remove(&key);
             }
             (SET, None) => return Err(invalid(format!("SET of {key} needs a value"))),
-            (APPEND | SUBTRACT, _) => {
-                return Err(invalid(format!("{key}: APPEND/SUBTRACT apply to list configs; none is alterable here")));
+            (APPEND | SUBTRACT, None) => return Err(invalid(format!("APPEND/SUBTRACT of {key} needs a value"))),
+            (op @ (APPEND | SUBTRACT), Some(v)) => {
+                // Kafka starts from the override, else the default the topic falls back to.
+                let current = match configs.get(&key) {
+                    Some(current) => current.clone(),
+                    None => topic_config_def(&key).map(|d| d.default.to_string()).unwrap_or_default(),
+                };
+                let op = if op == APPEND { ListOp::Append } else { ListOp::Subtract };
+                let next = apply_list_op(&key, &current, op, &v).map_err(|e| invalid(e.to_string()))?;
+                configs.insert(key, next);
             }
             (other, _) => return Err(invalid(format!("unknown config operation {other}"))),
         }

@@ -68,7 +68,7 @@ impl RaftService for Service {
             node_id: self.ctx.config.node_id,
             initialized: !voters.is_empty(),
             voters,
-            leader_id: metrics.current_leader.unwrap_or(0),
+            leader_id: metrics.current_leader,
             term: metrics.current_term,
             removed: self.ctx.metadata().removed.iter().copied().collect(),
             cluster_id: self.ctx.metadata().cluster_id.clone().unwrap_or_default(),
@@ -88,7 +88,7 @@ impl RaftService for Service {
             },
             Err(e) => ProposeReply {
                 error: e.to_string(),
-                leader_id: e.forward_to_leader::<NodeInfo>().and_then(|f| f.leader_id).unwrap_or(0),
+                leader_id: e.forward_to_leader::<NodeInfo>().and_then(|f| f.leader_id),
                 ..Default::default()
             },
         };

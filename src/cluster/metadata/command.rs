@@ -13,7 +13,8 @@ use crate::config::NodeId;
 pub enum MetadataCommand {
     /// Registers a broker or updates its address.
     RegisterNode(NodeInfo),
-    /// Creates a topic; replicas are assigned round-robin over the registered nodes.
+    /// Creates a topic; replicas are assigned round-robin over the registered nodes, unless
+    /// `assignments` names them.
     CreateTopic {
         /// Topic name (validated).
         name: String,
@@ -25,6 +26,11 @@ pub enum MetadataCommand {
         replication_factor: i16,
         /// Config overrides.
         configs: BTreeMap<String, String>,
+        /// A manual assignment (CreateTopics `assignments`): partition p's replicas, preferred
+        /// leader first; when given it fixes the partition count and replication factor. Empty
+        /// (and absent in commands logged before it existed) means round-robin placement.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        assignments: Vec<Vec<NodeId>>,
     },
     /// Deletes a topic and all its partitions.
     DeleteTopic {
@@ -205,6 +211,14 @@ pub enum MetadataError {
         topic: String,
         /// The requested count.
         count: i32,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A manual replica assignment that cannot be used (CreateTopics).
+    #[error("invalid replica assignment for topic {topic:?}: {reason}")]
+    InvalidReplicaAssignment {
+        /// Topic name.
+        topic: String,
         /// Why it is refused.
         reason: String,
     },

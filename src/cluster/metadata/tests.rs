@@ -17,6 +17,7 @@ fn create(name: &str, partitions: i32, rf: i16) -> MetadataCommand {
         partitions,
         replication_factor: rf,
         configs: BTreeMap::new(),
+        assignments: Vec::new(),
     }
 }
 
@@ -357,4 +358,43 @@ fn rebalancing_pauses_and_resumes_and_the_flag_survives_a_snapshot() {
     assert!(restored.rebalance_paused, "a snapshot keeps the pause");
     m.apply(&MetadataCommand::SetRebalancePaused { paused: false }).expect("resume");
     assert!(!m.rebalance_paused);
+}
+
+fn create_assigned(name: &str, assignments: Vec<Vec<NodeId>>) -> MetadataCommand {
+    let (partitions, replication_factor) = (assignments.len() as i32, assignments[0].len() as i16);
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        id: Uuid::nil(),
+        partitions,
+        replication_factor,
+        configs: BTreeMap::new(),
+        assignments,
+    }
+}
+
+#[test]
+fn a_manual_assignment_is_honoured_with_its_first_replica_leading() {
+    let mut m = cluster(&[0, 1, 2]);
+    m.apply(&create_assigned("t", vec![vec![2, 0], vec![0, 1], vec![1, 2]])).expect("valid assignment");
+    let t = &m.topics["t"];
+    assert_eq!(t.replication_factor, 2);
+    let got: Vec<(Vec<NodeId>, NodeId, Vec<NodeId>)> =
+        t.partitions.iter().map(|p| (p.replicas.clone(), p.leader, p.isr.clone())).collect();
+    assert_eq!(got, [(vec![2, 0], 2, vec![2, 0]), (vec![0, 1], 0, vec![0, 1]), (vec![1, 2], 1, vec![1, 2])]);
+}
+
+#[test]
+fn a_bad_manual_assignment_is_refused_as_kafka_does() {
+    let m = cluster(&[1, 2, 3]);
+    let cases: [(Vec<Vec<NodeId>>, &str); 4] = [
+        (vec![vec![1], vec![]], "empty replica list"),
+        (vec![vec![1, 2], vec![3]], "previous partitions have 2"),
+        (vec![vec![1, 1]], "more than once"),
+        (vec![vec![1, 9]], "broker 9"),
+    ];
+    for (assignment, why) in cases {
+        let err = m.check_assignment("t", &assignment).expect_err(why);
+        assert!(matches!(err, MetadataError::InvalidReplicaAssignment { .. }), "{why}: {err:?}");
+        assert!(err.to_string().contains(why), "{why}: {err}");
+    }
 }
