@@ -1,0 +1,107 @@
+"""Group and offset behaviours real clients trip on (issue 15): commits applied in the order a
+connection sent them, JoinGroup without a rebalance timeout, a 5-member kafka-python group
+settling in one generation, and ListOffsets answering bad arguments at once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as CkTopicPartition
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+import kproto
+from client_helpers import create_topic
+from group_helpers import (KpMember, offset_commit_v2, offset_fetch_v1, parse_offset_commit_v2,
+                           parse_offset_fetch_v1)
+from harness import unique_topic, wait_until
+
+API_FIND_COORDINATOR = 10
+API_JOIN_GROUP = 11
+API_SYNC_GROUP = 14
+UNKNOWN_TOPIC_OR_PARTITION = 3
+UNSUPPORTED_VERSION = 35
+ROUNDS = 5
+BURST = 50
+
+
+def group_id(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def find_coordinator(bootstrap: str, group: str) -> None:
+    """FindCoordinator v0 until the (single) broker coordinates `group`, then an OffsetFetch
+    until its offsets partition is loaded."""
+    def ready():
+        _, body = kproto.call(bootstrap, kproto.frame(API_FIND_COORDINATOR, 0, 1, kproto.string(group)))
+        return kproto.Reader(body).i16() == 0
+    wait_until(ready, 30, f"a coordinator for {group}")
+
+    def loaded():
+        _, body = kproto.call(bootstrap, offset_fetch_v1(1, group, [("loaded-probe", 0)]))
+        return parse_offset_fetch_v1(body)[("loaded-probe", 0)][2] == 0
+    wait_until(loaded, 30, f"the offsets of {group} loaded")
+
+
+# ---- 1. commits apply in the order sent ------------------------------------------------------
+
+
+def test_pipelined_raw_commits_end_at_the_last(gbroker):
+    """Fifty OffsetCommits pipelined on one connection; once they are answered, an OffsetFetch
+    sees the last one (the connection's order), every round."""
+    topic = unique_topic("rawcommits")
+    create_topic(gbroker.bootstrap, topic, 1)
+    group = group_id("raw")
+    find_coordinator(gbroker.bootstrap, group)
+    with kproto.connect(gbroker.bootstrap) as s:
+        for r in range(ROUNDS):
+            base = r * 1000
+            frames = b"".join(offset_commit_v2(i, group, [(topic, 0, base + i)]) for i in range(1, BURST + 1))
+            s.sendall(frames)
+            for i in range(1, BURST + 1):
+                cid, body = kproto.read_response(s)
+                assert cid == i
+                assert parse_offset_commit_v2(body) == {(topic, 0): 0}
+            s.sendall(offset_fetch_v1(BURST + 1, group, [(topic, 0)]))
+            cid, body = kproto.read_response(s)
+            assert cid == BURST + 1
+            assert parse_offset_fetch_v1(body)[(topic, 0)][0] == base + BURST, f"round {r}"
+
+
+def test_kafka_python_async_burst_then_sync_commit_reads_back_the_last(gbroker):
+    topic = unique_topic("kpcommits")
+    create_topic(gbroker.bootstrap, topic, 1)
+    tp = TopicPartition(topic, 0)
+    c = KafkaConsumer(bootstrap_servers=gbroker.bootstrap, group_id=group_id("kp"), enable_auto_commit=False,
+                      max_in_flight_requests_per_connection=BURST + 1)
+    try:
+        c.assign([tp])
+        for r in range(ROUNDS):
+            base = r * 1000
+            for i in range(1, BURST + 1):
+                c.commit_async({tp: OffsetAndMetadata(base + i, "", -1)})
+            c.commit({tp: OffsetAndMetadata(base + BURST, "", -1)})
+            assert c.committed(tp) == base + BURST, f"round {r}"
+    finally:
+        c.close(autocommit=False)
+
+
+def test_confluent_async_burst_then_sync_commit_reads_back_the_last(gbroker):
+    topic = unique_topic("ckcommits")
+    create_topic(gbroker.bootstrap, topic, 1)
+    c = Consumer({"bootstrap.servers": gbroker.bootstrap, "group.id": group_id("ck"),
+                  "enable.auto.commit": False})
+    try:
+        c.assign([CkTopicPartition(topic, 0)])
+        for r in range(ROUNDS):
+            base = r * 1000
+            for i in range(1, BURST + 1):
+                c.commit(offsets=[CkTopicPartition(topic, 0, base + i)], asynchronous=True)
+            c.commit(offsets=[CkTopicPartition(topic, 0, base + BURST)], asynchronous=False)
+            got = c.committed([CkTopicPartition(topic, 0)], timeout=10)[0]
+            assert (got.error, got.offset) == (None, base + BURST), f"round {r}"
+    finally:
+        c.close()
