@@ -105,3 +105,40 @@ def test_confluent_async_burst_then_sync_commit_reads_back_the_last(gbroker):
             assert (got.error, got.offset) == (None, base + BURST), f"round {r}"
     finally:
         c.close()
+
+
+# ---- 2. JoinGroup without a rebalance timeout -------------------------------------------------
+
+
+def join_group_v1(cid: int, group: str, topic: str, rebalance_timeout_ms: int) -> bytes:
+    """kafkajs' `joinGroup` when `rebalanceTimeout` is left out: it goes on the wire as 0."""
+    subscription = kproto.i16(0) + kproto.array([kproto.string(topic)]) + kproto.i32(-1)
+    protocols = kproto.array([kproto.string("range") + kproto.i32(len(subscription)) + subscription])
+    body = (kproto.string(group) + kproto.i32(30000) + kproto.i32(rebalance_timeout_ms) + kproto.string("")
+            + kproto.string("consumer") + protocols)
+    return kproto.frame(API_JOIN_GROUP, 1, cid, body)
+
+
+def sync_group_v1(cid: int, group: str, generation: int, member: str, assignment: bytes) -> bytes:
+    assignments = kproto.array([kproto.string(member) + kproto.i32(len(assignment)) + assignment])
+    body = kproto.string(group) + kproto.i32(generation) + kproto.string(member) + assignments
+    return kproto.frame(API_SYNC_GROUP, 1, cid, body)
+
+
+def test_join_with_zero_rebalance_timeout_then_sync_succeeds(gbroker):
+    topic = unique_topic("zerorebalance")
+    create_topic(gbroker.bootstrap, topic, 1)
+    group = group_id("zero")
+    find_coordinator(gbroker.bootstrap, group)
+    with kproto.connect(gbroker.bootstrap, timeout=30) as s:
+        s.sendall(join_group_v1(1, group, topic, 0))
+        _, body = kproto.read_response(s)
+        r = kproto.Reader(body)
+        error, generation, _protocol, leader, member = r.i16(), r.i32(), r.string(), r.string(), r.string()
+        assert (error, leader) == (0, member)
+        assignment = b"assignment-bytes"
+        s.sendall(sync_group_v1(2, group, generation, member, assignment))
+        _, body = kproto.read_response(s)
+        r = kproto.Reader(body)
+        r.i32()  # throttle_time_ms
+        assert (r.i16(), r.bytes_()) == (0, assignment)
