@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as CkTopicPartition
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -142,3 +142,42 @@ def test_join_with_zero_rebalance_timeout_then_sync_succeeds(gbroker):
         r = kproto.Reader(body)
         r.i32()  # throttle_time_ms
         assert (r.i16(), r.bytes_()) == (0, assignment)
+
+
+# ---- 4. ListOffsets --------------------------------------------------------------------------
+
+
+def test_list_offsets_bad_arguments_answer_at_once(gbroker):
+    topic = unique_topic("lobad")
+    create_topic(gbroker.bootstrap, topic, 1)
+    started = time.monotonic()
+    _, body = kproto.call(gbroker.bootstrap, kproto.list_offsets_v1(1, topic, 5, 0))
+    assert [p["error_code"] for p in kproto.parse_list_offsets_v1(body)] == [UNKNOWN_TOPIC_OR_PARTITION]
+    _, body = kproto.call(gbroker.bootstrap, kproto.list_offsets_v1(2, topic, 0, -7))
+    assert [p["error_code"] for p in kproto.parse_list_offsets_v1(body)] == [UNSUPPORTED_VERSION]
+    # -3 (max timestamp) exists from v7 on; v1 refuses it as Kafka does.
+    _, body = kproto.call(gbroker.bootstrap, kproto.list_offsets_v1(3, topic, 0, -3))
+    assert [p["error_code"] for p in kproto.parse_list_offsets_v1(body)] == [UNSUPPORTED_VERSION]
+    assert time.monotonic() - started < 5
+
+
+def test_confluent_offsets_for_times_bad_arguments_fail_fast(gbroker):
+    topic = unique_topic("oftbad")
+    create_topic(gbroker.bootstrap, topic, 1)
+    c = Consumer({"bootstrap.servers": gbroker.bootstrap, "group.id": group_id("oft")})
+    try:
+        started = time.monotonic()
+        # librdkafka refuses a partition its metadata lacks before asking (raises), or the
+        # broker's UNKNOWN_TOPIC_OR_PARTITION comes back on the partition: either way at once.
+        try:
+            got = c.offsets_for_times([CkTopicPartition(topic, 5, 0)], timeout=20)
+            assert got[0].error is not None, got
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError._UNKNOWN_PARTITION, e
+        # A negative timestamp that is no sentinel: the broker's UNSUPPORTED_VERSION, as Kafka's.
+        with pytest.raises(KafkaException) as refused:
+            c.offsets_for_times([CkTopicPartition(topic, 0, -7)], timeout=20)
+        assert refused.value.args[0].code() == KafkaError.UNSUPPORTED_VERSION
+        assert time.monotonic() - started < 10, "bad arguments were not answered at once"
+    finally:
+        c.close()
