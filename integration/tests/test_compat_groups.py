@@ -144,6 +144,39 @@ def test_join_with_zero_rebalance_timeout_then_sync_succeeds(gbroker):
         assert (r.i16(), r.bytes_()) == (0, assignment)
 
 
+# ---- 3. a 5-member kafka-python group --------------------------------------------------------
+
+
+def test_five_kafka_python_consumers_settle_in_one_generation(gbroker):
+    partitions = 10
+    topic = unique_topic("five")
+    create_topic(gbroker.bootstrap, topic, partitions)
+    group = group_id("five")
+    members = [KpMember(gbroker.bootstrap, group, topic, f"five-{i}") for i in range(5)]
+    started = time.monotonic()
+    for m in members:
+        m.start()
+    try:
+        def settled():
+            for m in members:
+                assert m.error is None, f"{m.name} failed: {m.error!r}"
+            snaps = [m.snapshot() for m in members]
+            if any(not a for a in snaps):
+                return False
+            union = set().union(*snaps)
+            return sum(len(a) for a in snaps) == len(union) == partitions
+        wait_until(settled, 30, "5 non-empty disjoint assignments covering every partition", interval=0.1)
+        took = time.monotonic() - started
+        finals = {m.name: m.generations[-1][0] for m in members}
+        assert len(set(finals.values())) == 1, f"members in different generations: {finals}"
+        # All five start together: one generation (the first) takes them all.
+        assert set(finals.values()) == {1}, f"more than one rebalance: {[m.generations for m in members]}"
+        assert took < 15, f"took {took:.1f}s to settle"
+    finally:
+        for m in members:
+            m.stop()
+
+
 # ---- 4. ListOffsets --------------------------------------------------------------------------
 
 
