@@ -213,6 +213,9 @@ pub struct CoordinatorState {
     next_load: u64,
     /// The proposal of `__consumer_offsets` in flight, if any.
     creating: Option<TaskGuard>,
+    /// Per offsets partition, the completion of its latest append: the next append's
+    /// `CommitDone` waits for it, so commits reach the cache in the order they were appended.
+    commit_chain: HashMap<i32, tokio::sync::oneshot::Receiver<()>>,
     /// Forwards metadata changes to this actor; stops with it.
     _watch: TaskGuard,
     /// Limits applied to every group.
@@ -283,6 +286,7 @@ impl Actor for GroupCoordinator {
             partitions: HashMap::new(),
             next_load: 0,
             creating: None,
+            commit_chain: HashMap::new(),
             _watch: watch,
             group_config,
             ctx,

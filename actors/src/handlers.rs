@@ -89,7 +89,8 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::SyncGroup(r) => async move { Some(sync_group::handle(&ctx, r).await) }.boxed(),
         RequestKind::Heartbeat(r) => async move { Some(heartbeat::handle(&ctx, r).await) }.boxed(),
         RequestKind::LeaveGroup(r) => async move { Some(leave_group::handle(&ctx, r, v).await) }.boxed(),
-        RequestKind::OffsetCommit(r) => async move { Some(offset_commit::handle(&ctx, r, v).await) }.boxed(),
+        // Handed to the coordinator here, in request order: commits apply in the order sent.
+        RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r, v).map(Some).boxed(),
         RequestKind::OffsetFetch(r) => async move { Some(offset_fetch::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::ListGroups(r) => async move { Some(list_groups::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::DescribeGroups(r) => async move { Some(describe_groups::handle(&ctx, r, v).await) }.boxed(),
@@ -259,6 +260,28 @@ pub(crate) async fn ask_coordinator<T: Send + 'static>(
     match coordinator.call(msg, timeout).await {
         Ok(ractor::rpc::CallResult::Success(answer)) => Ok(answer),
         _ => Err(unavailable),
+    }
+}
+
+/// Hands a message to the GroupCoordinator now, so messages from one connection reach it in
+/// request order, and returns the wait for its answer (outcomes as for [`ask_coordinator`]).
+pub(crate) fn send_to_coordinator<T: Send + 'static>(
+    ctx: &NodeContext,
+    msg: impl FnOnce(ractor::RpcReplyPort<T>) -> crate::group_coordinator::CoordinatorMsg,
+    timeout: Duration,
+) -> impl std::future::Future<Output = Result<T, i16>> + Send + 'static {
+    let unavailable = ResponseError::CoordinatorNotAvailable.code();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = match ctx.coordinator.get() {
+        Some(coordinator) => coordinator.cast(msg(tx.into())).map_err(|_| unavailable),
+        None => Err(unavailable),
+    };
+    async move {
+        sent?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            _ => Err(unavailable),
+        }
     }
 }
 

@@ -45,6 +45,14 @@ pub(super) fn millis(value: i32) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
+/// The rebalance timeout a JoinGroup asks for. Kafka's schema says a request without one uses
+/// the session timeout (v0 has no such field; its default is -1), and clients that leave the
+/// field unset send 0 (kafkajs' `joinGroup`): taken literally, 0 would remove every member
+/// before its SyncGroup could arrive, so 0 or less counts as not given.
+pub(super) fn rebalance_millis(req: &JoinRequest) -> u64 {
+    if req.rebalance_timeout_ms > 0 { millis(req.rebalance_timeout_ms) } else { millis(req.session_timeout_ms) }
+}
+
 impl Member {
     /// A new member from its JoinGroup, parked in that JoinGroup.
     pub(super) fn joining(id: MemberId, req: &JoinRequest, now_ms: u64) -> Self {
@@ -54,7 +62,7 @@ impl Member {
             client_id: req.client_id.clone(),
             client_host: req.client_host.clone(),
             session_timeout_ms: millis(req.session_timeout_ms),
-            rebalance_timeout_ms: millis(req.rebalance_timeout_ms),
+            rebalance_timeout_ms: rebalance_millis(req),
             protocols: req.protocols.clone(),
             assignment: Bytes::new(),
             awaiting_join: Some(req.token),
@@ -68,7 +76,7 @@ impl Member {
     pub(super) fn update_from(&mut self, req: &JoinRequest) {
         self.protocols = req.protocols.clone();
         self.session_timeout_ms = millis(req.session_timeout_ms);
-        self.rebalance_timeout_ms = millis(req.rebalance_timeout_ms);
+        self.rebalance_timeout_ms = rebalance_millis(req);
     }
 
     /// A sign of life: the session starts over.

@@ -81,9 +81,30 @@ pub fn api_versions_unsupported() -> ApiVersionsResponse {
     api_versions_response(0).with_error_code(UNSUPPORTED_VERSION)
 }
 
+/// Whether ListOffsets (v1+) accepts a target timestamp at `version`: any from 0 on; among the
+/// negative ones only the sentinels that version knows (-1 latest and -2 earliest always, -3
+/// max timestamp from v7), as Kafka's `isListOffsetsTimestampUnsupported`.
+pub fn list_offsets_timestamp_supported(timestamp: i64, version: i16) -> bool {
+    match timestamp {
+        t if t >= 0 => true,
+        -1 | -2 => true,
+        -3 => version >= 7,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_offsets_negative_timestamps_are_only_the_sentinels_of_the_version() {
+        assert!(list_offsets_timestamp_supported(0, 1) && list_offsets_timestamp_supported(1_700_000_000_000, 7));
+        assert!(list_offsets_timestamp_supported(-1, 1) && list_offsets_timestamp_supported(-2, 1));
+        assert!(!list_offsets_timestamp_supported(-3, 6) && list_offsets_timestamp_supported(-3, 7));
+        assert!(!list_offsets_timestamp_supported(-4, 7));
+        assert!(!list_offsets_timestamp_supported(-7, 3) && !list_offsets_timestamp_supported(i64::MIN, 7));
+    }
 
     #[test]
     fn table_is_exactly_the_advertised_ranges() {

@@ -117,17 +117,20 @@ pub(super) async fn load(ctx: &NodeContext, partition: i32, partitions: i32) -> 
 /// Appends records for `group` to its offsets partition `partition`. The append is handed to
 /// the replica here, in the coordinator's order (so commits land in the order they were
 /// accepted); only the wait for durability runs on a task, whose outcome comes back as
-/// `CommitDone`.
+/// `CommitDone`. That task waits for `previous` (the completion of the partition's previous
+/// append) before sending, so the `CommitDone`s of a partition arrive in append order and an
+/// older commit never overwrites a newer one in the cache. Returns this append's completion.
 pub(super) fn append(
     ctx: &Arc<NodeContext>,
     myself: &ActorRef<CoordinatorMsg>,
     partition: i32,
-    records: Vec<OffsetRecord>,
-    codes: Vec<i16>,
+    (records, codes): (Vec<OffsetRecord>, Vec<i16>),
     reply: Option<RpcReplyPort<Vec<i16>>>,
-) {
+    previous: Option<oneshot::Receiver<()>>,
+) -> oneshot::Receiver<()> {
     let started = start_append(ctx, partition, &records);
     let me = myself.clone();
+    let (done, completion) = oneshot::channel();
     tokio::spawn(async move {
         let result = match started {
             Ok(rx) => match rx.await {
@@ -136,8 +139,14 @@ pub(super) fn append(
             },
             Err(e) => Err(e),
         };
+        if let Some(previous) = previous {
+            // Sent or dropped: either way the previous `CommitDone` is in the mailbox.
+            let _ = previous.await;
+        }
         let _ = me.cast(CoordinatorMsg::CommitDone { records, result, codes, reply });
+        let _ = done.send(());
     });
+    completion
 }
 
 type AppendWait = oneshot::Receiver<Result<crate::replica::AppendOutcome, PartitionError>>;

@@ -219,7 +219,20 @@ impl CoordinatorState {
             let _ = reply.send(codes);
             return;
         }
-        offsets_store::append(&self.ctx, myself, partition, records, codes, Some(reply));
+        self.append(myself, partition, (records, codes), Some(reply));
+    }
+
+    /// Appends records to offsets partition `partition`, chained after its previous append.
+    pub(super) fn append(
+        &mut self,
+        myself: &ActorRef<CoordinatorMsg>,
+        partition: i32,
+        records: (Vec<(OffsetKey, Option<CommittedOffset>)>, Vec<i16>),
+        reply: Option<RpcReplyPort<Vec<i16>>>,
+    ) {
+        let previous = self.commit_chain.remove(&partition);
+        let done = offsets_store::append(&self.ctx, myself, partition, records, reply, previous);
+        self.commit_chain.insert(partition, done);
     }
 
     /// Applies durable records to the cache.
@@ -280,6 +293,7 @@ impl CoordinatorState {
     /// Drops the committed offsets for `topics` of every group coordinated here and writes
     /// their tombstones.
     pub(super) fn forget_topics(&mut self, myself: &ActorRef<CoordinatorMsg>, topics: &[String]) {
+        let mut writes = Vec::new();
         for (group, committed) in &mut self.offsets {
             // Only served groups have offsets in memory, so each has its partition.
             let Some(partition) = self.ownership.partition_for(group) else { continue };
@@ -294,10 +308,13 @@ impl CoordinatorState {
                     (OffsetKey { group: group.clone(), topic: tp.0, partition: tp.1 }, None)
                 })
                 .collect();
-            let codes = vec![0; tombstones.len()];
-            offsets_store::append(&self.ctx, myself, partition, tombstones, codes, None);
+            writes.push((partition, tombstones));
         }
         self.offsets.retain(|_, m| !m.is_empty());
+        for (partition, tombstones) in writes {
+            let codes = vec![0; tombstones.len()];
+            self.append(myself, partition, (tombstones, codes), None);
+        }
     }
 
     /// Deletes an empty group and its offsets (tombstones written to the offsets topic).
@@ -327,7 +344,7 @@ impl CoordinatorState {
             .collect();
         if !tombstones.is_empty() {
             let codes = vec![0; tombstones.len()];
-            offsets_store::append(&self.ctx, myself, partition, tombstones, codes, None);
+            self.append(myself, partition, (tombstones, codes), None);
         }
         0
     }

@@ -1,8 +1,14 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) or the first offset whose
-//! timestamp is at or after a target.
+//! timestamp is at or after a target. Arguments Kafka refuses are answered at once with its
+//! codes: a partition named twice (INVALID_REQUEST), a negative timestamp that is no sentinel
+//! of the request's version (UNSUPPORTED_VERSION).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use chronik::protocol::versions::list_offsets_timestamp_supported;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
 
@@ -12,25 +18,55 @@ use crate::replica::{PartitionError, ReplicaMsg};
 
 /// Handles one ListOffsets request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, version: i16) -> ResponseKind {
+    let mut seen = HashSet::new();
+    let duplicated: HashSet<(&str, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.as_str(), p.partition_index)))
+        .filter(|tp| !seen.insert(*tp))
+        .collect();
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
         let name = topic.name.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-            let r = match lookup(ctx, name, p.partition_index, p.current_leader_epoch, p.timestamp).await {
-                Ok((offset, timestamp, epoch)) => {
-                    let r = r.with_offset(offset).with_timestamp(timestamp);
-                    // Fields a version lacks must stay at their defaults or the encoder refuses them.
-                    if version >= 4 { r.with_leader_epoch(epoch) } else { r }
-                }
-                Err(e) => r.with_error_code(e.code).with_offset(-1).with_timestamp(-1),
+            let found = match check_arguments(version, p, duplicated.contains(&(name, p.partition_index))) {
+                Ok(()) => lookup(ctx, name, p.partition_index, p.current_leader_epoch, p.timestamp).await,
+                Err(code) => Err(PartitionError::new(code, "refused before the lookup")),
             };
-            partitions.push(r);
+            partitions.push(answer(r, found, version));
         }
         topics.push(ListOffsetsTopicResponse::default().with_name(topic_name(name)).with_partitions(partitions));
     }
     ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// Kafka's checks before any lookup (`ReplicaManager.fetchOffset`).
+fn check_arguments(version: i16, p: &ListOffsetsPartition, duplicated: bool) -> Result<(), ResponseError> {
+    if duplicated {
+        return Err(ResponseError::InvalidRequest);
+    }
+    if !list_offsets_timestamp_supported(p.timestamp, version) {
+        return Err(ResponseError::UnsupportedVersion);
+    }
+    Ok(())
+}
+
+/// The partition's answer in the shape of `version`.
+fn answer(
+    r: ListOffsetsPartitionResponse,
+    found: Result<(i64, i64, i32), PartitionError>,
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    match found {
+        Ok((offset, timestamp, epoch)) => {
+            let r = r.with_offset(offset).with_timestamp(timestamp);
+            // Fields a version lacks must stay at their defaults or the encoder refuses them.
+            if version >= 4 { r.with_leader_epoch(epoch) } else { r }
+        }
+        Err(e) => r.with_error_code(e.code).with_offset(-1).with_timestamp(-1),
+    }
 }
 
 async fn lookup(

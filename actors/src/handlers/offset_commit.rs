@@ -1,5 +1,6 @@
 //! OffsetCommit (v2–v8): validated by the group, written to `__consumer_offsets`, answered
-//! once durable.
+//! once durable. The commit reaches the coordinator before the handler returns, so the commits
+//! of one connection are applied in the order they were sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,13 +9,16 @@ use chronik::offsets::CommittedOffset;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, ResponseKind};
 
-use super::{ask_coordinator, owned, topic_name};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::{owned, send_to_coordinator, topic_name};
 use crate::context::NodeContext;
 use crate::group_coordinator::CoordinatorMsg;
 use crate::replica::now_ms;
 
-/// Handles one OffsetCommit request.
-pub async fn handle(ctx: &Arc<NodeContext>, req: OffsetCommitRequest, version: i16) -> ResponseKind {
+/// Hands one OffsetCommit request to the coordinator and returns the wait for its answer.
+pub fn handle(ctx: &Arc<NodeContext>, req: OffsetCommitRequest, version: i16) -> BoxFuture<'static, ResponseKind> {
     let now = now_ms();
     let mut offsets = Vec::new();
     for topic in &req.topics {
@@ -37,7 +41,16 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: OffsetCommitRequest, version: i
         offsets,
         reply,
     };
-    let codes = ask_coordinator(ctx, msg, Duration::from_secs(30)).await.unwrap_or_else(|code| vec![code; n]);
+    let answer = send_to_coordinator(ctx, msg, Duration::from_secs(30));
+    async move {
+        let codes = answer.await.unwrap_or_else(|code| vec![code; n]);
+        respond(&req, codes)
+    }
+    .boxed()
+}
+
+/// The response: one code per partition, in the request's order.
+fn respond(req: &OffsetCommitRequest, codes: Vec<i16>) -> ResponseKind {
     let mut codes = codes.into_iter();
     let topics = req
         .topics

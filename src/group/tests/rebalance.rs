@@ -2,6 +2,8 @@
 //! the rebalances that follow.
 
 use super::harness::*;
+use bytes::Bytes;
+
 use crate::group::{GroupConfig, GroupPhase};
 
 #[test]
@@ -166,5 +168,23 @@ fn members_over_a_full_group_are_turned_away_while_preparing() {
     assert_eq!(h.joined(b_join).error_code, GROUP_MAX_SIZE_REACHED);
     assert_eq!(h.joined(a_join).members.len(), 2);
     assert_eq!(h.joined(c_join).generation_id, 2);
+    h.assert_all_answered();
+}
+
+#[test]
+fn a_rebalance_timeout_of_zero_means_the_session_timeout() {
+    let mut h = Harness::new(3_000);
+    let mut unset = h.join_request("", "a");
+    unset.rebalance_timeout_ms = 0;
+    let join = h.send_join(unset);
+    h.finish_join_phase();
+    let answer = h.joined(join);
+    let completed = h.now;
+    // The SyncGroup is still expected until the session timeout, not dropped at once.
+    assert_eq!(h.group.next_deadline(), Some(completed + SESSION));
+    h.advance(100);
+    let sync = h.sync(&answer.member_id, answer.generation_id, vec![(answer.member_id.clone(), Bytes::from("x"))]);
+    assert_eq!(h.synced(sync).error_code, NONE);
+    assert_eq!(h.group.phase(), GroupPhase::Stable);
     h.assert_all_answered();
 }
