@@ -19,9 +19,6 @@ from group_helpers import (KpMember, offset_commit_v2, offset_fetch_v1, parse_of
                            parse_offset_fetch_v1)
 from harness import unique_topic, wait_until
 
-API_FIND_COORDINATOR = 10
-API_JOIN_GROUP = 11
-API_SYNC_GROUP = 14
 UNKNOWN_TOPIC_OR_PARTITION = 3
 UNSUPPORTED_VERSION = 35
 ROUNDS = 5
@@ -36,7 +33,7 @@ def find_coordinator(bootstrap: str, group: str) -> None:
     """FindCoordinator v0 until the (single) broker coordinates `group`, then an OffsetFetch
     until its offsets partition is loaded."""
     def ready():
-        _, body = kproto.call(bootstrap, kproto.frame(API_FIND_COORDINATOR, 0, 1, kproto.string(group)))
+        _, body = kproto.call(bootstrap, kproto.frame(kproto.API_FIND_COORDINATOR, 0, 1, kproto.string(group)))
         return kproto.Reader(body).i16() == 0
     wait_until(ready, 30, f"a coordinator for {group}")
 
@@ -116,13 +113,13 @@ def join_group_v1(cid: int, group: str, topic: str, rebalance_timeout_ms: int) -
     protocols = kproto.array([kproto.string("range") + kproto.i32(len(subscription)) + subscription])
     body = (kproto.string(group) + kproto.i32(30000) + kproto.i32(rebalance_timeout_ms) + kproto.string("")
             + kproto.string("consumer") + protocols)
-    return kproto.frame(API_JOIN_GROUP, 1, cid, body)
+    return kproto.frame(kproto.API_JOIN_GROUP, 1, cid, body)
 
 
 def sync_group_v1(cid: int, group: str, generation: int, member: str, assignment: bytes) -> bytes:
     assignments = kproto.array([kproto.string(member) + kproto.i32(len(assignment)) + assignment])
     body = kproto.string(group) + kproto.i32(generation) + kproto.string(member) + assignments
-    return kproto.frame(API_SYNC_GROUP, 1, cid, body)
+    return kproto.frame(kproto.API_SYNC_GROUP, 1, cid, body)
 
 
 def test_join_with_zero_rebalance_timeout_then_sync_succeeds(gbroker):

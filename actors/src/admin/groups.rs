@@ -67,11 +67,12 @@ const T: Duration = Duration::from_secs(5);
 
 /// The handler.
 pub(super) async fn groups(ctx: Arc<NodeContext>) -> Json {
-    json(&serde_json::json!({ "groups": collect(&ctx).await }))
+    json(&serde_json::json!({ "groups": collect(&ctx, true).await }))
 }
 
-/// Every group with its committed offsets and lag.
-pub(super) async fn collect(ctx: &NodeContext) -> Vec<GroupView> {
+/// Every group with its committed offsets and lag, and its members if `with_members` (one more
+/// question to the coordinator per group, which `/metrics` has no use for).
+pub(super) async fn collect(ctx: &NodeContext, with_members: bool) -> Vec<GroupView> {
     let listings = ask_coordinator(ctx, CoordinatorMsg::List, T).await.map(|(_, l)| l).unwrap_or_default();
     let mut out = Vec::with_capacity(listings.len());
     for g in listings {
@@ -86,7 +87,7 @@ pub(super) async fn collect(ctx: &NodeContext) -> Vec<GroupView> {
             partitions.push(LagView { topic, partition, committed_offset: c.offset, high_watermark: hw, lag });
         }
         let total_lag = partitions.iter().filter_map(|p| p.lag).sum();
-        let members = members(ctx, &g.group_id).await;
+        let members = if with_members { members(ctx, &g.group_id).await } else { Vec::new() };
         out.push(GroupView {
             group_id: g.group_id,
             state: g.state,

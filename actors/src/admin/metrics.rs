@@ -44,7 +44,7 @@ async fn scrape(ctx: &NodeContext, root: &ActorNode) -> prometheus::Result<Vec<M
     }
     let mut offline: Vec<_> = ctx.offline.iter().map(|e| (e.key().clone(), e.value().reason.clone())).collect();
     offline.sort();
-    let groups = collect_groups(ctx).await;
+    let groups = collect_groups(ctx, false).await;
     let mut all = ctx.requests.gather();
     all.extend(families::partitions(&infos, &offline)?);
     all.extend(families::groups(&groups)?);
