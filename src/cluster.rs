@@ -17,5 +17,5 @@ pub use rebalance::{MoveStep, PartitionTarget, next_step, order_keeping_leader, 
 pub use topic_config::{
     BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, ListOp, Rule, TOPIC_CONFIGS, TopicConfigDef,
     TopicConfigError, apply_list_op, describe_topic_configs, effective_log_config, split_list, topic_config_def,
-    validate_topic_configs,
+    topic_produce_rules, validate_topic_configs,
 };

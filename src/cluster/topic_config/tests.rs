@@ -1,4 +1,5 @@
 use super::*;
+use crate::records::{TimestampRule, TopicRules};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -142,4 +143,20 @@ fn describe_reports_sources_and_synonyms_as_kafka_does() {
     assert_eq!((compression.value(), compression.source()), ("producer", ConfigSource::Default));
     let remote = get("remote.storage.enable");
     assert_eq!(remote.synonyms[0].name, "remote.storage.enable", "no broker key: the topic key names the default");
+}
+
+#[test]
+fn produce_rules_follow_the_overrides_and_kafkas_timestamp_fallbacks() {
+    let rules = |pairs: &[(&str, &str)]| topic_produce_rules(&map(pairs), 1_000_000);
+    let create_time = |before_ms, after_ms| TimestampRule::CreateTime { before_ms, after_ms };
+    assert_eq!(rules(&[]), TopicRules { max_batch_bytes: 1_000_000, timestamps: create_time(i64::MAX, i64::MAX) });
+    assert_eq!(rules(&[("max.message.bytes", "2048")]).max_batch_bytes, 2048);
+    assert_eq!(rules(&[("max.message.bytes", "5000000")]).max_batch_bytes, 1_000_000, "the request limit caps it");
+    assert_eq!(rules(&[("message.timestamp.type", "LogAppendTime")]).timestamps, TimestampRule::LogAppendTime);
+    // The deprecated difference bounds both sides unless before/after set their own.
+    let difference = [("message.timestamp.difference.max.ms", "60000")];
+    assert_eq!(rules(&difference).timestamps, create_time(60_000, 60_000));
+    let mixed = [("message.timestamp.difference.max.ms", "60000"), ("message.timestamp.after.max.ms", "1000")];
+    assert_eq!(rules(&mixed).timestamps, create_time(60_000, 1000));
+    assert_eq!(rules(&[("message.timestamp.before.max.ms", "5")]).timestamps, create_time(5, i64::MAX));
 }
