@@ -114,8 +114,16 @@ fn a_cleanup_policy_without_delete_turns_retention_off() {
 fn describe_reports_sources_and_synonyms_as_kafka_does() {
     let broker = |key: &str| match key {
         // The file sets retention; segment.bytes is at its default.
-        "retention.ms" => Some(BrokerValue { value: "1000".into(), default: "604800000".into() }),
-        "segment.bytes" => Some(BrokerValue { value: "1073741824".into(), default: "1073741824".into() }),
+        "retention.ms" => Some(BrokerValue { dynamic: vec![], value: "1000".into(), default: "604800000".into() }),
+        "segment.bytes" => {
+            Some(BrokerValue { dynamic: vec![], value: "1073741824".into(), default: "1073741824".into() })
+        }
+        // Set at run time for every broker, the file leaves it at the default.
+        "retention.bytes" => Some(BrokerValue {
+            dynamic: vec![("1000000".into(), ConfigSource::DynamicDefaultBroker)],
+            value: "-1".into(),
+            default: "-1".into(),
+        }),
         _ => None,
     };
     let described = describe_topic_configs(&map(&[("segment.bytes", "4096")]), broker);
@@ -138,6 +146,11 @@ fn describe_reports_sources_and_synonyms_as_kafka_does() {
     assert_eq!((retention.value(), retention.source()), ("1000", ConfigSource::StaticBroker));
     assert_eq!(retention.synonyms[0].name, "log.retention.ms");
     assert_eq!(retention.synonyms[1].source, ConfigSource::Default);
+
+    let bytes = get("retention.bytes");
+    assert_eq!((bytes.value(), bytes.source()), ("1000000", ConfigSource::DynamicDefaultBroker));
+    assert_eq!(bytes.synonyms[0].name, "log.retention.bytes");
+    assert_eq!(bytes.synonyms[1].source, ConfigSource::Default);
 
     let compression = get("compression.type");
     assert_eq!((compression.value(), compression.source()), ("producer", ConfigSource::Default));
