@@ -22,12 +22,14 @@
 //! - `liveness`: Heartbeat, OffsetCommit validation, LeaveGroup, deletion.
 //! - `timers`: [`Group::tick`] and [`Group::next_deadline`].
 //! - [`assignment`]: what a consumer's assignment bytes say, for operators.
+//! - [`subscription`]: the topics members subscribe to, and OffsetDelete's rules on them.
 
 pub mod assignment;
 mod join;
 mod liveness;
 mod member;
 mod rebalance;
+pub mod subscription;
 mod sync;
 mod timers;
 pub mod types;

@@ -11,6 +11,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -22,6 +23,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -95,6 +97,8 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::ListGroups(r) => async move { Some(list_groups::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::DescribeGroups(r) => async move { Some(describe_groups::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::DeleteGroups(r) => async move { Some(delete_groups::handle(&ctx, r).await) }.boxed(),
+        RequestKind::OffsetDelete(r) => async move { Some(offset_delete::handle(&ctx, r).await) }.boxed(),
+        RequestKind::DescribeProducers(r) => async move { Some(describe_producers::handle(&ctx, r).await) }.boxed(),
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
     };
     Ok(async move {

@@ -108,6 +108,8 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::AlterConfigs => RequestKind::AlterConfigs(admin::alter_configs()),
         ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(admin::incremental_alter_configs()),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(admin::describe_cluster(version)),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(groups::offset_delete()),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(admin::describe_producers()),
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -67,6 +67,8 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::AlterConfigs => ResponseKind::AlterConfigs(admin::alter_configs()),
         ApiKey::IncrementalAlterConfigs => ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs()),
         ApiKey::DescribeCluster => ResponseKind::DescribeCluster(admin::describe_cluster(version)),
+        ApiKey::OffsetDelete => ResponseKind::OffsetDelete(groups::offset_delete()),
+        ApiKey::DescribeProducers => ResponseKind::DescribeProducers(admin::describe_producers()),
         other => panic!("no sample response for {other:?}"),
     }
 }
