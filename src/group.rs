@@ -196,6 +196,7 @@ impl Group {
             state: self.phase,
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: stable_protocol.unwrap_or_default().to_owned(),
+            generation_id: self.generation_id,
             members,
         }
     }

@@ -341,21 +341,23 @@ async function group({ topic, groupId, members, partitions, start, count }) {
       c.on(c.events.CRASH, (e) => errors.push(`member ${i} crashed: ${e.payload.error && e.payload.error.message}`));
       await c.connect();
       await c.subscribe({ topic, fromBeginning: true });
-      await c.run({
-        autoCommit: false,
-        eachMessage: async ({ partition, message }) => {
-          const n = Number(message.value.toString().slice(4));
-          consumed.push([i, partition, Number(message.offset), n]);
-          try {
-            await c.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
-          } catch (e) {
-            commitFailed.push(n);
-            errors.push(`member ${i} commit of ${topic}/${partition}@${message.offset}: ${e.name} ${e.type || ''} ${e.message}`);
-          }
-        },
-      });
       consumers.push(c);
     }
+    // All members start together (run() resolves once a member's first join is done; one by
+    // one, each would join a generation of its own).
+    await Promise.all(consumers.map((c, i) => c.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        const n = Number(message.value.toString().slice(4));
+        consumed.push([i, partition, Number(message.offset), n]);
+        try {
+          await c.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+        } catch (e) {
+          commitFailed.push(n);
+          errors.push(`member ${i} commit of ${topic}/${partition}@${message.offset}: ${e.name} ${e.type || ''} ${e.message}`);
+        }
+      },
+    })));
     await waitFor(`disjoint assignments covering ${partitions} partitions`,
       () => disjointCover(assignments, partitions), 30000);
     log('group split', assignments);
@@ -383,8 +385,10 @@ async function group({ topic, groupId, members, partitions, start, count }) {
       return Object.keys(hws).every((p) => committed[p] === hws[p]);
     }, 20000);
     log('committed', committed);
+    // Copies: the disconnects below rebalance the leaving group and change both.
     return {
-      consumed, assignments, commitFailed, errors, joins, committed, hws,
+      consumed, assignments: assignments.map((a) => a.slice()), commitFailed, errors, joins: joins.slice(),
+      committed, hws,
       described: described.groups.map((g) => ({ groupId: g.groupId, state: g.state, protocolType: g.protocolType,
         protocol: g.protocol, members: g.members.map((m) => m.clientId) })),
       listed: listed.groups,

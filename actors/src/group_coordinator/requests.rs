@@ -289,6 +289,7 @@ impl CoordinatorState {
             state: GroupPhase::Empty,
             protocol_type: String::new(),
             protocol: String::new(),
+            generation_id: 0,
             members: Vec::new(),
         })
     }
