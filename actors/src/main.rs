@@ -10,6 +10,7 @@ use chronik::config::{CliOverrides, Config};
 use chronik_actors::cli::ClusterCommand;
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
 static GLOBAL: alloc::GuardedAlloc = alloc::GuardedAlloc;
@@ -45,15 +46,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // openraft narrates every vote and replication step at info; keep its warnings.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -105,6 +98,23 @@ async fn start(config: Config) -> anyhow::Result<()> {
         }
         _ = &mut handle => anyhow::bail!("the node's supervisor stopped: a component exceeded its restart budget"),
     }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG`; the filter sits behind a reload handle so the
+/// BROKER_LOGGER configs can change it at run time (`chronik_actors::log_levels`).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    // openraft narrates every vote and replication step at info; keep its warnings.
+    let base = std::env::var("RUST_LOG").ok().filter(|d| EnvFilter::try_new(d).is_ok());
+    let base = base.unwrap_or_else(|| "info,openraft=warn".to_string());
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&base));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+    chronik_actors::log_levels::install(base, Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())));
 }
 
 /// SIGINT or SIGTERM.

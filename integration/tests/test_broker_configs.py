@@ -10,7 +10,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry
 from confluent_kafka.admin import ConfigResource as CkResource
 from kafka import KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 
 import kproto
 from client_helpers import admin, create_topic
@@ -132,3 +132,55 @@ def test_bad_broker_alterations_are_refused_and_change_nothing(make_broker):
     assert broker_config(b.bootstrap, "log.retention.ms")[1] == DEFAULT
     assert broker_config(b.bootstrap, "log.segment.bytes")[1] == DEFAULT
     assert broker_config(b.bootstrap, "log.retention.bytes")[1] == DEFAULT
+
+
+def connection_debug_lines(b) -> int:
+    return b.log_path.read_text(errors="replace").count("chronik_actors::connection: client connected")
+
+
+def connect_once(bootstrap: str) -> None:
+    with kproto.connect(bootstrap):
+        pass
+
+
+def test_log_levels_change_at_run_time_through_broker_logger(make_broker):
+    """kafka-python's BROKER_LOGGER configs: a logger (a tracing target) raised to DEBUG logs
+    what it did not before, DELETE returns it to the level the process started with, and
+    DescribeConfigs lists the loggers with their levels."""
+    b = make_broker("loggers", fsync="interval", extra_env={"RUST_LOG": "info,openraft=warn"})
+    connect_once(b.bootstrap)
+    assert connection_debug_lines(b) == 0, "connections are not logged at info"
+    logger = "chronik_actors::connection"
+    resource = lambda configs: ConfigResource(ConfigResourceType.BROKER_LOGGER, "1", configs=configs)  # noqa: E731
+    a = admin(b.bootstrap)
+    try:
+        assert a.alter_configs([resource({logger: "DEBUG"})], raise_on_unknown=False) == {"broker_logger": {"1": "OK"}}
+        described = a.describe_configs([ConfigResource(ConfigResourceType.BROKER_LOGGER, "1")], config_filter="all")
+        loggers = {k: v["value"] for k, v in described["broker_logger"]["1"].items()}
+        assert loggers == {"root": "INFO", "openraft": "WARN", logger: "DEBUG"}, loggers
+
+        connect_once(b.bootstrap)
+        wait_until(lambda: connection_debug_lines(b) >= 1, 10, "a connection logged at DEBUG")
+
+        # A level log4j does not know is INVALID_CONFIG and changes nothing.
+        refused = a.alter_configs([resource({"openraft": "LOUD"})], raise_on_unknown=False)["broker_logger"]["1"]
+        assert "[Error 40]" in refused and "invalid log level" in refused, refused
+        # DELETE: back to the started level (info for this target), so no more debug lines.
+        deleted = a.alter_configs([resource({logger: (AlterConfigOp.DELETE, None)})], raise_on_unknown=False)
+        assert deleted == {"broker_logger": {"1": "OK"}}
+    finally:
+        a.close()
+    seen = connection_debug_lines(b)
+    connect_once(b.bootstrap)
+    # The admin client's own connections came and went meanwhile; a new one is not logged.
+    assert admin_describe_loggers(b) == {"root": "INFO", "openraft": "WARN"}
+    assert connection_debug_lines(b) == seen
+
+
+def admin_describe_loggers(b) -> dict[str, str]:
+    a = admin(b.bootstrap)
+    try:
+        described = a.describe_configs([ConfigResource(ConfigResourceType.BROKER_LOGGER, "1")], config_filter="all")
+        return {k: v["value"] for k, v in described["broker_logger"]["1"].items()}
+    finally:
+        a.close()

@@ -20,6 +20,7 @@ use crate::context::NodeContext;
 /// Resource types.
 pub(super) const TOPIC: i8 = 2;
 pub(super) const BROKER: i8 = 4;
+pub(super) const BROKER_LOGGER: i8 = 8;
 
 /// Handles one AlterConfigs request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: AlterConfigsRequest) -> ResponseKind {
@@ -65,6 +66,19 @@ pub(super) fn broker_entity(ctx: &NodeContext, name: &str) -> Result<String, (i1
         Ok(id) if ctx.metadata().nodes.contains_key(&id) => Ok(id.to_string()),
         _ => Err((ResponseError::InvalidRequest.code(), format!("broker {name:?} is not a member of this cluster"))),
     }
+}
+
+/// Loggers are this process's: the resource must name this broker, as Kafka's clients send it
+/// (kafka-python and Java route a broker resource to the broker it names).
+pub(super) fn this_broker(ctx: &NodeContext, name: &str) -> Result<(), (i16, String)> {
+    if name == ctx.config.node_id.to_string() {
+        return Ok(());
+    }
+    let message = format!(
+        "this is broker {}; loggers are changed on the broker they belong to, not {name:?}",
+        ctx.config.node_id
+    );
+    Err((ResponseError::InvalidRequest.code(), message))
 }
 
 /// Validates the complete new run-time config set of a broker entity (see

@@ -17,10 +17,14 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 
 use super::str_bytes;
 use crate::context::NodeContext;
+use crate::log_levels;
 
 /// Resource types.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const BROKER_LOGGER: i8 = 8;
+/// Kafka's DYNAMIC_BROKER_LOGGER_CONFIG source, which every logger reports.
+const LOGGER_SOURCE: i8 = 6;
 
 /// One reported config.
 struct Entry {
@@ -63,6 +67,23 @@ fn describe(ctx: &NodeContext, res: &DescribeConfigsResource, synonyms: bool, ve
         },
         BROKER if name.is_empty() || name == ctx.config.node_id.to_string() => broker_entries(&ctx.config, &dynamic),
         BROKER => {
+            return fail(ResponseError::InvalidRequest, format!("this is broker {}, not {name:?}", ctx.config.node_id));
+        }
+        BROKER_LOGGER if name == ctx.config.node_id.to_string() => {
+            let loggers = log_levels::levels().map(|l| l.describe()).unwrap_or_default();
+            let wanted =
+                |key: &str| res.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == key));
+            let configs = loggers.into_iter().filter(|(logger, _)| wanted(logger)).map(|(logger, level)| {
+                let r = DescribeConfigsResourceResult::default()
+                    .with_name(str_bytes(logger))
+                    .with_value(Some(str_bytes(level)))
+                    .with_read_only(false)
+                    .with_config_source(LOGGER_SOURCE);
+                if version >= 3 { r.with_config_type(ConfigType::String as i8) } else { r }
+            });
+            return base.with_configs(configs.collect());
+        }
+        BROKER_LOGGER => {
             return fail(ResponseError::InvalidRequest, format!("this is broker {}, not {name:?}", ctx.config.node_id));
         }
         other => return fail(ResponseError::InvalidRequest, format!("resource type {other} is not supported")),

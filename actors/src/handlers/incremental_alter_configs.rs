@@ -11,9 +11,12 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseKind};
 
-use super::alter_configs::{BROKER, TOPIC, broker_entity, not_alterable, set_broker_configs, set_topic_configs};
+use super::alter_configs::{
+    BROKER, BROKER_LOGGER, TOPIC, broker_entity, not_alterable, set_broker_configs, set_topic_configs, this_broker,
+};
 use super::str_bytes;
 use crate::context::NodeContext;
+use crate::log_levels;
 
 /// Config operations.
 const SET: i8 = 0;
@@ -35,6 +38,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: IncrementalAlterConfigsRequest)
                 Ok(configs) => set_broker_configs(ctx, name, configs, req.validate_only).await,
                 Err(e) => Err(e),
             },
+            BROKER_LOGGER => set_loggers(ctx, name, &res.configs, req.validate_only),
             other => Err(not_alterable(other)),
         };
         let r = AlterConfigsResourceResponse::default()
@@ -47,6 +51,34 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: IncrementalAlterConfigsRequest)
         });
     }
     ResponseKind::IncrementalAlterConfigs(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
+
+/// Changes this process's log levels (Kafka's BROKER_LOGGER): SET a logger's level or DELETE
+/// it back to the level it started with.
+fn set_loggers(
+    ctx: &NodeContext,
+    name: &str,
+    ops: &[AlterableConfig],
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let request = |msg: String| (ResponseError::InvalidRequest.code(), msg);
+    this_broker(ctx, name)?;
+    let levels = log_levels::levels().ok_or_else(|| request("this process cannot change its log levels".into()))?;
+    let mut changes = Vec::with_capacity(ops.len());
+    for op in ops {
+        let level = op.value.as_ref().map(|v| v.to_string());
+        match (op.config_operation, level) {
+            (SET, Some(level)) => changes.push((op.name.to_string(), Some(level))),
+            (DELETE, _) => changes.push((op.name.to_string(), None)),
+            (SET, None) => {
+                return Err((ResponseError::InvalidConfig.code(), format!("SET of {} needs a level", op.name.as_str())));
+            }
+            (other, _) => {
+                return Err(request(format!("operation {other} is not supported for loggers (SET and DELETE are)")));
+            }
+        }
+    }
+    levels.apply(&changes, validate_only).map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))
 }
 
 /// The topic's overrides after applying the operations in order.
