@@ -126,6 +126,8 @@ pub enum CoordinatorMsg {
     },
     /// From the commit task: the offsets batch is durable (or failed); cache and answer.
     CommitDone {
+        /// The offsets partition appended to.
+        partition: i32,
         /// Records that were written, tombstones included.
         records: Vec<(OffsetKey, Option<CommittedOffset>)>,
         /// Outcome of the append.
@@ -225,9 +227,8 @@ pub struct CoordinatorState {
     next_load: u64,
     /// The proposal of `__consumer_offsets` in flight, if any.
     creating: Option<TaskGuard>,
-    /// Per offsets partition, the completion of its latest append: the next append's
-    /// `CommitDone` waits for it, so commits reach the cache in the order they were appended.
-    commit_chain: HashMap<i32, tokio::sync::oneshot::Receiver<()>>,
+    /// Per offsets partition, its appends in flight and the offset fetches waiting for them.
+    appends: HashMap<i32, Appends>,
     /// Forwards metadata changes to this actor; stops with it.
     _watch: TaskGuard,
     /// Limits applied to every group.
@@ -236,6 +237,32 @@ pub struct CoordinatorState {
     ctx: Arc<NodeContext>,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
     registration: Registration,
+}
+
+/// One offsets partition's appends, in order.
+#[derive(Default)]
+struct Appends {
+    /// The completion of the latest append: the next append's `CommitDone` waits for it, so
+    /// commits reach the cache in the order they were appended.
+    tail: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Appends started.
+    started: u64,
+    /// Appends whose `CommitDone` was handled.
+    done: u64,
+    /// OffsetFetches that came in behind appends still in flight, each with the number of
+    /// appends it waits for: a client that pipelines a fetch after its commits reads them, as
+    /// Kafka's one-request-at-a-time connections guarantee.
+    fetches: Vec<(u64, ParkedFetch)>,
+}
+
+/// An OffsetFetch waiting for earlier commits.
+struct ParkedFetch {
+    /// Group id.
+    group_id: String,
+    /// Partitions asked for; `None` = every committed one.
+    partitions: Option<Vec<OffsetPartition>>,
+    /// Where the answer goes.
+    reply: RpcReplyPort<Result<FetchedOffsets, i16>>,
 }
 
 /// Where one led offsets partition stands.
@@ -298,7 +325,7 @@ impl Actor for GroupCoordinator {
             partitions: HashMap::new(),
             next_load: 0,
             creating: None,
-            commit_chain: HashMap::new(),
+            appends: HashMap::new(),
             _watch: watch,
             group_config,
             ctx,

@@ -68,6 +68,27 @@ def test_pipelined_raw_commits_end_at_the_last(gbroker):
             assert parse_offset_fetch_v1(body)[(topic, 0)][0] == base + BURST, f"round {r}"
 
 
+def test_a_fetch_pipelined_behind_commits_reads_the_last(gbroker):
+    """Fifty OffsetCommits and an OffsetFetch written at once, no answer awaited in between: the
+    fetch sees every commit sent before it, as on a Kafka broker (which serves a connection's
+    requests one at a time)."""
+    topic = unique_topic("pipefetch")
+    create_topic(gbroker.bootstrap, topic, 1)
+    group = group_id("pipe")
+    find_coordinator(gbroker.bootstrap, group)
+    with kproto.connect(gbroker.bootstrap) as s:
+        for r in range(ROUNDS):
+            base = r * 1000
+            frames = b"".join(offset_commit_v2(i, group, [(topic, 0, base + i)]) for i in range(1, BURST + 1))
+            s.sendall(frames + offset_fetch_v1(BURST + 1, group, [(topic, 0)]))
+            for i in range(1, BURST + 1):
+                cid, body = kproto.read_response(s)
+                assert (cid, parse_offset_commit_v2(body)) == (i, {(topic, 0): 0})
+            cid, body = kproto.read_response(s)
+            assert cid == BURST + 1
+            assert parse_offset_fetch_v1(body)[(topic, 0)][0] == base + BURST, f"round {r}"
+
+
 def test_kafka_python_async_burst_then_sync_commit_reads_back_the_last(gbroker):
     topic = unique_topic("kpcommits")
     create_topic(gbroker.bootstrap, topic, 1)

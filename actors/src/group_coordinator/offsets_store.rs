@@ -143,7 +143,7 @@ pub(super) fn append(
             // Sent or dropped: either way the previous `CommitDone` is in the mailbox.
             let _ = previous.await;
         }
-        let _ = me.cast(CoordinatorMsg::CommitDone { records, result, codes, reply });
+        let _ = me.cast(CoordinatorMsg::CommitDone { partition, records, result, codes, reply });
         let _ = done.send(());
     });
     completion

@@ -8,7 +8,7 @@ use chronik::offsets::{CommittedOffset, OffsetKey};
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
 
-use super::{CoordinatorMsg, CoordinatorState, GroupListing, OffsetPartition, offsets_store};
+use super::{CoordinatorMsg, CoordinatorState, GroupListing, OffsetPartition, ParkedFetch, offsets_store};
 use crate::replica::now_ms;
 
 /// Kafka refuses commit metadata longer than this (offset.metadata.max.bytes).
@@ -68,7 +68,7 @@ impl CoordinatorState {
             CoordinatorMsg::Commit { group_id, member_id, generation_id, group_instance_id, offsets, reply } => {
                 self.commit(myself, group_id, (member_id, generation_id, group_instance_id), offsets, reply);
             }
-            CoordinatorMsg::CommitDone { records, result, mut codes, reply } => {
+            CoordinatorMsg::CommitDone { partition, records, result, mut codes, reply } => {
                 match result {
                     Ok(()) => self.commit_durable(records),
                     Err(e) => {
@@ -79,26 +79,15 @@ impl CoordinatorState {
                 if let Some(reply) = reply {
                     let _ = reply.send(codes);
                 }
+                self.append_done(partition);
             }
             CoordinatorMsg::FetchOffsets { group_id, partitions, reply } => {
-                if let Err(code) = self.serving(&group_id) {
-                    let _ = reply.send(Err(code));
-                    return;
+                let fetch = ParkedFetch { group_id, partitions, reply };
+                let behind = self.serving(&fetch.group_id).ok().and_then(|p| self.appends.get_mut(&p));
+                match behind {
+                    Some(a) if a.started > a.done => a.fetches.push((a.started, fetch)),
+                    _ => self.answer_fetch(fetch),
                 }
-                let committed = self.offsets.get(&group_id);
-                let answer = match partitions {
-                    Some(wanted) => wanted
-                        .into_iter()
-                        .map(|tp| {
-                            let c = committed.and_then(|m| m.get(&tp)).cloned();
-                            (tp, c)
-                        })
-                        .collect(),
-                    None => committed
-                        .map(|m| m.iter().map(|(tp, c)| (tp.clone(), Some(c.clone()))).collect())
-                        .unwrap_or_default(),
-                };
-                let _ = reply.send(Ok(answer));
             }
             CoordinatorMsg::List(reply) => {
                 let code = if self.loading() { ResponseError::CoordinatorLoadInProgress.code() } else { 0 };
@@ -233,9 +222,44 @@ impl CoordinatorState {
         records: (Vec<(OffsetKey, Option<CommittedOffset>)>, Vec<i16>),
         reply: Option<RpcReplyPort<Vec<i16>>>,
     ) {
-        let previous = self.commit_chain.remove(&partition);
-        let done = offsets_store::append(&self.ctx, myself, partition, records, reply, previous);
-        self.commit_chain.insert(partition, done);
+        let appends = self.appends.entry(partition).or_default();
+        let previous = appends.tail.take();
+        appends.tail = Some(offsets_store::append(&self.ctx, myself, partition, records, reply, previous));
+        appends.started += 1;
+    }
+
+    /// One more append of `partition` reached the cache: answers the fetches that waited for it.
+    fn append_done(&mut self, partition: i32) {
+        let Some(appends) = self.appends.get_mut(&partition) else { return };
+        appends.done += 1;
+        let done = appends.done;
+        let (ready, waiting) = std::mem::take(&mut appends.fetches).into_iter().partition(|(until, _)| *until <= done);
+        appends.fetches = waiting;
+        for (_, fetch) in ready {
+            self.answer_fetch(fetch);
+        }
+    }
+
+    /// OffsetFetch from the cache: the group's committed offsets, all or those asked for.
+    fn answer_fetch(&self, ParkedFetch { group_id, partitions, reply }: ParkedFetch) {
+        if let Err(code) = self.serving(&group_id) {
+            let _ = reply.send(Err(code));
+            return;
+        }
+        let committed = self.offsets.get(&group_id);
+        let answer = match partitions {
+            Some(wanted) => wanted
+                .into_iter()
+                .map(|tp| {
+                    let c = committed.and_then(|m| m.get(&tp)).cloned();
+                    (tp, c)
+                })
+                .collect(),
+            None => {
+                committed.map(|m| m.iter().map(|(tp, c)| (tp.clone(), Some(c.clone()))).collect()).unwrap_or_default()
+            }
+        };
+        let _ = reply.send(Ok(answer));
     }
 
     /// Applies durable records to the cache.

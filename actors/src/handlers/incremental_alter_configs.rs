@@ -71,7 +71,10 @@ fn set_loggers(
             (SET, Some(level)) => changes.push((op.name.to_string(), Some(level))),
             (DELETE, _) => changes.push((op.name.to_string(), None)),
             (SET, None) => {
-                return Err((ResponseError::InvalidConfig.code(), format!("SET of {} needs a level", op.name.as_str())));
+                return Err((
+                    ResponseError::InvalidConfig.code(),
+                    format!("SET of {} needs a level", op.name.as_str()),
+                ));
             }
             (other, _) => {
                 return Err(request(format!("operation {other} is not supported for loggers (SET and DELETE are)")));
