@@ -16,6 +16,8 @@ DescribeLogDirs.
   `fetchTopicOffsets`.
 - DescribeLogDirs with kafka-python's `describe_log_dirs`: the data directory, and a partition's
   size growing after producing.
+- Every advertised version of both (DeleteRecords v0-2, DescribeLogDirs v1-4) encoded and decoded
+  with kafka-python's schema-generated classes (Kafka's own message definitions).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -32,6 +35,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 from kafka.errors import OffsetOutOfRangeError
+from kafka.protocol.admin import (
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
+)
 from kafka.structs import TopicPartition
 
 import kproto
@@ -44,6 +50,7 @@ ERR_OFFSET_OUT_OF_RANGE = 1
 ERR_UNKNOWN_TOPIC_OR_PARTITION = 3
 ERR_INVALID_TOPIC = 17
 EARLIEST = -2
+API_DESCRIBE_LOG_DIRS = 35
 RECORDS = 100
 BATCH = 7  # records per produce batch: offset 40 falls inside the batch 35..41
 DELETE_BEFORE = 40
@@ -290,6 +297,60 @@ def test_describe_log_dirs_reports_the_data_dir_and_growing_sizes(rbroker):
     produce(rbroker.bootstrap, topic, partition=1, count=30)
     _, after = sizes()
     assert after[1]["partition_size"] > 0 and after[0]["partition_size"] == before[0]["partition_size"], after
+
+
+# ---- every advertised version, with kafka-python's schema-generated classes ------------------
+
+
+def roundtrip(bootstrap: str, request, response_cls, version: int) -> dict:
+    request.with_header(correlation_id=100 + version, client_id="chronik-it-records")
+    frame = bytes(request.encode(version=version, header=True, framed=True))
+    with kproto.connect(bootstrap, timeout=15) as sock:
+        sock.sendall(frame)
+        size = struct.unpack(">i", kproto.recv_exact(sock, 4))[0]
+        payload = kproto.recv_exact(sock, size)
+    assert struct.unpack(">i", payload[:4])[0] == 100 + version
+    return response_cls.decode(payload, version=version, header=True).to_dict(json=False)
+
+
+def advertised(bootstrap: str, api_key: int) -> range:
+    _, body = kproto.call(bootstrap, kproto.api_versions_v0(0))
+    err, apis = kproto.parse_api_versions_v0(body)
+    assert err == 0
+    lo, hi = apis[api_key]
+    return range(lo, hi + 1)
+
+
+def test_every_advertised_version(rbroker):
+    topic = unique_topic("versions")
+    create_topic(rbroker.bootstrap, topic, 1)
+    produce(rbroker.bootstrap, topic, count=20)
+    versions = advertised(rbroker.bootstrap, kproto.API_DELETE_RECORDS)
+    assert versions == range(0, 3)
+    R = DeleteRecordsRequest
+    for v in versions:
+        low = 3 * (v + 1)
+        partition = R.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=0, offset=low)
+        request = R(topics=[R.DeleteRecordsTopic(name=topic, partitions=[partition])], timeout_ms=10000)
+        [t] = roundtrip(rbroker.bootstrap, request, DeleteRecordsResponse, v)["topics"]
+        assert (t["name"], t["partitions"]) == (topic, [{"partition_index": 0, "low_watermark": low, "error_code": 0}]), v
+        assert raw_earliest(rbroker.bootstrap, topic) == low
+
+    versions = advertised(rbroker.bootstrap, API_DESCRIBE_LOG_DIRS)
+    assert versions == range(1, 5)
+    D = DescribeLogDirsRequest
+    for v in versions:
+        # Even versions ask for the topic's partition 0, odd ones for everything (null).
+        topics = [D.DescribableLogDirTopic(topic=topic, partitions=[0])] if v % 2 == 0 else None
+        resp = roundtrip(rbroker.bootstrap, D(topics=topics), DescribeLogDirsResponse, v)
+        [result] = resp["results"]
+        assert (result["error_code"], result["log_dir"]) == (0, os.path.abspath(rbroker.data_dir)), (v, result)
+        listed = {t["name"]: t["partitions"] for t in result["topics"]}
+        [p] = listed[topic]
+        assert p["partition_index"] == 0 and p["partition_size"] > 0, (v, p)
+        assert (len(listed) == 1) == (v % 2 == 0), (v, sorted(listed))
+        if v >= 4:
+            assert 0 <= result["usable_bytes"] <= result["total_bytes"] and result["total_bytes"] > 0, result
 
 
 # ---- three nodes ---------------------------------------------------------------------------
