@@ -2,12 +2,17 @@
 //! and the commands that change it. Every change is a [`MetadataCommand`] applied in order, so the
 //! same code serves the standalone store today and the Raft state machine later.
 
+mod broker_config;
 mod controller_id;
 pub mod learners;
 mod metadata;
 mod rebalance;
 mod topic_config;
 
+pub use broker_config::{
+    BrokerConfigError, DEFAULT_BROKER_ENTITY, DYNAMIC_BROKER_CONFIGS, dynamic_broker_value, dynamic_log_defaults,
+    topic_key_of, validate_broker_configs,
+};
 pub use controller_id::controller_for_clients;
 pub use metadata::{
     Applied, ClusterMetadata, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta, assign_replicas,
@@ -17,5 +22,5 @@ pub use rebalance::{MoveStep, PartitionTarget, next_step, order_keeping_leader, 
 pub use topic_config::{
     BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, ListOp, Rule, TOPIC_CONFIGS, TopicConfigDef,
     TopicConfigError, apply_list_op, describe_topic_configs, effective_log_config, split_list, topic_config_def,
-    validate_topic_configs,
+    topic_produce_rules, validate_topic_configs,
 };

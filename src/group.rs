@@ -22,12 +22,14 @@
 //! - `liveness`: Heartbeat, OffsetCommit validation, LeaveGroup, deletion.
 //! - `timers`: [`Group::tick`] and [`Group::next_deadline`].
 //! - [`assignment`]: what a consumer's assignment bytes say, for operators.
+//! - [`subscription`]: the topics members subscribe to, and OffsetDelete's rules on them.
 
 pub mod assignment;
 mod join;
 mod liveness;
 mod member;
 mod rebalance;
+pub mod subscription;
 mod sync;
 mod timers;
 pub mod types;
@@ -194,6 +196,7 @@ impl Group {
             state: self.phase,
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: stable_protocol.unwrap_or_default().to_owned(),
+            generation_id: self.generation_id,
             members,
         }
     }

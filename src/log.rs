@@ -38,7 +38,10 @@ mod sync_handle;
 #[cfg(test)]
 mod test_support;
 
-pub use batch::{BATCH_HEADER_LEN, BatchError, BatchHeader, set_base_offset_and_epoch, split_batches, verify_crc};
+pub use batch::{
+    BATCH_HEADER_LEN, BatchError, BatchHeader, set_base_offset_and_epoch, split_batches, stamp_log_append_time,
+    verify_crc,
+};
 pub use config::LogConfig;
 pub use durability::write_atomic;
 pub use error::LogError;

@@ -11,7 +11,7 @@ pub mod checkpoints;
 pub mod producer_state;
 pub mod replication;
 
-pub use producer_state::{BatchIdentity, ProducerStateTable, SequenceCheck};
+pub use producer_state::{BatchIdentity, ProducerStateTable, ProducerSummary, SequenceCheck};
 pub use replication::{
     AcksError, EpochCheckpointError, EpochEndOffset, EpochEntry, FollowerState, IsrTracker, LeaderEpochCache,
     Truncation, acks_all_done, acks_all_outcome, check_after_append, check_before_append, truncation_point,

@@ -23,7 +23,9 @@ mod walk;
 
 pub use decompress::MAX_DECOMPRESSED_BATCH;
 pub use refusal::{MAX_RECORD_ERRORS, RecordFault, Refusal};
-pub use validate::{NoTransactions, OngoingTransactions, ProduceRules, claims_transaction, validate_produce};
+pub use validate::{
+    NoTransactions, OngoingTransactions, ProduceRules, TimestampRule, TopicRules, claims_transaction, validate_produce,
+};
 pub use walk::RecordView;
 
 /// Encodes `(key, value)` records as one v2 batch with no producer id, all stamped

@@ -18,8 +18,10 @@
 //! - `loading`: following the metadata: load, serve and unload partitions.
 //! - `offsets_store`: creating, reading back and appending to `__consumer_offsets`.
 //! - `requests`: how each group request is answered.
+//! - `offset_delete`: OffsetDelete.
 
 mod loading;
+mod offset_delete;
 mod offsets_store;
 pub mod ownership;
 mod requests;
@@ -159,6 +161,16 @@ pub enum CoordinatorMsg {
         groups: Vec<String>,
         /// An error code per group.
         reply: RpcReplyPort<Vec<(String, i16)>>,
+    },
+    /// OffsetDelete: drops committed offsets of partitions the group's members do not consume.
+    /// Answered once the tombstones are durable.
+    DeleteOffsets {
+        /// Group id.
+        group_id: String,
+        /// The partitions, in the request's order.
+        partitions: Vec<OffsetPartition>,
+        /// A code per partition, or the group's error code.
+        reply: RpcReplyPort<Result<Vec<i16>, i16>>,
     },
     /// From DeleteTopics, after the topics are gone: their committed offsets go too (as in
     /// Kafka), so a topic re-created under the same name starts with no stale positions.

@@ -13,6 +13,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -24,6 +25,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -99,6 +101,8 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::DeleteGroups(r) => async move { Some(delete_groups::handle(&ctx, r).await) }.boxed(),
         RequestKind::DeleteRecords(r) => async move { Some(delete_records::handle(&ctx, r).await) }.boxed(),
         RequestKind::DescribeLogDirs(r) => async move { Some(describe_log_dirs::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::OffsetDelete(r) => async move { Some(offset_delete::handle(&ctx, r).await) }.boxed(),
+        RequestKind::DescribeProducers(r) => async move { Some(describe_producers::handle(&ctx, r).await) }.boxed(),
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
     };
     Ok(async move {

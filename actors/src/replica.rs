@@ -234,6 +234,9 @@ impl Actor for ReplicaActor {
             ReplicaMsg::ListOffset { timestamp, reply } => {
                 let _ = reply.send(state.list_offset(timestamp));
             }
+            ReplicaMsg::DescribeProducers(reply) => {
+                let _ = reply.send(state.describe_producers());
+            }
             ReplicaMsg::Flushed { upto } => state.flushed(&myself, upto),
             ReplicaMsg::FlushFailed { reason } => {
                 // Acks must not go out for data that may not be on disk; restarting recovers the

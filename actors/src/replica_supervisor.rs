@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chronik::cluster::{ClusterMetadata, effective_log_config};
+use chronik::cluster::{ClusterMetadata, dynamic_log_defaults, effective_log_config};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{error, info, warn};
 
@@ -190,7 +190,9 @@ impl ReplicaSupervisorState {
     fn hosted(&self, metadata: &ClusterMetadata) -> BTreeMap<TopicPartition, ReplicaArgs> {
         let node = self.ctx.config.node_id;
         let registered = metadata.incarnations.get(&node) == Some(&self.ctx.incarnation);
-        let defaults = self.ctx.config.default_log_config();
+        // The file's settings under the operator's run-time ones (cluster-wide, then this node's).
+        let defaults =
+            effective_log_config(&self.ctx.config.default_log_config(), &dynamic_log_defaults(metadata, node));
         let mut out = BTreeMap::new();
         for topic in metadata.topics.values() {
             let log_config = effective_log_config(&defaults, &topic.configs);

@@ -11,7 +11,8 @@
 //   node kafkajs_check.js broker-configs <bootstrap> <topic>
 //       admin.describeCluster (the controller is a listed broker), describeConfigs on the BROKER
 //       resource of the controller, with and without synonyms, and on a topic (null error
-//       message, compression.type, sources); alterConfigs on a broker answers INVALID_REQUEST.
+//       message, compression.type, sources); alterConfigs on a broker: a static key answers
+//       INVALID_REQUEST, log.retention.ms is set (DYNAMIC_BROKER_CONFIG) and removed again.
 //   node kafkajs_check.js group <bootstrap> <json: {topic, groupId, members, partitions, start, count}>
 //       `members` consumers join `groupId` (eachMessage, commitOffsets after each message); once
 //       their assignments are disjoint and cover every partition, an idempotent producer sends
@@ -280,10 +281,21 @@ async function brokerConfigs(topic) {
     assert.equal(tentries['compression.type'].configSource, 5);
     log('describeConfigs topic', Object.keys(tentries).length);
 
-    const e = await expectError('alterConfigs broker', () => admin.alterConfigs({
-      resources: [{ type: 4, name: broker, configEntries: [{ name: 'log.retention.ms', value: '1000' }] }],
+    const e = await expectError('alterConfigs broker, static key', () => admin.alterConfigs({
+      resources: [{ type: 4, name: broker, configEntries: [{ name: 'num.partitions', value: '3' }] }],
     }));
     assert.equal(e.type, 'INVALID_REQUEST', `${e.name}: ${e.message}`);
+    // A run-time key: set on this broker (to its default: the broker is shared), reported as
+    // DYNAMIC_BROKER_CONFIG, then removed again by replacing the set with an empty one.
+    const alterBroker = (configEntries) => admin.alterConfigs({ resources: [{ type: 4, name: broker, configEntries }] });
+    await alterBroker([{ name: 'log.retention.ms', value: '604800000' }]);
+    const dyn = await admin.describeConfigs({ resources: [{ type: 4, name: broker, configNames: ['log.retention.ms'] }] });
+    const [set] = dyn.resources[0].configEntries;
+    assert.deepEqual([set.configSource, set.readOnly], [2, false]);
+    await alterBroker([]);
+    const back = await admin.describeConfigs({ resources: [{ type: 4, name: broker, configNames: ['log.retention.ms'] }] });
+    assert.equal(back.resources[0].configEntries[0].configSource, 5);
+    log('alterConfigs broker', set);
     return { controller: cluster.controller, brokers: ids };
   } finally {
     await admin.disconnect();
@@ -329,21 +341,23 @@ async function group({ topic, groupId, members, partitions, start, count }) {
       c.on(c.events.CRASH, (e) => errors.push(`member ${i} crashed: ${e.payload.error && e.payload.error.message}`));
       await c.connect();
       await c.subscribe({ topic, fromBeginning: true });
-      await c.run({
-        autoCommit: false,
-        eachMessage: async ({ partition, message }) => {
-          const n = Number(message.value.toString().slice(4));
-          consumed.push([i, partition, Number(message.offset), n]);
-          try {
-            await c.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
-          } catch (e) {
-            commitFailed.push(n);
-            errors.push(`member ${i} commit of ${topic}/${partition}@${message.offset}: ${e.name} ${e.type || ''} ${e.message}`);
-          }
-        },
-      });
       consumers.push(c);
     }
+    // All members start together (run() resolves once a member's first join is done; one by
+    // one, each would join a generation of its own).
+    await Promise.all(consumers.map((c, i) => c.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        const n = Number(message.value.toString().slice(4));
+        consumed.push([i, partition, Number(message.offset), n]);
+        try {
+          await c.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+        } catch (e) {
+          commitFailed.push(n);
+          errors.push(`member ${i} commit of ${topic}/${partition}@${message.offset}: ${e.name} ${e.type || ''} ${e.message}`);
+        }
+      },
+    })));
     await waitFor(`disjoint assignments covering ${partitions} partitions`,
       () => disjointCover(assignments, partitions), 30000);
     log('group split', assignments);
@@ -371,8 +385,10 @@ async function group({ topic, groupId, members, partitions, start, count }) {
       return Object.keys(hws).every((p) => committed[p] === hws[p]);
     }, 20000);
     log('committed', committed);
+    // Copies: the disconnects below rebalance the leaving group and change both.
     return {
-      consumed, assignments, commitFailed, errors, joins, committed, hws,
+      consumed, assignments: assignments.map((a) => a.slice()), commitFailed, errors, joins: joins.slice(),
+      committed, hws,
       described: described.groups.map((g) => ({ groupId: g.groupId, state: g.state, protocolType: g.protocolType,
         protocol: g.protocol, members: g.members.map((m) => m.clientId) })),
       listed: listed.groups,

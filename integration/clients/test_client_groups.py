@@ -378,3 +378,73 @@ def test_kafkajs_group_of_two_then_restarted_consumer_resumes(gbroker):
         print("kafkajs errors:", r1["errors"][:5], r2["errors"][:5])
     check_admin_lag(gbroker, group, topic)
     delete_topic(gbroker, topic)
+
+
+# ---- five members, one generation (issue 15) --------------------------------------------
+
+FIVE = 5
+FIVE_PARTS = 10
+
+
+def covers(assignments, partitions: int = FIVE_PARTS) -> bool:
+    """Every member has partitions, none twice, all of them taken."""
+    sets = [set(a) for a in assignments]
+    return all(sets) and sum(map(len, sets)) == len(set().union(*sets)) == partitions
+
+
+def assert_first_generation(b: Broker, group: str) -> None:
+    """The broker's view once the members settled: Stable, all five, and generation 1, i.e. one
+    rebalance took every member (the joins arrived within the initial rebalance delay of each
+    other)."""
+    g = admin_group(b, group)
+    assert g is not None and g["state"] == "Stable", g
+    assert (len(g["members"]), g["generation"]) == (FIVE, 1), g
+
+
+def test_five_confluent_consumers_settle_in_one_generation(gbroker):
+    from confluent_kafka import Consumer
+
+    topic, group = unique_topic("ck-five"), unique_topic("ck-five-g")
+    create_topic(gbroker, topic, FIVE_PARTS)
+    members = [Consumer({"bootstrap.servers": gbroker.bootstrap, "group.id": group, "client.id": f"ck-five-{i}",
+                         "partition.assignment.strategy": "range", "session.timeout.ms": 6000})
+               for i in range(FIVE)]
+    try:
+        for c in members:
+            c.subscribe([topic])
+        deadline = time.monotonic() + 30
+        while not covers([{tp.partition for tp in c.assignment()} for c in members]):
+            assert time.monotonic() < deadline, [c.assignment() for c in members]
+            for c in members:
+                c.poll(0.02)
+        assert_first_generation(gbroker, group)
+    finally:
+        for c in members:
+            c.close()
+
+
+def test_five_aiokafka_consumers_settle_in_one_generation(gbroker):
+    topic, group = unique_topic("aio-five"), unique_topic("aio-five-g")
+    create_topic(gbroker, topic, FIVE_PARTS)
+
+    def settled(members):
+        # Checked while the members still run: the group is Stable in generation 1.
+        if not covers([m.assignment() for m in members]):
+            return False
+        assert_first_generation(gbroker, group)
+        return True
+
+    asyncio.run(aio_group_run(gbroker, group, topic, [f"aio-five-{i}" for i in range(FIVE)], settled, 30,
+                              "5 aiokafka members to split 10 partitions"))
+
+
+@needs_kafkajs
+def test_five_kafkajs_consumers_settle_in_one_generation(gbroker):
+    topic, group = unique_topic("kjs-five"), unique_topic("kjs-five-g")
+    create_topic(gbroker, topic, FIVE_PARTS)
+    r = kafkajs_group(gbroker, topic=topic, groupId=group, members=FIVE, partitions=FIVE_PARTS, start=0, count=100)
+    assert covers(r["assignments"]), r["assignments"]
+    # kafkajs reports a GROUP_JOIN per member per generation: one each means one rebalance.
+    assert sorted(j["member"] for j in r["joins"]) == list(range(FIVE)), r["joins"]
+    check_exactly_once([n for _m, _p, _o, n in r["consumed"]], set(range(100)), set(r["commitFailed"]),
+                       what="kafkajs, five members")

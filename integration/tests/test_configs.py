@@ -109,7 +109,9 @@ def test_bad_alterations_are_refused(cbroker):
         CkResource("topic", "no-such-topic", incremental_configs=[
             ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)]),
         CkResource("broker", "1", incremental_configs=[
-            ConfigEntry("log.retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)]),
+            ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)]),
+        CkResource("broker", "1", incremental_configs=[
+            ConfigEntry("log.retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)]),
     ]
     for res in cases:
         with pytest.raises(KafkaException):

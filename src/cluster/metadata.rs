@@ -94,6 +94,10 @@ pub struct ClusterMetadata {
     /// Set by an operator (`SetRebalancePaused`): the rebalancer proposes no step meanwhile.
     #[serde(default)]
     pub rebalance_paused: bool,
+    /// Broker configs changed at run time (`SetBrokerConfigs`, Kafka's names), by entity: `""`
+    /// for the cluster-wide default, a node id for one broker.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A cluster formed before `InitCluster` existed gets Kafka's default until it is initialized.
@@ -117,6 +121,7 @@ impl Default for ClusterMetadata {
             min_insync_replicas: default_min_insync(),
             incarnations: BTreeMap::new(),
             rebalance_paused: false,
+            broker_configs: BTreeMap::new(),
         }
     }
 }
@@ -205,6 +210,14 @@ impl ClusterMetadata {
             }
             MetadataCommand::SetRebalancePaused { paused } => {
                 self.rebalance_paused = *paused;
+                Ok(())
+            }
+            MetadataCommand::SetBrokerConfigs { entity, configs } => {
+                if configs.is_empty() {
+                    self.broker_configs.remove(entity);
+                } else {
+                    self.broker_configs.insert(entity.clone(), configs.clone());
+                }
                 Ok(())
             }
             // Handled by `apply_in_term`.

@@ -10,6 +10,7 @@ pub use catalog::{ConfigType, Rule, TOPIC_CONFIGS, TopicConfigDef, split_list, t
 pub use describe::{BrokerValue, ConfigSource, ConfigSynonym, DescribedConfig, describe_topic_configs};
 
 use crate::log::LogConfig;
+use crate::records::{TimestampRule, TopicRules};
 
 /// A topic config that cannot be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +112,29 @@ pub fn effective_log_config(defaults: &LogConfig, overrides: &BTreeMap<String, S
         c.retention_bytes = -1;
     }
     c
+}
+
+/// What the topic's overrides ask of produced batches. `max.message.bytes` falls back to
+/// `broker_max_batch_bytes` (the request limit), the `message.timestamp.*` family to Kafka's
+/// defaults. As in Kafka 3.9, the deprecated `message.timestamp.difference.max.ms` bounds
+/// either side of the window that its `before`/`after` successor leaves unlimited.
+pub fn topic_produce_rules(overrides: &BTreeMap<String, String>, broker_max_batch_bytes: usize) -> TopicRules {
+    let long = |key: &str| overrides.get(key).and_then(|v| v.trim().parse::<i64>().ok());
+    let max_batch_bytes = long("max.message.bytes")
+        .and_then(|v| usize::try_from(v).ok())
+        .map_or(broker_max_batch_bytes, |v| v.min(broker_max_batch_bytes));
+    let log_append_time = overrides.get("message.timestamp.type").is_some_and(|v| v.trim() == "LogAppendTime");
+    let timestamps = if log_append_time {
+        TimestampRule::LogAppendTime
+    } else {
+        let difference = long("message.timestamp.difference.max.ms").unwrap_or(i64::MAX);
+        let side = |key: &str| long(key).filter(|v| *v != i64::MAX).unwrap_or(difference);
+        TimestampRule::CreateTime {
+            before_ms: side("message.timestamp.before.max.ms"),
+            after_ms: side("message.timestamp.after.max.ms"),
+        }
+    };
+    TopicRules { max_batch_bytes, timestamps }
 }
 
 #[cfg(test)]

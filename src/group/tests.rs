@@ -9,4 +9,5 @@ mod liveness;
 mod random_walk;
 mod rebalance;
 mod static_members;
+mod subscription;
 mod timers;

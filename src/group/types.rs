@@ -203,6 +203,9 @@ pub struct GroupDescription {
     pub protocol_type: String,
     /// The chosen protocol; empty unless the group is Stable (as in Kafka).
     pub protocol: String,
+    /// The current generation: 0 before the first, one more per completed rebalance
+    /// (DescribeGroups does not carry it; the admin API shows it).
+    pub generation_id: i32,
     /// The members, in the order they joined.
     pub members: Vec<MemberDescription>,
 }

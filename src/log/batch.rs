@@ -306,6 +306,19 @@ fn check_client_batch(rest: &[u8]) -> Result<usize, BatchError> {
     Ok(len)
 }
 
+/// Marks a batch as timestamped by the broker at `now_ms`, as Kafka does for a LogAppendTime
+/// topic: sets the timestamp-type attribute and the max timestamp, then the CRC they are
+/// covered by. A slice shorter than a header is left alone.
+pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
+    if batch.len() < BATCH_HEADER_LEN {
+        return;
+    }
+    batch[22] |= 1 << 3;
+    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Rewrites base offset and partition leader epoch in place (outside the CRC).
 ///
 /// # Panics

@@ -24,6 +24,8 @@ pub struct BatchIdentity {
     pub last_sequence: i32,
     /// How many records the batch holds.
     pub record_count: i32,
+    /// The batch's largest record timestamp (or its log append time), for DescribeProducers.
+    pub max_timestamp: i64,
 }
 
 /// What to do with an incoming batch.
@@ -69,6 +71,8 @@ struct ProducerEntry {
     epoch: i16,
     /// Oldest first; at most [`RETAINED_BATCHES`], all of `epoch`.
     batches: VecDeque<RetainedBatch>,
+    /// The max timestamp of its latest batch (Kafka's `lastTimestamp`).
+    last_timestamp: i64,
 }
 
 impl ProducerEntry {
@@ -86,6 +90,19 @@ impl ProducerEntry {
 /// The sequence after `seq`: sequences wrap from `i32::MAX` to 0, as in Kafka.
 fn next_after(seq: i32) -> i32 {
     if seq == i32::MAX { 0 } else { seq + 1 }
+}
+
+/// One producer as DescribeProducers (KIP-664) shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSummary {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its newest epoch in this partition.
+    pub producer_epoch: i16,
+    /// The last sequence of its latest batch in that epoch (-1 if none).
+    pub last_sequence: i32,
+    /// The max timestamp of its latest batch.
+    pub last_timestamp: i64,
 }
 
 /// The idempotent-producer state of one partition: producer id → epoch and recent batches.
@@ -136,6 +153,7 @@ impl ProducerStateTable {
         let entry = self.producers.entry(b.producer_id).or_insert_with(|| ProducerEntry {
             epoch: b.producer_epoch,
             batches: VecDeque::with_capacity(RETAINED_BATCHES),
+            last_timestamp: b.max_timestamp,
         });
         if b.producer_epoch < entry.epoch {
             return;
@@ -148,6 +166,23 @@ impl ProducerStateTable {
             entry.batches.pop_front();
         }
         entry.batches.push_back(RetainedBatch { first_seq: b.base_sequence, last_seq: b.last_sequence, base_offset });
+        entry.last_timestamp = b.max_timestamp;
+    }
+
+    /// Every producer tracked here, by producer id: what DescribeProducers reports.
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
+        let mut out: Vec<ProducerSummary> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ProducerSummary {
+                producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// How many producers the table tracks.

@@ -19,6 +19,7 @@ fn batch(epoch: i16, base: i32, count: i32) -> BatchIdentity {
         base_sequence: base,
         last_sequence: last,
         record_count: count,
+        max_timestamp: 1_000 + i64::from(base),
     }
 }
 
@@ -40,8 +41,14 @@ fn table_with(sizes: &[i32]) -> ProducerStateTable {
 #[test]
 fn non_idempotent_batches_always_append_and_are_not_tracked() {
     let mut table = ProducerStateTable::new();
-    let b =
-        BatchIdentity { producer_id: -1, producer_epoch: -1, base_sequence: -1, last_sequence: -1, record_count: 3 };
+    let b = BatchIdentity {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        last_sequence: -1,
+        record_count: 3,
+        max_timestamp: 5,
+    };
     for offset in 0..3 {
         assert_eq!(table.check(&b), SequenceCheck::Append);
         table.record(&b, offset);
@@ -189,4 +196,18 @@ fn replaying_the_log_rebuilds_the_same_table() {
     assert_eq!(rebuilt.check(&batch(1, 2, 2)), SequenceCheck::Duplicate { base_offset: 15 });
     assert_eq!(rebuilt.check(&batch(1, 4, 1)), SequenceCheck::Append);
     assert_eq!(rebuilt.check(&batch(0, 10, 1)), SequenceCheck::StaleEpoch { current: 1, got: 0 });
+}
+
+#[test]
+fn summaries_show_each_producer_s_epoch_last_sequence_and_timestamp() {
+    let mut table = table_with(&[3, 2]);
+    let other = BatchIdentity { producer_id: 7, ..batch(4, 0, 4) };
+    table.record(&other, 200);
+    let newer_epoch = BatchIdentity { producer_id: 7, ..batch(5, 0, 1) };
+    table.record(&newer_epoch, 204);
+    let want = vec![
+        ProducerSummary { producer_id: 7, producer_epoch: 5, last_sequence: 0, last_timestamp: 1_000 },
+        ProducerSummary { producer_id: PID, producer_epoch: 0, last_sequence: 4, last_timestamp: 1_003 },
+    ];
+    assert_eq!(table.summaries(), want);
 }

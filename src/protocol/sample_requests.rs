@@ -113,6 +113,8 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(admin::describe_cluster(version)),
         ApiKey::DeleteRecords => RequestKind::DeleteRecords(records::delete_records()),
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(records::describe_log_dirs(version)),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(groups::offset_delete()),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(admin::describe_producers()),
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -72,6 +72,8 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::DescribeCluster => ResponseKind::DescribeCluster(admin::describe_cluster(version)),
         ApiKey::DeleteRecords => ResponseKind::DeleteRecords(records::delete_records()),
         ApiKey::DescribeLogDirs => ResponseKind::DescribeLogDirs(records::describe_log_dirs(version)),
+        ApiKey::OffsetDelete => ResponseKind::OffsetDelete(groups::offset_delete()),
+        ApiKey::DescribeProducers => ResponseKind::DescribeProducers(admin::describe_producers()),
         other => panic!("no sample response for {other:?}"),
     }
 }

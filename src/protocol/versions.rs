@@ -48,6 +48,8 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteGroups, v(0, 2)),
     (ApiKey::DeleteRecords, v(0, 2)),
     (ApiKey::DescribeLogDirs, v(1, 4)),
+    (ApiKey::OffsetDelete, v(0, 0)),
+    (ApiKey::DescribeProducers, v(0, 0)),
 ];
 
 /// The advertised version range of `key`, or `None` if this broker does not serve it.
@@ -137,6 +139,8 @@ mod tests {
             (ApiKey::DescribeCluster, 0, 1),
             (ApiKey::DeleteRecords, 0, 2),
             (ApiKey::DescribeLogDirs, 1, 4),
+            (ApiKey::OffsetDelete, 0, 0),
+            (ApiKey::DescribeProducers, 0, 0),
         ];
         assert_eq!(ADVERTISED_APIS.len(), expected.len());
         for (key, min, max) in expected {

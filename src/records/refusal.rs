@@ -175,6 +175,26 @@ pub enum Refusal {
         /// Bytes left over.
         extra: usize,
     },
+    /// The batch is larger than the topic's `max.message.bytes`.
+    #[error("the batch is {size} bytes, larger than the topic's max.message.bytes {max}")]
+    TooLarge {
+        /// The batch's size.
+        size: usize,
+        /// The topic's limit.
+        max: usize,
+    },
+    /// Records whose CreateTime lies outside the topic's `message.timestamp.*` window.
+    #[error("{count} record(s) have timestamps outside [{earliest}, {latest}]")]
+    TimestampOutOfRange {
+        /// The first offenders as `(index, timestamp)`, at most [`MAX_RECORD_ERRORS`].
+        strays: Vec<(i32, i64)>,
+        /// How many records offend.
+        count: usize,
+        /// The earliest timestamp allowed.
+        earliest: i64,
+        /// The latest timestamp allowed.
+        latest: i64,
+    },
     /// The producer set the log-append-time flag, which only the broker may.
     #[error("producers should not set the timestamp type to LogAppendTime")]
     LogAppendTime {
@@ -194,9 +214,10 @@ impl Refusal {
             | Self::MissingSequence { .. }
             | Self::MissingRecords { .. }
             | Self::TrailingBytes { .. } => ResponseError::InvalidRecord,
-            Self::Record { fault: RecordFault::TimestampOverflow { .. }, .. } | Self::LogAppendTime { .. } => {
-                ResponseError::InvalidTimestamp
-            }
+            Self::Record { fault: RecordFault::TimestampOverflow { .. }, .. }
+            | Self::LogAppendTime { .. }
+            | Self::TimestampOutOfRange { .. } => ResponseError::InvalidTimestamp,
+            Self::TooLarge { .. } => ResponseError::MessageTooLarge,
             Self::Record { .. } => ResponseError::InvalidRecord,
             Self::Header(e) => header_error(e),
             Self::TooShort { .. } | Self::UnknownCodec(_) | Self::Decompress(_) => ResponseError::CorruptMessage,
@@ -214,6 +235,12 @@ impl Refusal {
             Self::LogAppendTime { record_count } => (0..*record_count)
                 .take(MAX_RECORD_ERRORS)
                 .map(|i| (i, "producers should not set the timestamp type to LogAppendTime".to_string()))
+                .collect(),
+            Self::TimestampOutOfRange { strays, earliest, latest, .. } => strays
+                .iter()
+                .map(|(i, ts)| {
+                    (*i, format!("timestamp {ts} is out of range; it must be within [{earliest}, {latest}]"))
+                })
                 .collect(),
             _ => Vec::new(),
         }

@@ -7,7 +7,7 @@ use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
-use super::validate::{NoTransactions, ProduceRules};
+use super::validate::{NoTransactions, ProduceRules, TopicRules};
 
 /// Every codec a client may use.
 pub const CODECS: [Compression; 5] =
@@ -18,7 +18,13 @@ pub const RECORDS_AT: usize = 61;
 
 /// Rules of a plain Produce v9 request without a transactional id.
 pub fn rules() -> ProduceRules<'static> {
-    ProduceRules { api_version: 9, has_transactional_id: false, transactions: &NoTransactions }
+    ProduceRules {
+        api_version: 9,
+        has_transactional_id: false,
+        transactions: &NoTransactions,
+        topic: TopicRules::default(),
+        now_ms: 1_700_000_000_000,
+    }
 }
 
 /// One record of the shape [`batch`] writes.

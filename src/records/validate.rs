@@ -3,17 +3,21 @@
 //! the log (base offset 0, CRC), the batch (offset range and count, no control batch, a
 //! sequence for every producer id, transactions), then every record.
 //!
+//! The topic's configs add a size limit (`max.message.bytes`) and the timestamp rules
+//! (`message.timestamp.*`).
+//!
 //! Where Kafka is lenient because it can rewrite a batch (inner offsets, the timestamp type)
 //! or simply stores what it got (trailing bytes after a batch are trimmed, an unused record
-//! attribute byte is ignored), this broker refuses instead: it never rewrites a batch, and
-//! every consumer must read back exactly what the producer was acknowledged for.
+//! attribute byte is ignored), this broker refuses instead: it rewrites a batch only to stamp
+//! a LogAppendTime topic's time, and every consumer reads back exactly the records the
+//! producer was acknowledged for.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::decompress::decompress;
-use super::refusal::Refusal;
+use super::refusal::{MAX_RECORD_ERRORS, Refusal};
 use super::walk::{RecordView, WalkError, walk_records};
-use crate::log::{BATCH_HEADER_LEN, BatchError, BatchHeader, verify_crc};
+use crate::log::{BATCH_HEADER_LEN, BatchError, BatchHeader, stamp_log_append_time, verify_crc};
 
 /// Base offset and batch length: the bytes before the part `batchLength` counts.
 const LOG_OVERHEAD: usize = 12;
@@ -27,6 +31,8 @@ const ATTRIBUTES_AT: usize = 21;
 const TRANSACTIONAL_BIT: u8 = 1 << 4;
 /// Codec number of zstd in the attributes.
 const ZSTD: u8 = 4;
+/// A record timestamp meaning "none" (old clients); Kafka exempts it from the window.
+const NO_TIMESTAMP: i64 = -1;
 
 /// Which producers have a transaction open on the partition being written. Chronik has no
 /// transaction coordinator yet ([`NoTransactions`]); a transactions feature implements this
@@ -55,6 +61,46 @@ pub struct ProduceRules<'a> {
     pub has_transactional_id: bool,
     /// Which producers have a transaction open on the partition.
     pub transactions: &'a dyn OngoingTransactions,
+    /// What the topic's configs ask of every batch.
+    pub topic: TopicRules,
+    /// The broker's clock, for the timestamp window and the log append time.
+    pub now_ms: i64,
+}
+
+/// What a topic's configs ask of each produced batch (see
+/// `chronik::cluster::topic_produce_rules`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicRules {
+    /// `max.message.bytes`: the largest batch accepted, counted as Kafka does (the whole
+    /// batch, its 12 bytes of offset and length included).
+    pub max_batch_bytes: usize,
+    /// `message.timestamp.type` and the window producers' timestamps must fall in.
+    pub timestamps: TimestampRule,
+}
+
+impl Default for TopicRules {
+    /// Kafka's defaults with no size limit of its own (the request limit still applies).
+    fn default() -> Self {
+        Self {
+            max_batch_bytes: usize::MAX,
+            timestamps: TimestampRule::CreateTime { before_ms: i64::MAX, after_ms: i64::MAX },
+        }
+    }
+}
+
+/// How a topic's records are timestamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampRule {
+    /// The producer's timestamps are kept, and must lie within `[now - before_ms, now +
+    /// after_ms]` (records without a timestamp, -1, are exempt, as in Kafka).
+    CreateTime {
+        /// `message.timestamp.before.max.ms`: how far in the past a timestamp may be.
+        before_ms: i64,
+        /// `message.timestamp.after.max.ms`: how far in the future a timestamp may be.
+        after_ms: i64,
+    },
+    /// The broker stamps each batch with the time it appends it.
+    LogAppendTime,
 }
 
 /// Validates one partition's `records` from a Produce request and returns its one batch,
@@ -73,14 +119,74 @@ pub fn validate_visiting(
     let empty = Bytes::new();
     let records = records.unwrap_or(&empty);
     check_frame(records, rules.api_version)?;
+    if records.len() > rules.topic.max_batch_bytes {
+        return Err(Refusal::TooLarge { size: records.len(), max: rules.topic.max_batch_bytes });
+    }
     let header = check_header(records)?;
     check_producer(&header, rules)?;
-    check_records(records, &header, visit)?;
+    let mut window = TimestampWindow::new(rules);
+    let mut visit = visit;
+    check_records(records, &header, |record| {
+        window.check(&record);
+        visit(record);
+    })?;
     if header.is_log_append_time() {
         return Err(Refusal::LogAppendTime { record_count: header.record_count });
     }
-    // The one batch is the whole of `records`: hand it on without copying.
-    Ok(records.clone())
+    window.verdict()?;
+    match rules.topic.timestamps {
+        // The one batch is the whole of `records`: hand it on without copying.
+        TimestampRule::CreateTime { .. } => Ok(records.clone()),
+        // The only rewrite this broker makes, and Kafka makes it too: two header fields and
+        // the CRC; the records themselves keep the producer's bytes.
+        TimestampRule::LogAppendTime => {
+            let mut stamped = BytesMut::from(&records[..]);
+            stamp_log_append_time(&mut stamped, rules.now_ms);
+            Ok(stamped.freeze())
+        }
+    }
+}
+
+/// Collects the records whose CreateTime falls outside the topic's window.
+struct TimestampWindow {
+    /// `[earliest, latest]` allowed, or `None` when the topic does not check (LogAppendTime).
+    bounds: Option<(i64, i64)>,
+    /// The first offending records, as `(index, timestamp)`.
+    strays: Vec<(i32, i64)>,
+    /// How many records offend in all.
+    count: usize,
+}
+
+impl TimestampWindow {
+    fn new(rules: &ProduceRules<'_>) -> Self {
+        let bounds = match rules.topic.timestamps {
+            TimestampRule::CreateTime { before_ms, after_ms } => {
+                Some((rules.now_ms.saturating_sub(before_ms), rules.now_ms.saturating_add(after_ms)))
+            }
+            TimestampRule::LogAppendTime => None,
+        };
+        Self { bounds, strays: Vec::new(), count: 0 }
+    }
+
+    fn check(&mut self, record: &RecordView<'_>) {
+        let Some((earliest, latest)) = self.bounds else { return };
+        if record.timestamp == NO_TIMESTAMP || (earliest..=latest).contains(&record.timestamp) {
+            return;
+        }
+        self.count += 1;
+        if self.strays.len() < MAX_RECORD_ERRORS {
+            self.strays.push((record.index, record.timestamp));
+        }
+    }
+
+    fn verdict(self) -> Result<(), Refusal> {
+        match (self.bounds, self.count) {
+            (Some((earliest, latest)), count) if count > 0 => {
+                Err(Refusal::TimestampOutOfRange { strays: self.strays, count, earliest, latest })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Whether the first batch in `records` has its transactional bit set: Kafka refuses the

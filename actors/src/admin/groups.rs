@@ -25,6 +25,9 @@ pub(super) struct GroupView {
     pub state: String,
     /// `consumer` for consumer groups; empty for offsets-only groups.
     pub protocol_type: String,
+    /// The generation (0 before the first rebalance, and for offsets-only groups); reported
+    /// with the members.
+    pub generation: Option<i32>,
     /// Current members, in the order they joined.
     pub members: Vec<MemberView>,
     /// Committed partitions.
@@ -87,11 +90,15 @@ pub(super) async fn collect(ctx: &NodeContext, with_members: bool) -> Vec<GroupV
             partitions.push(LagView { topic, partition, committed_offset: c.offset, high_watermark: hw, lag });
         }
         let total_lag = partitions.iter().filter_map(|p| p.lag).sum();
-        let members = if with_members { members(ctx, &g.group_id).await } else { Vec::new() };
+        let (generation, members) = match with_members {
+            true => members(ctx, &g.group_id).await.map_or((None, Vec::new()), |(g, m)| (Some(g), m)),
+            false => (None, Vec::new()),
+        };
         out.push(GroupView {
             group_id: g.group_id,
             state: g.state,
             protocol_type: g.protocol_type,
+            generation,
             members,
             partitions,
             total_lag,
@@ -100,12 +107,12 @@ pub(super) async fn collect(ctx: &NodeContext, with_members: bool) -> Vec<GroupV
     out
 }
 
-/// A group's members as DescribeGroups reports them, assignments decoded.
-async fn members(ctx: &NodeContext, group_id: &str) -> Vec<MemberView> {
+/// A group's generation and its members as DescribeGroups reports them, assignments decoded.
+async fn members(ctx: &NodeContext, group_id: &str) -> Option<(i32, Vec<MemberView>)> {
     let msg = |reply| CoordinatorMsg::Describe { groups: vec![group_id.to_string()], reply };
     let described = ask_coordinator(ctx, msg, T).await.unwrap_or_default();
-    let Some((_, Ok(Some(description)))) = described.into_iter().next() else { return Vec::new() };
-    description
+    let Some((_, Ok(Some(description)))) = described.into_iter().next() else { return None };
+    let members = description
         .members
         .into_iter()
         .map(|m| MemberView {
@@ -115,5 +122,6 @@ async fn members(ctx: &NodeContext, group_id: &str) -> Vec<MemberView> {
             client_id: m.client_id,
             client_host: m.client_host,
         })
-        .collect()
+        .collect();
+    Some((description.generation_id, members))
 }

@@ -124,6 +124,9 @@ impl CoordinatorState {
                     .collect();
                 let _ = reply.send(answer);
             }
+            CoordinatorMsg::DeleteOffsets { group_id, partitions, reply } => {
+                self.delete_offsets(myself, &group_id, partitions, reply);
+            }
             CoordinatorMsg::TopicsDeleted(topics) => self.forget_topics(myself, &topics),
             CoordinatorMsg::MetadataChanged(metadata) => self.follow(myself, metadata),
             CoordinatorMsg::Loaded { partition, load_id, offsets } => self.loaded(myself, partition, load_id, offsets),
@@ -286,6 +289,7 @@ impl CoordinatorState {
             state: GroupPhase::Empty,
             protocol_type: String::new(),
             protocol: String::new(),
+            generation_id: 0,
             members: Vec::new(),
         })
     }

@@ -1,10 +1,14 @@
-//! AlterConfigs (v0–v2): replaces a topic's config overrides with the given set. Running
-//! replicas pick up new segment and retention limits at once. Broker configs are read-only.
+//! AlterConfigs (v0–v2): replaces a topic's config overrides, or a broker entity's run-time
+//! configs, with the given set. Running replicas pick up new segment and retention limits at
+//! once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chronik::cluster::{MetadataCommand, validate_topic_configs};
+use chronik::cluster::{
+    BrokerConfigError, DEFAULT_BROKER_ENTITY, MetadataCommand, validate_broker_configs, validate_topic_configs,
+};
+use chronik::config::NodeId;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ResponseKind};
@@ -25,6 +29,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: AlterConfigsRequest) -> Respons
             res.configs.iter().filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string()))).collect();
         let outcome = match res.resource_type {
             TOPIC => set_topic_configs(ctx, res.resource_name.as_str(), configs, req.validate_only).await,
+            BROKER => set_broker_configs(ctx, res.resource_name.as_str(), configs, req.validate_only).await,
             other => Err(not_alterable(other)),
         };
         responses.push(response(res.resource_type, res.resource_name.clone(), outcome));
@@ -47,7 +52,44 @@ pub(super) async fn set_topic_configs(
     if validate_only {
         return Ok(());
     }
-    let command = MetadataCommand::SetTopicConfigs { name: topic.to_string(), configs };
+    apply(ctx, MetadataCommand::SetTopicConfigs { name: topic.to_string(), configs }).await
+}
+
+/// The broker entity a resource name means: `""` (every broker's default) or a member's node
+/// id, as Kafka names them.
+pub(super) fn broker_entity(ctx: &NodeContext, name: &str) -> Result<String, (i16, String)> {
+    if name == DEFAULT_BROKER_ENTITY {
+        return Ok(name.to_string());
+    }
+    match name.parse::<NodeId>() {
+        Ok(id) if ctx.metadata().nodes.contains_key(&id) => Ok(id.to_string()),
+        _ => Err((ResponseError::InvalidRequest.code(), format!("broker {name:?} is not a member of this cluster"))),
+    }
+}
+
+/// Validates the complete new run-time config set of a broker entity (see
+/// [`broker_entity`]) and, unless `validate_only`, applies it through the metadata.
+pub(super) async fn set_broker_configs(
+    ctx: &NodeContext,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let entity = broker_entity(ctx, name)?;
+    validate_broker_configs(&configs).map_err(|e| {
+        let code = match e {
+            BrokerConfigError::NotDynamic(_) => ResponseError::InvalidRequest,
+            BrokerConfigError::Invalid { .. } => ResponseError::InvalidConfig,
+        };
+        (code.code(), e.to_string())
+    })?;
+    if validate_only {
+        return Ok(());
+    }
+    apply(ctx, MetadataCommand::SetBrokerConfigs { entity, configs }).await
+}
+
+async fn apply(ctx: &NodeContext, command: MetadataCommand) -> Result<(), (i16, String)> {
     match apply_metadata(ctx, vec![command]).await.pop() {
         Some(Ok(())) => Ok(()),
         Some(Err(e)) => Err((metadata_error_code(&e), e.to_string())),
@@ -57,11 +99,7 @@ pub(super) async fn set_topic_configs(
 
 /// Why a resource type cannot be altered.
 pub(super) fn not_alterable(resource_type: i8) -> (i16, String) {
-    let message = match resource_type {
-        BROKER => "broker configs are read-only; set them in the configuration file".to_string(),
-        other => format!("resource type {other} cannot be altered"),
-    };
-    (ResponseError::InvalidRequest.code(), message)
+    (ResponseError::InvalidRequest.code(), format!("resource type {resource_type} cannot be altered"))
 }
 
 /// One resource's answer (the same shape for AlterConfigs and IncrementalAlterConfigs).

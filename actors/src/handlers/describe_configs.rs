@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use chronik::cluster::{BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, describe_topic_configs};
+use chronik::cluster::{
+    BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DYNAMIC_BROKER_CONFIGS, DescribedConfig,
+    describe_topic_configs, dynamic_broker_value, topic_key_of,
+};
 use chronik::config::Config;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -41,15 +44,24 @@ fn describe(ctx: &NodeContext, res: &DescribeConfigsResource, synonyms: bool, ve
     let fail = |kind: ResponseError, message: String| {
         base.clone().with_error_code(kind.code()).with_error_message(Some(str_bytes(message)))
     };
+    let metadata = ctx.metadata();
+    let dynamic = |broker_key: &str| -> Vec<(String, ConfigSource)> {
+        dynamic_broker_value(&metadata, ctx.config.node_id, broker_key)
+            .into_iter()
+            .map(|(value, own)| {
+                (value, if own { ConfigSource::DynamicBroker } else { ConfigSource::DynamicDefaultBroker })
+            })
+            .collect()
+    };
     let entries = match res.resource_type {
-        TOPIC => match ctx.metadata().topics.get(name) {
-            Some(topic) => describe_topic_configs(&topic.configs, |key| broker_value(&ctx.config, key))
+        TOPIC => match metadata.topics.get(name) {
+            Some(topic) => describe_topic_configs(&topic.configs, |key| broker_value(&ctx.config, key, &dynamic))
                 .into_iter()
                 .map(|described| Entry { described, read_only: false })
                 .collect(),
             None => return fail(ResponseError::UnknownTopicOrPartition, format!("topic {name:?} does not exist")),
         },
-        BROKER if name.is_empty() || name == ctx.config.node_id.to_string() => broker_entries(&ctx.config),
+        BROKER if name.is_empty() || name == ctx.config.node_id.to_string() => broker_entries(&ctx.config, &dynamic),
         BROKER => {
             return fail(ResponseError::InvalidRequest, format!("this is broker {}, not {name:?}", ctx.config.node_id));
         }
@@ -79,9 +91,18 @@ fn synonym(s: &ConfigSynonym) -> DescribeConfigsSynonym {
         .with_source(s.source as i8)
 }
 
-/// The broker's value for a topic config it covers, with the value the file leaves it at.
-fn broker_value(config: &Config, topic_key: &str) -> Option<BrokerValue> {
-    let pick = |f: fn(&Config) -> String| BrokerValue { value: f(config), default: f(&Config::default()) };
+/// Run-time values of a broker key on this node, highest precedence first.
+type Dynamic<'a> = &'a dyn Fn(&str) -> Vec<(String, ConfigSource)>;
+
+/// The broker's value for a topic config it covers: set at run time, in the file, and the
+/// value the file leaves it at.
+fn broker_value(config: &Config, topic_key: &str, dynamic: Dynamic<'_>) -> Option<BrokerValue> {
+    let dynamic = DYNAMIC_BROKER_CONFIGS.iter().find(|(_, t)| *t == topic_key).map_or(Vec::new(), |(b, _)| dynamic(b));
+    let pick = |f: fn(&Config) -> String| BrokerValue {
+        dynamic: dynamic.clone(),
+        value: f(config),
+        default: f(&Config::default()),
+    };
     Some(match topic_key {
         "retention.ms" => pick(|c| c.storage.retention_ms.to_string()),
         "retention.bytes" => pick(|c| c.storage.retention_bytes.to_string()),
@@ -94,9 +115,11 @@ fn broker_value(config: &Config, topic_key: &str) -> Option<BrokerValue> {
     })
 }
 
-/// This broker's settings; a setting is STATIC_BROKER_CONFIG when the file changed it from the
-/// default (and always for the node's identity and addresses), else DEFAULT_CONFIG.
-fn broker_entries(config: &Config) -> Vec<Entry> {
+/// This broker's settings; a setting is DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG
+/// when an operator set it at run time, STATIC_BROKER_CONFIG when the file changed it from the
+/// default (and always for the node's identity and addresses), else DEFAULT_CONFIG. Only the
+/// run-time keys are not read-only.
+fn broker_entries(config: &Config, dynamic: Dynamic<'_>) -> Vec<Entry> {
     use ConfigType::{Boolean, Int, List, Long, String as Str};
     type Getter = fn(&Config) -> String;
     let settings: [(&'static str, ConfigType, bool, Getter); 15] = [
@@ -121,14 +144,18 @@ fn broker_entries(config: &Config) -> Vec<Entry> {
         .into_iter()
         .map(|(name, kind, identity, get)| {
             let (value, default) = (get(config), get(&defaults));
-            let mut synonyms = Vec::new();
+            let alterable = topic_key_of(name).is_some();
+            let mut synonyms: Vec<ConfigSynonym> = dynamic(name)
+                .into_iter()
+                .map(|(value, source)| ConfigSynonym { name: name.into(), value, source })
+                .collect();
             if identity || value != default {
                 synonyms.push(ConfigSynonym { name: name.into(), value, source: ConfigSource::StaticBroker });
             }
             if !identity {
                 synonyms.push(ConfigSynonym { name: name.into(), value: default, source: ConfigSource::Default });
             }
-            Entry { described: DescribedConfig { name, kind, synonyms }, read_only: true }
+            Entry { described: DescribedConfig { name, kind, synonyms }, read_only: !alterable }
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseKind};
 
-use super::alter_configs::{TOPIC, not_alterable, set_topic_configs};
+use super::alter_configs::{BROKER, TOPIC, broker_entity, not_alterable, set_broker_configs, set_topic_configs};
 use super::str_bytes;
 use crate::context::NodeContext;
 
@@ -27,8 +27,12 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: IncrementalAlterConfigsRequest)
     for res in &req.resources {
         let name = res.resource_name.as_str();
         let outcome = match res.resource_type {
-            TOPIC => match next_configs(ctx, name, &res.configs) {
+            TOPIC => match next_topic_configs(ctx, name, &res.configs) {
                 Ok(configs) => set_topic_configs(ctx, name, configs, req.validate_only).await,
+                Err(e) => Err(e),
+            },
+            BROKER => match next_broker_configs(ctx, name, &res.configs) {
+                Ok(configs) => set_broker_configs(ctx, name, configs, req.validate_only).await,
                 Err(e) => Err(e),
             },
             other => Err(not_alterable(other)),
@@ -46,13 +50,33 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: IncrementalAlterConfigsRequest)
 }
 
 /// The topic's overrides after applying the operations in order.
-fn next_configs(
+fn next_topic_configs(
     ctx: &NodeContext,
     topic: &str,
     ops: &[AlterableConfig],
 ) -> Result<BTreeMap<String, String>, (i16, String)> {
+    let configs = ctx.metadata().topics.get(topic).map(|t| t.configs.clone()).unwrap_or_default();
+    apply_ops(configs, ops)
+}
+
+/// The broker entity's run-time configs after applying the operations in order (none of them
+/// is a list, so APPEND/SUBTRACT are refused by the list check).
+fn next_broker_configs(
+    ctx: &NodeContext,
+    name: &str,
+    ops: &[AlterableConfig],
+) -> Result<BTreeMap<String, String>, (i16, String)> {
+    let entity = broker_entity(ctx, name)?;
+    let configs = ctx.metadata().broker_configs.get(&entity).cloned().unwrap_or_default();
+    apply_ops(configs, ops)
+}
+
+/// `configs` after SET/DELETE/APPEND/SUBTRACT in order.
+fn apply_ops(
+    mut configs: BTreeMap<String, String>,
+    ops: &[AlterableConfig],
+) -> Result<BTreeMap<String, String>, (i16, String)> {
     let invalid = |msg: String| (ResponseError::InvalidConfig.code(), msg);
-    let mut configs = ctx.metadata().topics.get(topic).map(|t| t.configs.clone()).unwrap_or_default();
     for op in ops {
         let key = op.name.to_string();
         let value = op.value.as_ref().map(|v| v.to_string());

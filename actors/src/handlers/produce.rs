@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chronik::cluster::validate_topic_name;
+use chronik::cluster::{topic_produce_rules, validate_topic_name};
 use chronik::offsets::OFFSETS_TOPIC;
-use chronik::records::{NoTransactions, ProduceRules, Refusal, claims_transaction, validate_produce};
+use chronik::records::{
+    NoTransactions, ProduceRules, Refusal, TimestampRule, TopicRules, claims_transaction, validate_produce,
+};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
@@ -22,7 +24,7 @@ use tracing::debug;
 
 use super::{auto_create_topics, str_bytes, topic_name};
 use crate::context::NodeContext;
-use crate::replica::{AppendOutcome, PartitionError, ReplicaMsg};
+use crate::replica::{AppendOutcome, PartitionError, ReplicaMsg, now_ms};
 
 /// One partition's answer: known now, refused before appending, or to be awaited.
 enum Pending {
@@ -44,16 +46,25 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxF
     let acks = req.acks;
     let shared_failure = request_failure(&req);
     let has_transactional_id = req.transactional_id.is_some();
-    let rules = ProduceRules { api_version: version, has_transactional_id, transactions: &NoTransactions };
+    let now = now_ms();
     let metadata = ctx.metadata();
     let mut missing = Vec::new();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
-        let known = metadata.topics.contains_key(&name);
-        if !known && ctx.config.kafka.auto_create_topics && validate_topic_name(&name).is_ok() {
+        let configs = metadata.topics.get(&name).map(|t| &t.configs);
+        if configs.is_none() && ctx.config.kafka.auto_create_topics && validate_topic_name(&name).is_ok() {
             missing.push(name.clone());
         }
+        let topic_rules =
+            configs.map_or_else(TopicRules::default, |c| topic_produce_rules(c, ctx.config.kafka.max_request_bytes));
+        let rules = ProduceRules {
+            api_version: version,
+            has_transactional_id,
+            transactions: &NoTransactions,
+            topic: topic_rules,
+            now_ms: now,
+        };
         let partitions: Vec<(i32, Pending)> = topic
             .partition_data
             .into_iter()
@@ -62,7 +73,8 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxF
                 None => (p.index, start_append(ctx, &name, p.index, p.records.as_ref(), acks, &rules)),
             })
             .collect();
-        topics.push((name, partitions));
+        let log_append_time = if topic_rules.timestamps == TimestampRule::LogAppendTime { now } else { -1 };
+        topics.push(TopicPending { name, log_append_time, partitions });
     }
     let ctx = ctx.clone();
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
@@ -94,18 +106,24 @@ fn request_failure(req: &ProduceRequest) -> Option<fn() -> Pending> {
     None
 }
 
+/// One topic of the request, its partitions under way.
+struct TopicPending {
+    /// The topic's name.
+    name: String,
+    /// The time its batches were stamped with (LogAppendTime topics), else -1.
+    log_append_time: i64,
+    /// Each partition's index and answer to come.
+    partitions: Vec<(i32, Pending)>,
+}
+
 /// Waits for every partition's answer, in request order.
-async fn respond(
-    ctx: &NodeContext,
-    topics: Vec<(String, Vec<(i32, Pending)>)>,
-    timeout: Duration,
-    version: i16,
-) -> ProduceResponse {
+async fn respond(ctx: &NodeContext, topics: Vec<TopicPending>, timeout: Duration, version: i16) -> ProduceResponse {
     let mut responses = Vec::with_capacity(topics.len());
-    for (name, partitions) in topics {
+    for TopicPending { name, log_append_time, partitions } in topics {
         let mut results = Vec::with_capacity(partitions.len());
         for (index, pending) in partitions {
-            results.push(partition_response(index, finish(ctx, pending, timeout).await, version));
+            let answer = finish(ctx, pending, timeout).await;
+            results.push(partition_response(index, answer, log_append_time, version));
         }
         responses.push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(results));
     }
@@ -180,11 +198,11 @@ async fn finish(ctx: &NodeContext, pending: Pending, timeout: Duration) -> Answe
     }
 }
 
-fn partition_response(index: i32, result: Answer, version: i16) -> PartitionProduceResponse {
+fn partition_response(index: i32, result: Answer, log_append_time: i64, version: i16) -> PartitionProduceResponse {
     let r = PartitionProduceResponse::default().with_index(index).with_log_append_time_ms(-1);
     match result {
         Ok(o) => {
-            let r = r.with_base_offset(o.base_offset);
+            let r = r.with_base_offset(o.base_offset).with_log_append_time_ms(log_append_time);
             if version >= 5 { r.with_log_start_offset(o.log_start_offset) } else { r }
         }
         Err((e, records)) => {

@@ -22,6 +22,7 @@ pub(super) fn identity(h: &BatchHeader) -> BatchIdentity {
         base_sequence: h.base_sequence,
         last_sequence: h.last_sequence(),
         record_count: h.record_count,
+        max_timestamp: h.max_timestamp,
     }
 }
 
@@ -101,6 +102,8 @@ impl ReplicaState {
                     if self.epochs.assign(self.leadership.leader_epoch, info.base_offset) {
                         self.checkpoint_epochs()?;
                     }
+                    // The log may have stamped the batch (LogAppendTime): its timestamp counts.
+                    let id = BatchIdentity { max_timestamp: info.max_timestamp, ..id };
                     self.producers.record(&id, info.base_offset);
                     base_offset.get_or_insert(info.base_offset);
                 }

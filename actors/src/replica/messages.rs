@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use chronik::config::NodeId;
 use chronik::log::LogConfig;
+use chronik::partition::ProducerSummary;
 use chronik::partition::replication::{EpochEndOffset, Truncation};
 use kafka_protocol::ResponseError;
 use ractor::RpcReplyPort;
@@ -150,6 +151,9 @@ pub enum ReplicaMsg {
         /// Where the answer goes.
         reply: RpcReplyPort<Result<(i64, i64), PartitionError>>,
     },
+    /// From DescribeProducers (KIP-664), on the leader: the idempotent producers that wrote
+    /// here, as the producer state tracks them.
+    DescribeProducers(RpcReplyPort<Result<Vec<ProducerSummary>, PartitionError>>),
     /// From the WalFlusher (via the sync task): everything below `upto` is on disk.
     Flushed {
         /// Log end offset covered by the fsync.

@@ -1,8 +1,8 @@
 //! The read side of a replica: fetch, list offsets, and rebuilding producer state on start.
 
 use chronik::log::{LogError, PartitionLog};
-use chronik::partition::ProducerStateTable;
 use chronik::partition::replication::LeaderEpochCache;
+use chronik::partition::{ProducerStateTable, ProducerSummary};
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
@@ -43,6 +43,12 @@ impl ReplicaState {
     }
 
     /// `(offset, timestamp)` for a ListOffsets target; `(-1, -1)` when no record qualifies.
+    /// DescribeProducers: only the leader answers, as in Kafka (clients route it there).
+    pub(super) fn describe_producers(&self) -> Result<Vec<ProducerSummary>, PartitionError> {
+        self.check_serving()?;
+        Ok(self.producers.summaries())
+    }
+
     pub(super) fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
         self.check_serving()?;
         match timestamp {

@@ -152,6 +152,14 @@ pub enum MetadataCommand {
         /// Whether rebalancing is paused.
         paused: bool,
     },
+    /// Replaces the run-time configs of a broker entity (validated by the caller, as topic
+    /// configs are); an empty set removes the entity.
+    SetBrokerConfigs {
+        /// `""` for the cluster-wide default, else the broker's node id.
+        entity: String,
+        /// The complete new set (broker config names).
+        configs: BTreeMap<String, String>,
+    },
     /// A command from a leader-only actor (rebalancer, controller), valid only in the Raft term
     /// it was planned in: applied only if the entry was appended in `term`, so a deposed
     /// leader's plan never lands through the next leader.
@@ -182,6 +190,7 @@ impl MetadataCommand {
             Self::ReplicaOffline { .. } => "ReplicaOffline",
             Self::BumpLeaderEpoch { .. } => "BumpLeaderEpoch",
             Self::SetRebalancePaused { .. } => "SetRebalancePaused",
+            Self::SetBrokerConfigs { .. } => "SetBrokerConfigs",
             Self::AsLeader { command, .. } => command.name(),
         }
     }

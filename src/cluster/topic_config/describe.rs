@@ -10,6 +10,10 @@ use super::catalog::{ConfigType, TOPIC_CONFIGS};
 pub enum ConfigSource {
     /// A topic override (Kafka's `DYNAMIC_TOPIC_CONFIG`).
     TopicConfig = 1,
+    /// Set at run time for this broker (`DYNAMIC_BROKER_CONFIG`).
+    DynamicBroker = 2,
+    /// Set at run time for every broker (`DYNAMIC_DEFAULT_BROKER_CONFIG`).
+    DynamicDefaultBroker = 3,
     /// The broker's configuration file (`STATIC_BROKER_CONFIG`).
     StaticBroker = 4,
     /// Nobody set it: the built-in default (`DEFAULT_CONFIG`).
@@ -53,6 +57,9 @@ impl DescribedConfig {
 /// A broker setting that a topic config falls back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerValue {
+    /// Values set at run time (sources [`ConfigSource::DynamicBroker`] and
+    /// [`ConfigSource::DynamicDefaultBroker`]), highest precedence first.
+    pub dynamic: Vec<(String, ConfigSource)>,
     /// The value in the broker's configuration.
     pub value: String,
     /// The value it has when the file does not set it.
@@ -79,6 +86,9 @@ pub fn describe_topic_configs(
             }
             let default = match broker(def.name) {
                 Some(b) => {
+                    for (value, source) in b.dynamic {
+                        synonyms.push(ConfigSynonym { name: broker_name.into(), value, source });
+                    }
                     if b.value != b.default {
                         let source = ConfigSource::StaticBroker;
                         synonyms.push(ConfigSynonym { name: broker_name.into(), value: b.value, source });

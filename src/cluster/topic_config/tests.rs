@@ -1,4 +1,5 @@
 use super::*;
+use crate::records::{TimestampRule, TopicRules};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -113,8 +114,16 @@ fn a_cleanup_policy_without_delete_turns_retention_off() {
 fn describe_reports_sources_and_synonyms_as_kafka_does() {
     let broker = |key: &str| match key {
         // The file sets retention; segment.bytes is at its default.
-        "retention.ms" => Some(BrokerValue { value: "1000".into(), default: "604800000".into() }),
-        "segment.bytes" => Some(BrokerValue { value: "1073741824".into(), default: "1073741824".into() }),
+        "retention.ms" => Some(BrokerValue { dynamic: vec![], value: "1000".into(), default: "604800000".into() }),
+        "segment.bytes" => {
+            Some(BrokerValue { dynamic: vec![], value: "1073741824".into(), default: "1073741824".into() })
+        }
+        // Set at run time for every broker, the file leaves it at the default.
+        "retention.bytes" => Some(BrokerValue {
+            dynamic: vec![("1000000".into(), ConfigSource::DynamicDefaultBroker)],
+            value: "-1".into(),
+            default: "-1".into(),
+        }),
         _ => None,
     };
     let described = describe_topic_configs(&map(&[("segment.bytes", "4096")]), broker);
@@ -138,8 +147,29 @@ fn describe_reports_sources_and_synonyms_as_kafka_does() {
     assert_eq!(retention.synonyms[0].name, "log.retention.ms");
     assert_eq!(retention.synonyms[1].source, ConfigSource::Default);
 
+    let bytes = get("retention.bytes");
+    assert_eq!((bytes.value(), bytes.source()), ("1000000", ConfigSource::DynamicDefaultBroker));
+    assert_eq!(bytes.synonyms[0].name, "log.retention.bytes");
+    assert_eq!(bytes.synonyms[1].source, ConfigSource::Default);
+
     let compression = get("compression.type");
     assert_eq!((compression.value(), compression.source()), ("producer", ConfigSource::Default));
     let remote = get("remote.storage.enable");
     assert_eq!(remote.synonyms[0].name, "remote.storage.enable", "no broker key: the topic key names the default");
+}
+
+#[test]
+fn produce_rules_follow_the_overrides_and_kafkas_timestamp_fallbacks() {
+    let rules = |pairs: &[(&str, &str)]| topic_produce_rules(&map(pairs), 1_000_000);
+    let create_time = |before_ms, after_ms| TimestampRule::CreateTime { before_ms, after_ms };
+    assert_eq!(rules(&[]), TopicRules { max_batch_bytes: 1_000_000, timestamps: create_time(i64::MAX, i64::MAX) });
+    assert_eq!(rules(&[("max.message.bytes", "2048")]).max_batch_bytes, 2048);
+    assert_eq!(rules(&[("max.message.bytes", "5000000")]).max_batch_bytes, 1_000_000, "the request limit caps it");
+    assert_eq!(rules(&[("message.timestamp.type", "LogAppendTime")]).timestamps, TimestampRule::LogAppendTime);
+    // The deprecated difference bounds both sides unless before/after set their own.
+    let difference = [("message.timestamp.difference.max.ms", "60000")];
+    assert_eq!(rules(&difference).timestamps, create_time(60_000, 60_000));
+    let mixed = [("message.timestamp.difference.max.ms", "60000"), ("message.timestamp.after.max.ms", "1000")];
+    assert_eq!(rules(&mixed).timestamps, create_time(60_000, 1000));
+    assert_eq!(rules(&[("message.timestamp.before.max.ms", "5")]).timestamps, create_time(5, i64::MAX));
 }

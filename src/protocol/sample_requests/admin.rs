@@ -62,3 +62,10 @@ pub(super) fn describe_cluster(version: i16) -> DescribeClusterRequest {
     let request = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
     if version >= 1 { request.with_endpoint_type(1) } else { request }
 }
+
+/// Which producers wrote to partitions 0 and 1 of `orders` (v0 only).
+pub(super) fn describe_producers() -> DescribeProducersRequest {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let topics = vec![TopicRequest::default().with_name(super::topic(TOPIC)).with_partition_indexes(vec![0, 1])];
+    DescribeProducersRequest::default().with_topics(topics)
+}

@@ -164,3 +164,11 @@ pub(super) fn list_groups(version: i16) -> ListGroupsRequest {
 pub(super) fn delete_groups() -> DeleteGroupsRequest {
     DeleteGroupsRequest::default().with_groups_names(vec![group(GROUP), group("stale-group")])
 }
+
+/// Drops the group's offsets of two partitions of `orders` (v0 only).
+pub(super) fn offset_delete() -> OffsetDeleteRequest {
+    use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+    let partitions = [0, 1].map(|p| OffsetDeleteRequestPartition::default().with_partition_index(p)).to_vec();
+    let topics = vec![OffsetDeleteRequestTopic::default().with_name(topic(TOPIC)).with_partitions(partitions)];
+    OffsetDeleteRequest::default().with_group_id(group(GROUP)).with_topics(topics)
+}

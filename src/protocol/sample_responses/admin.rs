@@ -60,3 +60,27 @@ pub(super) fn describe_cluster(version: i16) -> DescribeClusterResponse {
         .with_cluster_authorized_operations(1 << 5 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11);
     if version >= 1 { response.with_endpoint_type(1) } else { response }
 }
+
+/// Partition 0 had one idempotent producer; partition 1 is led elsewhere.
+pub(super) fn describe_producers() -> DescribeProducersResponse {
+    use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+    let producer = ProducerState::default()
+        .with_producer_id(ProducerId(4001))
+        .with_producer_epoch(0)
+        .with_last_sequence(9)
+        .with_last_timestamp(1_700_000_000_123)
+        .with_coordinator_epoch(-1)
+        .with_current_txn_start_offset(-1);
+    let partitions = vec![
+        PartitionResponse::default().with_partition_index(0).with_active_producers(vec![producer]),
+        PartitionResponse::default()
+            .with_partition_index(1)
+            .with_error_code(NOT_LEADER_OR_FOLLOWER)
+            .with_error_message(Some(s("orders-1 is led by node 2, not this one"))),
+    ];
+    let topics = vec![TopicResponse::default().with_name(TopicName(s(TOPIC))).with_partitions(partitions)];
+    DescribeProducersResponse::default().with_throttle_time_ms(0).with_topics(topics)
+}
+
+/// Kafka's NOT_LEADER_OR_FOLLOWER error code.
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;

@@ -168,3 +168,16 @@ pub(super) fn delete_groups() -> DeleteGroupsResponse {
     let results = vec![result(GROUP, NON_EMPTY_GROUP), result("stale-group", 0)];
     DeleteGroupsResponse::default().with_throttle_time_ms(0).with_results(results)
 }
+
+/// Partition 0 is still consumed by a member; partition 1's offset is gone.
+pub(super) fn offset_delete() -> OffsetDeleteResponse {
+    use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+    let partition =
+        |p: i32, code: i16| OffsetDeleteResponsePartition::default().with_partition_index(p).with_error_code(code);
+    let partitions = vec![partition(0, GROUP_SUBSCRIBED_TO_TOPIC), partition(1, 0)];
+    let topics = vec![OffsetDeleteResponseTopic::default().with_name(topic(TOPIC)).with_partitions(partitions)];
+    OffsetDeleteResponse::default().with_throttle_time_ms(0).with_topics(topics)
+}
+
+/// Kafka's GROUP_SUBSCRIBED_TO_TOPIC error code.
+const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;

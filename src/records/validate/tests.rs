@@ -306,3 +306,60 @@ fn records_inside_compressed_batches_are_walked_too() {
         assert_eq!(refused(with_plain_records(&b, &plain)), Refusal::TrailingBytes { extra: 1 }, "{codec:?}");
     }
 }
+
+fn with_topic(topic: TopicRules) -> ProduceRules<'static> {
+    ProduceRules { topic, ..rules() }
+}
+
+#[test]
+fn a_batch_above_max_message_bytes_is_message_too_large() {
+    let b = batch(Compression::None, 3);
+    let limit = |max_batch_bytes| with_topic(TopicRules { max_batch_bytes, ..TopicRules::default() });
+    validate_produce(Some(&Bytes::from(b.clone())), &limit(b.len())).expect("exactly at the limit");
+    let r = validate_produce(Some(&Bytes::from(b.clone())), &limit(b.len() - 1)).expect_err("one byte over");
+    assert_eq!(r, Refusal::TooLarge { size: b.len(), max: b.len() - 1 });
+    assert_eq!(r.error(), ResponseError::MessageTooLarge);
+}
+
+#[test]
+fn create_time_outside_the_window_is_invalid_timestamp_per_record() {
+    let now = rules().now_ms;
+    // Record 1 is an hour old, record 2 an hour ahead, record 3 has no timestamp (exempt).
+    let stamps = [now, now - 3_600_000, now + 3_600_000, -1];
+    let records: Vec<_> = stamps.iter().enumerate().map(|(i, ts)| record(i, -1, *ts)).collect();
+    let b = Bytes::from(encode(&records, Compression::Lz4));
+    let window = |before_ms, after_ms| {
+        with_topic(TopicRules {
+            timestamps: TimestampRule::CreateTime { before_ms, after_ms },
+            ..TopicRules::default()
+        })
+    };
+    validate_produce(Some(&b), &window(3_600_000, 3_600_000)).expect("both at the edge");
+    let r = validate_produce(Some(&b), &window(60_000, 60_000)).expect_err("an hour off either way");
+    assert_eq!(r.error(), ResponseError::InvalidTimestamp);
+    let indexes: Vec<i32> = r.record_errors().iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, vec![1, 2]);
+    let r = validate_produce(Some(&b), &window(i64::MAX, 60_000)).expect_err("the future one");
+    let want = format!(
+        "timestamp {} is out of range; it must be within [{}, {}]",
+        now + 3_600_000,
+        now - i64::MAX,
+        now + 60_000
+    );
+    assert_eq!(r.record_errors(), vec![(2, want)]);
+}
+
+#[test]
+fn a_log_append_time_topic_stamps_the_batch_and_keeps_its_records() {
+    let b = batch(Compression::Gzip, 3);
+    let topic = TopicRules { timestamps: TimestampRule::LogAppendTime, ..TopicRules::default() };
+    let now = 1_800_000_000_000;
+    let stamped = validate_produce(Some(&Bytes::from(b.clone())), &ProduceRules { topic, now_ms: now, ..rules() })
+        .expect("a LogAppendTime topic takes any CreateTime");
+    verify_crc(&stamped).expect("the CRC is recomputed");
+    let header = BatchHeader::parse(&stamped).expect("header");
+    assert!(header.is_log_append_time());
+    assert_eq!(header.max_timestamp, now);
+    assert_eq!(&stamped[BATCH_HEADER_LEN..], &b[BATCH_HEADER_LEN..], "records untouched");
+    assert_eq!(header.compression(), 1, "the codec bits are kept");
+}
