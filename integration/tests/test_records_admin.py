@@ -403,9 +403,11 @@ def test_deleted_records_stay_deleted_on_every_replica_after_the_leader_dies(rcl
     everyone = ",".join(rcluster.bootstrap(i) for i in up)
     produce(everyone, topic)
 
-    a = admin(everyone)
+    # Straight to the leader: kafka-python's admin asks a random known broker for metadata
+    # first, and fails outright if it picks the dead one.
+    a = admin(rcluster.bootstrap(leader))
     try:
-        result = a.delete_records({TopicPartition(topic, 0): DELETE_BEFORE})
+        result = a.delete_records({TopicPartition(topic, 0): DELETE_BEFORE}, partition_leader_id=leader)
     finally:
         a.close()
     assert result[TopicPartition(topic, 0)]["low_watermark"] == DELETE_BEFORE
