@@ -23,6 +23,7 @@ API_JOIN_GROUP = 11
 API_SYNC_GROUP = 14
 API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
+API_DELETE_RECORDS = 21
 
 # ---- encoding ---------------------------------------------------------------
 
@@ -113,6 +114,12 @@ def fetch_v4(correlation_id: int, topic: str, partition: int, offset: int, max_w
 def list_offsets_v1(correlation_id: int, topic: str, partition: int, timestamp: int) -> bytes:
     body = i32(-1) + array([string(topic) + array([i32(partition) + i64(timestamp)])])
     return frame(API_LIST_OFFSETS, 1, correlation_id, body)
+
+
+def delete_records_v0(correlation_id: int, topic: str, partition: int, offset: int,
+                      timeout_ms: int = 10000) -> bytes:
+    body = array([string(topic) + array([i32(partition) + i64(offset)])]) + i32(timeout_ms)
+    return frame(API_DELETE_RECORDS, 0, correlation_id, body)
 
 
 def create_topics_v2(correlation_id: int, topic: str, num_partitions: int, replication_factor: int,
@@ -362,6 +369,18 @@ def parse_list_offsets_v1(body: bytes) -> list[dict]:
     out = []
     for name, parts in r.array(lambda r: (r.string(), r.array(
             lambda r: dict(partition=r.i32(), error_code=r.i16(), timestamp=r.i64(), offset=r.i64())))):
+        for p in parts:
+            p["topic"] = name
+            out.append(p)
+    return out
+
+
+def parse_delete_records_v0(body: bytes) -> list[dict]:
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    out = []
+    for name, parts in r.array(lambda r: (r.string(), r.array(
+            lambda r: dict(partition=r.i32(), low_watermark=r.i64(), error_code=r.i16())))):
         for p in parts:
             p["topic"] = name
             out.append(p)

@@ -11,7 +11,7 @@
 //! - [`batch`]: record batch v2 headers, CRC-32C checks, splitting a produce request's records.
 //! - [`config`]: [`LogConfig`], roll, index and retention settings.
 //! - [`PartitionLog`]: open + recovery, append, read, timestamp lookup, retention,
-//!   truncation; built from segments (`segment`), their indexes (`index`) and a windowed
+//!   truncation, and the durable log start offset (DeleteRecords) checkpointed beside it; built from segments (`segment`), their indexes (`index`) and a windowed
 //!   positional reader (`reader`).
 //! - [`SyncHandle`]: lets the WAL flusher fsync the active segment from another thread.
 //! - [`durability`]: what each file is guaranteed to hold after a power loss (tracked only
@@ -45,5 +45,5 @@ pub use batch::{
 pub use config::LogConfig;
 pub use durability::write_atomic;
 pub use error::LogError;
-pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RecoveryReport};
+pub use partition_log::{AppendInfo, LOG_START_FILE, PartitionLog, ReadResult, RecoveryReport};
 pub use sync_handle::SyncHandle;

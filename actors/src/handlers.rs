@@ -7,10 +7,12 @@ mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_producers;
 mod fetch;
 mod find_coordinator;
@@ -97,6 +99,8 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::ListGroups(r) => async move { Some(list_groups::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::DescribeGroups(r) => async move { Some(describe_groups::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::DeleteGroups(r) => async move { Some(delete_groups::handle(&ctx, r).await) }.boxed(),
+        RequestKind::DeleteRecords(r) => async move { Some(delete_records::handle(&ctx, r).await) }.boxed(),
+        RequestKind::DescribeLogDirs(r) => async move { Some(describe_log_dirs::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::OffsetDelete(r) => async move { Some(offset_delete::handle(&ctx, r).await) }.boxed(),
         RequestKind::DescribeProducers(r) => async move { Some(describe_producers::handle(&ctx, r).await) }.boxed(),
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),

@@ -6,6 +6,7 @@
 
 mod append;
 mod checkpoint;
+mod delete_records;
 pub mod digest;
 mod fetcher;
 mod follower;
@@ -88,6 +89,9 @@ pub struct ReplicaState {
     followers: Option<IsrTracker>,
     /// An ISR change is being proposed; no second one until it is done.
     isr_pending: bool,
+    /// On a follower: the leader's log end offset as its last fetch answer said (for the lag
+    /// DescribeLogDirs reports); `None` until one arrived under the current leadership.
+    leader_log_end: Option<i64>,
     /// On a follower: the task fetching from the leader, and its `/admin/actors` entry.
     fetcher: Option<(TaskGuard, crate::directory::TaskRegistration)>,
     /// Produces waiting for durability, in offset order.
@@ -157,6 +161,7 @@ impl Actor for ReplicaActor {
             leadership: args.leadership.clone(),
             fenced_epoch,
             followers: None,
+            leader_log_end: None,
             isr_pending: false,
             fetcher: None,
             parked_acks: VecDeque::new(),
@@ -192,9 +197,23 @@ impl Actor for ReplicaActor {
                 let _ = reply.send(state.out_of_range(leader_log_start, leader_log_end)?);
             }
             ReplicaMsg::WaitForLogEnd { offset, reply } => state.park_log_end(offset, reply),
-            ReplicaMsg::AppendReplicated { records, leader_high_watermark, reply } => {
-                let result = state.append_replicated(&myself, records, leader_high_watermark)?;
+            ReplicaMsg::AppendReplicated {
+                records,
+                leader_high_watermark,
+                leader_log_start,
+                leader_log_end,
+                reply,
+            } => {
+                let leader = follower::LeaderBounds {
+                    high_watermark: leader_high_watermark,
+                    log_start: leader_log_start,
+                    log_end: leader_log_end,
+                };
+                let result = state.append_replicated(&myself, records, leader)?;
                 let _ = reply.send(result);
+            }
+            ReplicaMsg::DeleteRecords { offset, reply } => {
+                let _ = reply.send(state.delete_records(offset)?);
             }
             ReplicaMsg::SetLeadership(leadership) => state.set_leadership(&myself, leadership)?,
             ReplicaMsg::EpochEndOffset { epoch, reply } => {
@@ -280,6 +299,7 @@ impl ReplicaState {
             producers: self.producers.len(),
             role: self.role(),
             leader_epoch: self.leadership.leader_epoch,
+            leader_log_end_offset: self.leader_log_end,
             followers: self.follower_infos(),
         }
     }

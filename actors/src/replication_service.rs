@@ -277,6 +277,7 @@ fn answer(result: Result<ReadOutcome, PartitionError>) -> FetchResponse {
             records: read.records,
             high_watermark: read.high_watermark,
             log_start_offset: read.log_start_offset,
+            log_end_offset: read.log_end_offset,
             ..Default::default()
         },
         Err(e) => refused(e),

@@ -1,8 +1,11 @@
 //! A partition's log: an ordered run of segments in one directory, the last one active.
 
+mod log_start;
 mod read;
 mod recovery;
 mod retention;
+
+pub use log_start::LOG_START_FILE;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,6 +74,9 @@ pub struct PartitionLog {
     active: Segment,
     /// Lets the WAL flusher fsync the active segment; repointed on every roll.
     sync: SyncHandle,
+    /// The checkpointed log start (`log_start`), possibly inside the first segment; the
+    /// effective one is never below the first segment's base.
+    log_start: i64,
 }
 
 impl PartitionLog {
@@ -79,14 +85,17 @@ impl PartitionLog {
     /// corrupt tail is cut with a warning and its indexes are rebuilt; sealed segments load
     /// their indexes (rebuilt if missing, damaged or pointing past the file) and check the
     /// batches after the last index entry. The log ends at the first bad point: segments after a
-    /// cut one, or after a gap between segments, are deleted (see `recovery`).
+    /// cut one, or after a gap between segments, are deleted (see `recovery`). The log start
+    /// comes from its checkpoint (see `log_start`).
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<(PartitionLog, RecoveryReport), LogError> {
         check_config(dir, &config)?;
         create_dir(dir)?;
         let opened = recovery::open_segments(dir, config.index_interval_bytes, now_ms)?;
         let active = opened.active;
         let sync = SyncHandle::new(Arc::clone(active.log_file()), active.log_path().to_path_buf());
-        let log = PartitionLog { dir: dir.to_path_buf(), config, sealed: opened.sealed, active, sync };
+        let mut log =
+            PartitionLog { dir: dir.to_path_buf(), config, sealed: opened.sealed, active, sync, log_start: 0 };
+        log.apply_checkpoint(log_start::load(dir))?;
         let report = log.report(&opened.cuts, opened.deleted);
         info!(
             dir = %dir.display(),
@@ -180,11 +189,6 @@ impl PartitionLog {
         self.sealed.insert(old.base_offset(), old);
         self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());
         Ok(())
-    }
-
-    /// First offset in the log.
-    pub fn log_start_offset(&self) -> i64 {
-        self.sealed.first_key_value().map_or(self.active.base_offset(), |(base, _)| *base)
     }
 
     /// Next offset to be assigned (last offset + 1).

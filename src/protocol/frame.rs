@@ -145,6 +145,7 @@ fn sized_response(body: &ResponseKind, version: i16) -> Option<(ApiKey, Result<u
         CreatePartitions, DescribeConfigs, InitProducerId, OffsetForLeaderEpoch,
         FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
         DescribeGroups, ListGroups, DeleteGroups, AlterConfigs, IncrementalAlterConfigs, DescribeCluster,
+        DeleteRecords, DescribeLogDirs,
         OffsetDelete, DescribeProducers,
     )
 }

@@ -87,6 +87,8 @@ round_trip_tests! {
     alter_configs_every_version => AlterConfigs,
     incremental_alter_configs_every_version => IncrementalAlterConfigs,
     describe_cluster_every_version => DescribeCluster,
+    delete_records_every_version => DeleteRecords,
+    describe_log_dirs_every_version => DescribeLogDirs,
     offset_delete_every_version => OffsetDelete,
     describe_producers_every_version => DescribeProducers,
 }

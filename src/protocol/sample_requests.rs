@@ -25,6 +25,9 @@ pub(super) mod groups;
 /// the admin response samples share.
 pub(super) mod admin;
 
+/// The records-management samples (DeleteRecords, DescribeLogDirs).
+mod records;
+
 /// The topic every sample talks about.
 pub(super) const TOPIC: &str = "orders";
 
@@ -108,6 +111,8 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::AlterConfigs => RequestKind::AlterConfigs(admin::alter_configs()),
         ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(admin::incremental_alter_configs()),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(admin::describe_cluster(version)),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(records::delete_records()),
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(records::describe_log_dirs(version)),
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(groups::offset_delete()),
         ApiKey::DescribeProducers => RequestKind::DescribeProducers(admin::describe_producers()),
         other => panic!("no sample request for {other:?}"),

@@ -27,6 +27,9 @@ mod groups;
 /// The admin-client samples (config changes, cluster description).
 mod admin;
 
+/// The records-management samples (DeleteRecords, DescribeLogDirs).
+mod records;
+
 /// Decodes a response frame as a client would: size prefix, header, body. Asserts the size
 /// prefix matches and nothing trails the body; returns the correlation id and the body.
 pub(super) fn decode_response_frame(api: ApiKey, version: i16, mut frame: Bytes) -> (i32, ResponseKind) {
@@ -67,6 +70,8 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::AlterConfigs => ResponseKind::AlterConfigs(admin::alter_configs()),
         ApiKey::IncrementalAlterConfigs => ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs()),
         ApiKey::DescribeCluster => ResponseKind::DescribeCluster(admin::describe_cluster(version)),
+        ApiKey::DeleteRecords => ResponseKind::DeleteRecords(records::delete_records()),
+        ApiKey::DescribeLogDirs => ResponseKind::DescribeLogDirs(records::describe_log_dirs(version)),
         ApiKey::OffsetDelete => ResponseKind::OffsetDelete(groups::offset_delete()),
         ApiKey::DescribeProducers => ResponseKind::DescribeProducers(admin::describe_producers()),
         other => panic!("no sample response for {other:?}"),

@@ -46,6 +46,8 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::OffsetForLeaderEpoch, v(2, 3)),
     (ApiKey::CreatePartitions, v(0, 3)),
     (ApiKey::DeleteGroups, v(0, 2)),
+    (ApiKey::DeleteRecords, v(0, 2)),
+    (ApiKey::DescribeLogDirs, v(1, 4)),
     (ApiKey::OffsetDelete, v(0, 0)),
     (ApiKey::DescribeProducers, v(0, 0)),
 ];
@@ -135,6 +137,8 @@ mod tests {
             (ApiKey::AlterConfigs, 0, 2),
             (ApiKey::IncrementalAlterConfigs, 0, 1),
             (ApiKey::DescribeCluster, 0, 1),
+            (ApiKey::DeleteRecords, 0, 2),
+            (ApiKey::DescribeLogDirs, 1, 4),
             (ApiKey::OffsetDelete, 0, 0),
             (ApiKey::DescribeProducers, 0, 0),
         ];

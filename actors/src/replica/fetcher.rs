@@ -209,7 +209,14 @@ impl Fetcher {
         }
         let copied = response.records.len();
         let leader_high_watermark = response.high_watermark;
-        let msg = |reply| ReplicaMsg::AppendReplicated { records: response.records, leader_high_watermark, reply };
+        let (leader_log_start, leader_log_end) = (response.log_start_offset, response.log_end_offset);
+        let msg = |reply| ReplicaMsg::AppendReplicated {
+            records: response.records,
+            leader_high_watermark,
+            leader_log_start,
+            leader_log_end,
+            reply,
+        };
         let next = self.ask(msg).await?.map_err(|e| e.message)?;
         self.pace(copied, next, leader_high_watermark).await;
         Ok(Next::FetchFrom(next))

@@ -6,21 +6,32 @@ use bytes::Bytes;
 use chronik::log::{BatchHeader, split_batches};
 use kafka_protocol::ResponseError;
 use ractor::{ActorProcessingErr, ActorRef};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::append::identity;
 use super::{PartitionError, ReplicaMsg, ReplicaState, now_ms};
 use chronik::partition::replication::{EpochEndOffset, LeaderEpochCache, Truncation, truncation_point};
 
+/// The leader's bounds, as one fetch answer reports them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LeaderBounds {
+    /// Its high watermark.
+    pub high_watermark: i64,
+    /// Its log start offset.
+    pub log_start: i64,
+    /// Its log end offset.
+    pub log_end: i64,
+}
+
 impl ReplicaState {
     /// Appends batches copied from the leader. A batch already here (a resent answer) is
     /// skipped; one that leaves a gap is refused, and the fetcher starts again from this log's
-    /// end.
+    /// end. Then follows the leader's high watermark and log start as far as this log reaches.
     pub(super) fn append_replicated(
         &mut self,
         myself: &ActorRef<ReplicaMsg>,
         records: Bytes,
-        leader_high_watermark: i64,
+        leader: LeaderBounds,
     ) -> Result<Result<i64, PartitionError>, ActorProcessingErr> {
         if self.followers.is_some() {
             let msg = format!("{} is led here", self.tp);
@@ -39,6 +50,7 @@ impl ReplicaState {
             if header.next_offset() <= self.log.log_end_offset() {
                 continue;
             }
+            self.take_batch_across_log_start(&header)?;
             // A disk failure is this actor's to restart from; a gap is the leader's answer to
             // an older request and is simply fetched again.
             match self.log.append_replicated(&batch, now) {
@@ -57,9 +69,25 @@ impl ReplicaState {
             }
         }
         // A follower's high watermark is the leader's, as far as its own log reaches.
-        self.high_watermark = self.high_watermark.max(leader_high_watermark.min(self.log.log_end_offset()));
+        self.high_watermark = self.high_watermark.max(leader.high_watermark.min(self.log.log_end_offset()));
+        self.follow_leader_log_start(leader.log_start)?;
+        self.leader_log_end = Some(leader.log_end);
         self.request_sync(myself);
         Ok(Ok(self.log.log_end_offset()))
+    }
+
+    /// An empty log whose end lies inside the batch the leader sent (the leader's log start,
+    /// moved by DeleteRecords, is inside it) takes the whole batch: it restarts at the batch's
+    /// base, as Kafka's follower does, and the leader's log start is followed right after.
+    fn take_batch_across_log_start(&mut self, header: &BatchHeader) -> Result<(), ActorProcessingErr> {
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        if start == end && header.base_offset < end {
+            info!(tp = %self.tp, log_start = start, batch_base = header.base_offset,
+                "the leader's first batch starts below this empty log's start; restarting the log at it");
+            self.log.reset_to(header.base_offset)?;
+            self.after_truncation(header.base_offset)?;
+        }
+        Ok(())
     }
 }
 

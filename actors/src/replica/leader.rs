@@ -31,6 +31,7 @@ impl ReplicaState {
     /// (which gave it a new epoch); until then it neither leads nor fetches.
     pub(super) fn take_role(&mut self, myself: &ActorRef<ReplicaMsg>) -> Result<(), ActorProcessingErr> {
         let me = self.ctx.config.node_id;
+        self.leader_log_end = None;
         if self.leadership.leader != me {
             self.followers = None;
             self.fail_parked_acks();
@@ -144,6 +145,7 @@ impl ReplicaState {
                 records: r.records,
                 high_watermark: self.high_watermark,
                 log_start_offset: r.log_start_offset,
+                log_end_offset: r.log_end_offset,
             }),
             Err(chronik::log::LogError::OffsetOutOfRange { offset, log_start, log_end }) => Err(PartitionError::new(
                 ResponseError::OffsetOutOfRange,

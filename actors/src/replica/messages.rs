@@ -43,6 +43,8 @@ pub struct ReadOutcome {
     pub high_watermark: i64,
     /// The log start offset when read.
     pub log_start_offset: i64,
+    /// The log end offset when read (a follower's lag behind its leader).
+    pub log_end_offset: i64,
 }
 
 /// What `/admin/partitions` shows about a replica.
@@ -70,6 +72,8 @@ pub struct ReplicaInfo {
     pub role: &'static str,
     /// The leader epoch this replica acts under.
     pub leader_epoch: i32,
+    /// On a follower: its leader's log end offset, as the last fetch answer said.
+    pub leader_log_end_offset: Option<i64>,
     /// On the leader: each follower's progress as its fetches report it.
     pub followers: Vec<FollowerInfo>,
 }
@@ -205,13 +209,18 @@ pub enum ReplicaMsg {
         /// Fired when there is more.
         reply: RpcReplyPort<()>,
     },
-    /// From this follower's fetcher: batches copied from the leader, to append unchanged.
+    /// From this follower's fetcher: batches copied from the leader, to append unchanged, and
+    /// the leader's bounds: its log start is followed (DeleteRecords on every replica).
     /// Replies with the new log end offset.
     AppendReplicated {
         /// Whole batches starting at this replica's log end offset.
         records: Bytes,
         /// The leader's high watermark with them.
         leader_high_watermark: i64,
+        /// The leader's log start offset with them.
+        leader_log_start: i64,
+        /// The leader's log end offset with them.
+        leader_log_end: i64,
         /// The new log end offset, or why the batches were refused.
         reply: RpcReplyPort<Result<i64, PartitionError>>,
     },
@@ -231,6 +240,14 @@ pub enum ReplicaMsg {
         answer: Option<EpochEndOffset>,
         /// The outcome.
         reply: RpcReplyPort<Result<Truncation, PartitionError>>,
+    },
+    /// From a connection (DeleteRecords), on the leader: move the log start up to `offset`
+    /// (-1: the high watermark), durably. Replies with the new log start (low watermark).
+    DeleteRecords {
+        /// The first offset to keep, at most the high watermark; -1 for the high watermark.
+        offset: i64,
+        /// The log start afterwards, or OFFSET_OUT_OF_RANGE / NOT_LEADER_OR_FOLLOWER.
+        reply: RpcReplyPort<Result<i64, PartitionError>>,
     },
     /// From this follower's fetcher: the latest epoch in this log (-1 when empty).
     LatestEpoch(RpcReplyPort<i32>),

@@ -17,7 +17,7 @@ const MAX_TIMESTAMP: i64 = -3;
 impl ReplicaState {
     /// Clients read only from a leader that leads: a replica the metadata names leader but whose
     /// node is not registered yet has not even recovered its high watermark from the followers.
-    fn check_serving(&self) -> Result<(), PartitionError> {
+    pub(super) fn check_serving(&self) -> Result<(), PartitionError> {
         if self.followers.is_some() {
             return Ok(());
         }
@@ -32,6 +32,7 @@ impl ReplicaState {
                 records: r.records,
                 high_watermark: self.high_watermark,
                 log_start_offset: r.log_start_offset,
+                log_end_offset: r.log_end_offset,
             }),
             Err(LogError::OffsetOutOfRange { offset, log_start, log_end }) => Err(PartitionError::new(
                 ResponseError::OffsetOutOfRange,

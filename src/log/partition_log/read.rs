@@ -64,13 +64,15 @@ impl PartitionLog {
 
     /// The earliest offset whose record timestamp is `>= ts`, with that record's timestamp:
     /// the first segment whose largest timestamp reaches `ts`, its time index, then the records
-    /// of the first batch there that reaches it. `None` if no record is that recent.
+    /// of the first batch there that reaches it. `None` if no record is that recent. A record
+    /// below the log start (deleted, still in its segment) answers with the log start instead.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let log_start = self.log_start_offset();
         for segment in self.segments() {
             if segment.max_timestamp() >= ts
-                && let Some(found) = segment.offset_for_timestamp(ts)?
+                && let Some((offset, found_ts)) = segment.offset_for_timestamp(ts)?
             {
-                return Ok(Some(found));
+                return Ok(Some((offset.max(log_start), found_ts)));
             }
         }
         Ok(None)

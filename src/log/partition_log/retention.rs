@@ -1,5 +1,6 @@
 //! Removing data: retention by time and size, truncation for replication, and the segment
-//! deletion both rely on.
+//! deletion both rely on. Retention only ever deletes whole segments, so it can move the log
+//! start forward (past the first segment) but never back below its checkpoint.
 
 use std::sync::Arc;
 
@@ -101,6 +102,11 @@ impl PartitionLog {
             self.active.restart_roll_clock()?;
             self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());
         }
+        if self.log_end_offset() < log_start {
+            // The cut fell inside the batch holding a log start that DeleteRecords put mid-batch:
+            // the records below the log start stay deleted, the log starts empty there.
+            return self.reset_to(log_start);
+        }
         info!(
             dir = %self.dir.display(),
             offset,
@@ -116,6 +122,9 @@ impl PartitionLog {
     /// below the leader's log start.
     pub fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
         let offset = offset.max(0);
+        // The checkpoint always says what the log in memory says, before the files change.
+        super::log_start::store(&self.dir, offset)?;
+        self.log_start = offset;
         for (_, segment) in std::mem::take(&mut self.sealed) {
             segment.remove_files()?;
         }

@@ -1,6 +1,7 @@
 //! Unit tests of the partition log, on temporary directories.
 
 mod append_read;
+mod log_start;
 mod recovery;
 mod retention;
 mod torn_segments;

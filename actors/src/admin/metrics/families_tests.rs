@@ -8,6 +8,7 @@ use crate::request_metrics::RequestMetrics;
 
 fn info(topic: &str, partition: i32, role: &'static str, followers: Vec<FollowerInfo>) -> ReplicaInfo {
     ReplicaInfo {
+        leader_log_end_offset: None,
         topic: topic.into(),
         partition,
         log_start_offset: 5,
