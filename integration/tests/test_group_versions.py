@@ -1,11 +1,12 @@
 """The consumer-group APIs at every advertised version (JoinGroup 0-9, SyncGroup 0-5,
-Heartbeat 0-4, LeaveGroup 0-5), what kafka-python infers from them, and real groups on them.
+Heartbeat 0-4, LeaveGroup 0-5, ListGroups 0-5), what kafka-python infers from them, and real
+groups on them.
 
 Raw requests are encoded and responses decoded with kafka-python's schema-generated classes
 (Kafka's own JSON message definitions), not with the broker's codec. What each version adds is
 checked: JoinGroup v7 echoes the protocol type and v9 tells a static leader rejoining a Stable
 group to skip the assignment (KIP-814); SyncGroup v5 echoes protocol type and name; LeaveGroup
-v5 carries a reason.
+v5 carries a reason; ListGroups v5 filters by group type.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import struct
 import uuid
 
 from kafka.admin import KafkaAdminClient
+from kafka.protocol.admin import ListGroupsRequest, ListGroupsResponse
 from kafka.protocol.consumer.group import (
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
@@ -25,7 +27,7 @@ from group_helpers import (PARTS, KpMember, check_exactly_once, disjoint_cover, 
                            parse_offset_fetch_v1, produce_numbered)
 from harness import unique_topic, wait_until
 
-JOIN, SYNC, HEARTBEAT, LEAVE = 11, 14, 12, 13
+JOIN, SYNC, HEARTBEAT, LEAVE, LIST_GROUPS = 11, 14, 12, 13, 16
 MEMBER_ID_REQUIRED = 79
 FENCED_INSTANCE_ID = 82
 LOADING = (14, 15, 16)  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR
@@ -190,6 +192,32 @@ def test_a_static_leader_restart_skips_the_assignment_from_v9_only(gbroker):
     s = sync(b, 5, group, 1, third, [], instance="worker-1")
     assert (s.error_code, s.assignment) == (0, b"p0-p1"), s
     assert heartbeat(b, 4, group, 1, third, instance="worker-1").error_code == 0
+
+
+def test_list_groups_filters_by_type_from_v5(gbroker):
+    """ListGroups v5 (KIP-848's types filter): every group here is `classic`, so a `classic`
+    filter (any case) lists a Stable group with its type, a `consumer` one lists nothing, and
+    older versions list it as before."""
+    b = gbroker.bootstrap
+    assert advertised(b)[LIST_GROUPS] == (0, 5)
+    group = group_name("list")
+    r = join_ready(b, 9, group, instance="lister")
+    assert sync(b, 5, group, 1, r.member_id, [(r.member_id, b"x")], instance="lister").error_code == 0
+
+    def listed(version, types=(), states=()):
+        resp = call(b, ListGroupsRequest(states_filter=list(states), types_filter=list(types)),
+                    ListGroupsResponse, version)
+        assert resp.error_code == 0, resp
+        return {g.group_id: g for g in resp.groups}
+
+    for types in (["classic"], ["Classic", "consumer"], []):
+        g = listed(5, types, ["Stable"]).get(group)
+        assert g is not None and (g.group_type, g.group_state, g.protocol_type) == ("classic", "Stable", "consumer"), \
+            (types, g)
+    assert group not in listed(5, ["consumer"])
+    assert group not in listed(5, ["classic"], ["Empty"])
+    assert listed(4, [], ["Stable"])[group].group_state == "Stable"
+    assert listed(0)[group].protocol_type == "consumer"
 
 
 def test_kafka_python_group_on_the_new_versions(gbroker):

@@ -165,10 +165,11 @@ pub(super) fn describe_groups(version: i16) -> DescribeGroupsRequest {
     if version >= 3 { request.with_include_authorized_operations(true) } else { request }
 }
 
-/// Lists every group; v4 only those that are stable or empty.
+/// Lists every group; v4+ only those that are stable or empty, v5 only classic ones.
 pub(super) fn list_groups(version: i16) -> ListGroupsRequest {
     let request = ListGroupsRequest::default();
-    if version >= 4 { request.with_states_filter(vec![s("Stable"), s("Empty")]) } else { request }
+    let request = if version >= 4 { request.with_states_filter(vec![s("Stable"), s("Empty")]) } else { request };
+    if version >= 5 { request.with_types_filter(vec![s("classic")]) } else { request }
 }
 
 /// Deletes our group and a stale one.

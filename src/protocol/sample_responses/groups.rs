@@ -158,11 +158,12 @@ pub(super) fn describe_groups(version: i16) -> DescribeGroupsResponse {
     if version >= 1 { response.with_throttle_time_ms(0) } else { response }
 }
 
-/// A consumer group and a Connect group; v4 adds their states.
+/// A consumer group and a Connect group; v4 adds their states, v5 their (classic) type.
 pub(super) fn list_groups(version: i16) -> ListGroupsResponse {
     let listed = |id: &str, protocol_type: &str, state: &str| {
         let listed = ListedGroup::default().with_group_id(group(id)).with_protocol_type(s(protocol_type));
-        if version >= 4 { listed.with_group_state(s(state)) } else { listed }
+        let listed = if version >= 4 { listed.with_group_state(s(state)) } else { listed };
+        if version >= 5 { listed.with_group_type(s("classic")) } else { listed }
     };
     let groups = vec![listed(GROUP, "consumer", "Stable"), listed("connect-s3-sink", "connect", "Empty")];
     let response = ListGroupsResponse::default().with_error_code(0).with_groups(groups);
