@@ -262,6 +262,7 @@ fn join_error(token: Token, member_id: &str, error_code: i16) -> Reply {
             leader: String::new(),
             member_id: member_id.to_owned(),
             members: Vec::new(),
+            skip_assignment: false,
         },
     )
 }

@@ -90,7 +90,7 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
             let client_id = client_id.unwrap_or_default();
             async move { Some(join_group::handle(&ctx, r, v, client_id, peer).await) }.boxed()
         }
-        RequestKind::SyncGroup(r) => async move { Some(sync_group::handle(&ctx, r).await) }.boxed(),
+        RequestKind::SyncGroup(r) => async move { Some(sync_group::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::Heartbeat(r) => async move { Some(heartbeat::handle(&ctx, r).await) }.boxed(),
         RequestKind::LeaveGroup(r) => async move { Some(leave_group::handle(&ctx, r, v).await) }.boxed(),
         // Handed to the coordinator here, in request order: commits apply in the order sent.

@@ -249,3 +249,28 @@ def test_offset_for_leader_epoch_all_versions(broker, advertised, mtopic):
         assert p["leader_epoch"] == epoch and p["end_offset"] == end, (p, end)
 
     check_versions(broker, advertised, 23, build, check)
+
+
+def test_list_offsets_earliest_local_from_v8_only(broker, advertised, mtopic):
+    """-4 (EARLIEST_LOCAL, KIP-405) is v8's sentinel: without tiered storage it is the log start,
+    the same answer as -2 (earliest); older versions refuse it with UNSUPPORTED_VERSION (35)."""
+    lo, hi = advertised[2]
+    assert hi >= 8
+    epoch = broker.partition(mtopic, 0)["leader_epoch"]
+
+    def ask(v, ts):
+        L = ListOffsetsRequest
+        part = L.ListOffsetsTopic.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1, timestamp=ts)
+        req = L(replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(name=mtopic, partitions=[part])])
+        [t] = roundtrip(broker.bootstrap, req, ListOffsetsResponse, v, 3000 + v)["topics"]
+        [p] = t["partitions"]
+        return p
+
+    for v in range(lo, hi + 1):
+        p = ask(v, -4)
+        if v < 8:
+            assert p["error_code"] == 35, (v, p)
+        else:
+            earliest = ask(v, -2)
+            assert (p["error_code"], p["offset"], p["timestamp"], p["leader_epoch"]) == (0, 0, -1, epoch), (v, p)
+            assert p["offset"] == earliest["offset"], (v, p, earliest)

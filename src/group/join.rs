@@ -149,9 +149,10 @@ impl Group {
 
     /// Kafka's `updateStaticMemberAndRebalance`: the instance's member gets `new_id`, and
     /// whoever still waits under the old id is fenced. In a Stable group whose protocol does not
-    /// change, no rebalance is needed: the member keeps its assignment and is answered at once
-    /// with the *previous* leader id, so a rejoining leader does not compute an assignment a
-    /// Stable group would never distribute.
+    /// change, no rebalance is needed: the member keeps its assignment and is answered at once.
+    /// Before JoinGroup v9 the answer names the *previous* leader id, so a rejoining leader does
+    /// not compute an assignment a Stable group would never distribute; from v9 it names the
+    /// real leader, lists the members to it and sets `skip_assignment` instead.
     fn replace_static_member(
         &mut self,
         old_id: &str,
@@ -170,7 +171,16 @@ impl Group {
         match self.phase {
             GroupPhase::Stable if self.select_protocol() == self.protocol_name => {
                 let token = self.member_mut(&new_id).and_then(|m| m.awaiting_join.take()).unwrap_or(req.token);
-                out.push(self.generation_answer(token, &new_id, false, previous_leader));
+                let answer = if req.supports_skip_assignment {
+                    // KIP-814: the leader learns it leads and sees the members (to watch their
+                    // subscriptions' metadata), but must not assign.
+                    let leads = self.is_leader(&new_id);
+                    let answer = self.generation_response(&new_id, leads, self.leader_or_empty());
+                    JoinResponse { skip_assignment: leads, ..answer }
+                } else {
+                    self.generation_response(&new_id, false, previous_leader)
+                };
+                out.push(Reply::Join(token, answer));
             }
             // In CompletingRebalance the leader may be assigning to the old id: start over.
             GroupPhase::Stable | GroupPhase::CompletingRebalance => self.prepare_rebalance(now_ms, out),
@@ -218,6 +228,7 @@ impl Group {
             leader,
             member_id: member_id.to_owned(),
             members: if with_members { self.members_metadata() } else { Vec::new() },
+            skip_assignment: false,
         }
     }
 }

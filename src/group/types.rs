@@ -37,7 +37,7 @@ impl Default for GroupConfig {
     }
 }
 
-/// JoinGroup v0–5, already decoded.
+/// JoinGroup v0–9, already decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinRequest {
     /// How the actor recognises the answer, which may come from a later call.
@@ -60,6 +60,9 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: a new member must first fetch its id (MEMBER_ID_REQUIRED) and rejoin.
     pub require_known_member_id: bool,
+    /// JoinGroup v9+ (KIP-814): the client understands `skip_assignment`, so a static leader
+    /// rejoining a Stable group can be told it leads without being asked to assign.
+    pub supports_skip_assignment: bool,
 }
 
 /// One member in the leader's JoinGroup answer.
@@ -90,6 +93,9 @@ pub struct JoinResponse {
     pub member_id: String,
     /// Every member with its metadata; non-empty only in the leader's answer.
     pub members: Vec<JoinedMember>,
+    /// JoinGroup v9+: the leader must not compute an assignment (a static leader rejoining a
+    /// Stable group, which keeps the assignment it has).
+    pub skip_assignment: bool,
 }
 
 /// SyncGroup v0–5, already decoded.

@@ -24,17 +24,17 @@ const fn v(min: i16, max: i16) -> VersionRange {
 pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Produce, v(3, 9)),
     (ApiKey::Fetch, v(4, 12)),
-    (ApiKey::ListOffsets, v(1, 7)),
+    (ApiKey::ListOffsets, v(1, 8)),
     (ApiKey::Metadata, v(0, 12)),
     (ApiKey::OffsetCommit, v(2, 8)),
     (ApiKey::OffsetFetch, v(1, 7)),
     (ApiKey::FindCoordinator, v(0, 3)),
-    (ApiKey::JoinGroup, v(0, 5)),
-    (ApiKey::Heartbeat, v(0, 3)),
-    (ApiKey::LeaveGroup, v(0, 3)),
-    (ApiKey::SyncGroup, v(0, 3)),
+    (ApiKey::JoinGroup, v(0, 9)),
+    (ApiKey::Heartbeat, v(0, 4)),
+    (ApiKey::LeaveGroup, v(0, 5)),
+    (ApiKey::SyncGroup, v(0, 5)),
     (ApiKey::DescribeGroups, v(0, 5)),
-    (ApiKey::ListGroups, v(0, 4)),
+    (ApiKey::ListGroups, v(0, 5)),
     (ApiKey::DescribeConfigs, v(1, 4)),
     (ApiKey::AlterConfigs, v(0, 2)),
     (ApiKey::IncrementalAlterConfigs, v(0, 1)),
@@ -42,8 +42,8 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ApiVersions, v(0, 3)),
     (ApiKey::CreateTopics, v(2, 4)),
     (ApiKey::DeleteTopics, v(1, 4)),
-    (ApiKey::InitProducerId, v(0, 4)),
-    (ApiKey::OffsetForLeaderEpoch, v(2, 3)),
+    (ApiKey::InitProducerId, v(0, 5)),
+    (ApiKey::OffsetForLeaderEpoch, v(2, 4)),
     (ApiKey::CreatePartitions, v(0, 3)),
     (ApiKey::DeleteGroups, v(0, 2)),
     (ApiKey::DeleteRecords, v(0, 2)),
@@ -87,12 +87,14 @@ pub fn api_versions_unsupported() -> ApiVersionsResponse {
 
 /// Whether ListOffsets (v1+) accepts a target timestamp at `version`: any from 0 on; among the
 /// negative ones only the sentinels that version knows (-1 latest and -2 earliest always, -3
-/// max timestamp from v7), as Kafka's `isListOffsetsTimestampUnsupported`.
+/// max timestamp from v7, -4 earliest local from v8), as Kafka's
+/// `isListOffsetsTimestampUnsupported`. (-5, latest tiered, is v9's: not advertised.)
 pub fn list_offsets_timestamp_supported(timestamp: i64, version: i16) -> bool {
     match timestamp {
         t if t >= 0 => true,
         -1 | -2 => true,
         -3 => version >= 7,
+        -4 => version >= 8,
         _ => false,
     }
 }
@@ -106,7 +108,8 @@ mod tests {
         assert!(list_offsets_timestamp_supported(0, 1) && list_offsets_timestamp_supported(1_700_000_000_000, 7));
         assert!(list_offsets_timestamp_supported(-1, 1) && list_offsets_timestamp_supported(-2, 1));
         assert!(!list_offsets_timestamp_supported(-3, 6) && list_offsets_timestamp_supported(-3, 7));
-        assert!(!list_offsets_timestamp_supported(-4, 7));
+        assert!(!list_offsets_timestamp_supported(-4, 7) && list_offsets_timestamp_supported(-4, 8));
+        assert!(!list_offsets_timestamp_supported(-5, 8));
         assert!(!list_offsets_timestamp_supported(-7, 3) && !list_offsets_timestamp_supported(i64::MIN, 7));
     }
 
@@ -117,22 +120,22 @@ mod tests {
             (ApiKey::Metadata, 0, 12),
             (ApiKey::Produce, 3, 9),
             (ApiKey::Fetch, 4, 12),
-            (ApiKey::ListOffsets, 1, 7),
+            (ApiKey::ListOffsets, 1, 8),
             (ApiKey::CreateTopics, 2, 4),
             (ApiKey::DeleteTopics, 1, 4),
             (ApiKey::CreatePartitions, 0, 3),
             (ApiKey::DescribeConfigs, 1, 4),
-            (ApiKey::InitProducerId, 0, 4),
-            (ApiKey::OffsetForLeaderEpoch, 2, 3),
+            (ApiKey::InitProducerId, 0, 5),
+            (ApiKey::OffsetForLeaderEpoch, 2, 4),
             (ApiKey::OffsetCommit, 2, 8),
             (ApiKey::OffsetFetch, 1, 7),
             (ApiKey::FindCoordinator, 0, 3),
-            (ApiKey::JoinGroup, 0, 5),
-            (ApiKey::Heartbeat, 0, 3),
-            (ApiKey::LeaveGroup, 0, 3),
-            (ApiKey::SyncGroup, 0, 3),
+            (ApiKey::JoinGroup, 0, 9),
+            (ApiKey::Heartbeat, 0, 4),
+            (ApiKey::LeaveGroup, 0, 5),
+            (ApiKey::SyncGroup, 0, 5),
             (ApiKey::DescribeGroups, 0, 5),
-            (ApiKey::ListGroups, 0, 4),
+            (ApiKey::ListGroups, 0, 5),
             (ApiKey::DeleteGroups, 0, 2),
             (ApiKey::AlterConfigs, 0, 2),
             (ApiKey::IncrementalAlterConfigs, 0, 1),

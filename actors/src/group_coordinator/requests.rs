@@ -388,6 +388,7 @@ fn join_error(member_id: &str, code: i16) -> JoinResponse {
         leader: String::new(),
         member_id: member_id.to_string(),
         members: Vec::new(),
+        skip_assignment: false,
     }
 }
 

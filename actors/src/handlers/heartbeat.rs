@@ -1,4 +1,5 @@
-//! Heartbeat (v0–v3): keeps a member's session alive; tells it when to rejoin.
+//! Heartbeat (v0–v4): keeps a member's session alive; tells it when to rejoin. v4 only adds
+//! the flexible encoding.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! InitProducerId: hands idempotent producers an id that was never given out before (ids are
 //! reserved durably in blocks), or bumps the epoch of one the client already holds (KIP-360).
+//! v0–v5: v5 only says the client understands TRANSACTION_ABORTABLE (KIP-890), an error of
+//! transactions, which this broker does not run, so every version is answered alike.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,8 @@
-//! JoinGroup (v0–v5): parks until the group's join phase completes.
+//! JoinGroup (v0–v9): parks until the group's join phase completes.
+//!
+//! v6 is the flexible encoding; v7 echoes the protocol type and may leave the protocol name
+//! null; v8 carries the client's reason, which is only logged (as Kafka does); v9 lets a static
+//! leader rejoining a Stable group be told to skip the assignment (KIP-814).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +41,11 @@ pub async fn handle(
         protocol_type: req.protocol_type.to_string(),
         protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
+    if let Some(reason) = &req.reason {
+        tracing::debug!(group = %group_id, member = %request.member_id, %reason, "join group");
+    }
     // The answer may legitimately take the whole rebalance timeout.
     let timeout = Duration::from_millis(rebalance_timeout_ms.max(0) as u64) + Duration::from_secs(30);
     let msg = |reply| CoordinatorMsg::Join { group_id, request, reply };
@@ -54,6 +62,7 @@ fn failed(code: i16) -> JoinResponse {
         leader: String::new(),
         member_id: String::new(),
         members: Vec::new(),
+        skip_assignment: false,
     }
 }
 
@@ -67,13 +76,20 @@ fn encode(r: JoinResponse, version: i16) -> ResponseKind {
             if version >= 5 { member.with_group_instance_id(m.group_instance_id.map(str_bytes)) } else { member }
         })
         .collect();
-    let response = JoinGroupResponse::default()
+    // Not nullable before v7: an unknown protocol is the empty string.
+    let protocol_name = if version >= 7 { r.protocol_name } else { Some(r.protocol_name.unwrap_or_default()) };
+    let mut response = JoinGroupResponse::default()
         .with_error_code(r.error_code)
         .with_generation_id(r.generation_id)
-        // Not nullable before v7: an unknown protocol is the empty string.
-        .with_protocol_name(Some(str_bytes(r.protocol_name.unwrap_or_default())))
+        .with_protocol_name(protocol_name.map(str_bytes))
         .with_leader(str_bytes(r.leader))
         .with_member_id(str_bytes(r.member_id))
         .with_members(members);
+    if version >= 7 {
+        response = response.with_protocol_type(r.protocol_type.map(str_bytes));
+    }
+    if version >= 9 {
+        response = response.with_skip_assignment(r.skip_assignment);
+    }
     ResponseKind::JoinGroup(response)
 }

@@ -1,4 +1,5 @@
-//! LeaveGroup: one member (v0–v2) or a batch by member or instance id (v3).
+//! LeaveGroup: one member (v0–v2) or a batch by member or instance id (v3–v5). v4 is the
+//! flexible encoding; v5 gives each leaving member's reason, which is only logged (as Kafka does).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,11 @@ use crate::group_coordinator::CoordinatorMsg;
 
 /// Handles one LeaveGroup request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: LeaveGroupRequest, version: i16) -> ResponseKind {
+    for m in &req.members {
+        if let Some(reason) = &m.reason {
+            tracing::debug!(group = %req.group_id.0, member = %m.member_id, %reason, "leave group");
+        }
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members.iter().map(|m| (m.member_id.to_string(), owned(&m.group_instance_id))).collect()
     } else {

@@ -1,4 +1,5 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) or the first offset whose
+//! ListOffsets (v1–v8): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
+//! (-4, v8+: the log start here, as there is no tiered storage) or the first offset whose
 //! timestamp is at or after a target. Arguments Kafka refuses are answered at once with its
 //! codes: a partition named twice (INVALID_REQUEST), a negative timestamp that is no sentinel
 //! of the request's version (UNSUPPORTED_VERSION).

@@ -1,4 +1,4 @@
-//! OffsetForLeaderEpoch (v2–v3): where the leader's log ends for a leader epoch (the largest
+//! OffsetForLeaderEpoch (v2–v4; v4 is the flexible encoding): where the leader's log ends for a leader epoch (the largest
 //! epoch it knows at or below the asked one, and the start of the next), so a consumer can tell
 //! whether the log was truncated under it. Followers ask the same over the wal port.
 

@@ -143,8 +143,8 @@ pub enum ReplicaMsg {
         /// Fired when data is there.
         reply: RpcReplyPort<()>,
     },
-    /// From a connection: ListOffsets for one partition (-1 latest, -2 earliest, else a
-    /// timestamp). Replies `(offset, timestamp)`.
+    /// From a connection: ListOffsets for one partition (-1 latest, -2 earliest, -3 max
+    /// timestamp, -4 earliest local, else a timestamp). Replies `(offset, timestamp)`.
     ListOffset {
         /// Target timestamp or sentinel.
         timestamp: i64,

@@ -13,6 +13,9 @@ use super::{PartitionError, ReadOutcome, ReplicaState};
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+/// ListOffsets v8 (KIP-405): the first offset still in local storage. Without tiered storage
+/// every segment is local, so it is the log start offset, as in Kafka without remote storage.
+const EARLIEST_LOCAL: i64 = -4;
 
 impl ReplicaState {
     /// Clients read only from a leader that leads: a replica the metadata names leader but whose
@@ -53,7 +56,7 @@ impl ReplicaState {
         self.check_serving()?;
         match timestamp {
             LATEST => Ok((self.high_watermark, -1)),
-            EARLIEST => Ok((self.log.log_start_offset(), -1)),
+            EARLIEST | EARLIEST_LOCAL => Ok((self.log.log_start_offset(), -1)),
             MAX_TIMESTAMP => self.max_timestamp_offset(),
             ts => match self.log.offset_for_timestamp(ts) {
                 Ok(Some((offset, ts))) if offset < self.high_watermark => Ok((offset, ts)),

@@ -85,6 +85,7 @@ impl Harness {
             protocol_type: "consumer".into(),
             protocols: protocols(client, &["range"]),
             require_known_member_id: false,
+            supports_skip_assignment: false,
         }
     }
 

@@ -49,6 +49,40 @@ fn a_restarted_static_member_replaces_and_fences_its_old_member_id() {
 }
 
 #[test]
+fn a_v9_static_leader_restart_learns_it_leads_but_skips_the_assignment() {
+    let mut h = Harness::new(3_000);
+    let a_join = h.send_join(static_join(&h, "ia", "a"));
+    let b_join = h.send_join(static_join(&h, "ib", "b"));
+    h.finish_join_phase();
+    let (a, b) = (h.joined(a_join).member_id, h.joined(b_join).member_id);
+    h.sync_all(&[a.clone(), b.clone()]);
+
+    let v9 = |h: &Harness, instance: &str, client: &str| {
+        let mut req = static_join(h, instance, client);
+        req.supports_skip_assignment = true;
+        req
+    };
+    let restart = h.send_join(v9(&h, "ia", "a"));
+    let answer = h.joined(restart);
+    let a2 = answer.member_id.clone();
+    // KIP-814: the new id is named leader, sees every member, and is told not to assign.
+    assert_eq!((answer.error_code, answer.generation_id, answer.leader.as_str()), (NONE, 1, a2.as_str()));
+    assert!(answer.skip_assignment);
+    let listed: Vec<_> = answer.members.iter().map(|m| m.member_id.as_str()).collect();
+    assert_eq!(listed, vec![a2.as_str(), b.as_str()]);
+    assert_eq!(h.group.phase(), GroupPhase::Stable);
+    let token = h.sync_static(&a2, "ia", 1);
+    assert_eq!(h.synced(token).assignment, assignment(&a), "it keeps its assignment");
+
+    // A follower's v9 restart is not the leader: no members, nothing to skip.
+    let restart = h.send_join(v9(&h, "ib", "b"));
+    let answer = h.joined(restart);
+    assert_eq!((answer.leader.as_str(), answer.members.len(), answer.skip_assignment), (a2.as_str(), 0, false));
+    assert_eq!(h.group.phase(), GroupPhase::Stable);
+    h.assert_all_answered();
+}
+
+#[test]
 fn a_static_restart_while_completing_fences_the_parked_sync_and_rebalances() {
     let mut h = Harness::new(3_000);
     let (b, _) = h.join_v4("b");

@@ -98,7 +98,7 @@ pub(super) fn find_coordinator(version: i16) -> FindCoordinatorRequest {
 }
 
 /// The leader joins offering range and roundrobin: v0–3 rejoins with its member id, v4+ joins
-/// afresh with an empty one, v5 as a static member.
+/// afresh with an empty one, v5+ as a static member, v8+ saying why.
 pub(super) fn join_group(version: i16) -> JoinGroupRequest {
     let protocol = |name: &str| JoinGroupRequestProtocol::default().with_name(s(name)).with_metadata(subscription());
     let member_id = if version >= 4 { "" } else { LEADER };
@@ -114,6 +114,9 @@ pub(super) fn join_group(version: i16) -> JoinGroupRequest {
     if version >= 5 {
         request = request.with_group_instance_id(Some(s(INSTANCE)));
     }
+    if version >= 8 {
+        request = request.with_reason(Some(s("need to re-join group")));
+    }
     request
 }
 
@@ -124,18 +127,21 @@ pub(super) fn heartbeat(version: i16) -> HeartbeatRequest {
     if version >= 3 { request.with_group_instance_id(Some(s(INSTANCE))) } else { request }
 }
 
-/// v0–2: the leader leaves. v3: a batch, one member by member id and one by instance id.
+/// v0–2: the leader leaves. v3+: a batch, one member by member id and one by instance id;
+/// v5+ the first says why.
 pub(super) fn leave_group(version: i16) -> LeaveGroupRequest {
     let request = LeaveGroupRequest::default().with_group_id(group(GROUP));
     if version < 3 {
         return request.with_member_id(s(LEADER));
     }
     let by_member = MemberIdentity::default().with_member_id(s(FOLLOWER)).with_group_instance_id(None);
+    let by_member =
+        if version >= 5 { by_member.with_reason(Some(s("the consumer is being closed"))) } else { by_member };
     let by_instance = MemberIdentity::default().with_member_id(s("")).with_group_instance_id(Some(s(INSTANCE)));
     request.with_members(vec![by_member, by_instance])
 }
 
-/// The leader hands in the assignments of both members.
+/// The leader hands in the assignments of both members; v5+ names the group's protocol.
 pub(super) fn sync_group(version: i16) -> SyncGroupRequest {
     let member = |id: &str, partitions: &[i32]| {
         SyncGroupRequestAssignment::default().with_member_id(s(id)).with_assignment(assignment(partitions))
@@ -145,7 +151,12 @@ pub(super) fn sync_group(version: i16) -> SyncGroupRequest {
         .with_generation_id(5)
         .with_member_id(s(LEADER))
         .with_assignments(vec![member(LEADER, &[0, 1]), member(FOLLOWER, &[2])]);
-    if version >= 3 { request.with_group_instance_id(Some(s(INSTANCE))) } else { request }
+    let request = if version >= 3 { request.with_group_instance_id(Some(s(INSTANCE))) } else { request };
+    if version >= 5 {
+        request.with_protocol_type(Some(s("consumer"))).with_protocol_name(Some(s("range")))
+    } else {
+        request
+    }
 }
 
 /// Describes our group and one that does not exist; v3+ also asks for authorized operations.
@@ -154,10 +165,11 @@ pub(super) fn describe_groups(version: i16) -> DescribeGroupsRequest {
     if version >= 3 { request.with_include_authorized_operations(true) } else { request }
 }
 
-/// Lists every group; v4 only those that are stable or empty.
+/// Lists every group; v4+ only those that are stable or empty, v5 only classic ones.
 pub(super) fn list_groups(version: i16) -> ListGroupsRequest {
     let request = ListGroupsRequest::default();
-    if version >= 4 { request.with_states_filter(vec![s("Stable"), s("Empty")]) } else { request }
+    let request = if version >= 4 { request.with_states_filter(vec![s("Stable"), s("Empty")]) } else { request };
+    if version >= 5 { request.with_types_filter(vec![s("classic")]) } else { request }
 }
 
 /// Deletes our group and a stale one.

@@ -76,7 +76,8 @@ pub(super) fn find_coordinator(version: i16) -> FindCoordinatorResponse {
     if version >= 1 { response.with_throttle_time_ms(0).with_error_message(None) } else { response }
 }
 
-/// The leader's answer: generation 5 chose range, and lists both members' subscriptions.
+/// The leader's answer: generation 5 chose range (of type consumer, v7+), and lists both
+/// members' subscriptions; v9 tells it to skip the assignment.
 pub(super) fn join_group(version: i16) -> JoinGroupResponse {
     let member = |id: &str, instance: Option<&str>| {
         let member = JoinGroupResponseMember::default().with_member_id(s(id)).with_metadata(subscription());
@@ -89,7 +90,10 @@ pub(super) fn join_group(version: i16) -> JoinGroupResponse {
         .with_leader(s(LEADER))
         .with_member_id(s(LEADER))
         .with_members(vec![member(LEADER, Some(INSTANCE)), member(FOLLOWER, None)]);
-    if version >= 2 { response.with_throttle_time_ms(0) } else { response }
+    let response = if version >= 2 { response.with_throttle_time_ms(0) } else { response };
+    let response = if version >= 7 { response.with_protocol_type(Some(s("consumer"))) } else { response };
+    // A static leader rejoining a Stable group: it sees the members but keeps the assignment.
+    if version >= 9 { response.with_skip_assignment(true) } else { response }
 }
 
 /// Tells the member a rebalance started, so it rejoins.
@@ -115,10 +119,15 @@ pub(super) fn leave_group(version: i16) -> LeaveGroupResponse {
     response.with_members(vec![by_member, by_instance])
 }
 
-/// The leader's own assignment.
+/// The leader's own assignment; v5+ with the group's protocol type and name.
 pub(super) fn sync_group(version: i16) -> SyncGroupResponse {
     let response = SyncGroupResponse::default().with_error_code(0).with_assignment(assignment(&[0, 1]));
-    if version >= 1 { response.with_throttle_time_ms(0) } else { response }
+    let response = if version >= 1 { response.with_throttle_time_ms(0) } else { response };
+    if version >= 5 {
+        response.with_protocol_type(Some(s("consumer"))).with_protocol_name(Some(s("range")))
+    } else {
+        response
+    }
 }
 
 /// Our group, stable with its leader (a static member from v4); the unknown one is Dead.
@@ -149,11 +158,12 @@ pub(super) fn describe_groups(version: i16) -> DescribeGroupsResponse {
     if version >= 1 { response.with_throttle_time_ms(0) } else { response }
 }
 
-/// A consumer group and a Connect group; v4 adds their states.
+/// A consumer group and a Connect group; v4 adds their states, v5 their (classic) type.
 pub(super) fn list_groups(version: i16) -> ListGroupsResponse {
     let listed = |id: &str, protocol_type: &str, state: &str| {
         let listed = ListedGroup::default().with_group_id(group(id)).with_protocol_type(s(protocol_type));
-        if version >= 4 { listed.with_group_state(s(state)) } else { listed }
+        let listed = if version >= 4 { listed.with_group_state(s(state)) } else { listed };
+        if version >= 5 { listed.with_group_type(s("classic")) } else { listed }
     };
     let groups = vec![listed(GROUP, "consumer", "Stable"), listed("connect-s3-sink", "connect", "Empty")];
     let response = ListGroupsResponse::default().with_error_code(0).with_groups(groups);
