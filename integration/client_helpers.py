@@ -236,3 +236,28 @@ def ck_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, tupl
         return {p: c.get_watermark_offsets(CkTopicPartition(topic, p), timeout=15) for p in range(partitions)}
     finally:
         c.close()
+
+
+def fill_and_wait_for_retention(b, topic: str, what: str, segment_bytes: int = 2048,
+                                retention_bytes: int = 8192) -> dict:
+    """Produces 400 records of 100 bytes to partition 0 of `topic` (whose segments roll at
+    `segment_bytes`), then waits until retention has deleted old segments. Kafka's rule deletes
+    the oldest segment while what remains stays at least `retention_bytes`, so the log settles
+    between that and one segment more (plus the active one). Returns the partition's
+    /admin/partitions entry."""
+    p = KafkaProducer(bootstrap_servers=b.bootstrap, linger_ms=0, batch_size=200)
+    for i in range(400):
+        p.send(topic, b"x" * 100, partition=0)
+        if i % 20 == 0:
+            p.flush()
+    p.flush()
+    p.close()
+    bound = retention_bytes + 2 * segment_bytes + 4096
+
+    def trimmed():
+        q = b.partition(topic, 0)
+        return q if q and q["log_start_offset"] > 0 and q["replica"]["size_bytes"] < bound else None
+
+    part = wait_until(trimmed, 20, what)
+    assert part["high_watermark"] == 400, part
+    return part

@@ -414,3 +414,17 @@ def parse_offset_fetch_v1(body: bytes) -> dict[tuple[str, int], tuple[int, str, 
             out[(name, p)] = (offset, meta, code)
     assert r.pos == len(body), f"{len(body) - r.pos} bytes left after the OffsetFetch v1 response"
     return out
+
+
+def find_coordinator(bootstrap: str, group: str) -> None:
+    """FindCoordinator v0 until the (single) broker coordinates `group`, then an OffsetFetch
+    until its offsets partition is loaded (as a client does before committing or joining)."""
+    def ready():
+        _, body = kproto.call(bootstrap, kproto.frame(kproto.API_FIND_COORDINATOR, 0, 1, kproto.string(group)))
+        return kproto.Reader(body).i16() == 0
+    wait_until(ready, 30, f"a coordinator for {group}")
+
+    def loaded():
+        _, body = kproto.call(bootstrap, offset_fetch_v1(1, group, [("loaded-probe", 0)]))
+        return parse_offset_fetch_v1(body)[("loaded-probe", 0)][2] == 0
+    wait_until(loaded, 30, f"the offsets of {group} loaded")

@@ -9,11 +9,10 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry
 from confluent_kafka.admin import ConfigResource as CkResource
-from kafka import KafkaProducer
 from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 
 import kproto
-from client_helpers import admin, create_topic
+from client_helpers import admin, create_topic, fill_and_wait_for_retention
 from harness import wait_until
 
 API_INCREMENTAL_ALTER_CONFIGS = 44
@@ -77,21 +76,7 @@ def test_run_time_broker_configs_reach_running_partitions_and_survive_a_restart(
     assert topic_config(b.bootstrap, topic, "retention.bytes") == ("8192", DYNAMIC_DEFAULT_BROKER)
 
     # The running partition rolls 2 KiB segments and deletes the oldest past 8 KiB.
-    p = KafkaProducer(bootstrap_servers=b.bootstrap, linger_ms=0, batch_size=200)
-    for i in range(400):
-        p.send(topic, b"x" * 100, partition=0)
-        if i % 20 == 0:
-            p.flush()
-    p.flush()
-    p.close()
-    bound = 8192 + 2 * 2048 + 4096
-
-    def trimmed():
-        q = b.partition(topic, 0)
-        return q if q and q["log_start_offset"] > 0 and q["replica"]["size_bytes"] < bound else None
-
-    part = wait_until(trimmed, 20, "retention by the run-time broker default")
-    assert part["high_watermark"] == 400, part
+    fill_and_wait_for_retention(b, topic, "retention by the run-time broker default")
 
     # This broker's own entity wins over the default; kafka-python 3 (IncrementalAlterConfigs).
     a = admin(b.bootstrap)

@@ -15,7 +15,7 @@ from kafka.structs import OffsetAndMetadata
 
 import kproto
 from client_helpers import create_topic
-from group_helpers import (KpMember, offset_commit_v2, offset_fetch_v1, parse_offset_commit_v2,
+from group_helpers import (KpMember, find_coordinator, offset_commit_v2, offset_fetch_v1, parse_offset_commit_v2,
                            parse_offset_fetch_v1)
 from harness import unique_topic, wait_until
 
@@ -29,61 +29,31 @@ def group_id(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-def find_coordinator(bootstrap: str, group: str) -> None:
-    """FindCoordinator v0 until the (single) broker coordinates `group`, then an OffsetFetch
-    until its offsets partition is loaded."""
-    def ready():
-        _, body = kproto.call(bootstrap, kproto.frame(kproto.API_FIND_COORDINATOR, 0, 1, kproto.string(group)))
-        return kproto.Reader(body).i16() == 0
-    wait_until(ready, 30, f"a coordinator for {group}")
-
-    def loaded():
-        _, body = kproto.call(bootstrap, offset_fetch_v1(1, group, [("loaded-probe", 0)]))
-        return parse_offset_fetch_v1(body)[("loaded-probe", 0)][2] == 0
-    wait_until(loaded, 30, f"the offsets of {group} loaded")
-
-
 # ---- 1. commits apply in the order sent ------------------------------------------------------
 
 
-def test_pipelined_raw_commits_end_at_the_last(gbroker):
-    """Fifty OffsetCommits pipelined on one connection; once they are answered, an OffsetFetch
-    sees the last one (the connection's order), every round."""
+@pytest.mark.parametrize("fetch", ["after the answers", "pipelined"])
+def test_pipelined_raw_commits_end_at_the_last(gbroker, fetch):
+    """Fifty OffsetCommits pipelined on one connection, then an OffsetFetch: sent once the
+    commits are answered, or written together with them (no answer awaited in between, which a
+    Kafka broker, serving a connection one request at a time, also answers with the last). The
+    fetch sees the last commit, every round."""
     topic = unique_topic("rawcommits")
     create_topic(gbroker.bootstrap, topic, 1)
     group = group_id("raw")
     find_coordinator(gbroker.bootstrap, group)
+    pipelined = fetch == "pipelined"
     with kproto.connect(gbroker.bootstrap) as s:
         for r in range(ROUNDS):
             base = r * 1000
             frames = b"".join(offset_commit_v2(i, group, [(topic, 0, base + i)]) for i in range(1, BURST + 1))
-            s.sendall(frames)
-            for i in range(1, BURST + 1):
-                cid, body = kproto.read_response(s)
-                assert cid == i
-                assert parse_offset_commit_v2(body) == {(topic, 0): 0}
-            s.sendall(offset_fetch_v1(BURST + 1, group, [(topic, 0)]))
-            cid, body = kproto.read_response(s)
-            assert cid == BURST + 1
-            assert parse_offset_fetch_v1(body)[(topic, 0)][0] == base + BURST, f"round {r}"
-
-
-def test_a_fetch_pipelined_behind_commits_reads_the_last(gbroker):
-    """Fifty OffsetCommits and an OffsetFetch written at once, no answer awaited in between: the
-    fetch sees every commit sent before it, as on a Kafka broker (which serves a connection's
-    requests one at a time)."""
-    topic = unique_topic("pipefetch")
-    create_topic(gbroker.bootstrap, topic, 1)
-    group = group_id("pipe")
-    find_coordinator(gbroker.bootstrap, group)
-    with kproto.connect(gbroker.bootstrap) as s:
-        for r in range(ROUNDS):
-            base = r * 1000
-            frames = b"".join(offset_commit_v2(i, group, [(topic, 0, base + i)]) for i in range(1, BURST + 1))
-            s.sendall(frames + offset_fetch_v1(BURST + 1, group, [(topic, 0)]))
+            fetch_frame = offset_fetch_v1(BURST + 1, group, [(topic, 0)])
+            s.sendall(frames + fetch_frame if pipelined else frames)
             for i in range(1, BURST + 1):
                 cid, body = kproto.read_response(s)
                 assert (cid, parse_offset_commit_v2(body)) == (i, {(topic, 0): 0})
+            if not pipelined:
+                s.sendall(fetch_frame)
             cid, body = kproto.read_response(s)
             assert cid == BURST + 1
             assert parse_offset_fetch_v1(body)[(topic, 0)][0] == base + BURST, f"round {r}"

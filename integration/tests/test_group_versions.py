@@ -23,8 +23,8 @@ from kafka.protocol.consumer.group import (
 
 import kproto
 from client_helpers import create_topic
-from group_helpers import (PARTS, KpMember, check_exactly_once, disjoint_cover, distinct, offset_fetch_v1,
-                           parse_offset_fetch_v1, produce_numbered)
+from group_helpers import (PARTS, KpMember, check_exactly_once, disjoint_cover, distinct, find_coordinator,
+                           produce_numbered)
 from harness import unique_topic, wait_until
 
 JOIN, SYNC, HEARTBEAT, LEAVE, LIST_GROUPS = 11, 14, 12, 13, 16
@@ -59,20 +59,6 @@ def join(bootstrap, version, group, member_id="", instance=None, reason=None):
         group_instance_id=instance, protocol_type="consumer", reason=reason,
         protocols=[JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=SUBSCRIPTION)])
     return call(bootstrap, req, JoinGroupResponse, version)
-
-
-def find_coordinator(bootstrap: str, group: str) -> None:
-    """FindCoordinator until this (single) broker coordinates `group`, then an OffsetFetch until
-    its offsets partition is loaded (as a client does before joining)."""
-    def ready():
-        _, body = kproto.call(bootstrap, kproto.frame(kproto.API_FIND_COORDINATOR, 0, 1, kproto.string(group)))
-        return kproto.Reader(body).i16() == 0
-    wait_until(ready, 30, f"a coordinator for {group}")
-
-    def loaded():
-        _, body = kproto.call(bootstrap, offset_fetch_v1(1, group, [("loaded-probe", 0)]))
-        return parse_offset_fetch_v1(body)[("loaded-probe", 0)][2] == 0
-    wait_until(loaded, 30, f"the offsets of {group} loaded")
 
 
 def join_ready(bootstrap, version, group, **kw):
