@@ -20,6 +20,7 @@
 //! - `requests`: how each group request is answered.
 //! - `offset_delete`: OffsetDelete.
 
+mod appends;
 mod loading;
 mod offset_delete;
 mod offsets_store;

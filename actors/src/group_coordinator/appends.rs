@@ -1,0 +1,57 @@
+//! The order of a partition's offset writes: each append's answer reaches the cache after the
+//! one before it, and an OffsetFetch that comes in behind appends still in flight waits for them.
+
+use chronik::offsets::{CommittedOffset, OffsetKey};
+use ractor::{ActorRef, RpcReplyPort};
+
+use super::{CoordinatorMsg, CoordinatorState, ParkedFetch, offsets_store};
+
+impl CoordinatorState {
+    /// Appends records to offsets partition `partition`, chained after its previous append.
+    pub(super) fn append(
+        &mut self,
+        myself: &ActorRef<CoordinatorMsg>,
+        partition: i32,
+        records: (Vec<(OffsetKey, Option<CommittedOffset>)>, Vec<i16>),
+        reply: Option<RpcReplyPort<Vec<i16>>>,
+    ) {
+        let appends = self.appends.entry(partition).or_default();
+        let previous = appends.tail.take();
+        appends.tail = Some(offsets_store::append(&self.ctx, myself, partition, records, reply, previous));
+        appends.started += 1;
+    }
+
+    /// One more append of `partition` reached the cache: answers the fetches that waited for it.
+    pub(super) fn append_done(&mut self, partition: i32) {
+        let Some(appends) = self.appends.get_mut(&partition) else { return };
+        appends.done += 1;
+        let done = appends.done;
+        let (ready, waiting) = std::mem::take(&mut appends.fetches).into_iter().partition(|(until, _)| *until <= done);
+        appends.fetches = waiting;
+        for (_, fetch) in ready {
+            self.answer_fetch(fetch);
+        }
+    }
+
+    /// OffsetFetch from the cache: the group's committed offsets, all or those asked for.
+    pub(super) fn answer_fetch(&self, ParkedFetch { group_id, partitions, reply }: ParkedFetch) {
+        if let Err(code) = self.serving(&group_id) {
+            let _ = reply.send(Err(code));
+            return;
+        }
+        let committed = self.offsets.get(&group_id);
+        let answer = match partitions {
+            Some(wanted) => wanted
+                .into_iter()
+                .map(|tp| {
+                    let c = committed.and_then(|m| m.get(&tp)).cloned();
+                    (tp, c)
+                })
+                .collect(),
+            None => {
+                committed.map(|m| m.iter().map(|(tp, c)| (tp.clone(), Some(c.clone()))).collect()).unwrap_or_default()
+            }
+        };
+        let _ = reply.send(Ok(answer));
+    }
+}
