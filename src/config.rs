@@ -249,6 +249,7 @@ impl Config {
             retention_bytes: self.storage.retention_bytes,
             retention_ms: self.storage.retention_ms,
             index_interval_bytes: self.storage.index_interval_bytes,
+            compaction: None,
         }
     }
 }

@@ -17,6 +17,8 @@
 //! - [`durability`]: what each file is guaranteed to hold after a power loss (tracked only
 //!   when fail points are on, for the power-cut fail point), and [`durability::write_atomic`],
 //!   the one way to write small checkpoint files.
+//! - [`cleaner`]: log compaction: plan on the owner's thread, run on another, swap in
+//!   crash-safe.
 //! - [`digest`]: digests of a log's batches per epoch, span, batch or record, computed on a
 //!   [`digest::LogView`] off the owner's thread, to compare replicas.
 //!
@@ -26,6 +28,7 @@
 //! deleted, so it never has a hole.
 
 pub mod batch;
+pub mod cleaner;
 pub mod config;
 pub mod digest;
 pub mod durability;
@@ -42,7 +45,7 @@ pub use batch::{
     BATCH_HEADER_LEN, BatchError, BatchHeader, set_base_offset_and_epoch, split_batches, stamp_log_append_time,
     verify_crc,
 };
-pub use config::LogConfig;
+pub use config::{Compaction, LogConfig};
 pub use durability::write_atomic;
 pub use error::LogError;
 pub use partition_log::{AppendInfo, LOG_START_FILE, PartitionLog, ReadResult, RecoveryReport};

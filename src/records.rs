@@ -22,11 +22,12 @@ pub mod validate;
 mod walk;
 
 pub use decompress::MAX_DECOMPRESSED_BATCH;
+pub(crate) use decompress::decompress;
 pub use refusal::{MAX_RECORD_ERRORS, RecordFault, Refusal};
 pub use validate::{
     NoTransactions, OngoingTransactions, ProduceRules, TimestampRule, TopicRules, claims_transaction, validate_produce,
 };
-pub use walk::RecordView;
+pub use walk::{RecordView, StoredRecord, stored_records};
 
 /// Encodes `(key, value)` records as one v2 batch with no producer id, all stamped
 /// `timestamp_ms` (the broker's own writes, such as committed offsets, and tests).

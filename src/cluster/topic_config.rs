@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub use catalog::{ConfigType, Rule, TOPIC_CONFIGS, TopicConfigDef, split_list, topic_config_def};
 pub use describe::{BrokerValue, ConfigSource, ConfigSynonym, DescribedConfig, describe_topic_configs};
 
-use crate::log::LogConfig;
+use crate::log::{Compaction, LogConfig};
 use crate::records::{TimestampRule, TopicRules};
 
 /// A topic config that cannot be accepted.
@@ -38,9 +38,7 @@ pub enum TopicConfigError {
     },
 }
 
-/// Rejects unknown keys and values Kafka's validators refuse, and `cleanup.policy=compact`,
-/// which Chronik does not implement (a compacted topic that silently deleted by time would lose
-/// the latest value of old keys).
+/// Rejects unknown keys and values Kafka's validators refuse.
 pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicConfigError> {
     for (key, value) in configs {
         let invalid =
@@ -48,9 +46,6 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
         let def = topic_config_def(key).ok_or_else(|| TopicConfigError::Unknown(key.clone()))?;
         if let Some(reason) = def.rule.check(value) {
             return Err(invalid(reason));
-        }
-        if key == "cleanup.policy" && split_list(value).iter().any(|p| p == "compact") {
-            return Err(invalid("log compaction is not supported yet; use \"delete\" (or an empty list)".into()));
         }
     }
     Ok(())
@@ -105,13 +100,32 @@ pub fn effective_log_config(defaults: &LogConfig, overrides: &BTreeMap<String, S
     if let Some(v) = get("segment.ms") {
         c.segment_ms = v as u64;
     }
-    if let Some(policy) = overrides.get("cleanup.policy")
-        && !split_list(policy).iter().any(|p| p == "delete")
-    {
-        c.retention_ms = -1;
-        c.retention_bytes = -1;
+    if let Some(policy) = overrides.get("cleanup.policy") {
+        let policy = split_list(policy);
+        if !policy.iter().any(|p| p == "delete") {
+            c.retention_ms = -1;
+            c.retention_bytes = -1;
+        }
+        if policy.iter().any(|p| p == "compact") {
+            let mut compaction = Compaction::default();
+            if let Some(v) = get("delete.retention.ms") {
+                compaction.delete_retention_ms = v;
+            }
+            if let Some(v) = get("min.compaction.lag.ms") {
+                compaction.min_lag_ms = v;
+            }
+            if let Some(v) = overrides.get("min.cleanable.dirty.ratio").and_then(|v| v.trim().parse::<f64>().ok()) {
+                compaction.min_dirty_ratio = v;
+            }
+            c.compaction = Some(compaction);
+        }
     }
     c
+}
+
+/// Whether the topic's `cleanup.policy` asks for compaction (produce then requires keys).
+pub fn is_compacted(overrides: &BTreeMap<String, String>) -> bool {
+    overrides.get("cleanup.policy").is_some_and(|p| split_list(p).iter().any(|p| p == "compact"))
 }
 
 /// What the topic's overrides ask of produced batches. `max.message.bytes` falls back to
@@ -134,7 +148,7 @@ pub fn topic_produce_rules(overrides: &BTreeMap<String, String>, broker_max_batc
             after_ms: side("message.timestamp.after.max.ms"),
         }
     };
-    TopicRules { max_batch_bytes, timestamps }
+    TopicRules { max_batch_bytes, timestamps, keys_required: is_compacted(overrides) }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Per-partition log settings (Kafka's `segment.bytes`, `segment.ms`, `retention.*`,
-//! `index.interval.bytes`).
+//! `index.interval.bytes`, and for compacted topics `delete.retention.ms`,
+//! `min.compaction.lag.ms` and `min.cleanable.dirty.ratio`).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,31 @@ pub struct LogConfig {
     pub retention_ms: i64,
     /// Bytes of log between two entries of the sparse offset and time indexes.
     pub index_interval_bytes: u32,
+    /// How the cleaner compacts the log (`cleanup.policy` holds `compact`); `None` for a log
+    /// that is never compacted.
+    pub compaction: Option<Compaction>,
+}
+
+/// Settings of a compacted log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compaction {
+    /// A tombstone (null value) is removed once its timestamp is older than this, so a consumer
+    /// reading the log within that time still sees the delete (`delete.retention.ms`).
+    pub delete_retention_ms: i64,
+    /// Records younger than this are not compacted yet (`min.compaction.lag.ms`): a segment is
+    /// cleaned only when its newest record is older.
+    pub min_lag_ms: i64,
+    /// The log is cleaned once the share of its cleanable bytes not yet cleaned reaches this
+    /// (`min.cleanable.dirty.ratio`).
+    pub min_dirty_ratio: f64,
+}
+
+impl Default for Compaction {
+    /// Kafka's defaults: one day, no lag, half dirty.
+    fn default() -> Self {
+        Self { delete_retention_ms: 24 * 60 * 60 * 1000, min_lag_ms: 0, min_dirty_ratio: 0.5 }
+    }
 }
 
 /// 1 GiB, Kafka's default `segment.bytes`.
@@ -35,6 +61,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             retention_ms: SEVEN_DAYS_MS as i64,
             index_interval_bytes: 4096,
+            compaction: None,
         }
     }
 }
@@ -80,6 +107,7 @@ mod tests {
             retention_bytes: -2,
             retention_ms: -5,
             index_interval_bytes: 0,
+            compaction: None,
         };
         let p = c.problems();
         assert_eq!(p.len(), 4, "{p:?}");

@@ -6,6 +6,7 @@ mod recovery;
 mod retention;
 
 pub use log_start::LOG_START_FILE;
+pub(crate) use recovery::list_segments;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,10 @@ use std::sync::Arc;
 use tracing::info;
 
 use super::batch::{BatchError, BatchHeader, set_base_offset_and_epoch};
+use super::cleaner::{self, CleanerCheckpoint};
 use super::config::LogConfig;
 use super::error::{IoContext, LogError};
-use super::segment::{Segment, Truncation, file_name, sync_dir};
+use super::segment::{Layout, Segment, Truncation, file_name, sync_dir};
 use super::sync_handle::SyncHandle;
 
 /// What opening a log found and repaired.
@@ -65,11 +67,11 @@ pub struct ReadResult {
 /// A partition's on-disk log.
 pub struct PartitionLog {
     /// The partition directory holding the segment files.
-    dir: PathBuf,
+    pub(in crate::log) dir: PathBuf,
     /// Roll, index and retention settings.
-    config: LogConfig,
+    pub(in crate::log) config: LogConfig,
     /// Segments that no longer take appends, by base offset; all older than `active`.
-    sealed: BTreeMap<i64, Segment>,
+    pub(in crate::log) sealed: BTreeMap<i64, Segment>,
     /// The segment appends go to; always present, possibly empty.
     active: Segment,
     /// Lets the WAL flusher fsync the active segment; repointed on every roll.
@@ -77,6 +79,11 @@ pub struct PartitionLog {
     /// The checkpointed log start (`log_start`), possibly inside the first segment; the
     /// effective one is never below the first segment's base.
     log_start: i64,
+    /// Whether batches may skip offsets: the log is or was compacted (its cleaner checkpoint
+    /// exists, written before the first gap could appear, and never removed).
+    gaps_allowed: bool,
+    /// Where the cleaner stopped last time, as checkpointed (see `cleaner`).
+    pub(in crate::log) cleaner: CleanerCheckpoint,
 }
 
 impl PartitionLog {
@@ -90,11 +97,25 @@ impl PartitionLog {
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<(PartitionLog, RecoveryReport), LogError> {
         check_config(dir, &config)?;
         create_dir(dir)?;
-        let opened = recovery::open_segments(dir, config.index_interval_bytes, now_ms)?;
+        let cleaned = cleaner::load_checkpoint(dir);
+        let gaps_allowed = cleaned.is_some() || config.compaction.is_some();
+        let layout = Layout { index_interval_bytes: config.index_interval_bytes, allow_gaps: gaps_allowed };
+        let opened = recovery::open_segments(dir, layout, now_ms)?;
         let active = opened.active;
         let sync = SyncHandle::new(Arc::clone(active.log_file()), active.log_path().to_path_buf());
-        let mut log =
-            PartitionLog { dir: dir.to_path_buf(), config, sealed: opened.sealed, active, sync, log_start: 0 };
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            sealed: opened.sealed,
+            active,
+            sync,
+            log_start: 0,
+            gaps_allowed,
+            cleaner: cleaned.unwrap_or_default(),
+        };
+        if cleaned.is_none() && gaps_allowed {
+            log.store_cleaner_checkpoint(log.cleaner)?;
+        }
         log.apply_checkpoint(log_start::load(dir))?;
         let report = log.report(&opened.cuts, opened.deleted);
         info!(
@@ -144,8 +165,11 @@ impl PartitionLog {
                 BatchError::LengthMismatch { index: 0, expected: header.total_len(), actual: batch.len() }.into()
             );
         }
-        if header.base_offset != self.log_end_offset() {
-            return Err(LogError::NotContiguous { base_offset: header.base_offset, log_end: self.log_end_offset() });
+        // A compacted leader's log skips the offsets its cleaner removed; a follower copies the
+        // gaps as they are.
+        let log_end = self.log_end_offset();
+        if header.base_offset < log_end || (header.base_offset > log_end && !self.gaps_allowed) {
+            return Err(LogError::NotContiguous { base_offset: header.base_offset, log_end });
         }
         if self.should_roll(&header, now_ms) {
             self.roll()?;
@@ -177,7 +201,8 @@ impl PartitionLog {
     /// end offset.
     fn roll(&mut self) -> Result<(), LogError> {
         self.active.seal()?;
-        let next = Segment::create(&self.dir, self.active.next_offset(), self.config.index_interval_bytes)?;
+        let mut next = Segment::create(&self.dir, self.active.next_offset(), self.config.index_interval_bytes)?;
+        next.set_allow_gaps(self.gaps_allowed);
         let old = std::mem::replace(&mut self.active, next);
         info!(
             dir = %self.dir.display(),
@@ -220,6 +245,13 @@ impl PartitionLog {
     /// segments created from now on.
     pub fn set_config(&mut self, config: LogConfig) -> Result<(), LogError> {
         check_config(&self.dir, &config)?;
+        if config.compaction.is_some() && !self.gaps_allowed {
+            // Durable before the first gap can exist: a restart must not read it as damage.
+            self.store_cleaner_checkpoint(self.cleaner)?;
+            self.gaps_allowed = true;
+            self.active.set_allow_gaps(true);
+            self.sealed.values_mut().for_each(|s| s.set_allow_gaps(true));
+        }
         self.config = config;
         Ok(())
     }
@@ -245,7 +277,7 @@ impl PartitionLog {
     }
 
     /// Every segment, oldest first.
-    fn segments(&self) -> impl Iterator<Item = &Segment> {
+    pub(in crate::log) fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.sealed.values().chain(std::iter::once(&self.active))
     }
 }

@@ -14,7 +14,7 @@ use super::durability;
 use super::error::{IoContext, LogError};
 use super::index::{IndexFile, OffsetEntry, TimeEntry};
 
-pub(crate) use load::Truncation;
+pub(crate) use load::{Layout, Truncation};
 pub(crate) use lookup::ReadBudget;
 
 /// The file name of a segment's log (or index, with another extension): the base offset padded
@@ -50,6 +50,9 @@ pub(crate) struct Segment {
     /// When the segment started, for rolling by age: the first append's wall clock, or the
     /// first batch's timestamp for a segment reopened from disk; `None` until known.
     roll_clock_ms: Option<i64>,
+    /// Whether a batch may start past the previous one's end: true in a compacted log, where
+    /// the cleaner removes records (Kafka's offset gaps). Elsewhere a gap means damage.
+    allow_gaps: bool,
 }
 
 impl Segment {
@@ -86,7 +89,13 @@ impl Segment {
             bytes_since_index_entry: 0,
             index_interval_bytes,
             roll_clock_ms: None,
+            allow_gaps: false,
         }
+    }
+
+    /// Lets batches start past the previous one's end (a compacted log) or not.
+    pub fn set_allow_gaps(&mut self, allow: bool) {
+        self.allow_gaps = allow;
     }
 
     /// Offset of the segment's first batch.

@@ -18,7 +18,7 @@ const SNAPPY_MAX_RATIO: usize = 22;
 
 /// Decompresses the records of a batch compressed with `codec` (the attribute bits: 1 gzip,
 /// 2 snappy, 3 lz4, 4 zstd). The error says why the bytes do not decompress.
-pub(super) fn decompress(codec: u8, compressed: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn decompress(codec: u8, compressed: &[u8]) -> Result<Vec<u8>, String> {
     let out = match codec {
         1 => read_capped(flate2::read::MultiGzDecoder::new(compressed)),
         2 => snappy(compressed),

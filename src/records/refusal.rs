@@ -195,6 +195,12 @@ pub enum Refusal {
         /// The latest timestamp allowed.
         latest: i64,
     },
+    /// Records without a key sent to a compacted topic.
+    #[error("compacted topic cannot accept message without key")]
+    KeylessOnCompacted {
+        /// The keyless records' indexes, at most [`MAX_RECORD_ERRORS`].
+        records: Vec<i32>,
+    },
     /// The producer set the log-append-time flag, which only the broker may.
     #[error("producers should not set the timestamp type to LogAppendTime")]
     LogAppendTime {
@@ -213,7 +219,8 @@ impl Refusal {
             | Self::ControlBatch
             | Self::MissingSequence { .. }
             | Self::MissingRecords { .. }
-            | Self::TrailingBytes { .. } => ResponseError::InvalidRecord,
+            | Self::TrailingBytes { .. }
+            | Self::KeylessOnCompacted { .. } => ResponseError::InvalidRecord,
             Self::Record { fault: RecordFault::TimestampOverflow { .. }, .. }
             | Self::LogAppendTime { .. }
             | Self::TimestampOutOfRange { .. } => ResponseError::InvalidTimestamp,
@@ -236,6 +243,9 @@ impl Refusal {
                 .take(MAX_RECORD_ERRORS)
                 .map(|i| (i, "producers should not set the timestamp type to LogAppendTime".to_string()))
                 .collect(),
+            Self::KeylessOnCompacted { records } => {
+                records.iter().map(|i| (*i, "compacted topic cannot accept message without key".to_string())).collect()
+            }
             Self::TimestampOutOfRange { strays, earliest, latest, .. } => strays
                 .iter()
                 .map(|(i, ts)| {

@@ -76,6 +76,9 @@ pub struct TopicRules {
     pub max_batch_bytes: usize,
     /// `message.timestamp.type` and the window producers' timestamps must fall in.
     pub timestamps: TimestampRule,
+    /// `cleanup.policy` holds `compact`: every record needs a key, the cleaner keeps the
+    /// latest record per key and could not tell keyless ones apart.
+    pub keys_required: bool,
 }
 
 impl Default for TopicRules {
@@ -84,6 +87,7 @@ impl Default for TopicRules {
         Self {
             max_batch_bytes: usize::MAX,
             timestamps: TimestampRule::CreateTime { before_ms: i64::MAX, after_ms: i64::MAX },
+            keys_required: false,
         }
     }
 }
@@ -125,13 +129,20 @@ pub fn validate_visiting(
     let header = check_header(records)?;
     check_producer(&header, rules)?;
     let mut window = TimestampWindow::new(rules);
+    let mut keyless = Vec::new();
     let mut visit = visit;
     check_records(records, &header, |record| {
         window.check(&record);
+        if rules.topic.keys_required && record.key.is_none() && keyless.len() < MAX_RECORD_ERRORS {
+            keyless.push(record.index);
+        }
         visit(record);
     })?;
     if header.is_log_append_time() {
         return Err(Refusal::LogAppendTime { record_count: header.record_count });
+    }
+    if !keyless.is_empty() {
+        return Err(Refusal::KeylessOnCompacted { records: keyless });
     }
     window.verdict()?;
     match rules.topic.timestamps {

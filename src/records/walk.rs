@@ -104,6 +104,50 @@ fn one_record(rest: &[u8], index: i32, base_timestamp: i64) -> Result<(RecordVie
     Ok((RecordView { index, timestamp, key, value, header_count }, tail))
 }
 
+/// One record of a stored batch, as the log cleaner sees it: where it lies, which offset it
+/// has, and what compaction decides on. Slices point into the batch's (decompressed) records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredRecord<'a> {
+    /// The whole record, length prefix included, to copy unchanged into a rewritten batch.
+    pub raw: &'a [u8],
+    /// Offset relative to the batch's base offset (a cleaned batch has gaps).
+    pub offset_delta: i32,
+    /// Timestamp relative to the batch's base timestamp.
+    pub timestamp_delta: i64,
+    /// The key, `None` when null.
+    pub key: Option<&'a [u8]>,
+    /// Whether the value is null (a tombstone when the key is set).
+    pub null_value: bool,
+}
+
+/// Splits the records of a stored batch (already checked when they were produced, possibly
+/// cleaned since, so offset deltas may skip) into [`StoredRecord`]s. Refuses bytes that are not
+/// records rather than guessing: a damaged batch is left for recovery to find.
+pub fn stored_records(data: &[u8]) -> Result<Vec<StoredRecord<'_>>, RecordFault> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let mut outer = Cursor { buf: rest };
+        let length = outer.varint().ok_or(RecordFault::Varint { field: "record length" })?;
+        let available = outer.buf.len();
+        let body_len = usize::try_from(length).ok().filter(|l| *l <= available);
+        let Some(body_len) = body_len else {
+            return Err(RecordFault::Length { length, available });
+        };
+        let prefix = rest.len() - available;
+        let (raw, tail) = rest.split_at(prefix + body_len);
+        let mut r = Cursor { buf: &raw[prefix..] };
+        r.byte().ok_or(RecordFault::Overrun { field: "attributes" })?;
+        let timestamp_delta = r.varlong().ok_or(RecordFault::Varint { field: "timestamp delta" })?;
+        let offset_delta = r.varint().ok_or(RecordFault::Varint { field: "offset delta" })?;
+        let key = r.nullable("key")?;
+        let null_value = r.nullable("value")?.is_none();
+        out.push(StoredRecord { raw, offset_delta, timestamp_delta, key, null_value });
+        rest = tail;
+    }
+    Ok(out)
+}
+
 /// A forward-only reader over a slice; every method returns `None` when the bytes run out.
 struct Cursor<'a> {
     /// What is left to read.
@@ -220,6 +264,23 @@ mod tests {
         }
         out.push(z as u8);
         out
+    }
+
+    #[test]
+    fn stored_records_split_a_batch_with_gaps() {
+        use kafka_protocol::records::Compression;
+        let entries = [
+            (Some(bytes::Bytes::from_static(b"a")), Some(bytes::Bytes::from_static(b"1"))),
+            (Some(bytes::Bytes::from_static(b"b")), None),
+        ];
+        let batch = crate::records::encode_batch(&entries, 1_000, Compression::None).expect("encode");
+        let records = stored_records(&batch[crate::log::BATCH_HEADER_LEN..]).expect("records");
+        let got: Vec<_> = records.iter().map(|r| (r.offset_delta, r.key, r.null_value)).collect();
+        assert_eq!(got, vec![(0, Some(&b"a"[..]), false), (1, Some(&b"b"[..]), true)]);
+        assert_eq!(records[0].raw.len() + records[1].raw.len(), batch.len() - crate::log::BATCH_HEADER_LEN);
+        // The second record alone, as a cleaned batch holds it, still splits.
+        assert_eq!(stored_records(records[1].raw).expect("one")[0].offset_delta, 1);
+        assert!(stored_records(&records[1].raw[..records[1].raw.len() - 1]).is_err(), "cut short");
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn known_keys_validate_and_override() {
 #[test]
 fn unknown_keys_and_bad_values_are_refused() {
     assert_eq!(validate_topic_configs(&map(&[("colour", "blue")])), Err(TopicConfigError::Unknown("colour".into())));
-    for (k, v) in [("retention.ms", "soon"), ("segment.bytes", "10"), ("cleanup.policy", "compact")] {
+    for (k, v) in [("retention.ms", "soon"), ("segment.bytes", "10"), ("cleanup.policy", "shred")] {
         assert!(!valid(k, v), "{k}={v}");
     }
 }
@@ -162,7 +162,10 @@ fn describe_reports_sources_and_synonyms_as_kafka_does() {
 fn produce_rules_follow_the_overrides_and_kafkas_timestamp_fallbacks() {
     let rules = |pairs: &[(&str, &str)]| topic_produce_rules(&map(pairs), 1_000_000);
     let create_time = |before_ms, after_ms| TimestampRule::CreateTime { before_ms, after_ms };
-    assert_eq!(rules(&[]), TopicRules { max_batch_bytes: 1_000_000, timestamps: create_time(i64::MAX, i64::MAX) });
+    assert_eq!(
+        rules(&[]),
+        TopicRules { max_batch_bytes: 1_000_000, timestamps: create_time(i64::MAX, i64::MAX), keys_required: false }
+    );
     assert_eq!(rules(&[("max.message.bytes", "2048")]).max_batch_bytes, 2048);
     assert_eq!(rules(&[("max.message.bytes", "5000000")]).max_batch_bytes, 1_000_000, "the request limit caps it");
     assert_eq!(rules(&[("message.timestamp.type", "LogAppendTime")]).timestamps, TimestampRule::LogAppendTime);
@@ -172,4 +175,25 @@ fn produce_rules_follow_the_overrides_and_kafkas_timestamp_fallbacks() {
     let mixed = [("message.timestamp.difference.max.ms", "60000"), ("message.timestamp.after.max.ms", "1000")];
     assert_eq!(rules(&mixed).timestamps, create_time(60_000, 1000));
     assert_eq!(rules(&[("message.timestamp.before.max.ms", "5")]).timestamps, create_time(5, i64::MAX));
+}
+
+#[test]
+fn compact_policies_turn_compaction_on_with_their_settings() {
+    let plain = effective_log_config(&LogConfig::default(), &map(&[("cleanup.policy", "delete")]));
+    assert_eq!(plain.compaction, None);
+    let overrides = map(&[
+        ("cleanup.policy", "compact"),
+        ("delete.retention.ms", "2000"),
+        ("min.compaction.lag.ms", "5"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]);
+    validate_topic_configs(&overrides).expect("valid");
+    let c = effective_log_config(&LogConfig::default(), &overrides);
+    let compaction = c.compaction.expect("compacted");
+    assert_eq!((compaction.delete_retention_ms, compaction.min_lag_ms), (2000, 5));
+    assert_eq!(compaction.min_dirty_ratio, 0.01);
+    assert_eq!((c.retention_ms, c.retention_bytes), (-1, -1), "compact alone keeps records by key, not by age");
+    let both = effective_log_config(&LogConfig::default(), &map(&[("cleanup.policy", "compact,delete")]));
+    assert!(both.compaction.is_some() && both.retention_ms == LogConfig::default().retention_ms);
+    assert!(is_compacted(&map(&[("cleanup.policy", "delete,compact")])) && !is_compacted(&map(&[])));
 }

@@ -15,6 +15,7 @@ fn open(dir: &Path) -> PartitionLog {
         retention_bytes: -1,
         retention_ms: -1,
         index_interval_bytes: 64,
+        compaction: None,
     };
     PartitionLog::open(dir, config, 1_000).expect("open").0
 }

@@ -91,6 +91,7 @@ fn tracked_log(dir: &Path) -> PartitionLog {
         retention_bytes: -1,
         retention_ms: -1,
         index_interval_bytes: 1,
+        compaction: None,
     };
     PartitionLog::open(dir, config, 1_000).expect("open").0
 }

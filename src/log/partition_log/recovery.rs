@@ -10,7 +10,7 @@ use std::path::Path;
 use tracing::warn;
 
 use crate::log::error::{IoContext, LogError};
-use crate::log::segment::{Segment, Truncation, file_name, sync_dir};
+use crate::log::segment::{Layout, Segment, Truncation, file_name, sync_dir};
 
 /// A segment opened from disk, and the tail cut from it, if any.
 type OpenedSegment = (Segment, Option<Truncation>);
@@ -38,21 +38,24 @@ pub(super) struct Opened {
 }
 
 /// Opens every segment in `dir` (a new empty one at offset 0 if there is none): the last one
-/// with full recovery, the others as sealed; then ends the log at the first bad point.
-pub(super) fn open_segments(dir: &Path, interval: u32, now_ms: i64) -> Result<Opened, LogError> {
+/// with full recovery, the others as sealed; then ends the log at the first bad point. A
+/// cleaner's swap that was committed but not finished is finished first.
+pub(super) fn open_segments(dir: &Path, layout: Layout, now_ms: i64) -> Result<Opened, LogError> {
+    crate::log::cleaner::finish_swaps(dir)?;
     let bases = list_segments(dir)?;
     let Some(&last) = bases.last() else {
-        let active = Segment::create(dir, 0, interval)?;
+        let mut active = Segment::create(dir, 0, layout.index_interval_bytes)?;
+        active.set_allow_gaps(layout.allow_gaps);
         return Ok(Opened { sealed: BTreeMap::new(), active, cuts: Vec::new(), deleted: Deleted::default() });
     };
     let mut segments = Vec::with_capacity(bases.len());
     for &base in &bases {
         segments.push(match base == last {
-            true => Segment::recover(dir, base, interval, now_ms)?,
-            false => Segment::open_sealed(dir, base, interval)?,
+            true => Segment::recover(dir, base, layout, now_ms)?,
+            false => Segment::open_sealed(dir, base, layout)?,
         });
     }
-    let deleted = match first_bad_point(&segments) {
+    let deleted = match first_bad_point(&segments, layout.allow_gaps) {
         Some(keep) => delete_after(dir, &mut segments, keep)?,
         None => Deleted::default(),
     };
@@ -61,7 +64,7 @@ pub(super) fn open_segments(dir: &Path, interval: u32, now_ms: i64) -> Result<Op
         // The new last segment was opened as a sealed one (CRCs unchecked): check it fully.
         let base = active.base_offset();
         drop(active);
-        let (reopened, cut) = Segment::recover(dir, base, interval, now_ms)?;
+        let (reopened, cut) = Segment::recover(dir, base, layout, now_ms)?;
         active_cut = merge_cuts(active_cut, cut);
         active = reopened;
     }
@@ -73,12 +76,15 @@ pub(super) fn open_segments(dir: &Path, interval: u32, now_ms: i64) -> Result<Op
 }
 
 /// How many segments to keep: all but those after the first cut segment, or from the first one
-/// that does not start exactly where its predecessor ends (a gap or an overlap). `None` when
-/// the log is whole.
-fn first_bad_point(segments: &[OpenedSegment]) -> Option<usize> {
+/// that does not start exactly where its predecessor ends (a gap or an overlap; a compacted
+/// log, `allow_gaps`, may have gaps). `None` when the log is whole.
+fn first_bad_point(segments: &[OpenedSegment], allow_gaps: bool) -> Option<usize> {
     for (i, (segment, cut)) in segments.iter().enumerate() {
-        if i > 0 && segments[i - 1].0.next_offset() != segment.base_offset() {
-            return Some(i);
+        if i > 0 {
+            let (end, base) = (segments[i - 1].0.next_offset(), segment.base_offset());
+            if end > base || (end < base && !allow_gaps) {
+                return Some(i);
+            }
         }
         if cut.is_some() && i + 1 < segments.len() {
             return Some(i + 1);
@@ -128,7 +134,7 @@ fn no_segment_left(dir: &Path) -> LogError {
 }
 
 /// Base offsets of the `<base:020>.log` files in `dir`, ascending; other files are ignored.
-fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
     let context = || format!("list partition directory {}", dir.display());
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).ctx(context)? {

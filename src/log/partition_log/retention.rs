@@ -131,7 +131,8 @@ impl PartitionLog {
         let base = self.active.base_offset();
         self.active.truncate_to(base)?;
         if base != offset {
-            let fresh = Segment::create(&self.dir, offset, self.config.index_interval_bytes)?;
+            let mut fresh = Segment::create(&self.dir, offset, self.config.index_interval_bytes)?;
+            fresh.set_allow_gaps(self.gaps_allowed);
             std::mem::replace(&mut self.active, fresh).remove_files()?;
         }
         self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());

@@ -21,7 +21,14 @@ const NOW: i64 = 1_700_000_000_000;
 
 /// A config that rolls only by size and never expires anything.
 fn config(segment_bytes: u64) -> LogConfig {
-    LogConfig { segment_bytes, segment_ms: 1 << 50, retention_bytes: -1, retention_ms: -1, index_interval_bytes: 256 }
+    LogConfig {
+        segment_bytes,
+        segment_ms: 1 << 50,
+        retention_bytes: -1,
+        retention_ms: -1,
+        index_interval_bytes: 256,
+        compaction: None,
+    }
 }
 
 fn open(dir: &Path, config: LogConfig) -> (PartitionLog, RecoveryReport) {

@@ -25,6 +25,15 @@ pub(crate) struct Truncation {
     pub reason: String,
 }
 
+/// How a log lays out its segments, as opening one needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Bytes of log between two sparse index entries.
+    pub index_interval_bytes: u32,
+    /// Whether batches may skip offsets (a compacted log).
+    pub allow_gaps: bool,
+}
+
 /// Where a walk over batches stopped early, and why.
 type StopPoint = Option<(u64, String)>;
 
@@ -34,10 +43,10 @@ impl Segment {
     pub fn recover(
         dir: &Path,
         base_offset: i64,
-        index_interval_bytes: u32,
+        layout: Layout,
         now_ms: i64,
     ) -> Result<(Segment, Option<Truncation>), LogError> {
-        let (mut segment, file_len) = Segment::open_existing(dir, base_offset, index_interval_bytes, false)?;
+        let (mut segment, file_len) = Segment::open_existing(dir, base_offset, layout, false)?;
         let cut = segment.scan_all(file_len, true)?;
         segment.roll_clock_ms = segment.first_batch_timestamp()?.map(|ts| ts.min(now_ms));
         Ok((segment, cut))
@@ -48,9 +57,9 @@ impl Segment {
     pub fn open_sealed(
         dir: &Path,
         base_offset: i64,
-        index_interval_bytes: u32,
+        layout: Layout,
     ) -> Result<(Segment, Option<Truncation>), LogError> {
-        let (mut segment, file_len) = Segment::open_existing(dir, base_offset, index_interval_bytes, true)?;
+        let (mut segment, file_len) = Segment::open_existing(dir, base_offset, layout, true)?;
         let cut = match segment.resume(file_len)? {
             true => None,
             false => segment.rebuild(dir, file_len, false)?,
@@ -64,7 +73,7 @@ impl Segment {
     fn open_existing(
         dir: &Path,
         base_offset: i64,
-        interval: u32,
+        layout: Layout,
         load_indexes: bool,
     ) -> Result<(Segment, u64), LogError> {
         let log_path = dir.join(file_name(base_offset, "log"));
@@ -80,7 +89,9 @@ impl Segment {
             Some(indexes) => indexes,
             None => create_indexes(dir, base_offset)?,
         };
-        let segment = Segment::assemble(base_offset, log_path, log, offset_index, time_index, interval);
+        let mut segment =
+            Segment::assemble(base_offset, log_path, log, offset_index, time_index, layout.index_interval_bytes);
+        segment.allow_gaps = layout.allow_gaps;
         Ok((segment, file_len))
     }
 
@@ -140,7 +151,11 @@ impl Segment {
                 Step::Torn(reason) => return Ok(Some((pos, reason))),
                 Step::Batch(h) => h,
             };
-            if header.base_offset != self.next_offset {
+            let out_of_order = match self.allow_gaps {
+                true => header.base_offset < self.next_offset,
+                false => header.base_offset != self.next_offset,
+            };
+            if out_of_order {
                 let reason =
                     format!("offset gap: expected base offset {}, found {}", self.next_offset, header.base_offset);
                 return Ok(Some((pos, reason)));

@@ -363,3 +363,18 @@ fn a_log_append_time_topic_stamps_the_batch_and_keeps_its_records() {
     assert_eq!(&stamped[BATCH_HEADER_LEN..], &b[BATCH_HEADER_LEN..], "records untouched");
     assert_eq!(header.compression(), 1, "the codec bits are kept");
 }
+
+#[test]
+fn keyless_records_on_a_compacted_topic_are_invalid_record_per_record() {
+    let now = rules().now_ms;
+    let mut records: Vec<_> = (0..4).map(|i| record(i, -1, now)).collect();
+    records[1].key = None;
+    records[3].key = None;
+    let b = Bytes::from(encode(&records, Compression::Gzip));
+    let compacted = with_topic(TopicRules { keys_required: true, ..TopicRules::default() });
+    let r = validate_produce(Some(&b), &compacted).expect_err("two records have no key");
+    assert_eq!(r.error(), ResponseError::InvalidRecord);
+    let indexes: Vec<i32> = r.record_errors().iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, vec![1, 3]);
+    validate_produce(Some(&b), &with_topic(TopicRules::default())).expect("keys are optional elsewhere");
+}

@@ -1,0 +1,101 @@
+//! Deciding whether a log is due for cleaning, and what the cleaning may touch.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::log::PartitionLog;
+use crate::log::config::Compaction;
+use crate::log::segment::Segment;
+
+/// One segment as a cleaning sees it: immutable while the cleaning runs (it is sealed and below
+/// the high watermark; `apply_clean` checks nothing changed before swapping).
+#[derive(Debug, Clone)]
+pub(crate) struct SourceSegment {
+    /// The segment's base offset (its file name).
+    pub base_offset: i64,
+    /// Bytes of valid batches.
+    pub size: u64,
+    /// Last offset + 1 (the base while empty).
+    pub next_offset: i64,
+    /// The log file, read with positional reads only.
+    pub file: Arc<File>,
+    /// Its path, for errors.
+    pub path: PathBuf,
+}
+
+impl SourceSegment {
+    fn of(segment: &Segment) -> SourceSegment {
+        SourceSegment {
+            base_offset: segment.base_offset(),
+            size: segment.size(),
+            next_offset: segment.next_offset(),
+            file: Arc::clone(segment.log_file()),
+            path: segment.log_path().to_path_buf(),
+        }
+    }
+}
+
+/// A cleaning to run off the owner's thread ([`CleanJob::run`]).
+#[derive(Debug, Clone)]
+pub struct CleanJob {
+    /// The partition directory, where the cleaned files are written.
+    pub(crate) dir: PathBuf,
+    /// The cleanable segments, oldest first.
+    pub(crate) cleanable: Vec<SourceSegment>,
+    /// Every segment, the active one included (up to its size now): a producer's last batch
+    /// may lie anywhere.
+    pub(crate) whole_log: Vec<SourceSegment>,
+    /// Records from here on were not cleaned yet.
+    pub(crate) first_dirty: i64,
+    /// The topic's compaction settings.
+    pub(crate) compaction: Compaction,
+    /// Cleaned groups stay within this many bytes of input (`segment.bytes`).
+    pub(crate) segment_bytes: u64,
+    /// The clock the cleaning judges tombstones and the compaction lag by.
+    pub(crate) now_ms: i64,
+}
+
+impl CleanJob {
+    /// Bytes of the cleanable segments.
+    pub fn cleanable_bytes(&self) -> u64 {
+        self.cleanable.iter().map(|s| s.size).sum()
+    }
+}
+
+impl PartitionLog {
+    /// The cleaning this log is due for, if any (see the module docs of `cleaner`): `None` for
+    /// a log that is not compacted, has nothing cleanable below `high_watermark`, or is not
+    /// dirty enough yet.
+    pub fn plan_clean(&self, now_ms: i64, high_watermark: i64) -> Option<CleanJob> {
+        let compaction = self.config.compaction.clone()?;
+        let young_from = now_ms.saturating_sub(compaction.min_lag_ms);
+        let old_enough = |s: &Segment| compaction.min_lag_ms <= 0 || s.max_timestamp() <= young_from;
+        let cleanable: Vec<SourceSegment> = self
+            .sealed
+            .values()
+            .take_while(|s| s.next_offset() <= high_watermark && old_enough(s))
+            .map(SourceSegment::of)
+            .collect();
+        if cleanable.is_empty() {
+            return None;
+        }
+        let first_dirty = self.cleaner.first_dirty.max(self.log_start_offset());
+        let total: u64 = cleanable.iter().map(|s| s.size).sum();
+        let dirty: u64 = cleanable.iter().filter(|s| s.next_offset > first_dirty).map(|s| s.size).sum();
+        let dirty_enough = dirty > 0 && dirty as f64 >= compaction.min_dirty_ratio * total as f64;
+        let tombstones_due = self.cleaner.tombstones_due_ms >= 0 && now_ms >= self.cleaner.tombstones_due_ms;
+        if !dirty_enough && !tombstones_due {
+            return None;
+        }
+        Some(CleanJob {
+            dir: self.dir.clone(),
+            cleanable,
+            whole_log: self.segments().map(SourceSegment::of).collect(),
+            first_dirty,
+            compaction,
+            segment_bytes: self.config.segment_bytes,
+            now_ms,
+        })
+    }
+}

@@ -1,0 +1,330 @@
+//! Running a cleaning: the key map of the dirty part, then the rewrite of the cleanable
+//! segments into `.cleaned` files, on a blocking thread and throttled.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::CleanStats;
+use super::plan::{CleanJob, SourceSegment};
+use super::rewrite::{Filtered, empty_batch, filter_batch, with_records};
+use crate::log::batch::BatchHeader;
+use crate::log::error::{IoContext, LogError};
+use crate::log::reader::{Step, WINDOW_BYTES, WindowReader};
+use crate::log::segment::file_name;
+use crate::records::StoredRecord;
+
+/// What a key costs in the map besides its bytes (hash table slot, offset, allocation).
+const MAP_ENTRY_OVERHEAD: usize = 48;
+
+/// Keeps a cleaning's disk traffic (bytes read plus written) under a rate, by sleeping.
+#[derive(Debug)]
+pub struct Throttle {
+    /// Bytes per second allowed; 0 means unlimited.
+    rate: u64,
+    /// When the cleaning started.
+    start: Instant,
+    /// Bytes read and written so far.
+    bytes: u64,
+}
+
+impl Throttle {
+    /// A throttle at `bytes_per_sec` (0: unlimited), starting now.
+    pub fn new(bytes_per_sec: u64) -> Throttle {
+        Throttle { rate: bytes_per_sec, start: Instant::now(), bytes: 0 }
+    }
+
+    /// Counts `bytes` of disk traffic and sleeps until the rate allows it.
+    fn account(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        if self.rate == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.bytes as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// A group of consecutive segments rewritten into one `.cleaned` file named after the first.
+#[derive(Debug, Clone)]
+pub(crate) struct CleanedGroup {
+    /// The first member's base offset: the cleaned segment's name.
+    pub base_offset: i64,
+    /// The last member's next offset.
+    pub end_offset: i64,
+    /// The segments replaced, as `(base offset, size, next offset)` when the cleaning read them.
+    pub members: Vec<(i64, u64, i64)>,
+    /// The `.cleaned` file.
+    pub path: PathBuf,
+    /// Whether it becomes a segment: an empty result replaces nothing, except at the start of the
+    /// log, whose first segment's base offset is the log start and stays.
+    pub install: bool,
+}
+
+/// What a cleaning produced, to hand to [`crate::log::PartitionLog::apply_clean`].
+#[derive(Debug, Clone)]
+pub struct CleanedLog {
+    /// The rewritten groups, oldest first.
+    pub(crate) groups: Vec<CleanedGroup>,
+    /// The next cleaning's first dirty offset.
+    pub(crate) first_dirty: i64,
+    /// When the oldest tombstone kept may go; -1 if none was kept.
+    pub(crate) tombstones_due_ms: i64,
+    /// What the cleaning did.
+    pub stats: CleanStats,
+}
+
+impl CleanedLog {
+    /// Deletes the `.cleaned` files (the swap was refused, or the log is gone).
+    pub fn discard(&self) {
+        for group in &self.groups {
+            let _ = std::fs::remove_file(&group.path);
+        }
+    }
+}
+
+impl CleanJob {
+    /// Runs the cleaning: builds the key map from the dirty part (at most `map_limit_bytes`;
+    /// a larger dirty part is cleaned up to the segment where the map filled, the rest next
+    /// time), then writes the cleaned groups. Reads only sealed segments, writes only new files.
+    pub fn run(&self, throttle: &mut Throttle, map_limit_bytes: usize) -> Result<CleanedLog, LogError> {
+        let mut stats = CleanStats::default();
+        let last_batches = self.last_batch_per_producer()?;
+        let (map, covered) = self.key_map(throttle, map_limit_bytes, &mut stats)?;
+        let segments = &self.cleanable[..covered];
+        let mut tombstones_due = i64::MAX;
+        let mut groups = Vec::new();
+        for (i, members) in group_by_size(segments, self.segment_bytes).into_iter().enumerate() {
+            let mut decide =
+                |header: &BatchHeader, r: &StoredRecord<'_>| self.keep(header, r, &map, &mut tombstones_due);
+            let group = self.write_group(members, i == 0, &last_batches, throttle, &mut stats, &mut decide)?;
+            groups.push(group);
+        }
+        Ok(CleanedLog {
+            groups,
+            first_dirty: segments.last().map_or(self.first_dirty, |s| s.next_offset),
+            tombstones_due_ms: if tombstones_due == i64::MAX { -1 } else { tombstones_due },
+            stats,
+        })
+    }
+
+    /// Whether `record` of the batch `header` survives: keyless records and the latest record
+    /// of a key do; a tombstone only until `delete.retention.ms` after its timestamp (the
+    /// earliest such time of the kept ones is noted in `tombstones_due`).
+    fn keep(&self, header: &BatchHeader, r: &StoredRecord<'_>, map: &KeyMap, tombstones_due: &mut i64) -> bool {
+        let Some(key) = r.key else { return true };
+        let offset = header.base_offset + i64::from(r.offset_delta);
+        if map.get(key).is_some_and(|latest| *latest > offset) {
+            return false;
+        }
+        if !r.null_value {
+            return true;
+        }
+        let timestamp = match header.is_log_append_time() {
+            true => header.max_timestamp,
+            false => header.base_timestamp.saturating_add(r.timestamp_delta),
+        };
+        let due = timestamp.saturating_add(self.compaction.delete_retention_ms);
+        if due <= self.now_ms {
+            return false;
+        }
+        *tombstones_due = (*tombstones_due).min(due);
+        true
+    }
+
+    /// Each idempotent producer's last batch in the whole log, by base offset.
+    fn last_batch_per_producer(&self) -> Result<HashMap<i64, i64>, LogError> {
+        let mut last = HashMap::new();
+        for segment in &self.whole_log {
+            let mut reader = WindowReader::new(&segment.file, &segment.path, WINDOW_BYTES);
+            let mut pos = 0;
+            while let Some(header) = next_header(segment, &mut reader, pos)? {
+                if header.has_producer_id() {
+                    last.insert(header.producer_id, header.base_offset);
+                }
+                pos += header.total_len() as u64;
+            }
+        }
+        Ok(last)
+    }
+
+    /// Every key of the dirty records mapped to its last offset, and how many cleanable
+    /// segments the cleaning covers (all, unless the map filled up first).
+    fn key_map(
+        &self,
+        throttle: &mut Throttle,
+        limit: usize,
+        stats: &mut CleanStats,
+    ) -> Result<(KeyMap, usize), LogError> {
+        let mut map = KeyMap::new();
+        let mut map_bytes = 0usize;
+        for (i, segment) in self.cleanable.iter().enumerate() {
+            if segment.next_offset <= self.first_dirty {
+                continue;
+            }
+            for_each_batch(segment, |header, batch| {
+                stats.read(throttle, batch.len());
+                if header.is_control() || header.last_offset() < self.first_dirty {
+                    return Ok(());
+                }
+                with_records(batch, header, |records| {
+                    for r in records {
+                        let offset = header.base_offset + i64::from(r.offset_delta);
+                        if let Some(key) = r.key.filter(|_| offset >= self.first_dirty) {
+                            if !map.contains_key(key) {
+                                map_bytes += key.len() + MAP_ENTRY_OVERHEAD;
+                            }
+                            map.insert(key.to_vec(), offset);
+                        }
+                    }
+                })
+                .map_err(|reason| corrupt(segment, header, reason))
+            })?;
+            if map_bytes > limit {
+                return Ok((map, i + 1));
+            }
+        }
+        Ok((map, self.cleanable.len()))
+    }
+
+    /// Rewrites `members` into `<base>.cleaned` (fsynced), through `decide`.
+    fn write_group(
+        &self,
+        members: &[SourceSegment],
+        first: bool,
+        last_batches: &HashMap<i64, i64>,
+        throttle: &mut Throttle,
+        stats: &mut CleanStats,
+        decide: &mut impl FnMut(&BatchHeader, &StoredRecord<'_>) -> bool,
+    ) -> Result<CleanedGroup, LogError> {
+        let base = members[0].base_offset;
+        let path = self.dir.join(file_name(base, "cleaned"));
+        let file = create(&path)?;
+        let mut out = BufWriter::new(&file);
+        let mut size = 0u64;
+        for segment in members {
+            for_each_batch(segment, |header, batch| {
+                stats.read(throttle, batch.len());
+                let write = |out: &mut BufWriter<&File>, bytes: &[u8]| {
+                    out.write_all(bytes).ctx(|| format!("write {}", path.display()))
+                };
+                if header.is_control() {
+                    return write(&mut out, batch).map(|()| size += batch.len() as u64);
+                }
+                let (mut kept, mut removed) = (0u64, 0u64);
+                let filtered = filter_batch(batch, header, |r| {
+                    let keep = decide(header, r);
+                    *(if keep { &mut kept } else { &mut removed }) += 1;
+                    keep
+                })
+                .map_err(|reason| corrupt(segment, header, reason))?;
+                stats.records_kept += kept;
+                stats.records_removed += removed;
+                let last_of_producer =
+                    header.has_producer_id() && last_batches.get(&header.producer_id) == Some(&header.base_offset);
+                let bytes = match filtered {
+                    Filtered::Unchanged => batch.to_vec(),
+                    Filtered::Rewritten(bytes) => bytes,
+                    Filtered::Empty if last_of_producer => empty_batch(batch),
+                    Filtered::Empty => return Ok(()),
+                };
+                throttle.account(bytes.len() as u64);
+                size += bytes.len() as u64;
+                write(&mut out, &bytes)
+            })?;
+        }
+        out.flush().ctx(|| format!("write {}", path.display()))?;
+        drop(out);
+        file.sync_all().ctx(|| format!("fsync {}", path.display()))?;
+        stats.bytes_written += size;
+        stats.segments += members.len() as u64;
+        let members_info = members.iter().map(|s| (s.base_offset, s.size, s.next_offset)).collect();
+        let end_offset = members.last().map_or(base, |s| s.next_offset);
+        Ok(CleanedGroup { base_offset: base, end_offset, members: members_info, path, install: first || size > 0 })
+    }
+}
+
+impl CleanStats {
+    /// Counts a batch read, against the throttle too.
+    fn read(&mut self, throttle: &mut Throttle, bytes: usize) {
+        self.bytes_read += bytes as u64;
+        throttle.account(bytes as u64);
+    }
+}
+
+/// Key bytes → the last offset the dirty part gives that key.
+type KeyMap = HashMap<Vec<u8>, i64>;
+
+/// Consecutive segments, each group at most `max_bytes` of input (one segment at least) and
+/// spanning offsets a 32-bit index entry can still address.
+fn group_by_size(segments: &[SourceSegment], max_bytes: u64) -> Vec<&[SourceSegment]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, segment) in segments.iter().enumerate() {
+        let span = segment.next_offset - segments[start].base_offset;
+        if i > start && (bytes + segment.size > max_bytes || span > i64::from(i32::MAX)) {
+            groups.push(&segments[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += segment.size;
+    }
+    if start < segments.len() {
+        groups.push(&segments[start..]);
+    }
+    groups
+}
+
+/// Calls `f` with every batch of `segment` (header and bytes).
+fn for_each_batch(
+    segment: &SourceSegment,
+    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    let mut reader = WindowReader::new(&segment.file, &segment.path, WINDOW_BYTES);
+    let mut big = Vec::new();
+    let mut pos = 0;
+    while let Some(header) = next_header(segment, &mut reader, pos)? {
+        let len = header.total_len();
+        let batch = match len <= WINDOW_BYTES {
+            true => reader.get(pos, len, segment.size)?,
+            false => {
+                big.resize(len, 0);
+                let context = || format!("read {len} bytes at byte {pos} of {}", segment.path.display());
+                segment.file.read_exact_at(&mut big, pos).ctx(context)?;
+                &big[..]
+            }
+        };
+        f(&header, batch)?;
+        pos += len as u64;
+    }
+    Ok(())
+}
+
+/// The header of the batch at `pos`, `None` at the end; a torn batch is an error (sealed
+/// segments were checked when opened, so this is damage since).
+fn next_header(
+    segment: &SourceSegment,
+    reader: &mut WindowReader<'_>,
+    pos: u64,
+) -> Result<Option<BatchHeader>, LogError> {
+    match reader.header_at(pos, segment.size)? {
+        Step::End => Ok(None),
+        Step::Batch(header) => Ok(Some(header)),
+        Step::Torn(reason) => Err(LogError::Corrupt { segment: segment.path.clone(), position: pos, reason }),
+    }
+}
+
+fn corrupt(segment: &SourceSegment, header: &BatchHeader, reason: String) -> LogError {
+    let reason = format!("batch at offset {}: {reason}", header.base_offset);
+    LogError::Corrupt { segment: segment.path.clone(), position: 0, reason }
+}
+
+/// Creates (or empties) a `.cleaned` file.
+fn create(path: &std::path::Path) -> Result<File, LogError> {
+    OpenOptions::new().write(true).create(true).truncate(true).open(path).ctx(|| format!("create {}", path.display()))
+}
