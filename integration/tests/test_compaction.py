@@ -384,6 +384,12 @@ def test_replicas_compact_and_a_wiped_follower_copies_the_gaps(tmp_path):
         assert wait_until(lambda: cleaned_on([wiped, leader]), 60,
                           f"node {wiped} copied the compacted {topic} from node {leader}") == stored
         wait_until(lambda: wiped in admin_view(c, leader, topic)[0]["isr"], 30, f"node {wiped} back in the ISR")
+        # Its copy has the leader's offset gaps without ever having been cleaned here: a restart
+        # must not take them for damage.
+        assert c.stop(wiped) == 0
+        c.restart(wiped)
+        assert wait_until(lambda: cleaned_on([wiped]), 30, f"node {wiped} reopened its copy") == stored
+        wait_until(lambda: wiped in admin_view(c, leader, topic)[0]["isr"], 30, f"node {wiped} in the ISR")
 
         c.kill(leader)
         up = [i for i in voters if i != leader]
