@@ -124,6 +124,8 @@ pub struct NodeContext {
     pub offline: DashMap<TopicPartition, OfflineReplica>,
     /// Requests, latency and record bytes per API, for `/metrics`.
     pub requests: RequestMetrics,
+    /// What the LogCleaner did, for `/metrics`.
+    pub cleaner_metrics: crate::log_cleaner::CleanerMetrics,
     /// Live actors, for `/admin/actors`.
     pub directory: Arc<ActorDirectory>,
 }
@@ -156,6 +158,7 @@ impl NodeContext {
             replicas: DashMap::new(),
             directory: Arc::new(ActorDirectory::default()),
             requests: RequestMetrics::default(),
+            cleaner_metrics: Default::default(),
         })
     }
 

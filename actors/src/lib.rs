@@ -28,6 +28,7 @@ pub mod directory;
 pub mod group_coordinator;
 pub mod handlers;
 pub mod kafka_listener;
+pub mod log_cleaner;
 pub mod log_levels;
 pub mod membership;
 pub mod metadata_actor;

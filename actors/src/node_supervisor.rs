@@ -25,6 +25,7 @@ use crate::rebalancer::{RebalancerActor, RebalancerArgs};
 use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
 use crate::replication_service::{ReplicationArgs, ReplicationService};
 use crate::supervision::{RestartTracker, restart_or_escalate};
+use crate::log_cleaner::{LogCleaner, LogCleanerArgs};
 use crate::wal_flusher::{WalFlusher, WalFlusherArgs};
 
 /// The node's direct children.
@@ -44,6 +45,8 @@ pub enum ChildKind {
     Rebalancer,
     /// Owns the partition replicas.
     Replicas,
+    /// Compacts the logs of compacted topics.
+    Cleaner,
     /// Serves followers' fetches on the wal port.
     Replication,
     /// Coordinates consumer groups (needs the offsets topic's replicas).
@@ -64,7 +67,7 @@ impl ChildKind {
 }
 
 /// Start order: each child only needs the ones before it.
-const START_ORDER: [ChildKind; 11] = [
+const START_ORDER: [ChildKind; 12] = [
     ChildKind::Flusher,
     ChildKind::Raft,
     ChildKind::Membership,
@@ -72,6 +75,7 @@ const START_ORDER: [ChildKind; 11] = [
     ChildKind::Controller,
     ChildKind::Rebalancer,
     ChildKind::Replicas,
+    ChildKind::Cleaner,
     ChildKind::Replication,
     ChildKind::Coordinator,
     ChildKind::Listener,
@@ -208,6 +212,9 @@ impl NodeSupervisorState {
                     .await?
                     .0
                     .get_cell()
+            }
+            ChildKind::Cleaner => {
+                Actor::spawn_linked(None, LogCleaner, LogCleanerArgs { ctx, restarts }, sup).await?.0.get_cell()
             }
             ChildKind::Replication => {
                 Actor::spawn_linked(None, ReplicationService, ReplicationArgs { ctx, restarts }, sup)

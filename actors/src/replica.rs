@@ -256,6 +256,13 @@ impl Actor for ReplicaActor {
                 state.log.set_config(config)?;
             }
             ReplicaMsg::CheckpointHighWatermark => state.checkpoint_high_watermark()?,
+            ReplicaMsg::PlanClean(reply) => {
+                let _ = reply.send(state.log.plan_clean(now_ms(), state.high_watermark));
+            }
+            ReplicaMsg::ApplyClean { cleaned, reply } => {
+                let outcome = state.log.apply_clean(cleaned)?;
+                let _ = reply.send(outcome);
+            }
             ReplicaMsg::EnforceRetention => {
                 let deleted = state.log.enforce_retention(now_ms())?;
                 if !deleted.is_empty() {

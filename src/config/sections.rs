@@ -36,6 +36,15 @@ pub struct StorageConfig {
     pub index_interval_bytes: u32,
     /// How often each partition checks retention.
     pub retention_check_interval_ms: u64,
+    /// How often the log cleaner looks for compacted partitions due for cleaning (Kafka's
+    /// `log.cleaner.backoff.ms`).
+    pub cleaner_interval_ms: u64,
+    /// Disk bytes (read plus written) per second the log cleaner may use; 0: unlimited (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`).
+    pub cleaner_io_max_bytes_per_sec: u64,
+    /// Memory for one cleaning's key map; a larger dirty part is cleaned over several rounds
+    /// (Kafka's `log.cleaner.dedupe.buffer.size`).
+    pub cleaner_dedupe_buffer_bytes: u64,
 }
 
 /// Kafka protocol settings.
@@ -60,6 +69,9 @@ pub struct KafkaConfig {
 pub struct GroupsConfig {
     /// Partitions of the internal `__consumer_offsets` topic (fixed once it exists).
     pub offsets_partitions: i32,
+    /// `segment.bytes` of `__consumer_offsets` when it is created (Kafka's
+    /// `offsets.topic.segment.bytes`): the cleaner compacts only sealed segments.
+    pub offsets_segment_bytes: u64,
     /// How long the first member of an empty group waits for others before the first
     /// generation completes.
     pub initial_rebalance_delay_ms: u64,
@@ -75,6 +87,7 @@ impl Default for GroupsConfig {
     fn default() -> Self {
         Self {
             offsets_partitions: 10,
+            offsets_segment_bytes: 100 * 1024 * 1024,
             initial_rebalance_delay_ms: 3_000,
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
@@ -179,6 +192,9 @@ impl Default for StorageConfig {
             retention_ms: log.retention_ms,
             index_interval_bytes: log.index_interval_bytes,
             retention_check_interval_ms: 300_000,
+            cleaner_interval_ms: 15_000,
+            cleaner_io_max_bytes_per_sec: 50 * 1024 * 1024,
+            cleaner_dedupe_buffer_bytes: 128 * 1024 * 1024,
         }
     }
 }

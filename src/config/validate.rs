@@ -95,6 +95,13 @@ impl Config {
         if s.retention_check_interval_ms == 0 {
             problems.push("storage.retention_check_interval_ms: must be positive".into());
         }
+        if s.cleaner_interval_ms == 0 {
+            problems.push("storage.cleaner_interval_ms: must be positive".into());
+        }
+        if s.cleaner_dedupe_buffer_bytes < 1024 * 1024 {
+            let got = s.cleaner_dedupe_buffer_bytes;
+            problems.push(format!("storage.cleaner_dedupe_buffer_bytes: must be at least 1 MiB, got {got}"));
+        }
         let k = &self.kafka;
         if k.num_partitions < 1 {
             problems.push(format!("kafka.num_partitions: must be at least 1, got {}", k.num_partitions));
@@ -110,6 +117,10 @@ impl Config {
             problems.push("kafka.max_inflight_requests: must be at least 1".into());
         }
         let g = &self.groups;
+        if g.offsets_segment_bytes < 1024 || g.offsets_segment_bytes > u64::from(u32::MAX) {
+            let got = g.offsets_segment_bytes;
+            problems.push(format!("groups.offsets_segment_bytes: must be between 1 KiB and 4 GiB, got {got}"));
+        }
         if !(1..=1000).contains(&g.offsets_partitions) {
             problems
                 .push(format!("groups.offsets_partitions: must be between 1 and 1000, got {}", g.offsets_partitions));

@@ -46,6 +46,7 @@ async fn scrape(ctx: &NodeContext, root: &ActorNode) -> prometheus::Result<Vec<M
     offline.sort();
     let groups = collect_groups(ctx, false).await;
     let mut all = ctx.requests.gather();
+    all.extend(ctx.cleaner_metrics.gather());
     all.extend(families::partitions(&infos, &offline)?);
     all.extend(families::groups(&groups)?);
     all.extend(families::actors(root)?);

@@ -30,11 +30,18 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 /// Failed attempts after which a load is reported as degraded (about 10 s of retries).
 const WARN_AFTER: u32 = 10;
 
-/// Proposes the offsets topic (as Kafka, on the first FindCoordinator); its records are kept
-/// forever (no time retention). The outcome comes back as `OffsetsTopicCreated`.
+/// Proposes the offsets topic (as Kafka, on the first FindCoordinator), compacted as in
+/// Kafka: the latest commit of each group and partition is kept, superseded ones and the
+/// tombstones of deleted offsets are cleaned away. The outcome comes back as
+/// `OffsetsTopicCreated`.
 pub(super) fn create_topic(ctx: &Arc<NodeContext>, myself: &ActorRef<CoordinatorMsg>) -> TaskGuard {
     let metadata = ctx.metadata();
-    let configs = [("retention.ms".to_string(), "-1".to_string())].into_iter().collect();
+    let configs = [
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), ctx.config.groups.offsets_segment_bytes.to_string()),
+    ]
+    .into_iter()
+    .collect();
     let command = MetadataCommand::CreateTopic {
         name: OFFSETS_TOPIC.into(),
         id: uuid::Uuid::new_v4(),

@@ -271,6 +271,17 @@ pub enum ReplicaMsg {
     ArmFailPoint,
     /// Timer: delete segments past retention.
     EnforceRetention,
+    /// From the LogCleaner: the cleaning this compacted log is due for, if any (cheap: it only
+    /// looks at the segments' sizes and offsets).
+    PlanClean(RpcReplyPort<Option<chronik::log::cleaner::CleanJob>>),
+    /// From the LogCleaner: swap a finished cleaning in (or throw it away if the log changed
+    /// meanwhile). A failure stops the replica: reopening the log finishes a committed swap.
+    ApplyClean {
+        /// What the cleaning wrote.
+        cleaned: chronik::log::cleaner::CleanedLog,
+        /// How it ended.
+        reply: RpcReplyPort<chronik::log::cleaner::CleanOutcome>,
+    },
     /// Timer: write the high-watermark checkpoint if the high watermark moved.
     CheckpointHighWatermark,
     /// From the ReplicaSupervisor: the topic's configs changed (segment and retention limits).
