@@ -97,7 +97,7 @@ class Probe:
         self.producer = Producer({"bootstrap.servers": bootstrap, "client.id": "chronik-bench-probe",
                                   "acks": "all", "linger.ms": 0, "enable.idempotence": True})
         self.lock = threading.Lock()
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []  # (monotonic send time, latency ms)
         self.errors = 0
         self.sent = 0
         self.last: dict[bytes, bytes] = {}
@@ -109,7 +109,7 @@ class Probe:
             if err is not None:
                 self.errors += 1
             else:
-                self.latencies.append((time.perf_counter() - t0) * 1e3)
+                self.latencies.append((t0, (time.perf_counter() - t0) * 1e3))
 
     def _run(self) -> None:
         nxt = time.perf_counter()
@@ -128,8 +128,8 @@ class Probe:
         self._thread.start()
         return self
 
-    def take(self) -> list[float]:
-        """The latencies (ms) reported since the last take."""
+    def take(self) -> list[tuple[float, float]]:
+        """(send time, latency ms) of every send reported since the last take."""
         self.producer.poll(0)
         with self.lock:
             out, self.latencies = self.latencies, []
@@ -158,15 +158,15 @@ def set_policy(bootstrap: str, topic: str, policy: str) -> None:
 
 def wait_cleaned(admin_url: str, started: dict[str, float], timeout: float = 900.0) -> tuple[dict, float]:
     """Polls the counters until the cleaner made progress and then none for IDLE_S; returns the
-    last counters and the monotonic time of the last progress."""
-    last, last_change = started, time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    last counters and the perf_counter time of the last progress."""
+    last, last_change = started, time.perf_counter()
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
         time.sleep(0.25)
         now = cleaner_counters(admin_url)
         if now[METRIC_BYTES_READ] != last[METRIC_BYTES_READ]:
-            last, last_change = now, time.monotonic()
-        elif last[METRIC_BYTES_READ] > started[METRIC_BYTES_READ] and time.monotonic() - last_change >= IDLE_S:
+            last, last_change = now, time.perf_counter()
+        elif last[METRIC_BYTES_READ] > started[METRIC_BYTES_READ] and time.perf_counter() - last_change >= IDLE_S:
             return now, last_change
     raise RuntimeError(f"the cleaner did not finish within {timeout:.0f} s (counters {last})")
 
@@ -216,15 +216,17 @@ def run(bootstrap: str, admin_url: str, args) -> int:
 
     probe = Probe(bootstrap, topic, args.probe_rate).start()
     time.sleep(args.probe_s)  # the "before" window is a fixed measuring time, not a wait for a condition
-    before = sorted(probe.take())
+    before = sorted(ms for _, ms in probe.take())
     counters0 = cleaner_counters(admin_url)
-    switched = time.monotonic()
+    switched = time.perf_counter()
     set_policy(bootstrap, topic, "compact")
     try:
         counters, last_progress = wait_cleaned(admin_url, counters0)
     finally:
-        during = sorted(probe.take())
+        timed = probe.take()
         probe.stop()
+    during = sorted(ms for _, ms in timed)
+    slowest = sorted(timed, key=lambda t: -t[1])[:5]
     size1 = sizes(admin_url, topic)
     for label, lat in (("before", before), ("while", during)):
         print(f"probe    {label:<6} {len(lat):>6} sends at {args.probe_rate}/s  latency ms p50 "
@@ -238,6 +240,8 @@ def run(bootstrap: str, admin_url: str, args) -> int:
           f"{busy:6.2f} s busy: {d[METRIC_BYTES_READ] / 1e6 / busy if busy else float('nan'):7.1f} MB/s cleaned "
           f"({d[METRIC_BYTES_READ] / 1e6 / wall if wall > 0 else float('nan'):.1f} MB/s over {wall:.1f} s wall)  "
           f"size {size0 / 1e6:.1f} -> {size1 / 1e6:.1f} MB", flush=True)
+    print("probe    slowest while cleaning (s after the switch: ms): "
+          + ", ".join(f"{t - switched:.2f}: {ms:.0f}" for t, ms in slowest), flush=True)
 
     got = read_back(bootstrap, topic)
     want = dict(last)
@@ -262,14 +266,15 @@ def main() -> int:
     ap.add_argument("--segment-mb", type=int, default=4, help="segment.bytes in MiB (default 4)")
     ap.add_argument("--probe-rate", type=int, default=200, help="probe sends per second (default 200)")
     ap.add_argument("--probe-s", type=float, default=5.0, help="seconds of probe before the switch (default 5)")
-    ap.add_argument("--cleaner-io-mbps", type=float, help="[storage] cleaner_io_max_bytes_per_sec in MB/s")
+    ap.add_argument("--cleaner-io-mbps", type=float, help="[storage] cleaner_io_max_bytes_per_sec in MB/s (0: unlimited; "
+                    "default: the broker's, 50 MiB/s)")
     args = ap.parse_args()
     if args.bootstrap:
         if not args.admin:
             ap.error("--bootstrap needs --admin")
         return run(args.bootstrap, args.admin, args)
     env = {"CHRONIK_STORAGE__CLEANER_INTERVAL_MS": "500"}
-    if args.cleaner_io_mbps:
+    if args.cleaner_io_mbps is not None:
         env["CHRONIK_STORAGE__CLEANER_IO_MAX_BYTES_PER_SEC"] = str(int(args.cleaner_io_mbps * 1e6))
     with tempfile.TemporaryDirectory(prefix="chronik-bench-compaction-") as tmp:
         broker = Broker(Path(tmp), name="bench-broker", fsync="always", num_partitions=PARTITIONS, extra_env=env)
