@@ -63,8 +63,13 @@ impl Actor for LogCleaner {
         args: LogCleanerArgs,
     ) -> Result<LogCleanerState, ActorProcessingErr> {
         let ctx = args.ctx;
-        let registration =
-            ctx.directory.register(&myself.get_cell(), "log-cleaner".into(), "LogCleaner", args.restarts, MailboxGauge::default());
+        let registration = ctx.directory.register(
+            &myself.get_cell(),
+            "log-cleaner".into(),
+            "LogCleaner",
+            args.restarts,
+            MailboxGauge::default(),
+        );
         let interval = Duration::from_millis(ctx.config.storage.cleaner_interval_ms);
         myself.send_interval(interval, || LogCleanerMsg::Tick);
         Ok(LogCleanerState { pass: None, ctx, registration })

@@ -18,6 +18,7 @@ use crate::controller::{Controller, ControllerArgs};
 use crate::directory::{MailboxGauge, Registration};
 use crate::group_coordinator::{CoordinatorArgs, GroupCoordinator};
 use crate::kafka_listener::{KafkaListener, KafkaListenerArgs};
+use crate::log_cleaner::{LogCleaner, LogCleanerArgs};
 use crate::membership::{MembershipActor, MembershipArgs};
 use crate::metadata_actor::{MetadataActor, MetadataArgs};
 use crate::raft::{RaftActor, RaftArgs};
@@ -25,7 +26,6 @@ use crate::rebalancer::{RebalancerActor, RebalancerArgs};
 use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
 use crate::replication_service::{ReplicationArgs, ReplicationService};
 use crate::supervision::{RestartTracker, restart_or_escalate};
-use crate::log_cleaner::{LogCleaner, LogCleanerArgs};
 use crate::wal_flusher::{WalFlusher, WalFlusherArgs};
 
 /// The node's direct children.

@@ -114,6 +114,9 @@ pub fn effective_log_config(defaults: &LogConfig, overrides: &BTreeMap<String, S
             if let Some(v) = get("min.compaction.lag.ms") {
                 compaction.min_lag_ms = v;
             }
+            if let Some(v) = get("max.compaction.lag.ms") {
+                compaction.max_lag_ms = v;
+            }
             if let Some(v) = overrides.get("min.cleanable.dirty.ratio").and_then(|v| v.trim().parse::<f64>().ok()) {
                 compaction.min_dirty_ratio = v;
             }

@@ -60,7 +60,8 @@ pub enum BatchError {
         /// The value found.
         value: i32,
     },
-    /// The record count disagrees with the offset range (Kafka refuses these from clients).
+    /// The record count disagrees with the offset range: from a client, any difference (Kafka
+    /// refuses these); in a stored batch, more records than offsets.
     #[error("batch {index}: record count {record_count} does not match last offset delta {last_offset_delta} + 1")]
     CountMismatch {
         /// Position of the batch in the buffer.
@@ -271,31 +272,32 @@ pub(crate) fn header_crc(header: &[u8]) -> u32 {
     crc32c::crc32c(&header[CRC_START..BATCH_HEADER_LEN])
 }
 
-/// Splits the `records` bytes of one produce partition into its batches (zero-copy
-/// `Bytes::slice`s), validating for each: full length present, magic 2, sane header, record
-/// count consistent with the offset range, CRC-32C. Errors name the batch index and reason.
-/// Empty input gives an empty list.
+/// Splits stored or replicated record batches (a leader's fetch answer, a log read) into
+/// single batches (zero-copy `Bytes::slice`s), validating for each: full length present,
+/// magic 2, sane header, no more records than the offset range holds (a compacted batch keeps
+/// its range with fewer records), CRC-32C. Errors name the batch index and reason. Empty input
+/// gives an empty list.
 pub fn split_batches(records: &Bytes) -> Result<Vec<Bytes>, BatchError> {
     let mut batches = Vec::new();
     let mut pos = 0;
     while pos < records.len() {
         let index = batches.len();
         let rest = &records[pos..];
-        let len = check_client_batch(rest).map_err(|e| e.at(index))?;
+        let len = check_stored_batch(rest).map_err(|e| e.at(index))?;
         batches.push(records.slice(pos..pos + len));
         pos += len;
     }
     Ok(batches)
 }
 
-/// Validates the batch at the start of `rest` as a client-sent batch; returns its length.
-fn check_client_batch(rest: &[u8]) -> Result<usize, BatchError> {
+/// Validates the stored batch at the start of `rest`; returns its length.
+fn check_stored_batch(rest: &[u8]) -> Result<usize, BatchError> {
     let header = BatchHeader::parse(rest)?;
     let len = header.total_len();
     if rest.len() < len {
         return Err(BatchError::Truncated { index: 0, need: len, have: rest.len() });
     }
-    if i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1 {
+    if i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1 {
         return Err(BatchError::CountMismatch {
             index: 0,
             record_count: header.record_count,

@@ -36,15 +36,18 @@ pub struct Compaction {
     /// Records younger than this are not compacted yet (`min.compaction.lag.ms`): a segment is
     /// cleaned only when its newest record is older.
     pub min_lag_ms: i64,
+    /// A dirty segment whose first record is older than this is cleaned whatever the dirty
+    /// ratio (`max.compaction.lag.ms`).
+    pub max_lag_ms: i64,
     /// The log is cleaned once the share of its cleanable bytes not yet cleaned reaches this
     /// (`min.cleanable.dirty.ratio`).
     pub min_dirty_ratio: f64,
 }
 
 impl Default for Compaction {
-    /// Kafka's defaults: one day, no lag, half dirty.
+    /// Kafka's defaults: one day, no minimum lag, no maximum lag, half dirty.
     fn default() -> Self {
-        Self { delete_retention_ms: 24 * 60 * 60 * 1000, min_lag_ms: 0, min_dirty_ratio: 0.5 }
+        Self { delete_retention_ms: 24 * 60 * 60 * 1000, min_lag_ms: 0, max_lag_ms: i64::MAX, min_dirty_ratio: 0.5 }
     }
 }
 

@@ -81,7 +81,7 @@ pub struct PartitionLog {
     log_start: i64,
     /// Whether batches may skip offsets: the log is or was compacted (its cleaner checkpoint
     /// exists, written before the first gap could appear, and never removed).
-    gaps_allowed: bool,
+    pub(in crate::log) gaps_allowed: bool,
     /// Where the cleaner stopped last time, as checkpointed (see `cleaner`).
     pub(in crate::log) cleaner: CleanerCheckpoint,
 }

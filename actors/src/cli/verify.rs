@@ -40,6 +40,9 @@ pub struct ReplicaDigest {
     pub log_end_offset: i64,
     /// Its high watermark.
     pub high_watermark: i64,
+    /// In a compacted log, where its own cleaning ended (absent from older nodes).
+    #[serde(default)]
+    pub cleaned_below: Option<i64>,
     /// The digest asked for, if any.
     pub digest: Option<DigestAnswer>,
 }
@@ -141,6 +144,11 @@ async fn check_partition(client: &reqwest::Client, nodes: &BTreeMap<NodeId, Stri
     };
     let to = leader_bounds.high_watermark;
     let from = followers.iter().map(|(_, b)| b.log_start_offset).fold(leader_bounds.log_start_offset, i64::max);
+    // Each replica compacts on its own schedule: only the part no replica has cleaned yet is
+    // the same bytes everywhere.
+    let cleaned =
+        std::iter::once(&leader_bounds).chain(followers.iter().map(|(_, b)| b)).filter_map(|b| b.cleaned_below);
+    let from = cleaned.fold(from, i64::max).min(to.max(from));
     let mut compared = None;
     for (f, bounds) in &followers {
         let has = bounds.log_end_offset;

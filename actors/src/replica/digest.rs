@@ -30,6 +30,9 @@ pub struct DigestReply {
     pub log_end_offset: i64,
     /// Its high watermark (the leader's is the one `verify` compares up to).
     pub high_watermark: i64,
+    /// In a compacted log: offsets below it may have been cleaned here, which each replica does
+    /// on its own, so only the part above it is the same on every replica.
+    pub cleaned_below: Option<i64>,
     /// The range digested, `[from, to)`.
     pub from: Option<i64>,
     /// See `from`.
@@ -51,6 +54,7 @@ impl ReplicaState {
             log_start_offset: self.log.log_start_offset(),
             log_end_offset: self.log.log_end_offset(),
             high_watermark: self.high_watermark,
+            cleaned_below: self.log.cleaned_below(),
             from: None,
             to: None,
             digest: None,

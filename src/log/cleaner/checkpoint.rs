@@ -77,6 +77,13 @@ impl PartitionLog {
     pub fn cleaner_checkpoint(&self) -> CleanerCheckpoint {
         self.cleaner
     }
+
+    /// In a compacted log, the offset below which this replica may have cleaned (replicas
+    /// clean on their own schedule, so only the part above it compares byte for byte); `None`
+    /// in a log that was never compacted.
+    pub fn cleaned_below(&self) -> Option<i64> {
+        self.gaps_allowed.then_some(self.cleaner.first_dirty)
+    }
 }
 
 #[cfg(test)]

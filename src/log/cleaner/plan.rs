@@ -1,4 +1,7 @@
 //! Deciding whether a log is due for cleaning, and what the cleaning may touch.
+//!
+//! Due means: dirty enough (`min.cleanable.dirty.ratio`), a dirty segment that waited longer
+//! than `max.compaction.lag.ms`, or a kept tombstone past `delete.retention.ms`.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -85,7 +88,13 @@ impl PartitionLog {
         let dirty: u64 = cleanable.iter().filter(|s| s.next_offset > first_dirty).map(|s| s.size).sum();
         let dirty_enough = dirty > 0 && dirty as f64 >= compaction.min_dirty_ratio * total as f64;
         let tombstones_due = self.cleaner.tombstones_due_ms >= 0 && now_ms >= self.cleaner.tombstones_due_ms;
-        if !dirty_enough && !tombstones_due {
+        let overdue_from = now_ms.saturating_sub(compaction.max_lag_ms);
+        let overdue = compaction.max_lag_ms < i64::MAX
+            && self.sealed.values().take(cleanable.len()).any(|s| {
+                s.next_offset() > first_dirty
+                    && s.first_batch_timestamp().ok().flatten().is_some_and(|ts| ts <= overdue_from)
+            });
+        if !dirty_enough && !tombstones_due && !overdue {
             return None;
         }
         Some(CleanJob {

@@ -21,7 +21,7 @@ fn compacted(segment_bytes: u64, delete_retention_ms: i64) -> LogConfig {
         retention_bytes: -1,
         retention_ms: -1,
         index_interval_bytes: 64,
-        compaction: Some(Compaction { delete_retention_ms, min_lag_ms: 0, min_dirty_ratio: 0.01 }),
+        compaction: Some(Compaction { delete_retention_ms, min_dirty_ratio: 0.01, ..Compaction::default() }),
     }
 }
 
@@ -258,4 +258,25 @@ fn a_log_set_to_compact_later_keeps_its_gaps_after_going_back() {
     drop(log);
     let log = open(dir.path(), plain);
     assert_eq!(log.log_end_offset(), 10, "the cleaner checkpoint marks the log as one with gaps");
+}
+
+#[test]
+fn the_dirty_ratio_waits_unless_a_dirty_segment_is_overdue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lazy = |max_lag_ms| LogConfig {
+        compaction: Some(Compaction { min_dirty_ratio: 0.9, max_lag_ms, ..Compaction::default() }),
+        ..compacted(400, DAY_MS)
+    };
+    let mut log = open(dir.path(), lazy(i64::MAX));
+    versions(&mut log);
+    roll(&mut log);
+    clean(&mut log, NOW).expect("all dirty at first");
+    put(&mut log, &[("k0", Some("again"))], NOW, Compression::None);
+    roll(&mut log);
+    assert!(log.plan_clean(NOW + 10_000, log.log_end_offset()).is_none(), "a little dirt waits for the ratio");
+    log.set_config(lazy(5_000)).expect("config");
+    assert!(log.plan_clean(NOW + 4_000, log.log_end_offset()).is_none(), "not overdue yet");
+    clean(&mut log, NOW + 5_000).expect("overdue: cleaned whatever the ratio");
+    let k0: Vec<_> = contents(&log).into_iter().filter(|r| r.1 == "k0").collect();
+    assert_eq!(k0.len(), 1, "{k0:?}");
 }
