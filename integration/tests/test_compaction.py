@@ -120,8 +120,10 @@ def test_latest_value_per_key_at_its_offset_for_three_clients(kbroker):
     assert kcat_view(kbroker.bootstrap, topic) == want, "kcat"
 
     # A fetch at a removed offset answers from the first batch that ends at or after it, and
-    # never with batches wholly below it (kafka-python would move backwards or re-fetch forever:
-    # /work/helpers/kafka-python-gaps.md).
+    # never with batches wholly below it: kafka-python 3.0.12 moves its position to the last
+    # batch's last offset + 1 (consumer/fetcher.py, PartitionRecords._unpack_records), so an
+    # empty answer would make it re-fetch the same offset forever and batches below it would
+    # move it backwards.
     survivors = [o for o, _, _ in want]
     for x in (0, 7, KEYS * (VERSIONS - 1) - 1):
         batches = raw_fetch_batches(kbroker.bootstrap, topic, x)
