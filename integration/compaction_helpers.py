@@ -30,6 +30,8 @@ CLEANER_INTERVAL_MS = 300
 # Node settings every compaction test uses (CHRONIK_* env: the harness's TOML stays as it is).
 CLEANER_ENV = {"CHRONIK_STORAGE__CLEANER_INTERVAL_MS": str(CLEANER_INTERVAL_MS)}
 SEGMENT_BYTES = 1024  # the smallest segment.bytes the broker takes
+# From the last produce to the cleaned view: a few cleaner rounds, generous for 2 shared cores.
+CLEAN_TIMEOUT_S = 60
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -145,6 +147,20 @@ def view_summary(view: list[Record], want: list[Record]) -> str:
     missing = sorted(exp - got)
     return (f"{len(view)} records read, {len(want)} wanted; extra {extra[:4]}{'...' if len(extra) > 4 else ''}; "
             f"missing {missing[:4]}{'...' if len(missing) > 4 else ''}")
+
+
+def wait_view(bootstrap: str, topic: str, want: list[Record], what: str, timeout: float = CLEAN_TIMEOUT_S) -> None:
+    """Until kafka-python reads exactly `want` from the earliest offset (the difference shown if not)."""
+    last: list = []
+
+    def done():
+        last[:] = [kp_view(bootstrap, topic)]
+        return last[0] == want
+
+    try:
+        wait_until(done, timeout, what, interval=0.2)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{view_summary(last[0] if last else [], want)}") from None
 
 
 # ---- a replica's stored records (no Kafka fetch: works on followers) ------------------------------
