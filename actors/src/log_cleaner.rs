@@ -187,12 +187,15 @@ impl CleanerMetrics {
         Ok(Self { registry, runs, bytes_read, bytes_written, records_removed, seconds })
     }
 
+    /// Counts a finished cleaning; what a thrown-away one wrote and removed did not happen.
     fn record(&self, outcome: &CleanOutcome, took: Duration) {
         self.runs.inc();
         self.bytes_read.inc_by(outcome.stats.bytes_read);
-        self.bytes_written.inc_by(outcome.stats.bytes_written);
-        self.records_removed.inc_by(outcome.stats.records_removed);
         self.seconds.inc_by(took.as_secs_f64());
+        if outcome.applied {
+            self.bytes_written.inc_by(outcome.stats.bytes_written);
+            self.records_removed.inc_by(outcome.stats.records_removed);
+        }
     }
 
     /// Every family, for the scrape.

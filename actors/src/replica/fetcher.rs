@@ -22,6 +22,10 @@ use chronik::partition::replication::{EpochEndOffset, Truncation};
 
 /// Pause before reconnecting after the stream failed or the leader refused.
 const RETRY: Duration = Duration::from_millis(200);
+/// A stream that fails sooner than this after it started counts as failing again.
+const STUCK_STREAM: Duration = Duration::from_secs(5);
+/// Quick failures in a row after which (and after every further such run) it is a warning.
+const STUCK_AFTER: u32 = 25;
 /// Longest wait for this replica's own actor.
 const ASK: Duration = Duration::from_secs(30);
 /// Requests (fetches and progress reports) queued for the stream before sending waits.
@@ -75,9 +79,19 @@ enum Next {
 impl Fetcher {
     /// Streams until the task is aborted (the role changed), reconnecting after failures.
     async fn run(mut self) {
+        // Streams end for ordinary reasons (a leader change, a reconciliation); one that keeps
+        // ending quickly is stuck, and says so at WARN so an operator sees it.
+        let mut quick_failures = 0u32;
         loop {
+            let started = std::time::Instant::now();
             if let Err(e) = self.stream().await {
-                debug!(tp = %self.tp, leader = self.leader_id, error = %e, "replication stream ended; reconnecting");
+                quick_failures = if started.elapsed() < STUCK_STREAM { quick_failures + 1 } else { 1 };
+                if quick_failures.is_multiple_of(STUCK_AFTER) {
+                    warn!(tp = %self.tp, leader = self.leader_id, error = %e, attempts = quick_failures,
+                        "replication from the leader keeps failing; retrying");
+                } else {
+                    debug!(tp = %self.tp, leader = self.leader_id, error = %e, "replication stream ended; reconnecting");
+                }
             }
             tokio::time::sleep(RETRY).await;
         }

@@ -41,39 +41,43 @@ impl PartitionLog {
             info!(dir = %self.dir.display(), "the log changed while it was cleaned; cleaning thrown away");
             return Ok(CleanOutcome { applied: false, stats: cleaned.stats, size_before, size_after: size_before });
         }
-        for group in &cleaned.groups {
-            self.swap_group(group)?;
-        }
+        self.swap_groups(&cleaned.groups)?;
         let checkpoint =
             CleanerCheckpoint { first_dirty: cleaned.first_dirty, tombstones_due_ms: cleaned.tombstones_due_ms };
         self.store_cleaner_checkpoint(checkpoint)?;
         Ok(CleanOutcome { applied: true, stats: cleaned.stats, size_before, size_after: self.size_bytes() })
     }
 
-    fn swap_group(&mut self, group: &CleanedGroup) -> Result<(), LogError> {
+    /// Swaps every group in with two directory fsyncs in all (the replica's mailbox waits on
+    /// them): first every group is committed (renamed to `.swap`), then the old segments go and
+    /// the swap files become segments.
+    fn swap_groups(&mut self, groups: &[CleanedGroup]) -> Result<(), LogError> {
         let dir = self.dir.clone();
-        let swap = dir.join(swap_name(group.base_offset, group.end_offset));
-        if group.install {
-            rename(&group.path, &swap)?;
-            sync_dir(&dir)?;
-        } else {
-            remove(&group.path)?;
-        }
-        for (base, _, _) in &group.members {
-            if let Some(segment) = self.sealed.remove(base) {
-                segment.remove_files()?;
+        let swap = |g: &CleanedGroup| dir.join(swap_name(g.base_offset, g.end_offset));
+        for group in groups {
+            match group.install {
+                true => rename(&group.path, &swap(group))?,
+                false => remove(&group.path)?,
             }
         }
-        if group.install {
-            rename(&swap, &dir.join(file_name(group.base_offset, "log")))?;
+        sync_dir(&dir)?;
+        for group in groups {
+            for (base, _, _) in &group.members {
+                if let Some(segment) = self.sealed.remove(base) {
+                    segment.remove_files()?;
+                }
+            }
+            if group.install {
+                rename(&swap(group), &dir.join(file_name(group.base_offset, "log")))?;
+            }
         }
         sync_dir(&dir)?;
-        if group.install {
-            let layout = Layout { index_interval_bytes: self.config.index_interval_bytes, allow_gaps: true };
+        let layout = Layout { index_interval_bytes: self.config.index_interval_bytes, allow_gaps: true };
+        for group in groups.iter().filter(|g| g.install) {
             let (segment, cut) = Segment::open_sealed(&dir, group.base_offset, layout)?;
             if let Some(cut) = cut {
                 let reason = format!("a cleaned segment does not read back: {}", cut.reason);
-                return Err(LogError::Corrupt { segment: swap, position: cut.position, reason });
+                return Err(LogError::Corrupt { segment: swap(group), position: cut.position, reason });
             }
             self.sealed.insert(group.base_offset, segment);
         }
