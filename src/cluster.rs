@@ -10,8 +10,9 @@ mod rebalance;
 mod topic_config;
 
 pub use broker_config::{
-    BrokerConfigError, DEFAULT_BROKER_ENTITY, DYNAMIC_BROKER_CONFIGS, dynamic_broker_value, dynamic_log_defaults,
-    topic_key_of, validate_broker_configs,
+    BrokerConfigError, CLEANER_IO_RATE, DEFAULT_BROKER_ENTITY, DYNAMIC_BROKER_CONFIGS, DYNAMIC_BROKER_RATES,
+    FOLLOWER_THROTTLE, LEADER_THROTTLE, dynamic_broker_value, dynamic_log_defaults, dynamic_rate,
+    is_dynamic_broker_key, parse_rate, topic_key_of, validate_broker_configs,
 };
 pub use controller_id::controller_for_clients;
 pub use metadata::{

@@ -101,10 +101,15 @@ pub struct NodeContext {
     raft_db: OnceLock<Arc<redb::Database>>,
     /// Channels to the peers' Raft services, and when each last answered.
     pub peers: Arc<PeerChannels>,
-    /// The node-wide rate for replicas that are catching up (`rebalance_max_bytes_per_sec`).
+    /// The node-wide rate for replicas that are catching up (`rebalance_max_bytes_per_sec`, or
+    /// `follower.replication.throttled.rate` set at run time).
     pub copy_throttle: chronik::partition::replication::CopyThrottle,
     /// The rebalancer's plan and progress; only the RebalancerActor sends on it.
     pub rebalance: watch::Sender<crate::rebalancer::RebalanceStatus>,
+    // SHARED: every fetcher copying from one leader charges the same throttle.
+    /// Per leader node with a run-time `leader.replication.throttled.rate`: the rate this
+    /// node's catch-up copies from it share.
+    pub leader_throttles: DashMap<chronik::config::NodeId, chronik::partition::replication::CopyThrottle>,
     /// The RaftActor, for proposals.
     pub raft_actor: Slot<RaftMsg>,
     /// The MetadataActor, for changes.
@@ -138,6 +143,7 @@ impl NodeContext {
             chronik::partition::replication::CopyThrottle::new(config.replication.rebalance_max_bytes_per_sec);
         Arc::new(Self {
             copy_throttle,
+            leader_throttles: DashMap::new(),
             config,
             incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
             clean_start,

@@ -1,13 +1,15 @@
 //! `LogCleaner`: one per node, compacts the logs of `cleanup.policy=compact` topics (Kafka's
 //! log cleaner). Every `storage.cleaner_interval_ms` it asks each hosted replica whether it is
 //! due (`PlanClean`, cheap), runs the due cleanings one at a time on a blocking thread within
-//! `storage.cleaner_io_max_bytes_per_sec`, and hands each result back to its replica
+//! `storage.cleaner_io_max_bytes_per_sec` (or `log.cleaner.io.max.bytes.per.second` set at run
+//! time), and hands each result back to its replica
 //! (`ApplyClean`), which swaps it in. The heavy part never runs on a replica's mailbox, so
 //! produce and fetch go on meanwhile; one pass at a time keeps the disk traffic bounded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chronik::cluster::{CLEANER_IO_RATE, dynamic_rate};
 use chronik::log::cleaner::{CleanJob, CleanOutcome, Throttle};
 use prometheus::proto::MetricFamily;
 use prometheus::{Counter, IntCounter, Opts, Registry};
@@ -121,7 +123,8 @@ async fn clean_one(
     job: CleanJob,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let rate = ctx.config.storage.cleaner_io_max_bytes_per_sec;
+    let rate = dynamic_rate(&ctx.metadata(), ctx.config.node_id, CLEANER_IO_RATE)
+        .unwrap_or(ctx.config.storage.cleaner_io_max_bytes_per_sec);
     let map_limit = usize::try_from(ctx.config.storage.cleaner_dedupe_buffer_bytes).unwrap_or(usize::MAX);
     let cleaned = tokio::task::spawn_blocking(move || job.run(&mut Throttle::new(rate), map_limit))
         .await

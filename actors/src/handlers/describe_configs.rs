@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chronik::cluster::{
     BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DYNAMIC_BROKER_CONFIGS, DescribedConfig,
-    describe_topic_configs, dynamic_broker_value, topic_key_of,
+    describe_topic_configs, dynamic_broker_value, is_dynamic_broker_key,
 };
 use chronik::config::Config;
 use kafka_protocol::ResponseError;
@@ -136,14 +136,22 @@ fn broker_value(config: &Config, topic_key: &str, dynamic: Dynamic<'_>) -> Optio
     })
 }
 
+/// A file rate as Kafka writes it: 0 (unlimited here) is Kafka's largest long.
+fn rate(bytes_per_sec: u64) -> String {
+    match bytes_per_sec {
+        0 => i64::MAX.to_string(),
+        r => r.to_string(),
+    }
+}
+
 /// This broker's settings; a setting is DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG
 /// when an operator set it at run time, STATIC_BROKER_CONFIG when the file changed it from the
 /// default (and always for the node's identity and addresses), else DEFAULT_CONFIG. Only the
 /// run-time keys are not read-only.
 fn broker_entries(config: &Config, dynamic: Dynamic<'_>) -> Vec<Entry> {
-    use ConfigType::{Boolean, Int, List, Long, String as Str};
+    use ConfigType::{Boolean, Double, Int, List, Long, String as Str};
     type Getter = fn(&Config) -> String;
-    let settings: [(&'static str, ConfigType, bool, Getter); 15] = [
+    let settings: [(&'static str, ConfigType, bool, Getter); 18] = [
         ("broker.id", Int, true, |c| c.node_id.to_string()),
         ("node.id", Int, true, |c| c.node_id.to_string()),
         ("listeners", List, true, |c| format!("PLAINTEXT://{}", c.kafka_bind())),
@@ -159,13 +167,16 @@ fn broker_entries(config: &Config, dynamic: Dynamic<'_>) -> Vec<Entry> {
         ("log.roll.ms", Long, false, |c| c.storage.segment_ms.to_string()),
         ("compression.type", Str, false, |_| "producer".to_string()),
         ("socket.request.max.bytes", Int, false, |c| c.kafka.max_request_bytes.to_string()),
+        ("leader.replication.throttled.rate", Long, false, |_| i64::MAX.to_string()),
+        ("follower.replication.throttled.rate", Long, false, |c| rate(c.replication.rebalance_max_bytes_per_sec)),
+        ("log.cleaner.io.max.bytes.per.second", Double, false, |c| rate(c.storage.cleaner_io_max_bytes_per_sec)),
     ];
     let defaults = Config::default();
     settings
         .into_iter()
         .map(|(name, kind, identity, get)| {
             let (value, default) = (get(config), get(&defaults));
-            let alterable = topic_key_of(name).is_some();
+            let alterable = is_dynamic_broker_key(name);
             let mut synonyms: Vec<ConfigSynonym> = dynamic(name)
                 .into_iter()
                 .map(|(value, source)| ConfigSynonym { name: name.into(), value, source })

@@ -18,7 +18,8 @@ use crate::context::{NodeContext, TopicPartition};
 use crate::directory::{TaskGuard, TaskRegistration};
 use crate::replication_service::proto::replication_client::ReplicationClient;
 use crate::replication_service::proto::{EpochRequest, FetchRequest, FetchResponse};
-use chronik::partition::replication::{EpochEndOffset, Truncation};
+use chronik::cluster::{FOLLOWER_THROTTLE, LEADER_THROTTLE, dynamic_rate};
+use chronik::partition::replication::{CopyThrottle, EpochEndOffset, Truncation};
 
 /// Pause before reconnecting after the stream failed or the leader refused.
 const RETRY: Duration = Duration::from_millis(200);
@@ -133,10 +134,25 @@ impl Fetcher {
         }
         let me = self.ctx.config.node_id;
         let metadata = self.ctx.metadata();
-        if metadata.partition(&self.tp.topic, self.tp.partition).is_none_or(|p| p.isr.contains(&me)) {
+        // Until this process is registered, its metadata may be what it was before a restart,
+        // ISR included: a node coming back is catching up, whatever that old ISR says.
+        let current = metadata.incarnations.get(&me) == Some(&self.ctx.incarnation);
+        if current && metadata.partition(&self.tp.topic, self.tp.partition).is_none_or(|p| p.isr.contains(&me)) {
             return;
         }
-        let wait = self.ctx.copy_throttle.charge(copied, std::time::Instant::now());
+        // The rates an operator may change at run time (Kafka's replication throttles): this
+        // node's follower rate, and the leader's own leader rate, which every copy from it pays.
+        let follower_rate = dynamic_rate(&metadata, me, FOLLOWER_THROTTLE);
+        self.ctx
+            .copy_throttle
+            .set_rate(follower_rate.unwrap_or(self.ctx.config.replication.rebalance_max_bytes_per_sec));
+        let now = std::time::Instant::now();
+        let mut wait = self.ctx.copy_throttle.charge(copied, now);
+        if let Some(rate) = dynamic_rate(&metadata, self.leader_id, LEADER_THROTTLE) {
+            let throttle = self.ctx.leader_throttles.entry(self.leader_id).or_insert_with(|| CopyThrottle::new(rate));
+            throttle.set_rate(rate);
+            wait = wait.max(throttle.charge(copied, now));
+        }
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

@@ -3,6 +3,7 @@
 //! partitions does not take the disk and network producers need (Kafka's replication quota).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How much unused allowance may accumulate: a copier idle for a while may burst this long's
@@ -13,8 +14,8 @@ const BURST: Duration = Duration::from_millis(100);
 /// waits the returned time before asking for more.
 #[derive(Debug)]
 pub struct CopyThrottle {
-    /// Bytes per second; 0 means unlimited.
-    rate: u64,
+    /// Bytes per second; 0 means unlimited. An operator may change it at run time.
+    rate: AtomicU64,
     /// The instant up to which the allowance is spent; `None` until the first copy.
     spent_until: Mutex<Option<Instant>>,
 }
@@ -22,15 +23,21 @@ pub struct CopyThrottle {
 impl CopyThrottle {
     /// A throttle of `bytes_per_sec` (0 = unlimited).
     pub fn new(bytes_per_sec: u64) -> Self {
-        Self { rate: bytes_per_sec, spent_until: Mutex::new(None) }
+        Self { rate: AtomicU64::new(bytes_per_sec), spent_until: Mutex::new(None) }
+    }
+
+    /// Changes the rate (0 = unlimited) for the copies charged from now on.
+    pub fn set_rate(&self, bytes_per_sec: u64) {
+        self.rate.store(bytes_per_sec, Ordering::Relaxed);
     }
 
     /// Charges `bytes` copied at `now`; returns how long the copier waits before its next copy.
     pub fn charge(&self, bytes: usize, now: Instant) -> Duration {
-        if self.rate == 0 || bytes == 0 {
+        let rate = self.rate.load(Ordering::Relaxed);
+        if rate == 0 || bytes == 0 {
             return Duration::ZERO;
         }
-        let cost = Duration::from_secs_f64(bytes as f64 / self.rate as f64);
+        let cost = Duration::from_secs_f64(bytes as f64 / rate as f64);
         let mut spent = self.spent_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Allowance unused for longer than BURST is forfeited.
         let floor = now.checked_sub(BURST).unwrap_or(now);
