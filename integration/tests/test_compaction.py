@@ -61,6 +61,17 @@ def kbroker(tmp_path_factory):
     assert b.stop() == 0
 
 
+def restarted(b):
+    """Stops `b` cleanly, then kills it with SIGKILL, starting it again after each; yields how."""
+    for how in ("SIGTERM", "kill -9"):
+        if how == "SIGTERM":
+            assert b.stop() == 0
+        else:
+            b.kill()
+        b.start()
+        yield how
+
+
 def payload_bytes(records: list[Record]) -> int:
     return sum(len(k or b"") + len(v or b"") for _, k, v in records)
 
@@ -203,12 +214,7 @@ def test_cleaned_log_survives_stop_and_kill(make_broker):
     stored = stored_records(b.admin_url, topic)
     assert [o for o, _ in stored] == [o for o, _, _ in want]
 
-    for how in ("SIGTERM", "kill -9"):
-        if how == "SIGTERM":
-            assert b.stop() == 0
-        else:
-            b.kill()
-        b.start()
+    for how in restarted(b):
         assert wait_until(lambda: list_offsets(b.bootstrap, topic), 30, f"{topic} served after {how}") == bounds, how
         assert kp_view(b.bootstrap, topic) == want, how
         assert stored_records(b.admin_url, topic) == stored, how
@@ -313,12 +319,7 @@ def test_consumer_offsets_is_compacted_and_commits_survive_restarts(make_broker)
     assert removed >= COMMITS - bound // (len(group) + len(topic)), removed
     assert group_offsets(b.bootstrap, group) == {0: COMMITS}
 
-    for how in ("SIGTERM", "kill -9"):
-        if how == "SIGTERM":
-            assert b.stop() == 0
-        else:
-            b.kill()
-        b.start()
+    for how in restarted(b):
         find_coordinator(b.bootstrap, group)
         assert group_offsets(b.bootstrap, group) == {0: COMMITS}, how
         assert offsets_size() < bound, how

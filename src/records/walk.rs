@@ -73,14 +73,8 @@ pub(super) fn walk_records<'a>(
 
 /// Parses the record at the start of `rest`; returns it and the bytes after it.
 fn one_record(rest: &[u8], index: i32, base_timestamp: i64) -> Result<(RecordView<'_>, &[u8]), RecordFault> {
-    let mut outer = Cursor { buf: rest };
-    let length = outer.varint().ok_or(RecordFault::Varint { field: "record length" })?;
-    let available = outer.buf.len();
-    let body_len = usize::try_from(length).ok().filter(|l| *l <= available);
-    let Some(body_len) = body_len else {
-        return Err(RecordFault::Length { length, available });
-    };
-    let (body, tail) = outer.buf.split_at(body_len);
+    let (_, body, tail) = frame(rest)?;
+    let body_len = body.len();
     let mut r = Cursor { buf: body };
     let attributes = r.byte().ok_or(RecordFault::Overrun { field: "attributes" })?;
     if attributes != 0 {
@@ -127,16 +121,8 @@ pub fn stored_records(data: &[u8]) -> Result<Vec<StoredRecord<'_>>, RecordFault>
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
-        let mut outer = Cursor { buf: rest };
-        let length = outer.varint().ok_or(RecordFault::Varint { field: "record length" })?;
-        let available = outer.buf.len();
-        let body_len = usize::try_from(length).ok().filter(|l| *l <= available);
-        let Some(body_len) = body_len else {
-            return Err(RecordFault::Length { length, available });
-        };
-        let prefix = rest.len() - available;
-        let (raw, tail) = rest.split_at(prefix + body_len);
-        let mut r = Cursor { buf: &raw[prefix..] };
+        let (raw, body, tail) = frame(rest)?;
+        let mut r = Cursor { buf: body };
         r.byte().ok_or(RecordFault::Overrun { field: "attributes" })?;
         let timestamp_delta = r.varlong().ok_or(RecordFault::Varint { field: "timestamp delta" })?;
         let offset_delta = r.varint().ok_or(RecordFault::Varint { field: "offset delta" })?;
@@ -146,6 +132,25 @@ pub fn stored_records(data: &[u8]) -> Result<Vec<StoredRecord<'_>>, RecordFault>
         rest = tail;
     }
     Ok(out)
+}
+
+/// A record cut out by its length prefix: the whole record (prefix included), its body, and
+/// the bytes after it.
+type Framed<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// The record at the start of `rest`, by its length prefix.
+#[inline]
+fn frame(rest: &[u8]) -> Result<Framed<'_>, RecordFault> {
+    let mut outer = Cursor { buf: rest };
+    let length = outer.varint().ok_or(RecordFault::Varint { field: "record length" })?;
+    let available = outer.buf.len();
+    let body_len = usize::try_from(length).ok().filter(|l| *l <= available);
+    let Some(body_len) = body_len else {
+        return Err(RecordFault::Length { length, available });
+    };
+    let prefix = rest.len() - available;
+    let (raw, tail) = rest.split_at(prefix + body_len);
+    Ok((raw, &raw[prefix..], tail))
 }
 
 /// A forward-only reader over a slice; every method returns `None` when the bytes run out.
