@@ -6,6 +6,7 @@
 //!   ApiVersions answers built from it.
 //! - [`frame`]: the size prefix limit, parsing a request frame (header + body) and encoding a
 //!   response frame (size prefix + header + body).
+//! - [`list_offsets_v0`]: ListOffsets v0, which the crate does not decode.
 //! - [`ProtocolError`]: everything that can go wrong in this layer, each with its context.
 //!
 //! The connection reads 4 bytes, calls [`frame::frame_len`], reads that many bytes, calls
@@ -14,6 +15,7 @@
 
 mod error;
 pub mod frame;
+pub mod list_offsets_v0;
 pub mod versions;
 
 #[cfg(test)]

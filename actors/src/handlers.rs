@@ -59,6 +59,16 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
             let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body);
             return Ok(async move { bytes.map(Some).map_err(|e| e.to_string()) }.boxed());
         }
+        Parsed::ListOffsetsV0 { correlation_id, request } => {
+            ctx.requests.record(ApiKey::ListOffsets);
+            let (ctx, decoded) = (ctx.clone(), Instant::now());
+            return Ok(async move {
+                let topics = list_offsets::handle_v0(&ctx, request).await;
+                ctx.requests.observe(ApiKey::ListOffsets, decoded.elapsed());
+                Ok(Some(chronik::protocol::list_offsets_v0::encode_response(correlation_id, &topics)))
+            }
+            .boxed());
+        }
         Parsed::Request(request) => request,
     };
     let ParsedRequest { api_key, api_version: v, correlation_id, body, client_id } = *request;

@@ -234,6 +234,9 @@ impl Actor for ReplicaActor {
             ReplicaMsg::ListOffset { timestamp, reply } => {
                 let _ = reply.send(state.list_offset(timestamp));
             }
+            ReplicaMsg::LegacyOffsets { timestamp, max_num_offsets, reply } => {
+                let _ = reply.send(state.legacy_offsets(timestamp, max_num_offsets));
+            }
             ReplicaMsg::DescribeProducers(reply) => {
                 let _ = reply.send(state.describe_producers());
             }

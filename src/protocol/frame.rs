@@ -56,6 +56,14 @@ pub enum Parsed {
         /// The version the client tried, for logging.
         api_version: i16,
     },
+    /// A ListOffsets v0 request, decoded by [`list_offsets_v0`](super::list_offsets_v0): the
+    /// crate knows no v0. Answer with [`list_offsets_v0::encode_response`](super::list_offsets_v0::encode_response).
+    ListOffsetsV0 {
+        /// Echoed in the answer.
+        correlation_id: i32,
+        /// The decoded body.
+        request: super::list_offsets_v0::ListOffsetsV0,
+    },
 }
 
 /// The fixed 8 bytes that start every request header, whatever its version.
@@ -115,6 +123,10 @@ pub fn parse_request(mut frame: Bytes) -> Result<Parsed, ProtocolError> {
     };
     let header =
         RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| malformed("header", &e))?;
+    if api == ApiKey::ListOffsets && version == 0 {
+        let request = super::list_offsets_v0::decode(frame).map_err(|e| malformed("body", &e))?;
+        return Ok(Parsed::ListOffsetsV0 { correlation_id, request });
+    }
     let body = RequestKind::decode(api, &mut frame, version).map_err(|e| malformed("body", &e))?;
     Ok(Parsed::Request(Box::new(ParsedRequest {
         api_key: api,

@@ -103,10 +103,13 @@ fn http_request_is_rejected_without_panicking() {
 }
 
 #[test]
-fn api_versions_v4_gets_the_too_new_marker() {
+fn api_versions_above_v4_gets_the_too_new_marker() {
     let body = RequestKind::ApiVersions(ApiVersionsRequest::default());
     let frame = client_frame(ApiKey::ApiVersions, 4, 42, Some("kafka-python"), &body);
-    assert_eq!(parse_request(frame), Ok(Parsed::ApiVersionsTooNew { correlation_id: 42, api_version: 4 }));
+    assert!(matches!(parse_request(frame), Ok(Parsed::Request(_))));
+    let mut frame = BytesMut::from(&client_frame(ApiKey::ApiVersions, 4, 42, Some("kafka-python"), &body)[..]);
+    frame[2..4].copy_from_slice(&5i16.to_be_bytes());
+    assert_eq!(parse_request(frame.freeze()), Ok(Parsed::ApiVersionsTooNew { correlation_id: 42, api_version: 5 }));
     // A future layout we cannot decode must not matter: the body is never read.
     let garbage = raw_frame(ApiKey::ApiVersions as i16, 9, 43, &[0xff; 3]);
     assert_eq!(parse_request(garbage), Ok(Parsed::ApiVersionsTooNew { correlation_id: 43, api_version: 9 }));
@@ -179,4 +182,27 @@ fn response_version_the_crate_lacks_is_an_encode_error() {
     let body = sample_response(ApiKey::Metadata, 12);
     let err = encode_response(ApiKey::Metadata, 99, 1, &body).unwrap_err();
     assert!(matches!(err, ProtocolError::Encode { api: ApiKey::Metadata, version: 99, .. }), "{err:?}");
+}
+
+#[test]
+fn list_offsets_v0_parses_with_its_own_codec() {
+    let mut body = BytesMut::new();
+    body.put_i16(-1); // null client id (header v1)
+    body.put_i32(-1); // replica id
+    body.put_i32(1);
+    body.put_i16(6);
+    body.put_slice(b"orders");
+    body.put_i32(1);
+    body.put_i32(2);
+    body.put_i64(-2);
+    body.put_i32(1);
+    let frame = raw_frame(ApiKey::ListOffsets as i16, 0, 77, &body);
+    let Ok(Parsed::ListOffsetsV0 { correlation_id, request }) = parse_request(frame.clone()) else {
+        panic!("v0 did not parse")
+    };
+    assert_eq!(correlation_id, 77);
+    assert_eq!(request.topics[0].name, "orders");
+    assert_eq!(request.topics[0].partitions[0].timestamp, -2);
+    let truncated = frame.slice(..frame.len() - 3);
+    assert!(matches!(parse_request(truncated), Err(ProtocolError::Malformed { correlation_id: 77, .. })));
 }

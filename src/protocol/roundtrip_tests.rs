@@ -39,10 +39,11 @@ fn response_round_trip(api: ApiKey, version: i16) {
     assert_eq!(got, sent, "{api:?} v{version}: body changed in transit");
 }
 
-/// Both round trips for every version `api` advertises.
+/// Both round trips for every version `api` advertises that the crate encodes (ListOffsets
+/// v0 has its own codec and tests in `list_offsets_v0`).
 fn every_version(api: ApiKey) {
     let range = supported_range(api).expect("advertised");
-    for version in range.min..=range.max {
+    for version in range.min.max(api.valid_versions().min)..=range.max {
         request_round_trip(api, version);
         response_round_trip(api, version);
     }
@@ -105,7 +106,7 @@ fn every_truncation_of_every_sample_is_an_error() {
     // Cutting bytes off the end never changes a count that was already written, so this
     // cannot trip kafka-protocol's allocate-by-claimed-count hazard.
     for (api, range) in ADVERTISED_APIS {
-        for version in range.min..=range.max {
+        for version in range.min.max(api.valid_versions().min)..=range.max {
             let frame = client_frame(*api, version, 1, Some("cut"), &sample_request(*api, version));
             for len in 0..frame.len() {
                 let result = parse_request(frame.slice(..len));

@@ -18,17 +18,17 @@ const fn v(min: i16, max: i16) -> VersionRange {
 
 /// Every API this broker answers, with the inclusive version range it advertises.
 ///
-/// Adding an API is one row here plus its handler. Produce stops at 9 and Fetch at 12 because
-/// later versions name topics by id; each range must lie within what kafka-protocol decodes
-/// (a unit test checks that).
+/// Adding an API is one row here plus its handler. Fetch stops at 12 because later versions
+/// name topics by id. Each range must lie within what kafka-protocol decodes (a unit test
+/// checks that), except ListOffsets v0, decoded by [`list_offsets_v0`](super::list_offsets_v0).
 pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Produce, v(3, 9)),
     (ApiKey::Fetch, v(4, 12)),
-    (ApiKey::ListOffsets, v(1, 8)),
+    (ApiKey::ListOffsets, v(0, 9)),
     (ApiKey::Metadata, v(0, 12)),
     (ApiKey::OffsetCommit, v(2, 8)),
-    (ApiKey::OffsetFetch, v(1, 7)),
-    (ApiKey::FindCoordinator, v(0, 3)),
+    (ApiKey::OffsetFetch, v(1, 9)),
+    (ApiKey::FindCoordinator, v(0, 5)),
     (ApiKey::JoinGroup, v(0, 9)),
     (ApiKey::Heartbeat, v(0, 4)),
     (ApiKey::LeaveGroup, v(0, 5)),
@@ -39,7 +39,7 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::AlterConfigs, v(0, 2)),
     (ApiKey::IncrementalAlterConfigs, v(0, 1)),
     (ApiKey::DescribeCluster, v(0, 1)),
-    (ApiKey::ApiVersions, v(0, 3)),
+    (ApiKey::ApiVersions, v(0, 4)),
     (ApiKey::CreateTopics, v(2, 4)),
     (ApiKey::DeleteTopics, v(1, 4)),
     (ApiKey::InitProducerId, v(0, 5)),
@@ -87,14 +87,15 @@ pub fn api_versions_unsupported() -> ApiVersionsResponse {
 
 /// Whether ListOffsets (v1+) accepts a target timestamp at `version`: any from 0 on; among the
 /// negative ones only the sentinels that version knows (-1 latest and -2 earliest always, -3
-/// max timestamp from v7, -4 earliest local from v8), as Kafka's
-/// `isListOffsetsTimestampUnsupported`. (-5, latest tiered, is v9's: not advertised.)
+/// max timestamp from v7, -4 earliest local from v8, -5 latest tiered from v9), as Kafka's
+/// `isListOffsetsTimestampUnsupported`.
 pub fn list_offsets_timestamp_supported(timestamp: i64, version: i16) -> bool {
     match timestamp {
         t if t >= 0 => true,
         -1 | -2 => true,
         -3 => version >= 7,
         -4 => version >= 8,
+        -5 => version >= 9,
         _ => false,
     }
 }
@@ -109,18 +110,18 @@ mod tests {
         assert!(list_offsets_timestamp_supported(-1, 1) && list_offsets_timestamp_supported(-2, 1));
         assert!(!list_offsets_timestamp_supported(-3, 6) && list_offsets_timestamp_supported(-3, 7));
         assert!(!list_offsets_timestamp_supported(-4, 7) && list_offsets_timestamp_supported(-4, 8));
-        assert!(!list_offsets_timestamp_supported(-5, 8));
+        assert!(!list_offsets_timestamp_supported(-5, 8) && list_offsets_timestamp_supported(-5, 9));
         assert!(!list_offsets_timestamp_supported(-7, 3) && !list_offsets_timestamp_supported(i64::MIN, 7));
     }
 
     #[test]
     fn table_is_exactly_the_advertised_ranges() {
         let expected = [
-            (ApiKey::ApiVersions, 0, 3),
+            (ApiKey::ApiVersions, 0, 4),
             (ApiKey::Metadata, 0, 12),
             (ApiKey::Produce, 3, 9),
             (ApiKey::Fetch, 4, 12),
-            (ApiKey::ListOffsets, 1, 8),
+            (ApiKey::ListOffsets, 0, 9),
             (ApiKey::CreateTopics, 2, 4),
             (ApiKey::DeleteTopics, 1, 4),
             (ApiKey::CreatePartitions, 0, 3),
@@ -128,8 +129,8 @@ mod tests {
             (ApiKey::InitProducerId, 0, 5),
             (ApiKey::OffsetForLeaderEpoch, 2, 4),
             (ApiKey::OffsetCommit, 2, 8),
-            (ApiKey::OffsetFetch, 1, 7),
-            (ApiKey::FindCoordinator, 0, 3),
+            (ApiKey::OffsetFetch, 1, 9),
+            (ApiKey::FindCoordinator, 0, 5),
             (ApiKey::JoinGroup, 0, 9),
             (ApiKey::Heartbeat, 0, 4),
             (ApiKey::LeaveGroup, 0, 5),
@@ -158,8 +159,9 @@ mod tests {
             assert!(ADVERTISED_APIS[i + 1..].iter().all(|(k, _)| k != key), "{key:?} listed twice");
             let crate_range = key.valid_versions();
             assert!(range.min <= range.max, "{key:?} has an empty range");
+            let legacy_min = if *key == ApiKey::ListOffsets { 0 } else { crate_range.min };
             assert!(
-                crate_range.min <= range.min && range.max <= crate_range.max,
+                legacy_min <= range.min && range.max <= crate_range.max,
                 "{key:?} {range} exceeds kafka-protocol's {crate_range}"
             );
         }

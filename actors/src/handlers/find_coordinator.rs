@@ -1,15 +1,21 @@
-//! FindCoordinator (v0–v3): a group's coordinator is the leader of its `__consumer_offsets`
+//! FindCoordinator (v0–v5): a group's coordinator is the leader of its `__consumer_offsets`
 //! partition, as in Kafka. The first lookup proposes the offsets topic and waits a moment for it
 //! (some admin clients do not retry COORDINATOR_NOT_AVAILABLE); if it takes longer, it answers
 //! COORDINATOR_NOT_AVAILABLE, which consumers retry. Transaction coordinators (key type 1) do not
 //! exist: transactions are not supported.
+//!
+//! From v4 (KIP-699) a request names several keys and each gets its own answer; v5 only adds an
+//! error code this broker never returns.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chronik::cluster::ClusterMetadata;
 use chronik::offsets::OFFSETS_TOPIC;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::context::NodeContext;
@@ -20,53 +26,86 @@ use crate::group_coordinator::ownership::{NoCoordinator, coordinator_for};
 const GROUP: i8 = 0;
 /// How long the first lookup waits for the offsets topic it asked for.
 const CREATE_WAIT: Duration = Duration::from_secs(5);
+/// The first version whose request carries a list of keys.
+const BATCHED: i16 = 4;
+
+/// Where one key's coordinator is: `(node id, host, port)`, or why it is not available.
+type Found = Result<(i32, String, i32), String>;
 
 /// Handles one FindCoordinator request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: FindCoordinatorRequest, version: i16) -> ResponseKind {
-    if req.key_type != GROUP {
-        return unavailable("transactions are not supported", version);
-    }
-    let group = req.key.as_str();
-    let mut metadata = ctx.metadata();
-    if let Err(NoCoordinator::NoTopic) = coordinator_for(&metadata, group) {
-        // The coordinator proposes it, one proposal at a time; without it, a later lookup
-        // asks again.
-        if let Some(coordinator) = ctx.coordinator.get() {
-            let _ = coordinator.cast(CoordinatorMsg::CreateOffsetsTopic);
-        }
-        let mut updates = ctx.metadata.subscribe();
-        let created = async {
-            let m = updates.wait_for(|m| !matches!(coordinator_for(m, group), Err(NoCoordinator::NoTopic))).await;
-            m.map(|m| m.clone())
-        };
-        if let Ok(Ok(latest)) = tokio::time::timeout(CREATE_WAIT, created).await {
-            metadata = latest;
-        }
-    }
-    let found = coordinator_for(&metadata, group);
-    let node = match found {
-        Ok(node) => node,
-        Err(NoCoordinator::NoTopic) => return unavailable(&format!("{OFFSETS_TOPIC} is being created"), version),
-        Err(NoCoordinator::NoLeader(p)) => {
-            return unavailable(&format!("{OFFSETS_TOPIC}-{p} has no available leader"), version);
-        }
+    let metadata = if req.key_type == GROUP { Some(offsets_topic_metadata(ctx).await) } else { None };
+    let find = |key: &str| match &metadata {
+        Some(metadata) => locate(metadata, key),
+        None => Err("transactions are not supported".to_owned()),
     };
-    let Some((host, port)) = super::host_port(&node.kafka) else {
-        return unavailable(&format!("broker {} has no usable address {:?}", node.id, node.kafka), version);
+    let response = if version >= BATCHED {
+        let coordinators = req.coordinator_keys.into_iter().map(|key| batched(find(key.as_str()), key)).collect();
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
+    } else {
+        single(find(req.key.as_str()), version)
     };
-    let response = FindCoordinatorResponse::default()
-        .with_node_id(BrokerId(node.id as i32))
-        .with_host(str_bytes(host))
-        .with_port(port);
     ResponseKind::FindCoordinator(response)
 }
 
-/// COORDINATOR_NOT_AVAILABLE (retriable), with why from v1 on.
-fn unavailable(why: &str, version: i16) -> ResponseKind {
-    let r = FindCoordinatorResponse::default()
-        .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-        .with_node_id(BrokerId(-1))
-        .with_port(-1);
-    let r = if version >= 1 { r.with_error_message(Some(str_bytes(why))) } else { r };
-    ResponseKind::FindCoordinator(r)
+/// The metadata to answer from. If the offsets topic does not exist yet, the coordinator
+/// proposes it (one proposal at a time; a later lookup asks again) and this waits a moment
+/// for it.
+async fn offsets_topic_metadata(ctx: &NodeContext) -> Arc<ClusterMetadata> {
+    let metadata = ctx.metadata();
+    let missing = |m: &ClusterMetadata| !m.topics.contains_key(OFFSETS_TOPIC);
+    if !missing(&metadata) {
+        return metadata;
+    }
+    if let Some(coordinator) = ctx.coordinator.get() {
+        let _ = coordinator.cast(CoordinatorMsg::CreateOffsetsTopic);
+    }
+    let mut updates = ctx.metadata.subscribe();
+    let created = async { updates.wait_for(|m| !missing(m)).await.map(|m| m.clone()) };
+    match tokio::time::timeout(CREATE_WAIT, created).await {
+        Ok(Ok(latest)) => latest,
+        _ => metadata,
+    }
+}
+
+/// The coordinator of `group` in `metadata`.
+fn locate(metadata: &ClusterMetadata, group: &str) -> Found {
+    let node = match coordinator_for(metadata, group) {
+        Ok(node) => node,
+        Err(NoCoordinator::NoTopic) => return Err(format!("{OFFSETS_TOPIC} is being created")),
+        Err(NoCoordinator::NoLeader(p)) => return Err(format!("{OFFSETS_TOPIC}-{p} has no available leader")),
+    };
+    match super::host_port(&node.kafka) {
+        Some((host, port)) => Ok((node.id as i32, host.to_owned(), port)),
+        None => Err(format!("broker {} has no usable address {:?}", node.id, node.kafka)),
+    }
+}
+
+/// A v0–v3 answer; COORDINATOR_NOT_AVAILABLE (retriable) where not found, with why from v1 on.
+fn single(found: Found, version: i16) -> FindCoordinatorResponse {
+    match found {
+        Ok((node, host, port)) => {
+            FindCoordinatorResponse::default().with_node_id(BrokerId(node)).with_host(str_bytes(host)).with_port(port)
+        }
+        Err(why) => {
+            let r = FindCoordinatorResponse::default()
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
+            if version >= 1 { r.with_error_message(Some(str_bytes(why))) } else { r }
+        }
+    }
+}
+
+/// One key's row of a v4+ answer.
+fn batched(found: Found, key: StrBytes) -> Coordinator {
+    let row = Coordinator::default().with_key(key);
+    match found {
+        Ok((node, host, port)) => row.with_node_id(BrokerId(node)).with_host(str_bytes(host)).with_port(port),
+        Err(why) => row
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+            .with_error_message(Some(str_bytes(why)))
+            .with_node_id(BrokerId(-1))
+            .with_port(-1),
+    }
 }

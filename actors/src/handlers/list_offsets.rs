@@ -1,12 +1,14 @@
-//! ListOffsets (v1–v8): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
-//! (-4, v8+: the log start here, as there is no tiered storage) or the first offset whose
-//! timestamp is at or after a target. Arguments Kafka refuses are answered at once with its
+//! ListOffsets (v1–v9): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
+//! (-4, v8+: the log start here, as there is no tiered storage), latest tiered (-5, v9+:
+//! none, -1) or the first offset whose timestamp is at or after a target. v0 has its own
+//! legacy answer (see [`handle_v0`]). Arguments Kafka refuses are answered at once with its
 //! codes: a partition named twice (INVALID_REQUEST), a negative timestamp that is no sentinel
 //! of the request's version (UNSUPPORTED_VERSION).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use chronik::protocol::list_offsets_v0::{ListOffsetsV0, PartitionAnswerV0};
 use chronik::protocol::versions::list_offsets_timestamp_supported;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
@@ -41,6 +43,30 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, version: i1
         topics.push(ListOffsetsTopicResponse::default().with_name(topic_name(name)).with_partitions(partitions));
     }
     ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// Handles one ListOffsets v0 request: per partition, Kafka's legacy list of offsets.
+pub async fn handle_v0(ctx: &Arc<NodeContext>, req: ListOffsetsV0) -> Vec<(String, Vec<PartitionAnswerV0>)> {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for topic in req.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let (timestamp, max_num_offsets) = (p.timestamp, p.max_num_offsets);
+            let found = match replica_for(ctx, &topic.name, p.partition) {
+                Ok(replica) => {
+                    let msg = |reply| ReplicaMsg::LegacyOffsets { timestamp, max_num_offsets, reply };
+                    ask_replica(&replica, msg).await
+                }
+                Err(e) => Err(e),
+            };
+            partitions.push(match found {
+                Ok(offsets) => (p.partition, 0, offsets),
+                Err(e) => (p.partition, e.code, Vec::new()),
+            });
+        }
+        topics.push((topic.name, partitions));
+    }
+    topics
 }
 
 /// Kafka's checks before any lookup (`ReplicaManager.fetchOffset`).

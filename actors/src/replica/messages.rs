@@ -151,6 +151,17 @@ pub enum ReplicaMsg {
         /// Where the answer goes.
         reply: RpcReplyPort<Result<(i64, i64), PartitionError>>,
     },
+    /// From a connection: ListOffsets v0 for one partition, Kafka's legacy answer of up to
+    /// `max_num_offsets` segment offsets at or before `timestamp` (-1 latest, -2 earliest),
+    /// newest first and capped at the high watermark.
+    LegacyOffsets {
+        /// Target time in ms or sentinel.
+        timestamp: i64,
+        /// At most this many offsets.
+        max_num_offsets: i32,
+        /// Where the answer goes.
+        reply: RpcReplyPort<Result<Vec<i64>, PartitionError>>,
+    },
     /// From DescribeProducers (KIP-664), on the leader: the idempotent producers that wrote
     /// here, as the producer state tracks them.
     DescribeProducers(RpcReplyPort<Result<Vec<ProducerSummary>, PartitionError>>),

@@ -3,6 +3,7 @@
 use chronik::log::{LogError, PartitionLog};
 use chronik::partition::replication::LeaderEpochCache;
 use chronik::partition::{ProducerStateTable, ProducerSummary};
+use chronik::protocol::list_offsets_v0::legacy_offsets;
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
@@ -16,6 +17,8 @@ const MAX_TIMESTAMP: i64 = -3;
 /// ListOffsets v8 (KIP-405): the first offset still in local storage. Without tiered storage
 /// every segment is local, so it is the log start offset, as in Kafka without remote storage.
 const EARLIEST_LOCAL: i64 = -4;
+/// ListOffsets v9 (KIP-1005): the highest offset in tiered storage.
+const LATEST_TIERED: i64 = -5;
 
 impl ReplicaState {
     /// Clients read only from a leader that leads: a replica the metadata names leader but whose
@@ -45,18 +48,20 @@ impl ReplicaState {
         }
     }
 
-    /// `(offset, timestamp)` for a ListOffsets target; `(-1, -1)` when no record qualifies.
     /// DescribeProducers: only the leader answers, as in Kafka (clients route it there).
     pub(super) fn describe_producers(&self) -> Result<Vec<ProducerSummary>, PartitionError> {
         self.check_serving()?;
         Ok(self.producers.summaries())
     }
 
+    /// `(offset, timestamp)` for a ListOffsets target; `(-1, -1)` when no record qualifies.
     pub(super) fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
         self.check_serving()?;
         match timestamp {
             LATEST => Ok((self.high_watermark, -1)),
             EARLIEST | EARLIEST_LOCAL => Ok((self.log.log_start_offset(), -1)),
+            // Nothing is tiered: Kafka without remote storage answers -1 too.
+            LATEST_TIERED => Ok((-1, -1)),
             MAX_TIMESTAMP => self.max_timestamp_offset(),
             ts => match self.log.offset_for_timestamp(ts) {
                 Ok(Some((offset, ts))) if offset < self.high_watermark => Ok((offset, ts)),
@@ -64,6 +69,15 @@ impl ReplicaState {
                 Err(e) => Err(self.storage_error(e)),
             },
         }
+    }
+
+    /// ListOffsets v0's answer (see [`ReplicaMsg::LegacyOffsets`](super::ReplicaMsg)).
+    pub(super) fn legacy_offsets(&self, timestamp: i64, max_num_offsets: i32) -> Result<Vec<i64>, PartitionError> {
+        self.check_serving()?;
+        let segments = self.log.segment_times().map_err(|e| self.storage_error(e))?;
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        let now = super::now_ms();
+        Ok(legacy_offsets(&segments, start, end, self.high_watermark, (timestamp, max_num_offsets, now)))
     }
 
     /// The batch holding the largest timestamp below the high watermark (ListOffsets v7's

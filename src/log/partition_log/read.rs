@@ -78,6 +78,12 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// Every segment's base offset and the last modification time of its file, oldest first
+    /// (ListOffsets v0's legacy answer is built from them, as Kafka's is).
+    pub fn segment_times(&self) -> Result<Vec<(i64, i64)>, LogError> {
+        self.segments().map(|s| Ok((s.base_offset(), s.modified_ms()?))).collect()
+    }
+
     /// The segments as they are now, for digests computed on another thread.
     pub fn view(&self) -> crate::log::digest::LogView {
         let segments = self

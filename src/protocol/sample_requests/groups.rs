@@ -10,7 +10,9 @@ use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Encodable;
@@ -82,6 +84,16 @@ pub(super) fn offset_commit(version: i16) -> OffsetCommitRequest {
 
 /// v1 must name its partitions; v2+ asks for all of the group's offsets (null topics).
 pub(super) fn offset_fetch(version: i16) -> OffsetFetchRequest {
+    if version >= 8 {
+        // v8+: several groups, one asking for named partitions (as a v9 member), one for all.
+        let named = OffsetFetchRequestTopics::default().with_name(topic(TOPIC)).with_partition_indexes(vec![0, 2]);
+        let mut asking = OffsetFetchRequestGroup::default().with_group_id(group(GROUP)).with_topics(Some(vec![named]));
+        if version >= 9 {
+            asking = asking.with_member_id(Some(s(LEADER))).with_member_epoch(5);
+        }
+        let all = OffsetFetchRequestGroup::default().with_group_id(group("other-group")).with_topics(None);
+        return OffsetFetchRequest::default().with_groups(vec![asking, all]).with_require_stable(true);
+    }
     let request = OffsetFetchRequest::default().with_group_id(group(GROUP));
     if version < 2 {
         let named = OffsetFetchRequestTopic::default().with_name(topic(TOPIC)).with_partition_indexes(vec![0, 1, 2]);
@@ -91,8 +103,14 @@ pub(super) fn offset_fetch(version: i16) -> OffsetFetchRequest {
     if version >= 7 { request.with_require_stable(true) } else { request }
 }
 
-/// Looks up the group's coordinator; v1+ says the key is a group id (key type 0).
+/// Looks up the group's coordinator; v1+ says the key is a group id (key type 0), v4+ asks
+/// for two groups at once.
 pub(super) fn find_coordinator(version: i16) -> FindCoordinatorRequest {
+    if version >= 4 {
+        return FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![s(GROUP), s("other-group")]);
+    }
     let request = FindCoordinatorRequest::default().with_key(s(GROUP));
     if version >= 1 { request.with_key_type(0) } else { request }
 }

@@ -6,11 +6,15 @@
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::offset_fetch_response::{OffsetFetchResponsePartition, OffsetFetchResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
 use kafka_protocol::messages::*;
 
 use crate::protocol::sample_requests::groups::{FOLLOWER, GROUP, INSTANCE, LEADER, assignment, group, subscription};
@@ -41,6 +45,9 @@ pub(super) fn offset_commit(version: i16) -> OffsetCommitResponse {
 
 /// Partition 0 has a committed offset (with its leader epoch from v5); partition 2 has none.
 pub(super) fn offset_fetch(version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        return offset_fetch_groups();
+    }
     let mut committed = OffsetFetchResponsePartition::default()
         .with_partition_index(0)
         .with_committed_offset(44)
@@ -66,8 +73,38 @@ pub(super) fn offset_fetch(version: i16) -> OffsetFetchResponse {
     response
 }
 
-/// This broker coordinates the group.
+/// v8+: the same two partitions for the first group; the second group's coordinator is
+/// elsewhere.
+fn offset_fetch_groups() -> OffsetFetchResponse {
+    let committed = OffsetFetchResponsePartitions::default()
+        .with_partition_index(0)
+        .with_committed_offset(44)
+        .with_committed_leader_epoch(3)
+        .with_metadata(Some(s("batch-17")));
+    let none = OffsetFetchResponsePartitions::default()
+        .with_partition_index(2)
+        .with_committed_offset(-1)
+        .with_metadata(Some(s("")));
+    let topics =
+        vec![OffsetFetchResponseTopics::default().with_name(topic(TOPIC)).with_partitions(vec![committed, none])];
+    let found = OffsetFetchResponseGroup::default().with_group_id(group(GROUP)).with_topics(topics);
+    let elsewhere = OffsetFetchResponseGroup::default().with_group_id(group("other-group")).with_error_code(16);
+    OffsetFetchResponse::default().with_groups(vec![found, elsewhere]).with_throttle_time_ms(0)
+}
+
+/// This broker coordinates the group (v0–v3); v4+ answers per key, one not found yet.
 pub(super) fn find_coordinator(version: i16) -> FindCoordinatorResponse {
+    if version >= 4 {
+        // v4+: one row per key asked, each with its own error.
+        let found = Coordinator::default().with_key(s(GROUP)).with_node_id(BrokerId(1)).with_host(s("localhost"));
+        let missing = Coordinator::default()
+            .with_key(s("other-group"))
+            .with_node_id(BrokerId(-1))
+            .with_port(-1)
+            .with_error_code(15)
+            .with_error_message(Some(s("__consumer_offsets is being created")));
+        return FindCoordinatorResponse::default().with_coordinators(vec![found.with_port(9092), missing]);
+    }
     let response = FindCoordinatorResponse::default()
         .with_error_code(0)
         .with_node_id(BrokerId(1))
