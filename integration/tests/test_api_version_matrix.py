@@ -271,6 +271,12 @@ def test_create_topics_validate_only_and_errors_at_the_newest_version(broker, ad
     assert (t["num_partitions"], t["replication_factor"], t["configs"]) == (-1, -1, []), t
     # kafka-python decodes the zero id as None.
     assert t["topic_id"] in (None, ZERO_UUID) and t.get("topic_config_error_code", 0) == 0, t
+    twice = f"matrix-twice-{uuid.uuid4().hex[:8]}"
+    req = create_request(twice)
+    req.topics = req.topics * 2
+    [t] = roundtrip(broker.bootstrap, req, CreateTopicsResponse, hi, 7)["topics"]
+    assert (t["name"], t["error_code"], t["num_partitions"]) == (twice, ERR_INVALID_REQUEST, -1), t
+    assert metadata_topic_id(broker, twice) is None
 
 
 def test_delete_topics_v6_by_id(broker, advertised):

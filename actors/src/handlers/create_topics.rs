@@ -5,7 +5,7 @@
 //! fails carries none of that: Kafka resets them (-1, -1, no configs, the zero id) and leaves
 //! `topic_config_error_code` at 0, which is only for configs it may not show.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chronik::cluster::{ClusterMetadata, DescribedConfig, MetadataCommand, validate_topic_configs};
@@ -27,8 +27,21 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest, version: i
     let mut results: Vec<CreatableTopicResult> = Vec::with_capacity(req.topics.len());
     let mut commands = Vec::new();
     let mut slots = Vec::new();
+    let mut copies: HashMap<&str, usize> = HashMap::new();
+    for topic in &req.topics {
+        *copies.entry(topic.name.0.as_str()).or_default() += 1;
+    }
+    let mut answered = HashSet::new();
     for topic in &req.topics {
         let name = topic.name.0.to_string();
+        if copies[name.as_str()] > 1 {
+            // As Kafka: a name given twice creates nothing and is answered once.
+            if answered.insert(name.clone()) {
+                let message = "Found multiple entries for this topic.".to_string();
+                results.push(failed(&name, ResponseError::InvalidRequest.code(), message));
+            }
+            continue;
+        }
         match command_for(ctx, &metadata, topic) {
             Err((code, message)) => results.push(failed(&name, code, message)),
             Ok(command) => {
