@@ -36,6 +36,8 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: DeleteTopicsRequest, version: i
     } else {
         req.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
     };
+    // The delete itself goes by name (the metadata command has no id): a topic deleted and
+    // re-created under the same name between this look-up and the delete would go instead.
     let rows = plan(&requested, &ctx.metadata().topics);
     let commands = rows
         .iter()
