@@ -82,7 +82,7 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::Metadata(r) => async move { Some(metadata::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::Fetch(r) => async move { Some(fetch::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::ListOffsets(r) => async move { Some(list_offsets::handle(&ctx, r, v).await) }.boxed(),
-        RequestKind::CreateTopics(r) => async move { Some(create_topics::handle(&ctx, r).await) }.boxed(),
+        RequestKind::CreateTopics(r) => async move { Some(create_topics::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::DeleteTopics(r) => async move { Some(delete_topics::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::CreatePartitions(r) => async move { Some(create_partitions::handle(&ctx, r).await) }.boxed(),
         RequestKind::DescribeConfigs(r) => async move { Some(describe_configs::handle(&ctx, r, v)) }.boxed(),

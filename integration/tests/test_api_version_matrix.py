@@ -27,6 +27,7 @@ from kafka.protocol.producer import (
 
 import kproto
 from client_helpers import admin, create_topic
+from harness import wait_until
 
 RECORDS = [b"matrix-%d" % i for i in range(3)]
 
@@ -171,27 +172,129 @@ def test_list_offsets_all_versions(broker, advertised, mtopic):
         check_versions(broker, advertised, 2, build, check)
 
 
+ERR_TOPIC_ALREADY_EXISTS = 36
+ERR_UNKNOWN_TOPIC_ID = 100
+ERR_INVALID_REQUEST = 42
+TOPIC_CONFIG = 1
+DEFAULT_CONFIG = 5
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def metadata_topic_id(broker, name: str):
+    """The topic's id as Metadata v12 reports it, or None when the topic does not exist."""
+    req = MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=name, topic_id=ZERO_UUID)],
+                          allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+    [t] = roundtrip(broker.bootstrap, req, MetadataResponse, 12, 77)["topics"]
+    return t["topic_id"] if t["error_code"] == 0 else None
+
+
+def create_request(name: str, validate_only: bool = False):
+    T = CreateTopicsRequest.CreatableTopic
+    C = T.CreatableTopicConfig
+    return CreateTopicsRequest(topics=[T(name=name, num_partitions=2, replication_factor=1, assignments=[],
+                                         configs=[C(name="retention.ms", value="3600000")])],
+                               timeout_ms=10000, validate_only=validate_only)
+
+
+def assert_described(v: int, t: dict) -> None:
+    """A v5+ answer for a topic created with create_request (KIP-525)."""
+    assert (t["num_partitions"], t["replication_factor"]) == (2, 1), t
+    configs = {c["name"]: c for c in t["configs"]}
+    assert (configs["retention.ms"]["value"], configs["retention.ms"]["config_source"]) == \
+        ("3600000", TOPIC_CONFIG), configs["retention.ms"]
+    assert (configs["cleanup.policy"]["value"], configs["cleanup.policy"]["config_source"]) == \
+        ("delete", DEFAULT_CONFIG), configs["cleanup.policy"]
+    assert {"retention.bytes", "segment.bytes", "min.insync.replicas"} <= set(configs), sorted(configs)
+    assert not any(c["read_only"] or c["is_sensitive"] for c in configs.values())
+    assert t.get("topic_config_error_code", 0) == 0, t
+
+
 def test_create_and_delete_topics_all_versions(broker, advertised):
     base = f"matrix-ct-{uuid.uuid4().hex[:8]}"
-    def build_create(v):
-        T = CreateTopicsRequest.CreatableTopic
-        return CreateTopicsRequest(topics=[T(name=f"{base}-v{v}", num_partitions=1, replication_factor=1,
-                                             assignments=[], configs=[])],
-                                   timeout_ms=10000, validate_only=False), CreateTopicsResponse
+    lo, hi = advertised[19]
+    assert hi >= 7, f"CreateTopics advertised up to v{hi}"
 
-    check_versions(broker, advertised, 19, build_create)
+    def check_create(v, resp):
+        [t] = resp["topics"]
+        assert t["name"] == f"{base}-v{v}" and t["error_message"] is None, t
+        if v >= 5:
+            assert_described(v, t)
+        if v >= 7:
+            wait_until(lambda: metadata_topic_id(broker, t["name"]) is not None, 15, f"{t['name']} in metadata")
+            assert t["topic_id"] == metadata_topic_id(broker, t["name"]), t
+
+    check_versions(broker, advertised, 19, lambda v: (create_request(f"{base}-v{v}"), CreateTopicsResponse),
+                   check_create)
     dlo, dhi = advertised[20]
+    assert dhi >= 6, f"DeleteTopics advertised up to v{dhi}"
     targets = {v: f"{base}-del-v{v}" for v in range(dlo, dhi + 1)}
     a = admin(broker.bootstrap)
     try:
         a.create_topics({t: {"num_partitions": 1, "replication_factor": 1} for t in targets.values()})
     finally:
         a.close()
+    ids = {}
+    for v, name in targets.items():
+        wait_until(lambda: metadata_topic_id(broker, name) is not None, 15, f"{name} in metadata")
+        ids[v] = metadata_topic_id(broker, name)
 
     def build_delete(v):
+        if v >= 6:
+            S = DeleteTopicsRequest.DeleteTopicState
+            return DeleteTopicsRequest(topics=[S(name=targets[v], topic_id=ZERO_UUID)], timeout_ms=10000), \
+                DeleteTopicsResponse
         return DeleteTopicsRequest(topic_names=[targets[v]], timeout_ms=10000), DeleteTopicsResponse
 
-    check_versions(broker, advertised, 20, build_delete)
+    def check_delete(v, resp):
+        [r] = resp["responses"]
+        assert r["name"] == targets[v], r
+        if v >= 5:
+            assert r["error_message"] is None, r
+        if v >= 6:
+            assert r["topic_id"] == ids[v], r
+        assert metadata_topic_id(broker, targets[v]) is None
+
+    check_versions(broker, advertised, 20, build_delete, check_delete)
+
+
+def test_create_topics_validate_only_and_errors_at_the_newest_version(broker, advertised):
+    _, hi = advertised[19]
+    name = f"matrix-vo-{uuid.uuid4().hex[:8]}"
+    [t] = roundtrip(broker.bootstrap, create_request(name, validate_only=True), CreateTopicsResponse, hi, 5)["topics"]
+    assert t["error_code"] == 0, t
+    assert_described(hi, t)  # Kafka answers with what the topic would be
+    assert metadata_topic_id(broker, name) is None
+    create_topic(broker.bootstrap, name, 1)
+    [t] = roundtrip(broker.bootstrap, create_request(name), CreateTopicsResponse, hi, 6)["topics"]
+    assert t["error_code"] == ERR_TOPIC_ALREADY_EXISTS, t
+    # Kafka resets what a failed topic would describe; topic_config_error_code stays 0.
+    assert (t["num_partitions"], t["replication_factor"], t["configs"]) == (-1, -1, []), t
+    # kafka-python decodes the zero id as None.
+    assert t["topic_id"] in (None, ZERO_UUID) and t.get("topic_config_error_code", 0) == 0, t
+    twice = f"matrix-twice-{uuid.uuid4().hex[:8]}"
+    req = create_request(twice)
+    req.topics = req.topics * 2
+    [t] = roundtrip(broker.bootstrap, req, CreateTopicsResponse, hi, 7)["topics"]
+    assert (t["name"], t["error_code"], t["num_partitions"]) == (twice, ERR_INVALID_REQUEST, -1), t
+    assert metadata_topic_id(broker, twice) is None
+
+
+def test_delete_topics_v6_by_id(broker, advertised):
+    _, hi = advertised[20]
+    name = f"matrix-dbid-{uuid.uuid4().hex[:8]}"
+    create_topic(broker.bootstrap, name, 1)
+    topic_id = metadata_topic_id(broker, name)
+    assert topic_id not in (None, ZERO_UUID)
+    S = DeleteTopicsRequest.DeleteTopicState
+    unknown = uuid.uuid4()
+    req = DeleteTopicsRequest(topics=[S(name=None, topic_id=topic_id), S(name=None, topic_id=unknown),
+                                      S(name=None, topic_id=ZERO_UUID)], timeout_ms=10000)
+    deleted, missing, neither = roundtrip(broker.bootstrap, req, DeleteTopicsResponse, hi, 7)["responses"]
+    assert (deleted["name"], deleted["topic_id"], deleted["error_code"]) == (name, topic_id, 0), deleted
+    assert (missing["name"], missing["topic_id"], missing["error_code"]) == \
+        (None, unknown, ERR_UNKNOWN_TOPIC_ID), missing
+    assert neither["error_code"] == ERR_INVALID_REQUEST, neither
+    assert metadata_topic_id(broker, name) is None
 
 
 def test_create_partitions_all_versions(broker, advertised, topic):

@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -93,7 +94,7 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::Fetch => RequestKind::Fetch(fetch(version)),
         ApiKey::ListOffsets => RequestKind::ListOffsets(list_offsets(version)),
         ApiKey::CreateTopics => RequestKind::CreateTopics(create_topics()),
-        ApiKey::DeleteTopics => RequestKind::DeleteTopics(delete_topics()),
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(delete_topics(version)),
         ApiKey::CreatePartitions => RequestKind::CreatePartitions(create_partitions()),
         ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(describe_configs(version)),
         ApiKey::InitProducerId => RequestKind::InitProducerId(init_producer_id(version)),
@@ -208,8 +209,15 @@ fn create_topics() -> CreateTopicsRequest {
     CreateTopicsRequest::default().with_topics(vec![new_topic]).with_timeout_ms(30_000).with_validate_only(false)
 }
 
-fn delete_topics() -> DeleteTopicsRequest {
-    DeleteTopicsRequest::default().with_topic_names(vec![topic(TOPIC)]).with_timeout_ms(30_000)
+/// From v6 one topic by name and one by id; before, names only.
+fn delete_topics(version: i16) -> DeleteTopicsRequest {
+    let request = DeleteTopicsRequest::default().with_timeout_ms(30_000);
+    if version < 6 {
+        return request.with_topic_names(vec![topic(TOPIC)]);
+    }
+    let by_name = DeleteTopicState::default().with_name(Some(topic(TOPIC)));
+    let by_id = DeleteTopicState::default().with_name(None).with_topic_id(uuid::Uuid::from_u128(7));
+    request.with_topics(vec![by_name, by_id])
 }
 
 fn create_partitions() -> CreatePartitionsRequest {

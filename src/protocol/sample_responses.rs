@@ -5,7 +5,7 @@
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -51,7 +51,7 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::Produce => ResponseKind::Produce(produce(version)),
         ApiKey::Fetch => ResponseKind::Fetch(fetch(version)),
         ApiKey::ListOffsets => ResponseKind::ListOffsets(list_offsets(version)),
-        ApiKey::CreateTopics => ResponseKind::CreateTopics(create_topics()),
+        ApiKey::CreateTopics => ResponseKind::CreateTopics(create_topics(version)),
         ApiKey::DeleteTopics => ResponseKind::DeleteTopics(delete_topics(version)),
         ApiKey::CreatePartitions => ResponseKind::CreatePartitions(create_partitions()),
         ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(describe_configs(version)),
@@ -165,8 +165,19 @@ fn list_offsets(version: i16) -> ListOffsetsResponse {
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-fn create_topics() -> CreateTopicsResponse {
-    let created = CreatableTopicResult::default().with_name(topic(TOPIC)).with_error_code(0);
+/// From v5 the created topic is described (KIP-525), from v7 with its id.
+fn create_topics(version: i16) -> CreateTopicsResponse {
+    let mut created = CreatableTopicResult::default().with_name(topic(TOPIC)).with_error_code(0);
+    if version >= 5 {
+        let config = CreatableTopicConfigs::default()
+            .with_name(s("retention.ms"))
+            .with_value(Some(s("60000")))
+            .with_config_source(1);
+        created = created.with_num_partitions(3).with_replication_factor(1).with_configs(Some(vec![config]));
+    }
+    if version >= 7 {
+        created = created.with_topic_id(uuid::Uuid::from_u128(7));
+    }
     let exists = CreatableTopicResult::default()
         .with_name(topic("taken"))
         .with_error_code(36)
@@ -179,7 +190,16 @@ fn delete_topics(version: i16) -> DeleteTopicsResponse {
     if version >= 5 {
         deleted = deleted.with_error_message(None);
     }
-    DeleteTopicsResponse::default().with_responses(vec![deleted])
+    if version < 6 {
+        return DeleteTopicsResponse::default().with_responses(vec![deleted]);
+    }
+    let unknown_id = DeletableTopicResult::default()
+        .with_name(None)
+        .with_topic_id(uuid::Uuid::from_u128(7))
+        .with_error_code(100)
+        .with_error_message(Some(s("This server does not host this topic ID.")));
+    deleted = deleted.with_topic_id(uuid::Uuid::from_u128(3));
+    DeleteTopicsResponse::default().with_responses(vec![deleted, unknown_id])
 }
 
 fn create_partitions() -> CreatePartitionsResponse {

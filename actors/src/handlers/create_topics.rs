@@ -1,34 +1,58 @@
 //! CreateTopics: validate every topic, then create the valid ones in one metadata change.
+//!
+//! From v5 (KIP-525) a created topic's answer also carries its partition count, replication
+//! factor and every config as DescribeConfigs reports it; from v7 its topic id. A topic that
+//! fails carries none of that: Kafka resets them (-1, -1, no configs, the zero id) and leaves
+//! `topic_config_error_code` at 0, which is only for configs it may not show.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use chronik::cluster::{ClusterMetadata, MetadataCommand, validate_topic_configs};
+use chronik::cluster::{ClusterMetadata, DescribedConfig, MetadataCommand, validate_topic_configs};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ResponseKind};
 
+use super::describe_configs::topic_configs;
 use super::{apply_metadata, metadata_error_code, str_bytes, topic_name};
 use crate::context::NodeContext;
 
+/// The first version whose answer describes the created topic (KIP-525).
+const DESCRIBES_CREATED: i16 = 5;
+
 /// Handles one CreateTopics request.
-pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest) -> ResponseKind {
+pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest, version: i16) -> ResponseKind {
     let metadata = ctx.metadata();
     let mut results: Vec<CreatableTopicResult> = Vec::with_capacity(req.topics.len());
     let mut commands = Vec::new();
     let mut slots = Vec::new();
+    let mut copies: HashMap<&str, usize> = HashMap::new();
+    for topic in &req.topics {
+        *copies.entry(topic.name.0.as_str()).or_default() += 1;
+    }
+    let mut answered = HashSet::new();
     for topic in &req.topics {
         let name = topic.name.0.to_string();
-        // Kafka sends a null message on success; the codec's default is "".
-        let result = CreatableTopicResult::default().with_name(topic_name(&name)).with_error_message(None);
-        match command_for(ctx, &metadata, topic) {
-            Err((code, message)) => {
-                results.push(result.with_error_code(code).with_error_message(Some(str_bytes(message))))
+        if copies[name.as_str()] > 1 {
+            // As Kafka: a name given twice creates nothing and is answered once.
+            if answered.insert(name.clone()) {
+                let message = "Found multiple entries for this topic.".to_string();
+                results.push(failed(&name, ResponseError::InvalidRequest.code(), message));
             }
+            continue;
+        }
+        match command_for(ctx, &metadata, topic) {
+            Err((code, message)) => results.push(failed(&name, code, message)),
             Ok(command) => {
                 slots.push(results.len());
-                results.push(result);
+                let result = succeeded(&name);
+                // validate_only too: Kafka answers with what the topic would be.
+                results.push(if version >= DESCRIBES_CREATED {
+                    describe_created(ctx, &metadata, result, &command)
+                } else {
+                    result
+                });
                 commands.push(command);
             }
         }
@@ -36,13 +60,59 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: CreateTopicsRequest) -> Respons
     if !req.validate_only && !commands.is_empty() {
         for (slot, outcome) in slots.into_iter().zip(apply_metadata(ctx, commands).await) {
             if let Err(e) = outcome {
-                let r = std::mem::take(&mut results[slot]);
-                results[slot] =
-                    r.with_error_code(metadata_error_code(&e)).with_error_message(Some(str_bytes(e.to_string())));
+                let name = results[slot].name.0.to_string();
+                results[slot] = failed(&name, metadata_error_code(&e), e.to_string());
             }
         }
     }
     ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(results))
+}
+
+/// A topic's answer before anything is known of it. Kafka sends a null message on success;
+/// the codec's default is "".
+fn succeeded(name: &str) -> CreatableTopicResult {
+    CreatableTopicResult::default().with_name(topic_name(name)).with_error_message(None)
+}
+
+/// A failed topic's answer: the codec's defaults are Kafka's reset values (-1 partitions,
+/// -1 replication factor, no configs, the zero id).
+fn failed(name: &str, code: i16, message: String) -> CreatableTopicResult {
+    succeeded(name).with_error_code(code).with_error_message(Some(str_bytes(message)))
+}
+
+/// Adds what the v5+ answer says of a topic `command` creates (or would create).
+fn describe_created(
+    ctx: &NodeContext,
+    metadata: &ClusterMetadata,
+    result: CreatableTopicResult,
+    command: &MetadataCommand,
+) -> CreatableTopicResult {
+    let MetadataCommand::CreateTopic { id, partitions, replication_factor, configs, .. } = command else {
+        return result;
+    };
+    result
+        .with_topic_id(*id)
+        .with_num_partitions(*partitions)
+        .with_replication_factor(*replication_factor)
+        .with_configs(Some(creatable_configs(topic_configs(ctx, metadata, configs))))
+}
+
+/// The described configs in CreateTopics' form, sorted by name as Kafka sends them. Topic
+/// configs are never read-only, and none is sensitive.
+fn creatable_configs(described: Vec<DescribedConfig>) -> Vec<CreatableTopicConfigs> {
+    let mut configs: Vec<CreatableTopicConfigs> = described
+        .iter()
+        .map(|d| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(d.name))
+                .with_value(Some(str_bytes(d.value())))
+                .with_read_only(false)
+                .with_config_source(d.source() as i8)
+                .with_is_sensitive(false)
+        })
+        .collect();
+    configs.sort_by(|a, b| a.name.cmp(&b.name));
+    configs
 }
 
 /// The command for one requested topic, with the broker's defaults filled in.
@@ -98,4 +168,44 @@ fn manual_assignment(topic: &CreatableTopic) -> Result<Vec<Vec<u64>>, (i16, Stri
         return Err(invalid("partitions should be a consecutive 0-based integer sequence".into()));
     }
     Ok(by_partition.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use chronik::cluster::{BrokerValue, ConfigSource, describe_topic_configs};
+
+    use super::*;
+
+    #[test]
+    fn created_configs_are_every_topic_config_sorted_with_describe_configs_sources() {
+        let overrides = BTreeMap::from([("retention.ms".to_string(), "60000".to_string())]);
+        let broker = |key: &str| {
+            (key == "segment.bytes").then(|| BrokerValue {
+                dynamic: vec![("2048".into(), ConfigSource::DynamicDefaultBroker)],
+                value: "1024".into(),
+                default: "1073741824".into(),
+            })
+        };
+        let described = describe_topic_configs(&overrides, broker);
+        let configs = creatable_configs(described.clone());
+        assert_eq!(configs.len(), described.len());
+        assert!(configs.windows(2).all(|w| w[0].name < w[1].name), "sorted by name");
+        let get = |name: &str| configs.iter().find(|c| c.name.as_str() == name).expect(name);
+        let retention = get("retention.ms");
+        assert_eq!((retention.value.as_deref(), retention.config_source), (Some("60000"), 1));
+        let segment = get("segment.bytes");
+        assert_eq!((segment.value.as_deref(), segment.config_source), (Some("2048"), 3));
+        let cleanup = get("cleanup.policy");
+        assert_eq!((cleanup.value.as_deref(), cleanup.config_source), (Some("delete"), 5));
+        assert!(configs.iter().all(|c| !c.read_only && !c.is_sensitive));
+    }
+
+    #[test]
+    fn a_failed_topic_carries_kafkas_reset_values() {
+        let r = failed("t", ResponseError::TopicAlreadyExists.code(), "exists".into());
+        assert_eq!((r.error_code, r.error_message.as_deref()), (36, Some("exists")));
+        assert_eq!((r.num_partitions, r.replication_factor), (-1, -1));
+        assert_eq!((r.configs, r.topic_id, r.topic_config_error_code), (Some(Vec::new()), uuid::Uuid::nil(), 0));
+        assert_eq!(succeeded("t").error_message, None);
+    }
 }

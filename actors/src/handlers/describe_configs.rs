@@ -1,10 +1,11 @@
 //! DescribeConfigs: every Kafka topic config of a topic (override, broker setting or default,
 //! with synonyms when asked) and this broker's settings (read-only), each with its source.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chronik::cluster::{
-    BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DYNAMIC_BROKER_CONFIGS, DescribedConfig,
+    BrokerValue, ClusterMetadata, ConfigSource, ConfigSynonym, ConfigType, DYNAMIC_BROKER_CONFIGS, DescribedConfig,
     describe_topic_configs, dynamic_broker_value, is_dynamic_broker_key,
 };
 use chronik::config::Config;
@@ -49,17 +50,10 @@ fn describe(ctx: &NodeContext, res: &DescribeConfigsResource, synonyms: bool, ve
         base.clone().with_error_code(kind.code()).with_error_message(Some(str_bytes(message)))
     };
     let metadata = ctx.metadata();
-    let dynamic = |broker_key: &str| -> Vec<(String, ConfigSource)> {
-        dynamic_broker_value(&metadata, ctx.config.node_id, broker_key)
-            .into_iter()
-            .map(|(value, own)| {
-                (value, if own { ConfigSource::DynamicBroker } else { ConfigSource::DynamicDefaultBroker })
-            })
-            .collect()
-    };
+    let dynamic = |broker_key: &str| dynamic_values(ctx, &metadata, broker_key);
     let entries = match res.resource_type {
         TOPIC => match metadata.topics.get(name) {
-            Some(topic) => describe_topic_configs(&topic.configs, |key| broker_value(&ctx.config, key, &dynamic))
+            Some(topic) => topic_configs(ctx, &metadata, &topic.configs)
                 .into_iter()
                 .map(|described| Entry { described, read_only: false })
                 .collect(),
@@ -110,6 +104,26 @@ fn synonym(s: &ConfigSynonym) -> DescribeConfigsSynonym {
         .with_name(str_bytes(s.name.clone()))
         .with_value(Some(str_bytes(s.value.clone())))
         .with_source(s.source as i8)
+}
+
+/// Every topic config of a topic with `overrides` as this broker reports it: the override,
+/// else the broker's setting (run time, file), else the default. CreateTopics v5+ answers
+/// with the same list, so a new topic's configs read the same both ways.
+pub(super) fn topic_configs(
+    ctx: &NodeContext,
+    metadata: &ClusterMetadata,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<DescribedConfig> {
+    let dynamic = |broker_key: &str| dynamic_values(ctx, metadata, broker_key);
+    describe_topic_configs(overrides, |key| broker_value(&ctx.config, key, &dynamic))
+}
+
+/// Run-time values of `broker_key` on this node, highest precedence first.
+fn dynamic_values(ctx: &NodeContext, metadata: &ClusterMetadata, broker_key: &str) -> Vec<(String, ConfigSource)> {
+    dynamic_broker_value(metadata, ctx.config.node_id, broker_key)
+        .into_iter()
+        .map(|(value, own)| (value, if own { ConfigSource::DynamicBroker } else { ConfigSource::DynamicDefaultBroker }))
+        .collect()
 }
 
 /// Run-time values of a broker key on this node, highest precedence first.
