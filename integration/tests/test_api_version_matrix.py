@@ -80,6 +80,9 @@ def mtopic(broker) -> str:
 def check_versions(broker, advertised, api_key: int, build, check=None) -> None:
     """Send build(version) at every advertised version; collect every failure."""
     lo, hi = advertised[api_key]
+    # ListOffsets v0 has its own layout that kafka-python's schema classes no longer encode:
+    # test_compat_versions.py drives it.
+    lo = max(lo, 1) if api_key == 2 else lo
     failures = []
     for v in range(lo, hi + 1):
         try:
@@ -358,6 +361,7 @@ def test_list_offsets_earliest_local_from_v8_only(broker, advertised, mtopic):
     """-4 (EARLIEST_LOCAL, KIP-405) is v8's sentinel: without tiered storage it is the log start,
     the same answer as -2 (earliest); older versions refuse it with UNSUPPORTED_VERSION (35)."""
     lo, hi = advertised[2]
+    lo = max(lo, 1)
     assert hi >= 8
     epoch = broker.partition(mtopic, 0)["leader_epoch"]
 

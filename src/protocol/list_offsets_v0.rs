@@ -157,41 +157,38 @@ fn array<T>(
 mod tests {
     use super::*;
 
-    fn request(topics: &[(&str, &[(i32, i64, i32)])]) -> Bytes {
+    /// A consumer's request for `partitions` of one topic.
+    fn request(name: &str, partitions: &[PartitionV0]) -> Bytes {
         let mut buf = BytesMut::new();
         buf.put_i32(-1);
-        buf.put_i32(topics.len() as i32);
-        for (name, partitions) in topics {
-            buf.put_i16(name.len() as i16);
-            buf.put_slice(name.as_bytes());
-            buf.put_i32(partitions.len() as i32);
-            for &(p, ts, max) in *partitions {
-                buf.put_i32(p);
-                buf.put_i64(ts);
-                buf.put_i32(max);
-            }
+        buf.put_i32(1);
+        buf.put_i16(name.len() as i16);
+        buf.put_slice(name.as_bytes());
+        buf.put_i32(partitions.len() as i32);
+        for p in partitions {
+            buf.put_i32(p.partition);
+            buf.put_i64(p.timestamp);
+            buf.put_i32(p.max_num_offsets);
         }
         buf.freeze()
     }
 
     #[test]
     fn decodes_what_a_client_sends() {
-        let decoded = decode(request(&[("orders", &[(0, -1, 1), (3, 1_700_000_000_000, 5)])])).expect("decodes");
+        let partitions = [
+            PartitionV0 { partition: 0, timestamp: -1, max_num_offsets: 1 },
+            PartitionV0 { partition: 3, timestamp: 1_700_000_000_000, max_num_offsets: 5 },
+        ];
+        let decoded = decode(request("orders", &partitions)).expect("decodes");
         assert_eq!(decoded.replica_id, -1);
         assert_eq!(decoded.topics.len(), 1);
         assert_eq!(decoded.topics[0].name, "orders");
-        assert_eq!(
-            decoded.topics[0].partitions,
-            vec![
-                PartitionV0 { partition: 0, timestamp: -1, max_num_offsets: 1 },
-                PartitionV0 { partition: 3, timestamp: 1_700_000_000_000, max_num_offsets: 5 },
-            ]
-        );
+        assert_eq!(decoded.topics[0].partitions, partitions);
     }
 
     #[test]
     fn refuses_truncated_bodies_and_counts_the_body_cannot_hold() {
-        let whole = request(&[("orders", &[(0, -1, 1)])]);
+        let whole = request("orders", &[PartitionV0 { partition: 0, timestamp: -1, max_num_offsets: 1 }]);
         for cut in 0..whole.len() {
             assert!(decode(whole.slice(..cut)).is_err(), "cut at {cut}");
         }
