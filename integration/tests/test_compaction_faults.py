@@ -1,0 +1,103 @@
+"""Log compaction under faults: the broker is killed (kill -9), power-cut (the power_cut fail
+point: unsynced bytes dropped, garbage appended) while a cleaning is under way, at several
+points of it.
+
+The cleaner is slowed to ~40 KB/s (`[storage] cleaner_io_max_bytes_per_sec`) so one cleaning of
+the ~500 KB log takes seconds, and each fault lands when a `.cleaned` file (the cleaning's output,
+not yet swapped in) exists and has reached a given size. After every fault the partition must be
+a valid compaction of what was written: every record read back is one that was written, at the
+offset it was written at; every key's latest record is there; the log end is unchanged. Then,
+restarted with a full-speed cleaner, it must reach exactly the latest record per key.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import requests
+
+from compaction_helpers import CLEANER_ENV, Record, compact_configs, compacted, create_compacted, fillers, kp_view
+from compaction_helpers import list_offsets, produce, versions, wait_view
+from harness import Broker, unique_topic, wait_until
+
+SLOW_ENV = {**CLEANER_ENV, "CHRONIK_STORAGE__CLEANER_IO_MAX_BYTES_PER_SEC": "40000"}
+# 16 KiB segments: about 60 sealed segments, cleaned into a few groups.
+CONFIGS = compact_configs({"segment.bytes": "16384"})
+KEYS, VERSIONS, PAD = 50, 40, 200
+# The fault lands once the cleaning has written this many bytes of its output: at its start, a
+# third and two thirds into the first output group.
+CLEANED_BYTES_AT_FAULT = (1, 5_000, 10_000)
+
+
+def cleaned_bytes(b: Broker, topic: str) -> int:
+    """Bytes in the partition's `.cleaned` files (-1 when there is none: no cleaning under way)."""
+    files = list((b.data_dir / "topics" / f"{topic}-0").glob("*.cleaned"))
+    return sum(f.stat().st_size for f in files) if files else -1
+
+
+def fill(b: Broker, topic: str) -> tuple[list[Record], list[Record]]:
+    create_compacted(b.bootstrap, topic, configs=CONFIGS)
+    written = produce(b.bootstrap, topic, versions(KEYS, VERSIONS, pad=PAD), acks="all")
+    written += produce(b.bootstrap, topic, fillers("after", 200), acks="all")
+    return written, compacted(written)
+
+
+def assert_valid_compaction(b: Broker, topic: str, written: list[Record], want: list[Record], when: str) -> None:
+    bounds = wait_until(lambda: list_offsets(b.bootstrap, topic), 30, f"{topic} served {when}")
+    assert bounds[1] == len(written), (when, bounds)
+    view = kp_view(b.bootstrap, topic)
+    by_offset = {o: (k, v) for o, k, v in written}
+    strangers = [r for r in view if by_offset.get(r[0]) != (r[1], r[2])]
+    assert not strangers, f"{when}: records never written at their offsets: {strangers[:5]}"
+    assert [o for o, _, _ in view] == sorted({o for o, _, _ in view}), f"{when}: offsets not increasing"
+    missing = sorted(set(want) - set(view))
+    assert not missing, f"{when}: {len(missing)} latest records lost, e.g. {missing[:3]}"
+
+
+def wait_mid_cleaning(b: Broker, topic: str, at_bytes: int, what: str) -> None:
+    wait_until(lambda: cleaned_bytes(b, topic) >= at_bytes, 120, f"{topic}: {what} with {at_bytes} bytes cleaned")
+
+
+def finish_at_full_speed(b: Broker, topic: str, written: list[Record], want: list[Record]) -> None:
+    b.extra_env = dict(CLEANER_ENV)
+    b.restart()
+    wait_view(b.bootstrap, topic, want, f"{topic} compacted after the faults")
+    assert list_offsets(b.bootstrap, topic)[1] == len(written)
+    more = produce(b.bootstrap, topic, fillers("later", 3))
+    assert [o for o, _, _ in more] == [len(written), len(written) + 1, len(written) + 2]
+
+
+def test_kill_9_mid_cleaning_loses_nothing_and_the_cleaning_completes(make_broker):
+    b = make_broker("compact-kill", auto_create_topics=False, extra_env=SLOW_ENV)
+    topic = unique_topic("compact-kill")
+    written, want = fill(b, topic)
+    for at in CLEANED_BYTES_AT_FAULT:
+        wait_mid_cleaning(b, topic, at, "a cleaning under way")
+        b.kill()
+        b.start()
+        assert_valid_compaction(b, topic, written, want, f"after kill -9 at {at} cleaned bytes")
+    finish_at_full_speed(b, topic, written, want)
+
+
+def power_cut(b: Broker, seed: int) -> None:
+    body = {"name": "power_cut", "garbage_bytes": 64, "seed": seed}
+    try:
+        r = requests.post(f"{b.admin_url}/admin/fail-points", data=json.dumps(body),
+                          headers={"content-type": "application/json"}, timeout=5)
+        assert r.status_code == 202, r.text
+    except requests.ConnectionError:
+        pass  # the process may die before the answer leaves
+    assert b.proc.wait(30) == -signal.SIGKILL
+
+
+def test_power_cut_mid_cleaning_loses_nothing_and_the_cleaning_completes(make_broker):
+    b = make_broker("compact-power", fsync="always", fail_points=True, auto_create_topics=False, extra_env=SLOW_ENV)
+    topic = unique_topic("compact-power")
+    written, want = fill(b, topic)
+    for seed, at in enumerate(CLEANED_BYTES_AT_FAULT):
+        wait_mid_cleaning(b, topic, at, "a cleaning under way")
+        power_cut(b, seed)
+        b.start()
+        assert_valid_compaction(b, topic, written, want, f"after a power cut at {at} cleaned bytes")
+    finish_at_full_speed(b, topic, written, want)
