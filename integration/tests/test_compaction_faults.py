@@ -12,14 +12,10 @@ restarted with a full-speed cleaner, it must reach exactly the latest record per
 
 from __future__ import annotations
 
-import json
-import signal
-
-import requests
-
 from compaction_helpers import CLEANER_ENV, Record, compact_configs, compacted, create_compacted, fillers, kp_view
 from compaction_helpers import list_offsets, produce, versions, wait_view
 from harness import Broker, unique_topic, wait_until
+from test_power_cut import power_cut
 
 SLOW_ENV = {**CLEANER_ENV, "CHRONIK_STORAGE__CLEANER_IO_MAX_BYTES_PER_SEC": "40000"}
 # 16 KiB segments: about 60 sealed segments, cleaned into a few groups.
@@ -80,24 +76,13 @@ def test_kill_9_mid_cleaning_loses_nothing_and_the_cleaning_completes(make_broke
     finish_at_full_speed(b, topic, written, want)
 
 
-def power_cut(b: Broker, seed: int) -> None:
-    body = {"name": "power_cut", "garbage_bytes": 64, "seed": seed}
-    try:
-        r = requests.post(f"{b.admin_url}/admin/fail-points", data=json.dumps(body),
-                          headers={"content-type": "application/json"}, timeout=5)
-        assert r.status_code == 202, r.text
-    except requests.ConnectionError:
-        pass  # the process may die before the answer leaves
-    assert b.proc.wait(30) == -signal.SIGKILL
-
-
 def test_power_cut_mid_cleaning_loses_nothing_and_the_cleaning_completes(make_broker):
     b = make_broker("compact-power", fsync="always", fail_points=True, auto_create_topics=False, extra_env=SLOW_ENV)
     topic = unique_topic("compact-power")
     written, want = fill(b, topic)
     for seed, at in enumerate(CLEANED_BYTES_AT_FAULT):
         wait_mid_cleaning(b, topic, at, "a cleaning under way")
-        power_cut(b, seed)
+        power_cut(b, 64, seed)
         b.start()
         assert_valid_compaction(b, topic, written, want, f"after a power cut at {at} cleaned bytes")
     finish_at_full_speed(b, topic, written, want)
