@@ -260,7 +260,16 @@ pub(crate) async fn ask_replica<T: Send + 'static>(
     replica: &crate::directory::Counted<crate::replica::ReplicaMsg>,
     msg: impl FnOnce(ractor::RpcReplyPort<Result<T, crate::replica::PartitionError>>) -> crate::replica::ReplicaMsg,
 ) -> Result<T, crate::replica::PartitionError> {
-    match replica.call(msg, Duration::from_secs(10)).await {
+    ask_replica_within(replica, msg, Duration::from_secs(10)).await
+}
+
+/// [`ask_replica`] for a question the replica may take up to `timeout` to answer.
+pub(crate) async fn ask_replica_within<T: Send + 'static>(
+    replica: &crate::directory::Counted<crate::replica::ReplicaMsg>,
+    msg: impl FnOnce(ractor::RpcReplyPort<Result<T, crate::replica::PartitionError>>) -> crate::replica::ReplicaMsg,
+    timeout: Duration,
+) -> Result<T, crate::replica::PartitionError> {
+    match replica.call(msg, timeout).await {
         Ok(ractor::rpc::CallResult::Success(result)) => result,
         _ => Err(crate::replica::PartitionError::new(ResponseError::NotLeaderOrFollower, "the replica is restarting")),
     }

@@ -89,6 +89,8 @@ pub struct ReplicaState {
     followers: Option<IsrTracker>,
     /// An ISR change is being proposed; no second one until it is done.
     isr_pending: bool,
+    /// On the leader: DeleteRecords requests waiting for the followers' log starts.
+    pending_deletes: Vec<delete_records::PendingDelete>,
     /// On a follower: the leader's log end offset as its last fetch answer said (for the lag
     /// DescribeLogDirs reports); `None` until one arrived under the current leadership.
     leader_log_end: Option<i64>,
@@ -163,6 +165,7 @@ impl Actor for ReplicaActor {
             followers: None,
             leader_log_end: None,
             isr_pending: false,
+            pending_deletes: Vec::new(),
             fetcher: None,
             parked_acks: VecDeque::new(),
             parked_fetches: Vec::new(),
@@ -186,8 +189,23 @@ impl Actor for ReplicaActor {
         state.registration.gauge().received();
         match msg {
             ReplicaMsg::Append { batches, acks_all, reply } => state.append(&myself, batches, acks_all, reply)?,
-            ReplicaMsg::ReplicaFetch { replica_id, leader_epoch, fetch_offset, durable_offset, max_bytes, reply } => {
-                let fetch = leader::FollowerFetch { replica_id, leader_epoch, fetch_offset, durable_offset, max_bytes };
+            ReplicaMsg::ReplicaFetch {
+                replica_id,
+                leader_epoch,
+                fetch_offset,
+                durable_offset,
+                log_start_offset,
+                max_bytes,
+                reply,
+            } => {
+                let fetch = leader::FollowerFetch {
+                    replica_id,
+                    leader_epoch,
+                    fetch_offset,
+                    durable_offset,
+                    log_start_offset,
+                    max_bytes,
+                };
                 let _ = reply.send(state.replica_fetch(&myself, fetch));
             }
             ReplicaMsg::FollowerProgress { replica_id, leader_epoch, durable_offset } => {
@@ -212,8 +230,8 @@ impl Actor for ReplicaActor {
                 let result = state.append_replicated(&myself, records, leader)?;
                 let _ = reply.send(result);
             }
-            ReplicaMsg::DeleteRecords { offset, reply } => {
-                let _ = reply.send(state.delete_records(offset)?);
+            ReplicaMsg::DeleteRecords { offset, timeout_ms, reply } => {
+                state.delete_records(offset, timeout_ms, reply)?
             }
             ReplicaMsg::SetLeadership(leadership) => state.set_leadership(&myself, leadership)?,
             ReplicaMsg::EpochEndOffset { epoch, reply } => {
@@ -226,7 +244,10 @@ impl Actor for ReplicaActor {
                 let _ = reply.send(state.epochs.latest_epoch().unwrap_or(-1));
             }
             ReplicaMsg::IsrProposalDone => state.isr_pending = false,
-            ReplicaMsg::CheckIsr => state.check_isr(&myself),
+            ReplicaMsg::CheckIsr => {
+                state.check_isr(&myself);
+                state.answer_deletes();
+            }
             ReplicaMsg::Read { offset, max_bytes, min_one, reply } => {
                 let _ = reply.send(state.read(offset, max_bytes, min_one));
             }

@@ -434,3 +434,47 @@ def test_deleted_records_stay_deleted_on_every_replica_after_the_leader_dies(rcl
     # The old leader comes back as a follower with its own durable log start intact.
     rcluster.restart(leader)
     wait_all_start_at(rcluster, topic, voters, f"node {leader} back with log start {DELETE_BEFORE}")
+
+
+def test_the_answer_waits_for_every_in_sync_replica_and_a_frozen_one_only_until_it_leaves(rcluster):
+    """DeleteRecords answers once every in-sync replica's log start has reached the offset (the
+    low watermark, as Kafka): read right after the answer, with no wait, every replica starts
+    at 40, so killing the leader then cannot bring the records back. A frozen follower holds the
+    answer back only until it has not fetched for a session (replication.session_timeout_ms,
+    6 s; Kafka likewise counts only live brokers); thawed, it follows."""
+    voters = [1, 2, 3]
+    topic = unique_topic("rep-delete-isr")
+    ac = AdminClient({"bootstrap.servers": rcluster.bootstrap(1)})  # must outlive its futures
+    ac.create_topics([NewTopic(topic, num_partitions=2, replication_factor=3)])[topic].result(30)
+    wait_until(lambda: all(admin_view(rcluster, i, topic).get(p, {}).get("replica") for i in voters for p in (0, 1)),
+               20, f"every node hosting {topic}")
+    everyone = ",".join(rcluster.bootstrap(i) for i in voters)
+    for p in (0, 1):
+        produce(everyone, topic, partition=p)
+    leaders = {p: admin_view(rcluster, 1, topic)[p]["leader"] for p in (0, 1)}
+    wait_until(lambda: all(sorted(admin_view(rcluster, leaders[p], topic)[p]["isr"]) == voters for p in (0, 1)),
+               30, f"{topic}'s ISRs full")
+
+    def delete(p: int) -> int:
+        a = admin(rcluster.bootstrap(leaders[p]))
+        try:
+            result = a.delete_records({TopicPartition(topic, p): DELETE_BEFORE}, partition_leader_id=leaders[p])
+        finally:
+            a.close()
+        return result[TopicPartition(topic, p)]["low_watermark"]
+
+    assert delete(0) == DELETE_BEFORE
+    starts = {i: admin_view(rcluster, i, topic)[0]["replica"]["log_start_offset"] for i in voters}
+    assert starts == {i: DELETE_BEFORE for i in voters}, f"log starts right after the answer: {starts}"
+
+    frozen = max(i for i in voters if i != leaders[1])
+    rcluster.pause(frozen)
+    try:
+        t0 = time.monotonic()
+        assert delete(1) == DELETE_BEFORE
+        waited = time.monotonic() - t0
+        assert 3 < waited < 14, f"the answer took {waited:.1f} s, not about a session"
+    finally:
+        rcluster.resume(frozen)
+    wait_until(lambda: admin_view(rcluster, frozen, topic)[1]["replica"]["log_start_offset"] == DELETE_BEFORE, 30,
+               f"thawed node {frozen} following the deletion")

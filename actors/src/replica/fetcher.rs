@@ -69,10 +69,20 @@ struct Fetcher {
     durable: watch::Receiver<i64>,
 }
 
+/// This log's bounds after an append: where the next fetch starts and the log start it
+/// reports.
+#[derive(Debug, Clone, Copy)]
+struct Fetched {
+    /// The log end offset: the next fetch offset.
+    log_end: i64,
+    /// The log start offset.
+    log_start: i64,
+}
+
 /// What to do after a response.
 enum Next {
-    /// Fetch from this offset.
-    FetchFrom(i64),
+    /// Fetch from this log's end, reporting its start.
+    FetchFrom(Fetched),
     /// The log was reconciled with the leader's: start a new stream (truncation first).
     Restart,
 }
@@ -98,7 +108,10 @@ impl Fetcher {
         }
     }
 
-    fn request(&self, fetch_offset: i64, durable_offset: i64, progress_only: bool) -> FetchRequest {
+    /// A fetch from `at` (this log's end and start) reporting `durable_offset`; a progress
+    /// report only with `progress_only`.
+    fn request(&self, at: Fetched, durable_offset: i64, progress_only: bool) -> FetchRequest {
+        let Fetched { log_end: fetch_offset, log_start } = at;
         let r = &self.ctx.config.replication;
         FetchRequest {
             topic: self.tp.topic.to_string(),
@@ -110,6 +123,7 @@ impl Fetcher {
             max_wait_ms: u32::try_from(r.fetch_max_wait_ms).unwrap_or(u32::MAX),
             durable_offset: durable_offset.min(fetch_offset),
             progress_only,
+            log_start_offset: log_start,
         }
     }
 
@@ -196,27 +210,27 @@ impl Fetcher {
         let channel = self.ctx.peers.channel(&self.leader_wal)?;
         let mut client = ReplicationClient::new(channel).max_decoding_message_size(usize::MAX >> 1);
         self.truncate_to_leader(&mut client).await?;
-        let log_end = self.ask(ReplicaMsg::Info).await?.log_end_offset;
+        let info = self.ask(ReplicaMsg::Info).await?;
+        let mut at = Fetched { log_end: info.log_end_offset, log_start: info.log_start_offset };
         let (mut outbox, rx) = futures::channel::mpsc::channel(OUTBOX);
         let durable = *self.durable.borrow_and_update();
-        outbox.send(self.request(log_end, durable, false)).await.map_err(|e| e.to_string())?;
+        outbox.send(self.request(at, durable, false)).await.map_err(|e| e.to_string())?;
         let mut responses = client.follow(rx).await.map_err(|s| s.message().to_string())?.into_inner();
-        let mut fetch_offset = log_end;
         loop {
             tokio::select! {
                 response = responses.next() => {
                     let response = response.ok_or("the leader closed the stream")?.map_err(|s| s.message().to_string())?;
-                    fetch_offset = match self.on_response(response).await? {
-                        Next::FetchFrom(offset) => offset,
+                    at = match self.on_response(response).await? {
+                        Next::FetchFrom(next) => next,
                         Next::Restart => return Err("reconciled with the leader's log".into()),
                     };
                     let durable = *self.durable.borrow_and_update();
-                    outbox.send(self.request(fetch_offset, durable, false)).await.map_err(|e| e.to_string())?;
+                    outbox.send(self.request(at, durable, false)).await.map_err(|e| e.to_string())?;
                 }
                 changed = self.durable.changed() => {
                     changed.map_err(|_| "the replica stopped")?;
                     let durable = *self.durable.borrow_and_update();
-                    outbox.send(self.request(fetch_offset, durable, true)).await.map_err(|e| e.to_string())?;
+                    outbox.send(self.request(at, durable, true)).await.map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -247,8 +261,8 @@ impl Fetcher {
             leader_log_end,
             reply,
         };
-        let next = self.ask(msg).await?.map_err(|e| e.message)?;
-        self.pace(copied, next, leader_high_watermark).await;
-        Ok(Next::FetchFrom(next))
+        let (log_end, log_start) = self.ask(msg).await?.map_err(|e| e.message)?;
+        self.pace(copied, log_end, leader_high_watermark).await;
+        Ok(Next::FetchFrom(Fetched { log_end, log_start }))
     }
 }

@@ -32,7 +32,7 @@ impl ReplicaState {
         myself: &ActorRef<ReplicaMsg>,
         records: Bytes,
         leader: LeaderBounds,
-    ) -> Result<Result<i64, PartitionError>, ActorProcessingErr> {
+    ) -> Result<Result<(i64, i64), PartitionError>, ActorProcessingErr> {
         if self.followers.is_some() {
             let msg = format!("{} is led here", self.tp);
             return Ok(Err(PartitionError::new(ResponseError::NotLeaderOrFollower, msg)));
@@ -73,7 +73,7 @@ impl ReplicaState {
         self.follow_leader_log_start(leader.log_start)?;
         self.leader_log_end = Some(leader.log_end);
         self.request_sync(myself);
-        Ok(Ok(self.log.log_end_offset()))
+        Ok(Ok((self.log.log_end_offset(), self.log.log_start_offset())))
     }
 
     /// An empty log whose end lies inside the batch the leader sent (the leader's log start,

@@ -21,6 +21,8 @@ pub(super) struct FollowerFetch {
     pub fetch_offset: i64,
     /// What it has fsynced.
     pub durable_offset: i64,
+    /// Its log start offset.
+    pub log_start_offset: i64,
     /// Byte budget of the answer.
     pub max_bytes: usize,
 }
@@ -137,7 +139,9 @@ impl ReplicaState {
         let end = self.log.log_end_offset();
         if let Some(followers) = self.followers.as_mut() {
             followers.record_fetch(fetch.replica_id, fetch.fetch_offset, fetch.durable_offset, end, now_ms());
+            followers.record_log_start(fetch.replica_id, fetch.log_start_offset);
         }
+        self.answer_deletes();
         self.advance_high_watermark();
         self.maybe_change_isr(myself);
         match self.log.read(fetch.fetch_offset, end, fetch.max_bytes, true) {

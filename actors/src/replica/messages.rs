@@ -186,6 +186,8 @@ pub enum ReplicaMsg {
         fetch_offset: i64,
         /// Everything below it is fsynced on the follower.
         durable_offset: i64,
+        /// The follower's log start offset (for DeleteRecords' low watermark).
+        log_start_offset: i64,
         /// Byte budget.
         max_bytes: usize,
         /// Where the batches go.
@@ -222,7 +224,7 @@ pub enum ReplicaMsg {
     },
     /// From this follower's fetcher: batches copied from the leader, to append unchanged, and
     /// the leader's bounds: its log start is followed (DeleteRecords on every replica).
-    /// Replies with the new log end offset.
+    /// Replies with the new log end and log start offsets.
     AppendReplicated {
         /// Whole batches starting at this replica's log end offset.
         records: Bytes,
@@ -232,8 +234,8 @@ pub enum ReplicaMsg {
         leader_log_start: i64,
         /// The leader's log end offset with them.
         leader_log_end: i64,
-        /// The new log end offset, or why the batches were refused.
-        reply: RpcReplyPort<Result<i64, PartitionError>>,
+        /// The new log end and log start offsets, or why the batches were refused.
+        reply: RpcReplyPort<Result<(i64, i64), PartitionError>>,
     },
     /// From the replication service (a follower's question) or OffsetForLeaderEpoch: where this
     /// leader's log ends for `epoch` — the largest known epoch ≤ it and the start of the next.
@@ -253,11 +255,15 @@ pub enum ReplicaMsg {
         reply: RpcReplyPort<Result<Truncation, PartitionError>>,
     },
     /// From a connection (DeleteRecords), on the leader: move the log start up to `offset`
-    /// (-1: the high watermark), durably. Replies with the new log start (low watermark).
+    /// (-1: the high watermark), durably, then wait until every in-sync follower's has followed.
+    /// Replies with the low watermark then.
     DeleteRecords {
         /// The first offset to keep, at most the high watermark; -1 for the high watermark.
         offset: i64,
-        /// The log start afterwards, or OFFSET_OUT_OF_RANGE / NOT_LEADER_OR_FOLLOWER.
+        /// How long the followers may take (the request's timeout).
+        timeout_ms: i64,
+        /// The low watermark, or OFFSET_OUT_OF_RANGE / NOT_LEADER_OR_FOLLOWER /
+        /// REQUEST_TIMED_OUT.
         reply: RpcReplyPort<Result<i64, PartitionError>>,
     },
     /// From this follower's fetcher: the latest epoch in this log (-1 when empty).

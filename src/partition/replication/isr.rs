@@ -29,13 +29,15 @@ pub struct FollowerState {
     /// `(at_ms, leader_leo)`: when the last fetch was served, and the leader's log end offset
     /// then (the largest seen so far), so that the next fetch reaching that offset proves the follower was caught up then.
     last_fetch: Option<(i64, i64)>,
+    /// The follower's log start offset, as its last fetch reported. `None` until then.
+    log_start_offset: Option<i64>,
 }
 
 impl FollowerState {
     /// A follower that has not fetched yet, counted as caught up at `last_caught_up_ms` (an ISR
     /// member at election gets the election time, so it is not dropped before it can fetch).
     pub fn new(last_caught_up_ms: Option<i64>) -> Self {
-        Self { log_end_offset: None, durable_offset: None, last_caught_up_ms, last_fetch: None }
+        Self { log_end_offset: None, durable_offset: None, last_caught_up_ms, last_fetch: None, log_start_offset: None }
     }
 
     /// The follower's log end offset, as of its last fetch.
@@ -161,6 +163,38 @@ impl IsrTracker {
             leader_leo,
             now_ms,
         );
+    }
+
+    /// Records `follower`'s log start offset, as its fetch reported it. It only moves forward
+    /// (a reordered fetch carries an older one). Ignored until the follower has fetched.
+    pub fn record_log_start(&mut self, follower: NodeId, log_start_offset: i64) {
+        if let Some(state) = self.followers.get_mut(&follower) {
+            state.log_start_offset = Some(state.log_start_offset.map_or(log_start_offset, |s| s.max(log_start_offset)));
+        }
+    }
+
+    /// Kafka's low watermark: the smallest log start offset of the leader (`leader_log_start`)
+    /// and of those `followers` heard from (a fetch, or the election) within `session_ms` of
+    /// `now_ms`; -1 while one of those has not reported its own. Kafka likewise counts only
+    /// replicas on live brokers: a frozen or cut-off follower must not hold DeleteRecords'
+    /// answer for good, and it follows the leader's log start once it fetches again.
+    pub fn low_watermark(
+        &self,
+        followers: impl IntoIterator<Item = NodeId>,
+        leader_log_start: i64,
+        now_ms: i64,
+        session_ms: i64,
+    ) -> i64 {
+        followers
+            .into_iter()
+            .filter(|&id| id != self.leader)
+            .filter_map(|id| {
+                let state = self.followers.get(&id);
+                let heard_ms = state.and_then(|f| f.last_fetch).map_or(self.elected_ms, |(at_ms, _)| at_ms);
+                let live = now_ms.saturating_sub(heard_ms) <= session_ms;
+                live.then(|| state.and_then(|f| f.log_start_offset).unwrap_or(-1))
+            })
+            .fold(leader_log_start, i64::min)
     }
 
     /// Records that `follower` fsynced its log up to `durable_offset` (a progress report between

@@ -307,3 +307,29 @@ fn a_durable_offset_only_moves_forward_until_the_follower_truncates() {
     f.record_fetch(90, 90, 120, 2_000);
     assert_eq!(f.durable_offset(), Some(90));
 }
+
+#[test]
+fn low_watermark_waits_for_every_named_follower_log_start() {
+    const SESSION: i64 = 6_000;
+    let mut t = tracker();
+    assert_eq!(t.low_watermark(REPLICAS, 50, 2_000, SESSION), -1, "no follower reported its log start yet");
+    assert_eq!(t.low_watermark([LEADER], 50, 2_000, SESSION), 50, "alone, the leader's own");
+    t.record_fetch(B, 120, 120, 120, 2_000);
+    t.record_log_start(B, 40);
+    t.record_fetch(C, 120, 120, 120, 2_000);
+    t.record_log_start(C, 50);
+    assert_eq!(t.low_watermark(REPLICAS, 50, 2_500, SESSION), 40);
+    t.record_log_start(B, 30);
+    assert_eq!(t.follower(B).and_then(|f| f.log_start_offset), Some(40), "a reordered fetch never moves it back");
+    t.record_log_start(B, 55);
+    assert_eq!(t.low_watermark(REPLICAS, 50, 2_500, SESSION), 50);
+    assert_eq!(t.low_watermark([LEADER, C], 60, 2_500, SESSION), 50);
+    // C falls silent (frozen): after a session it no longer holds the low watermark back.
+    t.record_fetch(B, 120, 120, 120, 8_500);
+    assert_eq!(t.low_watermark(REPLICAS, 60, 8_000, SESSION), 50);
+    assert_eq!(t.low_watermark(REPLICAS, 60, 8_001, SESSION), 55);
+    // A follower never heard from in this leadership counts from the election.
+    let fresh = tracker();
+    assert_eq!(fresh.low_watermark(REPLICAS, 60, 7_000, SESSION), -1);
+    assert_eq!(fresh.low_watermark(REPLICAS, 60, 7_001, SESSION), 60);
+}
