@@ -28,7 +28,9 @@ use tracing::{info, warn};
 use crate::context::{NodeContext, TopicPartition};
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 
-pub use messages::{AppendOutcome, FollowerInfo, Leadership, PartitionError, ReadOutcome, ReplicaInfo, ReplicaMsg};
+pub use messages::{
+    AppendOutcome, FollowerFetch, FollowerInfo, Leadership, PartitionError, ReadOutcome, ReplicaInfo, ReplicaMsg,
+};
 
 /// Everything a replica needs to start, or to be restarted the same way.
 #[derive(Debug, Clone)]
@@ -189,23 +191,7 @@ impl Actor for ReplicaActor {
         state.registration.gauge().received();
         match msg {
             ReplicaMsg::Append { batches, acks_all, reply } => state.append(&myself, batches, acks_all, reply)?,
-            ReplicaMsg::ReplicaFetch {
-                replica_id,
-                leader_epoch,
-                fetch_offset,
-                durable_offset,
-                log_start_offset,
-                max_bytes,
-                reply,
-            } => {
-                let fetch = leader::FollowerFetch {
-                    replica_id,
-                    leader_epoch,
-                    fetch_offset,
-                    durable_offset,
-                    log_start_offset,
-                    max_bytes,
-                };
+            ReplicaMsg::ReplicaFetch { fetch, reply } => {
                 let _ = reply.send(state.replica_fetch(&myself, fetch));
             }
             ReplicaMsg::FollowerProgress { replica_id, leader_epoch, durable_offset } => {

@@ -19,7 +19,7 @@ use tracing::{error, info};
 use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::handlers::replica_for;
-use crate::replica::{PartitionError, ReadOutcome, ReplicaMsg};
+use crate::replica::{FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg};
 
 /// Generated from `proto/replication.proto`.
 pub mod proto {
@@ -233,18 +233,15 @@ async fn long_poll(replica: crate::directory::Counted<ReplicaMsg>, req: FetchReq
 fn fetch_msg(
     req: &FetchRequest,
 ) -> impl FnOnce(ractor::RpcReplyPort<Result<ReadOutcome, PartitionError>>) -> ReplicaMsg {
-    let (replica_id, leader_epoch, fetch_offset, durable_offset, log_start_offset) =
-        (req.replica_id, req.leader_epoch, req.fetch_offset, req.durable_offset, req.log_start_offset);
-    let max_bytes = (req.max_bytes as usize).clamp(1024, MAX_FETCH_BYTES);
-    move |reply| ReplicaMsg::ReplicaFetch {
-        replica_id,
-        leader_epoch,
-        fetch_offset,
-        durable_offset,
-        log_start_offset,
-        max_bytes,
-        reply,
-    }
+    let fetch = FollowerFetch {
+        replica_id: req.replica_id,
+        leader_epoch: req.leader_epoch,
+        fetch_offset: req.fetch_offset,
+        durable_offset: req.durable_offset,
+        log_start_offset: req.log_start_offset,
+        max_bytes: (req.max_bytes as usize).clamp(1024, MAX_FETCH_BYTES),
+    };
+    move |reply| ReplicaMsg::ReplicaFetch { fetch, reply }
 }
 
 /// The wire answer; an out-of-range fetch carries the leader's log bounds, so the follower can

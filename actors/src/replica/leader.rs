@@ -7,25 +7,9 @@ use kafka_protocol::ResponseError;
 use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{info, warn};
 
-use super::{Leadership, PartitionError, ReadOutcome, ReplicaMsg, ReplicaState, now_ms};
+use super::{FollowerFetch, Leadership, PartitionError, ReadOutcome, ReplicaMsg, ReplicaState, now_ms};
 use crate::context::TopicPartition;
 use crate::handlers::apply_metadata;
-
-/// A follower's fetch as the leader records it.
-pub(super) struct FollowerFetch {
-    /// The follower.
-    pub replica_id: u64,
-    /// The leader epoch it follows.
-    pub leader_epoch: i32,
-    /// Its log end offset: it wants the batches from here.
-    pub fetch_offset: i64,
-    /// What it has fsynced.
-    pub durable_offset: i64,
-    /// Its log start offset.
-    pub log_start_offset: i64,
-    /// Byte budget of the answer.
-    pub max_bytes: usize,
-}
 
 impl ReplicaState {
     /// Starts acting on `self.leadership`: the leader tracks its followers, a follower fetches.

@@ -93,6 +93,23 @@ pub struct FollowerInfo {
     pub in_sync: bool,
 }
 
+/// A follower's fetch, as the leader receives and records it.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerFetch {
+    /// The follower.
+    pub replica_id: NodeId,
+    /// The leader epoch it follows.
+    pub leader_epoch: i32,
+    /// First offset wanted, which is also its log end offset: everything below is in its log.
+    pub fetch_offset: i64,
+    /// Everything below it is fsynced on the follower.
+    pub durable_offset: i64,
+    /// Its log start offset (for DeleteRecords' low watermark).
+    pub log_start_offset: i64,
+    /// Byte budget of the answer.
+    pub max_bytes: usize,
+}
+
 /// Who leads a partition and who is in sync, as the metadata says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leadership {
@@ -178,18 +195,8 @@ pub enum ReplicaMsg {
     /// From the replication service, on the leader: a follower fetches from `fetch_offset`,
     /// which is also its log end offset. Replies with batches up to the log end (possibly none).
     ReplicaFetch {
-        /// The follower.
-        replica_id: NodeId,
-        /// The leader epoch the follower follows.
-        leader_epoch: i32,
-        /// First offset wanted; everything below is in the follower's log.
-        fetch_offset: i64,
-        /// Everything below it is fsynced on the follower.
-        durable_offset: i64,
-        /// The follower's log start offset (for DeleteRecords' low watermark).
-        log_start_offset: i64,
-        /// Byte budget.
-        max_bytes: usize,
+        /// The fetch.
+        fetch: FollowerFetch,
         /// Where the batches go.
         reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
     },
