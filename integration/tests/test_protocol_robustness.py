@@ -161,15 +161,15 @@ def test_api_versions_advertises_exactly_the_implemented_apis(rbroker):
         f"advertised but not implemented: {set(apis) - IMPLEMENTED_APIS}; missing: {IMPLEMENTED_APIS - set(apis)}"
     for key, (lo, hi) in apis.items():
         assert 0 <= lo <= hi, (key, lo, hi)
-    assert apis[18][1] == 3, f"ApiVersions max version {apis[18]}"
+    assert apis[18][1] == 4, f"ApiVersions max version {apis[18]}"
 
 
 def test_api_versions_above_max_gets_v0_error_35(rbroker):
-    # ApiVersions v4: request header v2 (tagged fields), compact-string body.
+    # ApiVersions v5, above our v4: request header v2 (tagged fields), compact-string body.
     def compact(s: bytes) -> bytes:
         return bytes([len(s) + 1]) + s
 
-    payload = (struct.pack(">hhi", 18, 4, 9) + kproto.string("chronik-it") + b"\0"
+    payload = (struct.pack(">hhi", 18, 5, 9) + kproto.string("chronik-it") + b"\0"
                + compact(b"chronik-it") + compact(b"1.0") + b"\0")
     corr, body = kproto.call(rbroker.bootstrap, kproto.i32(len(payload)) + payload)
     assert corr == 9
