@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chronik::protocol::list_offsets_v0::{ListOffsetsV0, PartitionAnswerV0};
+use chronik::protocol::list_offsets_v0::{ListOffsetsV0, PartitionAnswerV0, PartitionV0};
 use chronik::protocol::versions::list_offsets_timestamp_supported;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
@@ -51,15 +51,7 @@ pub async fn handle_v0(ctx: &Arc<NodeContext>, req: ListOffsetsV0) -> Vec<(Strin
     for topic in req.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let (timestamp, max_num_offsets) = (p.timestamp, p.max_num_offsets);
-            let found = match replica_for(ctx, &topic.name, p.partition) {
-                Ok(replica) => {
-                    let msg = |reply| ReplicaMsg::LegacyOffsets { timestamp, max_num_offsets, reply };
-                    ask_replica(&replica, msg).await
-                }
-                Err(e) => Err(e),
-            };
-            partitions.push(match found {
+            partitions.push(match legacy_lookup(ctx, &topic.name, p).await {
                 Ok(offsets) => (p.partition, 0, offsets),
                 Err(e) => (p.partition, e.code, Vec::new()),
             });
@@ -67,6 +59,13 @@ pub async fn handle_v0(ctx: &Arc<NodeContext>, req: ListOffsetsV0) -> Vec<(Strin
         topics.push((topic.name, partitions));
     }
     topics
+}
+
+/// One partition's v0 answer from its replica.
+async fn legacy_lookup(ctx: &NodeContext, topic: &str, p: PartitionV0) -> Result<Vec<i64>, PartitionError> {
+    let replica = replica_for(ctx, topic, p.partition)?;
+    let (timestamp, max_num_offsets) = (p.timestamp, p.max_num_offsets);
+    ask_replica(&replica, |reply| ReplicaMsg::LegacyOffsets { timestamp, max_num_offsets, reply }).await
 }
 
 /// Kafka's checks before any lookup (`ReplicaManager.fetchOffset`).
