@@ -138,16 +138,22 @@ def test_produce_all_versions(broker, advertised, mtopic):
 
 
 def test_fetch_all_versions(broker, advertised, mtopic):
+    """From v13 the topic is named by its id, in the request and in the answer."""
+    topic_id = metadata_topic_id(broker.bootstrap, mtopic)
+    assert topic_id not in (None, ZERO_UUID)
+
     def build(v):
         F = FetchRequest
         part = F.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0,
                                            log_start_offset=-1, partition_max_bytes=1 << 20)
+        topic = F.FetchTopic(topic=mtopic, topic_id=topic_id if v >= 13 else ZERO_UUID, partitions=[part])
         return F(replica_id=-1, max_wait_ms=100, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
-                 session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=mtopic, partitions=[part])],
-                 forgotten_topics_data=[], rack_id=""), FetchResponse
+                 session_id=0, session_epoch=-1, topics=[topic], forgotten_topics_data=[], rack_id=""), \
+            FetchResponse
 
     def check(v, resp):
         [t] = resp["responses"]
+        assert (t["topic_id"] == topic_id) if v >= 13 else (t["topic"] == mtopic), t
         [p] = t["partitions"]
         values = [val for _o, _ts, _k, val in kproto.decode_records(p["records"] or b"")]
         assert values[:len(RECORDS)] == RECORDS, values[:5]
@@ -183,11 +189,11 @@ DEFAULT_CONFIG = 5
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def metadata_topic_id(broker, name: str):
+def metadata_topic_id(bootstrap: str, name: str):
     """The topic's id as Metadata v12 reports it, or None when the topic does not exist."""
     req = MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=name, topic_id=ZERO_UUID)],
                           allow_auto_topic_creation=False, include_topic_authorized_operations=False)
-    [t] = roundtrip(broker.bootstrap, req, MetadataResponse, 12, 77)["topics"]
+    [t] = roundtrip(bootstrap, req, MetadataResponse, 12, 77)["topics"]
     return t["topic_id"] if t["error_code"] == 0 else None
 
 
@@ -223,8 +229,8 @@ def test_create_and_delete_topics_all_versions(broker, advertised):
         if v >= 5:
             assert_described(v, t)
         if v >= 7:
-            wait_until(lambda: metadata_topic_id(broker, t["name"]) is not None, 15, f"{t['name']} in metadata")
-            assert t["topic_id"] == metadata_topic_id(broker, t["name"]), t
+            wait_until(lambda: metadata_topic_id(broker.bootstrap, t["name"]) is not None, 15, f"{t['name']} in metadata")
+            assert t["topic_id"] == metadata_topic_id(broker.bootstrap, t["name"]), t
 
     check_versions(broker, advertised, 19, lambda v: (create_request(f"{base}-v{v}"), CreateTopicsResponse),
                    check_create)
@@ -238,8 +244,8 @@ def test_create_and_delete_topics_all_versions(broker, advertised):
         a.close()
     ids = {}
     for v, name in targets.items():
-        wait_until(lambda: metadata_topic_id(broker, name) is not None, 15, f"{name} in metadata")
-        ids[v] = metadata_topic_id(broker, name)
+        wait_until(lambda: metadata_topic_id(broker.bootstrap, name) is not None, 15, f"{name} in metadata")
+        ids[v] = metadata_topic_id(broker.bootstrap, name)
 
     def build_delete(v):
         if v >= 6:
@@ -255,7 +261,7 @@ def test_create_and_delete_topics_all_versions(broker, advertised):
             assert r["error_message"] is None, r
         if v >= 6:
             assert r["topic_id"] == ids[v], r
-        assert metadata_topic_id(broker, targets[v]) is None
+        assert metadata_topic_id(broker.bootstrap, targets[v]) is None
 
     check_versions(broker, advertised, 20, build_delete, check_delete)
 
@@ -266,7 +272,7 @@ def test_create_topics_validate_only_and_errors_at_the_newest_version(broker, ad
     [t] = roundtrip(broker.bootstrap, create_request(name, validate_only=True), CreateTopicsResponse, hi, 5)["topics"]
     assert t["error_code"] == 0, t
     assert_described(hi, t)  # Kafka answers with what the topic would be
-    assert metadata_topic_id(broker, name) is None
+    assert metadata_topic_id(broker.bootstrap, name) is None
     create_topic(broker.bootstrap, name, 1)
     [t] = roundtrip(broker.bootstrap, create_request(name), CreateTopicsResponse, hi, 6)["topics"]
     assert t["error_code"] == ERR_TOPIC_ALREADY_EXISTS, t
@@ -279,14 +285,14 @@ def test_create_topics_validate_only_and_errors_at_the_newest_version(broker, ad
     req.topics = req.topics * 2
     [t] = roundtrip(broker.bootstrap, req, CreateTopicsResponse, hi, 7)["topics"]
     assert (t["name"], t["error_code"], t["num_partitions"]) == (twice, ERR_INVALID_REQUEST, -1), t
-    assert metadata_topic_id(broker, twice) is None
+    assert metadata_topic_id(broker.bootstrap, twice) is None
 
 
 def test_delete_topics_v6_by_id(broker, advertised):
     _, hi = advertised[20]
     name = f"matrix-dbid-{uuid.uuid4().hex[:8]}"
     create_topic(broker.bootstrap, name, 1)
-    topic_id = metadata_topic_id(broker, name)
+    topic_id = metadata_topic_id(broker.bootstrap, name)
     assert topic_id not in (None, ZERO_UUID)
     S = DeleteTopicsRequest.DeleteTopicState
     unknown = uuid.uuid4()
@@ -297,7 +303,7 @@ def test_delete_topics_v6_by_id(broker, advertised):
     assert (missing["name"], missing["topic_id"], missing["error_code"]) == \
         (None, unknown, ERR_UNKNOWN_TOPIC_ID), missing
     assert neither["error_code"] == ERR_INVALID_REQUEST, neither
-    assert metadata_topic_id(broker, name) is None
+    assert metadata_topic_id(broker.bootstrap, name) is None
 
 
 def test_create_partitions_all_versions(broker, advertised, topic):

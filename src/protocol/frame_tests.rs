@@ -81,7 +81,7 @@ fn unknown_and_unserved_api_keys_are_unsupported() {
 
 #[test]
 fn versions_outside_the_table_are_unsupported() {
-    for (api, version) in [(ApiKey::Produce, 2), (ApiKey::Produce, 10), (ApiKey::Fetch, 13), (ApiKey::ApiVersions, -1)]
+    for (api, version) in [(ApiKey::Produce, 2), (ApiKey::Produce, 12), (ApiKey::Fetch, 18), (ApiKey::ApiVersions, -1)]
     {
         let err = parse_request(raw_frame(api as i16, version, 3, &[0; 16])).unwrap_err();
         assert!(

@@ -164,11 +164,18 @@ fn fetch_partition(version: i16) -> FetchPartition {
     if version >= 12 {
         partition = partition.with_last_fetched_epoch(2);
     }
+    if version >= 17 {
+        partition = partition.with_replica_directory_id(uuid::Uuid::from_u128(9));
+    }
     partition
 }
 
+/// From v13 topics are named by id.
 fn fetch(version: i16) -> FetchRequest {
-    let topics = vec![FetchTopic::default().with_topic(topic(TOPIC)).with_partitions(vec![fetch_partition(version)])];
+    let named = FetchTopic::default().with_partitions(vec![fetch_partition(version)]);
+    let named =
+        if version >= 13 { named.with_topic_id(uuid::Uuid::from_u128(7)) } else { named.with_topic(topic(TOPIC)) };
+    let topics = vec![named];
     let mut request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(500)
@@ -177,7 +184,12 @@ fn fetch(version: i16) -> FetchRequest {
         .with_isolation_level(1)
         .with_topics(topics);
     if version >= 7 {
-        let forgotten = ForgottenTopic::default().with_topic(topic("old")).with_partitions(vec![1]);
+        let forgotten = ForgottenTopic::default().with_partitions(vec![1]);
+        let forgotten = if version >= 13 {
+            forgotten.with_topic_id(uuid::Uuid::from_u128(8))
+        } else {
+            forgotten.with_topic(topic("old"))
+        };
         request = request.with_session_id(7).with_session_epoch(2).with_forgotten_topics_data(vec![forgotten]);
     }
     if version >= 11 {

@@ -128,9 +128,20 @@ fn produce(version: i16) -> ProduceResponse {
         partition = partition.with_log_start_offset(0);
     }
     let failed = PartitionProduceResponse::default().with_index(1).with_error_code(45).with_base_offset(-1);
-    let topic_response =
-        TopicProduceResponse::default().with_name(topic(TOPIC)).with_partition_responses(vec![partition, failed]);
-    ProduceResponse::default().with_responses(vec![topic_response]).with_throttle_time_ms(0)
+    let mut moved = PartitionProduceResponse::default().with_index(2).with_error_code(6).with_base_offset(-1);
+    let mut response = ProduceResponse::default().with_throttle_time_ms(0);
+    if version >= 10 {
+        // KIP-951: the leader to go to instead, and its address.
+        let leader = produce_response::LeaderIdAndEpoch::default().with_leader_id(BrokerId(2)).with_leader_epoch(5);
+        moved = moved.with_current_leader(leader);
+        let endpoint =
+            produce_response::NodeEndpoint::default().with_node_id(BrokerId(2)).with_host(s("b2")).with_port(9093);
+        response = response.with_node_endpoints(vec![endpoint]);
+    }
+    let topic_response = TopicProduceResponse::default()
+        .with_name(topic(TOPIC))
+        .with_partition_responses(vec![partition, failed, moved]);
+    response.with_responses(vec![topic_response])
 }
 
 fn fetch(version: i16) -> FetchResponse {
@@ -144,8 +155,24 @@ fn fetch(version: i16) -> FetchResponse {
     if version >= 5 {
         partition = partition.with_log_start_offset(0);
     }
-    let topic_response = FetchableTopicResponse::default().with_topic(topic(TOPIC)).with_partitions(vec![partition]);
-    let mut response = FetchResponse::default().with_throttle_time_ms(0).with_responses(vec![topic_response]);
+    let mut moved = PartitionData::default().with_partition_index(1).with_error_code(6).with_high_watermark(-1);
+    let mut response = FetchResponse::default().with_throttle_time_ms(0);
+    if version >= 16 {
+        // KIP-951: the leader to go to instead, and its address.
+        let leader = fetch_response::LeaderIdAndEpoch::default().with_leader_id(BrokerId(2)).with_leader_epoch(5);
+        moved = moved.with_current_leader(leader);
+        let endpoint =
+            fetch_response::NodeEndpoint::default().with_node_id(BrokerId(2)).with_host(s("b2")).with_port(9093);
+        response = response.with_node_endpoints(vec![endpoint]);
+    }
+    // From v13 the topic is named by id.
+    let answered = FetchableTopicResponse::default().with_partitions(vec![partition, moved]);
+    let answered = if version >= 13 {
+        answered.with_topic_id(uuid::Uuid::from_u128(7))
+    } else {
+        answered.with_topic(topic(TOPIC))
+    };
+    response = response.with_responses(vec![answered]);
     if version >= 7 {
         response = response.with_error_code(0).with_session_id(7);
     }

@@ -18,15 +18,14 @@ const fn v(min: i16, max: i16) -> VersionRange {
 
 /// Every API this broker answers, with the inclusive version range it advertises.
 ///
-/// Adding an API is one row here plus its handler. Fetch stops at 12 because later versions
-/// name topics by id. Each range must lie within what kafka-protocol decodes (a unit test
+/// Adding an API is one row here plus its handler. Each range must lie within what kafka-protocol decodes (a unit test
 /// checks that), except ListOffsets v0, decoded by [`list_offsets_v0`](super::list_offsets_v0).
 pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
-    (ApiKey::Produce, v(3, 9)),
-    (ApiKey::Fetch, v(4, 12)),
+    (ApiKey::Produce, v(3, 11)),
+    (ApiKey::Fetch, v(4, 17)),
     (ApiKey::ListOffsets, v(0, 9)),
     (ApiKey::Metadata, v(0, 12)),
-    (ApiKey::OffsetCommit, v(2, 8)),
+    (ApiKey::OffsetCommit, v(2, 9)),
     (ApiKey::OffsetFetch, v(1, 9)),
     (ApiKey::FindCoordinator, v(0, 5)),
     (ApiKey::JoinGroup, v(0, 9)),
@@ -119,8 +118,8 @@ mod tests {
         let expected = [
             (ApiKey::ApiVersions, 0, 4),
             (ApiKey::Metadata, 0, 12),
-            (ApiKey::Produce, 3, 9),
-            (ApiKey::Fetch, 4, 12),
+            (ApiKey::Produce, 3, 11),
+            (ApiKey::Fetch, 4, 17),
             (ApiKey::ListOffsets, 0, 9),
             (ApiKey::CreateTopics, 2, 7),
             (ApiKey::DeleteTopics, 1, 6),
@@ -128,7 +127,7 @@ mod tests {
             (ApiKey::DescribeConfigs, 1, 4),
             (ApiKey::InitProducerId, 0, 5),
             (ApiKey::OffsetForLeaderEpoch, 2, 4),
-            (ApiKey::OffsetCommit, 2, 8),
+            (ApiKey::OffsetCommit, 2, 9),
             (ApiKey::OffsetFetch, 1, 9),
             (ApiKey::FindCoordinator, 0, 5),
             (ApiKey::JoinGroup, 0, 9),

@@ -1,17 +1,22 @@
 //! Fetch: read each partition up to its high watermark within the byte limits; if fewer than
 //! `min_bytes` are there, park on the replicas until data arrives or `max_wait_ms` passes.
+//! From v13 topics are named by id; from v16 a partition answered NOT_LEADER_OR_FOLLOWER or
+//! FENCED_LEADER_EPOCH names its current leader (KIP-951). v15's replica state and v17's
+//! directory id concern Kafka's own follower fetches, which Chronik replicates another way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::select_all;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::topic_name;
+use super::leader_hint::LeaderHints;
+use super::str_bytes;
 use crate::context::{NodeContext, TopicPartition};
 use crate::replica::{PartitionError, ReadOutcome, ReplicaMsg};
 
@@ -24,25 +29,39 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, version: i16) -> 
         return ResponseKind::Fetch(response);
     }
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let topics = resolve(ctx, &req.topics, version);
     loop {
-        let (responses, bytes, errors) = read_all(ctx, &req, version).await;
+        let (response, bytes, errors) = read_all(ctx, &req, &topics, version).await;
         let waited_out = Instant::now() >= deadline;
         if bytes >= req.min_bytes.max(0) as usize || waited_out || errors {
             ctx.requests.fetched(bytes);
-            return ResponseKind::Fetch(FetchResponse::default().with_responses(responses));
+            return ResponseKind::Fetch(response);
         }
-        wait_for_data(ctx, &req, deadline).await;
+        wait_for_data(ctx, &req, &topics, deadline).await;
     }
 }
 
-/// Reads every requested partition once; returns the topics, the bytes read and whether any
+/// Each requested topic's name: as sent before v13, looked up by id from v13 (`None` for an id
+/// this cluster does not know, answered UNKNOWN_TOPIC_ID).
+fn resolve(ctx: &NodeContext, topics: &[FetchTopic], version: i16) -> Vec<Option<String>> {
+    let metadata = ctx.metadata();
+    let by_id = |t: &FetchTopic| metadata.topics.values().find(|m| m.id == t.topic_id).map(|m| m.name.clone());
+    topics.iter().map(|t| if version >= 13 { by_id(t) } else { Some(t.topic.0.to_string()) }).collect()
+}
+
+/// Reads every requested partition once; returns the response, the bytes read and whether any
 /// partition failed (an error is answered at once rather than waited on).
-async fn read_all(ctx: &NodeContext, req: &FetchRequest, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool) {
+async fn read_all(
+    ctx: &NodeContext,
+    req: &FetchRequest,
+    names: &[Option<String>],
+    version: i16,
+) -> (FetchResponse, usize, bool) {
     let mut budget = req.max_bytes.max(0) as usize;
     let (mut total, mut errors) = (0usize, false);
+    let mut hints = LeaderHints::default();
     let mut topics = Vec::with_capacity(req.topics.len());
-    for topic in &req.topics {
-        let name = topic.topic.0.as_str();
+    for (topic, name) in req.topics.iter().zip(names) {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let max = (p.partition_max_bytes.max(0) as usize).min(budget);
@@ -50,17 +69,13 @@ async fn read_all(ctx: &NodeContext, req: &FetchRequest, version: i16) -> (Vec<F
             // batch larger than the limits still makes progress.
             let min_one = total == 0;
             let data = PartitionData::default().with_partition_index(p.partition);
-            let data = match read_partition(
-                ctx,
-                name,
-                p.partition,
-                p.current_leader_epoch,
-                p.fetch_offset,
-                max,
-                min_one,
-            )
-            .await
-            {
+            let read = match name {
+                Some(name) => {
+                    read_partition(ctx, name, p.partition, p.current_leader_epoch, p.fetch_offset, max, min_one).await
+                }
+                None => Err(PartitionError::new(ResponseError::UnknownTopicId, "no topic has this id")),
+            };
+            let data = match read {
                 Ok(r) => {
                     total += r.records.len();
                     budget = budget.saturating_sub(r.records.len());
@@ -73,14 +88,32 @@ async fn read_all(ctx: &NodeContext, req: &FetchRequest, version: i16) -> (Vec<F
                 }
                 Err(e) => {
                     errors = true;
-                    data.with_error_code(e.code).with_high_watermark(-1).with_last_stable_offset(-1)
+                    let data = data.with_error_code(e.code).with_high_watermark(-1).with_last_stable_offset(-1);
+                    let hint = name
+                        .as_ref()
+                        .filter(|_| version >= 16)
+                        .and_then(|name| hints.hint(&ctx.metadata(), name, p.partition, e.code));
+                    match hint {
+                        Some((leader, epoch)) => data.with_current_leader(
+                            LeaderIdAndEpoch::default().with_leader_id(BrokerId(leader)).with_leader_epoch(epoch),
+                        ),
+                        None => data,
+                    }
                 }
             };
             partitions.push(data);
         }
-        topics.push(FetchableTopicResponse::default().with_topic(topic_name(name)).with_partitions(partitions));
+        // The encoder writes the name before v13 and the id from v13: echo what was sent.
+        let answer = FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_topic_id(topic.topic_id);
+        topics.push(answer.with_partitions(partitions));
     }
-    (topics, total, errors)
+    let endpoints = hints
+        .endpoints()
+        .map(|(id, host, port)| {
+            NodeEndpoint::default().with_node_id(BrokerId(id)).with_host(str_bytes(host)).with_port(port)
+        })
+        .collect();
+    (FetchResponse::default().with_responses(topics).with_node_endpoints(endpoints), total, errors)
 }
 
 async fn read_partition(
@@ -98,11 +131,12 @@ async fn read_partition(
 }
 
 /// Parks on every fetched partition until one has data past its fetch offset or the deadline.
-async fn wait_for_data(ctx: &NodeContext, req: &FetchRequest, deadline: Instant) {
+async fn wait_for_data(ctx: &NodeContext, req: &FetchRequest, names: &[Option<String>], deadline: Instant) {
     let mut waits = Vec::new();
-    for topic in &req.topics {
+    for (topic, name) in req.topics.iter().zip(names) {
+        let Some(name) = name else { continue };
         for p in &topic.partitions {
-            let tp = TopicPartition::new(topic.topic.0.as_str(), p.partition);
+            let tp = TopicPartition::new(name.as_str(), p.partition);
             let Some(replica) = ctx.replicas.get(&tp).map(|r| r.clone()) else { continue };
             let (tx, rx) = oneshot::channel();
             if replica.cast(ReplicaMsg::WaitForData { offset: p.fetch_offset, reply: tx.into() }).is_ok() {

@@ -1,5 +1,6 @@
-//! OffsetCommit (v2–v8): validated by the group, written to `__consumer_offsets`, answered
-//! once durable. The commit reaches the coordinator before the handler returns, so the commits
+//! OffsetCommit (v2–v9): validated by the group, written to `__consumer_offsets`, answered
+//! once durable. v9 only lets KIP-848 groups send a member epoch; for the classic groups served
+//! here the field is the generation, as before. The commit reaches the coordinator before the handler returns, so the commits
 //! of one connection are applied in the order they were sent.
 
 use std::sync::Arc;

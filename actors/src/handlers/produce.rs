@@ -16,12 +16,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, ResponseKind};
 use tokio::sync::oneshot;
 use tracing::debug;
 
+use super::leader_hint::LeaderHints;
 use super::{auto_create_topics, str_bytes, topic_name};
 use crate::context::NodeContext;
 use crate::replica::{AppendOutcome, PartitionError, ReplicaMsg, now_ms};
@@ -116,18 +117,34 @@ struct TopicPending {
     partitions: Vec<(i32, Pending)>,
 }
 
-/// Waits for every partition's answer, in request order.
+/// Waits for every partition's answer, in request order. From v10 a NOT_LEADER_OR_FOLLOWER
+/// answer names the current leader and the response lists its address (KIP-951).
 async fn respond(ctx: &NodeContext, topics: Vec<TopicPending>, timeout: Duration, version: i16) -> ProduceResponse {
+    let mut hints = LeaderHints::default();
     let mut responses = Vec::with_capacity(topics.len());
     for TopicPending { name, log_append_time, partitions } in topics {
         let mut results = Vec::with_capacity(partitions.len());
         for (index, pending) in partitions {
             let answer = finish(ctx, pending, timeout).await;
-            results.push(partition_response(index, answer, log_append_time, version));
+            let mut r = partition_response(index, answer, log_append_time, version);
+            if version >= 10
+                && let Some((leader, epoch)) = hints.hint(&ctx.metadata(), &name, index, r.error_code)
+            {
+                r = r.with_current_leader(
+                    LeaderIdAndEpoch::default().with_leader_id(BrokerId(leader)).with_leader_epoch(epoch),
+                );
+            }
+            results.push(r);
         }
         responses.push(TopicProduceResponse::default().with_name(topic_name(&name)).with_partition_responses(results));
     }
-    ProduceResponse::default().with_responses(responses)
+    let endpoints = hints
+        .endpoints()
+        .map(|(id, host, port)| {
+            NodeEndpoint::default().with_node_id(BrokerId(id)).with_host(str_bytes(host)).with_port(port)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses).with_node_endpoints(endpoints)
 }
 
 fn start_append(

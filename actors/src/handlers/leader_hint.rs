@@ -1,0 +1,97 @@
+//! KIP-951: a Produce (v10+) or Fetch (v16+) partition answered NOT_LEADER_OR_FOLLOWER or
+//! FENCED_LEADER_EPOCH names the leader and epoch this node's metadata knows, and the response
+//! lists those leaders' addresses, so the client goes straight there instead of first asking
+//! for metadata.
+
+use std::collections::BTreeMap;
+
+use chronik::cluster::ClusterMetadata;
+use kafka_protocol::ResponseError;
+
+/// The leaders named so far in one response, with the Kafka address of each that has one.
+#[derive(Default)]
+pub(crate) struct LeaderHints {
+    /// Node id to (host, port), for the response's `node_endpoints`.
+    endpoints: BTreeMap<i32, (String, i32)>,
+}
+
+impl LeaderHints {
+    /// The (leader id, leader epoch) to put in a partition's answer carrying `error_code`, or
+    /// `None` when the error is not one KIP-951 hints or the metadata knows no leader (Kafka
+    /// then leaves the field at its default -1/-1, which encodes as nothing).
+    pub(crate) fn hint(
+        &mut self,
+        metadata: &ClusterMetadata,
+        topic: &str,
+        partition: i32,
+        error_code: i16,
+    ) -> Option<(i32, i32)> {
+        let hinted = [ResponseError::NotLeaderOrFollower.code(), ResponseError::FencedLeaderEpoch.code()];
+        if !hinted.contains(&error_code) {
+            return None;
+        }
+        let meta = metadata.partition(topic, partition)?;
+        let leader = i32::try_from(meta.leader).ok()?;
+        if let Some((host, port)) = metadata.nodes.get(&meta.leader).and_then(|n| super::host_port(&n.kafka)) {
+            self.endpoints.insert(leader, (host.to_string(), port));
+        }
+        Some((leader, meta.leader_epoch))
+    }
+
+    /// Every hinted leader's id, host and port, in id order.
+    pub(crate) fn endpoints(self) -> impl Iterator<Item = (i32, String, i32)> {
+        self.endpoints.into_iter().map(|(id, (host, port))| (id, host, port))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chronik::cluster::{NodeInfo, PartitionMeta, TopicMeta};
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// Nodes 1 and 2, where node 2 has no Kafka address yet; topic `t` has partition 0 led by
+    /// node 2 at epoch 7 and partition 1 led by node 1 at epoch 3.
+    fn cluster() -> ClusterMetadata {
+        let mut m = ClusterMetadata::default();
+        let nodes = [
+            NodeInfo { id: 1, kafka: "h1:9092".into(), ..NodeInfo::default() },
+            NodeInfo { id: 2, ..NodeInfo::default() },
+        ];
+        m.set_membership([1, 2].into_iter().collect(), nodes);
+        let partition = |partition, leader, leader_epoch| PartitionMeta {
+            partition,
+            replicas: vec![leader],
+            leader,
+            leader_epoch,
+            isr: vec![leader],
+        };
+        let topic = TopicMeta {
+            name: "t".into(),
+            id: Uuid::from_u128(1),
+            replication_factor: 1,
+            partitions: vec![partition(0, 2, 7), partition(1, 1, 3)],
+            configs: BTreeMap::new(),
+        };
+        m.topics.insert("t".into(), topic);
+        m
+    }
+
+    #[test]
+    fn only_leader_errors_are_hinted_and_only_known_addresses_listed() {
+        let m = cluster();
+        let mut hints = LeaderHints::default();
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        assert_eq!(hints.hint(&m, "t", 0, not_leader), Some((2, 7)));
+        assert_eq!(hints.hint(&m, "t", 1, ResponseError::FencedLeaderEpoch.code()), Some((1, 3)));
+        assert_eq!(hints.hint(&m, "t", 1, ResponseError::UnknownTopicOrPartition.code()), None);
+        assert_eq!(hints.hint(&m, "t", 1, 0), None);
+        assert_eq!(hints.hint(&m, "t", 9, not_leader), None);
+        assert_eq!(hints.hint(&m, "gone", 0, not_leader), None);
+        // Node 2 leads but has no Kafka address: named, not listed.
+        assert_eq!(hints.endpoints().collect::<Vec<_>>(), vec![(1, "h1".to_string(), 9092)]);
+    }
+}
