@@ -14,6 +14,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -114,6 +115,7 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::DescribeLogDirs(r) => async move { Some(describe_log_dirs::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::OffsetDelete(r) => async move { Some(offset_delete::handle(&ctx, r).await) }.boxed(),
         RequestKind::DescribeProducers(r) => async move { Some(describe_producers::handle(&ctx, r).await) }.boxed(),
+        RequestKind::ElectLeaders(r) => async move { Some(elect_leaders::handle(&ctx, r, v).await) }.boxed(),
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
     };
     Ok(async move {

@@ -10,7 +10,9 @@ What an operator relies on, each checked in the browser:
 - the actions ask for confirmation (Cancel changes nothing); pausing rebalancing holds the moves
   `add-node` planned, resuming lets them progress with bytes copied, and the map ends with node 4;
 - removing node 4 from the console drains it and it leaves the voters;
-- the charts draw produce requests per node from each node's /metrics.
+- the charts draw produce requests per node from each node's /metrics;
+- a node frozen (SIGSTOP) or killed (-9) shows as unreachable while the page goes on serving the
+  others, and healthy again once it is back.
 
 Screenshots of each panel go to `target/test-artifacts/console/` (printed at the end).
 """
@@ -308,3 +310,29 @@ def test_console_assets_are_served_and_the_relay_is_narrow(cluster):
                       headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
     print(f"console screenshots: {ARTIFACTS}")
+
+
+def test_a_frozen_or_killed_node_shows_unreachable_and_comes_back(cluster, browser):
+    """The console's host keeps rendering while one member does not answer its relayed requests:
+    that member's row says unreachable, the others stay healthy, and it recovers by itself."""
+    leader = cluster.wait_for_leader(voters=VOTERS)
+    victim = max(i for i in VOTERS if i not in (1, leader))
+    row_status = f"document.querySelector(\"#nodes-table tr[data-node='{victim}'] .status\")?.innerText"
+    others = f"[...document.querySelectorAll('#nodes-table tr:not([data-node=\"{victim}\"]) .status')]" \
+        ".map(e => e.innerText)"
+    c = Console(browser, f"{cluster.admin_url(1)}/")
+    try:
+        c.wait(f"{row_status} === 'healthy'", 15, f"node {victim} healthy at first")
+        for what, down, up in (("frozen", cluster.pause, cluster.resume), ("killed", cluster.kill, cluster.restart)):
+            down(victim)
+            try:
+                c.wait(f"{row_status} === 'unreachable'", 20, f"node {victim} shown unreachable when {what}")
+                assert c.page.evaluate(others) == ["healthy", "healthy"], f"the others while node {victim} is {what}"
+                c.shot("cluster", f"cluster-node-{what}")
+            finally:
+                up(victim)
+            c.wait(f"{row_status} === 'healthy'", 45, f"node {victim} healthy again after being {what}")
+        # Failed relays may log network errors; the page's own code must never throw.
+        assert not [e for e in c.errors if e.startswith("page error")], c.errors
+    finally:
+        c.close()

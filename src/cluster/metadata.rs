@@ -11,7 +11,7 @@ mod assignment;
 mod command;
 mod partitions;
 pub use command::{Applied, MetadataCommand, MetadataError};
-pub use partitions::elect_leaders;
+pub use partitions::{ElectionRefusal, elect_leaders, operator_election};
 
 /// A broker as other brokers and clients see it. Also the Raft membership's node type, so a
 /// node's addresses travel with the membership change that adds it.

@@ -92,6 +92,7 @@ round_trip_tests! {
     describe_log_dirs_every_version => DescribeLogDirs,
     offset_delete_every_version => OffsetDelete,
     describe_producers_every_version => DescribeProducers,
+    elect_leaders_every_version => ElectLeaders,
 }
 
 #[test]

@@ -116,6 +116,7 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(records::describe_log_dirs(version)),
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(groups::offset_delete()),
         ApiKey::DescribeProducers => RequestKind::DescribeProducers(admin::describe_producers()),
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(admin::elect_leaders(version)),
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -74,6 +74,7 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::DescribeLogDirs => ResponseKind::DescribeLogDirs(records::describe_log_dirs(version)),
         ApiKey::OffsetDelete => ResponseKind::OffsetDelete(groups::offset_delete()),
         ApiKey::DescribeProducers => ResponseKind::DescribeProducers(admin::describe_producers()),
+        ApiKey::ElectLeaders => ResponseKind::ElectLeaders(admin::elect_leaders(version)),
         other => panic!("no sample response for {other:?}"),
     }
 }

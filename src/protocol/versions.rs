@@ -49,6 +49,7 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeLogDirs, v(1, 4)),
     (ApiKey::OffsetDelete, v(0, 0)),
     (ApiKey::DescribeProducers, v(0, 0)),
+    (ApiKey::ElectLeaders, v(0, 2)),
 ];
 
 /// The advertised version range of `key`, or `None` if this broker does not serve it.
@@ -144,6 +145,7 @@ mod tests {
             (ApiKey::DescribeLogDirs, 1, 4),
             (ApiKey::OffsetDelete, 0, 0),
             (ApiKey::DescribeProducers, 0, 0),
+            (ApiKey::ElectLeaders, 0, 2),
         ];
         assert_eq!(ADVERTISED_APIS.len(), expected.len());
         for (key, min, max) in expected {

@@ -167,3 +167,54 @@ pub fn elect_leaders(metadata: &ClusterMetadata, fenced: &BTreeSet<NodeId>) -> V
     }
     out
 }
+
+/// Why an operator's election (Kafka's ElectLeaders) changes nothing for a partition; each is
+/// one of Kafka's error codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElectionRefusal {
+    /// No such topic or partition (UNKNOWN_TOPIC_OR_PARTITION).
+    UnknownPartition,
+    /// The partition already has the leader asked for (ELECTION_NOT_NEEDED).
+    NotNeeded,
+    /// The preferred replica is not in sync, not registered or being drained
+    /// (PREFERRED_LEADER_NOT_AVAILABLE).
+    PreferredNotAvailable,
+    /// The leader is out of the ISR and only an unclean election could replace it, which this
+    /// cluster never does (ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    NoEligibleLeader,
+}
+
+/// An operator's election for one partition, as Kafka's controller decides it. Preferred: the
+/// first replica takes over when it is not the leader, is in sync, runs a registered process and
+/// is not being drained; one epoch up, the ISR unchanged. Unclean: never needed while the leader
+/// is in sync, and never done otherwise (no unclean elections).
+pub fn operator_election(
+    metadata: &ClusterMetadata,
+    topic: &str,
+    partition: i32,
+    unclean: bool,
+) -> Result<MetadataCommand, ElectionRefusal> {
+    let p = metadata.partition(topic, partition).ok_or(ElectionRefusal::UnknownPartition)?;
+    if unclean {
+        return Err(if p.isr.contains(&p.leader) {
+            ElectionRefusal::NotNeeded
+        } else {
+            ElectionRefusal::NoEligibleLeader
+        });
+    }
+    let preferred = *p.replicas.first().ok_or(ElectionRefusal::PreferredNotAvailable)?;
+    if preferred == p.leader {
+        return Err(ElectionRefusal::NotNeeded);
+    }
+    let active = metadata.incarnations.contains_key(&preferred) && !metadata.draining.contains(&preferred);
+    if !active || !p.isr.contains(&preferred) {
+        return Err(ElectionRefusal::PreferredNotAvailable);
+    }
+    Ok(MetadataCommand::ElectLeader {
+        topic: topic.to_string(),
+        partition,
+        leader: preferred,
+        leader_epoch: p.leader_epoch + 1,
+        isr: p.isr.clone(),
+    })
+}

@@ -398,3 +398,48 @@ fn a_bad_manual_assignment_is_refused_as_kafka_does() {
         assert!(err.to_string().contains(why), "{why}: {err}");
     }
 }
+
+#[test]
+fn an_operator_election_moves_leadership_only_to_an_active_in_sync_preferred_replica() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 3)).expect("create");
+    for node in [1, 2, 3] {
+        m.apply(&register(node, 1, true)).expect("register");
+    }
+    let epoch = partition(&m, "t", 0).1;
+    assert_eq!(operator_election(&m, "t", 0, false), Err(ElectionRefusal::NotNeeded), "1 leads already");
+    assert_eq!(operator_election(&m, "t", 0, true), Err(ElectionRefusal::NotNeeded), "the leader is in sync");
+    assert_eq!(operator_election(&m, "t", 1, false), Err(ElectionRefusal::UnknownPartition));
+    assert_eq!(operator_election(&m, "nope", 0, false), Err(ElectionRefusal::UnknownPartition));
+
+    // Leadership moved away (a failover): the preferred replica may take it back while in sync.
+    let to_2 = MetadataCommand::ElectLeader {
+        topic: "t".into(),
+        partition: 0,
+        leader: 2,
+        leader_epoch: epoch + 1,
+        isr: vec![1, 2, 3],
+    };
+    m.apply(&to_2).expect("failover");
+    let back = operator_election(&m, "t", 0, false).expect("preferred election");
+    assert_eq!(
+        back,
+        MetadataCommand::ElectLeader {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: epoch + 2,
+            isr: vec![1, 2, 3],
+        }
+    );
+    let mut drained = m.clone();
+    drained.draining.insert(1);
+    assert_eq!(operator_election(&drained, "t", 0, false), Err(ElectionRefusal::PreferredNotAvailable));
+    let mut unregistered = m.clone();
+    unregistered.incarnations.remove(&1);
+    assert_eq!(operator_election(&unregistered, "t", 0, false), Err(ElectionRefusal::PreferredNotAvailable));
+    let shrink = MetadataCommand::UpdateIsr { topic: "t".into(), partition: 0, leader_epoch: epoch + 1, isr: vec![2] };
+    m.apply(&shrink).expect("1 and 3 fell behind");
+    assert_eq!(operator_election(&m, "t", 0, false), Err(ElectionRefusal::PreferredNotAvailable));
+    m.apply(&back).expect_err("a planned election to a replica that left the ISR is refused");
+}

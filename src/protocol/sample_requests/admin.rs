@@ -69,3 +69,11 @@ pub(super) fn describe_producers() -> DescribeProducersRequest {
     let topics = vec![TopicRequest::default().with_name(super::topic(TOPIC)).with_partition_indexes(vec![0, 1])];
     DescribeProducersRequest::default().with_topics(topics)
 }
+
+/// Preferred leaders back for partitions 0 and 1 of `orders` (the election type from v1).
+pub(super) fn elect_leaders(version: i16) -> ElectLeadersRequest {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    let topics = vec![TopicPartitions::default().with_topic(super::topic(TOPIC)).with_partitions(vec![0, 1])];
+    let request = ElectLeadersRequest::default().with_topic_partitions(Some(topics)).with_timeout_ms(60_000);
+    if version >= 1 { request.with_election_type(0) } else { request }
+}

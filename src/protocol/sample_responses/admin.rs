@@ -84,3 +84,16 @@ pub(super) fn describe_producers() -> DescribeProducersResponse {
 
 /// Kafka's NOT_LEADER_OR_FOLLOWER error code.
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+/// Partition 0 got its preferred leader back; partition 1 already had it (the top-level error
+/// from v1).
+pub(super) fn elect_leaders(version: i16) -> ElectLeadersResponse {
+    use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+    let rows = vec![
+        PartitionResult::default().with_partition_id(0).with_error_code(0),
+        PartitionResult::default().with_partition_id(1).with_error_code(84),
+    ];
+    let results = vec![ReplicaElectionResult::default().with_topic(TopicName(s(TOPIC))).with_partition_result(rows)];
+    let response = ElectLeadersResponse::default().with_throttle_time_ms(0).with_replica_election_results(results);
+    if version >= 1 { response.with_error_code(0) } else { response }
+}
