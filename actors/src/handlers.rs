@@ -25,6 +25,7 @@ mod leader_hint;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -116,6 +117,9 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::OffsetDelete(r) => async move { Some(offset_delete::handle(&ctx, r).await) }.boxed(),
         RequestKind::DescribeProducers(r) => async move { Some(describe_producers::handle(&ctx, r).await) }.boxed(),
         RequestKind::ElectLeaders(r) => async move { Some(elect_leaders::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::ListPartitionReassignments(r) => {
+            async move { Some(list_partition_reassignments::handle(&ctx, r)) }.boxed()
+        }
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
     };
     Ok(async move {

@@ -93,6 +93,7 @@ round_trip_tests! {
     offset_delete_every_version => OffsetDelete,
     describe_producers_every_version => DescribeProducers,
     elect_leaders_every_version => ElectLeaders,
+    list_partition_reassignments_every_version => ListPartitionReassignments,
 }
 
 #[test]

@@ -50,6 +50,7 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::OffsetDelete, v(0, 0)),
     (ApiKey::DescribeProducers, v(0, 0)),
     (ApiKey::ElectLeaders, v(0, 2)),
+    (ApiKey::ListPartitionReassignments, v(0, 0)),
 ];
 
 /// The advertised version range of `key`, or `None` if this broker does not serve it.
@@ -146,6 +147,7 @@ mod tests {
             (ApiKey::OffsetDelete, 0, 0),
             (ApiKey::DescribeProducers, 0, 0),
             (ApiKey::ElectLeaders, 0, 2),
+            (ApiKey::ListPartitionReassignments, 0, 0),
         ];
         assert_eq!(ADVERTISED_APIS.len(), expected.len());
         for (key, min, max) in expected {

@@ -77,3 +77,12 @@ pub(super) fn elect_leaders(version: i16) -> ElectLeadersRequest {
     let request = ElectLeadersRequest::default().with_topic_partitions(Some(topics)).with_timeout_ms(60_000);
     if version >= 1 { request.with_election_type(0) } else { request }
 }
+
+/// Which of partitions 0 and 1 of `orders` are being moved (v0 only).
+pub(super) fn list_partition_reassignments() -> ListPartitionReassignmentsRequest {
+    use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    let topics = vec![
+        ListPartitionReassignmentsTopics::default().with_name(super::topic(TOPIC)).with_partition_indexes(vec![0, 1]),
+    ];
+    ListPartitionReassignmentsRequest::default().with_timeout_ms(60_000).with_topics(Some(topics))
+}

@@ -97,3 +97,17 @@ pub(super) fn elect_leaders(version: i16) -> ElectLeadersResponse {
     let response = ElectLeadersResponse::default().with_throttle_time_ms(0).with_replica_election_results(results);
     if version >= 1 { response.with_error_code(0) } else { response }
 }
+
+/// Partition 0 is moving from nodes 1 and 2 to 1 and 4; partition 1 is not moving.
+pub(super) fn list_partition_reassignments() -> ListPartitionReassignmentsResponse {
+    use kafka_protocol::messages::list_partition_reassignments_response::{
+        OngoingPartitionReassignment, OngoingTopicReassignment,
+    };
+    let moving = OngoingPartitionReassignment::default()
+        .with_partition_index(0)
+        .with_replicas(vec![BrokerId(1), BrokerId(2), BrokerId(4)])
+        .with_adding_replicas(vec![BrokerId(4)])
+        .with_removing_replicas(vec![BrokerId(2)]);
+    let topics = vec![OngoingTopicReassignment::default().with_name(TopicName(s(TOPIC))).with_partitions(vec![moving])];
+    ListPartitionReassignmentsResponse::default().with_throttle_time_ms(0).with_error_code(0).with_topics(topics)
+}
