@@ -1,14 +1,22 @@
-"""ListPartitionReassignments (issue 17 item 3): while node 4 joins, kafka-python's admin client
-lists exactly the moves the rebalancer has not finished, in Kafka's terms (replicas now, adding,
-removing), filtered as asked; a node that is not the controller says so, and the list is empty
-once every move is done.
+"""Placement through Kafka's admin APIs (issue 17 item 3):
+- CreatePartitions with a manual replica assignment (kafka-python and confluent-kafka) puts each
+  new partition on the brokers named, first one leading, with Kafka's checks for bad ones;
+- ListPartitionReassignments: while node 4 joins, kafka-python's admin client lists exactly the
+  moves the rebalancer has not finished, in Kafka's terms (replicas now, adding, removing),
+  filtered as asked; a node that is not the controller says so, and the list is empty once every
+  move is done.
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
+from confluent_kafka.admin import AdminClient, NewPartitions as CkNewPartitions
 from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import NewPartitions
+from kafka.errors import InvalidReplicationAssignmentError
 from kafka.protocol.admin import ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse
 
 from cluster import Cluster, started
@@ -40,6 +48,33 @@ def listed(bootstrap: str, topic: str, topic_partitions=None) -> dict[int, tuple
         a.close()
     return {tp.partition: (sorted(r["replicas"]), sorted(r["adding_replicas"]), sorted(r["removing_replicas"]))
             for tp, r in got.items() if tp.topic == topic}
+
+
+def test_new_partitions_go_where_a_manual_assignment_puts_them(rcluster):
+    topic = unique_topic("assign")
+    create_topic(rcluster, topic, partitions=2)
+    a = KafkaAdminClient(bootstrap_servers=rcluster.bootstrap(1), request_timeout_ms=30000)
+    try:
+        for bad, why in (([[3, 1]], "2 partition(s) would be added, but 1 assignment(s)"),
+                         ([[3, 1, 2], [2]], "has 1 replica(s), but the other partitions have 3"),
+                         ([[3, 1, 1], [2, 3, 1]], "names broker 1 more than once"),
+                         ([[3, 1, 9], [2, 3, 1]], "names broker 9, which is not an active member")):
+            with pytest.raises(InvalidReplicationAssignmentError, match=re.escape(why)):
+                a.create_partitions({topic: NewPartitions(total_count=4, new_assignments=bad)})
+        assert len(admin_view(rcluster, 1, topic)) == 2, "nothing refused was created"
+        a.create_partitions({topic: NewPartitions(total_count=4, new_assignments=[[3, 1, 2], [2, 3, 1]])})
+    finally:
+        a.close()
+    ck = AdminClient({"bootstrap.servers": rcluster.bootstrap(2)})
+    ck.create_partitions([CkNewPartitions(topic, 5, replica_assignment=[[1, 3, 2]])])[topic].result(30)
+
+    def placed():
+        views = {i: admin_view(rcluster, i, topic) for i in VOTERS}
+        return all(len(v) == 5 and all(p.get("replica") or i not in p["replicas"] for p in v.values())
+                   for i, v in views.items()) and views[1]
+    view = wait_until(placed, 30, f"partitions 2-4 of {topic} created and hosted")
+    got = {p: (view[p]["leader"], view[p]["replicas"], sorted(view[p]["isr"])) for p in (2, 3, 4)}
+    assert got == {2: (3, [3, 1, 2], [1, 2, 3]), 3: (2, [2, 3, 1], [1, 2, 3]), 4: (1, [1, 3, 2], [1, 2, 3])}, got
 
 
 def test_moves_under_way_are_listed_until_done(rcluster):

@@ -170,7 +170,9 @@ impl ClusterMetadata {
             MetadataCommand::DeleteTopic { name } => {
                 self.topics.remove(name).map(|_| ()).ok_or_else(|| MetadataError::UnknownTopic(name.clone()))
             }
-            MetadataCommand::CreatePartitions { name, count } => self.create_partitions(name, *count),
+            MetadataCommand::CreatePartitions { name, count, assignments } => {
+                self.create_partitions(name, *count, assignments)
+            }
             MetadataCommand::SetTopicConfigs { name, configs } => {
                 let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
                 topic.configs = configs.clone();
@@ -313,9 +315,9 @@ impl ClusterMetadata {
         Ok(())
     }
 
-    fn create_partitions(&mut self, name: &str, count: i32) -> Result<(), MetadataError> {
+    fn create_partitions(&mut self, name: &str, count: i32, assignments: &[Vec<NodeId>]) -> Result<(), MetadataError> {
         let nodes = self.placement_nodes();
-        let topic = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let topic = self.topics.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let current = topic.partitions.len() as i32;
         if count <= current {
             return Err(MetadataError::InvalidPartitions {
@@ -325,8 +327,13 @@ impl ClusterMetadata {
             });
         }
         check_partition_count(name, count)?;
-        let rf = topic.replication_factor;
-        topic.partitions.extend((current..count).map(|p| new_partition(p, &nodes, rf)));
+        if !assignments.is_empty() {
+            return self.create_assigned_partitions(name, count, assignments);
+        }
+        if let Some(topic) = self.topics.get_mut(name) {
+            let rf = topic.replication_factor;
+            topic.partitions.extend((current..count).map(|p| new_partition(p, &nodes, rf)));
+        }
         Ok(())
     }
 

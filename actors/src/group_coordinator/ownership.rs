@@ -182,7 +182,9 @@ mod tests {
     fn a_new_partition_count_or_topic_id_remaps_every_group() {
         let old = cluster(&[1], &[1, 1]);
         let mut grown = old.clone();
-        grown.apply(&MetadataCommand::CreatePartitions { name: OFFSETS_TOPIC.into(), count: 3 }).expect("grow");
+        grown
+            .apply(&MetadataCommand::CreatePartitions { name: OFFSETS_TOPIC.into(), count: 3, assignments: Vec::new() })
+            .expect("grow");
         assert_eq!(plan(&Ownership::of(&old, 1), &Ownership::of(&grown, 1)), handover(&[0, 1], &[0, 1, 2]));
         let mut recreated = old.clone();
         recreated.topics.get_mut(OFFSETS_TOPIC).expect("topic").id = Uuid::from_u128(2);

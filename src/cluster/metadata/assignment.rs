@@ -1,6 +1,7 @@
-//! Topics created with a manual replica assignment (CreateTopics `assignments`), validated as
-//! Kafka's controller does: every partition has the same non-zero number of distinct replicas,
-//! all of them brokers that can take partitions.
+//! Partitions created with a manual replica assignment (CreateTopics and CreatePartitions
+//! `assignments`), validated as Kafka's controller does: every partition has the same non-zero
+//! number of distinct replicas (a grown topic: its replication factor), all of them brokers that
+//! can take partitions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,16 +16,29 @@ impl ClusterMetadata {
             return Err(MetadataError::TopicExists(name.to_string()));
         }
         check_partition_count(name, i32::try_from(assignments.len()).unwrap_or(i32::MAX))?;
+        self.check_replica_lists(name, assignments, assignments[0].len(), 0)
+    }
+
+    /// Checks the replica lists of new partitions `first`, `first + 1`, …: each `width` distinct
+    /// brokers that can take partitions.
+    fn check_replica_lists(
+        &self,
+        name: &str,
+        assignments: &[Vec<NodeId>],
+        width: usize,
+        first: usize,
+    ) -> Result<(), MetadataError> {
         let invalid = |reason: String| MetadataError::InvalidReplicaAssignment { topic: name.to_string(), reason };
         let placeable: BTreeSet<NodeId> = self.placement_nodes().into_iter().collect();
-        let width = assignments[0].len();
-        for (p, replicas) in assignments.iter().enumerate() {
+        for (p, replicas) in (first..).zip(assignments) {
             if replicas.is_empty() {
                 return Err(invalid(format!("partition {p} has an empty replica list")));
             }
             if replicas.len() != width {
                 let n = replicas.len();
-                return Err(invalid(format!("partition {p} has {n} replica(s), but previous partitions have {width}")));
+                return Err(invalid(format!(
+                    "partition {p} has {n} replica(s), but the other partitions have {width}"
+                )));
             }
             let mut seen = BTreeSet::new();
             for &node in replicas {
@@ -47,23 +61,53 @@ impl ClusterMetadata {
         configs: &BTreeMap<String, String>,
     ) -> Result<(), MetadataError> {
         self.check_assignment(name, assignments)?;
-        let partitions: Vec<PartitionMeta> = assignments
-            .iter()
-            .zip(0..)
-            .map(|(replicas, partition)| {
-                // Every replica starts empty, so all of them are in sync; the first one leads.
-                PartitionMeta {
-                    partition,
-                    leader: replicas[0],
-                    leader_epoch: 0,
-                    isr: replicas.clone(),
-                    replicas: replicas.clone(),
-                }
-            })
-            .collect();
+        let partitions = assigned_partitions(assignments, 0);
         let replication_factor = i16::try_from(assignments[0].len()).unwrap_or(i16::MAX);
         let topic = TopicMeta { name: name.to_string(), id, replication_factor, partitions, configs: configs.clone() };
         self.topics.insert(name.to_string(), topic);
         Ok(())
     }
+
+    /// Grows `name` by one partition per replica list of `assignments`, up to `count` in all.
+    pub(super) fn create_assigned_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+        assignments: &[Vec<NodeId>],
+    ) -> Result<(), MetadataError> {
+        let topic = self.topics.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let current = topic.partitions.len();
+        let width = topic
+            .partitions
+            .first()
+            .map_or(usize::try_from(topic.replication_factor).unwrap_or(1), |p| p.replicas.len());
+        let adding = usize::try_from(count).unwrap_or(0).saturating_sub(current);
+        if adding != assignments.len() {
+            let reason =
+                format!("{adding} partition(s) would be added, but {} assignment(s) were given", assignments.len());
+            return Err(MetadataError::InvalidReplicaAssignment { topic: name.to_string(), reason });
+        }
+        self.check_replica_lists(name, assignments, width, current)?;
+        let new = assigned_partitions(assignments, i32::try_from(current).unwrap_or(i32::MAX));
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.partitions.extend(new);
+        }
+        Ok(())
+    }
+}
+
+/// Partitions `first`, `first + 1`, … with the given replicas. Every replica starts empty, so
+/// all of them are in sync; the first one leads.
+fn assigned_partitions(assignments: &[Vec<NodeId>], first: i32) -> Vec<PartitionMeta> {
+    assignments
+        .iter()
+        .zip(first..)
+        .map(|(replicas, partition)| PartitionMeta {
+            partition,
+            leader: replicas[0],
+            leader_epoch: 0,
+            isr: replicas.clone(),
+            replicas: replicas.clone(),
+        })
+        .collect()
 }

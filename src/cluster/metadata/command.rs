@@ -43,6 +43,11 @@ pub enum MetadataCommand {
         name: String,
         /// The new total partition count.
         count: i32,
+        /// A manual assignment of the new partitions (CreatePartitions `assignments`), one
+        /// replica list per new partition, preferred leader first. Empty (and absent in commands
+        /// logged before it existed) means round-robin placement.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        assignments: Vec<Vec<NodeId>>,
     },
     /// Replaces a topic's config overrides (AlterConfigs; IncrementalAlterConfigs computes the
     /// resulting set first). The overrides were validated by the proposer.

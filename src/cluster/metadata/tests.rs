@@ -41,9 +41,11 @@ fn create_grow_and_delete_a_topic() {
     assert_eq!(t.partitions.len(), 3);
     assert!(t.partitions.iter().all(|p| p.leader == 1 && p.isr == vec![1] && p.leader_epoch == 0));
     assert_eq!(m.apply(&create("orders", 1, 1)), Err(MetadataError::TopicExists("orders".into())));
-    m.apply(&MetadataCommand::CreatePartitions { name: "orders".into(), count: 5 }).expect("grow");
+    m.apply(&MetadataCommand::CreatePartitions { name: "orders".into(), count: 5, assignments: Vec::new() })
+        .expect("grow");
     assert_eq!(m.topics["orders"].partitions[4].partition, 4);
-    let shrink = m.apply(&MetadataCommand::CreatePartitions { name: "orders".into(), count: 2 });
+    let shrink =
+        m.apply(&MetadataCommand::CreatePartitions { name: "orders".into(), count: 2, assignments: Vec::new() });
     assert!(matches!(shrink, Err(MetadataError::InvalidPartitions { .. })));
     m.apply(&MetadataCommand::DeleteTopic { name: "orders".into() }).expect("delete");
     assert!(m.topics.is_empty());
@@ -388,7 +390,7 @@ fn a_bad_manual_assignment_is_refused_as_kafka_does() {
     let m = cluster(&[1, 2, 3]);
     let cases: [(Vec<Vec<NodeId>>, &str); 4] = [
         (vec![vec![1], vec![]], "empty replica list"),
-        (vec![vec![1, 2], vec![3]], "previous partitions have 2"),
+        (vec![vec![1, 2], vec![3]], "the other partitions have 2"),
         (vec![vec![1, 1]], "more than once"),
         (vec![vec![1, 9]], "broker 9"),
     ];
@@ -442,4 +444,28 @@ fn an_operator_election_moves_leadership_only_to_an_active_in_sync_preferred_rep
     m.apply(&shrink).expect("1 and 3 fell behind");
     assert_eq!(operator_election(&m, "t", 0, false), Err(ElectionRefusal::PreferredNotAvailable));
     m.apply(&back).expect_err("a planned election to a replica that left the ISR is refused");
+}
+
+#[test]
+fn grown_partitions_take_a_manual_assignment_checked_as_kafka_does() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 2, 2)).expect("create");
+    let grow = |count, assignments: Vec<Vec<NodeId>>| MetadataCommand::CreatePartitions {
+        name: "t".into(),
+        count,
+        assignments,
+    };
+    let refused = |m: &mut ClusterMetadata, cmd: MetadataCommand, why: &str| match m.apply(&cmd) {
+        Err(MetadataError::InvalidReplicaAssignment { reason, .. }) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("{why}: {other:?}"),
+    };
+    refused(&mut m, grow(4, vec![vec![3, 1]]), "2 partition(s) would be added, but 1 assignment(s)");
+    refused(&mut m, grow(3, vec![vec![3]]), "partition 2 has 1 replica(s), but the other partitions have 2");
+    refused(&mut m, grow(3, vec![vec![3, 3]]), "partition 2 names broker 3 more than once");
+    refused(&mut m, grow(3, vec![vec![3, 9]]), "partition 2 names broker 9, which is not an active member");
+    assert_eq!(m.topics["t"].partitions.len(), 2, "nothing refused was added");
+    m.apply(&grow(4, vec![vec![3, 1], vec![2, 3]])).expect("grow");
+    let added: Vec<_> = m.topics["t"].partitions[2..].iter().map(|p| (p.partition, p.leader, p.isr.clone())).collect();
+    assert_eq!(added, vec![(2, 3, vec![3, 1]), (3, 2, vec![2, 3])]);
+    assert!(matches!(m.apply(&grow(4, vec![vec![1, 2]])), Err(MetadataError::InvalidPartitions { .. })));
 }
