@@ -88,11 +88,13 @@ impl PartitionLog {
         let dirty: u64 = cleanable.iter().filter(|s| s.next_offset > first_dirty).map(|s| s.size).sum();
         let dirty_enough = dirty > 0 && dirty as f64 >= compaction.min_dirty_ratio * total as f64;
         let tombstones_due = self.cleaner.tombstones_due_ms >= 0 && now_ms >= self.cleaner.tombstones_due_ms;
+        // As Kafka's `maxCompactionDelay`: a batch without a timestamp (-1) says nothing about
+        // how long it waited.
         let overdue_from = now_ms.saturating_sub(compaction.max_lag_ms);
         let overdue = compaction.max_lag_ms < i64::MAX
             && self.sealed.values().take(cleanable.len()).any(|s| {
                 s.next_offset() > first_dirty
-                    && s.first_batch_timestamp().ok().flatten().is_some_and(|ts| ts <= overdue_from)
+                    && s.first_batch_timestamp().ok().flatten().is_some_and(|ts| ts > 0 && ts <= overdue_from)
             });
         if !dirty_enough && !tombstones_due && !overdue {
             return None;

@@ -280,3 +280,30 @@ fn the_dirty_ratio_waits_unless_a_dirty_segment_is_overdue() {
     let k0: Vec<_> = contents(&log).into_iter().filter(|r| r.1 == "k0").collect();
     assert_eq!(k0.len(), 1, "{k0:?}");
 }
+
+#[test]
+fn a_quiet_compacted_log_rolls_its_active_segment_after_max_compaction_lag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lagged = |max_lag_ms| LogConfig {
+        compaction: Some(Compaction { min_dirty_ratio: 0.9, max_lag_ms, ..Compaction::default() }),
+        ..compacted(1 << 20, DAY_MS)
+    };
+    let mut log = open(dir.path(), lagged(5_000));
+    versions(&mut log);
+    let before = contents(&log);
+    assert_eq!(log.segment_count(), 1, "everything is in the active segment");
+    assert!(!log.roll_if_compaction_due(NOW + 5_000).expect("roll"), "not older than the lag yet");
+    assert!(log.plan_clean(NOW + 5_000, log.log_end_offset()).is_none(), "the active segment is never cleaned");
+    assert!(log.roll_if_compaction_due(NOW + 5_001).expect("roll"), "older than the lag: rolled");
+    assert_eq!(log.segment_count(), 2);
+    assert!(!log.roll_if_compaction_due(NOW + 60_000).expect("roll"), "an empty active segment stays");
+    clean(&mut log, NOW + 5_001).expect("the rolled segment is cleaned");
+    let latest: Vec<_> =
+        before.iter().filter(|(o, k, _)| !before.iter().any(|(o2, k2, _)| k2 == k && o2 > o)).cloned().collect();
+    assert_eq!(contents(&log), latest);
+
+    let plain = LogConfig { compaction: None, ..compacted(1 << 20, DAY_MS) };
+    let mut log = open(&dir.path().join("plain"), plain);
+    versions(&mut log);
+    assert!(!log.roll_if_compaction_due(NOW + DAY_MS).expect("roll"), "only a compacted log rolls on the timer");
+}
