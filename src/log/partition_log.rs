@@ -97,7 +97,7 @@ impl PartitionLog {
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<(PartitionLog, RecoveryReport), LogError> {
         check_config(dir, &config)?;
         create_dir(dir)?;
-        let cleaned = cleaner::load_checkpoint(dir);
+        let cleaned = cleaner::load_checkpoint(dir, now_ms);
         let gaps_allowed = cleaned.is_some() || config.compaction.is_some();
         let layout = Layout { index_interval_bytes: config.index_interval_bytes, allow_gaps: gaps_allowed };
         let opened = recovery::open_segments(dir, layout, now_ms)?;
@@ -111,10 +111,10 @@ impl PartitionLog {
             sync,
             log_start: 0,
             gaps_allowed,
-            cleaner: cleaned.unwrap_or_default(),
+            cleaner: cleaned.clone().unwrap_or_default(),
         };
         if cleaned.is_none() && gaps_allowed {
-            log.store_cleaner_checkpoint(log.cleaner)?;
+            log.store_cleaner_checkpoint(log.cleaner.clone())?;
         }
         log.apply_checkpoint(log_start::load(dir))?;
         let report = log.report(&opened.cuts, opened.deleted);
@@ -265,7 +265,7 @@ impl PartitionLog {
         check_config(&self.dir, &config)?;
         if config.compaction.is_some() && !self.gaps_allowed {
             // Durable before the first gap can exist: a restart must not read it as damage.
-            self.store_cleaner_checkpoint(self.cleaner)?;
+            self.store_cleaner_checkpoint(self.cleaner.clone())?;
             self.gaps_allowed = true;
             self.active.set_allow_gaps(true);
             self.sealed.values_mut().for_each(|s| s.set_allow_gaps(true));

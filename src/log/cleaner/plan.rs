@@ -7,6 +7,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::horizon::CleanedRanges;
 use crate::log::PartitionLog;
 use crate::log::config::Compaction;
 use crate::log::segment::Segment;
@@ -51,6 +52,8 @@ pub struct CleanJob {
     pub(crate) whole_log: Vec<SourceSegment>,
     /// Records from here on were not cleaned yet.
     pub(crate) first_dirty: i64,
+    /// When each part below `first_dirty` was first cleaned (the tombstones' horizons).
+    pub(crate) ranges: CleanedRanges,
     /// The topic's compaction settings.
     pub(crate) compaction: Compaction,
     /// Cleaned groups stay within this many bytes of input (`segment.bytes`).
@@ -104,6 +107,7 @@ impl PartitionLog {
             cleanable,
             whole_log: self.segments().map(SourceSegment::of).collect(),
             first_dirty,
+            ranges: self.cleaner.ranges.clone(),
             compaction,
             segment_bytes: self.config.segment_bytes,
             now_ms,
