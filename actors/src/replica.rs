@@ -281,6 +281,7 @@ impl Actor for ReplicaActor {
                 let deleted = state.log.enforce_retention(now_ms())?;
                 if !deleted.is_empty() {
                     info!(tp = %state.tp, segments = ?deleted, log_start = state.log.log_start_offset(), "retention deleted segments");
+                    state.log_start_moved();
                 }
             }
         }
