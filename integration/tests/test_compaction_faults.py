@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -97,15 +98,28 @@ def test_power_cut_mid_cleaning_loses_nothing_and_the_cleaning_completes(make_br
     finish_at_full_speed(b, topic, written, want)
 
 
+def all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is in state T (stopped), from /proc/<pid>/task/*/stat."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        states.append(stat[stat.rindex(")") + 2])
+    return bool(states) and all(s == "T" for s in states)
+
+
 def test_sigstop_mid_cleaning_then_sigcont_finishes_the_same_cleaning(make_broker):
     b = make_broker("compact-freeze", auto_create_topics=False, extra_env=SLOW_ENV)
     topic = unique_topic("compact-freeze")
     written, want = fill(b, topic)
-    mark = b.log_size()
     wait_mid_cleaning(b, topic, CLEANED_BYTES_AT_FAULT[1], "a cleaning under way")
+    # One cleaning at a time per node, a third into its first output group: the next `log
+    # cleaned` line is this cleaning's.
+    mark = b.log_size()
     pid = b.pid
     os.kill(pid, signal.SIGSTOP)
     try:
+        # The signal stops the threads asynchronously: wait until every one is stopped.
+        wait_until(lambda: all_threads_stopped(pid), 10, f"every thread of {pid} stopped")
         frozen_at = cleaned_bytes(b, topic)
         # Frozen: a request gets no answer, and the cleaning writes nothing meanwhile.
         with pytest.raises(OSError):
@@ -116,8 +130,8 @@ def test_sigstop_mid_cleaning_then_sigcont_finishes_the_same_cleaning(make_broke
     assert_valid_compaction(b, topic, written, want, "right after SIGCONT")
     wait_view(b.bootstrap, topic, want, f"{topic} compacted after the freeze", timeout=120)
     assert b.pid == pid and b.is_running(), "the broker was not restarted"
-    applied = [f for f in cleaned_lines(b.log_text(mark), topic) if f.get("applied") == "true"]
-    assert applied, "the cleaning under way at the freeze was not applied"
+    finished = cleaned_lines(b.log_text(mark), topic)
+    assert finished and finished[0].get("applied") == "true", f"the cleaning frozen mid-way: {finished[:1]}"
     assert list_offsets(b.bootstrap, topic)[1] == len(written)
     more = produce(b.bootstrap, topic, fillers("after-freeze", 3))
     assert [o for o, _, _ in more] == [len(written), len(written) + 1, len(written) + 2]
