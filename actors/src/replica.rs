@@ -267,7 +267,11 @@ impl Actor for ReplicaActor {
             }
             ReplicaMsg::CheckpointHighWatermark => state.checkpoint_high_watermark()?,
             ReplicaMsg::PlanClean(reply) => {
-                let _ = reply.send(state.log.plan_clean(now_ms(), state.high_watermark));
+                let now = now_ms();
+                if state.log.roll_if_compaction_due(now)? {
+                    info!(tp = %state.tp, "rolled a compacted log's idle active segment: older than max.compaction.lag.ms or segment.ms");
+                }
+                let _ = reply.send(state.log.plan_clean(now, state.high_watermark));
             }
             ReplicaMsg::ApplyClean { cleaned, reply } => {
                 let outcome = state.log.apply_clean(cleaned)?;
@@ -277,6 +281,7 @@ impl Actor for ReplicaActor {
                 let deleted = state.log.enforce_retention(now_ms())?;
                 if !deleted.is_empty() {
                     info!(tp = %state.tp, segments = ?deleted, log_start = state.log.log_start_offset(), "retention deleted segments");
+                    state.log_start_moved();
                 }
             }
         }

@@ -26,6 +26,7 @@
 //! written before the first gap can exist and never removed.
 
 mod checkpoint;
+mod horizon;
 mod plan;
 mod rewrite;
 mod run;
@@ -33,6 +34,7 @@ mod swap;
 
 pub(crate) use checkpoint::load as load_checkpoint;
 pub use checkpoint::{CLEANER_FILE, CleanerCheckpoint};
+pub use horizon::CleanedRanges;
 pub use plan::CleanJob;
 pub use run::{CleanedLog, Throttle};
 pub use swap::CleanOutcome;

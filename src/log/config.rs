@@ -70,6 +70,18 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// How old the active segment may get before it is rolled (Kafka's `LogConfig.maxSegmentMs`):
+    /// `segment.ms`, or in a compacted log `max.compaction.lag.ms` when that is shorter, since
+    /// the cleaner never touches the active segment and a record must not wait there past the
+    /// lag.
+    pub fn max_segment_ms(&self) -> i64 {
+        let segment_ms = i64::try_from(self.segment_ms).unwrap_or(i64::MAX);
+        match &self.compaction {
+            Some(c) if c.max_lag_ms > 0 => segment_ms.min(c.max_lag_ms),
+            _ => segment_ms,
+        }
+    }
+
     /// Every problem with these settings, each naming its key; empty when they are usable.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -100,6 +112,21 @@ mod tests {
         assert_eq!(c.retention_ms, 604_800_000);
         assert_eq!(c.segment_ms, 604_800_000);
         assert!(c.problems().is_empty());
+    }
+
+    #[test]
+    fn a_compacted_log_rolls_by_the_shorter_of_segment_ms_and_max_compaction_lag() {
+        let mut c = LogConfig { segment_ms: 10_000, ..LogConfig::default() };
+        assert_eq!(c.max_segment_ms(), 10_000, "not compacted: segment.ms");
+        c.compaction = Some(Compaction::default());
+        assert_eq!(c.max_segment_ms(), 10_000, "no max lag (Kafka's default Long.MAX_VALUE)");
+        c.compaction = Some(Compaction { max_lag_ms: 2_000, ..Compaction::default() });
+        assert_eq!(c.max_segment_ms(), 2_000, "the lag is shorter");
+        c.segment_ms = 500;
+        assert_eq!(c.max_segment_ms(), 500, "segment.ms is shorter");
+        c.segment_ms = u64::MAX;
+        c.compaction = None;
+        assert_eq!(c.max_segment_ms(), i64::MAX, "saturates, never wraps negative");
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl PartitionLog {
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<(PartitionLog, RecoveryReport), LogError> {
         check_config(dir, &config)?;
         create_dir(dir)?;
-        let cleaned = cleaner::load_checkpoint(dir);
+        let cleaned = cleaner::load_checkpoint(dir, now_ms);
         let gaps_allowed = cleaned.is_some() || config.compaction.is_some();
         let layout = Layout { index_interval_bytes: config.index_interval_bytes, allow_gaps: gaps_allowed };
         let opened = recovery::open_segments(dir, layout, now_ms)?;
@@ -111,10 +111,10 @@ impl PartitionLog {
             sync,
             log_start: 0,
             gaps_allowed,
-            cleaner: cleaned.unwrap_or_default(),
+            cleaner: cleaned.clone().unwrap_or_default(),
         };
         if cleaned.is_none() && gaps_allowed {
-            log.store_cleaner_checkpoint(log.cleaner)?;
+            log.store_cleaner_checkpoint(log.cleaner.clone())?;
         }
         log.apply_checkpoint(log_start::load(dir))?;
         let report = log.report(&opened.cuts, opened.deleted);
@@ -184,17 +184,35 @@ impl PartitionLog {
     }
 
     /// Whether `header`'s batch must go to a new segment: the active one is non-empty and would
-    /// grow past `segment_bytes`, started more than `segment_ms` ago, or could no longer index
-    /// the batch's offsets in 32 bits.
+    /// grow past `segment_bytes`, is too old ([`LogConfig::max_segment_ms`]), or could no longer
+    /// index the batch's offsets in 32 bits.
     fn should_roll(&mut self, header: &BatchHeader, now_ms: i64) -> bool {
         if self.active.size() == 0 {
             return false;
         }
         let full = self.active.size() + header.total_len() as u64 > self.config.segment_bytes;
-        let segment_ms = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
-        let old = self.active.age_ms(now_ms) > segment_ms;
         let offsets_overflow = header.last_offset() - self.active.base_offset() > i64::from(i32::MAX);
-        full || old || offsets_overflow
+        full || self.active_too_old(now_ms) || offsets_overflow
+    }
+
+    /// Whether the non-empty active segment started longer than [`LogConfig::max_segment_ms`]
+    /// ago (by the wall clock of its first append, so a producer's skewed timestamps neither
+    /// roll a segment per batch nor hold one open).
+    fn active_too_old(&mut self, now_ms: i64) -> bool {
+        self.active.size() > 0 && self.active.age_ms(now_ms) > self.config.max_segment_ms()
+    }
+
+    /// In a compacted log, rolls the active segment once it is too old, without waiting for an
+    /// append: the cleaner never touches the active segment, so on a quiet topic a record could
+    /// otherwise stay uncompacted past `max.compaction.lag.ms` forever. Kafka rolls only on the
+    /// next append (`maybeRoll`); the cleaner's timer calls this before planning. Returns
+    /// whether it rolled.
+    pub fn roll_if_compaction_due(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        if self.config.compaction.is_none() || !self.active_too_old(now_ms) {
+            return Ok(false);
+        }
+        self.roll()?;
+        Ok(true)
     }
 
     /// Seals the active segment (fsyncing it and its indexes) and starts a new one at the log
@@ -247,7 +265,7 @@ impl PartitionLog {
         check_config(&self.dir, &config)?;
         if config.compaction.is_some() && !self.gaps_allowed {
             // Durable before the first gap can exist: a restart must not read it as damage.
-            self.store_cleaner_checkpoint(self.cleaner)?;
+            self.store_cleaner_checkpoint(self.cleaner.clone())?;
             self.gaps_allowed = true;
             self.active.set_allow_gaps(true);
             self.sealed.values_mut().for_each(|s| s.set_allow_gaps(true));

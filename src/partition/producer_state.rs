@@ -24,6 +24,8 @@ pub struct BatchIdentity {
     pub last_sequence: i32,
     /// How many records the batch holds.
     pub record_count: i32,
+    /// Its last offset minus its base offset (kept when compaction empties the batch).
+    pub last_offset_delta: i32,
     /// The batch's largest record timestamp (or its log append time), for DescribeProducers.
     pub max_timestamp: i64,
 }
@@ -73,6 +75,9 @@ struct ProducerEntry {
     batches: VecDeque<RetainedBatch>,
     /// The max timestamp of its latest batch (Kafka's `lastTimestamp`).
     last_timestamp: i64,
+    /// The last offset of its latest batch (Kafka's `lastDataOffset`): once the log starts
+    /// past it, the producer is forgotten.
+    last_offset: i64,
 }
 
 impl ProducerEntry {
@@ -123,8 +128,10 @@ impl ProducerStateTable {
         if b.producer_id < 0 {
             return SequenceCheck::Append;
         }
+        // An unknown producer may start at any sequence, as in Kafka since KIP-360: its state
+        // may have gone with the log start (`remove_below`) while it kept producing.
         let Some(entry) = self.producers.get(&b.producer_id) else {
-            return first_of_epoch(b);
+            return SequenceCheck::Append;
         };
         if b.producer_epoch < entry.epoch {
             return SequenceCheck::StaleEpoch { current: entry.epoch, got: b.producer_epoch };
@@ -154,6 +161,7 @@ impl ProducerStateTable {
             epoch: b.producer_epoch,
             batches: VecDeque::with_capacity(RETAINED_BATCHES),
             last_timestamp: b.max_timestamp,
+            last_offset: base_offset,
         });
         if b.producer_epoch < entry.epoch {
             return;
@@ -167,6 +175,19 @@ impl ProducerStateTable {
         }
         entry.batches.push_back(RetainedBatch { first_seq: b.base_sequence, last_seq: b.last_sequence, base_offset });
         entry.last_timestamp = b.max_timestamp;
+        entry.last_offset = base_offset.saturating_add(i64::from(b.last_offset_delta));
+    }
+
+    /// Forgets the producers whose latest batch ends below `log_start`, after the log start
+    /// moved (DeleteRecords, retention, following the leader's), as Kafka's
+    /// `ProducerStateManager.onLogStartOffsetIncremented` does: their batches are gone, so
+    /// DescribeProducers no longer lists them and their next batch starts a fresh sequence
+    /// check. Compaction never calls this: it keeps each producer's last batch. Returns how many
+    /// were removed.
+    pub fn remove_below(&mut self, log_start: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| e.last_offset >= log_start);
+        before - self.producers.len()
     }
 
     /// Every producer tracked here, by producer id: what DescribeProducers reports.
@@ -196,8 +217,7 @@ impl ProducerStateTable {
     }
 }
 
-/// The rule for a producer's first batch in an epoch (unknown producer or a new epoch):
-/// sequences start at 0.
+/// The rule for a known producer's first batch in a new epoch: sequences start at 0.
 fn first_of_epoch(b: &BatchIdentity) -> SequenceCheck {
     if b.base_sequence == 0 {
         SequenceCheck::Append

@@ -19,6 +19,7 @@ fn batch(epoch: i16, base: i32, count: i32) -> BatchIdentity {
         base_sequence: base,
         last_sequence: last,
         record_count: count,
+        last_offset_delta: (count - 1).max(0),
         max_timestamp: 1_000 + i64::from(base),
     }
 }
@@ -47,6 +48,7 @@ fn non_idempotent_batches_always_append_and_are_not_tracked() {
         base_sequence: -1,
         last_sequence: -1,
         record_count: 3,
+        last_offset_delta: 2,
         max_timestamp: 5,
     };
     for offset in 0..3 {
@@ -58,10 +60,11 @@ fn non_idempotent_batches_always_append_and_are_not_tracked() {
 }
 
 #[test]
-fn unknown_producer_must_start_at_zero() {
+fn an_unknown_producer_may_start_at_any_sequence() {
+    // Kafka's rule since KIP-360: the producer's state may have been removed with the log start.
     let table = ProducerStateTable::new();
     assert_eq!(table.check(&batch(0, 0, 5)), SequenceCheck::Append);
-    assert_eq!(table.check(&batch(0, 5, 5)), SequenceCheck::OutOfOrder { expected: 0, got: 5 });
+    assert_eq!(table.check(&batch(0, 5, 5)), SequenceCheck::Append);
 }
 
 #[test]
@@ -210,4 +213,23 @@ fn summaries_show_each_producer_s_epoch_last_sequence_and_timestamp() {
         ProducerSummary { producer_id: PID, producer_epoch: 0, last_sequence: 4, last_timestamp: 1_003 },
     ];
     assert_eq!(table.summaries(), want);
+}
+
+#[test]
+fn producers_whose_last_batch_ends_below_the_log_start_are_forgotten() {
+    // PID: batches at offsets 100..=102 and 103..=104; producer 7: one batch at 200..=203, then
+    // an empty one (compacted: no records, offsets 204..=206 still spanned).
+    let mut table = table_with(&[3, 2]);
+    table.record(&BatchIdentity { producer_id: 7, ..batch(0, 0, 4) }, 200);
+    let emptied = BatchIdentity { producer_id: 7, record_count: 0, last_offset_delta: 2, ..batch(0, 4, 3) };
+    table.record(&emptied, 204);
+    assert_eq!(table.remove_below(104), 0, "PID's last batch ends at 104");
+    assert_eq!(table.remove_below(105), 1, "now it is wholly below");
+    assert_eq!(table.summaries().iter().map(|p| p.producer_id).collect::<Vec<_>>(), vec![7]);
+    assert_eq!(table.remove_below(206), 0, "an emptied batch still counts up to its last offset");
+    assert_eq!(table.remove_below(207), 1);
+    assert!(table.is_empty());
+    table.record(&batch(0, 5, 1), 300);
+    assert_eq!(table.check(&batch(0, 6, 1)), SequenceCheck::Append, "tracked again from where it goes on");
+    assert_eq!(table.check(&batch(0, 7, 1)), SequenceCheck::OutOfOrder { expected: 6, got: 7 });
 }

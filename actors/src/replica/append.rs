@@ -22,6 +22,7 @@ pub(super) fn identity(h: &BatchHeader) -> BatchIdentity {
         base_sequence: h.base_sequence,
         last_sequence: h.last_sequence(),
         record_count: h.record_count,
+        last_offset_delta: h.last_offset_delta,
         max_timestamp: h.max_timestamp,
     }
 }

@@ -51,6 +51,7 @@ impl ReplicaState {
             Ok(deleted) => {
                 let log_start = self.log.log_start_offset();
                 info!(tp = %self.tp, offset = target, log_start, deleted_segments = ?deleted, "records deleted");
+                self.log_start_moved();
                 self.pending_deletes.push(PendingDelete { target, deadline_ms: now_ms() + timeout_ms.max(0), reply });
                 self.answer_deletes();
                 Ok(())
@@ -111,7 +112,19 @@ impl ReplicaState {
         let target = leader_log_start.min(self.high_watermark);
         if target > self.log.log_start_offset() {
             self.log.advance_log_start(target)?;
+            self.log_start_moved();
         }
         Ok(())
+    }
+
+    /// After the log start moved (DeleteRecords, following the leader, retention): forgets the
+    /// idempotent producers whose last batch is now below it, as Kafka's
+    /// `ProducerStateManager.onLogStartOffsetIncremented` does.
+    pub(super) fn log_start_moved(&mut self) {
+        let log_start = self.log.log_start_offset();
+        let removed = self.producers.remove_below(log_start);
+        if removed > 0 {
+            info!(tp = %self.tp, log_start, removed, "forgot producers whose batches are all below the log start");
+        }
     }
 }

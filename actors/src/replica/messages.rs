@@ -296,7 +296,8 @@ pub enum ReplicaMsg {
     /// Timer: delete segments past retention.
     EnforceRetention,
     /// From the LogCleaner: the cleaning this compacted log is due for, if any (cheap: it only
-    /// looks at the segments' sizes and offsets).
+    /// looks at the segments' sizes and offsets). First rolls an active segment older than
+    /// `max.compaction.lag.ms` (or `segment.ms`), so a quiet topic's records get cleaned too.
     PlanClean(RpcReplyPort<Option<chronik::log::cleaner::CleanJob>>),
     /// From the LogCleaner: swap a finished cleaning in (or throw it away if the log changed
     /// meanwhile). A failure stops the replica: reopening the log finishes a committed swap.

@@ -102,7 +102,8 @@ impl ReplicaState {
 }
 
 /// Replays every batch header in the log: idempotent producers' sequences, so duplicates are
-/// recognised after a restart, and the leader epoch history, for truncation.
+/// recognised after a restart (less the producers whose batches all lie below the log start,
+/// which may sit inside the first segment), and the leader epoch history, for truncation.
 pub(super) fn rebuild_from_headers(log: &PartitionLog) -> Result<(ProducerStateTable, LeaderEpochCache), LogError> {
     let mut table = ProducerStateTable::default();
     let mut epochs = LeaderEpochCache::new();
@@ -112,5 +113,6 @@ pub(super) fn rebuild_from_headers(log: &PartitionLog) -> Result<(ProducerStateT
             table.record(&identity(h), h.base_offset);
         }
     })?;
+    table.remove_below(log.log_start_offset());
     Ok((table, epochs))
 }

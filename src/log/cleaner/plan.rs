@@ -7,6 +7,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::horizon::CleanedRanges;
 use crate::log::PartitionLog;
 use crate::log::config::Compaction;
 use crate::log::segment::Segment;
@@ -51,6 +52,8 @@ pub struct CleanJob {
     pub(crate) whole_log: Vec<SourceSegment>,
     /// Records from here on were not cleaned yet.
     pub(crate) first_dirty: i64,
+    /// When each part below `first_dirty` was first cleaned (the tombstones' horizons).
+    pub(crate) ranges: CleanedRanges,
     /// The topic's compaction settings.
     pub(crate) compaction: Compaction,
     /// Cleaned groups stay within this many bytes of input (`segment.bytes`).
@@ -88,11 +91,13 @@ impl PartitionLog {
         let dirty: u64 = cleanable.iter().filter(|s| s.next_offset > first_dirty).map(|s| s.size).sum();
         let dirty_enough = dirty > 0 && dirty as f64 >= compaction.min_dirty_ratio * total as f64;
         let tombstones_due = self.cleaner.tombstones_due_ms >= 0 && now_ms >= self.cleaner.tombstones_due_ms;
+        // As Kafka's `maxCompactionDelay`: a batch without a timestamp (-1) says nothing about
+        // how long it waited.
         let overdue_from = now_ms.saturating_sub(compaction.max_lag_ms);
         let overdue = compaction.max_lag_ms < i64::MAX
             && self.sealed.values().take(cleanable.len()).any(|s| {
                 s.next_offset() > first_dirty
-                    && s.first_batch_timestamp().ok().flatten().is_some_and(|ts| ts <= overdue_from)
+                    && s.first_batch_timestamp().ok().flatten().is_some_and(|ts| ts > 0 && ts <= overdue_from)
             });
         if !dirty_enough && !tombstones_due && !overdue {
             return None;
@@ -102,6 +107,7 @@ impl PartitionLog {
             cleanable,
             whole_log: self.segments().map(SourceSegment::of).collect(),
             first_dirty,
+            ranges: self.cleaner.ranges.clone(),
             compaction,
             segment_bytes: self.config.segment_bytes,
             now_ms,

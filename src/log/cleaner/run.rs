@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::CleanStats;
+use super::horizon::CleanedRanges;
 use super::plan::{CleanJob, SourceSegment};
 use super::rewrite::{Filtered, empty_batch, filter_batch, with_records};
 use crate::log::batch::BatchHeader;
@@ -75,6 +76,8 @@ pub struct CleanedLog {
     pub(crate) first_dirty: i64,
     /// When the oldest tombstone kept may go; -1 if none was kept.
     pub(crate) tombstones_due_ms: i64,
+    /// When each part below `first_dirty` was first cleaned, this cleaning included.
+    pub(crate) ranges: CleanedRanges,
     /// What the cleaning did.
     pub stats: CleanStats,
 }
@@ -105,17 +108,21 @@ impl CleanJob {
             let group = self.write_group(members, i == 0, &last_batches, throttle, &mut stats, &mut decide)?;
             groups.push(group);
         }
+        let first_dirty = segments.last().map_or(self.first_dirty, |s| s.next_offset);
         Ok(CleanedLog {
             groups,
-            first_dirty: segments.last().map_or(self.first_dirty, |s| s.next_offset),
+            first_dirty,
             tombstones_due_ms: if tombstones_due == i64::MAX { -1 } else { tombstones_due },
+            ranges: self.ranges.with_cleaning(first_dirty, self.now_ms),
             stats,
         })
     }
 
     /// Whether `record` of the batch `header` survives: keyless records and the latest record
-    /// of a key do; a tombstone only until `delete.retention.ms` after its timestamp (the
-    /// earliest such time of the kept ones is noted in `tombstones_due`).
+    /// of a key do; a tombstone until its delete horizon, `delete.retention.ms` after the
+    /// cleaning that first cleaned it (Kafka's KIP-534 rule, see `horizon`; never its own
+    /// timestamp, which may be -1 or a producer's skewed clock), so a tombstone is always kept
+    /// by its first cleaning. The earliest horizon of the kept ones is noted in `tombstones_due`.
     fn keep(&self, header: &BatchHeader, r: &StoredRecord<'_>, map: &KeyMap, tombstones_due: &mut i64) -> bool {
         let Some(key) = r.key else { return true };
         let offset = header.base_offset + i64::from(r.offset_delta);
@@ -125,12 +132,12 @@ impl CleanJob {
         if !r.null_value {
             return true;
         }
-        let timestamp = match header.is_log_append_time() {
-            true => header.max_timestamp,
-            false => header.base_timestamp.saturating_add(r.timestamp_delta),
+        let first_cleaned = match offset < self.first_dirty {
+            true => self.ranges.first_cleaned_ms(offset).unwrap_or(self.now_ms),
+            false => self.now_ms,
         };
-        let due = timestamp.saturating_add(self.compaction.delete_retention_ms);
-        if due <= self.now_ms {
+        let due = first_cleaned.saturating_add(self.compaction.delete_retention_ms);
+        if offset < self.first_dirty && due <= self.now_ms {
             return false;
         }
         *tombstones_due = (*tombstones_due).min(due);

@@ -42,8 +42,11 @@ impl PartitionLog {
             return Ok(CleanOutcome { applied: false, stats: cleaned.stats, size_before, size_after: size_before });
         }
         self.swap_groups(&cleaned.groups)?;
-        let checkpoint =
-            CleanerCheckpoint { first_dirty: cleaned.first_dirty, tombstones_due_ms: cleaned.tombstones_due_ms };
+        let checkpoint = CleanerCheckpoint {
+            first_dirty: cleaned.first_dirty,
+            tombstones_due_ms: cleaned.tombstones_due_ms,
+            ranges: cleaned.ranges,
+        };
         self.store_cleaner_checkpoint(checkpoint)?;
         Ok(CleanOutcome { applied: true, stats: cleaned.stats, size_before, size_after: self.size_bytes() })
     }

@@ -115,9 +115,9 @@ fn tombstones_stay_for_delete_retention_then_go() {
     clean(&mut log, NOW + 100).expect("due");
     let keys = |log: &PartitionLog| contents(log).into_iter().map(|(_, k, v)| (k, v)).collect::<Vec<_>>();
     assert_eq!(keys(&log)[..2], [("b".into(), Some("1".into())), ("a".into(), None)], "the delete is visible");
-    assert_eq!(log.cleaner_checkpoint().tombstones_due_ms, NOW + 1_010);
-    assert!(clean(&mut log, NOW + 1_009).is_none(), "not due yet, nothing dirty");
-    clean(&mut log, NOW + 1_010).expect("the tombstone is due");
+    assert_eq!(log.cleaner_checkpoint().tombstones_due_ms, NOW + 1_100, "from the first cleaning, not the timestamp");
+    assert!(clean(&mut log, NOW + 1_099).is_none(), "not due yet, nothing dirty");
+    clean(&mut log, NOW + 1_100).expect("the tombstone is due");
     assert_eq!(keys(&log)[0], ("b".into(), Some("1".into())), "the key is gone entirely");
     assert!(!keys(&log).iter().any(|(k, _)| k == "a"));
     assert_eq!(log.cleaner_checkpoint().tombstones_due_ms, -1);
@@ -279,4 +279,73 @@ fn the_dirty_ratio_waits_unless_a_dirty_segment_is_overdue() {
     clean(&mut log, NOW + 5_000).expect("overdue: cleaned whatever the ratio");
     let k0: Vec<_> = contents(&log).into_iter().filter(|r| r.1 == "k0").collect();
     assert_eq!(k0.len(), 1, "{k0:?}");
+}
+
+#[test]
+fn a_quiet_compacted_log_rolls_its_active_segment_after_max_compaction_lag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lagged = |max_lag_ms| LogConfig {
+        compaction: Some(Compaction { min_dirty_ratio: 0.9, max_lag_ms, ..Compaction::default() }),
+        ..compacted(1 << 20, DAY_MS)
+    };
+    let mut log = open(dir.path(), lagged(5_000));
+    versions(&mut log);
+    let before = contents(&log);
+    assert_eq!(log.segment_count(), 1, "everything is in the active segment");
+    assert!(!log.roll_if_compaction_due(NOW + 5_000).expect("roll"), "not older than the lag yet");
+    assert!(log.plan_clean(NOW + 5_000, log.log_end_offset()).is_none(), "the active segment is never cleaned");
+    assert!(log.roll_if_compaction_due(NOW + 5_001).expect("roll"), "older than the lag: rolled");
+    assert_eq!(log.segment_count(), 2);
+    assert!(!log.roll_if_compaction_due(NOW + 60_000).expect("roll"), "an empty active segment stays");
+    clean(&mut log, NOW + 5_001).expect("the rolled segment is cleaned");
+    let latest: Vec<_> =
+        before.iter().filter(|(o, k, _)| !before.iter().any(|(o2, k2, _)| k2 == k && o2 > o)).cloned().collect();
+    assert_eq!(contents(&log), latest);
+
+    let plain = LogConfig { compaction: None, ..compacted(1 << 20, DAY_MS) };
+    let mut log = open(&dir.path().join("plain"), plain);
+    versions(&mut log);
+    assert!(!log.roll_if_compaction_due(NOW + DAY_MS).expect("roll"), "only a compacted log rolls on the timer");
+}
+
+#[test]
+fn a_tombstone_without_a_timestamp_stays_for_delete_retention_after_its_first_cleaning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), compacted(200, 1_000));
+    put(&mut log, &[("a", Some("1")), ("b", Some("1"))], NOW, Compression::None);
+    put(&mut log, &[("a", None)], -1, Compression::None);
+    roll(&mut log);
+    let tombstone = |log: &PartitionLog| contents(log).into_iter().any(|(_, k, v)| k == "a" && v.is_none());
+    clean(&mut log, NOW + 100).expect("due");
+    assert!(tombstone(&log), "timestamp -1 is not 'long ago': kept by its first cleaning");
+    assert!(!contents(&log).iter().any(|(_, k, v)| k == "a" && v.is_some()), "the value it deletes is gone");
+    assert_eq!(log.cleaner_checkpoint().tombstones_due_ms, NOW + 1_100);
+
+    drop(log);
+    let mut log = open(dir.path(), compacted(200, 1_000));
+    put(&mut log, &[("b", Some("2"))], NOW + 500, Compression::None);
+    roll(&mut log);
+    clean(&mut log, NOW + 600).expect("new dirt");
+    assert!(tombstone(&log), "a later cleaning, after a restart, keeps the horizon of the first one");
+    assert_eq!(log.cleaner_checkpoint().tombstones_due_ms, NOW + 1_100);
+    assert!(clean(&mut log, NOW + 1_099).is_none());
+    clean(&mut log, NOW + 1_100).expect("the tombstone is due");
+    assert!(!contents(&log).iter().any(|(_, k, _)| k == "a"), "{:?}", contents(&log));
+}
+
+#[test]
+fn a_truncation_below_the_first_dirty_offset_makes_the_rest_dirty_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), compacted(400, DAY_MS));
+    versions(&mut log);
+    roll(&mut log);
+    clean(&mut log, NOW).expect("due");
+    let first_dirty = log.cleaner_checkpoint().first_dirty;
+    assert!(first_dirty > 40, "{first_dirty}");
+    log.truncate_to(40).expect("truncate");
+    assert_eq!(log.cleaner_checkpoint().first_dirty, log.log_end_offset());
+    assert_eq!(log.cleaner_checkpoint().ranges.first_cleaned_ms(log.log_end_offset()), None);
+    drop(log);
+    let log = open(dir.path(), compacted(400, DAY_MS));
+    assert_eq!(log.cleaner_checkpoint().first_dirty, log.log_end_offset(), "durable");
 }

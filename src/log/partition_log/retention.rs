@@ -107,6 +107,7 @@ impl PartitionLog {
             // the records below the log start stay deleted, the log starts empty there.
             return self.reset_to(log_start);
         }
+        self.truncate_cleaner_checkpoint(self.log_end_offset())?;
         info!(
             dir = %self.dir.display(),
             offset,
@@ -136,6 +137,7 @@ impl PartitionLog {
             std::mem::replace(&mut self.active, fresh).remove_files()?;
         }
         self.sync.replace(Arc::clone(self.active.log_file()), self.active.log_path().to_path_buf());
+        self.truncate_cleaner_checkpoint(offset)?;
         warn!(dir = %self.dir.display(), offset, "log emptied: it now starts at the leader's log start");
         Ok(())
     }
