@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from typing import Optional
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition as CkTopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer as CkProducer, TopicPartition as CkTopicPartition
 from confluent_kafka import OFFSET_BEGINNING
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
@@ -46,6 +46,17 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
                    f"topic {topic} with {partitions} partitions in metadata")
     finally:
         a.close()
+
+
+def describe_producers(bootstrap: str, topic: str, partition: int = 0) -> dict[int, tuple[int, int]]:
+    """DescribeProducers (kafka-python admin): producer id -> (epoch, last sequence)."""
+    tp = TopicPartition(topic, partition)
+    a = admin(bootstrap)
+    try:
+        state = a.describe_producers([tp])[tp]
+    finally:
+        a.close()
+    return {p.producer_id: (p.producer_epoch, p.last_sequence) for p in state.active_producers}
 
 
 def _partition_count(a: KafkaAdminClient, topic: str) -> int:
@@ -117,6 +128,33 @@ class AckTracker:
     def count(self) -> int:
         with self.lock:
             return len(self.acked)
+
+
+class AckedProducer:
+    """An idempotent acks=all confluent-kafka producer sending numbered values (`prefix` + number)
+    round-robin over partitions 0..partitions-1, recording what was acknowledged and what failed."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, prefix: bytes, **config):
+        self.producer = CkProducer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                    **config})
+        self.topic, self.partitions, self.prefix = topic, partitions, prefix
+        self.acked: list[bytes] = []
+        self.failed: list = []
+
+    def _report(self, err, msg) -> None:
+        (self.failed if err else self.acked).append(err or msg.value())
+
+    def send(self, n: int, start: int) -> None:
+        """Values `start`..`start + n - 1`, about 500 a second."""
+        for i in range(start, start + n):
+            self.producer.produce(self.topic, self.prefix + b"%05d" % i, partition=i % self.partitions,
+                                  on_delivery=self._report)
+            self.producer.poll(0)
+            time.sleep(0.002)
+
+    def flush(self, timeout: float = 60) -> int:
+        """Waits for every answer; returns how many are still outstanding."""
+        return self.producer.flush(timeout)
 
 
 class BackgroundProducer:

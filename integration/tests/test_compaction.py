@@ -31,10 +31,9 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource as CkResource
 from kafka import KafkaProducer, errors as kerrors
-from kafka.structs import TopicPartition
 
 import kproto
-from client_helpers import admin, create_topic
+from client_helpers import admin, create_topic, describe_producers
 from compaction_helpers import (
     CLEAN_TIMEOUT_S, CLEANER_ENV, KCAT, METRIC_BYTES_READ, METRIC_BYTES_WRITTEN, METRIC_RECORDS_REMOVED,
     METRIC_RUNS, Record, ck_idempotent, ck_view, cleaned_lines, cleaner_counters, compact_configs, compacted,
@@ -224,17 +223,6 @@ def test_cleaned_log_survives_stop_and_kill(make_broker):
     assert kp_view(b.bootstrap, topic) == want + more
 
 
-def producers(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
-    """DescribeProducers (kafka-python): producer id -> (epoch, last sequence) on partition 0."""
-    tp = TopicPartition(topic, 0)
-    a = admin(bootstrap)
-    try:
-        state = a.describe_producers([tp])[tp]
-    finally:
-        a.close()
-    return {p.producer_id: (p.producer_epoch, p.last_sequence) for p in state.active_producers}
-
-
 def test_idempotent_producer_keeps_producing_after_its_batches_were_cleaned_and_a_kill(make_broker):
     b = make_broker("compact-idempotent", auto_create_topics=False, extra_env=CLEANER_ENV)
     topic = unique_topic("compact-idempotent")
@@ -267,20 +255,20 @@ def test_idempotent_producer_keeps_producing_after_its_batches_were_cleaned_and_
     want = compacted(acked + others)
     assert not any(v.startswith(b"p-") for _, _, v in want)
     wait_view(b.bootstrap, topic, want, f"{topic}: every record of the idempotent producer compacted away")
-    [(pid, (epoch, last_seq))] = producers(b.bootstrap, topic).items()
+    [(pid, (epoch, last_seq))] = describe_producers(b.bootstrap, topic).items()
     assert last_seq == 99, (pid, epoch, last_seq)
 
     b.kill()
     b.start()
     wait_until(lambda: list_offsets(b.bootstrap, topic), 30, f"{topic} served after kill -9")
-    assert producers(b.bootstrap, topic) == {pid: (epoch, 99)}, "producer state lost with its cleaned batches"
+    assert describe_producers(b.bootstrap, topic) == {pid: (epoch, 99)}, "producer state lost with its cleaned batches"
 
     high = 100 + len(others)
     before = len(acked)
     send([(b"after-%04d" % n, b"p-%04d" % n) for n in range(100, 120)])
     new = sorted(acked[before:])
     assert [o for o, _, _ in new] == list(range(high, high + 20)), new[:3]
-    assert producers(b.bootstrap, topic) == {pid: (epoch, 119)}
+    assert describe_producers(b.bootstrap, topic) == {pid: (epoch, 119)}
     assert list_offsets(b.bootstrap, topic)[1] == high + 20, "a duplicate was appended"
     assert kp_view(b.bootstrap, topic) == want + new
 

@@ -12,12 +12,13 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
 import kproto
+from client_helpers import AckedProducer
 from cluster import Cluster, started
 from harness import unique_topic, wait_until
 from replication_helpers import admin_view
@@ -164,27 +165,16 @@ def test_librdkafka_produces_and_fetches_by_topic_id_while_leadership_moves(hclu
     views = create(hcluster, topic, 3, 3)
     sent = Sent()
     everyone = ",".join(hcluster.bootstrap(i) for i in (1, 2, 3))
-    p = Producer({"bootstrap.servers": everyone, "acks": "all", "enable.idempotence": True,
-                  "debug": "protocol", "logger": logger(sent)})
-    acked, failed = [], []
-
-    def report(err, msg):
-        (failed if err else acked).append(err or msg.value())
-
-    def send(n: int, start: int) -> None:
-        for i in range(start, start + n):
-            p.produce(topic, b"r%05d" % i, partition=i % 3, on_delivery=report)
-            p.poll(0)
-            time.sleep(0.002)
-
-    send(300, 0)
+    p = AckedProducer(everyone, topic, 3, b"r", debug="protocol", logger=logger(sent))
+    p.send(300, 0)
     moved = views[0]["leader"]
     hcluster.stop(moved)
-    send(300, 300)
+    p.send(300, 300)
     hcluster.restart(moved)
-    send(300, 600)
+    p.send(300, 600)
     assert p.flush(60) == 0
-    assert not failed, failed[:5]
+    assert not p.failed, p.failed[:5]
+    acked = p.acked
 
     c = Consumer({"bootstrap.servers": everyone, "group.id": f"g-{topic}", "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "debug": "protocol", "logger": logger(sent)})

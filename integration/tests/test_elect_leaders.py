@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import ElectionType, KafkaError, Producer, TopicPartition as CkTopicPartition
+from confluent_kafka import ElectionType, KafkaError, TopicPartition as CkTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 from kafka.protocol.admin import ElectLeadersRequest, ElectLeadersResponse
 
-from client_helpers import kp_consumer
+from client_helpers import AckedProducer, kp_consumer
 from cluster import Cluster, started
 from harness import unique_topic, wait_until
 from replication_helpers import admin_view
@@ -73,25 +73,14 @@ def test_the_preferred_replica_takes_its_leadership_back_under_load(ecluster):
     assert kp_elect(ecluster, 1, {topic: [0, 7]}) == {(topic, 0): ELECTION_NOT_NEEDED,
                                                       (topic, 7): UNKNOWN_TOPIC_OR_PARTITION}
 
-    acked, failed = [], []
-    p = Producer({"bootstrap.servers": everyone, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
-
-    def report(err, msg):
-        (failed if err else acked).append(err or msg.value())
-
-    def send(n: int, start: int) -> None:
-        for i in range(start, start + n):
-            p.produce(topic, b"e%05d" % i, partition=i % 3, on_delivery=report)
-            p.poll(0)
-            time.sleep(0.002)
-
-    send(200, 0)
+    p = AckedProducer(everyone, topic, 3, b"e", **{"linger.ms": 5})
+    p.send(200, 0)
     # A failover: the preferred replica stops, another in-sync replica leads partition 0.
     ecluster.stop(preferred)
     survivor = next(i for i in VOTERS if i != preferred)
     moved = wait_until(lambda: (v := views(ecluster, topic, survivor)[0])["leader"] != preferred and v, 30,
                        f"partition 0 led by another node than {preferred}")
-    send(200, 200)
+    p.send(200, 200)
     # The admin client asks the controller (the Raft leader): one of the running nodes by now.
     ecluster.wait_for_leader(30, ids=[i for i in VOTERS if i != preferred])
     # While it is down (out of the ISR), it cannot take leadership back.
@@ -102,7 +91,7 @@ def test_the_preferred_replica_takes_its_leadership_back_under_load(ecluster):
     ecluster.restart(preferred)
     wait_until(lambda: preferred in views(ecluster, topic, survivor)[0]["isr"], 60,
                f"node {preferred} back in the ISR of partition 0")
-    send(200, 400)
+    p.send(200, 400)
     assert kp_elect(ecluster, survivor, {topic: [0]}) == {(topic, 0): 0}
     after = wait_until(lambda: all((v := views(ecluster, topic, i)[0])["leader"] == preferred for i in VOTERS) and v,
                        15, f"every node sees node {preferred} leading partition 0 again")
@@ -114,9 +103,10 @@ def test_the_preferred_replica_takes_its_leadership_back_under_load(ecluster):
     assert (tp.topic, tp.partition) == (topic, 0)
     assert err is not None and err.code() == KafkaError.ELECTION_NOT_NEEDED, err
 
-    send(200, 600)
+    p.send(200, 600)
     assert p.flush(60) == 0
-    assert not failed, failed[:5]
+    assert not p.failed, p.failed[:5]
+    acked = p.acked
     c = kp_consumer(everyone)
     c.subscribe([topic])
     got_values = []

@@ -14,19 +14,13 @@ from __future__ import annotations
 from confluent_kafka import Producer
 from kafka.structs import TopicPartition
 
-from client_helpers import admin, create_topic
+from client_helpers import admin, create_topic, describe_producers
 from harness import unique_topic, wait_until
 
 
 def producers(bootstrap: str, topic: str) -> dict[int, int]:
-    """DescribeProducers (kafka-python admin): producer id -> last sequence, partition 0."""
-    tp = TopicPartition(topic, 0)
-    a = admin(bootstrap)
-    try:
-        state = a.describe_producers([tp])[tp]
-    finally:
-        a.close()
-    return {p.producer_id: p.last_sequence for p in state.active_producers}
+    """Producer id -> last sequence on partition 0."""
+    return {pid: seq for pid, (_epoch, seq) in describe_producers(bootstrap, topic).items()}
 
 
 class Idempotent:
