@@ -19,7 +19,7 @@ pub use metadata::{
     Applied, ClusterMetadata, ElectionRefusal, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta,
     assign_replicas, elect_leaders, operator_election, validate_topic_name,
 };
-pub use rebalance::{MoveStep, PartitionTarget, next_step, order_keeping_leader, plan};
+pub use rebalance::{LeaderMove, MoveStep, PartitionTarget, next_step, order_keeping_leader, plan, spread_leaders};
 pub use topic_config::{
     BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, ListOp, Rule, TOPIC_CONFIGS, TopicConfigDef,
     TopicConfigError, apply_list_op, describe_topic_configs, effective_log_config, split_list, topic_config_def,

@@ -22,6 +22,7 @@
 //! is either round-robin or evenly spread, so planning again returns nothing.
 
 mod balancer;
+mod leaders;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,8 @@ use serde::Serialize;
 
 use super::metadata::{ClusterMetadata, PartitionMeta, TopicMeta, assign_replicas};
 use crate::config::NodeId;
+
+pub use leaders::{LeaderMove, spread_leaders};
 
 #[cfg(test)]
 #[path = "rebalance_tests.rs"]
