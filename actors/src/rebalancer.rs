@@ -13,12 +13,22 @@
 //! A draining node (`cluster remove-node`) is left out of the plan, so its replicas move to the
 //! other voters like any other move; once it holds none, the rebalancer asks the RaftActor to
 //! take it out of the voters.
+//!
+//! Moves run together up to `rebalance_max_concurrent_moves` copies onto any one node (the copy
+//! rate itself is bounded by `rebalance_max_bytes_per_sec` on the receiving node), and every step
+//! that is ready in one pass is proposed in one Raft entry, so a plan of thousands of small
+//! partitions costs a few entries per pass instead of three round trips per partition.
+//!
+//! Once the replicas are in place, leadership is spread (`chronik::cluster::spread_leaders`,
+//! unless `rebalance_leaders` is off): a node that just joined leads its share, so producers
+//! gain its capacity. A leader changes only to an in-sync replica, one epoch up, which then also
+//! becomes the preferred (first) replica.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chronik::cluster::{ClusterMetadata, MetadataCommand, MoveStep, next_step, plan};
+use chronik::cluster::{ClusterMetadata, LeaderMove, MetadataCommand, MoveStep, next_step, plan, spread_leaders};
 use chronik::config::NodeId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
@@ -33,12 +43,16 @@ const TICK: Duration = Duration::from_millis(500);
 /// How often the assignment is re-planned without a membership change.
 const REPLAN: Duration = Duration::from_secs(30);
 
+/// How long a leadership change waits for its target to be in sync before it is given up (the
+/// next plan tries again).
+const LEADER_WAIT: Duration = Duration::from_secs(30);
+
 /// Where one partition's move stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// Waiting for its turn: at most `rebalance_max_concurrent_moves` partitions move at once,
-    /// so the copies and metadata changes of a large plan do not pile up on the producers.
+    /// Waiting for its turn: at most `rebalance_max_concurrent_moves` partitions copy onto one
+    /// node at once, so the copies of a large plan do not pile up on the producers.
     Queued,
     /// The new replicas are being added next to the old ones.
     Adding,
@@ -67,6 +81,31 @@ pub struct Move {
     pub phase: Phase,
 }
 
+/// Where one leadership change of the spread stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderPhase {
+    /// Waiting for the target replica to be in sync.
+    Waiting,
+    /// The change is being proposed.
+    Moving,
+    /// The target leads (or the change was overtaken and given up).
+    Done,
+}
+
+/// One leadership change, as `/admin/rebalance` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaderChange {
+    /// What changes.
+    #[serde(flatten)]
+    pub change: LeaderMove,
+    /// Where it stands.
+    pub phase: LeaderPhase,
+    /// When it was planned, to give up on a target that never gets in sync.
+    #[serde(skip)]
+    pub since: Option<Instant>,
+}
+
 /// `/admin/rebalance`: the current plan and its progress.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RebalanceStatus {
@@ -78,6 +117,8 @@ pub struct RebalanceStatus {
     pub draining: Vec<NodeId>,
     /// Moves of the current plan (empty when balanced).
     pub moves: Vec<Move>,
+    /// The leadership changes that follow the moves (their own phase, after every move is done).
+    pub leaders: Vec<LeaderChange>,
     /// Whether every move is done.
     pub complete: bool,
     /// An operator paused rebalancing: moves hold in their current phase until resumed.
@@ -88,12 +129,10 @@ pub struct RebalanceStatus {
 pub enum RebalancerMsg {
     /// Timer: plan if needed, advance the moves.
     Tick,
-    /// From a proposal task: the step for this partition was applied (or refused).
-    StepDone {
-        /// Which move.
-        key: (String, i32),
-        /// Whether the metadata took it.
-        ok: bool,
+    /// From a proposal task: the steps proposed together were applied (or refused).
+    StepsDone {
+        /// Each step and whether the metadata took all of its commands.
+        results: Vec<(Step, bool)>,
     },
     /// From a removal task: the drained node left the voters, or why not (tried again later).
     Removed {
@@ -102,6 +141,15 @@ pub enum RebalancerMsg {
         /// Done, or why not.
         result: Result<(), String>,
     },
+}
+
+/// What a proposal advances.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// A step of this partition's replica move.
+    Replicas((String, i32)),
+    /// This partition's leadership change.
+    Leader((String, i32)),
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -129,8 +177,12 @@ pub struct RebalancerState {
     planned_at: Option<Instant>,
     /// The moves of the current plan, by partition.
     moves: BTreeMap<(String, i32), Move>,
-    /// Partitions with a proposal in flight.
-    in_flight: std::collections::BTreeSet<(String, i32)>,
+    /// The leadership changes planned once every move was done, by partition.
+    leaders: BTreeMap<(String, i32), LeaderChange>,
+    /// Whether the leadership spread of the current plan was planned already.
+    leaders_planned: bool,
+    /// Steps with a proposal in flight.
+    in_flight: std::collections::BTreeSet<Step>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
@@ -168,6 +220,8 @@ impl Actor for RebalancerActor {
             removing: Default::default(),
             planned_at: None,
             moves: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            leaders_planned: false,
             in_flight: Default::default(),
             ctx,
             registration,
@@ -183,16 +237,21 @@ impl Actor for RebalancerActor {
         state.registration.gauge().received();
         match msg {
             RebalancerMsg::Tick => state.tick(&myself),
-            RebalancerMsg::StepDone { key, ok } => {
-                state.in_flight.remove(&key);
-                if ok {
-                    // The step is applied here already: take the next one without waiting a tick.
-                    let metadata = state.ctx.metadata();
-                    state.advance(&myself, &metadata, key);
-                } else {
-                    // Re-read the metadata on the next tick and try the step again.
-                    warn!(topic = %key.0, partition = key.1, "rebalance step not applied; retrying");
+            RebalancerMsg::StepsDone { results } => {
+                let mut applied = Vec::new();
+                for (step, ok) in results {
+                    state.in_flight.remove(&step);
+                    if ok {
+                        applied.push(step);
+                    } else {
+                        // Re-read the metadata on the next tick and try the step again.
+                        warn!(?step, "rebalance step not applied; retrying");
+                    }
                 }
+                // The steps are applied here already: take the next ones without waiting a tick.
+                let metadata = state.ctx.metadata();
+                let next = applied.into_iter().filter_map(|step| state.advance(&metadata, step)).collect();
+                state.propose(&myself, next);
             }
             RebalancerMsg::Removed { node, result } => {
                 state.removing.remove(&node);
@@ -213,7 +272,7 @@ impl RebalancerState {
         if view.leader != Some(me) || (self.planned_at.is_some() && view.term != self.planned_term) {
             // The next Raft leader (or this one, in its new term) plans from the metadata, where
             // half-done moves show as replica sets that still differ from the target.
-            self.moves.clear();
+            self.clear_plan();
             self.planned_at = None;
             self.seen.clear();
             self.planned_for.clear();
@@ -231,7 +290,7 @@ impl RebalancerState {
             // replica is in the ISR.
             if !self.moves.is_empty() {
                 info!(moves = self.moves.len(), "re-planning unfinished moves for the new membership");
-                self.moves.clear();
+                self.clear_plan();
             }
         }
         self.seen = placement;
@@ -243,26 +302,69 @@ impl RebalancerState {
         if !metadata.rebalance_paused {
             self.start_queued();
         }
-        let keys: Vec<(String, i32)> = self.moves.keys().cloned().collect();
-        for key in keys {
-            self.advance(myself, &metadata, key);
+        let mut steps: Vec<Step> = self.moves.keys().cloned().map(Step::Replicas).collect();
+        steps.extend(self.leaders.keys().cloned().map(Step::Leader));
+        let ready = steps.into_iter().filter_map(|step| self.advance(&metadata, step)).collect();
+        self.propose(myself, ready);
+        let moved = !self.moves.is_empty() && self.moves.values().all(|m| m.phase == Phase::Done);
+        if moved && !self.leaders_planned {
+            // The leadership spread is planned from the metadata with every replica in place,
+            // and starts on the next pass.
+            self.leaders_planned = true;
+            self.plan_leaders(&metadata);
         }
-        if !self.moves.is_empty() && self.moves.values().all(|m| m.phase == Phase::Done) {
-            info!(moves = self.moves.len(), "✓ Rebalancing complete");
-            self.moves.clear();
+        if moved && self.leaders.values().all(|l| l.phase == LeaderPhase::Done) {
+            info!(moves = self.moves.len(), leaders = self.leaders.len(), "✓ Rebalancing complete");
+            self.clear_plan();
         }
         if self.moves.is_empty() && !metadata.rebalance_paused {
             self.remove_drained(myself, &metadata);
         }
     }
 
-    /// Starts queued moves, in partition order, while fewer than the configured number move.
+    /// Forgets the current plan: its moves and leadership changes.
+    fn clear_plan(&mut self) {
+        self.moves.clear();
+        self.leaders.clear();
+        self.leaders_planned = false;
+    }
+
+    /// Starts queued moves, in partition order, while each node they copy onto has fewer than
+    /// the configured number of copies under way.
     fn start_queued(&mut self) {
         let limit = self.ctx.config.replication.rebalance_max_concurrent_moves.max(1);
-        let moving = self.moves.values().filter(|m| !matches!(m.phase, Phase::Queued | Phase::Done)).count();
-        let queued = self.moves.values_mut().filter(|m| m.phase == Phase::Queued);
-        for m in queued.take(limit.saturating_sub(moving)) {
-            m.phase = Phase::Adding;
+        let added = |m: &Move| m.to.iter().copied().filter(|id| !m.from.contains(id)).collect::<Vec<NodeId>>();
+        let mut copying: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for m in self.moves.values().filter(|m| !matches!(m.phase, Phase::Queued | Phase::Done)) {
+            for id in added(m) {
+                *copying.entry(id).or_default() += 1;
+            }
+        }
+        for m in self.moves.values_mut().filter(|m| m.phase == Phase::Queued) {
+            let onto = added(m);
+            if onto.iter().all(|id| copying.get(id).copied().unwrap_or(0) < limit) {
+                for id in onto {
+                    *copying.entry(id).or_default() += 1;
+                }
+                m.phase = Phase::Adding;
+            }
+        }
+    }
+
+    /// Plans the leadership spread that follows the moves, unless turned off.
+    fn plan_leaders(&mut self, metadata: &ClusterMetadata) {
+        if !self.ctx.config.replication.rebalance_leaders {
+            return;
+        }
+        let changes = spread_leaders(metadata);
+        if changes.is_empty() {
+            return;
+        }
+        info!(partitions = changes.len(), "Spreading partition leadership across {} nodes", self.planned_for.len());
+        let since = Some(Instant::now());
+        for change in changes {
+            let key = (change.topic.clone(), change.partition);
+            self.leaders.insert(key, LeaderChange { change, phase: LeaderPhase::Waiting, since });
         }
     }
 
@@ -309,25 +411,32 @@ impl RebalancerState {
         }
     }
 
-    /// Moves one partition a step forward when its condition holds; one proposal at a time.
-    fn advance(&mut self, myself: &ActorRef<RebalancerMsg>, metadata: &ClusterMetadata, key: (String, i32)) {
-        if self.in_flight.contains(&key) {
-            return;
-        }
+    /// The commands that take `step` forward when its condition holds (its phase updated), or
+    /// `None` when it waits, is done or has a proposal in flight.
+    fn advance(&mut self, metadata: &ClusterMetadata, step: Step) -> Option<(Step, Vec<MetadataCommand>)> {
         // Paused: the moves hold where they are (every phase is a safe place to stop).
-        if metadata.rebalance_paused {
-            return;
+        if self.in_flight.contains(&step) || metadata.rebalance_paused {
+            return None;
         }
-        let Some(m) = self.moves.get_mut(&key) else { return };
+        let command = match &step {
+            Step::Replicas(key) => self.advance_move(metadata, key)?,
+            Step::Leader(key) => self.advance_leader(metadata, key)?,
+        };
+        Some((step, command))
+    }
+
+    /// The next step of one partition's replica move.
+    fn advance_move(&mut self, metadata: &ClusterMetadata, key: &(String, i32)) -> Option<Vec<MetadataCommand>> {
+        let m = self.moves.get_mut(key)?;
         if matches!(m.phase, Phase::Queued | Phase::Done) {
-            return;
+            return None;
         }
         let Some(p) = metadata.partition(&key.0, key.1) else {
             // The topic was deleted meanwhile.
             m.phase = Phase::Done;
-            return;
+            return None;
         };
-        let (topic, partition) = (key.0.clone(), key.1);
+        let (topic, partition) = key.clone();
         let command = match next_step(&m.to, p) {
             MoveStep::Add(replicas) => {
                 m.phase = Phase::Adding;
@@ -335,7 +444,7 @@ impl RebalancerState {
             }
             MoveStep::CatchUp => {
                 m.phase = Phase::CatchingUp;
-                return;
+                return None;
             }
             MoveStep::MoveLeader(leader) => {
                 m.phase = Phase::MovingLeader;
@@ -352,20 +461,83 @@ impl RebalancerState {
             MoveStep::Done => {
                 m.phase = Phase::Done;
                 info!(topic = %key.0, partition = key.1, replicas = ?p.replicas, "partition moved");
-                return;
+                return None;
             }
         };
-        let command = MetadataCommand::AsLeader { term: self.planned_term, command: Box::new(command) };
-        self.in_flight.insert(key.clone());
+        Some(vec![command])
+    }
+
+    /// The next step of one partition's leadership change: once the target is in sync, it
+    /// becomes the first replica and the leader, one epoch up, in one Raft entry.
+    fn advance_leader(&mut self, metadata: &ClusterMetadata, key: &(String, i32)) -> Option<Vec<MetadataCommand>> {
+        let l = self.leaders.get_mut(key)?;
+        if l.phase == LeaderPhase::Done {
+            return None;
+        }
+        let to = l.change.to;
+        let Some(p) = metadata.partition(&key.0, key.1) else {
+            l.phase = LeaderPhase::Done;
+            return None;
+        };
+        if p.leader == to {
+            l.phase = LeaderPhase::Done;
+            info!(topic = %key.0, partition = key.1, leader = to, epoch = p.leader_epoch, "partition leadership spread");
+            return None;
+        }
+        let waited_out = l.since.is_some_and(|t| t.elapsed() >= LEADER_WAIT);
+        if p.leader != l.change.from || !p.replicas.contains(&to) || waited_out {
+            // Overtaken (a failover or an operator moved it) or the target never got in sync:
+            // the next plan decides afresh.
+            warn!(topic = %key.0, partition = key.1, leader = p.leader, to, "leadership change given up");
+            l.phase = LeaderPhase::Done;
+            return None;
+        }
+        if !p.isr.contains(&to) {
+            l.phase = LeaderPhase::Waiting;
+            return None;
+        }
+        l.phase = LeaderPhase::Moving;
+        let (topic, partition) = key.clone();
+        let mut commands = Vec::new();
+        if p.replicas.first() != Some(&to) {
+            let replicas = chronik::cluster::order_keeping_leader(&p.replicas, to);
+            commands.push(MetadataCommand::ReassignPartition { topic: topic.clone(), partition, replicas });
+        }
+        let (leader_epoch, isr) = (p.leader_epoch + 1, p.isr.clone());
+        commands.push(MetadataCommand::ElectLeader { topic, partition, leader: to, leader_epoch, isr });
+        Some(commands)
+    }
+
+    /// Proposes the steps in one Raft entry, each as `AsLeader` in the plan's term.
+    fn propose(&mut self, myself: &ActorRef<RebalancerMsg>, steps: Vec<(Step, Vec<MetadataCommand>)>) {
+        if steps.is_empty() {
+            return;
+        }
+        let term = self.planned_term;
+        let mut sizes = Vec::with_capacity(steps.len());
+        let mut commands = Vec::new();
+        for (step, step_commands) in steps {
+            self.in_flight.insert(step.clone());
+            sizes.push((step, step_commands.len()));
+            commands
+                .extend(step_commands.into_iter().map(|c| MetadataCommand::AsLeader { term, command: Box::new(c) }));
+        }
         let (ctx, me) = (self.ctx.clone(), myself.clone());
         let debug = &self.ctx.config.debug;
         let delay = Duration::from_millis(if debug.fail_points { debug.rebalance_step_delay_ms } else { 0 });
         tokio::spawn(async move {
-            // The fail point holds the step, decided from the metadata as it was, so a test can
-            // change the metadata under it: the state machine must refuse what became unsafe.
+            // The fail point holds the steps, decided from the metadata as it was, so a test can
+            // change the metadata under them: the state machine must refuse what became unsafe.
             tokio::time::sleep(delay).await;
-            let ok = matches!(apply_metadata(&ctx, vec![command]).await.pop(), Some(Ok(())));
-            let _ = me.cast(RebalancerMsg::StepDone { key, ok });
+            let mut outcomes = apply_metadata(&ctx, commands).await.into_iter();
+            let results = sizes
+                .into_iter()
+                .map(|(step, n)| {
+                    let ok = outcomes.by_ref().take(n).fold(n > 0, |ok, r| ok && r.is_ok());
+                    (step, ok)
+                })
+                .collect();
+            let _ = me.cast(RebalancerMsg::StepsDone { results });
         });
     }
 
@@ -378,9 +550,12 @@ impl RebalancerState {
             active: self.ctx.cluster.borrow().leader == Some(me),
             voters: self.planned_for.clone(),
             draining: metadata.draining.iter().copied().collect(),
-            complete: moves.iter().all(|m| m.phase == Phase::Done),
+            // Complete once the leadership spread that follows the moves is planned and done.
+            complete: moves.is_empty()
+                || (self.leaders_planned && self.leaders.values().all(|l| l.phase == LeaderPhase::Done)),
             paused: metadata.rebalance_paused,
             moves,
+            leaders: self.leaders.values().cloned().collect(),
         };
         self.ctx.rebalance.send_replace(status);
     }

@@ -98,6 +98,10 @@ impl Actor for ReplicaSupervisor {
             ReplicaSupervisorState { children: BTreeMap::new(), by_id: HashMap::new(), ctx: args.ctx, registration };
         // After a restart of this supervisor the metadata is already there: serve it again.
         let metadata = state.ctx.metadata();
+        // Data of partitions deleted while this supervisor was not running; later deletions
+        // go through `remove`. Once here: listing every partition directory on each metadata
+        // change costs a node thousands of stat calls per Raft entry at scale.
+        remove_orphan_dirs(&topics_dir(&state.ctx), &state.hosted(&metadata));
         state.reconcile(&myself, &metadata).await?;
         Ok(state)
     }
@@ -163,7 +167,6 @@ impl ReplicaSupervisorState {
         for tp in removed {
             self.remove(&tp).await;
         }
-        remove_orphan_dirs(&topics_dir(&self.ctx), &wanted);
         for (tp, args) in wanted {
             if let Some(child) = self.children.get_mut(&tp) {
                 if child.args.log_config != args.log_config {

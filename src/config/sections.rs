@@ -148,8 +148,13 @@ pub struct ReplicationConfig {
     /// Keeps producer latency flat while partitions move; it must exceed the write rate of the
     /// partitions being moved, or they never catch up.
     pub rebalance_max_bytes_per_sec: u64,
-    /// How many partitions the rebalancer moves at once; the rest wait their turn.
+    /// How many partition copies the rebalancer runs onto one node at once; the other moves wait
+    /// their turn. High by default: small partitions move together, and the copy rate is bounded
+    /// by `rebalance_max_bytes_per_sec` whatever their number.
     pub rebalance_max_concurrent_moves: usize,
+    /// After the replicas move, spread partition leadership evenly over the nodes, so a node that
+    /// joined leads its share (Kafka's `auto.leader.rebalance.enable`).
+    pub rebalance_leaders: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -160,7 +165,8 @@ impl Default for ReplicationConfig {
             fetch_max_bytes: 1024 * 1024,
             session_timeout_ms: 6_000,
             rebalance_max_bytes_per_sec: 32 * 1024 * 1024,
-            rebalance_max_concurrent_moves: 2,
+            rebalance_max_concurrent_moves: 128,
+            rebalance_leaders: true,
         }
     }
 }

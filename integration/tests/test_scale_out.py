@@ -1,0 +1,172 @@
+"""Elasticity at scale (issue 17): node 4 joins a 3-node cluster holding 1,200 partitions × RF 3
+over four topics while an idempotent acks=all producer writes to every partition.
+
+- the replicas move together (not two at a time), so the cluster converges in well under 60 s;
+- node 4 then leads its quarter (25 % ± 2 %) of the partitions: leadership moves only to in-sync
+  replicas, one epoch up, and each new leader is also its partition's preferred replica;
+- the producer sees no error and every acknowledged record is read back exactly once; its ack
+  latency before and while the node joins is printed per second (not asserted: on one 2-core
+  machine the new node's burst of replica creation takes the CPU and disk the other three brokers
+  serve with, which separate hosts would not share; see docs/benchmarks.md);
+- `/admin/rebalance` shows the leadership changes as their own phase, and the Raft leader and
+  term do not change.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import pytest
+import requests
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from client_helpers import ck_consume_all
+from cluster import Cluster, started
+from harness import wait_until
+
+VOTERS = [1, 2, 3]
+TOPICS = [f"scale-{i}" for i in range(4)]
+PER_TOPIC = 300
+PARTITIONS = len(TOPICS) * PER_TOPIC
+# Messages per second the producer offers, spread over every partition.
+RATE = 1500
+
+
+@pytest.fixture(scope="module")
+def scluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("scale-out"), size=3, spare=1, name="scalenode", min_insync_replicas=2)
+    with started(c):
+        yield c
+
+
+class PacedProducer:
+    """An idempotent acks=all confluent-kafka producer sending numbered values round-robin over
+    every partition of every topic at `RATE` per second, in its own thread; records each ack
+    (topic, partition, offset, value) with its latency, and every error."""
+
+    def __init__(self, bootstrap: str):
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "linger.ms": 5, "log_level": 3})
+        self.acked: list[tuple[str, int, int, bytes]] = []
+        self.latencies: list[tuple[float, float]] = []  # (sent at, ms)
+        self.errors: list[str] = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scale-producer", daemon=True)
+
+    def _report(self, sent_at: float):
+        def report(err, msg):
+            if err:
+                self.errors.append(str(err))
+                return
+            self.acked.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
+            self.latencies.append((sent_at, (time.monotonic() - sent_at) * 1000))
+        return report
+
+    def _run(self):
+        start = time.monotonic()
+        while not self._stop.is_set():
+            due = int((time.monotonic() - start) * RATE)
+            while self.sent < due:
+                i = self.sent
+                topic, partition = TOPICS[i % len(TOPICS)], (i // len(TOPICS)) % PER_TOPIC
+                self.producer.produce(topic, b"v-%08d" % i, partition=partition,
+                                      on_delivery=self._report(time.monotonic()))
+                self.sent += 1
+            self.producer.poll(0.005)
+
+    def start(self) -> "PacedProducer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(30)
+        return self.producer.flush(120)
+
+    def p99(self, since: float, until: float) -> tuple[float, int]:
+        window = sorted(ms for t, ms in self.latencies if since <= t < until)
+        assert len(window) >= 100, f"only {len(window)} acks between {since:.1f} and {until:.1f}"
+        return statistics.quantiles(window, n=100)[98], len(window)
+
+
+def hosted(cluster: Cluster, ids) -> bool:
+    entries = [p for i in ids for p in cluster.node(i).partitions() if p["topic"] in TOPICS]
+    return len(entries) == len(ids) * PARTITIONS and all(
+        p["replica"] is not None and len(p["isr"]) == 3 for p in entries)
+
+
+def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
+    admin = AdminClient({"bootstrap.servers": scluster.bootstrap(1)})
+    for f in admin.create_topics([NewTopic(t, num_partitions=PER_TOPIC, replication_factor=3)
+                                  for t in TOPICS]).values():
+        f.result(60)
+    wait_until(lambda: hosted(scluster, VOTERS), 120, "1,200 partitions hosted with full ISRs", interval=0.5)
+    raft_leader = scluster.wait_for_leader(voters=VOTERS)
+    term = scluster.health(raft_leader)["term"]
+
+    load = PacedProducer(",".join(scluster.bootstrap(i) for i in VOTERS)).start()
+    try:
+        # A steady state to compare with: every partition's producer connection is warm.
+        wait_until(lambda: len(load.acked) >= 3 * PARTITIONS, 60, "the producer warmed up", interval=0.2)
+        before_start, base = time.monotonic(), len(load.acked)
+        wait_until(lambda: len(load.acked) >= base + 10 * RATE, 60, "the acks the 'before' p99 is taken over",
+                   interval=0.2)
+        scluster.node(4).start(wait=False)
+        scluster.node(4).wait_ready(30)
+        s = scluster.slots[4]
+        body = {"node_id": 4, "kafka_addr": s.addr(s.kafka), "wal_addr": s.addr(s.wal), "raft_addr": s.addr(s.raft)}
+        added_at = time.monotonic()
+        r = requests.post(f"{scluster.admin_url(raft_leader)}/admin/add-node", json=body, timeout=90)
+        assert r.status_code == 200, r.text
+
+        seen_leader_phase = set()
+
+        def converged():
+            st = scluster.node(raft_leader).get("/admin/rebalance").json()
+            seen_leader_phase.update(l["phase"] for l in st.get("leaders", []))
+            return st["voters"] == [1, 2, 3, 4] and st["moves"] == [] and st["complete"]
+        wait_until(lambda: scluster.node(raft_leader).get("/admin/rebalance").json()["moves"], 30,
+                   "the plan made", interval=0.1)
+        wait_until(converged, 60, "every replica moved and leadership spread", interval=0.1)
+        converged_at = time.monotonic()
+    finally:
+        outstanding = load.stop()
+
+    took = converged_at - added_at
+    before, n_before = load.p99(before_start, added_at)
+    during, n_during = load.p99(added_at, converged_at)
+    for k in range(int(took) + 1):
+        w = sorted(ms for t, ms in load.latencies if added_at + k <= t < added_at + k + 1)
+        if w:
+            print(f"  +{k}s: {len(w)} acks, p50 {w[len(w) // 2]:.0f} ms, max {w[-1]:.0f} ms")
+    print(f"converged in {took:.1f}s; p99 before {before:.1f} ms ({n_before} acks), "
+          f"during {during:.1f} ms ({n_during} acks); sent {load.sent}, acked {len(load.acked)}")
+    assert outstanding == 0 and load.errors == [], (outstanding, load.errors[:5])
+    assert took <= 60, took
+    assert seen_leader_phase, "no leadership change shown in /admin/rebalance"
+
+    views = {i: [p for p in scluster.node(i).partitions() if p["topic"] in TOPICS] for i in (1, 2, 3, 4)}
+    meta = views[raft_leader]
+    replicas_on_4 = sum(4 in p["replicas"] for p in meta)
+    led_by_4 = sum(p["leader"] == 4 for p in meta)
+    assert replicas_on_4 == PARTITIONS * 3 // 4, replicas_on_4
+    assert abs(led_by_4 / PARTITIONS - 0.25) <= 0.02, led_by_4
+    assert all(p["replicas"][0] == p["leader"] and len(p["isr"]) == 3 for p in meta), \
+        [p for p in meta if p["replicas"][0] != p["leader"] or len(p["isr"]) != 3][:3]
+    assert sum(p["replica"] is not None for p in views[4]) == replicas_on_4, "node 4 hosts what it was given"
+    assert scluster.wait_for_leader(voters=[1, 2, 3, 4]) == raft_leader
+    assert scluster.health(raft_leader)["term"] == term, "the Raft term changed"
+
+    read: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
+    for t in TOPICS:
+        for p, records in ck_consume_all(scluster.bootstrap(4), t, PER_TOPIC, timeout=120).items():
+            read[(t, p)] = [(o, v) for o, _k, v in records]
+    values = [v for records in read.values() for _o, v in records]
+    assert len(values) == len(set(values)), "a record was stored twice"
+    stored = {(t, p, o, v) for (t, p), records in read.items() for o, v in records}
+    missing = [a for a in load.acked if a not in stored]
+    assert not missing, f"{len(missing)} acknowledged records missing, e.g. {missing[:3]}"
