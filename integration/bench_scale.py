@@ -1,6 +1,7 @@
 """Scale-out benchmark: a 3-node cluster holding `partitions` × RF 3 over `topics` empty topics
-takes node 4 in; prints how long until every replica move and leadership change is done, the
-moves per second, and how many replicas and leaders node 4 ends with.
+takes node 4 in; prints how long until every replica move is done, the moves per second, and,
+once the leadership spread (`rebalance_leaders_delay_ms` later) is done, how many replicas and
+leaders node 4 ends with.
 
     python3 integration/bench_scale.py [partitions] [topics] [replication_key=value ...]
 
@@ -49,11 +50,15 @@ def main() -> None:
         assert r.status_code == 200, r.text
         status = lambda: c.node(leader).get("/admin/rebalance").json()  # noqa: E731
         moves = len(wait_until(lambda: status()["moves"], 60, "the plan made"))
-        wait_until(lambda: status()["moves"] == [], 3600, "every move and leadership change done", interval=0.2)
+        wait_until(lambda: status()["moves"] == [], 3600, "every move done", interval=0.2)
         took = time.monotonic() - t0
+        wait_until(lambda: status()["leaders"], 600, "the leadership spread planned", interval=0.2)
+        spreading = time.monotonic()
+        wait_until(lambda: status()["leaders"] == [], 600, "the leadership spread done", interval=0.2)
+        spread = time.monotonic() - spreading
         ps = [p for p in c.node(leader).partitions() if p["topic"] in names]
         print(f"partitions={partitions} topics={topics} moves={moves} converged={took:.1f}s "
-              f"moves/s={moves / took:.1f} node4_replicas={sum(4 in p['replicas'] for p in ps)} "
+              f"moves/s={moves / took:.1f} spread={spread:.1f}s node4_replicas={sum(4 in p['replicas'] for p in ps)} "
               f"node4_leads={sum(p['leader'] == 4 for p in ps)}")
 
 

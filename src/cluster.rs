@@ -16,8 +16,8 @@ pub use broker_config::{
 };
 pub use controller_id::controller_for_clients;
 pub use metadata::{
-    Applied, ClusterMetadata, ElectionRefusal, MetadataCommand, MetadataError, NodeInfo, PartitionMeta, TopicMeta,
-    assign_replicas, elect_leaders, operator_election, validate_topic_name,
+    Applied, ClusterMetadata, ElectionRefusal, Handover, MetadataCommand, MetadataError, NodeInfo, PartitionMeta,
+    TopicMeta, assign_replicas, elect_leaders, operator_election, validate_topic_name,
 };
 pub use rebalance::{LeaderMove, MoveStep, PartitionTarget, next_step, order_keeping_leader, plan, spread_leaders};
 pub use topic_config::{

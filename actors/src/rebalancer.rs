@@ -19,16 +19,20 @@
 //! that is ready in one pass is proposed in one Raft entry, so a plan of thousands of small
 //! partitions costs a few entries per pass instead of three round trips per partition.
 //!
-//! Once the replicas are in place, leadership is spread (`chronik::cluster::spread_leaders`,
-//! unless `rebalance_leaders` is off): a node that just joined leads its share, so producers
-//! gain its capacity. A leader changes only to an in-sync replica, one epoch up, which then also
-//! becomes the preferred (first) replica.
+//! `rebalance_leaders_delay_ms` after a plan's replicas are in place, leadership is spread
+//! (`chronik::cluster::spread_leaders`, unless `rebalance_leaders` is off): a node that just
+//! joined leads its share, so producers gain its capacity. It is a phase of its own, later, as
+//! Kafka's leader-imbalance rebalancing is: every leadership move costs clients a retry, and the
+//! node addition itself should cost them nothing. A leader changes only by graceful handover to
+//! an in-sync replica, one epoch up, which then also becomes the preferred (first) replica.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chronik::cluster::{ClusterMetadata, LeaderMove, MetadataCommand, MoveStep, next_step, plan, spread_leaders};
+use chronik::cluster::{
+    ClusterMetadata, LeaderMove, MetadataCommand, MoveStep, PartitionMeta, next_step, plan, spread_leaders,
+};
 use chronik::config::NodeId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
@@ -46,6 +50,11 @@ const REPLAN: Duration = Duration::from_secs(30);
 /// How long a leadership change waits for its target to be in sync before it is given up (the
 /// next plan tries again).
 const LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a graceful handover may take before the rebalancer elects the target directly
+/// (still only an in-sync replica: safe for acks=all, though acks=1 writes the target had not
+/// copied yet are lost, as in any failover).
+const HANDOVER_FALLBACK: Duration = Duration::from_secs(10);
 
 /// Where one partition's move stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,8 +126,10 @@ pub struct RebalanceStatus {
     pub draining: Vec<NodeId>,
     /// Moves of the current plan (empty when balanced).
     pub moves: Vec<Move>,
-    /// The leadership changes that follow the moves (their own phase, after every move is done).
+    /// The leadership changes of the spread that follows a finished plan (their own phase).
     pub leaders: Vec<LeaderChange>,
+    /// How long until that spread is planned, while it waits (`rebalance_leaders_delay_ms`).
+    pub leaders_due_in_ms: Option<u64>,
     /// Whether every move is done.
     pub complete: bool,
     /// An operator paused rebalancing: moves hold in their current phase until resumed.
@@ -179,10 +190,12 @@ pub struct RebalancerState {
     moves: BTreeMap<(String, i32), Move>,
     /// The leadership changes planned once every move was done, by partition.
     leaders: BTreeMap<(String, i32), LeaderChange>,
-    /// Whether the leadership spread of the current plan was planned already.
-    leaders_planned: bool,
+    /// When the leadership spread that follows a finished plan is due.
+    leaders_due: Option<Instant>,
     /// Steps with a proposal in flight.
     in_flight: std::collections::BTreeSet<Step>,
+    /// Graceful handovers asked for, by partition: the leader epoch they were asked in and when.
+    handovers: BTreeMap<(String, i32), (i32, Instant)>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
@@ -221,8 +234,9 @@ impl Actor for RebalancerActor {
             planned_at: None,
             moves: BTreeMap::new(),
             leaders: BTreeMap::new(),
-            leaders_planned: false,
+            leaders_due: None,
             in_flight: Default::default(),
+            handovers: BTreeMap::new(),
             ctx,
             registration,
         })
@@ -295,7 +309,7 @@ impl RebalancerState {
         }
         self.seen = placement;
         let due = self.planned_at.is_none_or(|t| t.elapsed() >= REPLAN);
-        if self.moves.is_empty() && (self.replan || due) {
+        if self.moves.is_empty() && self.leaders.is_empty() && (self.replan || due) {
             self.replan = false;
             self.plan(&metadata);
         }
@@ -306,16 +320,23 @@ impl RebalancerState {
         steps.extend(self.leaders.keys().cloned().map(Step::Leader));
         let ready = steps.into_iter().filter_map(|step| self.advance(&metadata, step)).collect();
         self.propose(myself, ready);
-        let moved = !self.moves.is_empty() && self.moves.values().all(|m| m.phase == Phase::Done);
-        if moved && !self.leaders_planned {
-            // The leadership spread is planned from the metadata with every replica in place,
-            // and starts on the next pass.
-            self.leaders_planned = true;
+        if !self.moves.is_empty() && self.moves.values().all(|m| m.phase == Phase::Done) {
+            info!(moves = self.moves.len(), "✓ Rebalancing complete");
+            self.moves.clear();
+            let delay = Duration::from_millis(self.ctx.config.replication.rebalance_leaders_delay_ms);
+            if self.ctx.config.replication.rebalance_leaders {
+                self.leaders_due = Some(Instant::now() + delay);
+            }
+        }
+        if self.moves.is_empty() && self.leaders_due.is_some_and(|at| Instant::now() >= at) {
+            // Planned from the metadata as it is then, every replica in place; starts next pass.
+            self.leaders_due = None;
             self.plan_leaders(&metadata);
         }
-        if moved && self.leaders.values().all(|l| l.phase == LeaderPhase::Done) {
-            info!(moves = self.moves.len(), leaders = self.leaders.len(), "✓ Rebalancing complete");
-            self.clear_plan();
+        if !self.leaders.is_empty() && self.leaders.values().all(|l| l.phase == LeaderPhase::Done) {
+            info!(partitions = self.leaders.len(), "✓ Partition leadership spread");
+            self.leaders.clear();
+            self.handovers.clear();
         }
         if self.moves.is_empty() && !metadata.rebalance_paused {
             self.remove_drained(myself, &metadata);
@@ -326,7 +347,8 @@ impl RebalancerState {
     fn clear_plan(&mut self) {
         self.moves.clear();
         self.leaders.clear();
-        self.leaders_planned = false;
+        self.leaders_due = None;
+        self.handovers.clear();
     }
 
     /// Starts queued moves, in partition order, while each node they copy onto has fewer than
@@ -450,9 +472,7 @@ impl RebalancerState {
                 m.phase = Phase::MovingLeader;
                 // A target replica in sync takes over: clients' retries find it in the next
                 // metadata refresh, and it already holds every committed record.
-                info!(%topic, partition, from = p.leader, to = leader, "moving partition leadership");
-                let (leader_epoch, isr) = (p.leader_epoch + 1, p.isr.clone());
-                MetadataCommand::ElectLeader { topic, partition, leader, leader_epoch, isr }
+                return self.leadership_command(key, p, leader).map(|c| vec![c]);
             }
             MoveStep::Remove(replicas) => {
                 m.phase = Phase::Removing;
@@ -501,11 +521,37 @@ impl RebalancerState {
         let mut commands = Vec::new();
         if p.replicas.first() != Some(&to) {
             let replicas = chronik::cluster::order_keeping_leader(&p.replicas, to);
-            commands.push(MetadataCommand::ReassignPartition { topic: topic.clone(), partition, replicas });
+            commands.push(MetadataCommand::ReassignPartition { topic, partition, replicas });
         }
-        let (leader_epoch, isr) = (p.leader_epoch + 1, p.isr.clone());
-        commands.push(MetadataCommand::ElectLeader { topic, partition, leader: to, leader_epoch, isr });
-        Some(commands)
+        commands.extend(self.leadership_command(key, p, to));
+        Some(commands).filter(|c| !c.is_empty())
+    }
+
+    /// The command that moves `p`'s leadership to its in-sync replica `to`: a graceful handover
+    /// first (the leader itself elects `to` once it holds everything); the election directly
+    /// if the handover has not happened within [`HANDOVER_FALLBACK`]; `None` while it runs.
+    fn leadership_command(&mut self, key: &(String, i32), p: &PartitionMeta, to: NodeId) -> Option<MetadataCommand> {
+        let (topic, partition) = key.clone();
+        let asked = p.handover.is_some_and(|h| h.to == to && h.leader_epoch == p.leader_epoch);
+        let timed = self.handovers.get(key).filter(|(epoch, _)| *epoch == p.leader_epoch).map(|(_, at)| at.elapsed());
+        match (asked, timed) {
+            (true, Some(waited)) if waited < HANDOVER_FALLBACK => None,
+            (true, Some(_)) => {
+                warn!(%topic, partition, from = p.leader, to, "handover did not happen in time; moving leadership directly");
+                let (leader_epoch, isr) = (p.leader_epoch + 1, p.isr.clone());
+                Some(MetadataCommand::ElectLeader { topic, partition, leader: to, leader_epoch, isr })
+            }
+            (true, None) => {
+                // Asked by an earlier plan or Raft leader: time it from now.
+                self.handovers.insert(key.clone(), (p.leader_epoch, Instant::now()));
+                None
+            }
+            (false, _) => {
+                info!(%topic, partition, from = p.leader, to, "moving partition leadership");
+                self.handovers.insert(key.clone(), (p.leader_epoch, Instant::now()));
+                Some(MetadataCommand::BeginHandover { topic, partition, to, leader_epoch: p.leader_epoch })
+            }
+        }
     }
 
     /// Proposes the steps in one Raft entry, each as `AsLeader` in the plan's term.
@@ -550,11 +596,12 @@ impl RebalancerState {
             active: self.ctx.cluster.borrow().leader == Some(me),
             voters: self.planned_for.clone(),
             draining: metadata.draining.iter().copied().collect(),
-            // Complete once the leadership spread that follows the moves is planned and done.
-            complete: moves.is_empty()
-                || (self.leaders_planned && self.leaders.values().all(|l| l.phase == LeaderPhase::Done)),
+            complete: moves.iter().all(|m| m.phase == Phase::Done),
             paused: metadata.rebalance_paused,
             moves,
+            leaders_due_in_ms: self
+                .leaders_due
+                .map(|at| u64::try_from(at.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(u64::MAX)),
             leaders: self.leaders.values().cloned().collect(),
         };
         self.ctx.rebalance.send_replace(status);

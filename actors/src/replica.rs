@@ -10,6 +10,7 @@ mod delete_records;
 pub mod digest;
 mod fetcher;
 mod follower;
+mod handover;
 mod leader;
 mod messages;
 mod read;
@@ -91,6 +92,10 @@ pub struct ReplicaState {
     followers: Option<IsrTracker>,
     /// An ISR change is being proposed; no second one until it is done.
     isr_pending: bool,
+    /// On the leader: a graceful handover under way (writes are refused meanwhile).
+    handover: Option<handover::HandoverState>,
+    /// The leader epoch whose handover ran out of time or was refused: not tried again in it.
+    handover_expired: Option<i32>,
     /// On the leader: DeleteRecords requests waiting for the followers' log starts.
     pending_deletes: Vec<delete_records::PendingDelete>,
     /// On a follower: the leader's log end offset as its last fetch answer said (for the lag
@@ -167,6 +172,8 @@ impl Actor for ReplicaActor {
             followers: None,
             leader_log_end: None,
             isr_pending: false,
+            handover: None,
+            handover_expired: None,
             pending_deletes: Vec::new(),
             fetcher: None,
             parked_acks: VecDeque::new(),
@@ -230,8 +237,10 @@ impl Actor for ReplicaActor {
                 let _ = reply.send(state.epochs.latest_epoch().unwrap_or(-1));
             }
             ReplicaMsg::IsrProposalDone => state.isr_pending = false,
+            ReplicaMsg::HandoverFailed { epoch } => state.handover_failed(epoch),
             ReplicaMsg::CheckIsr => {
                 state.check_isr(&myself);
+                state.maybe_hand_over(&myself);
                 state.answer_deletes();
             }
             ReplicaMsg::Read { offset, max_bytes, min_one, reply } => {

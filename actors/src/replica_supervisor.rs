@@ -217,6 +217,7 @@ impl ReplicaSupervisorState {
                         replicas: p.replicas.clone(),
                         min_insync,
                         registered,
+                        handover: p.handover.filter(|h| h.leader_epoch == p.leader_epoch).map(|h| h.to),
                     },
                     ctx: self.ctx.clone(),
                     gauge: MailboxGauge::default(),

@@ -45,6 +45,20 @@ pub struct PartitionMeta {
     pub leader_epoch: i32,
     /// Replicas currently in sync with the leader.
     pub isr: Vec<NodeId>,
+    /// A graceful leadership handover asked for (absent in metadata written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
+}
+
+/// A graceful leadership handover: the leader of `leader_epoch` stops taking writes, waits until
+/// every in-sync replica holds its whole log, then elects `to` one epoch up. Meaningless in any
+/// other epoch, so a leader change makes it stale by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    /// The in-sync replica that takes over.
+    pub to: NodeId,
+    /// The leader epoch it was asked in.
+    pub leader_epoch: i32,
 }
 
 /// A topic and its partitions.
@@ -183,6 +197,9 @@ impl ClusterMetadata {
             }
             MetadataCommand::ElectLeader { topic, partition, leader, leader_epoch, isr } => {
                 self.elect_leader(topic, *partition, *leader, *leader_epoch, isr)
+            }
+            MetadataCommand::BeginHandover { topic, partition, to, leader_epoch } => {
+                self.begin_handover(topic, *partition, *to, *leader_epoch)
             }
             MetadataCommand::DrainNode { node } => self.drain(*node),
             MetadataCommand::ReassignPartition { topic, partition, replicas } => {
@@ -357,7 +374,7 @@ fn check_partition_count(topic: &str, count: i32) -> Result<(), MetadataError> {
 fn new_partition(partition: i32, nodes: &[NodeId], replication_factor: i16) -> PartitionMeta {
     let replicas = assign_replicas(partition, nodes, replication_factor);
     // Every replica starts empty, so all of them are in sync.
-    PartitionMeta { partition, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas }
+    PartitionMeta { partition, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas, handover: None }
 }
 
 /// Round-robin placement over sorted node ids: partition p → nodes[(p + k) mod n], k < RF.

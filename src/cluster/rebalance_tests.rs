@@ -19,6 +19,7 @@ fn cluster(voters: &[NodeId], topics: &[(&str, i16, Vec<Vec<NodeId>>)]) -> Clust
                 leader: r.first().copied().unwrap_or(0),
                 leader_epoch: 0,
                 isr: r.clone(),
+                handover: None,
             })
             .collect();
         let topic = TopicMeta {
@@ -406,7 +407,14 @@ fn a_draining_voter_gives_up_every_replica_and_gets_none() {
 }
 
 fn partition(replicas: &[NodeId], leader: NodeId, isr: &[NodeId]) -> PartitionMeta {
-    PartitionMeta { partition: 0, replicas: replicas.to_vec(), leader, leader_epoch: 3, isr: isr.to_vec() }
+    PartitionMeta {
+        partition: 0,
+        replicas: replicas.to_vec(),
+        leader,
+        leader_epoch: 3,
+        isr: isr.to_vec(),
+        handover: None,
+    }
 }
 
 #[test]

@@ -155,6 +155,10 @@ pub struct ReplicationConfig {
     /// After the replicas move, spread partition leadership evenly over the nodes, so a node that
     /// joined leads its share (Kafka's `auto.leader.rebalance.enable`).
     pub rebalance_leaders: bool,
+    /// How long after a rebalance's replica moves finish the leadership spread begins (ms): a
+    /// phase of its own, as Kafka's leader-imbalance check is, since every leadership move
+    /// costs clients a retry and the node addition itself should cost them nothing.
+    pub rebalance_leaders_delay_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -167,6 +171,7 @@ impl Default for ReplicationConfig {
             rebalance_max_bytes_per_sec: 32 * 1024 * 1024,
             rebalance_max_concurrent_moves: 128,
             rebalance_leaders: true,
+            rebalance_leaders_delay_ms: 20_000,
         }
     }
 }

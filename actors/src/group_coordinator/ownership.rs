@@ -125,6 +125,7 @@ mod tests {
                     leader,
                     leader_epoch: 0,
                     isr: vec![leader],
+                    handover: None,
                 })
                 .collect();
             let topic = TopicMeta {

@@ -68,6 +68,7 @@ mod tests {
             leader,
             leader_epoch,
             isr: vec![leader],
+            handover: None,
         };
         let topic = TopicMeta {
             name: "t".into(),

@@ -78,6 +78,7 @@ impl ReplicaState {
             let msg = format!("{} is led by node {}", self.tp, l.leader);
             return Err(PartitionError::new(ResponseError::NotLeaderOrFollower, msg));
         }
+        self.check_handover()?;
         if acks_all && let Err(e) = check_before_append(l.isr.len(), l.min_insync) {
             return Err(PartitionError { code: e.code(), message: format!("{}: {e}", self.tp) });
         }
@@ -177,6 +178,7 @@ impl ReplicaState {
             self.durable_end = upto;
             self.durable_tx.send_replace(upto);
             self.advance_high_watermark();
+            self.maybe_hand_over(myself);
         }
         self.request_sync(myself);
     }

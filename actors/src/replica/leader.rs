@@ -79,11 +79,12 @@ impl ReplicaState {
             "partition leadership updated");
         self.leadership = leadership;
         if new_role {
-            self.take_role(myself)
+            self.take_role(myself)?;
         } else {
             self.advance_high_watermark();
-            Ok(())
         }
+        self.follow_handover(myself);
+        Ok(())
     }
 
     /// Whether a follower's request may touch this leadership: this replica leads, in the epoch
@@ -128,6 +129,7 @@ impl ReplicaState {
         self.answer_deletes();
         self.advance_high_watermark();
         self.maybe_change_isr(myself);
+        self.maybe_hand_over(myself);
         match self.log.read(fetch.fetch_offset, end, fetch.max_bytes, true) {
             Ok(r) => Ok(ReadOutcome {
                 records: r.records,
@@ -159,6 +161,7 @@ impl ReplicaState {
         }
         self.advance_high_watermark();
         self.maybe_change_isr(myself);
+        self.maybe_hand_over(myself);
     }
 
     /// Each follower's progress, for `/admin/partitions`.

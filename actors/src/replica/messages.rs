@@ -127,6 +127,9 @@ pub struct Leadership {
     /// replica leads nothing even where the metadata names this node: the registration gives
     /// its partitions a new leader epoch first.
     pub registered: bool,
+    /// The in-sync replica the leader is asked to hand over to, gracefully (a `Handover` of
+    /// the current epoch in the metadata).
+    pub handover: Option<NodeId>,
 }
 
 /// The replica's mailbox.
@@ -279,6 +282,11 @@ pub enum ReplicaMsg {
     SetLeadership(Leadership),
     /// From the ISR proposal task: the proposal finished (applied or refused).
     IsrProposalDone,
+    /// From the handover task: the election the handover proposed in `epoch` was refused.
+    HandoverFailed {
+        /// The leader epoch of the handover.
+        epoch: i32,
+    },
     /// Timer on the leader: drop followers that stopped fetching from the ISR.
     CheckIsr,
     /// From the admin API: report state.

@@ -108,6 +108,7 @@ fn assigned_partitions(assignments: &[Vec<NodeId>], first: i32) -> Vec<Partition
             leader_epoch: 0,
             isr: replicas.clone(),
             replicas: replicas.clone(),
+            handover: None,
         })
         .collect()
 }

@@ -89,6 +89,18 @@ pub enum MetadataCommand {
         /// at apply time, so a replica that left the ISR meanwhile does not come back.
         isr: Vec<NodeId>,
     },
+    /// Asks the leader of `leader_epoch` to hand its leadership over to the in-sync replica `to`
+    /// gracefully (see [`super::Handover`]): the leader itself then proposes the `ElectLeader`.
+    BeginHandover {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The in-sync replica to take over.
+        to: NodeId,
+        /// The current leader epoch; another one is refused.
+        leader_epoch: i32,
+    },
     /// A partition's new replica list (the rebalancer: first current ∪ new, then the target).
     /// It must keep the leader; replicas it drops leave the ISR, replicas it adds join the ISR
     /// only once the leader sees them caught up.
@@ -188,6 +200,7 @@ impl MetadataCommand {
             Self::AllocateProducerIds { .. } => "AllocateProducerIds",
             Self::UpdateIsr { .. } => "UpdateIsr",
             Self::ElectLeader { .. } => "ElectLeader",
+            Self::BeginHandover { .. } => "BeginHandover",
             Self::ReassignPartition { .. } => "ReassignPartition",
             Self::DrainNode { .. } => "DrainNode",
             Self::InitCluster { .. } => "InitCluster",

@@ -60,6 +60,27 @@ impl ClusterMetadata {
         p.leader = leader;
         p.leader_epoch = leader_epoch;
         p.isr = isr;
+        p.handover = None;
+        Ok(())
+    }
+
+    /// See [`MetadataCommand::BeginHandover`]: refused in another epoch, or when `to` is the
+    /// leader or not in sync.
+    pub(super) fn begin_handover(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        to: NodeId,
+        leader_epoch: i32,
+    ) -> Result<(), MetadataError> {
+        let p = self.partition_mut(topic, partition)?;
+        if leader_epoch != p.leader_epoch {
+            return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: leader_epoch });
+        }
+        if to == p.leader || !p.isr.contains(&to) {
+            return Err(MetadataError::InvalidIsr { isr: vec![to], replicas: p.replicas.clone() });
+        }
+        p.handover = Some(super::Handover { to, leader_epoch });
         Ok(())
     }
 

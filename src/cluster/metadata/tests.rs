@@ -469,3 +469,24 @@ fn grown_partitions_take_a_manual_assignment_checked_as_kafka_does() {
     assert_eq!(added, vec![(2, 3, vec![3, 1]), (3, 2, vec![2, 3])]);
     assert!(matches!(m.apply(&grow(4, vec![vec![1, 2]])), Err(MetadataError::InvalidPartitions { .. })));
 }
+
+#[test]
+fn a_handover_is_asked_only_towards_an_in_sync_replica_and_ends_with_any_election() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 3)).expect("create");
+    let begin = |to, leader_epoch| MetadataCommand::BeginHandover { topic: "t".into(), partition: 0, to, leader_epoch };
+    assert!(matches!(m.apply(&begin(2, 1)), Err(MetadataError::StaleLeaderEpoch { .. })), "another epoch");
+    assert!(matches!(m.apply(&begin(1, 0)), Err(MetadataError::InvalidIsr { .. })), "the leader itself");
+    m.apply(&MetadataCommand::UpdateIsr { topic: "t".into(), partition: 0, leader_epoch: 0, isr: vec![1, 2] })
+        .expect("shrink");
+    assert!(matches!(m.apply(&begin(3, 0)), Err(MetadataError::InvalidIsr { .. })), "3 is out of sync");
+    m.apply(&begin(2, 0)).expect("2 is in sync");
+    let p = m.partition("t", 0).expect("partition");
+    assert_eq!((p.leader, p.handover), (1, Some(Handover { to: 2, leader_epoch: 0 })));
+    // The leader's own election (or a failover's) ends it.
+    let elect =
+        MetadataCommand::ElectLeader { topic: "t".into(), partition: 0, leader: 2, leader_epoch: 1, isr: vec![1, 2] };
+    m.apply(&elect).expect("elect");
+    let p = m.partition("t", 0).expect("partition");
+    assert_eq!((p.leader, p.leader_epoch, p.handover), (2, 1, None));
+}

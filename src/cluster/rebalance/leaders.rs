@@ -106,6 +106,7 @@ mod tests {
                 leader: r[0],
                 leader_epoch: 0,
                 isr: r.clone(),
+                handover: None,
             })
             .collect();
         let topic = TopicMeta {
