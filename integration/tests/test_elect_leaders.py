@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import ElectionType, KafkaError, TopicPartition as CkTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
+from kafka.errors import KafkaConnectionError
 from kafka.protocol.admin import ElectLeadersRequest, ElectLeadersResponse
 
 from client_helpers import AckedProducer, kp_consumer
@@ -42,11 +43,17 @@ def views(cluster: Cluster, topic: str, node: int) -> dict[int, dict]:
 
 def kp_elect(cluster: Cluster, node: int, topic_partitions) -> dict[tuple[str, int], int]:
     """kafka-python's preferred election: {(topic, partition): error code} as answered."""
-    a = KafkaAdminClient(bootstrap_servers=cluster.bootstrap(node), request_timeout_ms=30000)
-    try:
-        resp = a.elect_leaders(0, topic_partitions, raise_errors=False)
-    finally:
-        a.close()
+    def once():
+        a = KafkaAdminClient(bootstrap_servers=cluster.bootstrap(node), request_timeout_ms=30000)
+        try:
+            return a.elect_leaders(0, topic_partitions, raise_errors=False)
+        except KafkaConnectionError:
+            # The client may pick a stopped broker (still listed) for a metadata refresh and
+            # give up on the first refusal; a user retries.
+            return None
+        finally:
+            a.close()
+    resp = wait_until(once, 60, "kafka-python's ElectLeaders answered", interval=0.5)
     return {(t.topic, p.partition_id): p.error_code
             for t in resp.replica_election_results for p in t.partition_result}
 
