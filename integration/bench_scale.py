@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,10 +42,8 @@ def main() -> None:
         wait_until(hosted, 600, "every partition hosted", interval=0.5)
         c.node(4).start(wait=False)
         c.node(4).wait_ready(30)
-        s = c.slots[4]
-        body = {"node_id": 4, "kafka_addr": s.addr(s.kafka), "wal_addr": s.addr(s.wal), "raft_addr": s.addr(s.raft)}
         t0 = time.monotonic()
-        r = requests.post(f"{c.admin_url(leader)}/admin/add-node", json=body, timeout=90)
+        r = c.post_add_node(4, via=leader)
         assert r.status_code == 200, r.text
         status = lambda: c.node(leader).get("/admin/rebalance").json()  # noqa: E731
         moves = len(wait_until(lambda: status()["moves"], 60, "the plan made"))

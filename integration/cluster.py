@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+import requests
+
 from harness import Broker, BrokerExited, broker_binary, free_port, wait_until
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -270,6 +272,12 @@ class Cluster:
         n.start(wait=False)
         n.wait_ready(timeout)
         return n
+
+    def post_add_node(self, i: int, via: int, timeout: float = 90.0) -> requests.Response:
+        """`POST /admin/add-node` for slot `i` (started, outside the cluster) to node `via`."""
+        s = self.slots[i]
+        body = {"node_id": i, "kafka_addr": s.addr(s.kafka), "wal_addr": s.addr(s.wal), "raft_addr": s.addr(s.raft)}
+        return requests.post(f"{self.admin_url(via)}/admin/add-node", json=body, timeout=timeout)
 
     def stop_all(self, timeout: float = 30.0) -> dict[int, int]:
         """SIGTERM every running node (each by its pid); their exit codes."""

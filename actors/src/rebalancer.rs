@@ -112,7 +112,7 @@ pub struct LeaderChange {
     pub phase: LeaderPhase,
     /// When it was planned, to give up on a target that never gets in sync.
     #[serde(skip)]
-    pub since: Option<Instant>,
+    pub since: Instant,
 }
 
 /// `/admin/rebalance`: the current plan and its progress.
@@ -328,7 +328,8 @@ impl RebalancerState {
                 self.leaders_due = Some(Instant::now() + delay);
             }
         }
-        if self.moves.is_empty() && self.leaders_due.is_some_and(|at| Instant::now() >= at) {
+        let spread_due = self.leaders_due.is_some_and(|at| Instant::now() >= at);
+        if self.moves.is_empty() && spread_due && !metadata.rebalance_paused {
             // Planned from the metadata as it is then, every replica in place; starts next pass.
             self.leaders_due = None;
             self.plan_leaders(&metadata);
@@ -373,17 +374,14 @@ impl RebalancerState {
         }
     }
 
-    /// Plans the leadership spread that follows the moves, unless turned off.
+    /// Plans the leadership spread that follows a plan's moves.
     fn plan_leaders(&mut self, metadata: &ClusterMetadata) {
-        if !self.ctx.config.replication.rebalance_leaders {
-            return;
-        }
         let changes = spread_leaders(metadata);
         if changes.is_empty() {
             return;
         }
         info!(partitions = changes.len(), "Spreading partition leadership across {} nodes", self.planned_for.len());
-        let since = Some(Instant::now());
+        let since = Instant::now();
         for change in changes {
             let key = (change.topic.clone(), change.partition);
             self.leaders.insert(key, LeaderChange { change, phase: LeaderPhase::Waiting, since });
@@ -470,8 +468,8 @@ impl RebalancerState {
             }
             MoveStep::MoveLeader(leader) => {
                 m.phase = Phase::MovingLeader;
-                // A target replica in sync takes over: clients' retries find it in the next
-                // metadata refresh, and it already holds every committed record.
+                // The leader hands over to a target replica in sync, which then holds every
+                // record; clients' retries find it from the error or their next metadata.
                 return self.leadership_command(key, p, leader).map(|c| vec![c]);
             }
             MoveStep::Remove(replicas) => {
@@ -488,7 +486,7 @@ impl RebalancerState {
     }
 
     /// The next step of one partition's leadership change: once the target is in sync, it
-    /// becomes the first replica and the leader, one epoch up, in one Raft entry.
+    /// becomes the first replica and the leader is asked to hand over to it (one Raft entry).
     fn advance_leader(&mut self, metadata: &ClusterMetadata, key: &(String, i32)) -> Option<Vec<MetadataCommand>> {
         let l = self.leaders.get_mut(key)?;
         if l.phase == LeaderPhase::Done {
@@ -504,7 +502,7 @@ impl RebalancerState {
             info!(topic = %key.0, partition = key.1, leader = to, epoch = p.leader_epoch, "partition leadership spread");
             return None;
         }
-        let waited_out = l.since.is_some_and(|t| t.elapsed() >= LEADER_WAIT);
+        let waited_out = l.since.elapsed() >= LEADER_WAIT;
         if p.leader != l.change.from || !p.replicas.contains(&to) || waited_out {
             // Overtaken (a failover or an operator moved it) or the target never got in sync:
             // the next plan decides afresh.

@@ -88,9 +88,7 @@ def test_moves_under_way_are_listed_until_done(rcluster):
 
     rcluster.node(4).start(wait=False)
     rcluster.node(4).wait_ready(30)
-    s = rcluster.slots[4]
-    body = {"node_id": 4, "kafka_addr": s.addr(s.kafka), "wal_addr": s.addr(s.wal), "raft_addr": s.addr(s.raft)}
-    r = requests.post(f"{admin}/admin/add-node", json=body, timeout=90)
+    r = rcluster.post_add_node(4, via=leader)
     assert r.status_code == 200, r.text
     try:
         moves = wait_until(lambda: [m for m in rebalance(rcluster, leader)["moves"] if m["topic"] == topic], 45,

@@ -24,7 +24,6 @@ import threading
 import time
 
 import pytest
-import requests
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -129,10 +128,8 @@ def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
                    interval=0.2)
         scluster.node(4).start(wait=False)
         scluster.node(4).wait_ready(30)
-        s = scluster.slots[4]
-        body = {"node_id": 4, "kafka_addr": s.addr(s.kafka), "wal_addr": s.addr(s.wal), "raft_addr": s.addr(s.raft)}
         added_at = time.monotonic()
-        r = requests.post(f"{scluster.admin_url(raft_leader)}/admin/add-node", json=body, timeout=90)
+        r = scluster.post_add_node(4, via=raft_leader)
         assert r.status_code == 200, r.text
 
         seen_leader_phase = set()
