@@ -17,9 +17,11 @@ pub use broker_config::{
 pub use controller_id::controller_for_clients;
 pub use metadata::{
     Applied, ClusterMetadata, ElectionRefusal, Handover, MetadataCommand, MetadataError, NodeInfo, PartitionMeta,
-    TopicMeta, assign_replicas, elect_leaders, operator_election, validate_topic_name,
+    Placement, TopicMeta, assign_replicas, elect_leaders, operator_election, validate_topic_name,
 };
-pub use rebalance::{LeaderMove, MoveStep, PartitionTarget, next_step, order_keeping_leader, plan, spread_leaders};
+pub use rebalance::{
+    LeaderMove, MoveStep, PartitionTarget, next_step, order_keeping_leader, plan, requested, spread_leaders,
+};
 pub use topic_config::{
     BrokerValue, ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, ListOp, Rule, TOPIC_CONFIGS, TopicConfigDef,
     TopicConfigError, apply_list_op, describe_topic_configs, effective_log_config, split_list, topic_config_def,

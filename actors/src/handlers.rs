@@ -3,6 +3,7 @@
 //! (handing produce batches to replicas) happens before it returns.
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -117,6 +118,9 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::OffsetDelete(r) => async move { Some(offset_delete::handle(&ctx, r).await) }.boxed(),
         RequestKind::DescribeProducers(r) => async move { Some(describe_producers::handle(&ctx, r).await) }.boxed(),
         RequestKind::ElectLeaders(r) => async move { Some(elect_leaders::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::AlterPartitionReassignments(r) => {
+            async move { Some(alter_partition_reassignments::handle(&ctx, r).await) }.boxed()
+        }
         RequestKind::ListPartitionReassignments(r) => {
             async move { Some(list_partition_reassignments::handle(&ctx, r)) }.boxed()
         }
@@ -175,6 +179,7 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
         MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         MetadataError::StaleTerm { .. } => ResponseError::NotController,
+        MetadataError::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
         MetadataError::InvalidIsr { .. }
         | MetadataError::CannotDrain { .. }
         | MetadataError::UnsafeReassignment { .. } => ResponseError::InvalidRequest,

@@ -31,7 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chronik::cluster::{
-    ClusterMetadata, LeaderMove, MetadataCommand, MoveStep, PartitionMeta, next_step, plan, spread_leaders,
+    ClusterMetadata, LeaderMove, MetadataCommand, MoveStep, PartitionMeta, PartitionTarget, next_step, plan, requested,
+    spread_leaders,
 };
 use chronik::config::NodeId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -75,6 +76,17 @@ pub enum Phase {
     Done,
 }
 
+/// Who asked for a move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The rebalancer's own plan.
+    Rebalancer,
+    /// An operator, through AlterPartitionReassignments: the partition ends with exactly the
+    /// replicas asked for, in that order, and stays there.
+    Operator,
+}
+
 /// One partition's move, as `/admin/rebalance` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Move {
@@ -88,6 +100,8 @@ pub struct Move {
     pub to: Vec<NodeId>,
     /// Where it stands.
     pub phase: Phase,
+    /// Who asked for it.
+    pub origin: Origin,
 }
 
 /// Where one leadership change of the spread stands.
@@ -134,6 +148,9 @@ pub struct RebalanceStatus {
     pub complete: bool,
     /// An operator paused rebalancing: moves hold in their current phase until resumed.
     pub paused: bool,
+    /// Plans this node has made (one per membership change, and every 30 s while idle), so an
+    /// operator can tell the placement was looked at again.
+    pub plans: u64,
 }
 
 /// The rebalancer's mailbox.
@@ -186,6 +203,8 @@ pub struct RebalancerState {
     removing: std::collections::BTreeSet<NodeId>,
     /// When the assignment was last planned.
     planned_at: Option<Instant>,
+    /// Plans made so far (`/admin/rebalance`).
+    plans: u64,
     /// The moves of the current plan, by partition.
     moves: BTreeMap<(String, i32), Move>,
     /// The leadership changes planned once every move was done, by partition.
@@ -232,6 +251,7 @@ impl Actor for RebalancerActor {
             replan: false,
             removing: Default::default(),
             planned_at: None,
+            plans: 0,
             moves: BTreeMap::new(),
             leaders: BTreeMap::new(),
             leaders_due: None,
@@ -313,6 +333,7 @@ impl RebalancerState {
             self.replan = false;
             self.plan(&metadata);
         }
+        self.adopt_requested(&metadata);
         if !metadata.rebalance_paused {
             self.start_queued();
         }
@@ -409,6 +430,7 @@ impl RebalancerState {
 
     fn plan(&mut self, metadata: &ClusterMetadata) {
         self.planned_at = Some(Instant::now());
+        self.plans += 1;
         self.planned_for = self.seen.clone();
         let targets = plan(metadata);
         if targets.is_empty() {
@@ -424,11 +446,36 @@ impl RebalancerState {
                 "Proposed new assignment topic={} partition={} replicas={:?} (was {:?})",
                 t.topic, t.partition, t.target, t.current
             );
-            let key = (t.topic.clone(), t.partition);
-            let phase = Phase::Queued;
-            self.moves
-                .insert(key, Move { topic: t.topic, partition: t.partition, from: t.current, to: t.target, phase });
+            self.insert_move(t, Origin::Rebalancer);
         }
+    }
+
+    /// Takes on the operators' reassignments as soon as they are in the metadata, whatever the
+    /// plan is doing: a new one queues, a changed target replaces the move's (the next step is
+    /// decided from the metadata anyway, so a move can change course at any phase).
+    fn adopt_requested(&mut self, metadata: &ClusterMetadata) {
+        for t in requested(metadata) {
+            let key = (t.topic.clone(), t.partition);
+            if self.moves.get(&key).is_some_and(|m| m.to == t.target && m.phase != Phase::Done) {
+                continue;
+            }
+            info!(
+                "Operator reassignment topic={} partition={} replicas={:?} (was {:?})",
+                t.topic, t.partition, t.target, t.current
+            );
+            self.insert_move(t, Origin::Operator);
+        }
+    }
+
+    /// Adds (or replaces) a partition's move; it starts queued unless it was already copying.
+    fn insert_move(&mut self, t: PartitionTarget, origin: Origin) {
+        let key = (t.topic.clone(), t.partition);
+        let phase = match self.moves.get(&key).map(|m| m.phase) {
+            Some(Phase::Queued | Phase::Done) | None => Phase::Queued,
+            Some(_) => Phase::Adding,
+        };
+        let (topic, partition) = (t.topic, t.partition);
+        self.moves.insert(key, Move { topic, partition, from: t.current, to: t.target, phase, origin });
     }
 
     /// The commands that take `step` forward when its condition holds (its phase updated), or
@@ -474,6 +521,9 @@ impl RebalancerState {
             }
             MoveStep::Remove(replicas) => {
                 m.phase = Phase::Removing;
+                // An operator's list is kept in its order (its first replica is the preferred
+                // leader, whoever leads now); the rebalancer's keeps the leader first.
+                let replicas = if m.origin == Origin::Operator { m.to.clone() } else { replicas };
                 MetadataCommand::ReassignPartition { topic, partition, replicas }
             }
             MoveStep::Done => {
@@ -596,6 +646,7 @@ impl RebalancerState {
             draining: metadata.draining.iter().copied().collect(),
             complete: moves.iter().all(|m| m.phase == Phase::Done),
             paused: metadata.rebalance_paused,
+            plans: self.plans,
             moves,
             leaders_due_in_ms: self
                 .leaders_due

@@ -4,24 +4,32 @@
 - ListPartitionReassignments: while node 4 joins, kafka-python's admin client lists exactly the
   moves the rebalancer has not finished, in Kafka's terms (replicas now, adding, removing),
   filtered as asked; a node that is not the controller says so, and the list is empty once every
-  move is done.
+  move is done;
+- AlterPartitionReassignments: kafka-python's admin client moves a partition under load, its
+  leader leaving (handed over gracefully); the move is listed at once and shown in
+  /admin/rebalance as the operator's; it ends with exactly the replicas asked for, nothing lost or
+  doubled, no producer error; Kafka's refusals per partition; a move cancelled before it started
+  changes nothing; the rebalancer's next plan and the leadership spread leave the partition where
+  it was put.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
-from confluent_kafka.admin import AdminClient, NewPartitions as CkNewPartitions
+from confluent_kafka.admin import AdminClient, NewPartitions as CkNewPartitions, NewTopic
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewPartitions
-from kafka.errors import InvalidReplicationAssignmentError
+from kafka.errors import (InvalidReplicationAssignmentError, NoReassignmentInProgressError,
+                          UnknownTopicOrPartitionError)
 from kafka.protocol.admin import ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse
 
 from cluster import Cluster, started
 from harness import unique_topic, wait_until
-from replication_helpers import admin_view, create_topic
+from replication_helpers import NumberedProducers, admin_view, consume_and_check, create_topic
 from test_api_version_matrix import roundtrip
 
 VOTERS = [1, 2, 3]
@@ -113,3 +121,76 @@ def test_moves_under_way_are_listed_until_done(rcluster):
         assert requests.post(f"{admin}/admin/rebalance/resume", timeout=10).status_code == 200
     wait_until(lambda: rebalance(rcluster, leader)["complete"], 90, "every move done")
     assert listed(rcluster.bootstrap(1), topic) == {}
+
+
+def test_an_operator_reassignment_moves_a_partition_under_load_and_it_stays_there(rcluster):
+    c = rcluster
+    voters = VOTERS + [4]
+    if not c.node(4).is_running():  # run on its own: node 4 joins first
+        c.node(4).start(wait=False)
+        c.node(4).wait_ready(30)
+        assert c.post_add_node(4, via=c.wait_for_leader(voters=VOTERS)).status_code == 200
+    leader = c.wait_for_leader(voters=voters)
+    follower = next(i for i in voters if i != leader)
+    wait_until(lambda: rebalance(c, leader)["complete"], 90, "node 4's moves done")
+    topic = unique_topic("alter")
+    ck = AdminClient({"bootstrap.servers": c.bootstrap(leader)})
+    ck.create_topics([NewTopic(topic, num_partitions=4, replication_factor=3)])[topic].result(30)
+    wait_until(lambda: all(len(v) == 4 and all(len(p["isr"]) == 3 and (p.get("replica") or i not in p["replicas"])
+                                               for p in v.values())
+                           for i, v in ((i, admin_view(c, i, topic)) for i in voters)),
+               30, f"{topic} created and hosted")
+    current = admin_view(c, leader, topic)[0]["replicas"]
+    old_leader = current[0]
+    newcomer = next(i for i in voters if i not in current)
+    target = [newcomer] + [i for i in current if i != old_leader]
+    tp = TopicPartition(topic, 0)
+    admin = c.admin_url(leader)
+    a = KafkaAdminClient(bootstrap_servers=c.bootstrap(follower), request_timeout_ms=30000)
+    with NumberedProducers(",".join(c.bootstrap(i) for i in voters), topic, [0, 1, 2, 3]) as prods:
+        prods.wait_acks(20, what="before the reassignment")
+        assert requests.post(f"{admin}/admin/rebalance/pause", timeout=10).status_code == 200
+        try:
+            assert a.alter_partition_reassignments({tp: target}) == {tp: None}
+            refused = a.alter_partition_reassignments({TopicPartition(topic, 1): None,
+                                                       TopicPartition(topic, 2): [1, 1, 2],
+                                                       TopicPartition(topic, 3): [1, 2, 99],
+                                                       TopicPartition(topic, 99): [1, 2, 3]})
+            assert refused == {TopicPartition(topic, 1): NoReassignmentInProgressError,
+                               TopicPartition(topic, 2): InvalidReplicationAssignmentError,
+                               TopicPartition(topic, 3): InvalidReplicationAssignmentError,
+                               TopicPartition(topic, 99): UnknownTopicOrPartitionError}, refused
+            # Partition 1 is sent elsewhere and called back before anything moved: it stays.
+            tp1 = TopicPartition(topic, 1)
+            before = admin_view(c, leader, topic)[1]["replicas"]
+            elsewhere = [next(i for i in voters if i not in before)] + before[1:]
+            assert a.alter_partition_reassignments({tp1: elsewhere}) == {tp1: None}
+            assert listed(c.bootstrap(follower), topic)[1] == (sorted(before), elsewhere[:1], before[:1])
+            assert a.alter_partition_reassignments({tp1: None}) == {tp1: None}
+            # Listed from the moment it is accepted, in Kafka's terms, and shown as the operator's.
+            assert listed(c.bootstrap(follower), topic) == {0: (sorted(current), [newcomer], [old_leader])}
+            moves = wait_until(lambda: [m for m in rebalance(c, leader)["moves"] if m["topic"] == topic], 15,
+                               "the operator's move in /admin/rebalance")
+            assert [(m["partition"], m["to"], m["origin"]) for m in moves] == [(0, target, "operator")], moves
+        finally:
+            assert requests.post(f"{admin}/admin/rebalance/resume", timeout=10).status_code == 200
+
+        def moved():
+            views = [admin_view(c, i, topic)[0] for i in voters]
+            return all(v["replicas"] == target and v["leader"] == target[0] and sorted(v["isr"]) == sorted(target)
+                       and (v.get("replica") is not None) == (i in target) for i, v in zip(voters, views))
+        wait_until(moved, 60, f"{topic}-0 on exactly {target}, {newcomer} leading")
+        assert admin_view(c, leader, topic)[1]["replicas"] == before, "the cancelled move left partition 1 alone"
+        wait_until(lambda: listed(c.bootstrap(follower), topic) == {}, 30, "the reassignment no longer listed")
+        prods.wait_acks(20, partitions=[0], since=time.monotonic(), what="on partition 0 after the move")
+    a.close()
+    assert not prods.errors, prods.errors[:5]
+    consume_and_check(c, topic, prods, partitions=4, voters=voters)
+
+    # It stays: the rebalancer plans again (and spreads leaders after a finished move) around it.
+    plans = rebalance(c, leader)["plans"]
+    wait_until(lambda: rebalance(c, leader)["plans"] > plans and rebalance(c, leader)["complete"], 90,
+               "the rebalancer's next plan")
+    p0 = admin_view(c, leader, topic)[0]
+    assert (p0["replicas"], p0["leader"]) == (target, newcomer), p0
+    assert not [m for m in rebalance(c, leader)["moves"] if (m["topic"], m["partition"]) == (topic, 0)]

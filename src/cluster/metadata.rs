@@ -48,6 +48,23 @@ pub struct PartitionMeta {
     /// A graceful leadership handover asked for (absent in metadata written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
+    /// Where an operator placed the partition (absent: the rebalancer places it, and in metadata
+    /// written before operators could).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// An operator's placement of a partition (AlterPartitionReassignments, or a manual assignment
+/// at creation): the rebalancer moves the partition there by its usual safe steps and then
+/// leaves it there, as Kafka, which has no rebalancer, does. A node leaving the cluster releases
+/// the placements that name it, so its replicas can move like any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The replicas asked for, preferred leader first.
+    pub replicas: Vec<NodeId>,
+    /// While the partition is not there yet: the replicas the reassignment started from (Kafka's
+    /// original replicas), which cancelling it returns to. `None` once it is in place.
+    pub reassigning_from: Option<Vec<NodeId>>,
 }
 
 /// A graceful leadership handover: the leader of `leader_epoch` stops taking writes, waits until
@@ -205,6 +222,9 @@ impl ClusterMetadata {
             MetadataCommand::ReassignPartition { topic, partition, replicas } => {
                 self.reassign(topic, *partition, replicas)
             }
+            MetadataCommand::AlterReassignment { topic, partition, replicas } => {
+                self.alter_reassignment(topic, *partition, replicas.as_deref())
+            }
             MetadataCommand::InitCluster { cluster_id, min_insync_replicas } => {
                 if self.cluster_id.is_none() {
                     self.cluster_id = Some(cluster_id.clone());
@@ -289,6 +309,11 @@ impl ClusterMetadata {
         }
         self.check_drain(node)?;
         self.draining.insert(node);
+        // The node's replicas must all move, wherever an operator put them.
+        let placed = self.topics.values_mut().flat_map(|t| t.partitions.iter_mut());
+        for p in placed.filter(|p| p.placement.as_ref().is_some_and(|pl| pl.replicas.contains(&node))) {
+            p.placement = None;
+        }
         Ok(())
     }
 
@@ -374,7 +399,24 @@ fn check_partition_count(topic: &str, count: i32) -> Result<(), MetadataError> {
 fn new_partition(partition: i32, nodes: &[NodeId], replication_factor: i16) -> PartitionMeta {
     let replicas = assign_replicas(partition, nodes, replication_factor);
     // Every replica starts empty, so all of them are in sync.
-    PartitionMeta { partition, leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas, handover: None }
+    PartitionMeta {
+        partition,
+        leader: replicas[0],
+        leader_epoch: 0,
+        isr: replicas.clone(),
+        replicas,
+        handover: None,
+        placement: None,
+    }
+}
+
+/// Whether `a` and `b` hold the same replicas, order aside.
+pub fn same_replicas(a: &[NodeId], b: &[NodeId]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
 }
 
 /// Round-robin placement over sorted node ids: partition p → nodes[(p + k) mod n], k < RF.

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::metadata::{ClusterMetadata, PartitionMeta, TopicMeta, assign_replicas};
+use super::metadata::{ClusterMetadata, PartitionMeta, TopicMeta, assign_replicas, same_replicas as same_set};
 use crate::config::NodeId;
 
 pub use leaders::{LeaderMove, spread_leaders};
@@ -56,6 +56,29 @@ pub fn plan(metadata: &ClusterMetadata) -> Vec<PartitionTarget> {
     // Draining voters are left out: their replicas are holes the other voters fill.
     let voters = metadata.placement_nodes();
     metadata.topics.values().flat_map(|topic| plan_topic(topic, &voters)).collect()
+}
+
+/// The operators' reassignments not carried out yet: each partition whose [`Placement`](crate::cluster::Placement) differs
+/// from its replicas, with that placement as its target. Targets naming a node that cannot take
+/// replicas any more are left out (a node leaving releases the placements that name it).
+pub fn requested(metadata: &ClusterMetadata) -> Vec<PartitionTarget> {
+    let nodes = metadata.placement_nodes();
+    let placeable = |target: &[NodeId]| target.iter().all(|id| nodes.binary_search(id).is_ok());
+    let mut out = Vec::new();
+    for topic in metadata.topics.values() {
+        for p in &topic.partitions {
+            let Some(placement) = &p.placement else { continue };
+            if !same_set(&p.replicas, &placement.replicas) && placeable(&placement.replicas) {
+                out.push(PartitionTarget {
+                    topic: topic.name.clone(),
+                    partition: p.partition,
+                    current: p.replicas.clone(),
+                    target: placement.replicas.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The replica list to put in place for `target` given the current leader: the same set as
@@ -112,17 +135,17 @@ fn plan_topic(topic: &TopicMeta, voters: &[NodeId]) -> Vec<PartitionTarget> {
         Ok(rf) if rf >= 1 && rf <= voters.len() => rf,
         _ => return Vec::new(),
     };
-    let current: Vec<&[NodeId]> = topic.partitions.iter().map(|p| p.replicas.as_slice()).collect();
-    let round_robin: Vec<Vec<NodeId>> = topic.partitions.iter().map(|p| round_robin(p.partition, voters, rf)).collect();
+    // An operator's placement stays where it is; the other partitions are spread among themselves.
+    let free: Vec<&PartitionMeta> = topic.partitions.iter().filter(|p| p.placement.is_none()).collect();
+    let current: Vec<&[NodeId]> = free.iter().map(|p| p.replicas.as_slice()).collect();
+    let round_robin: Vec<Vec<NodeId>> = free.iter().map(|p| round_robin(p.partition, voters, rf)).collect();
     if current.iter().zip(&round_robin).all(|(cur, rr)| same_set(cur, rr)) {
         return Vec::new();
     }
     let balanced = balancer::balance(&current, &round_robin, voters, rf);
     let rr_is_as_cheap = moves(&current, &round_robin) <= moves(&current, &balanced);
     let chosen = if rr_is_as_cheap && is_even(&round_robin, voters) { round_robin } else { balanced };
-    topic
-        .partitions
-        .iter()
+    free.into_iter()
         .zip(chosen)
         .filter(|(p, target)| !same_set(&p.replicas, target))
         .map(|(p, target)| PartitionTarget {
@@ -145,15 +168,6 @@ fn round_robin(partition: i32, voters: &[NodeId], rf: usize) -> Vec<NodeId> {
 /// How many replicas `target` adds over `current`: each one is a copy of the partition's data.
 fn moves(current: &[&[NodeId]], target: &[Vec<NodeId>]) -> usize {
     current.iter().zip(target).map(|(cur, tgt)| tgt.iter().filter(|id| !cur.contains(id)).count()).sum()
-}
-
-/// Whether `a` and `b` hold the same replicas (order aside, duplicates counted).
-fn same_set(a: &[NodeId], b: &[NodeId]) -> bool {
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort_unstable();
-    b.sort_unstable();
-    a == b
 }
 
 /// Whether every voter holds ⌊slots / voters⌋ or ⌈slots / voters⌉ of the assignment's slots.

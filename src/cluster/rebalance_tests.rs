@@ -20,6 +20,7 @@ fn cluster(voters: &[NodeId], topics: &[(&str, i16, Vec<Vec<NodeId>>)]) -> Clust
                 leader_epoch: 0,
                 isr: r.clone(),
                 handover: None,
+                placement: None,
             })
             .collect();
         let topic = TopicMeta {
@@ -414,6 +415,7 @@ fn partition(replicas: &[NodeId], leader: NodeId, isr: &[NodeId]) -> PartitionMe
         leader_epoch: 3,
         isr: isr.to_vec(),
         handover: None,
+        placement: None,
     }
 }
 
@@ -446,4 +448,29 @@ fn leadership_or_isr_changes_mid_move_change_the_next_step() {
     assert_eq!(next_step(&target, &partition(&[1, 2, 3, 4], 3, &[1, 2, 3, 4])), MoveStep::MoveLeader(1));
     // A replica removed by another change is added back first.
     assert_eq!(next_step(&target, &partition(&[1, 3], 3, &[1, 3])), MoveStep::Add(vec![1, 3, 4, 2]));
+}
+
+#[test]
+fn an_operator_placement_is_carried_out_and_then_left_where_it_is() {
+    // Node 4 joins a round-robin topic with partition 0 placed by an operator on [1, 2, 3].
+    let mut m = cluster(&[1, 2, 3, 4], &[("t", 3, round_robin_layout(8, &[1, 2, 3], 3))]);
+    let placed = crate::cluster::Placement { replicas: vec![1, 2, 3], reassigning_from: None };
+    m.topics.get_mut("t").expect("t").partitions[0].placement = Some(placed);
+    let targets = plan(&m);
+    assert!(!targets.is_empty() && targets.iter().all(|t| t.partition != 0), "{targets:?}");
+    assert!(requested(&m).is_empty(), "partition 0 is where the operator put it");
+    let after = carry_out(&m, &targets);
+    assert!(plan(&after).is_empty(), "the rest settles among itself");
+
+    // The operator moves it onto node 4: that is the one target asked for.
+    let mut moving = after.clone();
+    moving.topics.get_mut("t").expect("t").partitions[0].placement =
+        Some(crate::cluster::Placement { replicas: vec![4, 2, 3], reassigning_from: Some(vec![1, 2, 3]) });
+    let asked = requested(&moving);
+    assert_eq!(asked.len(), 1);
+    assert_eq!((asked[0].partition, asked[0].target.clone()), (0, vec![4, 2, 3]));
+    assert!(plan(&moving).is_empty(), "the planner does not fight it");
+    // A target naming a node that left is not carried out.
+    moving.voters.remove(&4);
+    assert!(requested(&moving).is_empty());
 }

@@ -158,7 +158,7 @@ fn sized_response(body: &ResponseKind, version: i16) -> Option<(ApiKey, Result<u
         FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
         DescribeGroups, ListGroups, DeleteGroups, AlterConfigs, IncrementalAlterConfigs, DescribeCluster,
         DeleteRecords, DescribeLogDirs,
-        OffsetDelete, DescribeProducers, ElectLeaders, ListPartitionReassignments,
+        OffsetDelete, DescribeProducers, ElectLeaders, ListPartitionReassignments, AlterPartitionReassignments,
     )
 }
 

@@ -94,6 +94,7 @@ round_trip_tests! {
     describe_producers_every_version => DescribeProducers,
     elect_leaders_every_version => ElectLeaders,
     list_partition_reassignments_every_version => ListPartitionReassignments,
+    alter_partition_reassignments_every_version => AlterPartitionReassignments,
 }
 
 #[test]

@@ -117,6 +117,9 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(groups::offset_delete()),
         ApiKey::DescribeProducers => RequestKind::DescribeProducers(admin::describe_producers()),
         ApiKey::ElectLeaders => RequestKind::ElectLeaders(admin::elect_leaders(version)),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(admin::alter_partition_reassignments())
+        }
         ApiKey::ListPartitionReassignments => {
             RequestKind::ListPartitionReassignments(admin::list_partition_reassignments())
         }

@@ -75,6 +75,9 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::OffsetDelete => ResponseKind::OffsetDelete(groups::offset_delete()),
         ApiKey::DescribeProducers => ResponseKind::DescribeProducers(admin::describe_producers()),
         ApiKey::ElectLeaders => ResponseKind::ElectLeaders(admin::elect_leaders(version)),
+        ApiKey::AlterPartitionReassignments => {
+            ResponseKind::AlterPartitionReassignments(admin::alter_partition_reassignments())
+        }
         ApiKey::ListPartitionReassignments => {
             ResponseKind::ListPartitionReassignments(admin::list_partition_reassignments())
         }

@@ -51,6 +51,7 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeProducers, v(0, 0)),
     (ApiKey::ElectLeaders, v(0, 2)),
     (ApiKey::ListPartitionReassignments, v(0, 0)),
+    (ApiKey::AlterPartitionReassignments, v(0, 0)),
 ];
 
 /// The advertised version range of `key`, or `None` if this broker does not serve it.
@@ -148,6 +149,7 @@ mod tests {
             (ApiKey::DescribeProducers, 0, 0),
             (ApiKey::ElectLeaders, 0, 2),
             (ApiKey::ListPartitionReassignments, 0, 0),
+            (ApiKey::AlterPartitionReassignments, 0, 0),
         ];
         assert_eq!(ADVERTISED_APIS.len(), expected.len());
         for (key, min, max) in expected {

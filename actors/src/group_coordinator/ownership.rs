@@ -126,6 +126,7 @@ mod tests {
                     leader_epoch: 0,
                     isr: vec![leader],
                     handover: None,
+                    placement: None,
                 })
                 .collect();
             let topic = TopicMeta {

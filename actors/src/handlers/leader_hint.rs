@@ -69,6 +69,7 @@ mod tests {
             leader_epoch,
             isr: vec![leader],
             handover: None,
+            placement: None,
         };
         let topic = TopicMeta {
             name: "t".into(),

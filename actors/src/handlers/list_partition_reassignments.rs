@@ -1,6 +1,6 @@
 //! ListPartitionReassignments (v0, `kafka-reassign-partitions --list`, the admin clients'
-//! `list_partition_reassignments`): the rebalancer's moves that are not done yet, in Kafka's
-//! terms. Like every controller API it is answered by the controller, here the Raft leader
+//! `list_partition_reassignments`): the reassignments not done yet, in Kafka's terms: the
+//! operators' (AlterPartitionReassignments, from the metadata) and the rebalancer's own moves. Like every controller API it is answered by the controller, here the Raft leader
 //! whose rebalancer drives the moves; another node answers NOT_CONTROLLER, and the client asks
 //! again after refreshing which broker that is.
 
@@ -19,15 +19,14 @@ use kafka_protocol::messages::{
 
 use super::{str_bytes, topic_name};
 use crate::context::NodeContext;
-use crate::rebalancer::{Move, Phase};
+use crate::rebalancer::{Move, Origin, Phase};
 
 /// Handles one ListPartitionReassignments request.
 pub fn handle(ctx: &Arc<NodeContext>, req: ListPartitionReassignmentsRequest) -> ResponseKind {
     let response = ListPartitionReassignmentsResponse::default();
-    // The Raft leader is the controller clients are told of (Metadata's controller id); its
-    // rebalancer may not have published its first plan yet, which then lists nothing.
-    if ctx.cluster.borrow().leader != Some(ctx.config.node_id) {
-        let message = format!("node {} is not the controller: the Raft leader lists reassignments", ctx.config.node_id);
+    // Its rebalancer may not have published its first plan yet; operators' reassignments are
+    // listed from the metadata all the same.
+    if let Some(message) = not_controller(ctx) {
         return ResponseKind::ListPartitionReassignments(
             response.with_error_code(ResponseError::NotController.code()).with_error_message(Some(str_bytes(message))),
         );
@@ -37,7 +36,7 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ListPartitionReassignmentsRequest) ->
         Some(topics) => topics.iter().any(|t| t.name.0.as_str() == topic && t.partition_indexes.contains(&partition)),
     };
     let status = ctx.rebalance.borrow().clone();
-    let ongoing = ongoing(&ctx.metadata(), status.moves.iter().filter(|m| wanted(&m.topic, m.partition)));
+    let ongoing = ongoing(&ctx.metadata(), &status.moves, wanted);
     let topics = ongoing
         .into_iter()
         .map(|(topic, partitions)| {
@@ -47,22 +46,48 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ListPartitionReassignmentsRequest) ->
     ResponseKind::ListPartitionReassignments(response.with_topics(topics))
 }
 
-/// The moves not done yet, by topic, as Kafka describes a reassignment under way: the replicas
-/// the partition has now, the ones being added (in the target, not where it started) and the ones
-/// being removed (where it started, not in the target).
-fn ongoing<'a>(
+/// Why this node cannot answer a reassignment API, unless it is the controller clients are told
+/// of (Metadata's controller id): the Raft leader, whose rebalancer drives the moves.
+pub(super) fn not_controller(ctx: &NodeContext) -> Option<String> {
+    let me = ctx.config.node_id;
+    (ctx.cluster.borrow().leader != Some(me))
+        .then(|| format!("node {me} is not the controller: the Raft leader handles reassignments"))
+}
+
+/// Where a reassignment started and where it goes.
+type FromTo<'a> = (&'a [NodeId], &'a [NodeId]);
+
+/// The reassignments not done yet, by topic, as Kafka describes one under way: the replicas the
+/// partition has now, the ones being added (in the target, not where it started) and the ones
+/// being removed (where it started, not in the target). An operator's reassignment is read from
+/// the metadata, so it is listed from the moment it is accepted.
+fn ongoing(
     metadata: &ClusterMetadata,
-    moves: impl Iterator<Item = &'a Move>,
+    moves: &[Move],
+    wanted: impl Fn(&str, i32) -> bool,
 ) -> BTreeMap<String, Vec<OngoingPartitionReassignment>> {
+    let mut under_way: BTreeMap<(&str, i32), FromTo> = moves
+        .iter()
+        .filter(|m| m.phase != Phase::Done && m.origin == Origin::Rebalancer)
+        .map(|m| ((m.topic.as_str(), m.partition), (m.from.as_slice(), m.to.as_slice())))
+        .collect();
+    for topic in metadata.topics.values() {
+        for p in &topic.partitions {
+            let Some(placement) = &p.placement else { continue };
+            if let Some(from) = &placement.reassigning_from {
+                under_way.insert((&topic.name, p.partition), (from, &placement.replicas));
+            }
+        }
+    }
     let ids = |v: Vec<NodeId>| v.into_iter().map(|id| BrokerId(id as i32)).collect::<Vec<_>>();
     let mut by_topic: BTreeMap<String, Vec<OngoingPartitionReassignment>> = BTreeMap::new();
-    for m in moves.filter(|m| m.phase != Phase::Done) {
-        let Some(p) = metadata.partition(&m.topic, m.partition) else { continue };
-        let adding = m.to.iter().copied().filter(|id| !m.from.contains(id)).collect();
-        let removing = m.from.iter().copied().filter(|id| !m.to.contains(id)).collect();
-        by_topic.entry(m.topic.clone()).or_default().push(
+    for ((topic, partition), (from, to)) in under_way.into_iter().filter(|((t, p), _)| wanted(t, *p)) {
+        let Some(p) = metadata.partition(topic, partition) else { continue };
+        let adding = to.iter().copied().filter(|id| !from.contains(id)).collect();
+        let removing = from.iter().copied().filter(|id| !to.contains(id)).collect();
+        by_topic.entry(topic.to_string()).or_default().push(
             OngoingPartitionReassignment::default()
-                .with_partition_index(m.partition)
+                .with_partition_index(partition)
                 .with_replicas(ids(p.replicas.clone()))
                 .with_adding_replicas(ids(adding))
                 .with_removing_replicas(ids(removing)),
@@ -78,7 +103,7 @@ mod tests {
     use super::*;
 
     fn moving(partition: i32, from: &[NodeId], to: &[NodeId], phase: Phase) -> Move {
-        Move { topic: "t".into(), partition, from: from.to_vec(), to: to.to_vec(), phase }
+        Move { topic: "t".into(), partition, from: from.to_vec(), to: to.to_vec(), phase, origin: Origin::Rebalancer }
     }
 
     #[test]
@@ -102,7 +127,7 @@ mod tests {
             moving(1, &[2, 3], &[4, 3], Phase::Queued),
             moving(2, &[3, 1], &[4, 1], Phase::Done),
         ];
-        let listed = ongoing(&m, moves.iter());
+        let listed = ongoing(&m, &moves, |_, _| true);
         let rows: Vec<_> = listed["t"]
             .iter()
             .map(|r| (r.partition_index, r.replicas.clone(), r.adding_replicas.clone(), r.removing_replicas.clone()))

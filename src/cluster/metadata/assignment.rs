@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ClusterMetadata, MetadataError, PartitionMeta, TopicMeta, check_partition_count, validate_topic_name};
+use super::{
+    ClusterMetadata, MetadataError, PartitionMeta, Placement, TopicMeta, check_partition_count, validate_topic_name,
+};
 use crate::config::NodeId;
 
 impl ClusterMetadata {
@@ -28,26 +30,36 @@ impl ClusterMetadata {
         width: usize,
         first: usize,
     ) -> Result<(), MetadataError> {
-        let invalid = |reason: String| MetadataError::InvalidReplicaAssignment { topic: name.to_string(), reason };
-        let placeable: BTreeSet<NodeId> = self.placement_nodes().into_iter().collect();
         for (p, replicas) in (first..).zip(assignments) {
-            if replicas.is_empty() {
-                return Err(invalid(format!("partition {p} has an empty replica list")));
-            }
+            self.check_replica_list(name, p, replicas)?;
             if replicas.len() != width {
                 let n = replicas.len();
-                return Err(invalid(format!(
-                    "partition {p} has {n} replica(s), but the other partitions have {width}"
-                )));
+                let reason = format!("partition {p} has {n} replica(s), but the other partitions have {width}");
+                return Err(MetadataError::InvalidReplicaAssignment { topic: name.to_string(), reason });
             }
-            let mut seen = BTreeSet::new();
-            for &node in replicas {
-                if !seen.insert(node) {
-                    return Err(invalid(format!("partition {p} names broker {node} more than once")));
-                }
-                if !placeable.contains(&node) {
-                    return Err(invalid(format!("partition {p} names broker {node}, which is not an active member")));
-                }
+        }
+        Ok(())
+    }
+
+    /// Checks partition `p`'s replica list: not empty, distinct brokers that can take partitions.
+    pub(super) fn check_replica_list(
+        &self,
+        name: &str,
+        p: impl std::fmt::Display,
+        replicas: &[NodeId],
+    ) -> Result<(), MetadataError> {
+        let invalid = |reason: String| MetadataError::InvalidReplicaAssignment { topic: name.to_string(), reason };
+        if replicas.is_empty() {
+            return Err(invalid(format!("partition {p} has an empty replica list")));
+        }
+        let placeable = self.placement_nodes();
+        let mut seen = BTreeSet::new();
+        for &node in replicas {
+            if !seen.insert(node) {
+                return Err(invalid(format!("partition {p} names broker {node} more than once")));
+            }
+            if placeable.binary_search(&node).is_err() {
+                return Err(invalid(format!("partition {p} names broker {node}, which is not an active member")));
             }
         }
         Ok(())
@@ -96,8 +108,8 @@ impl ClusterMetadata {
     }
 }
 
-/// Partitions `first`, `first + 1`, … with the given replicas. Every replica starts empty, so
-/// all of them are in sync; the first one leads.
+/// Partitions `first`, `first + 1`, … with the given replicas, placed there by the operator.
+/// Every replica starts empty, so all of them are in sync; the first one leads.
 fn assigned_partitions(assignments: &[Vec<NodeId>], first: i32) -> Vec<PartitionMeta> {
     assignments
         .iter()
@@ -109,6 +121,7 @@ fn assigned_partitions(assignments: &[Vec<NodeId>], first: i32) -> Vec<Partition
             isr: replicas.clone(),
             replicas: replicas.clone(),
             handover: None,
+            placement: Some(Placement { replicas: replicas.clone(), reassigning_from: None }),
         })
         .collect()
 }

@@ -112,6 +112,19 @@ pub enum MetadataCommand {
         /// The new replica list, preferred leader first.
         replicas: Vec<NodeId>,
     },
+    /// An operator's reassignment (AlterPartitionReassignments): the partition is to move to
+    /// `replicas`, and stay there ([`super::Placement`]). The rebalancer carries it out with the
+    /// same safe steps as its own moves. A list that only reorders the current replicas takes
+    /// effect at once. `None` cancels the reassignment under way: the partition returns to the
+    /// replicas it started from, by the same steps.
+    AlterReassignment {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The replicas to move to, preferred leader first; `None` cancels.
+        replicas: Option<Vec<NodeId>>,
+    },
     /// Starts removing a voter: no new replica is placed on it and the rebalancer moves its
     /// replicas to the other voters; once it holds none, it leaves the Raft membership.
     DrainNode {
@@ -202,6 +215,7 @@ impl MetadataCommand {
             Self::ElectLeader { .. } => "ElectLeader",
             Self::BeginHandover { .. } => "BeginHandover",
             Self::ReassignPartition { .. } => "ReassignPartition",
+            Self::AlterReassignment { .. } => "AlterReassignment",
             Self::DrainNode { .. } => "DrainNode",
             Self::InitCluster { .. } => "InitCluster",
             Self::RegisterBroker { .. } => "RegisterBroker",
@@ -293,6 +307,14 @@ pub enum MetadataError {
         partition: i32,
         /// Which rule it breaks.
         reason: String,
+    },
+    /// A cancellation for a partition with no reassignment under way.
+    #[error("no reassignment of {topic}-{partition} is in progress")]
+    NoReassignmentInProgress {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
     },
     /// More replicas asked for than there are (live) voting brokers.
     #[error("replication factor {requested} is larger than the {available} available broker(s)")]

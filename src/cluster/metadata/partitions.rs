@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{ClusterMetadata, MetadataCommand, MetadataError, PartitionMeta};
+use super::{ClusterMetadata, MetadataCommand, MetadataError, PartitionMeta, Placement, same_replicas};
 use crate::config::NodeId;
 
 impl ClusterMetadata {
@@ -110,6 +110,40 @@ impl ClusterMetadata {
         }
         p.isr = kept;
         p.replicas = replicas.to_vec();
+        if let Some(placement) = p.placement.as_mut().filter(|pl| same_replicas(&pl.replicas, replicas)) {
+            placement.reassigning_from = None;
+        }
+        Ok(())
+    }
+
+    /// See [`MetadataCommand::AlterReassignment`]. A new target while one is under way keeps
+    /// the replicas the first one started from, as Kafka does; a cancellation becomes a move
+    /// from where the partition is now back to them.
+    pub(super) fn alter_reassignment(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        replicas: Option<&[NodeId]>,
+    ) -> Result<(), MetadataError> {
+        if let Some(replicas) = replicas {
+            self.check_replica_list(topic, partition, replicas)?;
+        }
+        let p = self.partition_mut(topic, partition)?;
+        let started_from = p.placement.as_ref().and_then(|pl| pl.reassigning_from.clone());
+        let (target, from) = match (replicas, started_from) {
+            (Some(target), from) => (target.to_vec(), from.unwrap_or_else(|| p.replicas.clone())),
+            (None, Some(original)) => (original, p.replicas.clone()),
+            (None, None) => {
+                return Err(MetadataError::NoReassignmentInProgress { topic: topic.to_string(), partition });
+            }
+        };
+        if same_replicas(&target, &p.replicas) {
+            // Only the order changes: nothing to copy or drop, so it takes effect now.
+            p.replicas.clone_from(&target);
+            p.placement = Some(Placement { replicas: target, reassigning_from: None });
+        } else {
+            p.placement = Some(Placement { replicas: target, reassigning_from: Some(from) });
+        }
         Ok(())
     }
 

@@ -490,3 +490,74 @@ fn a_handover_is_asked_only_towards_an_in_sync_replica_and_ends_with_any_electio
     let p = m.partition("t", 0).expect("partition");
     assert_eq!((p.leader, p.leader_epoch, p.handover), (2, 1, None));
 }
+
+#[test]
+fn an_operator_reassignment_is_recorded_completed_by_the_moves_and_cancelled_back() {
+    let mut m = cluster(&[1, 2, 3, 4]);
+    m.apply(&create("t", 2, 2)).expect("create");
+    let alter = |partition, replicas: Option<Vec<NodeId>>| MetadataCommand::AlterReassignment {
+        topic: "t".into(),
+        partition,
+        replicas,
+    };
+    let placement = |m: &ClusterMetadata, partition| m.partition("t", partition).expect("partition").placement.clone();
+    // Kafka's checks, and nothing recorded on a refusal.
+    for (bad, why) in [(vec![], "empty replica list"), (vec![3, 3], "more than once"), (vec![3, 9], "broker 9")] {
+        let err = m.apply(&alter(0, Some(bad))).expect_err(why);
+        assert!(
+            matches!(err, MetadataError::InvalidReplicaAssignment { .. }) && err.to_string().contains(why),
+            "{err}"
+        );
+    }
+    assert!(matches!(m.apply(&alter(7, Some(vec![1]))), Err(MetadataError::UnknownTopic(_))));
+    let none = m.apply(&alter(0, None));
+    assert_eq!(none, Err(MetadataError::NoReassignmentInProgress { topic: "t".into(), partition: 0 }));
+    assert_eq!(placement(&m, 0), None);
+
+    // Partition 0 ([1, 2]) moves to [3, 4]: recorded, nothing moved yet.
+    m.apply(&alter(0, Some(vec![3, 4]))).expect("alter");
+    let started = Some(Placement { replicas: vec![3, 4], reassigning_from: Some(vec![1, 2]) });
+    assert_eq!(placement(&m, 0), started);
+    assert_eq!(m.partition("t", 0).expect("p").replicas, vec![1, 2]);
+    // A new target keeps the original replicas; the moves that reach it end the reassignment.
+    m.apply(&alter(0, Some(vec![4, 1]))).expect("new target");
+    assert_eq!(placement(&m, 0).and_then(|p| p.reassigning_from), Some(vec![1, 2]));
+    let reassign =
+        |replicas: Vec<NodeId>| MetadataCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas };
+    m.apply(&reassign(vec![1, 2, 4])).expect("copy first");
+    assert!(placement(&m, 0).is_some_and(|p| p.reassigning_from.is_some()), "still under way");
+    m.apply(&reassign(vec![4, 1])).expect("drop last");
+    assert_eq!(placement(&m, 0), Some(Placement { replicas: vec![4, 1], reassigning_from: None }));
+    assert_eq!(
+        m.apply(&alter(0, None)),
+        Err(MetadataError::NoReassignmentInProgress { topic: "t".into(), partition: 0 })
+    );
+
+    // Cancelled halfway: the way back starts where the partition is.
+    m.apply(&alter(1, Some(vec![3, 4]))).expect("alter");
+    let p1 = MetadataCommand::ReassignPartition { topic: "t".into(), partition: 1, replicas: vec![2, 3, 4] };
+    m.apply(&p1).expect("copy first");
+    m.apply(&alter(1, None)).expect("cancel");
+    assert_eq!(placement(&m, 1), Some(Placement { replicas: vec![2, 3], reassigning_from: Some(vec![2, 3, 4]) }));
+
+    // Only the order changes: in place at once.
+    m.apply(&alter(0, Some(vec![1, 4]))).expect("reorder");
+    let p = m.partition("t", 0).expect("p");
+    assert_eq!(
+        (p.replicas.clone(), p.leader, p.placement.clone().and_then(|p| p.reassigning_from)),
+        (vec![1, 4], 1, None)
+    );
+
+    // Draining a node releases the placements that name it, so its replicas can move.
+    m.apply(&MetadataCommand::DrainNode { node: 4 }).expect("drain");
+    assert_eq!(placement(&m, 0), None);
+    assert!(placement(&m, 1).is_some(), "partition 1's placement names 2 and 3 only");
+}
+
+#[test]
+fn a_manual_assignment_at_creation_is_an_operator_placement() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create_assigned("t", vec![vec![2, 1]])).expect("create");
+    let p = m.partition("t", 0).expect("p");
+    assert_eq!(p.placement, Some(Placement { replicas: vec![2, 1], reassigning_from: None }));
+}

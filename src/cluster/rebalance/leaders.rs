@@ -45,7 +45,11 @@ pub fn spread_leaders(metadata: &ClusterMetadata) -> Vec<LeaderMove> {
         for p in &topic.partitions {
             let Some(count) = load.get_mut(&p.leader) else { continue };
             *count += 1;
-            let others: Vec<NodeId> = p.isr.iter().copied().filter(|id| *id != p.leader && eligible(id)).collect();
+            // An operator chose where an operator-placed partition leads: it only counts.
+            let others: Vec<NodeId> = match p.placement {
+                Some(_) => Vec::new(),
+                None => p.isr.iter().copied().filter(|id| *id != p.leader && eligible(id)).collect(),
+            };
             led.entry(p.leader).or_default().push((topic.name.as_str(), p.partition, others));
         }
     }
@@ -107,6 +111,7 @@ mod tests {
                 leader_epoch: 0,
                 isr: r.clone(),
                 handover: None,
+                placement: None,
             })
             .collect();
         let topic = TopicMeta {

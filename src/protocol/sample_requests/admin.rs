@@ -86,3 +86,18 @@ pub(super) fn list_partition_reassignments() -> ListPartitionReassignmentsReques
     ];
     ListPartitionReassignmentsRequest::default().with_timeout_ms(60_000).with_topics(Some(topics))
 }
+
+/// Move partition 0 of `orders` to nodes 1, 2 and 4; cancel partition 1's move (v0 only).
+pub(super) fn alter_partition_reassignments() -> AlterPartitionReassignmentsRequest {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let partitions = vec![
+        ReassignablePartition::default().with_partition_index(0).with_replicas(Some(vec![
+            BrokerId(1),
+            BrokerId(2),
+            BrokerId(4),
+        ])),
+        ReassignablePartition::default().with_partition_index(1).with_replicas(None),
+    ];
+    let topics = vec![ReassignableTopic::default().with_name(super::topic(TOPIC)).with_partitions(partitions)];
+    AlterPartitionReassignmentsRequest::default().with_timeout_ms(60_000).with_topics(topics)
+}

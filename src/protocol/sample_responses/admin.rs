@@ -111,3 +111,19 @@ pub(super) fn list_partition_reassignments() -> ListPartitionReassignmentsRespon
     let topics = vec![OngoingTopicReassignment::default().with_name(TopicName(s(TOPIC))).with_partitions(vec![moving])];
     ListPartitionReassignmentsResponse::default().with_throttle_time_ms(0).with_error_code(0).with_topics(topics)
 }
+
+/// Partition 0's move was accepted; partition 1 had none to cancel.
+pub(super) fn alter_partition_reassignments() -> AlterPartitionReassignmentsResponse {
+    use kafka_protocol::messages::alter_partition_reassignments_response::{
+        ReassignablePartitionResponse, ReassignableTopicResponse,
+    };
+    let rows = vec![
+        ReassignablePartitionResponse::default().with_partition_index(0).with_error_code(0),
+        ReassignablePartitionResponse::default()
+            .with_partition_index(1)
+            .with_error_code(85)
+            .with_error_message(Some(s("no reassignment of orders-1 is in progress"))),
+    ];
+    let responses = vec![ReassignableTopicResponse::default().with_name(TopicName(s(TOPIC))).with_partitions(rows)];
+    AlterPartitionReassignmentsResponse::default().with_throttle_time_ms(0).with_error_code(0).with_responses(responses)
+}
