@@ -3,12 +3,14 @@
 //! every validation problem is reported at once, each naming its key.
 
 mod sections;
+mod security;
 mod validate;
 
 pub use sections::{
     DebugConfig, FsyncPolicy, GroupsConfig, KafkaConfig, RaftConfig, ReplicationConfig, StorageConfig,
     SupervisionConfig,
 };
+pub use security::{Secret, SecurityConfig};
 pub use validate::parse_host_port;
 
 use std::collections::HashMap;
@@ -62,6 +64,8 @@ pub struct Config {
     pub raft: RaftConfig,
     /// Partition replication between brokers.
     pub replication: ReplicationConfig,
+    /// Credentials of the admin API and between nodes.
+    pub security: SecurityConfig,
     /// Switches meant for tests only.
     pub debug: DebugConfig,
 }
@@ -139,6 +143,7 @@ impl Default for Config {
             supervision: SupervisionConfig::default(),
             raft: RaftConfig::default(),
             replication: ReplicationConfig::default(),
+            security: SecurityConfig::default(),
             debug: DebugConfig::default(),
         }
     }
@@ -168,6 +173,8 @@ impl Config {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("security.admin_tokens")
                 .source(Some(env)),
         );
         if let Some(dir) = &cli.data_dir {
@@ -176,8 +183,13 @@ impl Config {
         if let Some(id) = cli.node_id {
             builder = builder.set_override("node_id", id).map_err(load_err)?;
         }
-        let config: Config = builder.build().map_err(load_err)?.try_deserialize().map_err(load_err)?;
+        let mut config: Config = builder.build().map_err(load_err)?.try_deserialize().map_err(load_err)?;
         config.validate()?;
+        let mut problems = Vec::new();
+        config.security.load_files(&mut problems);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
         Ok(config)
     }
 

@@ -1,6 +1,7 @@
 //! `AdminServer`: the REST API on the admin port (warp): health, the live actor tree, the
 //! partitions, the web console at `/` (`console`), and — only when `[debug] fail_points` is on — fail points for tests.
 
+mod auth;
 mod console;
 mod digest;
 mod fail_points;

@@ -197,7 +197,7 @@ fn exit(result: Result<(), String>, action: &str) -> ExitCode {
 
 /// Prints the status table; exit 0 only when a leader answered.
 async fn status(config: &Config) -> ExitCode {
-    let client = match client() {
+    let client = match client(config) {
         Ok(c) => c,
         Err(e) => {
             println!("✗ No leader found: {e}");
@@ -213,12 +213,25 @@ async fn status(config: &Config) -> ExitCode {
 
 /// Asks every configured peer and returns the Raft leader, or why none could be found.
 pub async fn discover_leader(config: &Config) -> Result<Leader, String> {
-    pick_leader(&probe_all(&client()?, config).await)
+    pick_leader(&probe_all(&client(config)?, config).await)
 }
 
-fn client() -> Result<reqwest::Client, String> {
+fn client(config: &Config) -> Result<reqwest::Client, String> {
+    client_with_timeout(config, PROBE_TIMEOUT)
+}
+
+/// An HTTP client for the admin APIs that sends the configured admin token (the first one) with
+/// every request, marked sensitive so it never shows in debug output.
+fn client_with_timeout(config: &Config, timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = config.security.admin_tokens.first() {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| "security.admin_tokens: a token must be printable ASCII".to_string())?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     // Admin ports are cluster-internal: an HTTP(S)_PROXY meant for the internet must not apply.
-    reqwest::Client::builder().timeout(PROBE_TIMEOUT).no_proxy().build().map_err(|e| e.to_string())
+    reqwest::Client::builder().timeout(timeout).default_headers(headers).no_proxy().build().map_err(|e| e.to_string())
 }
 
 /// The peers to ask; a standalone broker (no `[[peers]]`) is its own one-node cluster.

@@ -141,6 +141,7 @@ impl NodeContext {
     pub fn new(config: Arc<Config>, clean_start: bool) -> Arc<Self> {
         let copy_throttle =
             chronik::partition::replication::CopyThrottle::new(config.replication.rebalance_max_bytes_per_sec);
+        let peers = Arc::new(PeerChannels::new(config.security.cluster_secret.as_ref()));
         Arc::new(Self {
             copy_throttle,
             leader_throttles: DashMap::new(),
@@ -154,7 +155,7 @@ impl NodeContext {
             cluster: watch::Sender::new(ClusterView::default()),
             raft: watch::Sender::new(None),
             raft_db: OnceLock::new(),
-            peers: Arc::new(PeerChannels::default()),
+            peers,
             rebalance: watch::Sender::new(Default::default()),
             raft_actor: Slot::default(),
             metadata_actor: Slot::default(),

@@ -33,6 +33,7 @@ pub mod log_levels;
 pub mod membership;
 pub mod metadata_actor;
 pub mod node_supervisor;
+pub mod peer_auth;
 pub mod raft;
 pub mod rebalancer;
 pub mod replica;

@@ -19,6 +19,7 @@ use tracing::{error, info};
 use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::handlers::replica_for;
+use crate::peer_auth::RequireSecret;
 use crate::replica::{FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg};
 
 /// Generated from `proto/replication.proto`.
@@ -82,9 +83,11 @@ impl Actor for ReplicationService {
             let listener =
                 TcpListener::bind(&bind).await.map_err(|e| format!("bind.wal: cannot listen on {bind}: {e}"))?;
             let local = listener.local_addr()?;
+            let secret = RequireSecret::new(ctx.config.security.cluster_secret.as_ref(), "wal");
             let service = ReplicationServer::new(Service { ctx: ctx.clone() })
                 .max_decoding_message_size(1024 * 1024)
                 .max_encoding_message_size(MAX_FETCH_BYTES + 1024 * 1024);
+            let service = tonic::service::interceptor::InterceptedService::new(service, secret);
             // Accepted sockets do not inherit TCP_NODELAY; replication latency is acks=all latency.
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             info!(addr = %local, "✓ Replication service started");

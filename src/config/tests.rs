@@ -190,3 +190,17 @@ fn node_id_zero_is_valid_as_in_kafka() {
     let peer = c.peers.iter().find(|p| p.id == 0).expect("peer 0");
     assert_eq!(peer.admin_addr(), "localhost:10000");
 }
+
+#[test]
+fn admin_tokens_and_the_cluster_secret_come_from_the_environment() {
+    let env = [("CHRONIK_SECURITY__ADMIN_TOKENS", "alpha,beta"), ("CHRONIK_SECURITY__CLUSTER_SECRET", "s3cret")];
+    let c = load_str(SEED, &env, CliOverrides::default()).expect("loads");
+    let tokens: Vec<&str> = c.security.admin_tokens.iter().map(|t| t.expose()).collect();
+    assert_eq!(tokens, ["alpha", "beta"]);
+    assert_eq!(c.security.cluster_secret.as_ref().map(|s| s.expose()), Some("s3cret"));
+    let spaced = [("CHRONIK_SECURITY__CLUSTER_SECRET", "two words")];
+    let ConfigError::Invalid(problems) = load_str(SEED, &spaced, CliOverrides::default()).unwrap_err() else {
+        panic!("expected a validation error")
+    };
+    assert!(problems[0].starts_with("security.cluster_secret:"), "{problems:?}");
+}

@@ -3,8 +3,9 @@
 //! admin API. The browser thus talks to one origin (no CORS, one URL to open) while every number
 //! it shows comes from the node that owns it.
 //!
-//! Only the read endpoints and the console's actions are relayed, so the relay cannot reach
-//! anything on a member that its own admin port does not already serve to the same caller.
+//! Only the read endpoints and the console's actions are relayed, with the caller's own
+//! `Authorization` header, so the relay cannot reach anything on a member that its own admin
+//! port does not already serve to the same caller.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,9 +50,12 @@ pub(super) fn routes(
         .and(warp::method())
         .map(|node, tail, method| (node, tail, method, Bytes::new()))
         .untuple_one();
-    let relayed = with_body.or(without_body).unify().then(move |node, tail: Tail, method, body| {
-        self::relay(relay.clone(), node, tail.as_str().to_string(), method, body)
-    });
+    let relayed = with_body.or(without_body).unify().and(warp::header::optional::<String>("authorization")).then(
+        move |node, tail: Tail, method, body, authorization| {
+            let request = Relayed { node, path: tail.as_str().to_string(), method, body, authorization };
+            self::relay(relay.clone(), request)
+        },
+    );
     nodes.or(relayed)
 }
 
@@ -105,8 +109,22 @@ struct Relay {
     local: SocketAddr,
 }
 
+/// One request to relay.
+struct Relayed {
+    /// The member to ask.
+    node: u64,
+    /// The path on its admin API.
+    path: String,
+    /// GET or POST.
+    method: Method,
+    /// The body (empty for a GET).
+    body: Bytes,
+    /// The caller's credential, passed on as it came.
+    authorization: Option<String>,
+}
+
 /// `/admin/nodes/{id}/{path}`: relays the request to member `id` and passes its answer back.
-async fn relay(relay: Relay, node: u64, path: String, method: Method, body: Bytes) -> Response {
+async fn relay(relay: Relay, Relayed { node, path, method, body, authorization }: Relayed) -> Response {
     let (allowed, timeout) = match method {
         Method::GET => (READABLE, READ_TIMEOUT),
         Method::POST => (ACTIONS, ACTION_TIMEOUT),
@@ -120,12 +138,15 @@ async fn relay(relay: Relay, node: u64, path: String, method: Method, body: Byte
         return outcome(StatusCode::NOT_FOUND, false, format!("node {node} is not a member of the cluster"))
             .into_response();
     };
-    let request = relay
+    let mut request = relay
         .client
         .request(method, format!("http://{addr}/{path}"))
         .timeout(timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
+    if let Some(authorization) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, authorization);
+    }
     match request.send().await {
         Ok(answer) => {
             let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);

@@ -91,6 +91,7 @@ pub fn routes(
     local: SocketAddr,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let cluster_view = super::proxy::routes(ctx.clone(), local);
+    let auth = Arc::new(super::auth::AdminAuth::new(&ctx.config.security));
     let with_ctx = warp::any().map(move || ctx.clone());
     let metrics_root = root.clone();
     let health = warp::path!("admin" / "health")
@@ -148,7 +149,7 @@ pub fn routes(
         .and(warp::post())
         .and(with_ctx.clone())
         .then(|ctx| set_rebalance_paused(ctx, false));
-    super::console::routes()
+    let routes = super::console::routes()
         .or(health)
         .or(cluster_view)
         .or(pause)
@@ -162,8 +163,8 @@ pub fn routes(
         .or(fail_points)
         .or(add_node)
         .or(remove_node)
-        .or(online)
-        .recover(reject)
+        .or(online);
+    super::auth::authorized(auth).and(routes).recover(reject)
 }
 
 /// Pauses or resumes the rebalancer through the metadata, so the choice outlives leader changes.
@@ -313,7 +314,13 @@ pub(super) async fn replica_info(ctx: &NodeContext, tp: &TopicPartition) -> Opti
     }
 }
 
-async fn reject(r: Rejection) -> Result<WithStatus<Json>, Infallible> {
+async fn reject(r: Rejection) -> Result<warp::reply::Response, Infallible> {
+    if let Some(refused) = r.find::<super::auth::Unauthorized>() {
+        let reply = outcome(StatusCode::UNAUTHORIZED, false, refused.0);
+        return Ok(
+            warp::reply::with_header(reply, "www-authenticate", "Bearer realm=\"chronik-admin\"").into_response()
+        );
+    }
     let (status, message) = if r.is_not_found() {
         (StatusCode::NOT_FOUND, "no such endpoint".to_string())
     } else if let Some(e) = r.find::<warp::filters::body::BodyDeserializeError>() {
@@ -327,5 +334,5 @@ async fn reject(r: Rejection) -> Result<WithStatus<Json>, Infallible> {
     } else {
         (StatusCode::BAD_REQUEST, format!("bad request: {r:?}"))
     };
-    Ok(outcome(status, false, message))
+    Ok(outcome(status, false, message).into_response())
 }

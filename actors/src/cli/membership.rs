@@ -6,7 +6,7 @@ use std::time::Duration;
 use chronik::config::{Config, NodeId};
 use serde::Deserialize;
 
-use super::{client, discover_leader, get_json, probe_all};
+use super::{client, client_with_timeout, discover_leader, get_json, probe_all};
 
 /// How long `add-node` waits for the leader's answer (learner catch-up is bounded at 30 s).
 const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -82,7 +82,7 @@ async fn send_to_leader(config: &Config, action: &str, body: &serde_json::Value)
     let port = admin.rsplit_once(':').map_or(admin.as_str(), |(_, p)| p);
     println!("✓ Found leader: node {leader} (port {port})");
     println!("Sending {action} request to leader...");
-    let client = reqwest::Client::builder().timeout(ADD_NODE_TIMEOUT).no_proxy().build().map_err(|e| e.to_string())?;
+    let client = client_with_timeout(config, ADD_NODE_TIMEOUT)?;
     let reply = client
         .post(format!("http://{admin}/admin/{action}"))
         .json(body)
@@ -106,7 +106,7 @@ async fn wait_for_voters(
 ) -> Result<Vec<NodeId>, ()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let probes = probe_all(&client().map_err(|_| ())?, config).await;
+        let probes = probe_all(&client(config).map_err(|_| ())?, config).await;
         let members: Vec<Vec<NodeId>> = probes
             .iter()
             .filter_map(|p| p.health.as_ref().ok())
@@ -131,7 +131,7 @@ async fn follow_rebalance(config: &Config, planned: impl Fn(&Rebalance) -> bool)
     loop {
         // The leader may change meanwhile; the new one re-plans from the metadata.
         let status = match discover_leader(config).await {
-            Ok((_, admin, _)) => get_json::<Rebalance>(&client()?, &admin, "/admin/rebalance").await.ok(),
+            Ok((_, admin, _)) => get_json::<Rebalance>(&client(config)?, &admin, "/admin/rebalance").await.ok(),
             Err(_) => None,
         };
         if let Some(r) = status.filter(|r| planned(r)) {

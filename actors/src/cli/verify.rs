@@ -80,7 +80,7 @@ struct Verdict {
 
 /// Runs `cluster verify`; prints one line per partition (more for problems) and a summary.
 pub async fn verify(config: &Config) -> ExitCode {
-    let client = match client() {
+    let client = match client(config) {
         Ok(c) => c,
         Err(e) => return trouble(&format!("cannot build an HTTP client: {e}")),
     };

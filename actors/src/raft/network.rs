@@ -21,6 +21,8 @@ use tonic::transport::{Channel, Endpoint};
 use super::TypeConfig;
 use super::proto::RaftPayload;
 use super::proto::raft_service_client::RaftServiceClient;
+use crate::peer_auth::{PeerChannel, SendSecret};
+use chronik::config::Secret;
 
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -31,22 +33,29 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct PeerChannels {
     /// One channel per peer Raft address; tonic reconnects it as needed.
     channels: Mutex<HashMap<String, Channel>>,
+    /// Adds the cluster secret (if any) to every request on them.
+    secret: SendSecret,
     /// When each peer last answered a Raft RPC.
     last_ok: Mutex<HashMap<NodeId, Instant>>,
 }
 
 impl PeerChannels {
+    /// Channels that send `secret` (the cluster secret) with every request.
+    pub fn new(secret: Option<&Secret>) -> Self {
+        Self { secret: SendSecret::new(secret), ..Self::default() }
+    }
+
     /// The Raft client for the peer at `addr` (`host:port`).
-    pub fn client(&self, addr: &str) -> Result<RaftServiceClient<Channel>, String> {
+    pub fn client(&self, addr: &str) -> Result<RaftServiceClient<PeerChannel>, String> {
         self.channel(addr).map(RaftServiceClient::new)
     }
 
     /// The channel to `addr` (`host:port`), created on first use and shared by every stream to
     /// that address (HTTP/2 multiplexes them).
-    pub fn channel(&self, addr: &str) -> Result<Channel, String> {
+    pub fn channel(&self, addr: &str) -> Result<PeerChannel, String> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(addr) {
-            return Ok(channel.clone());
+            return Ok(PeerChannel::new(channel.clone(), self.secret.clone()));
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| format!("invalid address {addr:?}: {e}"))?
@@ -54,7 +63,7 @@ impl PeerChannels {
             .connect_timeout(CONNECT_TIMEOUT);
         let channel = endpoint.connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
-        Ok(channel)
+        Ok(PeerChannel::new(channel, self.secret.clone()))
     }
 
     /// Records that `node` answered just now.
@@ -111,7 +120,7 @@ impl Connection {
         rpc: &Req,
         option: &RPCOption,
         send: impl AsyncFnOnce(
-            RaftServiceClient<Channel>,
+            RaftServiceClient<PeerChannel>,
             tonic::Request<RaftPayload>,
         ) -> Result<tonic::Response<RaftPayload>, tonic::Status>,
     ) -> Result<Resp, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>

@@ -16,12 +16,16 @@ use super::proto::raft_service_server::{RaftService, RaftServiceServer};
 use super::proto::{ClusterInfoReply, ClusterInfoRequest, ProposeReply, ProposeRequest, RaftPayload};
 use super::{CommandResult, Raft};
 use crate::context::NodeContext;
+use crate::peer_auth::RequireSecret;
+use tonic::service::interceptor::InterceptedService;
 
 /// Serves the Raft service on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, raft: Raft, ctx: Arc<NodeContext>, max_message_bytes: usize) {
+    let secret = RequireSecret::new(ctx.config.security.cluster_secret.as_ref(), "raft");
     let service = RaftServiceServer::new(Service { raft, ctx })
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
+    let service = InterceptedService::new(service, secret);
     // Accepted sockets do not inherit TCP_NODELAY; without it heartbeats wait on Nagle.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let result = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await;

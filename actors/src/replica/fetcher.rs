@@ -176,7 +176,7 @@ impl Fetcher {
     /// the two logs agree (KIP-101/279: usually one round).
     async fn truncate_to_leader(
         &self,
-        client: &mut ReplicationClient<tonic::transport::Channel>,
+        client: &mut ReplicationClient<crate::peer_auth::PeerChannel>,
     ) -> Result<(), String> {
         const ROUNDS: usize = 16;
         for _ in 0..ROUNDS {
