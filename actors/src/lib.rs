@@ -58,6 +58,7 @@ pub async fn start_node(
 ) -> anyhow::Result<(ActorRef<NodeSupervisorMsg>, JoinHandle<()>, Arc<NodeContext>)> {
     let clean_start = clean_shutdown::take_marker(&config.data_dir)?;
     let ctx = NodeContext::new(Arc::new(config), clean_start);
+    raft::formation::check_identity(&ctx).await.map_err(anyhow::Error::msg)?;
     tracing::info!(clean_start, incarnation = ctx.incarnation, "starting the node");
     let (node, handle) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;
     Ok((node, handle, ctx))

@@ -3,7 +3,7 @@
 //! on the leader directly, on a follower forwarded to the leader, and answered once the change is
 //! applied on this node.
 
-mod formation;
+pub(crate) mod formation;
 mod leader_duties;
 pub mod membership_change;
 mod network;
@@ -115,6 +115,9 @@ pub struct RaftState {
     _server: Option<TaskGuard>,
     /// Cluster formation (ends once this node is in a cluster or knows it must wait).
     _formation: TaskGuard,
+    /// Runs the leader's duties as soon as this node becomes leader, not a tick later: a new
+    /// cluster gets its id before clients ask for it.
+    _on_leadership: TaskGuard,
     /// A membership change is running (one at a time).
     membership_busy: Arc<std::sync::atomic::AtomicBool>,
     /// What the leader tracks for its own duties between ticks.
@@ -179,12 +182,24 @@ impl Actor for RaftActor {
 
         ctx.raft.send_replace(Some(raft.clone()));
         myself.send_interval(leader_duties::TICK, || RaftMsg::Tick);
+        let (me, mut metrics, actor) = (config.node_id, raft.metrics(), myself.clone());
+        let on_leadership = TaskGuard(tokio::spawn(async move {
+            let mut led = false;
+            while metrics.changed().await.is_ok() {
+                let leads = metrics.borrow().current_leader == Some(me);
+                if leads && !led {
+                    let _ = actor.cast(RaftMsg::Tick);
+                }
+                led = leads;
+            }
+        }));
         ctx.raft_actor.set(myself, registration.gauge().clone());
         Ok(RaftState {
             raft: ShutdownOnDrop(raft),
             ctx,
             _server: server,
             _formation: formation,
+            _on_leadership: on_leadership,
             membership_busy: Arc::default(),
             duties: leader_duties::LeaderDuties::default(),
             registration,

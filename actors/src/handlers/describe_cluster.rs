@@ -1,11 +1,12 @@
-//! DescribeCluster (v0–v1): the cluster id, the controller and every broker.
+//! DescribeCluster (v0–v1): the cluster id (the one `/admin/health` shows), the controller and
+//! every broker.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, ResponseKind};
 
-use super::metadata::CLUSTER_ID;
+use super::metadata::cluster_id;
 use super::str_bytes;
 use crate::context::NodeContext;
 
@@ -26,7 +27,7 @@ pub fn handle(ctx: &Arc<NodeContext>, _req: DescribeClusterRequest) -> ResponseK
         })
         .collect();
     let response = DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(CLUSTER_ID))
+        .with_cluster_id(str_bytes(cluster_id(ctx)))
         .with_controller_id(super::controller_id(ctx))
         .with_brokers(brokers);
     ResponseKind::DescribeCluster(response)

@@ -14,8 +14,14 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Resp
 use super::{auto_create_topics, str_bytes, topic_name};
 use crate::context::NodeContext;
 
-/// The cluster id reported to clients.
-pub const CLUSTER_ID: &str = "chronik";
+/// The cluster id reported to clients before the cluster has its own (it gets one, a UUID, as
+/// soon as its first Raft leader is elected).
+const UNSET_CLUSTER_ID: &str = "chronik";
+
+/// The cluster id clients are told: the one set when the cluster formed.
+pub(crate) fn cluster_id(ctx: &NodeContext) -> String {
+    ctx.metadata().cluster_id.clone().unwrap_or_else(|| UNSET_CLUSTER_ID.to_string())
+}
 
 /// Handles one Metadata request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16) -> ResponseKind {
@@ -37,7 +43,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16) 
         response = response.with_controller_id(super::controller_id(ctx));
     }
     if version >= 2 {
-        response = response.with_cluster_id(Some(str_bytes(CLUSTER_ID)));
+        response = response.with_cluster_id(Some(str_bytes(cluster_id(ctx))));
     }
     ResponseKind::Metadata(response)
 }

@@ -19,6 +19,31 @@ const RETRY: Duration = Duration::from_secs(1);
 /// How long the bootstrapping node waits for every peer before settling for a majority.
 const ALL_PEERS_WAIT: Duration = Duration::from_secs(10);
 
+/// Refuses to start a node whose data directory belongs to another cluster than the one its
+/// configured peers form: with the other cluster's Raft log and partition data it would be taken
+/// for a member here and serve that cluster's records to this one's clients. Peers that do not
+/// answer, or whose cluster has no id yet, prove nothing either way.
+pub async fn check_identity(ctx: &NodeContext) -> Result<(), String> {
+    let db = ctx.raft_db()?;
+    let Some(ours) = super::state_machine::StateMachine::stored_cluster_id(&db)? else { return Ok(()) };
+    let me = ctx.config.node_id;
+    let members = ctx.config.members();
+    let others: Vec<_> = members.iter().filter(|p| p.id != me).collect();
+    let answers = futures::future::join_all(others.iter().map(|p| cluster_info(&ctx.peers, &p.raft))).await;
+    for (peer, answer) in others.iter().zip(answers) {
+        let Some(theirs) = answer.filter(|a| a.initialized).map(|a| a.cluster_id) else { continue };
+        if !theirs.is_empty() && theirs != ours {
+            return Err(format!(
+                "the data directory {} belongs to cluster {ours}, but peer {} at {} is a member of cluster \
+                 {theirs}: refusing to start (start this node on its own data directory, or an empty one \
+                 to join as a new node)",
+                ctx.config.data_dir, peer.id, peer.raft
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Runs until this node is part of a cluster or knows it has to wait to be added.
 pub async fn form(ctx: Arc<NodeContext>, raft: Raft) {
     if raft.is_initialized().await.unwrap_or(false) {

@@ -69,6 +69,11 @@ impl StateMachine {
         Ok(sm)
     }
 
+    /// The cluster id the applied state in `db` holds: the cluster this data directory belongs to.
+    pub fn stored_cluster_id(db: &Database) -> Result<Option<String>, String> {
+        Ok(read_value::<AppliedState>(db, SM, STATE)?.and_then(|s| s.metadata.cluster_id))
+    }
+
     /// The applied metadata.
     pub fn metadata(&self) -> &ClusterMetadata {
         &self.state.metadata
