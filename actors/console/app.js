@@ -25,14 +25,43 @@ const state = {
 
 // ---------------------------------------------------------------- fetching
 
+// The admin token, when the cluster asks for one ([security] admin_tokens): asked for on the
+// first 401, kept for this tab only, and sent with every request (the relay passes it on).
+const TOKEN_KEY = "chronik-admin-token";
+let adminToken = sessionStorage.getItem(TOKEN_KEY);
+let tokenDeclined = false; // the user cancelled the prompt: polling does not ask again
+
+async function call(path, init = {}) {
+  const send = () => fetch(path, adminToken
+    ? { ...init, headers: { ...init.headers, authorization: `Bearer ${adminToken}` } } : init);
+  const sentWith = adminToken;
+  let r = await send();
+  // Another request may have got the token meanwhile; otherwise ask for it (once).
+  if (r.status === 401 && (adminToken !== sentWith || askForToken(sentWith))) r = await send();
+  return r;
+}
+
+function askForToken(refused) {
+  if (tokenDeclined) return false;
+  const entered = window.prompt(refused ? "That admin token was refused. Admin token:"
+    : "This cluster's admin API needs a token. Admin token:");
+  if (!entered || !entered.trim()) {
+    tokenDeclined = true;
+    return false;
+  }
+  adminToken = entered.trim();
+  sessionStorage.setItem(TOKEN_KEY, adminToken);
+  return true;
+}
+
 async function getJson(path) {
-  const r = await fetch(path, { cache: "no-store" });
+  const r = await call(path, { cache: "no-store" });
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r.json();
 }
 
 async function getText(path) {
-  const r = await fetch(path, { cache: "no-store" });
+  const r = await call(path, { cache: "no-store" });
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r.text();
 }
@@ -487,8 +516,9 @@ function showResult(ok, message) {
 async function leaderAction(path, body) {
   const leader = state.health?.leader_id;
   if (!leader) return showResult(false, "there is no Raft leader to ask right now");
+  tokenDeclined = false; // an action the user asked for may ask for the token again
   try {
-    const r = await fetch(relayed(leader, path), {
+    const r = await call(relayed(leader, path), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: body === undefined ? "" : JSON.stringify(body),

@@ -167,6 +167,15 @@ pub(crate) async fn apply_metadata(
     }
 }
 
+/// Kafka's code and message for command `i` of a batch [`apply_metadata`] answered.
+pub(crate) fn applied_outcome(applied: &[Result<(), MetadataError>], i: usize) -> (i16, Option<String>) {
+    match applied.get(i) {
+        Some(Ok(())) => (0, None),
+        Some(Err(e)) => (metadata_error_code(e), Some(e.to_string())),
+        None => (ResponseError::RequestTimedOut.code(), Some("not applied".to_string())),
+    }
+}
+
 /// The Kafka error code for a metadata failure.
 pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
     let kind = match e {

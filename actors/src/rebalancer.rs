@@ -526,6 +526,12 @@ impl RebalancerState {
                 let replicas = if m.origin == Origin::Operator { m.to.clone() } else { replicas };
                 MetadataCommand::ReassignPartition { topic, partition, replicas }
             }
+            MoveStep::Done if m.origin == Origin::Operator && p.replicas != m.to => {
+                // In place, but not in the operator's order (a move that only added replicas):
+                // the same set reordered, which is always safe.
+                m.phase = Phase::Removing;
+                MetadataCommand::ReassignPartition { topic, partition, replicas: m.to.clone() }
+            }
             MoveStep::Done => {
                 m.phase = Phase::Done;
                 info!(topic = %key.0, partition = key.1, replicas = ?p.replicas, "partition moved");

@@ -12,7 +12,9 @@ What an operator relies on, each checked in the browser:
 - removing node 4 from the console drains it and it leaves the voters;
 - the charts draw produce requests per node from each node's /metrics;
 - a node frozen (SIGSTOP) or killed (-9) shows as unreachable while the page goes on serving the
-  others, and healthy again once it is back.
+  others, and healthy again once it is back;
+- on a node with admin tokens, the first action asks for the token, then it and later actions
+  carry it (the relay passes it on).
 
 Screenshots of each panel go to `target/test-artifacts/console/` (printed at the end).
 """
@@ -30,7 +32,7 @@ import requests
 from kafka import KafkaConsumer, KafkaProducer
 
 from cluster import Cluster, started
-from harness import find_actor, unique_topic, wait_until
+from harness import Broker, find_actor, unique_topic, wait_until
 from replication_helpers import create_topic
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -336,3 +338,33 @@ def test_a_frozen_or_killed_node_shows_unreachable_and_comes_back(cluster, brows
         assert not [e for e in c.errors if e.startswith("page error")], c.errors
     finally:
         c.close()
+
+
+def test_a_secured_console_asks_for_the_admin_token_once_and_its_actions_carry_it(browser, tmp_path):
+    token = "console-token-3c1d9e"
+    b = Broker(tmp_path / "secured-console", name="secured-console",
+               extra_env={"CHRONIK_SECURITY__ADMIN_TOKENS": token})
+    b.start()
+    c = None
+    try:
+        c = Console(browser, f"{b.admin_url}/")
+        prompts: list[str] = []
+        c.page.on("dialog", lambda d: (prompts.append(d.message), d.accept(token)))
+        c.confirm("#pause-button")
+        c.wait("document.getElementById('action-result').textContent.includes('paused')", 15,
+               "the pause answered")
+        assert prompts == ["This cluster's admin API needs a token. Admin token:"], prompts
+        # /admin/rebalance shows it from the rebalancer's next tick.
+        wait_until(lambda: b.get("/admin/rebalance").json()["paused"] is True, 10, "rebalancing paused")
+        # The token is kept for the tab: the next action sends it without asking.
+        c.confirm("#resume-button")
+        c.wait("document.getElementById('action-result').textContent.includes('resumed')", 15,
+               "the resume answered")
+        assert len(prompts) == 1
+        wait_until(lambda: b.get("/admin/rebalance").json()["paused"] is False, 10, "rebalancing resumed")
+        # The browser reports the first, refused request; nothing else went wrong.
+        assert all("401" in e for e in c.errors), c.errors
+    finally:
+        if c is not None:
+            c.close()
+        assert b.stop() == 0

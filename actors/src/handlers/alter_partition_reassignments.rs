@@ -17,7 +17,7 @@ use kafka_protocol::messages::alter_partition_reassignments_response::{
 use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ResponseKind};
 
 use super::list_partition_reassignments::not_controller;
-use super::{apply_metadata, metadata_error_code, str_bytes};
+use super::{applied_outcome, apply_metadata, str_bytes};
 use crate::context::NodeContext;
 
 /// One partition's outcome before the commands are applied.
@@ -75,11 +75,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: AlterPartitionReassignmentsRequ
                 .into_iter()
                 .map(|(partition, outcome)| {
                     let (code, message) = match outcome {
-                        Outcome::Proposed(i) => match applied.get(i) {
-                            Some(Ok(())) => (0, None),
-                            Some(Err(e)) => (metadata_error_code(e), Some(e.to_string())),
-                            None => (ResponseError::RequestTimedOut.code(), Some("not applied".to_string())),
-                        },
+                        Outcome::Proposed(i) => applied_outcome(&applied, i),
                         Outcome::Refused(code, message) => (code, Some(message)),
                     };
                     ReassignablePartitionResponse::default()

@@ -11,7 +11,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, ResponseKind};
 
-use super::{apply_metadata, metadata_error_code, str_bytes, topic_name};
+use super::{applied_outcome, apply_metadata, str_bytes, topic_name};
 use crate::context::NodeContext;
 
 /// One partition's outcome before the elections are applied.
@@ -65,11 +65,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ElectLeadersRequest, version: i
                 .filter(|(_, o)| !(every_partition && matches!(o, Outcome::Refused(ElectionRefusal::NotNeeded))))
                 .map(|(p, outcome)| {
                     let (code, message) = match outcome {
-                        Outcome::Elect(i) => match applied.get(i) {
-                            Some(Ok(())) => (0, None),
-                            Some(Err(e)) => (metadata_error_code(e), Some(e.to_string())),
-                            None => (ResponseError::RequestTimedOut.code(), Some("not applied".to_string())),
-                        },
+                        Outcome::Elect(i) => applied_outcome(&applied, i),
                         Outcome::Refused(r) => refusal(&r, &topic, p),
                     };
                     PartitionResult::default()
