@@ -2,10 +2,12 @@
 //! variables, then CLI flags (the `config` crate does the layering). Unknown keys are rejected and
 //! every validation problem is reported at once, each naming its key.
 
+mod listeners;
 mod sections;
 mod security;
 mod validate;
 
+pub use listeners::{ClientAuth, Listener, ListenerConfig, SASL_MECHANISMS, SaslConfig, SecurityProtocol, TlsConfig};
 pub use sections::{
     DebugConfig, FsyncPolicy, GroupsConfig, KafkaConfig, RaftConfig, ReplicationConfig, StorageConfig,
     SupervisionConfig,
@@ -66,6 +68,10 @@ pub struct Config {
     pub replication: ReplicationConfig,
     /// Credentials of the admin API and between nodes.
     pub security: SecurityConfig,
+    /// The certificate of the SSL listeners.
+    pub tls: TlsConfig,
+    /// SASL on the SASL listeners.
+    pub sasl: SaslConfig,
     /// Switches meant for tests only.
     pub debug: DebugConfig,
 }
@@ -144,6 +150,8 @@ impl Default for Config {
             raft: RaftConfig::default(),
             replication: ReplicationConfig::default(),
             security: SecurityConfig::default(),
+            tls: TlsConfig::default(),
+            sasl: SaslConfig::default(),
             debug: DebugConfig::default(),
         }
     }
@@ -267,7 +275,7 @@ impl Config {
 }
 
 /// `0.0.0.0:9092` is not an address anyone can connect to; advertise `localhost` instead.
-fn advertise_from_bind(bind: &str) -> String {
+pub(crate) fn advertise_from_bind(bind: &str) -> String {
     match bind.rsplit_once(':') {
         Some((host, port)) if host == "0.0.0.0" || host == "[::]" || host == "::" || host.is_empty() => {
             format!("localhost:{port}")

@@ -9,6 +9,7 @@ mod groups;
 mod metrics;
 mod proxy;
 mod routes;
+mod users;
 
 use std::sync::Arc;
 

@@ -49,6 +49,12 @@ pub enum ClusterCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Manage the SCRAM users SASL clients log in as.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Check that every replica of every partition holds the same batches up to the high
     /// watermark; names the first differing offset. Exit 0 all agree, 1 divergence, 2 a node
     /// could not be asked.
@@ -173,6 +179,13 @@ pub async fn run(command: ClusterCommand, env: HashMap<String, String>) -> Resul
         ClusterCommand::RemoveNode { id, config } => {
             let config = Config::load(Some(&config), env, &CliOverrides::default())?;
             Ok(exit(membership::remove_node(&config, id).await, "remove node"))
+        }
+        ClusterCommand::User { command } => {
+            // Not a configuration key: taken out before the configuration is loaded.
+            let mut env = env;
+            let password = env.remove("CHRONIK_USER_PASSWORD");
+            let config = Config::load(Some(command.config()), env, &CliOverrides::default())?;
+            Ok(exit(users::run(command, &config, password).await, "manage users"))
         }
         ClusterCommand::Verify { config } => match Config::load(Some(&config), env, &CliOverrides::default()) {
             Ok(config) => Ok(verify::verify(&config).await),
@@ -366,7 +379,10 @@ pub fn render_status(
 }
 
 mod membership;
+mod users;
 mod verify;
+
+pub use users::UserCommand;
 
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod user_scram_credentials;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,8 +56,20 @@ use crate::metadata_actor::MetadataMsg;
 /// the connection must close.
 pub type ResponseFuture = BoxFuture<'static, Result<Option<Bytes>, String>>;
 
+/// Who sent a request, and through which listener.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener it connected to: addresses in answers are that listener's.
+    pub listener: Arc<str>,
+    /// Who it authenticated as (`User:ANONYMOUS` when nobody).
+    pub principal: Arc<str>,
+}
+
 /// Decodes one frame and starts handling it.
-pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Result<ResponseFuture, ProtocolError> {
+pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, client: &Client) -> Result<ResponseFuture, ProtocolError> {
+    let (peer, listener) = (client.peer, client.listener.clone());
     let request = match parse_request(frame)? {
         Parsed::ApiVersionsTooNew { correlation_id, .. } => {
             let body = ResponseKind::ApiVersions(chronik::protocol::api_versions_unsupported());
@@ -81,10 +94,10 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
     let ctx = ctx.clone();
     let metrics = ctx.clone();
     let response: BoxFuture<'static, Option<ResponseKind>> = match body {
-        RequestKind::Produce(r) => produce::handle(&ctx, r, v),
+        RequestKind::Produce(r) => produce::handle(&ctx, r, v, listener),
         RequestKind::ApiVersions(_) => async move { Some(api_versions::handle(v)) }.boxed(),
-        RequestKind::Metadata(r) => async move { Some(metadata::handle(&ctx, r, v).await) }.boxed(),
-        RequestKind::Fetch(r) => async move { Some(fetch::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::Metadata(r) => async move { Some(metadata::handle(&ctx, r, v, &listener).await) }.boxed(),
+        RequestKind::Fetch(r) => async move { Some(fetch::handle(&ctx, r, v, listener).await) }.boxed(),
         RequestKind::ListOffsets(r) => async move { Some(list_offsets::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::CreateTopics(r) => async move { Some(create_topics::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::DeleteTopics(r) => async move { Some(delete_topics::handle(&ctx, r, v).await) }.boxed(),
@@ -98,8 +111,10 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         RequestKind::IncrementalAlterConfigs(r) => {
             async move { Some(incremental_alter_configs::handle(&ctx, r).await) }.boxed()
         }
-        RequestKind::DescribeCluster(r) => async move { Some(describe_cluster::handle(&ctx, r)) }.boxed(),
-        RequestKind::FindCoordinator(r) => async move { Some(find_coordinator::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::DescribeCluster(r) => async move { Some(describe_cluster::handle(&ctx, r, &listener)) }.boxed(),
+        RequestKind::FindCoordinator(r) => {
+            async move { Some(find_coordinator::handle(&ctx, r, v, &listener).await) }.boxed()
+        }
         RequestKind::JoinGroup(r) => {
             let client_id = client_id.unwrap_or_default();
             async move { Some(join_group::handle(&ctx, r, v, client_id, peer).await) }.boxed()
@@ -123,6 +138,12 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, peer: SocketAddr) -> Resul
         }
         RequestKind::ListPartitionReassignments(r) => {
             async move { Some(list_partition_reassignments::handle(&ctx, r)) }.boxed()
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            async move { Some(user_scram_credentials::describe(&ctx, r)) }.boxed()
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            async move { Some(user_scram_credentials::alter(&ctx, r).await) }.boxed()
         }
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
     };
@@ -189,6 +210,7 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         MetadataError::StaleTerm { .. } => ResponseError::NotController,
         MetadataError::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
+        MetadataError::NoScramCredential { .. } => ResponseError::ResourceNotFound,
         MetadataError::InvalidIsr { .. }
         | MetadataError::CannotDrain { .. }
         | MetadataError::UnsafeReassignment { .. } => ResponseError::InvalidRequest,

@@ -1,6 +1,6 @@
-//! `KafkaListener`: accepts Kafka client connections and gives each its own supervised
-//! `ConnectionActor`. A failed connection is not restarted — its client reconnects — but it
-//! never takes anything else down.
+//! `KafkaListener`: accepts Kafka client connections on every configured listener and gives
+//! each its own supervised `ConnectionActor`. A failed connection is not restarted — its client
+//! reconnects — but it never takes anything else down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,14 +10,28 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
+use chronik::config::SecurityProtocol;
+use tokio_rustls::TlsAcceptor;
+
 use crate::connection::{ConnectionActor, ConnectionArgs};
 use crate::context::NodeContext;
 use crate::directory::{Counted, MailboxGauge, Registration, TaskGuard};
 
 /// The listener's mailbox.
 pub enum KafkaListenerMsg {
-    /// From the accept task: a client connected.
-    Accepted(TcpStream, SocketAddr),
+    /// From an accept task: a client connected to listener `.2` (its index in `listeners`).
+    Accepted(TcpStream, SocketAddr, usize),
+}
+
+/// What a connection needs to know of the listener it came in on.
+#[derive(Clone)]
+pub struct ListenerRuntime {
+    /// The listener's name: Metadata answers with that listener's addresses.
+    pub name: Arc<str>,
+    /// How clients on it connect and authenticate.
+    pub protocol: SecurityProtocol,
+    /// The TLS acceptor, on SSL and SASL_SSL listeners.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -31,8 +45,11 @@ pub struct KafkaListenerArgs {
 
 /// The listener's state.
 pub struct KafkaListenerState {
-    /// The accept loop; aborted when the state drops, so a failed listener frees its port.
-    _accept_task: TaskGuard,
+    /// The accept loops, one per listener; aborted when the state drops, so a failed listener
+    /// frees its ports.
+    _accept_tasks: Vec<TaskGuard>,
+    /// The listeners, by the index the accept loops report.
+    listeners: Vec<ListenerRuntime>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
@@ -53,10 +70,19 @@ impl Actor for KafkaListener {
         args: KafkaListenerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let ctx = args.ctx;
-        let addr = &ctx.config.kafka_bind();
-        let listener =
-            TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for Kafka clients on {addr}: {e}"))?;
-        info!(addr = %listener.local_addr()?, "Kafka listener started");
+        let configured = ctx.config.listeners();
+        let mut sockets = Vec::with_capacity(configured.len());
+        let mut listeners = Vec::with_capacity(configured.len());
+        for l in configured {
+            let addr = &l.bind;
+            let socket = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for Kafka clients on {addr} (listener {}): {e}", l.name))?;
+            info!(addr = %socket.local_addr()?, listener = %l.name, protocol = %l.protocol, "Kafka listener started");
+            sockets.push(socket);
+            let tls = if l.protocol.tls() { Some(crate::tls::acceptor(&ctx.config.tls, l.client_auth)?) } else { None };
+            listeners.push(ListenerRuntime { name: l.name.into(), protocol: l.protocol, tls });
+        }
         let registration = ctx.directory.register(
             &myself.get_cell(),
             "kafka-listener".into(),
@@ -66,8 +92,12 @@ impl Actor for KafkaListener {
         );
         let gauge = registration.gauge().clone();
         let me = Counted { actor: myself, gauge: gauge.clone() };
-        let accept_task = tokio::spawn(accept_loop(listener, me));
-        Ok(KafkaListenerState { _accept_task: TaskGuard(accept_task), ctx, registration })
+        let accept_tasks = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| TaskGuard(tokio::spawn(accept_loop(socket, i, me.clone()))))
+            .collect();
+        Ok(KafkaListenerState { _accept_tasks: accept_tasks, listeners, ctx, registration })
     }
 
     async fn handle(
@@ -77,8 +107,9 @@ impl Actor for KafkaListener {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.registration.gauge().received();
-        let KafkaListenerMsg::Accepted(stream, peer) = msg;
-        let args = ConnectionArgs { stream, peer, ctx: state.ctx.clone() };
+        let KafkaListenerMsg::Accepted(stream, peer, i) = msg;
+        let Some(listener) = state.listeners.get(i).cloned() else { return Ok(()) };
+        let args = ConnectionArgs { stream, peer, listener, ctx: state.ctx.clone() };
         if let Err(e) = Actor::spawn_linked(None, ConnectionActor, args, myself.get_cell()).await {
             warn!(%peer, error = %e, "could not start a connection actor");
         }
@@ -109,14 +140,14 @@ impl Actor for KafkaListener {
     }
 }
 
-async fn accept_loop(listener: TcpListener, me: Counted<KafkaListenerMsg>) {
+async fn accept_loop(listener: TcpListener, index: usize, me: Counted<KafkaListenerMsg>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 if let Err(e) = stream.set_nodelay(true) {
                     debug!(%peer, error = %e, "could not set TCP_NODELAY");
                 }
-                if me.cast(KafkaListenerMsg::Accepted(stream, peer)).is_err() {
+                if me.cast(KafkaListenerMsg::Accepted(stream, peer, index)).is_err() {
                     return;
                 }
             }

@@ -40,7 +40,9 @@ pub mod replica;
 pub mod replica_supervisor;
 pub mod replication_service;
 pub mod request_metrics;
+pub mod sasl;
 pub mod supervision;
+pub mod tls;
 pub mod wal_flusher;
 
 use std::sync::Arc;
@@ -56,6 +58,11 @@ pub use node_supervisor::{NodeSupervisor, NodeSupervisorMsg};
 pub async fn start_node(
     config: Config,
 ) -> anyhow::Result<(ActorRef<NodeSupervisorMsg>, JoinHandle<()>, Arc<NodeContext>)> {
+    // A certificate that cannot be used stops the start with its key named, instead of a
+    // listener that fails over and over.
+    for l in config.listeners().iter().filter(|l| l.protocol.tls()) {
+        tls::acceptor(&config.tls, l.client_auth).map_err(anyhow::Error::msg)?;
+    }
     let clean_start = clean_shutdown::take_marker(&config.data_dir)?;
     let ctx = NodeContext::new(Arc::new(config), clean_start);
     raft::formation::check_identity(&ctx).await.map_err(anyhow::Error::msg)?;

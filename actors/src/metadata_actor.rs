@@ -146,7 +146,9 @@ async fn propose(ctx: &NodeContext, commands: Vec<MetadataCommand>) -> Result<Ve
 /// process's, it registers again (cleanly: this process lost nothing).
 async fn register(ctx: Arc<NodeContext>) {
     let me = ctx.config.node_id;
-    let Some(wanted) = ctx.config.members().iter().find(|p| p.id == me).map(node_info) else { return };
+    let Some(mut wanted) = ctx.config.members().iter().find(|p| p.id == me).map(node_info) else { return };
+    // The main listener is `kafka`; the others travel by name.
+    wanted.listeners = ctx.config.listeners().into_iter().skip(1).map(|l| (l.name, l.advertised)).collect();
     let mut metadata = ctx.metadata.subscribe();
     // Once this process was registered, it lost nothing since: a re-registration is clean.
     let mut registered_once = false;

@@ -347,5 +347,6 @@ pub fn node_info(peer: &chronik::config::PeerConfig) -> NodeInfo {
         wal: peer.wal.clone(),
         raft: peer.raft.clone(),
         admin: peer.admin_addr(),
+        listeners: Default::default(),
     }
 }

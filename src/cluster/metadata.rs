@@ -30,6 +30,32 @@ pub struct NodeInfo {
     /// Its admin API address.
     #[serde(default)]
     pub admin: String,
+    /// Its further Kafka listeners' advertised addresses, by listener name (`kafka` is the main
+    /// listener's). Clients are given the address of the listener they came in on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub listeners: BTreeMap<String, String>,
+}
+
+impl NodeInfo {
+    /// Where clients of listener `listener` reach this broker: that listener's address, else
+    /// the main one (the listener is the main one, or this broker registered before it had it).
+    pub fn kafka_address(&self, listener: &str) -> &str {
+        self.listeners.get(listener).unwrap_or(&self.kafka)
+    }
+}
+
+/// A SCRAM credential as Kafka keeps it (RFC 5802): never the password, only what the server
+/// needs to check a proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    /// PBKDF2 iterations the client must run.
+    pub iterations: u32,
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// H(ClientKey).
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: Vec<u8>,
 }
 
 /// One partition of a topic.
@@ -129,6 +155,9 @@ pub struct ClusterMetadata {
     /// for the cluster-wide default, a node id for one broker.
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials by user, then mechanism (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
 }
 
 /// A cluster formed before `InitCluster` existed gets Kafka's default until it is initialized.
@@ -153,6 +182,7 @@ impl Default for ClusterMetadata {
             incarnations: BTreeMap::new(),
             rebalance_paused: false,
             broker_configs: BTreeMap::new(),
+            scram_credentials: BTreeMap::new(),
         }
     }
 }
@@ -259,6 +289,9 @@ impl ClusterMetadata {
                 }
                 Ok(())
             }
+            MetadataCommand::SetScramCredential { user, mechanism, credential } => {
+                self.set_scram_credential(user, mechanism, credential.as_ref())
+            }
             // Handled by `apply_in_term`.
             MetadataCommand::AllocateProducerIds { .. } | MetadataCommand::AsLeader { .. } => Ok(()),
         }
@@ -276,6 +309,29 @@ impl ClusterMetadata {
         self.nodes = nodes;
         self.draining.retain(|id| voters.contains(id));
         self.voters = voters;
+    }
+
+    fn set_scram_credential(
+        &mut self,
+        user: &str,
+        mechanism: &str,
+        credential: Option<&ScramCredential>,
+    ) -> Result<(), MetadataError> {
+        match credential {
+            Some(c) => {
+                self.scram_credentials.entry(user.to_string()).or_default().insert(mechanism.to_string(), c.clone());
+            }
+            None => {
+                let missing =
+                    || MetadataError::NoScramCredential { user: user.to_string(), mechanism: mechanism.to_string() };
+                let mechanisms = self.scram_credentials.get_mut(user).ok_or_else(missing)?;
+                mechanisms.remove(mechanism).ok_or_else(missing)?;
+                if mechanisms.is_empty() {
+                    self.scram_credentials.remove(user);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The voters new replicas go to: every voter but the draining ones, sorted.

@@ -61,6 +61,12 @@ pub struct KafkaConfig {
     pub request_read_timeout_ms: u64,
     /// Requests one connection may have in flight before the broker stops reading from it.
     pub max_inflight_requests: usize,
+    /// Protocol of the main listener (`[bind] kafka`).
+    pub security_protocol: super::SecurityProtocol,
+    /// Name of the main listener; defaults to its protocol's name, as in Kafka.
+    pub listener_name: Option<String>,
+    /// Further listeners, each with its own port and protocol.
+    pub listeners: Vec<super::ListenerConfig>,
 }
 
 /// Consumer-group coordinator settings (Kafka's `offsets.*` and `group.*` broker configs).
@@ -218,6 +224,9 @@ impl Default for KafkaConfig {
             max_request_bytes: 100 * 1024 * 1024,
             request_read_timeout_ms: 30_000,
             max_inflight_requests: 64,
+            security_protocol: super::SecurityProtocol::Plaintext,
+            listener_name: None,
+            listeners: Vec::new(),
         }
     }
 }

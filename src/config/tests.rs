@@ -204,3 +204,76 @@ fn admin_tokens_and_the_cluster_secret_come_from_the_environment() {
     };
     assert!(problems[0].starts_with("security.cluster_secret:"), "{problems:?}");
 }
+
+#[test]
+fn listeners_come_main_first_with_their_protocols_and_certificate_settings() {
+    let config = load_str(
+        r#"
+[bind]
+kafka = "127.0.0.1:9092"
+[[kafka.listeners]]
+name = "SECURE"
+bind = "0.0.0.0:9093"
+advertise = "broker1:9093"
+security_protocol = "SASL_SSL"
+[[kafka.listeners]]
+name = "MTLS"
+bind = "0.0.0.0:9094"
+security_protocol = "SSL"
+ssl_client_auth = "required"
+[tls]
+cert_file = "server.pem"
+key_file = "server.key"
+client_ca_file = "ca.pem"
+"#,
+        &[],
+        CliOverrides::default(),
+    )
+    .expect("valid");
+    let got: Vec<(String, String, SecurityProtocol, ClientAuth)> =
+        config.listeners().into_iter().map(|l| (l.name, l.advertised, l.protocol, l.client_auth)).collect();
+    assert_eq!(
+        got,
+        [
+            ("PLAINTEXT".into(), "127.0.0.1:9092".into(), SecurityProtocol::Plaintext, ClientAuth::None),
+            ("SECURE".into(), "broker1:9093".into(), SecurityProtocol::SaslSsl, ClientAuth::None),
+            ("MTLS".into(), "localhost:9094".into(), SecurityProtocol::Ssl, ClientAuth::Required),
+        ]
+    );
+    assert_eq!(config.sasl.mechanisms, SASL_MECHANISMS);
+}
+
+#[test]
+fn listener_problems_name_their_keys() {
+    let err = load_str(
+        r#"
+[kafka]
+listener_name = "DUP"
+[[kafka.listeners]]
+name = "DUP"
+bind = "0.0.0.0:9093"
+security_protocol = "SSL"
+[[kafka.listeners]]
+name = "bad name"
+bind = "nowhere"
+[tls]
+client_auth = "required"
+[sasl]
+mechanisms = ["PLAIN", "GSSAPI"]
+"#,
+        &[],
+        CliOverrides::default(),
+    )
+    .expect_err("invalid")
+    .to_string();
+    for expected in [
+        "kafka.listeners[0]: listener name \"DUP\" is used twice",
+        "kafka.listeners[1]: a listener name is letters",
+        "kafka.listeners[1].bind: invalid address",
+        "tls.cert_file / tls.key_file: listener DUP uses SSL",
+        "tls.client_ca_file: needed",
+        "sasl.mechanisms: unknown mechanism \"GSSAPI\"",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing from {err}");
+    }
+}

@@ -159,6 +159,7 @@ fn sized_response(body: &ResponseKind, version: i16) -> Option<(ApiKey, Result<u
         DescribeGroups, ListGroups, DeleteGroups, AlterConfigs, IncrementalAlterConfigs, DescribeCluster,
         DeleteRecords, DescribeLogDirs,
         OffsetDelete, DescribeProducers, ElectLeaders, ListPartitionReassignments, AlterPartitionReassignments,
+        SaslHandshake, SaslAuthenticate, DescribeUserScramCredentials, AlterUserScramCredentials,
     )
 }
 

@@ -95,6 +95,10 @@ round_trip_tests! {
     elect_leaders_every_version => ElectLeaders,
     list_partition_reassignments_every_version => ListPartitionReassignments,
     alter_partition_reassignments_every_version => AlterPartitionReassignments,
+    sasl_handshake_every_version => SaslHandshake,
+    sasl_authenticate_every_version => SaslAuthenticate,
+    describe_user_scram_credentials_every_version => DescribeUserScramCredentials,
+    alter_user_scram_credentials_every_version => AlterUserScramCredentials,
 }
 
 #[test]

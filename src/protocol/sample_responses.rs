@@ -81,6 +81,18 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::ListPartitionReassignments => {
             ResponseKind::ListPartitionReassignments(admin::list_partition_reassignments())
         }
+        ApiKey::SaslHandshake => ResponseKind::SaslHandshake(SaslHandshakeResponse::default().with_mechanisms(vec![
+            s("PLAIN"),
+            s("SCRAM-SHA-256"),
+            s("SCRAM-SHA-512"),
+        ])),
+        ApiKey::SaslAuthenticate => ResponseKind::SaslAuthenticate(admin::sasl_authenticate(version)),
+        ApiKey::DescribeUserScramCredentials => {
+            ResponseKind::DescribeUserScramCredentials(admin::describe_user_scram_credentials())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            ResponseKind::AlterUserScramCredentials(admin::alter_user_scram_credentials())
+        }
         other => panic!("no sample response for {other:?}"),
     }
 }

@@ -52,6 +52,10 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ElectLeaders, v(0, 2)),
     (ApiKey::ListPartitionReassignments, v(0, 0)),
     (ApiKey::AlterPartitionReassignments, v(0, 0)),
+    (ApiKey::SaslHandshake, v(0, 1)),
+    (ApiKey::SaslAuthenticate, v(0, 2)),
+    (ApiKey::DescribeUserScramCredentials, v(0, 0)),
+    (ApiKey::AlterUserScramCredentials, v(0, 0)),
 ];
 
 /// The advertised version range of `key`, or `None` if this broker does not serve it.
@@ -150,6 +154,10 @@ mod tests {
             (ApiKey::ElectLeaders, 0, 2),
             (ApiKey::ListPartitionReassignments, 0, 0),
             (ApiKey::AlterPartitionReassignments, 0, 0),
+            (ApiKey::SaslHandshake, 0, 1),
+            (ApiKey::SaslAuthenticate, 0, 2),
+            (ApiKey::DescribeUserScramCredentials, 0, 0),
+            (ApiKey::AlterUserScramCredentials, 0, 0),
         ];
         assert_eq!(ADVERTISED_APIS.len(), expected.len());
         for (key, min, max) in expected {

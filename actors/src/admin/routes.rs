@@ -149,6 +149,19 @@ pub fn routes(
         .and(warp::post())
         .and(with_ctx.clone())
         .then(|ctx| set_rebalance_paused(ctx, false));
+    let users = warp::path!("admin" / "users").and(warp::get()).and(with_ctx.clone()).map(super::users::list);
+    let set_user = warp::path!("admin" / "users")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+        .then(super::users::set);
+    let delete_user = warp::path!("admin" / "users" / "delete")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+        .then(super::users::delete);
     let routes = super::console::routes()
         .or(health)
         .or(cluster_view)
@@ -163,7 +176,10 @@ pub fn routes(
         .or(fail_points)
         .or(add_node)
         .or(remove_node)
-        .or(online);
+        .or(online)
+        .or(users)
+        .or(set_user)
+        .or(delete_user);
     super::auth::authorized(auth).and(routes).recover(reject)
 }
 

@@ -76,7 +76,7 @@ pub async fn remove_node(config: &Config, id: NodeId) -> Result<(), String> {
 }
 
 /// Finds the leader and posts `body` to its `/admin/{action}`; `Err` carries the leader's reason.
-async fn send_to_leader(config: &Config, action: &str, body: &serde_json::Value) -> Result<(), String> {
+pub(super) async fn send_to_leader(config: &Config, action: &str, body: &serde_json::Value) -> Result<(), String> {
     println!("Discovering cluster leader...");
     let (leader, admin, _) = discover_leader(config).await?;
     let port = admin.rsplit_once(':').map_or(admin.as_str(), |(_, p)| p);

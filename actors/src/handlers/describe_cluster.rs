@@ -11,13 +11,13 @@ use super::str_bytes;
 use crate::context::NodeContext;
 
 /// Handles one DescribeCluster request.
-pub fn handle(ctx: &Arc<NodeContext>, _req: DescribeClusterRequest) -> ResponseKind {
+pub fn handle(ctx: &Arc<NodeContext>, _req: DescribeClusterRequest, listener: &str) -> ResponseKind {
     let brokers = ctx
         .metadata()
         .nodes
         .values()
         .filter_map(|n| {
-            let (host, port) = super::host_port(&n.kafka)?;
+            let (host, port) = super::host_port(n.kafka_address(listener))?;
             Some(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(n.id as i32))

@@ -21,7 +21,7 @@ use crate::context::{NodeContext, TopicPartition};
 use crate::replica::{PartitionError, ReadOutcome, ReplicaMsg};
 
 /// Handles one fetch, long-polling when asked to.
-pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, version: i16) -> ResponseKind {
+pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, version: i16, listener: Arc<str>) -> ResponseKind {
     if req.session_id != 0 {
         // No fetch sessions are created (every answer carries session id 0), so none can be
         // continued; the client falls back to full fetches.
@@ -31,7 +31,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: FetchRequest, version: i16) -> 
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let topics = resolve(ctx, &req.topics, version);
     loop {
-        let (response, bytes, errors) = read_all(ctx, &req, &topics, version).await;
+        let (response, bytes, errors) = read_all(ctx, &req, &topics, version, &listener).await;
         let waited_out = Instant::now() >= deadline;
         if bytes >= req.min_bytes.max(0) as usize || waited_out || errors {
             ctx.requests.fetched(bytes);
@@ -56,10 +56,11 @@ async fn read_all(
     req: &FetchRequest,
     names: &[Option<String>],
     version: i16,
+    listener: &Arc<str>,
 ) -> (FetchResponse, usize, bool) {
     let mut budget = req.max_bytes.max(0) as usize;
     let (mut total, mut errors) = (0usize, false);
-    let mut hints = LeaderHints::default();
+    let mut hints = LeaderHints::new(listener.clone());
     let mut topics = Vec::with_capacity(req.topics.len());
     for (topic, name) in req.topics.iter().zip(names) {
         let mut partitions = Vec::with_capacity(topic.partitions.len());

@@ -33,10 +33,10 @@ const BATCHED: i16 = 4;
 type Found = Result<(i32, String, i32), String>;
 
 /// Handles one FindCoordinator request.
-pub async fn handle(ctx: &Arc<NodeContext>, req: FindCoordinatorRequest, version: i16) -> ResponseKind {
+pub async fn handle(ctx: &Arc<NodeContext>, req: FindCoordinatorRequest, version: i16, listener: &str) -> ResponseKind {
     let metadata = if req.key_type == GROUP { Some(offsets_topic_metadata(ctx).await) } else { None };
     let find = |key: &str| match &metadata {
-        Some(metadata) => locate(metadata, key),
+        Some(metadata) => locate(metadata, key, listener),
         None => Err("transactions are not supported".to_owned()),
     };
     let response = if version >= BATCHED {
@@ -69,15 +69,16 @@ async fn offsets_topic_metadata(ctx: &NodeContext) -> Arc<ClusterMetadata> {
 }
 
 /// The coordinator of `group` in `metadata`.
-fn locate(metadata: &ClusterMetadata, group: &str) -> Found {
+fn locate(metadata: &ClusterMetadata, group: &str, listener: &str) -> Found {
     let node = match coordinator_for(metadata, group) {
         Ok(node) => node,
         Err(NoCoordinator::NoTopic) => return Err(format!("{OFFSETS_TOPIC} is being created")),
         Err(NoCoordinator::NoLeader(p)) => return Err(format!("{OFFSETS_TOPIC}-{p} has no available leader")),
     };
-    match super::host_port(&node.kafka) {
+    let address = node.kafka_address(listener);
+    match super::host_port(address) {
         Some((host, port)) => Ok((node.id as i32, host.to_owned(), port)),
-        None => Err(format!("broker {} has no usable address {:?}", node.id, node.kafka)),
+        None => Err(format!("broker {} has no usable address {address:?}", node.id)),
     }
 }
 

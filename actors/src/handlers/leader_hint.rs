@@ -4,18 +4,25 @@
 //! for metadata.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chronik::cluster::ClusterMetadata;
 use kafka_protocol::ResponseError;
 
 /// The leaders named so far in one response, with the Kafka address of each that has one.
-#[derive(Default)]
 pub(crate) struct LeaderHints {
+    /// The listener the request came in on: its addresses are the ones the client can use.
+    listener: Arc<str>,
     /// Node id to (host, port), for the response's `node_endpoints`.
     endpoints: BTreeMap<i32, (String, i32)>,
 }
 
 impl LeaderHints {
+    /// No hint yet, for a request that came in on `listener`.
+    pub(crate) fn new(listener: Arc<str>) -> Self {
+        Self { listener, endpoints: BTreeMap::new() }
+    }
+
     /// The (leader id, leader epoch) to put in a partition's answer carrying `error_code`, or
     /// `None` when the error is not one KIP-951 hints or the metadata knows no leader (Kafka
     /// then leaves the field at its default -1/-1, which encodes as nothing).
@@ -32,7 +39,9 @@ impl LeaderHints {
         }
         let meta = metadata.partition(topic, partition)?;
         let leader = i32::try_from(meta.leader).ok()?;
-        if let Some((host, port)) = metadata.nodes.get(&meta.leader).and_then(|n| super::host_port(&n.kafka)) {
+        if let Some((host, port)) =
+            metadata.nodes.get(&meta.leader).and_then(|n| super::host_port(n.kafka_address(&self.listener)))
+        {
             self.endpoints.insert(leader, (host.to_string(), port));
         }
         Some((leader, meta.leader_epoch))
@@ -58,7 +67,12 @@ mod tests {
     fn cluster() -> ClusterMetadata {
         let mut m = ClusterMetadata::default();
         let nodes = [
-            NodeInfo { id: 1, kafka: "h1:9092".into(), ..NodeInfo::default() },
+            NodeInfo {
+                id: 1,
+                kafka: "h1:9092".into(),
+                listeners: [("SECURE".to_string(), "h1:9093".to_string())].into(),
+                ..NodeInfo::default()
+            },
             NodeInfo { id: 2, ..NodeInfo::default() },
         ];
         m.set_membership([1, 2].into_iter().collect(), nodes);
@@ -85,7 +99,7 @@ mod tests {
     #[test]
     fn only_leader_errors_are_hinted_and_only_known_addresses_listed() {
         let m = cluster();
-        let mut hints = LeaderHints::default();
+        let mut hints = LeaderHints::new("PLAINTEXT".into());
         let not_leader = ResponseError::NotLeaderOrFollower.code();
         assert_eq!(hints.hint(&m, "t", 0, not_leader), Some((2, 7)));
         assert_eq!(hints.hint(&m, "t", 1, ResponseError::FencedLeaderEpoch.code()), Some((1, 3)));
@@ -95,5 +109,13 @@ mod tests {
         assert_eq!(hints.hint(&m, "gone", 0, not_leader), None);
         // Node 2 leads but has no Kafka address: named, not listed.
         assert_eq!(hints.endpoints().collect::<Vec<_>>(), vec![(1, "h1".to_string(), 9092)]);
+    }
+
+    #[test]
+    fn a_client_of_another_listener_is_given_that_listeners_address() {
+        let m = cluster();
+        let mut hints = LeaderHints::new("SECURE".into());
+        hints.hint(&m, "t", 1, ResponseError::NotLeaderOrFollower.code());
+        assert_eq!(hints.endpoints().collect::<Vec<_>>(), vec![(1, "h1".to_string(), 9093)]);
     }
 }

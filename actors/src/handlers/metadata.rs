@@ -24,7 +24,7 @@ pub(crate) fn cluster_id(ctx: &NodeContext) -> String {
 }
 
 /// Handles one Metadata request.
-pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16) -> ResponseKind {
+pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16, listener: &str) -> ResponseKind {
     let requested = requested_topics(&req, version, &ctx.metadata());
     if let Some(names) = &requested {
         let allowed = version < 4 || req.allow_auto_topic_creation;
@@ -37,7 +37,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16) 
         None => metadata.topics.values().map(|t| topic_response(t, version)).collect(),
         Some(names) => names.iter().map(|n| named_topic_response(&metadata, n, version)).collect(),
     };
-    let mut response = MetadataResponse::default().with_brokers(brokers(&metadata)).with_topics(topics);
+    let mut response = MetadataResponse::default().with_brokers(brokers(&metadata, listener)).with_topics(topics);
     // Fields a version lacks must stay at their defaults or the encoder refuses them.
     if version >= 1 {
         response = response.with_controller_id(super::controller_id(ctx));
@@ -62,12 +62,12 @@ fn requested_topics(req: &MetadataRequest, version: i16, metadata: &ClusterMetad
     Some(names.collect())
 }
 
-fn brokers(metadata: &ClusterMetadata) -> Vec<MetadataResponseBroker> {
+fn brokers(metadata: &ClusterMetadata, listener: &str) -> Vec<MetadataResponseBroker> {
     metadata
         .nodes
         .values()
         .filter_map(|n| {
-            let (host, port) = super::host_port(&n.kafka)?;
+            let (host, port) = super::host_port(n.kafka_address(listener))?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(n.id as i32))

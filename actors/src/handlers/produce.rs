@@ -43,7 +43,12 @@ enum Pending {
 }
 
 /// Starts the produce; the returned future yields the response (`None` for acks=0).
-pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxFuture<'static, Option<ResponseKind>> {
+pub fn handle(
+    ctx: &Arc<NodeContext>,
+    req: ProduceRequest,
+    version: i16,
+    listener: Arc<str>,
+) -> BoxFuture<'static, Option<ResponseKind>> {
     let acks = req.acks;
     let shared_failure = request_failure(&req);
     let has_transactional_id = req.transactional_id.is_some();
@@ -86,7 +91,7 @@ pub fn handle(ctx: &Arc<NodeContext>, req: ProduceRequest, version: i16) -> BoxF
         if acks == 0 {
             return None;
         }
-        Some(ResponseKind::Produce(respond(&ctx, topics, timeout, version).await))
+        Some(ResponseKind::Produce(respond(&ctx, topics, timeout, version, listener).await))
     }
     .boxed()
 }
@@ -119,8 +124,14 @@ struct TopicPending {
 
 /// Waits for every partition's answer, in request order. From v10 a NOT_LEADER_OR_FOLLOWER
 /// answer names the current leader and the response lists its address (KIP-951).
-async fn respond(ctx: &NodeContext, topics: Vec<TopicPending>, timeout: Duration, version: i16) -> ProduceResponse {
-    let mut hints = LeaderHints::default();
+async fn respond(
+    ctx: &NodeContext,
+    topics: Vec<TopicPending>,
+    timeout: Duration,
+    version: i16,
+    listener: Arc<str>,
+) -> ProduceResponse {
+    let mut hints = LeaderHints::new(listener);
     let mut responses = Vec::with_capacity(topics.len());
     for TopicPending { name, log_append_time, partitions } in topics {
         let mut results = Vec::with_capacity(partitions.len());

@@ -272,6 +272,7 @@ mod tests {
             wal: "localhost:9294".into(),
             raft: "localhost:5004".into(),
             admin: "".into(),
+            listeners: Default::default(),
         }
     }
 

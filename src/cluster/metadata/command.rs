@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::NodeInfo;
+use super::{NodeInfo, ScramCredential};
 use crate::config::NodeId;
 
 /// A change to the metadata. Applied in the same order everywhere.
@@ -56,6 +56,16 @@ pub enum MetadataCommand {
         name: String,
         /// The complete new set of overrides.
         configs: BTreeMap<String, String>,
+    },
+    /// Sets or (with `None`) deletes a user's SCRAM credential for one mechanism
+    /// (AlterUserScramCredentials, `cluster user`). Validated by the proposer.
+    SetScramCredential {
+        /// The user name.
+        user: String,
+        /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+        mechanism: String,
+        /// The new credential; `None` deletes it.
+        credential: Option<ScramCredential>,
     },
     /// Reserves the next block of idempotent producer ids.
     AllocateProducerIds {
@@ -223,6 +233,7 @@ impl MetadataCommand {
             Self::BumpLeaderEpoch { .. } => "BumpLeaderEpoch",
             Self::SetRebalancePaused { .. } => "SetRebalancePaused",
             Self::SetBrokerConfigs { .. } => "SetBrokerConfigs",
+            Self::SetScramCredential { .. } => "SetScramCredential",
             Self::AsLeader { command, .. } => command.name(),
         }
     }
@@ -289,6 +300,14 @@ pub enum MetadataError {
         node: NodeId,
         /// Why not.
         reason: String,
+    },
+    /// Deleting a SCRAM credential that does not exist.
+    #[error("user {user:?} has no {mechanism} credential")]
+    NoScramCredential {
+        /// The user.
+        user: String,
+        /// The mechanism.
+        mechanism: String,
     },
     /// A leader-only command planned in a term that is over.
     #[error("proposed by the Raft leader of term {planned}, but appended in term {current}")]

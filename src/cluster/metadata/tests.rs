@@ -561,3 +561,30 @@ fn a_manual_assignment_at_creation_is_an_operator_placement() {
     let p = m.partition("t", 0).expect("p");
     assert_eq!(p.placement, Some(Placement { replicas: vec![2, 1], reassigning_from: None }));
 }
+
+#[test]
+fn scram_credentials_are_set_per_mechanism_and_deleting_a_missing_one_is_refused() {
+    let mut m = cluster(&[1]);
+    let credential =
+        |n: u8| ScramCredential { iterations: 4096, salt: vec![n], stored_key: vec![n; 32], server_key: vec![n; 32] };
+    let set = |user: &str, mechanism: &str, c: Option<ScramCredential>| MetadataCommand::SetScramCredential {
+        user: user.into(),
+        mechanism: mechanism.into(),
+        credential: c,
+    };
+    m.apply(&set("alice", "SCRAM-SHA-256", Some(credential(1)))).expect("set");
+    m.apply(&set("alice", "SCRAM-SHA-512", Some(credential(2)))).expect("set");
+    m.apply(&set("alice", "SCRAM-SHA-256", Some(credential(3)))).expect("replace");
+    assert_eq!(m.scram_credentials["alice"]["SCRAM-SHA-256"], credential(3));
+    assert_eq!(m.scram_credentials["alice"].len(), 2);
+    m.apply(&set("alice", "SCRAM-SHA-256", None)).expect("delete");
+    m.apply(&set("alice", "SCRAM-SHA-512", None)).expect("delete");
+    assert!(m.scram_credentials.is_empty(), "a user without credentials is gone");
+    let missing = m.apply(&set("alice", "SCRAM-SHA-512", None)).expect_err("nothing to delete");
+    assert!(matches!(missing, MetadataError::NoScramCredential { .. }), "{missing:?}");
+    // Old snapshots (no credentials field) still load.
+    let mut json = serde_json::to_value(cluster(&[1])).expect("json");
+    json.as_object_mut().expect("object").remove("scram_credentials");
+    let loaded: ClusterMetadata = serde_json::from_value(json).expect("old snapshot");
+    assert!(loaded.scram_credentials.is_empty());
+}

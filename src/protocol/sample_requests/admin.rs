@@ -101,3 +101,22 @@ pub(super) fn alter_partition_reassignments() -> AlterPartitionReassignmentsRequ
     let topics = vec![ReassignableTopic::default().with_name(super::topic(TOPIC)).with_partitions(partitions)];
     AlterPartitionReassignmentsRequest::default().with_timeout_ms(60_000).with_topics(topics)
 }
+
+/// Describe alice's credentials.
+pub(super) fn describe_user_scram_credentials() -> DescribeUserScramCredentialsRequest {
+    let users = vec![describe_user_scram_credentials_request::UserName::default().with_name(s("alice"))];
+    DescribeUserScramCredentialsRequest::default().with_users(Some(users))
+}
+
+/// Give alice a SCRAM-SHA-512 credential (mechanism 2); drop bob's SCRAM-SHA-256 one (1).
+pub(super) fn alter_user_scram_credentials() -> AlterUserScramCredentialsRequest {
+    use alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion};
+    let upsert = ScramCredentialUpsertion::default()
+        .with_name(s("alice"))
+        .with_mechanism(2)
+        .with_iterations(8192)
+        .with_salt(bytes::Bytes::from_static(b"0123456789abcdef"))
+        .with_salted_password(bytes::Bytes::from(vec![7u8; 64]));
+    let delete = ScramCredentialDeletion::default().with_name(s("bob")).with_mechanism(1);
+    AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsert]).with_deletions(vec![delete])
+}

@@ -127,3 +127,37 @@ pub(super) fn alter_partition_reassignments() -> AlterPartitionReassignmentsResp
     let responses = vec![ReassignableTopicResponse::default().with_name(TopicName(s(TOPIC))).with_partitions(rows)];
     AlterPartitionReassignmentsResponse::default().with_throttle_time_ms(0).with_error_code(0).with_responses(responses)
 }
+
+/// The server-first SCRAM message; v1 and later say how long the session holds.
+pub(super) fn sasl_authenticate(version: i16) -> SaslAuthenticateResponse {
+    let response = SaslAuthenticateResponse::default().with_auth_bytes(bytes::Bytes::from_static(
+        b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+    ));
+    if version >= 1 { response.with_session_lifetime_ms(3_600_000) } else { response }
+}
+
+/// alice holds a SCRAM-SHA-512 credential; bob is unknown.
+pub(super) fn describe_user_scram_credentials() -> DescribeUserScramCredentialsResponse {
+    use describe_user_scram_credentials_response::{CredentialInfo, DescribeUserScramCredentialsResult};
+    let alice = DescribeUserScramCredentialsResult::default()
+        .with_user(s("alice"))
+        .with_credential_infos(vec![CredentialInfo::default().with_mechanism(2).with_iterations(8192)]);
+    let bob = DescribeUserScramCredentialsResult::default()
+        .with_user(s("bob"))
+        .with_error_code(91)
+        .with_error_message(Some(s("attempt to describe a user credential that does not exist")));
+    DescribeUserScramCredentialsResponse::default().with_results(vec![alice, bob])
+}
+
+/// alice's credential was stored; bob had none to delete.
+pub(super) fn alter_user_scram_credentials() -> AlterUserScramCredentialsResponse {
+    use alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+    let results = vec![
+        AlterUserScramCredentialsResult::default().with_user(s("alice")),
+        AlterUserScramCredentialsResult::default()
+            .with_user(s("bob"))
+            .with_error_code(91)
+            .with_error_message(Some(s("user \"bob\" has no SCRAM-SHA-256 credential"))),
+    ];
+    AlterUserScramCredentialsResponse::default().with_results(results)
+}
