@@ -136,6 +136,8 @@ class ClusterNode(Broker):
             f"fail_points = {str(s['fail_points']).lower()}",
         ]
         lines += [f"{k} = {v}" for k, v in c.debug.items()]
+        if self.extra_toml:
+            lines += ["", self.extra_toml]
         if c.raft:
             lines += ["", "[raft]"] + [f"{k} = {v}" for k, v in c.raft.items()]
         if c.replication:
@@ -200,6 +202,7 @@ class Cluster:
         auto_create_topics: bool = False,
         num_partitions: int = 1,
         extra_env: Optional[dict[str, str]] = None,
+        extra_toml: Optional[Callable[[int], str]] = None,
     ):
         self.workdir = Path(workdir)
         self.size = size
@@ -221,6 +224,7 @@ class Cluster:
                 self.workdir / f"{name}{i}", f"{name}{i}",
                 fsync=fsync, auto_create_topics=auto_create_topics, num_partitions=num_partitions,
                 extra_env=extra_env, fail_points=fail_points,
+                extra_toml=extra_toml(i) if extra_toml else "",
             )
         self.third_started_at: Optional[float] = None
         self.formed_at: Optional[float] = None

@@ -108,6 +108,7 @@ class Broker:
         max_request_bytes: int = 104857600,
         request_read_timeout_ms: int = 10000,
         extra_env: Optional[dict[str, str]] = None,
+        extra_toml: str = "",
     ):
         self.name = name
         self.node_id = node_id
@@ -129,6 +130,8 @@ class Broker:
             request_read_timeout_ms=request_read_timeout_ms,
         )
         self.extra_env = dict(extra_env or {})
+        # Appended after the generated tables: further tables ([tls], [[kafka.listeners]], ...).
+        self.extra_toml = extra_toml
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.write_config()
@@ -158,6 +161,7 @@ class Broker:
             f"request_read_timeout_ms = {s['request_read_timeout_ms']}\n"
             "[debug]\n"
             f"fail_points = {str(s['fail_points']).lower()}\n"
+            f"{self.extra_toml}"
         )
 
     def write_config(self) -> None:
