@@ -142,18 +142,18 @@ impl Actor for ConnectionActor {
         let peer = state.client.peer;
         match msg {
             ConnectionMsg::Frame(frame, permit) => match state.auth.screen(&frame, &state.ctx, state.sasl) {
-                Verdict::Dispatch => {
+                Verdict::Dispatch => match handlers::dispatch(&state.ctx, frame, &state.client) {
+                    Ok(response) => {
+                        let _ = state.responses.send((tokio::spawn(response), permit));
+                    }
+                    Err(e) => close(&myself, peer, &e.to_string(), true),
+                },
+                Verdict::Answer(bytes) => {
+                    // Only the gate's answers change who the client is: take it on here, not
+                    // on every request.
                     if let Some(principal) = state.auth.principal() {
                         state.client.principal = principal.clone();
                     }
-                    match handlers::dispatch(&state.ctx, frame, &state.client) {
-                        Ok(response) => {
-                            let _ = state.responses.send((tokio::spawn(response), permit));
-                        }
-                        Err(e) => close(&myself, peer, &e.to_string(), true),
-                    }
-                }
-                Verdict::Answer(bytes) => {
                     let _ = state.responses.send((tokio::spawn(async move { Ok(Some(bytes)) }), permit));
                 }
                 Verdict::Close(reason) => close(&myself, peer, &reason, true),

@@ -107,14 +107,8 @@ enum Scram {
         user: String,
         /// Their credential.
         credential: ScramCredential,
-        /// client-first-message-bare, for the AuthMessage.
-        client_first_bare: String,
-        /// server-first-message, for the AuthMessage.
-        server_first: String,
-        /// The full nonce (client's then server's) the final message must end with.
-        nonce: String,
-        /// The gs2 header the channel binding must repeat.
-        gs2_header: String,
+        /// What the final message is checked against.
+        first: FirstParts,
     },
     /// Finished, one way or the other.
     Over,
@@ -141,10 +135,7 @@ impl Exchange {
             "PLAIN" => None,
             other => Some(Hash::of(other).ok_or_else(|| format!("unsupported SASL mechanism {other}"))?),
         };
-        use rand::RngCore;
-        let mut nonce = [0u8; 24];
-        rand::rng().fill_bytes(&mut nonce);
-        let server_nonce = B64.encode(nonce);
+        let server_nonce = B64.encode(random_24());
         Ok(Exchange { mechanism: mechanism.to_string(), hash, metadata, server_nonce, scram: Scram::First })
     }
 
@@ -154,8 +145,7 @@ impl Exchange {
             None => self.plain(input),
             Some(hash) => match std::mem::replace(&mut self.scram, Scram::Over) {
                 Scram::First => self.client_first(input),
-                Scram::Final { user, credential, client_first_bare, server_first, nonce, gs2_header } => {
-                    let first = FirstParts { client_first_bare, server_first, nonce, gs2_header };
+                Scram::Final { user, credential, first } => {
                     client_final(hash, input, &first, &credential).map(|reply| Step::Done { user, reply })
                 }
                 Scram::Over => Err("the exchange is over".into()),
@@ -216,23 +206,22 @@ impl Exchange {
         let nonce = format!("{client_nonce}{}", self.server_nonce);
         let server_first = format!("r={nonce},s={},i={}", B64.encode(&credential.salt), credential.iterations);
         let reply = server_first.clone().into_bytes();
-        self.scram = Scram::Final {
-            user,
-            credential,
-            client_first_bare: bare.to_string(),
-            server_first,
-            nonce,
-            gs2_header: gs2_header.to_string(),
-        };
+        let first =
+            FirstParts { client_first_bare: bare.to_string(), server_first, nonce, gs2_header: gs2_header.to_string() };
+        self.scram = Scram::Final { user, credential, first };
         Ok(Step::Continue(reply))
     }
 }
 
 /// What client-final is checked against.
 struct FirstParts {
+    /// client-first-message-bare, for the AuthMessage.
     client_first_bare: String,
+    /// server-first-message, for the AuthMessage.
     server_first: String,
+    /// The full nonce (client's then server's) the final message must end with.
     nonce: String,
+    /// The gs2 header the channel binding must repeat.
     gs2_header: String,
 }
 
@@ -326,11 +315,17 @@ pub fn credential_from_salted(mechanism: &str, salted: &[u8], salt: &[u8], itera
 
 /// A SCRAM credential for `password` with a fresh random salt (the `cluster user` command).
 pub fn credential_from_password(mechanism: &str, password: &str, iterations: u32) -> Option<ScramCredential> {
-    use rand::RngCore;
     let hash = Hash::of(mechanism)?;
-    let mut salt = [0u8; 24];
-    rand::rng().fill_bytes(&mut salt);
+    let salt = random_24();
     Some(hash.credential(&hash.salted_password(password.as_bytes(), &salt, iterations), &salt, iterations))
+}
+
+/// 24 random bytes: a salt, or (base64) the server's part of a nonce.
+fn random_24() -> [u8; 24] {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
 }
 
 #[cfg(test)]
