@@ -219,9 +219,10 @@ class Broker:
         def ready():
             self.check_alive()
             r = requests.get(f"{self.admin_url}/admin/health", timeout=2)
-            return r.status_code == 200 and r.json()
+            # A standalone broker elects itself within moments of answering HTTP.
+            return r.status_code == 200 and r.json().get("status") == "healthy" and r.json()
 
-        return wait_until(ready, timeout, f"{self.name} /admin/health = 200")
+        return wait_until(ready, timeout, f"{self.name} /admin/health status healthy")
 
     def check_alive(self) -> None:
         if self.proc is None:

@@ -19,6 +19,7 @@ from collections import Counter
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import ConfigResource as CkResource
 from kafka import KafkaProducer
 from kafka.errors import InvalidReplicationFactorError
 
@@ -455,3 +456,25 @@ def test_kill_leader_reelects_and_node_rejoins(cluster3):
     got = ck_consume_all(cluster3.bootstrap(old), topic, PARTITIONS, timeout=60)
     assert [(o, v) for o, _k, v in got[p_old]] == list(enumerate(values)), \
         f"partition {p_old} (led by node {old}) after its restart"
+
+
+def test_a_client_bootstrapping_before_formation_finds_the_node(tmp_path):
+    """A node whose peers are still down has no cluster metadata yet; it names itself in
+    Metadata, so a client bootstrapping on it has a broker to come back to. With an empty list,
+    librdkafka's admin client waits for broker 1 forever; here the same client's request on
+    broker 1 completes once the cluster has formed."""
+    c = Cluster(tmp_path, size=3, spare=0, name="early")
+    try:
+        c.node(1).start(wait=False)
+        c.node(1).wait_ready()
+        ac = AdminClient({"bootstrap.servers": c.bootstrap(1)})
+        brokers = {b.id: (b.host, b.port) for b in ac.list_topics(timeout=10).brokers.values()}
+        assert brokers == {1: ("127.0.0.1", c.node(1).kafka_port)}, brokers
+        for i in (2, 3):
+            c.node(i).start(wait=False)
+        c.wait_for_leader(30, ids=VOTERS)
+        res = CkResource("broker", "1")
+        entry = ac.describe_configs([res])[res].result(15)["log.retention.ms"]
+        assert entry.value == "604800000", entry
+    finally:
+        c.kill_all()

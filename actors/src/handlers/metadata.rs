@@ -37,7 +37,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: MetadataRequest, version: i16, 
         None => metadata.topics.values().map(|t| topic_response(t, version)).collect(),
         Some(names) => names.iter().map(|n| named_topic_response(&metadata, n, version)).collect(),
     };
-    let mut response = MetadataResponse::default().with_brokers(brokers(&metadata, listener)).with_topics(topics);
+    let mut response = MetadataResponse::default().with_brokers(brokers(ctx, &metadata, listener)).with_topics(topics);
     // Fields a version lacks must stay at their defaults or the encoder refuses them.
     if version >= 1 {
         response = response.with_controller_id(super::controller_id(ctx));
@@ -62,20 +62,24 @@ fn requested_topics(req: &MetadataRequest, version: i16, metadata: &ClusterMetad
     Some(names.collect())
 }
 
-fn brokers(metadata: &ClusterMetadata, listener: &str) -> Vec<MetadataResponseBroker> {
-    metadata
-        .nodes
-        .values()
-        .filter_map(|n| {
-            let (host, port) = super::host_port(n.kafka_address(listener))?;
-            Some(
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(n.id as i32))
-                    .with_host(str_bytes(host))
-                    .with_port(port),
-            )
-        })
-        .collect()
+/// The brokers a client is told of. A node that has not learned the cluster's metadata yet (it
+/// started moments ago, or waits to be added) names itself: an empty list leaves a client with
+/// nobody to ask again, and librdkafka's admin client then waits for a broker it never learns.
+fn brokers(ctx: &NodeContext, metadata: &ClusterMetadata, listener: &str) -> Vec<MetadataResponseBroker> {
+    let broker = |id: u64, address: &str| {
+        let (host, port) = super::host_port(address)?;
+        Some(
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id as i32))
+                .with_host(str_bytes(host))
+                .with_port(port),
+        )
+    };
+    if metadata.nodes.is_empty() {
+        let me = ctx.config.listeners().into_iter().find(|l| l.name == listener);
+        return me.and_then(|l| broker(ctx.config.node_id, &l.advertised)).into_iter().collect();
+    }
+    metadata.nodes.values().filter_map(|n| broker(n.id, n.kafka_address(listener))).collect()
 }
 
 fn named_topic_response(metadata: &ClusterMetadata, name: &str, version: i16) -> MetadataResponseTopic {
