@@ -2,6 +2,7 @@
 //! and the commands that change it. Every change is a [`MetadataCommand`] applied in order, so the
 //! same code serves the standalone store today and the Raft state machine later.
 
+pub mod acl;
 mod broker_config;
 mod controller_id;
 pub mod learners;

@@ -7,7 +7,9 @@ mod sections;
 mod security;
 mod validate;
 
-pub use listeners::{ClientAuth, Listener, ListenerConfig, SASL_MECHANISMS, SaslConfig, SecurityProtocol, TlsConfig};
+pub use listeners::{
+    AuthorizationConfig, ClientAuth, Listener, ListenerConfig, SASL_MECHANISMS, SaslConfig, SecurityProtocol, TlsConfig,
+};
 pub use sections::{
     DebugConfig, FsyncPolicy, GroupsConfig, KafkaConfig, RaftConfig, ReplicationConfig, StorageConfig,
     SupervisionConfig,
@@ -72,6 +74,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// SASL on the SASL listeners.
     pub sasl: SaslConfig,
+    /// ACL checks on Kafka requests.
+    pub authorization: AuthorizationConfig,
     /// Switches meant for tests only.
     pub debug: DebugConfig,
 }
@@ -152,6 +156,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             tls: TlsConfig::default(),
             sasl: SaslConfig::default(),
+            authorization: AuthorizationConfig::default(),
             debug: DebugConfig::default(),
         }
     }
@@ -183,6 +188,7 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("security.admin_tokens")
+                .with_list_parse_key("authorization.super_users")
                 .source(Some(env)),
         );
         if let Some(dir) = &cli.data_dir {

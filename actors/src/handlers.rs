@@ -2,9 +2,11 @@
 //! future that produces its encoded response; anything that must happen in request order
 //! (handing produce batches to replicas) happens before it returns.
 
+mod acls;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod api_versions;
+mod authorize;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -79,8 +81,14 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, client: &Client) -> Result
         Parsed::ListOffsetsV0 { correlation_id, request } => {
             ctx.requests.record(ApiKey::ListOffsets);
             let (ctx, decoded) = (ctx.clone(), Instant::now());
+            let refused = authorize::refused_v0_topics(&ctx, client, &request);
             return Ok(async move {
-                let topics = list_offsets::handle_v0(&ctx, request).await;
+                let mut topics = list_offsets::handle_v0(&ctx, request).await;
+                for (_, partitions) in topics.iter_mut().filter(|(name, _)| refused.contains(name)) {
+                    for (_, code, offsets) in partitions.iter_mut() {
+                        (*code, *offsets) = (authorize::TOPIC_DENIED, Vec::new());
+                    }
+                }
                 ctx.requests.observe(ApiKey::ListOffsets, decoded.elapsed());
                 Ok(Some(chronik::protocol::list_offsets_v0::encode_response(correlation_id, &topics)))
             }
@@ -93,6 +101,13 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, client: &Client) -> Result
     ctx.requests.record(api_key);
     let ctx = ctx.clone();
     let metrics = ctx.clone();
+    let (body, amend) = match authorize::screen(&ctx, client, v, body) {
+        authorize::Screened::Run(body, amend) => (body, amend),
+        authorize::Screened::Refuse(answer) => {
+            let bytes = encode_response(api_key, v, correlation_id, &answer);
+            return Ok(async move { bytes.map(Some).map_err(|e| e.to_string()) }.boxed());
+        }
+    };
     let response: BoxFuture<'static, Option<ResponseKind>> = match body {
         RequestKind::Produce(r) => produce::handle(&ctx, r, v, listener),
         RequestKind::ApiVersions(_) => async move { Some(api_versions::handle(v)) }.boxed(),
@@ -145,15 +160,23 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, client: &Client) -> Result
         RequestKind::AlterUserScramCredentials(r) => {
             async move { Some(user_scram_credentials::alter(&ctx, r).await) }.boxed()
         }
+        RequestKind::DescribeAcls(r) => async move { Some(acls::describe(&ctx, r)) }.boxed(),
+        RequestKind::CreateAcls(r) => async move { Some(acls::create(&ctx, r).await) }.boxed(),
+        RequestKind::DeleteAcls(r) => async move { Some(acls::delete(&ctx, r).await) }.boxed(),
         _ => return Err(ProtocolError::UnsupportedApi { key: api_key as i16, version: v, correlation_id }),
     };
     Ok(async move {
         let encoded = match response.await {
-            Some(body) => encode_response(api_key, v, correlation_id, &body).map(Some).map_err(|e| {
+            Some(mut body) => {
+                if let Some(amend) = amend {
+                    amend(&mut body);
+                }
+                encode_response(api_key, v, correlation_id, &body).map(Some).map_err(|e| {
                 // The broker built an answer its own codec refuses: a bug to fix, not the client's.
                 tracing::error!(?api_key, version = v, error = %e, "cannot encode a response; closing the connection");
                 e.to_string()
-            }),
+            })
+            }
             None => Ok(None),
         };
         metrics.requests.observe(api_key, decoded.elapsed());

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cluster::acl::AclBinding;
 use crate::config::NodeId;
 
 mod assignment;
@@ -158,6 +159,9 @@ pub struct ClusterMetadata {
     /// SCRAM credentials by user, then mechanism (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+    /// The ACLs in force (CreateAcls, DeleteAcls).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 /// A cluster formed before `InitCluster` existed gets Kafka's default until it is initialized.
@@ -183,6 +187,7 @@ impl Default for ClusterMetadata {
             rebalance_paused: false,
             broker_configs: BTreeMap::new(),
             scram_credentials: BTreeMap::new(),
+            acls: BTreeSet::new(),
         }
     }
 }
@@ -291,6 +296,14 @@ impl ClusterMetadata {
             }
             MetadataCommand::SetScramCredential { user, mechanism, credential } => {
                 self.set_scram_credential(user, mechanism, credential.as_ref())
+            }
+            MetadataCommand::CreateAcl(binding) => {
+                self.acls.insert(binding.clone());
+                Ok(())
+            }
+            MetadataCommand::DeleteAcl(binding) => {
+                self.acls.remove(binding);
+                Ok(())
             }
             // Handled by `apply_in_term`.
             MetadataCommand::AllocateProducerIds { .. } | MetadataCommand::AsLeader { .. } => Ok(()),

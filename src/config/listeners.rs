@@ -116,6 +116,18 @@ pub struct SaslConfig {
     pub max_reauth_ms: u64,
 }
 
+/// `[authorization]`: Kafka's ACL authorizer. Off (the default), every client may do everything.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthorizationConfig {
+    /// Whether requests are checked against the ACLs (Kafka's `authorizer.class.name`).
+    pub enabled: bool,
+    /// Principals (`User:admin`) that may do anything, whatever the ACLs say.
+    pub super_users: Vec<String>,
+    /// Kafka's `allow.everyone.if.no.acl.found`: a resource no ACL applies to is open to all.
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
 /// The mechanisms the broker implements.
 pub const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
@@ -166,6 +178,14 @@ impl Config {
     }
 
     /// Listener names, protocols, and what SSL and SASL need; each problem names its key.
+    pub(super) fn check_authorization(&self, problems: &mut Vec<String>) {
+        for user in &self.authorization.super_users {
+            if !matches!(user.split_once(':'), Some((kind, name)) if !kind.is_empty() && !name.is_empty()) {
+                problems.push(format!("authorization.super_users: {user:?} is not a principal like User:admin"));
+            }
+        }
+    }
+
     pub(super) fn check_listeners(&self, problems: &mut Vec<String>) {
         let listeners = self.listeners();
         let mut names = HashSet::new();

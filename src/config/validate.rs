@@ -32,6 +32,7 @@ impl Config {
         self.check_addresses(&mut problems);
         self.check_peers(&mut problems);
         self.check_listeners(&mut problems);
+        self.check_authorization(&mut problems);
         self.check_limits(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }

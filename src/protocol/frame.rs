@@ -160,6 +160,7 @@ fn sized_response(body: &ResponseKind, version: i16) -> Option<(ApiKey, Result<u
         DeleteRecords, DescribeLogDirs,
         OffsetDelete, DescribeProducers, ElectLeaders, ListPartitionReassignments, AlterPartitionReassignments,
         SaslHandshake, SaslAuthenticate, DescribeUserScramCredentials, AlterUserScramCredentials,
+        DescribeAcls, CreateAcls, DeleteAcls,
     )
 }
 

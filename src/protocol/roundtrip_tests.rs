@@ -99,6 +99,9 @@ round_trip_tests! {
     sasl_authenticate_every_version => SaslAuthenticate,
     describe_user_scram_credentials_every_version => DescribeUserScramCredentials,
     alter_user_scram_credentials_every_version => AlterUserScramCredentials,
+    describe_acls_every_version => DescribeAcls,
+    create_acls_every_version => CreateAcls,
+    delete_acls_every_version => DeleteAcls,
 }
 
 #[test]

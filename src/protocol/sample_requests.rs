@@ -136,6 +136,9 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(admin::alter_user_scram_credentials())
         }
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(admin::describe_acls()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(admin::create_acls()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(admin::delete_acls()),
         other => panic!("no sample request for {other:?}"),
     }
 }

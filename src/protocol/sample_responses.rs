@@ -93,6 +93,9 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::AlterUserScramCredentials => {
             ResponseKind::AlterUserScramCredentials(admin::alter_user_scram_credentials())
         }
+        ApiKey::DescribeAcls => ResponseKind::DescribeAcls(admin::describe_acls()),
+        ApiKey::CreateAcls => ResponseKind::CreateAcls(admin::create_acls()),
+        ApiKey::DeleteAcls => ResponseKind::DeleteAcls(admin::delete_acls()),
         other => panic!("no sample response for {other:?}"),
     }
 }

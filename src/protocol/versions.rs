@@ -56,6 +56,9 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::SaslAuthenticate, v(0, 2)),
     (ApiKey::DescribeUserScramCredentials, v(0, 0)),
     (ApiKey::AlterUserScramCredentials, v(0, 0)),
+    (ApiKey::DescribeAcls, v(1, 3)),
+    (ApiKey::CreateAcls, v(1, 3)),
+    (ApiKey::DeleteAcls, v(1, 3)),
 ];
 
 /// The advertised version range of `key`, or `None` if this broker does not serve it.
@@ -158,6 +161,9 @@ mod tests {
             (ApiKey::SaslAuthenticate, 0, 2),
             (ApiKey::DescribeUserScramCredentials, 0, 0),
             (ApiKey::AlterUserScramCredentials, 0, 0),
+            (ApiKey::DescribeAcls, 1, 3),
+            (ApiKey::CreateAcls, 1, 3),
+            (ApiKey::DeleteAcls, 1, 3),
         ];
         assert_eq!(ADVERTISED_APIS.len(), expected.len());
         for (key, min, max) in expected {

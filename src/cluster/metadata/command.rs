@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{NodeInfo, ScramCredential};
+use crate::cluster::acl::AclBinding;
 use crate::config::NodeId;
 
 /// A change to the metadata. Applied in the same order everywhere.
@@ -67,6 +68,10 @@ pub enum MetadataCommand {
         /// The new credential; `None` deletes it.
         credential: Option<ScramCredential>,
     },
+    /// Adds an ACL (CreateAcls); one already present is left as it is. Validated by the proposer.
+    CreateAcl(AclBinding),
+    /// Removes an ACL (DeleteAcls); one already gone is no error.
+    DeleteAcl(AclBinding),
     /// Reserves the next block of idempotent producer ids.
     AllocateProducerIds {
         /// How many ids the block holds.
@@ -234,6 +239,8 @@ impl MetadataCommand {
             Self::SetRebalancePaused { .. } => "SetRebalancePaused",
             Self::SetBrokerConfigs { .. } => "SetBrokerConfigs",
             Self::SetScramCredential { .. } => "SetScramCredential",
+            Self::CreateAcl(_) => "CreateAcl",
+            Self::DeleteAcl(_) => "DeleteAcl",
             Self::AsLeader { command, .. } => command.name(),
         }
     }

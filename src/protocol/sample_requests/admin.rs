@@ -120,3 +120,57 @@ pub(super) fn alter_user_scram_credentials() -> AlterUserScramCredentialsRequest
     let delete = ScramCredentialDeletion::default().with_name(s("bob")).with_mechanism(1);
     AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsert]).with_deletions(vec![delete])
 }
+
+/// Kafka's ACL codes the samples use: topic, group; literal, prefixed; read, write; allow.
+const ACL_TOPIC: i8 = 2;
+const ACL_GROUP: i8 = 3;
+const LITERAL: i8 = 3;
+const PREFIXED: i8 = 4;
+const READ: i8 = 3;
+const WRITE: i8 = 4;
+const ALLOW: i8 = 3;
+
+/// Which ACLs apply to alice on `orders` (a match filter).
+pub(super) fn describe_acls() -> DescribeAclsRequest {
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(ACL_TOPIC)
+        .with_resource_name_filter(Some(s(TOPIC)))
+        .with_pattern_type_filter(2)
+        .with_principal_filter(Some(s("User:alice")))
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1)
+}
+
+/// alice may read `orders` and her group, and write every topic starting with it.
+pub(super) fn create_acls() -> CreateAclsRequest {
+    use create_acls_request::AclCreation;
+    let acl = |rt, name: &str, pattern_type, op| {
+        AclCreation::default()
+            .with_resource_type(rt)
+            .with_resource_name(s(name))
+            .with_resource_pattern_type(pattern_type)
+            .with_principal(s("User:alice"))
+            .with_host(s("*"))
+            .with_operation(op)
+            .with_permission_type(ALLOW)
+    };
+    CreateAclsRequest::default().with_creations(vec![
+        acl(ACL_TOPIC, TOPIC, LITERAL, READ),
+        acl(ACL_TOPIC, TOPIC, PREFIXED, WRITE),
+        acl(ACL_GROUP, "alice-group", LITERAL, READ),
+    ])
+}
+
+/// Drop every ACL of alice's on groups.
+pub(super) fn delete_acls() -> DeleteAclsRequest {
+    let filter = delete_acls_request::DeleteAclsFilter::default()
+        .with_resource_type_filter(ACL_GROUP)
+        .with_resource_name_filter(None)
+        .with_pattern_type_filter(1)
+        .with_principal_filter(Some(s("User:alice")))
+        .with_host_filter(Some(s("*")))
+        .with_operation(1)
+        .with_permission_type(ALLOW);
+    DeleteAclsRequest::default().with_filters(vec![filter])
+}

@@ -161,3 +161,49 @@ pub(super) fn alter_user_scram_credentials() -> AlterUserScramCredentialsRespons
     ];
     AlterUserScramCredentialsResponse::default().with_results(results)
 }
+
+/// alice's ACLs on `orders`: read on the name, write on the prefix.
+pub(super) fn describe_acls() -> DescribeAclsResponse {
+    use describe_acls_response::{AclDescription, DescribeAclsResource};
+    let alice = |op| {
+        AclDescription::default()
+            .with_principal(s("User:alice"))
+            .with_host(s("*"))
+            .with_operation(op)
+            .with_permission_type(3)
+    };
+    let resource = |pattern, op| {
+        DescribeAclsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(TOPIC))
+            .with_pattern_type(pattern)
+            .with_acls(vec![alice(op)])
+    };
+    DescribeAclsResponse::default().with_resources(vec![resource(3, 3), resource(4, 4)])
+}
+
+/// Two ACLs created; the third named a pattern the broker refuses.
+pub(super) fn create_acls() -> CreateAclsResponse {
+    use create_acls_response::AclCreationResult;
+    CreateAclsResponse::default().with_results(vec![
+        AclCreationResult::default(),
+        AclCreationResult::default(),
+        AclCreationResult::default()
+            .with_error_code(42)
+            .with_error_message(Some(s("the pattern type must be LITERAL or PREFIXED, not MATCH"))),
+    ])
+}
+
+/// alice's one group ACL was deleted.
+pub(super) fn delete_acls() -> DeleteAclsResponse {
+    use delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
+    let acl = DeleteAclsMatchingAcl::default()
+        .with_resource_type(3)
+        .with_resource_name(s("alice-group"))
+        .with_principal(s("User:alice"))
+        .with_host(s("*"))
+        .with_operation(3)
+        .with_permission_type(3);
+    DeleteAclsResponse::default()
+        .with_filter_results(vec![DeleteAclsFilterResult::default().with_matching_acls(vec![acl])])
+}
