@@ -36,8 +36,8 @@ BAD_INPUTS = {
 # OffsetForLeaderEpoch, DescribeConfigs, AlterConfigs, CreatePartitions, IncrementalAlterConfigs,
 # DeleteRecords (21), DescribeLogDirs (35), ElectLeaders (43), AlterPartitionReassignments (45),
 # ListPartitionReassignments (46), OffsetDelete (47), DescribeCluster, DescribeProducers (61).
-IMPLEMENTED_APIS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, 35, 36, 37, 42,
-                    43, 44, 45, 46, 47, 50, 51, 60, 61}
+IMPLEMENTED_APIS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, 31, 32, 33, 35, 36,
+                    37, 42, 43, 44, 45, 46, 47, 50, 51, 60, 61}
 
 
 @pytest.fixture(scope="module")
