@@ -101,6 +101,8 @@ pub struct NodeContext {
     raft_db: OnceLock<Arc<redb::Database>>,
     /// Channels to the peers' Raft services, and when each last answered.
     pub peers: Arc<PeerChannels>,
+    /// Node TLS for the Raft and replication servers (`[security] node_cert_file`...).
+    pub node_tls: Option<crate::peer_auth::NodeTls>,
     /// The node-wide rate for replicas that are catching up (`rebalance_max_bytes_per_sec`, or
     /// `follower.replication.throttled.rate` set at run time).
     pub copy_throttle: chronik::partition::replication::CopyThrottle,
@@ -141,7 +143,12 @@ impl NodeContext {
     pub fn new(config: Arc<Config>, clean_start: bool) -> Arc<Self> {
         let copy_throttle =
             chronik::partition::replication::CopyThrottle::new(config.replication.rebalance_max_bytes_per_sec);
-        let peers = Arc::new(PeerChannels::new(config.security.cluster_secret.as_ref()));
+        // `start_node` loaded the files once already and stopped on any problem.
+        let node_tls = crate::peer_auth::NodeTls::load(&config.security, config.node_id).ok().flatten();
+        let peers = Arc::new(PeerChannels::new(
+            config.security.cluster_secret.as_ref(),
+            node_tls.as_ref().map(|t| t.client.clone()),
+        ));
         Arc::new(Self {
             copy_throttle,
             leader_throttles: DashMap::new(),
@@ -156,6 +163,7 @@ impl NodeContext {
             raft: watch::Sender::new(None),
             raft_db: OnceLock::new(),
             peers,
+            node_tls,
             rebalance: watch::Sender::new(Default::default()),
             raft_actor: Slot::default(),
             metadata_actor: Slot::default(),

@@ -63,6 +63,7 @@ pub async fn start_node(
     for l in config.listeners().iter().filter(|l| l.protocol.tls()) {
         tls::acceptor(&config.tls, l.client_auth).map_err(anyhow::Error::msg)?;
     }
+    peer_auth::NodeTls::load(&config.security, config.node_id).map_err(anyhow::Error::msg)?;
     let clean_start = clean_shutdown::take_marker(&config.data_dir)?;
     let ctx = NodeContext::new(Arc::new(config), clean_start);
     raft::formation::check_identity(&ctx).await.map_err(anyhow::Error::msg)?;

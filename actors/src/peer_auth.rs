@@ -4,15 +4,20 @@
 //! process that can reach the ports but does not hold the secret can neither propose metadata,
 //! vote, nor fetch (and so move a high watermark). Without a secret configured nothing is sent
 //! or checked, as before.
+//!
+//! Node TLS (`[security] node_cert_file`, `node_key_file`, `node_ca_file`) goes further: both
+//! ports speak TLS only and take only peers with a certificate of the cluster's CA, and each
+//! certificate names its node (`CN=node-<id>`), so a follower can fetch only as itself.
 
 use std::net::SocketAddr;
 
-use chronik::config::Secret;
+use chronik::config::{NodeId, Secret, SecurityConfig};
 use subtle::ConstantTimeEq;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 use tracing::warn;
 
@@ -74,6 +79,78 @@ impl Interceptor for RequireSecret {
             self.port
         )))
     }
+}
+
+/// The TLS settings of the node ports, client and server side, from one node's files.
+#[derive(Clone)]
+pub struct NodeTls {
+    /// For the Raft and replication servers: this node's certificate; peers must show one.
+    pub server: ServerTlsConfig,
+    /// For connections to peers: this node's certificate; the peer's must come from the CA.
+    pub client: ClientTlsConfig,
+}
+
+impl NodeTls {
+    /// Reads the files, if node TLS is configured; every problem names its key. The certificate
+    /// must name this node, so a misplaced file stops the start rather than every fetch.
+    pub fn load(security: &SecurityConfig, me: NodeId) -> Result<Option<Self>, String> {
+        let (Some(cert), Some(key), Some(ca)) =
+            (&security.node_cert_file, &security.node_key_file, &security.node_ca_file)
+        else {
+            return Ok(None);
+        };
+        let read = |key: &str, path: &str| std::fs::read(path).map_err(|e| format!("{key}: cannot read {path:?}: {e}"));
+        let (cert_pem, key_pem, ca_pem) = (
+            read("security.node_cert_file", cert)?,
+            read("security.node_key_file", key)?,
+            read("security.node_ca_file", ca)?,
+        );
+        let first = tokio_rustls::rustls::pki_types::CertificateDer::pem_slice_iter(&cert_pem)
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| format!("security.node_cert_file: {cert:?} holds no PEM certificate"))?;
+        match node_of_certificate(&first) {
+            Some(id) if id == me => {}
+            Some(id) => {
+                return Err(format!("security.node_cert_file: the certificate names node {id}, this is node {me}"));
+            }
+            None => return Err(format!("security.node_cert_file: the certificate's common name is not node-{me}")),
+        }
+        let identity = Identity::from_pem(&cert_pem, &key_pem);
+        let ca = Certificate::from_pem(&ca_pem);
+        let server = ServerTlsConfig::new().identity(identity.clone()).client_ca_root(ca.clone());
+        let client = ClientTlsConfig::new().identity(identity).ca_certificate(ca);
+        // tonic reads the files only when it first uses them: try both now.
+        tonic::transport::Server::builder()
+            .tls_config(server.clone())
+            .map_err(|e| format!("security.node_key_file: cannot use the key and certificate: {e}"))?;
+        tonic::transport::Endpoint::from_static("https://localhost")
+            .tls_config(client.clone())
+            .map_err(|e| format!("security.node_ca_file: cannot use the CA: {e}"))?;
+        Ok(Some(Self { server, client }))
+    }
+}
+
+/// A gRPC server builder for a node port: with node TLS, TLS only, peers' certificates required.
+pub fn server_builder(tls: &Option<NodeTls>) -> Result<tonic::transport::Server, tonic::transport::Error> {
+    let builder = tonic::transport::Server::builder();
+    match tls {
+        Some(tls) => builder.tls_config(tls.server.clone()),
+        None => Ok(builder),
+    }
+}
+
+/// The node a certificate names: its subject's common name `node-<id>`.
+pub fn node_of_certificate(cert: &[u8]) -> Option<NodeId> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+    cn.strip_prefix("node-")?.parse().ok()
+}
+
+/// The node whose certificate the caller showed, when the port speaks node TLS.
+pub fn caller_node<T>(request: &Request<T>) -> Option<NodeId> {
+    let certs = request.peer_certs()?;
+    node_of_certificate(certs.first()?)
 }
 
 #[cfg(test)]

@@ -14,13 +14,14 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::handlers::replica_for;
-use crate::peer_auth::RequireSecret;
+use crate::peer_auth::{RequireSecret, caller_node};
 use crate::replica::{FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg};
+use chronik::config::NodeId;
 
 /// Generated from `proto/replication.proto`.
 pub mod proto {
@@ -91,9 +92,9 @@ impl Actor for ReplicationService {
             // Accepted sockets do not inherit TCP_NODELAY; replication latency is acks=all latency.
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             info!(addr = %local, "✓ Replication service started");
+            let mut builder = crate::peer_auth::server_builder(&ctx.node_tls)?;
             Some(TaskGuard(tokio::spawn(async move {
-                let result =
-                    tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await;
+                let result = builder.add_service(service).serve_with_incoming(incoming).await;
                 if let Err(e) = result {
                     error!(error = %e, "replication service stopped");
                 }
@@ -147,9 +148,14 @@ impl Replication for Service {
     }
 
     async fn follow(&self, request: Request<Streaming<FetchRequest>>) -> Result<Response<ResponseStream>, Status> {
+        // With node TLS a follower fetches only as the node its certificate names.
+        let caller = match self.ctx.node_tls {
+            Some(_) => Some(caller_node(&request).ok_or_else(|| Status::permission_denied("no node certificate"))?),
+            None => None,
+        };
         let (tx, rx) = futures::channel::mpsc::channel(1);
         // One task per stream answers its fetches in order; it ends with the stream.
-        tokio::spawn(follow(self.ctx.clone(), request.into_inner(), tx));
+        tokio::spawn(follow(self.ctx.clone(), request.into_inner(), tx, caller));
         Ok(Response::new(Box::pin(rx)))
     }
 }
@@ -160,11 +166,23 @@ type Responses = futures::channel::mpsc::Sender<Result<FetchResponse, Status>>;
 /// the next message is read (so a progress report sent after it never lands before it), and
 /// only its long poll runs beside the stream, during which progress reports keep being passed
 /// on. The follower sends its next fetch once it has the answer, so at most one waits.
-async fn follow(ctx: Arc<NodeContext>, mut requests: Streaming<FetchRequest>, mut tx: Responses) {
+async fn follow(
+    ctx: Arc<NodeContext>,
+    mut requests: Streaming<FetchRequest>,
+    mut tx: Responses,
+    caller: Option<NodeId>,
+) {
     let mut waiting: Option<futures::future::BoxFuture<'static, FetchResponse>> = None;
     loop {
         let response = tokio::select! {
             request = requests.next() => match request {
+                Some(Ok(req)) if caller.is_some_and(|node| node != req.replica_id) => {
+                    let node = caller.unwrap_or_default();
+                    warn!(node, replica_id = req.replica_id, topic = %req.topic, partition = req.partition, "refused a fetch as another node");
+                    let refusal = format!("node {node}'s certificate cannot fetch as node {}", req.replica_id);
+                    let _ = tx.send(Err(Status::permission_denied(refusal))).await;
+                    return;
+                }
                 Some(Ok(req)) if req.progress_only => {
                     report_progress(&ctx, &req);
                     continue;

@@ -58,6 +58,15 @@ pub struct SecurityConfig {
     /// The cluster secret given directly, usually as `CHRONIK_SECURITY__CLUSTER_SECRET`. Loading
     /// fills it from `cluster_secret_file`.
     pub cluster_secret: Option<Secret>,
+    /// This node's certificate (PEM) for the Raft and replication ports: its subject's common
+    /// name must be `node-<id>`. With the key and the CA, both ports speak TLS only, take only
+    /// peers with a certificate of that CA, and a follower may fetch only as the node its
+    /// certificate names.
+    pub node_cert_file: Option<String>,
+    /// The private key (PEM) of `node_cert_file`.
+    pub node_key_file: Option<String>,
+    /// The CA (PEM) that signed every node's certificate.
+    pub node_ca_file: Option<String>,
 }
 
 impl SecurityConfig {
@@ -88,6 +97,16 @@ impl SecurityConfig {
         }
         if self.cluster_secret.as_ref().is_some_and(bad) {
             problems.push("security.cluster_secret: must be non-empty printable ASCII without spaces".into());
+        }
+        let node_tls = [
+            ("security.node_cert_file", &self.node_cert_file),
+            ("security.node_key_file", &self.node_key_file),
+            ("security.node_ca_file", &self.node_ca_file),
+        ];
+        if node_tls.iter().any(|(_, v)| v.is_some()) {
+            for (key, _) in node_tls.iter().filter(|(_, v)| v.is_none()) {
+                problems.push(format!("{key}: node TLS needs node_cert_file, node_key_file and node_ca_file together"));
+            }
         }
         if self.admin_token_for_reads && self.admin_tokens.is_empty() {
             problems.push("security.admin_token_for_reads: needs an admin token to require".into());

@@ -16,7 +16,7 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::TypeConfig;
 use super::proto::RaftPayload;
@@ -35,14 +35,17 @@ pub struct PeerChannels {
     channels: Mutex<HashMap<String, Channel>>,
     /// Adds the cluster secret (if any) to every request on them.
     secret: SendSecret,
+    /// Node TLS: this node's certificate and the cluster's CA; `None`, plain HTTP/2.
+    tls: Option<ClientTlsConfig>,
     /// When each peer last answered a Raft RPC.
     last_ok: Mutex<HashMap<NodeId, Instant>>,
 }
 
 impl PeerChannels {
-    /// Channels that send `secret` (the cluster secret) with every request.
-    pub fn new(secret: Option<&Secret>) -> Self {
-        Self { secret: SendSecret::new(secret), ..Self::default() }
+    /// Channels that send `secret` (the cluster secret) with every request, over node TLS
+    /// when `tls` is given.
+    pub fn new(secret: Option<&Secret>, tls: Option<ClientTlsConfig>) -> Self {
+        Self { secret: SendSecret::new(secret), tls, ..Self::default() }
     }
 
     /// The Raft client for the peer at `addr` (`host:port`).
@@ -57,10 +60,14 @@ impl PeerChannels {
         if let Some(channel) = channels.get(addr) {
             return Ok(PeerChannel::new(channel.clone(), self.secret.clone()));
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|e| format!("invalid address {addr:?}: {e}"))?
             .tcp_nodelay(true)
             .connect_timeout(CONNECT_TIMEOUT);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(|e| format!("node TLS for {addr}: {e}"))?;
+        }
         let channel = endpoint.connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
         Ok(PeerChannel::new(channel, self.secret.clone()))

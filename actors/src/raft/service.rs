@@ -22,13 +22,17 @@ use tonic::service::interceptor::InterceptedService;
 /// Serves the Raft service on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, raft: Raft, ctx: Arc<NodeContext>, max_message_bytes: usize) {
     let secret = RequireSecret::new(ctx.config.security.cluster_secret.as_ref(), "raft");
+    let ctx_tls = ctx.node_tls.clone();
     let service = RaftServiceServer::new(Service { raft, ctx })
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let service = InterceptedService::new(service, secret);
     // Accepted sockets do not inherit TCP_NODELAY; without it heartbeats wait on Nagle.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let result = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await;
+    let result = match crate::peer_auth::server_builder(&ctx_tls) {
+        Ok(mut builder) => builder.add_service(service).serve_with_incoming(incoming).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = result {
         error!(error = %e, "Raft gRPC server stopped");
     }

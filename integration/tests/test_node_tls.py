@@ -1,0 +1,207 @@
+"""Node TLS on the Raft and replication ports (issue 12, item 5): `[security] node_cert_file`,
+`node_key_file` and `node_ca_file`. A 3-node cluster whose nodes hold certificates of a test CA
+(`CN=node-<id>`, made per run with trustme) forms, replicates acks=all writes to every replica
+and serves them back. Then it is attacked:
+
+- plaintext gRPC, TLS without a client certificate, and a certificate of a foreign CA are refused
+  on both ports before any request is served;
+- a process holding node 3's genuine certificate follows a partition *as node 2*: the stream is
+  refused with PERMISSION_DENIED and logged, while following as node 3 gets past the check;
+- a node given another node's certificate, or only part of the settings, does not start, and
+  names the key.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+import trustme
+
+from kafka import KafkaProducer
+from kafka.admin import NewTopic
+
+from client_helpers import admin, ck_consume_all
+from cluster import Cluster, started
+from harness import broker_binary, unique_topic, wait_until
+
+RAFT_CALL = "/chronik.raft.RaftService/ClusterInfo"
+WAL_CALL = "/chronik.replication.Replication/EpochEndOffset"
+FOLLOW = "/chronik.replication.Replication/Follow"
+
+
+class Certs:
+    """The cluster CA and a certificate per node, a foreign CA's node certificate, as PEM files."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        ca = trustme.CA(organization_name="Chronik node CA")
+        self.ca = self._write("ca.pem", ca.cert_pem.bytes())
+        self.nodes = {i: self._pair(f"node-{i}", ca.issue_cert("127.0.0.1", "localhost", common_name=f"node-{i}"))
+                      for i in (1, 2, 3)}
+        foreign = trustme.CA(organization_name="Another cluster's CA")
+        self.foreign = self._pair("foreign-node-2", foreign.issue_cert("127.0.0.1", common_name="node-2"))
+
+    def _write(self, name: str, data: bytes) -> str:
+        path = self.root / name
+        path.write_bytes(data)
+        return str(path)
+
+    def _pair(self, name: str, cert) -> tuple[str, str]:
+        chain = b"".join(p.bytes() for p in cert.cert_chain_pems)
+        return self._write(f"{name}.pem", chain), self._write(f"{name}.key", cert.private_key_pem.bytes())
+
+    def toml(self, node: int, cert_of: int | None = None) -> str:
+        cert, key = self.nodes[cert_of or node]
+        return (f'[security]\nnode_cert_file = "{cert}"\nnode_key_file = "{key}"\n'
+                f'node_ca_file = "{self.ca}"\n')
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> Certs:
+    return Certs(tmp_path_factory.mktemp("node-certs"))
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory, certs):
+    with started(Cluster(tmp_path_factory.mktemp("node-tls"), size=3, spare=0, name="tlsnode",
+                         min_insync_replicas=2, extra_toml=certs.toml)) as c:
+        yield c
+
+
+def credentials(certs: Certs, pair: tuple[str, str] | None) -> grpc.ChannelCredentials:
+    read = lambda p: Path(p).read_bytes()  # noqa: E731
+    if pair is None:
+        return grpc.ssl_channel_credentials(root_certificates=read(certs.ca))
+    return grpc.ssl_channel_credentials(read(certs.ca), private_key=read(pair[1]), certificate_chain=read(pair[0]))
+
+
+def unary(channel: grpc.Channel, method: str) -> grpc.StatusCode:
+    call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    try:
+        call(b"", timeout=10)
+        return grpc.StatusCode.OK
+    except grpc.RpcError as e:
+        return e.code()
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def fetch_request(topic: str, partition: int, replica_id: int) -> bytes:
+    """replication.proto FetchRequest: topic (1), partition (2), replica_id (3), max_bytes (6)."""
+    name = topic.encode()
+    return (b"\x0a" + varint(len(name)) + name + b"\x10" + varint(partition) + b"\x18" + varint(replica_id)
+            + b"\x30" + varint(1024))
+
+
+def follow_once(addr: str, creds: grpc.ChannelCredentials, topic: str, replica_id: int):
+    """Opens a Follow stream, sends one fetch and returns the status code it ends with (OK when
+    it was not refused) and the error details."""
+    with grpc.secure_channel(addr, creds) as channel:
+        call = channel.stream_stream(FOLLOW, request_serializer=None, response_deserializer=None)
+        try:
+            # With nothing to fetch yet the leader waits; our side closing ends the stream with
+            # no answer, which is still no refusal.
+            next(iter(call(iter([fetch_request(topic, 0, replica_id)]), timeout=10)), None)
+            return grpc.StatusCode.OK, ""
+        except grpc.RpcError as e:
+            return e.code(), e.details() or ""
+
+
+def create_rf3(c: Cluster, topic: str) -> None:
+    a = admin(c.bootstrap(1))
+    try:
+        a.create_topics([NewTopic(topic, 1, 3)])
+    finally:
+        a.close()
+
+
+def partition(c: Cluster, topic: str) -> dict | None:
+    return next((p for p in c.node(1).get("/admin/partitions").json()["partitions"] if p["topic"] == topic), None)
+
+
+def test_a_cluster_over_node_tls_replicates_to_every_replica(tls_cluster):
+    c = tls_cluster
+    topic = unique_topic("node-tls")
+    create_rf3(c, topic)
+
+    def replicated() -> bool:
+        p = partition(c, topic)
+        return p is not None and sorted(p["isr"]) == [1, 2, 3]
+
+    wait_until(replicated, 30, f"{topic} with all three replicas in sync")
+    p = KafkaProducer(bootstrap_servers=c.bootstrap(1), acks="all")
+    try:
+        for i in range(200):
+            p.send(topic, b"m%d" % i)
+        p.flush(30)
+    finally:
+        p.close()
+    got = ck_consume_all(c.bootstrap(2), topic, 1, timeout=60)
+    assert [v for _o, _k, v in got[0]] == [b"m%d" % i for i in range(200)]
+    wait_until(replicated, 30, "every replica still in sync after the writes (they fetched over TLS)")
+
+
+@pytest.mark.parametrize("port", ["raft", "wal"])
+def test_node_ports_refuse_anyone_without_a_certificate_of_the_cluster_ca(tls_cluster, certs, port):
+    c = tls_cluster
+    s = c.slots[2]
+    addr = s.addr(s.raft if port == "raft" else s.wal)
+    method = RAFT_CALL if port == "raft" else WAL_CALL
+    with grpc.insecure_channel(addr) as ch:
+        assert unary(ch, method) == grpc.StatusCode.UNAVAILABLE, "plaintext"
+    for who, pair in [("no client certificate", None), ("a foreign CA's node-2", certs.foreign)]:
+        with grpc.secure_channel(addr, credentials(certs, pair)) as ch:
+            assert unary(ch, method) == grpc.StatusCode.UNAVAILABLE, who
+    with grpc.secure_channel(addr, credentials(certs, certs.nodes[1])) as ch:
+        assert unary(ch, method) != grpc.StatusCode.UNAVAILABLE, "node 1's certificate gets through"
+
+
+def test_a_follower_cannot_fetch_as_another_node(tls_cluster, certs):
+    c = tls_cluster
+    topic = unique_topic("impersonated")
+    create_rf3(c, topic)
+    leader = wait_until(lambda: (partition(c, topic) or {}).get("leader", 0) > 0 and partition(c, topic)["leader"],
+                        30, f"{topic}'s leader")
+    others = [i for i in (1, 2, 3) if i != leader]
+    holder, victim = others
+    s = c.slots[leader]
+    wal = s.addr(s.wal)
+    mark = c.node(leader).log_size()
+    code, details = follow_once(wal, credentials(certs, certs.nodes[holder]), topic, victim)
+    assert code == grpc.StatusCode.PERMISSION_DENIED, (code, details)
+    assert f"node {holder}'s certificate cannot fetch as node {victim}" in details
+    wait_until(lambda: c.node(leader).log_lines("refused a fetch as another node", mark), 10, "the refusal logged")
+    code, details = follow_once(wal, credentials(certs, certs.nodes[holder]), topic, holder)
+    assert code != grpc.StatusCode.PERMISSION_DENIED, (code, details)
+
+
+def start_refused(cluster: Cluster, node: int, toml: str, tmp_path: Path) -> str:
+    """Starts node `node`'s binary with `toml` appended to its config; it must exit non-zero.
+    Returns its output."""
+    config = tmp_path / f"node-{node}.toml"
+    original = cluster.node(node).config_path.read_text()
+    config.write_text(original.split("[security]")[0] + toml)
+    done = subprocess.run([str(broker_binary()), "start", "--config", str(config), "--data-dir",
+                           str(tmp_path / "data"), "--node-id", str(node)],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert done.returncode != 0, done.stdout[-2000:]
+    return done.stdout + done.stderr
+
+
+def test_a_node_with_another_nodes_certificate_or_half_the_settings_does_not_start(tls_cluster, certs, tmp_path):
+    out = start_refused(tls_cluster, 2, certs.toml(2, cert_of=3), tmp_path)
+    assert "security.node_cert_file: the certificate names node 3, this is node 2" in out, out[-2000:]
+    cert, _key = certs.nodes[2]
+    out = start_refused(tls_cluster, 2, f'[security]\nnode_cert_file = "{cert}"\n', tmp_path)
+    for key in ("security.node_key_file", "security.node_ca_file"):
+        assert f"{key}: node TLS needs node_cert_file, node_key_file and node_ca_file together" in out, out[-2000:]
