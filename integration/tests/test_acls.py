@@ -676,6 +676,31 @@ def test_acls_survive_a_restart(acls):
     assert topic_errors(plain, names) == {n: TOPIC_AUTH for n in names}
 
 
+def test_a_user_and_acls_acknowledged_just_before_a_kill_9_survive_it(acls):
+    """Both are Raft metadata: acknowledged means committed, so SIGKILL right after the answers
+    loses neither."""
+    s = acls
+    u = uid()
+    topic, carol = f"killed-{u}", f"carol-{u}"
+    create_topics(s, topic)
+    r = requests.post(f"{s.broker.admin_url}/admin/users", timeout=30,
+                      json={"name": carol, "password": "carol-pw-1618", "mechanism": "SCRAM-SHA-256"})
+    assert r.status_code == 200 and r.json()["success"], r.text
+    kept = [acl(f"User:{carol}", TOPIC, topic, WRITE), acl(f"User:{carol}", TOPIC, topic, READ)]
+    grant(s, *kept)
+    s.broker.kill()
+    s.broker.start()
+    as_carol = dict(bootstrap_servers=s.sasl, security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                    sasl_plain_username=carol, sasl_plain_password="carol-pw-1618")
+    try:
+        with producer(as_carol) as p:
+            assert p.send(topic, b"after-kill").get(15).offset == 0, "carol logs in and may still write"
+        with consumer(as_carol, None, topic) as c:
+            assert [r.value for r in read(c, 1)] == [b"after-kill"]
+    finally:
+        revoke(s, *kept, check=False)
+
+
 def test_allow_everyone_if_no_acl_found_opens_only_resources_without_acls(make_broker):
     b = make_broker("acl-open", start=False, fsync="interval", extra_env={
         **GROUP_ENV,

@@ -37,6 +37,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialUpsertion)
 
+import kproto
 from cluster import Cluster, started
 from harness import broker_binary, free_port, unique_topic, wait_until
 
@@ -446,5 +447,29 @@ def test_sessions_expire_and_librdkafka_re_authenticates_without_an_error(tmp_pa
         assert not errors, errors
         assert len(delivered) == sent
         assert len(re.findall("client re-authenticated", broker.log_text(mark))) >= 2, "logins renewed in time"
+
+        # A client that never logs in again is served until its session ends, then closed at
+        # its next request.
+        with kproto.connect(f"127.0.0.1:{port}") as sock:
+            sock.sendall(kproto.frame(17, 1, 1, kproto.string("PLAIN")))  # SaslHandshake v1
+            kproto.read_response(sock)
+            token = f"\0{ALICE}\0{ALICE_PW}".encode()
+            sock.sendall(kproto.frame(36, 0, 2, kproto.i32(len(token)) + token))  # SaslAuthenticate v0
+            assert kproto.Reader(kproto.read_response(sock)[1]).i16() == 0, "PLAIN login"
+            logged_in = time.monotonic()
+            mark = broker.log_size()
+
+            def closed() -> bool:
+                sock.sendall(kproto.metadata_v1(3, []))
+                try:
+                    kproto.read_response(sock)
+                    return False
+                except (ConnectionError, OSError):
+                    return True
+
+            wait_until(closed, 15, "the connection closed once the session ended")
+            assert time.monotonic() - logged_in >= 1.4, "served for the session's lifetime"
+        wait_until(lambda: "the SASL session expired and the client did not re-authenticate" in broker.log_text(mark),
+                   10, "the close reason logged")
     finally:
         broker.stop()
