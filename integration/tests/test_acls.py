@@ -470,6 +470,32 @@ def test_anonymous_clients_see_no_topic_and_write_nothing(acls):
         revoke(s, elsewhere, here, may_see, may_create, check=False)
 
 
+def test_old_request_versions_without_a_top_level_error_are_refused_per_partition(acls):
+    """OffsetFetch v1 and a follower's Fetch v4 have no top-level error code: the refusal goes on
+    each partition asked for, and the connection stays usable."""
+    s = acls
+    topic = f"old-{uid()}"
+    create_topics(s, topic)
+    offset_fetch_v1 = kproto.frame(9, 1, 7, kproto.string("old-group") + kproto.array(
+        [kproto.string(topic) + kproto.array([kproto.i32(0)])]))
+    follower_fetch_v4 = kproto.frame(1, 4, 8, kproto.i32(2) + kproto.i32(0) + kproto.i32(1) + kproto.i32(1 << 20)
+                                     + kproto.i8(0) + kproto.array([kproto.string(topic) + kproto.array(
+                                         [kproto.i32(0) + kproto.i64(0) + kproto.i32(1 << 20)])]))
+    with kproto.connect(s.broker.bootstrap) as sock:
+        sock.sendall(offset_fetch_v1)
+
+        def partition(r: kproto.Reader) -> tuple[int, int, int]:
+            index, offset = r.i32(), r.i64()
+            r.string()  # metadata
+            return index, offset, r.i16()
+
+        r = kproto.Reader(kproto.read_response(sock)[1])
+        assert r.array(lambda r: (r.string(), r.array(partition))) == [(topic, [(0, -1, GROUP_AUTH)])]
+        sock.sendall(follower_fetch_v4)
+        [p] = kproto.parse_fetch_v4(kproto.read_response(sock)[1])
+        assert (p["partition"], p["error_code"]) == (0, CLUSTER_AUTH), p
+
+
 def test_the_super_user_needs_no_acl(acls):
     s = acls
     u = uid()

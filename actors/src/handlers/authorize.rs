@@ -159,7 +159,7 @@ fn screen_request(c: Check, v: i16, request: RequestKind) -> Screened {
         // DescribeCluster tells what Metadata tells anyone: Kafka asks no ACL for it either.
         R::ApiVersions(_) | R::SaslHandshake(_) | R::SaslAuthenticate(_) | R::DescribeCluster(_) => run(request),
         R::Produce(r) => topics::produce(c, r),
-        R::Fetch(r) => topics::fetch(c, r),
+        R::Fetch(r) => topics::fetch(c, r, v),
         R::ListOffsets(r) => topics::list_offsets(c, r),
         R::OffsetForLeaderEpoch(r) => topics::offset_for_leader_epoch(c, r),
         R::Metadata(r) => topics::metadata(c, r, v),
@@ -194,7 +194,7 @@ fn screen_request(c: Check, v: i16, request: RequestKind) -> Screened {
             })
         }
         R::OffsetCommit(r) => groups::offset_commit(c, r),
-        R::OffsetFetch(r) => groups::offset_fetch(c, r),
+        R::OffsetFetch(r) => groups::offset_fetch(c, r, v),
         R::OffsetDelete(r) => groups::offset_delete(c, r),
         R::DescribeGroups(r) => groups::describe_groups(c, r),
         R::DeleteGroups(r) => groups::delete_groups(c, r),

@@ -133,18 +133,33 @@ pub(super) fn list_groups(c: Check, r: ListGroupsRequest) -> Screened {
 
 /// OffsetFetch: a group needs DESCRIBE; a topic named needs DESCRIBE (its partitions get the
 /// error); asked for every topic, those it may not describe are left out.
-pub(super) fn offset_fetch(c: Check, r: OffsetFetchRequest) -> Screened {
+pub(super) fn offset_fetch(c: Check, r: OffsetFetchRequest, v: i16) -> Screened {
     use Op::Describe;
     if r.groups.is_empty() && !c.on_group(Describe, &r.group_id) {
-        return ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_error_code(GROUP_DENIED)).into_refusal();
+        if v >= 2 {
+            return A::OffsetFetch(OffsetFetchResponse::default().with_error_code(GROUP_DENIED)).into_refusal();
+        }
+        // Version 1 has no group-level error: each partition asked for carries it.
+        let topics = r.topics.iter().flatten().map(|t| {
+            let partitions = t.partition_indexes.iter().map(|&p| {
+                offset_fetch_response::OffsetFetchResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(-1)
+                    .with_error_code(GROUP_DENIED)
+            });
+            offset_fetch_response::OffsetFetchResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions.collect())
+        });
+        return A::OffsetFetch(OffsetFetchResponse::default().with_topics(topics.collect())).into_refusal();
     }
     let every_topic = r.topics.is_none();
     let refused_groups: HashSet<String> =
         r.groups.iter().filter(|g| !c.on_group(Describe, &g.group_id)).map(|g| g.group_id.to_string()).collect();
     let every_topic_of: HashSet<String> =
         r.groups.iter().filter(|g| g.topics.is_none()).map(|g| g.group_id.to_string()).collect();
-    amended(RequestKind::OffsetFetch(r), move |a| {
-        let ResponseKind::OffsetFetch(a) = a else { return };
+    amended(R::OffsetFetch(r), move |a| {
+        let A::OffsetFetch(a) = a else { return };
         let visible = |name: &str| c.may_quietly(Describe, ResourceType::Topic, name);
         if every_topic {
             a.topics.retain(|t| visible(&t.name));

@@ -31,32 +31,41 @@ pub(super) fn produce(c: Check, mut r: ProduceRequest) -> Screened {
 
 /// Fetch: a follower's needs CLUSTER_ACTION; a consumer's READ on each topic. Refused topics
 /// leave the request, so the handler neither reads them nor waits for them.
-pub(super) fn fetch(c: Check, mut r: FetchRequest) -> Screened {
+pub(super) fn fetch(c: Check, mut r: FetchRequest, v: i16) -> Screened {
     if r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0 {
         if c.on_cluster(Op::ClusterAction) {
             return run(R::Fetch(r));
         }
-        return A::Fetch(FetchResponse::default().with_error_code(CLUSTER_DENIED)).into_refusal();
+        // Before v7 there is no top-level error: every partition asked for carries it.
+        let (code, topics) =
+            if v >= 7 { (CLUSTER_DENIED, Vec::new()) } else { (0, fetch_refused(r.topics, CLUSTER_DENIED)) };
+        return A::Fetch(FetchResponse::default().with_error_code(code).with_responses(topics)).into_refusal();
     }
     let (ok, denied) =
         split(std::mem::take(&mut r.topics), |t| c.on_topic(Op::Read, &c.topic_of(&t.topic, &t.topic_id)));
     r.topics = ok;
     amended(R::Fetch(r), move |a| {
         if let A::Fetch(a) = a {
-            a.responses.extend(denied.into_iter().map(|t| {
-                let partitions = t.partitions.iter().map(|p| {
-                    fetch_response::PartitionData::default()
-                        .with_partition_index(p.partition)
-                        .with_error_code(TOPIC_DENIED)
-                        .with_high_watermark(-1)
-                });
-                fetch_response::FetchableTopicResponse::default()
-                    .with_topic(t.topic)
-                    .with_topic_id(t.topic_id)
-                    .with_partitions(partitions.collect())
-            }));
+            a.responses.extend(fetch_refused(denied, TOPIC_DENIED));
         }
     })
+}
+
+/// The answers to fetches of `topics` refused with `code`.
+fn fetch_refused(topics: Vec<fetch_request::FetchTopic>, code: i16) -> Vec<fetch_response::FetchableTopicResponse> {
+    let topic = |t: fetch_request::FetchTopic| {
+        let partitions = t.partitions.iter().map(|p| {
+            fetch_response::PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_error_code(code)
+                .with_high_watermark(-1)
+        });
+        fetch_response::FetchableTopicResponse::default()
+            .with_topic(t.topic)
+            .with_topic_id(t.topic_id)
+            .with_partitions(partitions.collect())
+    };
+    topics.into_iter().map(topic).collect()
 }
 
 /// ListOffsets: DESCRIBE on each topic.
