@@ -139,12 +139,10 @@ pub struct NodeContext {
 
 impl NodeContext {
     /// A context with nothing running yet; `clean_start` says whether the previous process
-    /// stopped cleanly.
-    pub fn new(config: Arc<Config>, clean_start: bool) -> Arc<Self> {
+    /// stopped cleanly; `node_tls` is the node ports' TLS, loaded (and checked) once at start.
+    pub fn new(config: Arc<Config>, clean_start: bool, node_tls: Option<crate::peer_auth::NodeTls>) -> Arc<Self> {
         let copy_throttle =
             chronik::partition::replication::CopyThrottle::new(config.replication.rebalance_max_bytes_per_sec);
-        // `start_node` loaded the files once already and stopped on any problem.
-        let node_tls = crate::peer_auth::NodeTls::load(&config.security, config.node_id).ok().flatten();
         let peers = Arc::new(PeerChannels::new(
             config.security.cluster_secret.as_ref(),
             node_tls.as_ref().map(|t| t.client.clone()),

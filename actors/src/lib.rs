@@ -63,9 +63,9 @@ pub async fn start_node(
     for l in config.listeners().iter().filter(|l| l.protocol.tls()) {
         tls::acceptor(&config.tls, l.client_auth).map_err(anyhow::Error::msg)?;
     }
-    peer_auth::NodeTls::load(&config.security, config.node_id).map_err(anyhow::Error::msg)?;
+    let node_tls = peer_auth::NodeTls::load(&config.security, config.node_id).map_err(anyhow::Error::msg)?;
     let clean_start = clean_shutdown::take_marker(&config.data_dir)?;
-    let ctx = NodeContext::new(Arc::new(config), clean_start);
+    let ctx = NodeContext::new(Arc::new(config), clean_start, node_tls);
     raft::formation::check_identity(&ctx).await.map_err(anyhow::Error::msg)?;
     tracing::info!(clean_start, incarnation = ctx.incarnation, "starting the node");
     let (node, handle) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;

@@ -272,25 +272,25 @@ impl Authorizer<'_> {
         if self.super_users.iter().any(|s| s == principal) {
             return true;
         }
-        let applying: Vec<&AclBinding> =
-            self.acls.iter().filter(|b| b.resource_type == resource_type && pattern_applies(b, name)).collect();
-        if applying.is_empty() {
-            return self.allow_if_no_acls;
+        // One pass, no allocation: a deny decides at once; otherwise an allow is needed, or (with
+        // no binding applying to the resource at all) `allow_if_no_acls`.
+        let (mut applies, mut allowed) = (false, false);
+        for b in self.acls.iter().filter(|b| b.resource_type == resource_type && pattern_applies(b, name)) {
+            applies = true;
+            let mine = (b.principal == principal || b.principal == WILDCARD_PRINCIPAL)
+                && (b.host == host || b.host == WILDCARD);
+            if !mine {
+                continue;
+            }
+            match b.permission {
+                Permission::Deny if b.operation == op || b.operation == Operation::All => return false,
+                Permission::Allow if b.operation == Operation::All || op.implied_by().contains(&b.operation) => {
+                    allowed = true
+                }
+                _ => {}
+            }
         }
-        let mine = |b: &&&AclBinding| {
-            (b.principal == principal || b.principal == WILDCARD_PRINCIPAL) && (b.host == host || b.host == WILDCARD)
-        };
-        let denied = applying
-            .iter()
-            .filter(mine)
-            .any(|b| b.permission == Permission::Deny && (b.operation == op || b.operation == Operation::All));
-        if denied {
-            return false;
-        }
-        applying.iter().filter(mine).any(|b| {
-            b.permission == Permission::Allow
-                && (b.operation == Operation::All || op.implied_by().contains(&b.operation))
-        })
+        if applies { allowed } else { self.allow_if_no_acls }
     }
 
     /// Whether `principal` may perform `op` on some resource of this type: Kafka's check for an
