@@ -62,6 +62,13 @@ def test_the_cleaner_keeps_to_the_rate_set_at_run_time(make_broker):
     assert int(first["ms"]) >= floor_ms, f"{traffic} bytes in {first['ms']} ms, faster than {CLEANER_RATE} B/s"
 
 
+def _broker_value(bootstrap: str, node: int, key: str) -> str:
+    from confluent_kafka.admin import ConfigResource
+    res = ConfigResource("broker", str(node))
+    ac = AdminClient({"bootstrap.servers": bootstrap})  # held: a collected client cancels its futures
+    return ac.describe_configs([res])[res].result(15)[key].value
+
+
 def _key(topic: str):
     from confluent_kafka.admin import ConfigResource
     return ConfigResource("topic", topic)
@@ -87,6 +94,9 @@ def test_a_follower_catches_up_at_the_follower_rate_set_for_its_node(tmp_path):
         # Set while the node runs, so it knows the rate from its own metadata as it restarts.
         rate = {"follower.replication.throttled.rate": str(FOLLOWER_RATE)}
         assert raw_alter_broker(c.bootstrap(leader), str(absent), SET, rate) == (0, None)
+        # Committed is not yet applied everywhere: the node must hold the rate before it dies.
+        wait_until(lambda: _broker_value(c.bootstrap(absent), absent, "follower.replication.throttled.rate")
+                   == str(FOLLOWER_RATE), 20, f"node {absent} knowing its follower rate")
         c.kill(absent)
         p = KafkaProducer(bootstrap_servers=c.bootstrap(leader), acks=1, linger_ms=20, batch_size=256 * 1024)
         value = b"t" * 4000
