@@ -203,6 +203,7 @@ class Cluster:
         num_partitions: int = 1,
         extra_env: Optional[dict[str, str]] = None,
         extra_toml: Optional[Callable[[int], str]] = None,
+        admin_ca: Optional[str] = None,
     ):
         self.workdir = Path(workdir)
         self.size = size
@@ -224,7 +225,7 @@ class Cluster:
                 self.workdir / f"{name}{i}", f"{name}{i}",
                 fsync=fsync, auto_create_topics=auto_create_topics, num_partitions=num_partitions,
                 extra_env=extra_env, fail_points=fail_points,
-                extra_toml=extra_toml(i) if extra_toml else "",
+                extra_toml=extra_toml(i) if extra_toml else "", admin_ca=admin_ca,
             )
         self.third_started_at: Optional[float] = None
         self.formed_at: Optional[float] = None
@@ -281,7 +282,7 @@ class Cluster:
         """`POST /admin/add-node` for slot `i` (started, outside the cluster) to node `via`."""
         s = self.slots[i]
         body = {"node_id": i, "kafka_addr": s.addr(s.kafka), "wal_addr": s.addr(s.wal), "raft_addr": s.addr(s.raft)}
-        return requests.post(f"{self.admin_url(via)}/admin/add-node", json=body, timeout=timeout)
+        return self.nodes[via].http.post(f"{self.admin_url(via)}/admin/add-node", json=body, timeout=timeout)
 
     def stop_all(self, timeout: float = 30.0) -> dict[int, int]:
         """SIGTERM every running node (each by its pid); their exit codes."""

@@ -109,6 +109,7 @@ class Broker:
         request_read_timeout_ms: int = 10000,
         extra_env: Optional[dict[str, str]] = None,
         extra_toml: str = "",
+        admin_ca: Optional[str] = None,
     ):
         self.name = name
         self.node_id = node_id
@@ -132,6 +133,12 @@ class Broker:
         self.extra_env = dict(extra_env or {})
         # Appended after the generated tables: further tables ([tls], [[kafka.listeners]], ...).
         self.extra_toml = extra_toml
+        # With admin TLS ([security] admin_*_file): the CA the admin port's certificate comes from.
+        self.http = requests.Session()
+        if admin_ca:
+            self.http.verify = admin_ca
+            self.http.trust_env = False  # else REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE replaces `verify`
+        self.admin_scheme = "https" if admin_ca else "http"
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.write_config()
@@ -175,7 +182,7 @@ class Broker:
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"{self.admin_scheme}://127.0.0.1:{self.admin_port}"
 
     @property
     def pid(self) -> Optional[int]:
@@ -218,7 +225,7 @@ class Broker:
     def wait_ready(self, timeout: float = 30.0) -> dict:
         def ready():
             self.check_alive()
-            r = requests.get(f"{self.admin_url}/admin/health", timeout=2)
+            r = self.http.get(f"{self.admin_url}/admin/health", timeout=2)
             # A standalone broker elects itself within moments of answering HTTP.
             return r.status_code == 200 and r.json().get("status") == "healthy" and r.json()
 
@@ -289,7 +296,7 @@ class Broker:
     # ---- admin API ----------------------------------------------------------
 
     def get(self, path: str, timeout: float = 5.0) -> requests.Response:
-        return requests.get(f"{self.admin_url}{path}", timeout=timeout)
+        return self.http.get(f"{self.admin_url}{path}", timeout=timeout)
 
     def health(self) -> dict:
         r = self.get("/admin/health")
@@ -314,7 +321,7 @@ class Broker:
 
     def fail_point(self, name: str, topic: str, partition: int) -> requests.Response:
         body = {"name": name, "topic": topic, "partition": partition}
-        return requests.post(f"{self.admin_url}/admin/fail-points", data=json.dumps(body),
+        return self.http.post(f"{self.admin_url}/admin/fail-points", data=json.dumps(body),
                              headers={"content-type": "application/json"}, timeout=5)
 
 

@@ -9,6 +9,7 @@ mod groups;
 mod metrics;
 mod proxy;
 mod routes;
+mod serve;
 mod users;
 
 use std::sync::Arc;
@@ -56,9 +57,11 @@ impl Actor for AdminServer {
             .await
             .map_err(|e| format!("cannot listen for the admin API on {addr}: {e}"))?;
         let local = listener.local_addr()?;
-        let routes = routes::routes(ctx.clone(), args.root, local);
-        let server = tokio::spawn(warp::serve(routes).incoming(listener).run());
-        info!("✓ Admin API available at http://{local}/admin");
+        let tls = crate::tls::admin_acceptor(&ctx.config.security)?;
+        let routes = routes::routes(ctx.clone(), args.root, local)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        info!("✓ Admin API available at {scheme}://{local}/admin");
+        let server = tokio::spawn(serve::serve(listener, routes, tls));
         let registration = ctx.directory.register(
             &myself.get_cell(),
             "admin-server".into(),

@@ -229,13 +229,29 @@ pub async fn discover_leader(config: &Config) -> Result<Leader, String> {
     pick_leader(&probe_all(&client(config)?, config).await)
 }
 
-fn client(config: &Config) -> Result<reqwest::Client, String> {
+fn client(config: &Config) -> Result<AdminHttp, String> {
     client_with_timeout(config, PROBE_TIMEOUT)
+}
+
+/// An HTTP client for the admin ports and the scheme they speak (`https` with admin TLS).
+#[derive(Clone)]
+pub struct AdminHttp {
+    /// Sends the admin token, if one is configured.
+    client: reqwest::Client,
+    /// `http` or `https`.
+    scheme: &'static str,
+}
+
+impl AdminHttp {
+    /// The URL of `path` on the admin port at `admin` (`host:port`).
+    fn url(&self, admin: &str, path: &str) -> String {
+        format!("{}://{admin}{path}", self.scheme)
+    }
 }
 
 /// An HTTP client for the admin APIs that sends the configured admin token (the first one) with
 /// every request, marked sensitive so it never shows in debug output.
-fn client_with_timeout(config: &Config, timeout: Duration) -> Result<reqwest::Client, String> {
+fn client_with_timeout(config: &Config, timeout: Duration) -> Result<AdminHttp, String> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(token) = config.security.admin_tokens.first() {
         let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
@@ -243,8 +259,12 @@ fn client_with_timeout(config: &Config, timeout: Duration) -> Result<reqwest::Cl
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    // Admin ports are cluster-internal: an HTTP(S)_PROXY meant for the internet must not apply.
-    reqwest::Client::builder().timeout(timeout).default_headers(headers).no_proxy().build().map_err(|e| e.to_string())
+    let client = crate::tls::admin_client(&config.security)?
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(AdminHttp { client, scheme: config.security.admin_scheme() })
 }
 
 /// The peers to ask; a standalone broker (no `[[peers]]`) is its own one-node cluster.
@@ -268,7 +288,7 @@ fn peers(config: &Config) -> Vec<PeerConfig> {
 }
 
 /// Asks all peers at once so the command takes one timeout, not one per dead node.
-async fn probe_all(client: &reqwest::Client, config: &Config) -> Vec<Probe> {
+async fn probe_all(client: &AdminHttp, config: &Config) -> Vec<Probe> {
     let asks = peers(config).into_iter().map(|peer| async move {
         let health = get_json::<Health>(client, &peer.admin_addr(), "/admin/health").await;
         Probe { peer, health }
@@ -276,9 +296,9 @@ async fn probe_all(client: &reqwest::Client, config: &Config) -> Vec<Probe> {
     futures::future::join_all(asks).await
 }
 
-async fn get_json<T: DeserializeOwned>(client: &reqwest::Client, admin: &str, path: &str) -> Result<T, String> {
-    let url = format!("http://{admin}{path}");
-    let reply = client.get(&url).send().await.and_then(|r| r.error_for_status()).map_err(|e| {
+async fn get_json<T: DeserializeOwned>(client: &AdminHttp, admin: &str, path: &str) -> Result<T, String> {
+    let url = client.url(admin, path);
+    let reply = client.client.get(&url).send().await.and_then(|r| r.error_for_status()).map_err(|e| {
         // reqwest's own message only names the URL; the root cause says what actually failed.
         let mut cause: &dyn std::error::Error = &e;
         while let Some(next) = cause.source() {
@@ -307,7 +327,7 @@ pub fn pick_leader(probes: &[Probe]) -> Result<Leader, String> {
 
 /// Metadata is replicated, so any member's copy will do when the leader cannot answer.
 async fn fetch_partitions(
-    client: &reqwest::Client,
+    client: &AdminHttp,
     probes: &[Probe],
     leader: &Result<Leader, String>,
 ) -> Result<Vec<PartitionSummary>, String> {

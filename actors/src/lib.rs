@@ -63,6 +63,11 @@ pub async fn start_node(
     for l in config.listeners().iter().filter(|l| l.protocol.tls()) {
         tls::acceptor(&config.tls, l.client_auth).map_err(anyhow::Error::msg)?;
     }
+    tls::admin_acceptor(&config.security).map_err(anyhow::Error::msg)?;
+    tls::admin_client(&config.security)
+        .map_err(anyhow::Error::msg)?
+        .build()
+        .map_err(|e| anyhow::anyhow!("security.admin_ca_file: {e}"))?;
     let node_tls = peer_auth::NodeTls::load(&config.security, config.node_id).map_err(anyhow::Error::msg)?;
     let clean_start = clean_shutdown::take_marker(&config.data_dir)?;
     let ctx = NodeContext::new(Arc::new(config), clean_start, node_tls);

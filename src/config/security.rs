@@ -67,9 +67,25 @@ pub struct SecurityConfig {
     pub node_key_file: Option<String>,
     /// The CA (PEM) that signed every node's certificate.
     pub node_ca_file: Option<String>,
+    /// This node's certificate (PEM) for the admin port. With the key (and the CA), the admin
+    /// API and the console are served over HTTPS only. Its names must cover the host in each
+    /// `[[peers]] admin` address, as every HTTPS client checks them.
+    pub admin_cert_file: Option<String>,
+    /// The private key (PEM) of `admin_cert_file`.
+    pub admin_key_file: Option<String>,
+    /// The CA (PEM) of every node's admin certificate. Once set, the admin clients of this
+    /// process (the relay, `chronik-server cluster …`) use `https://` and trust only it. Alone,
+    /// without a certificate, it is an operator's CLI setting.
+    pub admin_ca_file: Option<String>,
 }
 
 impl SecurityConfig {
+    /// How this process reaches admin ports: `https` once it has the admin CA. Admin TLS is on
+    /// every node of a cluster or on none.
+    pub fn admin_scheme(&self) -> &'static str {
+        if self.admin_ca_file.is_some() { "https" } else { "http" }
+    }
+
     /// Reads the files into `admin_tokens` and `cluster_secret`; each problem names its key.
     pub(super) fn load_files(&mut self, problems: &mut Vec<String>) {
         if let Some(path) = &self.admin_token_file {
@@ -98,15 +114,21 @@ impl SecurityConfig {
         if self.cluster_secret.as_ref().is_some_and(bad) {
             problems.push("security.cluster_secret: must be non-empty printable ASCII without spaces".into());
         }
-        let node_tls = [
-            ("security.node_cert_file", &self.node_cert_file),
-            ("security.node_key_file", &self.node_key_file),
-            ("security.node_ca_file", &self.node_ca_file),
-        ];
-        if node_tls.iter().any(|(_, v)| v.is_some()) {
-            for (key, _) in node_tls.iter().filter(|(_, v)| v.is_none()) {
-                problems.push(format!("{key}: node TLS needs node_cert_file, node_key_file and node_ca_file together"));
+        let mut all_three = |port: &str, files: [&Option<String>; 3]| {
+            for (kind, _) in ["cert", "key", "ca"].iter().zip(files).filter(|(_, f)| f.is_none()) {
+                problems.push(format!(
+                    "security.{port}_{kind}_file: {port} TLS needs {port}_cert_file, {port}_key_file and \
+                     {port}_ca_file together"
+                ));
             }
+        };
+        let node = [&self.node_cert_file, &self.node_key_file, &self.node_ca_file];
+        if node.iter().any(|f| f.is_some()) {
+            all_three("node", node);
+        }
+        // The admin CA alone is a client's setting (an operator's CLI); serving needs all three.
+        if self.admin_cert_file.is_some() || self.admin_key_file.is_some() {
+            all_three("admin", [&self.admin_cert_file, &self.admin_key_file, &self.admin_ca_file]);
         }
         if self.admin_token_for_reads && self.admin_tokens.is_empty() {
             problems.push("security.admin_token_for_reads: needs an admin token to require".into());
@@ -177,5 +199,25 @@ mod tests {
         assert!(problems[0].starts_with("security.admin_token_file:") && problems[0].contains("holds no secret"));
         assert!(problems[1].starts_with("security.cluster_secret_file: cannot read"));
         assert!(problems[2].starts_with("security.admin_token_for_reads:"));
+    }
+
+    #[test]
+    fn admin_tls_serves_with_all_three_files_and_the_ca_alone_makes_a_client() {
+        let file = |name: &str| Some(format!("tls/{name}"));
+        let check = |config: &mut SecurityConfig| {
+            let mut problems = Vec::new();
+            config.load_files(&mut problems);
+            problems
+        };
+        let mut half = SecurityConfig { admin_cert_file: file("admin.pem"), ..SecurityConfig::default() };
+        let problems = check(&mut half);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("security.admin_key_file: admin TLS needs admin_cert_file"));
+        assert!(problems[1].starts_with("security.admin_ca_file:"));
+
+        let mut client = SecurityConfig { admin_ca_file: file("ca.pem"), ..SecurityConfig::default() };
+        assert!(check(&mut client).is_empty());
+        assert_eq!(client.admin_scheme(), "https");
+        assert_eq!(SecurityConfig::default().admin_scheme(), "http");
     }
 }

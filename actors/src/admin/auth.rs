@@ -4,7 +4,6 @@
 //! Tokens are compared in constant time, and a refusal is logged with the caller and the path,
 //! never with what it sent.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chronik::config::{Secret, SecurityConfig};
@@ -13,6 +12,8 @@ use tracing::warn;
 use warp::http::Method;
 use warp::path::FullPath;
 use warp::{Filter, Rejection};
+
+use super::serve::Peer;
 
 /// The console's own files, public even when reads need a token.
 const PUBLIC: &[&str] = &["/", "/console/app.js", "/console/app.css"];
@@ -61,12 +62,12 @@ pub(super) fn authorized(auth: Arc<AdminAuth>) -> impl Filter<Extract = (), Erro
     warp::method()
         .and(warp::path::full())
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::addr::remote())
-        .and_then(move |method: Method, path: FullPath, header: Option<String>, peer: Option<SocketAddr>| {
+        .and(warp::ext::optional::<Peer>())
+        .and_then(move |method: Method, path: FullPath, header: Option<String>, peer: Option<Peer>| {
             let auth = auth.clone();
             async move {
                 auth.check(&method, path.as_str(), header.as_deref()).map_err(|refused| {
-                    let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+                    let peer = peer.map_or_else(|| "unknown".to_string(), |Peer(p)| p.to_string());
                     warn!(%peer, %method, path = path.as_str(), reason = refused.0, "admin request refused");
                     warp::reject::custom(refused)
                 })

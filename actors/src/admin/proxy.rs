@@ -35,8 +35,9 @@ const ACTION_TIMEOUT: Duration = Duration::from_secs(90);
 pub(super) fn routes(
     ctx: Arc<NodeContext>,
     local: SocketAddr,
-) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let relay = Relay { ctx: ctx.clone(), client: reqwest::Client::new(), local };
+) -> Result<impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + use<>, String> {
+    let client = crate::tls::admin_client(&ctx.config.security)?.build().map_err(|e| e.to_string())?;
+    let relay = Relay { ctx: ctx.clone(), client, local };
     let nodes = warp::path!("admin" / "nodes").and(warp::get()).map(move || self::nodes(&ctx));
     let with_body = warp::path!("admin" / "nodes" / u64 / ..)
         .and(warp::path::tail())
@@ -56,7 +57,7 @@ pub(super) fn routes(
             self::relay(relay.clone(), request)
         },
     );
-    nodes.or(relayed)
+    Ok(nodes.or(relayed))
 }
 
 /// One member as `GET /admin/nodes` lists it.
@@ -140,7 +141,7 @@ async fn relay(relay: Relay, Relayed { node, path, method, body, authorization }
     };
     let mut request = relay
         .client
-        .request(method, format!("http://{addr}/{path}"))
+        .request(method, format!("{}://{addr}/{path}", relay.ctx.config.security.admin_scheme()))
         .timeout(timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);

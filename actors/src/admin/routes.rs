@@ -89,8 +89,8 @@ pub fn routes(
     ctx: Arc<NodeContext>,
     root: ActorCell,
     local: SocketAddr,
-) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    let cluster_view = super::proxy::routes(ctx.clone(), local);
+) -> Result<impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + use<>, String> {
+    let cluster_view = super::proxy::routes(ctx.clone(), local)?;
     let auth = Arc::new(super::auth::AdminAuth::new(&ctx.config.security));
     let with_ctx = warp::any().map(move || ctx.clone());
     let metrics_root = root.clone();
@@ -180,7 +180,7 @@ pub fn routes(
         .or(users)
         .or(set_user)
         .or(delete_user);
-    super::auth::authorized(auth).and(routes).recover(reject)
+    Ok(super::auth::authorized(auth).and(routes).recover(reject))
 }
 
 /// Pauses or resumes the rebalancer through the metadata, so the choice outlives leader changes.

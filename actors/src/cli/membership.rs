@@ -84,7 +84,8 @@ pub(super) async fn send_to_leader(config: &Config, action: &str, body: &serde_j
     println!("Sending {action} request to leader...");
     let client = client_with_timeout(config, ADD_NODE_TIMEOUT)?;
     let reply = client
-        .post(format!("http://{admin}/admin/{action}"))
+        .client
+        .post(client.url(&admin, &format!("/admin/{action}")))
         .json(body)
         .send()
         .await

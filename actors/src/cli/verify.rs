@@ -21,7 +21,9 @@ use chronik::config::{Config, NodeId};
 use chronik::log::digest::{DigestAnswer, RangeDigest};
 use serde::Deserialize;
 
-use super::{PartitionSummary, client, fetch_partitions, get_json, pick_leader, probe_all};
+use super::{
+    AdminHttp, PartitionSummary, client, client_with_timeout, fetch_partitions, get_json, pick_leader, probe_all,
+};
 
 /// How long one digest request may take.
 const DIGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -96,7 +98,7 @@ pub async fn verify(config: &Config) -> ExitCode {
         Err(e) => return trouble(&format!("cannot read the partitions from any node: {e}")),
     };
     // Hashing a large log takes longer than a health probe may.
-    let slow = reqwest::Client::builder().timeout(DIGEST_TIMEOUT).no_proxy().build();
+    let slow = client_with_timeout(config, DIGEST_TIMEOUT);
     let client = match slow {
         Ok(c) => c,
         Err(e) => return trouble(&format!("cannot build an HTTP client: {e}")),
@@ -135,7 +137,7 @@ fn trouble(reason: &str) -> ExitCode {
 type Bounds = (Replica, ReplicaDigest);
 
 /// Compares every follower of one partition with its leader.
-async fn check_partition(client: &reqwest::Client, nodes: &BTreeMap<NodeId, String>, p: &PartitionSummary) -> Verdict {
+async fn check_partition(client: &AdminHttp, nodes: &BTreeMap<NodeId, String>, p: &PartitionSummary) -> Verdict {
     let tp = format!("{}-{}", p.topic, p.partition);
     let mut verdict = Verdict::default();
     let ((leader, leader_bounds), followers) = match gather(client, nodes, p).await {
@@ -184,7 +186,7 @@ async fn check_partition(client: &reqwest::Client, nodes: &BTreeMap<NodeId, Stri
 
 /// The leader's bounds (asked first: its high watermark fixes the range), then each follower's.
 async fn gather(
-    client: &reqwest::Client,
+    client: &AdminHttp,
     nodes: &BTreeMap<NodeId, String>,
     p: &PartitionSummary,
 ) -> Result<(Bounds, Vec<Bounds>), String> {
@@ -210,7 +212,7 @@ fn unreachable(mut verdict: Verdict, tp: &str, reason: String) -> Verdict {
 /// Compares `follower` with `leader` over `[from, to)`: the first difference, if any, and the
 /// leader's epoch digests.
 async fn compare(
-    client: &reqwest::Client,
+    client: &AdminHttp,
     p: &PartitionSummary,
     leader: &Replica,
     follower: &Replica,
@@ -228,7 +230,7 @@ async fn compare(
 }
 
 async fn epochs(
-    client: &reqwest::Client,
+    client: &AdminHttp,
     r: &Replica,
     p: &PartitionSummary,
     query: &str,
@@ -240,12 +242,7 @@ async fn epochs(
 }
 
 /// `GET /admin/partitions/{topic}/{partition}/digest?{query}` on `r`.
-async fn ask(
-    client: &reqwest::Client,
-    r: &Replica,
-    p: &PartitionSummary,
-    query: &str,
-) -> Result<ReplicaDigest, String> {
+async fn ask(client: &AdminHttp, r: &Replica, p: &PartitionSummary, query: &str) -> Result<ReplicaDigest, String> {
     let path = format!("/admin/partitions/{}/{}/digest?{query}", p.topic, p.partition);
     get_json(client, &r.admin, &path).await
 }

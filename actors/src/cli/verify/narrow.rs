@@ -5,7 +5,7 @@
 use chronik::log::digest::{BatchDigest, DigestAnswer, RangeDigest, RecordDigest};
 
 use super::{Difference, Replica, ask};
-use crate::cli::PartitionSummary;
+use crate::cli::{AdminHttp, PartitionSummary};
 
 /// Batches a replica lists at once; above this the range is cut into chunks first.
 const BATCH_LIMIT: usize = 256;
@@ -17,7 +17,7 @@ const MAX_ROUNDS: usize = 32;
 /// The leader (`a`) and a follower (`b`) of one partition.
 pub(super) struct Pair<'a> {
     /// The HTTP client.
-    pub client: &'a reqwest::Client,
+    pub client: &'a AdminHttp,
     /// The partition.
     pub p: &'a PartitionSummary,
     /// The leader.
