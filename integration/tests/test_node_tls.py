@@ -7,12 +7,15 @@ and serves them back. Then it is attacked:
   on both ports before any request is served;
 - a process holding node 3's genuine certificate follows a partition *as node 2*: the stream is
   refused with PERMISSION_DENIED and logged, while following as node 3 gets past the check;
+- the same certificate asks for a Raft vote *as node 2*: refused with PERMISSION_DENIED and
+  logged, while a vote as node 3 reaches Raft (and, being for an old term, is not granted);
 - a node given another node's certificate, or only part of the settings, does not start, and
   names the key.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from harness import broker_binary, unique_topic, wait_until
 RAFT_CALL = "/chronik.raft.RaftService/ClusterInfo"
 WAL_CALL = "/chronik.replication.Replication/EpochEndOffset"
 FOLLOW = "/chronik.replication.Replication/Follow"
+VOTE = "/chronik.raft.RaftService/Vote"
 
 
 class Certs:
@@ -183,6 +187,36 @@ def test_a_follower_cannot_fetch_as_another_node(tls_cluster, certs):
     wait_until(lambda: c.node(leader).log_lines("refused a fetch as another node", mark), 10, "the refusal logged")
     code, details = follow_once(wal, credentials(certs, certs.nodes[holder]), topic, holder)
     assert code != grpc.StatusCode.PERMISSION_DENIED, (code, details)
+
+
+def vote_as(addr: str, creds: grpc.ChannelCredentials, candidate: int) -> tuple[grpc.StatusCode, str]:
+    """A Raft vote request from `candidate` for term 0 (which every node has passed, so it is
+    never granted and disturbs nothing); the status it ends with and the details."""
+    vote = json.dumps({"vote": {"leader_id": {"term": 0, "node_id": candidate}, "committed": False},
+                       "last_log_id": None}).encode()
+    with grpc.secure_channel(addr, creds) as channel:
+        call = channel.unary_unary(VOTE, request_serializer=None, response_deserializer=None)
+        try:
+            answer = call(b"\x0a" + varint(len(vote)) + vote, timeout=10)
+            return grpc.StatusCode.OK, answer.decode(errors="replace")
+        except grpc.RpcError as e:
+            return e.code(), e.details() or ""
+
+
+def test_a_node_cannot_send_raft_messages_as_another_node(tls_cluster, certs):
+    c = tls_cluster
+    leader = c.wait_for_leader()
+    holder, victim = [i for i in (1, 2, 3) if i != leader]
+    s = c.slots[leader]
+    mark = len(c.node(leader).log_text())
+    code, details = vote_as(s.addr(s.raft), credentials(certs, certs.nodes[holder]), victim)
+    assert code == grpc.StatusCode.PERMISSION_DENIED, (code, details)
+    assert f"node {holder}'s certificate cannot speak for node {victim}" in details
+    wait_until(lambda: c.node(leader).log_lines("refused a Raft message sent as another node", mark), 10,
+               "the refusal logged")
+    code, details = vote_as(s.addr(s.raft), credentials(certs, certs.nodes[holder]), holder)
+    assert code == grpc.StatusCode.OK and '"vote_granted":false' in details, (code, details)
+    assert c.wait_for_leader() == leader, "nothing changed: the old vote was refused by Raft itself"
 
 
 def start_refused(cluster: Cluster, node: int, toml: str, tmp_path: Path) -> str:

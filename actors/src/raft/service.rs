@@ -14,9 +14,12 @@ use tracing::{error, warn};
 
 use super::proto::raft_service_server::{RaftService, RaftServiceServer};
 use super::proto::{ClusterInfoReply, ClusterInfoRequest, ProposeReply, ProposeRequest, RaftPayload};
-use super::{CommandResult, Raft};
+use super::{CommandResult, Raft, TypeConfig};
 use crate::context::NodeContext;
-use crate::peer_auth::RequireSecret;
+use crate::peer_auth::{RequireSecret, caller_node};
+use chronik::config::NodeId;
+use openraft::Vote;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tonic::service::interceptor::InterceptedService;
 
 /// Serves the Raft service on `listener` until the task is aborted.
@@ -55,18 +58,43 @@ fn encode<T: Serialize>(value: &T) -> Result<Response<RaftPayload>, Status> {
     Ok(Response::new(RaftPayload { data: data.into() }))
 }
 
+impl Service {
+    /// With node TLS, a Raft message must come from the node it speaks for (the candidate of a
+    /// vote, the leader of an append or a snapshot): one node's certificate, even stolen, cannot
+    /// campaign or lead as another.
+    fn check_sender(&self, request: &Request<RaftPayload>, vote: &Vote<NodeId>) -> Result<(), Status> {
+        if self.ctx.node_tls.is_none() {
+            return Ok(());
+        }
+        let (caller, claimed) = (caller_node(request), vote.leader_id.voted_for());
+        if caller.is_some() && caller == claimed {
+            return Ok(());
+        }
+        let caller = caller.map_or_else(|| "no node".to_string(), |id| format!("node {id}"));
+        let claimed = claimed.map_or_else(|| "no node".to_string(), |id| format!("node {id}"));
+        warn!(peer = ?request.remote_addr(), %caller, %claimed, "refused a Raft message sent as another node");
+        Err(Status::permission_denied(format!("{caller}'s certificate cannot speak for {claimed}")))
+    }
+}
+
 #[tonic::async_trait]
 impl RaftService for Service {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        encode(&self.raft.append_entries(decode(request.get_ref())?).await)
+        let append: AppendEntriesRequest<TypeConfig> = decode(request.get_ref())?;
+        self.check_sender(&request, &append.vote)?;
+        encode(&self.raft.append_entries(append).await)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        encode(&self.raft.vote(decode(request.get_ref())?).await)
+        let vote: VoteRequest<NodeId> = decode(request.get_ref())?;
+        self.check_sender(&request, &vote.vote)?;
+        encode(&self.raft.vote(vote).await)
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        encode(&self.raft.install_snapshot(decode(request.get_ref())?).await)
+        let snapshot: InstallSnapshotRequest<TypeConfig> = decode(request.get_ref())?;
+        self.check_sender(&request, &snapshot.vote)?;
+        encode(&self.raft.install_snapshot(snapshot).await)
     }
 
     async fn cluster_info(&self, _: Request<ClusterInfoRequest>) -> Result<Response<ClusterInfoReply>, Status> {
