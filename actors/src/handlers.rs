@@ -227,7 +227,9 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
         MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         MetadataError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
-        MetadataError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        MetadataError::InvalidReplicationFactor { .. } | MetadataError::ReplicationFactorChange { .. } => {
+            ResponseError::InvalidReplicationFactor
+        }
         MetadataError::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
         MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
         MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,

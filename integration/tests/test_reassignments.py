@@ -25,7 +25,8 @@ from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewPartitions
 from kafka.errors import (InvalidReplicationAssignmentError, NoReassignmentInProgressError,
                           UnknownTopicOrPartitionError)
-from kafka.protocol.admin import ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse
+from kafka.protocol.admin import (AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+                                  ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse)
 
 from cluster import Cluster, started
 from harness import unique_topic, wait_until
@@ -34,6 +35,7 @@ from test_api_version_matrix import roundtrip
 
 VOTERS = [1, 2, 3]
 NOT_CONTROLLER = 41
+INVALID_REPLICATION_FACTOR = 38
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +196,41 @@ def test_an_operator_reassignment_moves_a_partition_under_load_and_it_stays_ther
     p0 = admin_view(c, leader, topic)[0]
     assert (p0["replicas"], p0["leader"]) == (target, newcomer), p0
     assert not [m for m in rebalance(c, leader)["moves"] if (m["topic"], m["partition"]) == (topic, 0)]
+
+
+def test_a_reassignment_may_change_the_replication_factor_only_when_allowed(rcluster):
+    """KIP-860 (AlterPartitionReassignments v1): with `allow_replication_factor_change` false, a
+    target of another size than the partition's replicas is refused as INVALID_REPLICATION_FACTOR
+    and nothing is recorded; the same size passes. kafka-python's admin client sends v1 with the
+    flag's default (true) and grows the partition."""
+    c = rcluster
+    leader = c.wait_for_leader()
+    voters = sorted(c.health(leader)["cluster_nodes"])
+    topic = unique_topic("keeprf")
+    ck = AdminClient({"bootstrap.servers": c.bootstrap(leader)})
+    ck.create_topics([NewTopic(topic, num_partitions=2, replication_factor=2)])[topic].result(30)
+    wait_until(lambda: len(admin_view(c, leader, topic)) == 2, 30, f"{topic} created")
+    p0, p1 = (admin_view(c, leader, topic)[i]["replicas"] for i in (0, 1))
+    grown = p0 + [next(i for i in voters if i not in p0)]
+    Topic = AlterPartitionReassignmentsRequest.ReassignableTopic
+    request = AlterPartitionReassignmentsRequest(
+        timeout_ms=30000, allow_replication_factor_change=False,
+        topics=[Topic(name=topic, partitions=[Topic.ReassignablePartition(partition_index=0, replicas=grown),
+                                              Topic.ReassignablePartition(partition_index=1,
+                                                                          replicas=list(reversed(p1)))])])
+    resp = roundtrip(c.bootstrap(leader), request, AlterPartitionReassignmentsResponse, 1, 7)
+    assert resp["error_code"] == 0 and resp["allow_replication_factor_change"] is False, resp
+    rows = {p["partition_index"]: p for t in resp["responses"] for p in t["partitions"]}
+    assert rows[0]["error_code"] == INVALID_REPLICATION_FACTOR, rows
+    assert "from 2 to 3" in rows[0]["error_message"] and "allow_replication_factor_change" in rows[0]["error_message"]
+    assert rows[1]["error_code"] == 0, rows
+    assert listed(c.bootstrap(leader), topic) == {}, "the refused target is not recorded"
+    wait_until(lambda: admin_view(c, leader, topic)[1]["replicas"] == list(reversed(p1)), 15, "the reorder applied")
+
+    a = KafkaAdminClient(bootstrap_servers=c.bootstrap(leader), request_timeout_ms=30000)
+    try:
+        assert a.alter_partition_reassignments({TopicPartition(topic, 0): grown}) == {TopicPartition(topic, 0): None}
+    finally:
+        a.close()
+    wait_until(lambda: admin_view(c, leader, topic)[0]["replicas"] == grown
+               and sorted(admin_view(c, leader, topic)[0]["isr"]) == sorted(grown), 60, f"{topic}-0 on {grown}")

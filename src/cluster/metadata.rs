@@ -257,8 +257,8 @@ impl ClusterMetadata {
             MetadataCommand::ReassignPartition { topic, partition, replicas } => {
                 self.reassign(topic, *partition, replicas)
             }
-            MetadataCommand::AlterReassignment { topic, partition, replicas } => {
-                self.alter_reassignment(topic, *partition, replicas.as_deref())
+            MetadataCommand::AlterReassignment { topic, partition, replicas, keep_replication_factor } => {
+                self.alter_reassignment(topic, *partition, replicas.as_deref(), *keep_replication_factor)
             }
             MetadataCommand::InitCluster { cluster_id, min_insync_replicas } => {
                 if self.cluster_id.is_none() {

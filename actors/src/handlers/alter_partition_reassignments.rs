@@ -1,4 +1,4 @@
-//! AlterPartitionReassignments (v0, `kafka-reassign-partitions --execute` and `--cancel`, the
+//! AlterPartitionReassignments (v0-1, `kafka-reassign-partitions --execute` and `--cancel`, the
 //! admin clients' `alter_partition_reassignments`, Cruise Control): each partition's new replica
 //! list (or its cancellation) is committed through Raft as an operator placement before the
 //! answer, as Kafka's controller records the target before it answers. The rebalancer then
@@ -30,7 +30,9 @@ enum Outcome {
 
 /// Handles one AlterPartitionReassignments request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: AlterPartitionReassignmentsRequest) -> ResponseKind {
-    let response = AlterPartitionReassignmentsResponse::default();
+    // v1 (KIP-860) echoes whether the replication factor could change; v0 always allowed it.
+    let response = AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(req.allow_replication_factor_change);
     if let Some(message) = not_controller(ctx) {
         let response =
             response.with_error_code(ResponseError::NotController.code()).with_error_message(Some(str_bytes(message)));
@@ -60,7 +62,12 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: AlterPartitionReassignmentsRequ
                             }
                         },
                     };
-                    commands.push(MetadataCommand::AlterReassignment { topic: topic.clone(), partition, replicas });
+                    commands.push(MetadataCommand::AlterReassignment {
+                        topic: topic.clone(),
+                        partition,
+                        replicas,
+                        keep_replication_factor: !req.allow_replication_factor_change,
+                    });
                     (partition, Outcome::Proposed(commands.len() - 1))
                 })
                 .collect();

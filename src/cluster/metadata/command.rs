@@ -139,6 +139,11 @@ pub enum MetadataCommand {
         partition: i32,
         /// The replicas to move to, preferred leader first; `None` cancels.
         replicas: Option<Vec<NodeId>>,
+        /// Refuse a target with another replica count than the partition had before any
+        /// reassignment began (KIP-860, `allow_replication_factor_change = false`). Absent in
+        /// entries written before it existed: allowed, as it was then.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_replication_factor: bool,
     },
     /// Starts removing a voter: no new replica is placed on it and the rebalancer moves its
     /// replicas to the other voters; once it holds none, it leaves the Raft membership.
@@ -341,6 +346,21 @@ pub enum MetadataError {
         topic: String,
         /// Partition index.
         partition: i32,
+    },
+    /// A reassignment would change the replication factor where the request forbids it.
+    #[error(
+        "the replication factor of {topic}-{partition} would change from {from} to {to}, but \
+         allow_replication_factor_change is false"
+    )]
+    ReplicationFactorChange {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// Replicas before the reassignment.
+        from: usize,
+        /// Replicas asked for.
+        to: usize,
     },
     /// More replicas asked for than there are (live) voting brokers.
     #[error("replication factor {requested} is larger than the {available} available broker(s)")]

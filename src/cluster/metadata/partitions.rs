@@ -124,6 +124,7 @@ impl ClusterMetadata {
         topic: &str,
         partition: i32,
         replicas: Option<&[NodeId]>,
+        keep_replication_factor: bool,
     ) -> Result<(), MetadataError> {
         if let Some(replicas) = replicas {
             self.check_replica_list(topic, partition, replicas)?;
@@ -131,7 +132,14 @@ impl ClusterMetadata {
         let p = self.partition_mut(topic, partition)?;
         let started_from = p.placement.as_ref().and_then(|pl| pl.reassigning_from.clone());
         let (target, from) = match (replicas, started_from) {
-            (Some(target), from) => (target.to_vec(), from.unwrap_or_else(|| p.replicas.clone())),
+            (Some(target), from) => {
+                let from = from.unwrap_or_else(|| p.replicas.clone());
+                if keep_replication_factor && target.len() != from.len() {
+                    let (topic, from, to) = (topic.to_string(), from.len(), target.len());
+                    return Err(MetadataError::ReplicationFactorChange { topic, partition, from, to });
+                }
+                (target.to_vec(), from)
+            }
             (None, Some(original)) => (original, p.replicas.clone()),
             (None, None) => {
                 return Err(MetadataError::NoReassignmentInProgress { topic: topic.to_string(), partition });

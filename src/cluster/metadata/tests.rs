@@ -499,6 +499,7 @@ fn an_operator_reassignment_is_recorded_completed_by_the_moves_and_cancelled_bac
         topic: "t".into(),
         partition,
         replicas,
+        keep_replication_factor: false,
     };
     let placement = |m: &ClusterMetadata, partition| m.partition("t", partition).expect("partition").placement.clone();
     // Kafka's checks, and nothing recorded on a refusal.
@@ -552,6 +553,27 @@ fn an_operator_reassignment_is_recorded_completed_by_the_moves_and_cancelled_bac
     m.apply(&MetadataCommand::DrainNode { node: 4 }).expect("drain");
     assert_eq!(placement(&m, 0), None);
     assert!(placement(&m, 1).is_some(), "partition 1's placement names 2 and 3 only");
+}
+
+#[test]
+fn a_reassignment_that_must_keep_the_replication_factor_is_measured_from_the_original_replicas() {
+    let mut m = cluster(&[1, 2, 3, 4]);
+    m.apply(&create("t", 1, 2)).expect("create");
+    let keep = |replicas: Vec<NodeId>| MetadataCommand::AlterReassignment {
+        topic: "t".into(),
+        partition: 0,
+        replicas: Some(replicas),
+        keep_replication_factor: true,
+    };
+    let refused = m.apply(&keep(vec![1, 2, 3])).expect_err("2 -> 3 replicas");
+    assert!(matches!(refused, MetadataError::ReplicationFactorChange { from: 2, to: 3, .. }), "{refused}");
+    assert_eq!(m.partition("t", 0).expect("p").placement, None, "nothing recorded");
+    m.apply(&keep(vec![3, 4])).expect("same factor");
+    // Halfway through a move the partition has 3 replicas; the factor it started from counts.
+    let copying = MetadataCommand::ReassignPartition { topic: "t".into(), partition: 0, replicas: vec![1, 2, 3] };
+    m.apply(&copying).expect("copy first");
+    m.apply(&keep(vec![4, 1])).expect("still 2 replicas");
+    assert!(matches!(m.apply(&keep(vec![4, 1, 2])), Err(MetadataError::ReplicationFactorChange { from: 2, .. })));
 }
 
 #[test]
