@@ -108,6 +108,9 @@ pub struct NodeContext {
     pub copy_throttle: chronik::partition::replication::CopyThrottle,
     /// The rebalancer's plan and progress; only the RebalancerActor sends on it.
     pub rebalance: watch::Sender<crate::rebalancer::RebalanceStatus>,
+    /// The brokers the controller has fenced (no answer for a session); only the Controller
+    /// sends on it, and only while this node is the Raft leader: empty everywhere else.
+    pub fenced: watch::Sender<std::collections::BTreeSet<chronik::config::NodeId>>,
     // SHARED: every fetcher copying from one leader charges the same throttle.
     /// Per leader node with a run-time `leader.replication.throttled.rate`: the rate this
     /// node's catch-up copies from it share.
@@ -163,6 +166,7 @@ impl NodeContext {
             peers,
             node_tls,
             rebalance: watch::Sender::new(Default::default()),
+            fenced: watch::Sender::new(Default::default()),
             raft_actor: Slot::default(),
             metadata_actor: Slot::default(),
             flusher: Slot::default(),

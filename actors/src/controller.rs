@@ -1,6 +1,7 @@
 //! `Controller`: on the Raft leader only, watches which brokers still answer and moves the
 //! leadership of partitions led by a fenced broker to a live in-sync replica (a Raft command
-//! that bumps the leader epoch). A Raft leader change alone moves no partition: the new Raft
+//! that bumps the leader epoch), or to a live out-of-sync one where the topic allows unclean
+//! elections. A Raft leader change alone moves no partition: the new Raft
 //! leader gives every broker a full session timeout before fencing it. Its elections carry the
 //! term it leads in (`AsLeader`), so a deposed leader's elections are refused.
 
@@ -92,18 +93,26 @@ impl Actor for Controller {
 }
 
 impl ControllerState {
+    /// Records the fenced brokers and publishes them (ElectLeaders' unclean elections read them).
+    fn set_fenced(&mut self, fenced: BTreeSet<NodeId>) {
+        if fenced != self.fenced {
+            self.ctx.fenced.send_replace(fenced.clone());
+            self.fenced = fenced;
+        }
+    }
+
     fn tick(&mut self, myself: &ActorRef<ControllerMsg>) {
         let me = self.ctx.config.node_id;
         let view = self.ctx.cluster.borrow().clone();
         if view.leader != Some(me) {
             self.leading_since = None;
-            self.fenced.clear();
+            self.set_fenced(BTreeSet::new());
             return;
         }
         if self.leading_since.is_some_and(|(_, term)| term != view.term) {
             // Leading again in a new term: nobody has been heard from in it yet.
             self.leading_since = None;
-            self.fenced.clear();
+            self.set_fenced(BTreeSet::new());
         }
         let (since, term) = *self.leading_since.get_or_insert_with(|| (Instant::now(), view.term));
         let session = Duration::from_millis(self.ctx.config.replication.session_timeout_ms);
@@ -117,7 +126,7 @@ impl ControllerState {
         for id in self.fenced.difference(&fenced) {
             info!(broker = id, "broker {id} answers again");
         }
-        self.fenced = fenced;
+        self.set_fenced(fenced);
         if self.fenced.is_empty() || self.electing {
             return;
         }

@@ -227,6 +227,7 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
         MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         MetadataError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+        MetadataError::UncleanElectionDisabled(_) => ResponseError::EligibleLeadersNotAvailable,
         MetadataError::InvalidReplicationFactor { .. } | MetadataError::ReplicationFactorChange { .. } => {
             ResponseError::InvalidReplicationFactor
         }

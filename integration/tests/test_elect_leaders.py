@@ -125,7 +125,7 @@ def test_the_preferred_replica_takes_its_leadership_back_under_load(ecluster):
     assert sorted(got_values) == sorted(acked) and len(acked) == 800, (len(got_values), len(acked))
 
 
-def test_unclean_elections_are_never_done_and_unknown_types_are_refused(ecluster):
+def test_an_unclean_election_is_not_needed_while_the_leader_answers_and_unknown_types_are_refused(ecluster):
     topic = unique_topic("elect-unclean")
     ac = AdminClient({"bootstrap.servers": ecluster.bootstrap(1)})
     ac.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3)])[topic].result(30)

@@ -250,6 +250,9 @@ impl ClusterMetadata {
             MetadataCommand::ElectLeader { topic, partition, leader, leader_epoch, isr } => {
                 self.elect_leader(topic, *partition, *leader, *leader_epoch, isr)
             }
+            MetadataCommand::ElectUncleanLeader { topic, partition, leader, leader_epoch } => {
+                self.elect_unclean_leader(topic, *partition, *leader, *leader_epoch)
+            }
             MetadataCommand::BeginHandover { topic, partition, to, leader_epoch } => {
                 self.begin_handover(topic, *partition, *to, *leader_epoch)
             }

@@ -1,8 +1,11 @@
 //! ElectLeaders (v0–v2, `kafka-leader-election`, the admin clients' `elect_leaders`): each
 //! partition's election is decided as Kafka's controller decides it
 //! ([`operator_election`]: preferred moves leadership back to the first replica when it is in
-//! sync; unclean is never done) and committed through Raft before the answer. Asked for every
-//! partition (a null list), partitions that need no election are left out, as in Kafka.
+//! sync; unclean replaces a leader that stopped answering, with an out-of-sync replica only where
+//! the topic sets `unclean.leader.election.enable`) and committed through Raft before the
+//! answer. Asked for every partition (a null list), partitions that need no election are left
+//! out, as in Kafka. Preferred elections are answered by any node; unclean ones only by the
+//! controller (the Raft leader), which alone knows which brokers stopped answering.
 
 use std::sync::Arc;
 
@@ -11,6 +14,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, ResponseKind};
 
+use super::list_partition_reassignments::not_controller;
 use super::{applied_outcome, apply_metadata, str_bytes, topic_name};
 use crate::context::NodeContext;
 
@@ -27,8 +31,15 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ElectLeadersRequest, version: i
     let unclean = match req.election_type {
         0 => false,
         1 => true,
-        other => return invalid(&req, version, format!("unknown election type {other}")),
+        other => {
+            let message = format!("unknown election type {other}");
+            return refused_whole(&req, version, ResponseError::InvalidRequest.code(), message);
+        }
     };
+    if unclean && let Some(message) = not_controller(ctx) {
+        return refused_whole(&req, version, ResponseError::NotController.code(), message);
+    }
+    let fenced = ctx.fenced.borrow().clone();
     let metadata = ctx.metadata();
     let every_partition = req.topic_partitions.is_none();
     let requested: Vec<(String, Vec<i32>)> = match &req.topic_partitions {
@@ -45,7 +56,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ElectLeadersRequest, version: i
         .map(|(topic, partitions)| {
             let outcomes = partitions
                 .into_iter()
-                .map(|p| match operator_election(&metadata, &topic, p, unclean) {
+                .map(|p| match operator_election(&metadata, &topic, p, unclean, &fenced) {
                     Ok(command) => {
                         commands.push(command);
                         (p, Outcome::Elect(commands.len() - 1))
@@ -91,18 +102,22 @@ fn refusal(r: &ElectionRefusal, topic: &str, partition: i32) -> (i16, Option<Str
             ResponseError::PreferredLeaderNotAvailable,
             Some(format!("the preferred replica of {topic}-{partition} is not in sync or not active")),
         ),
-        ElectionRefusal::NoEligibleLeader => (
+        ElectionRefusal::UncleanDisabled => (
             ResponseError::EligibleLeadersNotAvailable,
-            Some("unclean leader election is not enabled on this cluster".to_string()),
+            Some(format!(
+                "no in-sync replica of {topic}-{partition} answers, and unclean.leader.election.enable is off for {topic}"
+            )),
         ),
+        ElectionRefusal::NoLiveReplica => {
+            (ResponseError::EligibleLeadersNotAvailable, Some(format!("no replica of {topic}-{partition} answers")))
+        }
     };
     (kind.code(), message)
 }
 
-/// The answer to a request that cannot be carried out at all: INVALID_REQUEST for the request
-/// (v1+) and for every partition it names.
-fn invalid(req: &ElectLeadersRequest, version: i16, message: String) -> ResponseKind {
-    let code = ResponseError::InvalidRequest.code();
+/// The answer to a request that cannot be carried out at all: `code` for the request (v1+) and
+/// for every partition it names.
+fn refused_whole(req: &ElectLeadersRequest, version: i16, code: i16, message: String) -> ResponseKind {
     let results = req
         .topic_partitions
         .iter()

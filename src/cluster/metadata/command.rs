@@ -104,6 +104,20 @@ pub enum MetadataCommand {
         /// at apply time, so a replica that left the ISR meanwhile does not come back.
         isr: Vec<NodeId>,
     },
+    /// An unclean election: the out-of-sync replica `leader` takes over a partition with no live
+    /// in-sync replica, alone in the ISR, one epoch up. Whatever only the old ISR held is lost;
+    /// the old leader truncates to the new leader's log when it returns. Refused unless the
+    /// topic sets `unclean.leader.election.enable`.
+    ElectUncleanLeader {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The new leader, a replica.
+        leader: NodeId,
+        /// The new epoch: exactly one above the current.
+        leader_epoch: i32,
+    },
     /// Asks the leader of `leader_epoch` to hand its leadership over to the in-sync replica `to`
     /// gracefully (see [`super::Handover`]): the leader itself then proposes the `ElectLeader`.
     BeginHandover {
@@ -233,6 +247,7 @@ impl MetadataCommand {
             Self::AllocateProducerIds { .. } => "AllocateProducerIds",
             Self::UpdateIsr { .. } => "UpdateIsr",
             Self::ElectLeader { .. } => "ElectLeader",
+            Self::ElectUncleanLeader { .. } => "ElectUncleanLeader",
             Self::BeginHandover { .. } => "BeginHandover",
             Self::ReassignPartition { .. } => "ReassignPartition",
             Self::AlterReassignment { .. } => "AlterReassignment",
@@ -347,6 +362,9 @@ pub enum MetadataError {
         /// Partition index.
         partition: i32,
     },
+    /// An unclean election for a topic that does not allow it.
+    #[error("unclean leader election is not enabled for topic {0:?} (unclean.leader.election.enable)")]
+    UncleanElectionDisabled(String),
     /// A reassignment would change the replication factor where the request forbids it.
     #[error(
         "the replication factor of {topic}-{partition} would change from {from} to {to}, but \

@@ -64,6 +64,38 @@ impl ClusterMetadata {
         Ok(())
     }
 
+    /// See [`MetadataCommand::ElectUncleanLeader`].
+    pub(super) fn elect_unclean_leader(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: NodeId,
+        leader_epoch: i32,
+    ) -> Result<(), MetadataError> {
+        if !self.unclean_allowed(topic) {
+            return Err(MetadataError::UncleanElectionDisabled(topic.to_string()));
+        }
+        let p = self.partition_mut(topic, partition)?;
+        if leader_epoch != p.leader_epoch + 1 {
+            return Err(MetadataError::StaleLeaderEpoch { current: p.leader_epoch, got: leader_epoch });
+        }
+        check_isr(p, leader, &[leader])?;
+        p.leader = leader;
+        p.leader_epoch = leader_epoch;
+        p.isr = vec![leader];
+        p.handover = None;
+        Ok(())
+    }
+
+    /// Whether the topic lets an out-of-sync replica lead when no in-sync one is alive
+    /// (`unclean.leader.election.enable`; off unless the topic turns it on).
+    pub fn unclean_allowed(&self, topic: &str) -> bool {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.configs.get("unclean.leader.election.enable"))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
     /// See [`MetadataCommand::BeginHandover`]: refused in another epoch, or when `to` is the
     /// leader or not in sync.
     pub(super) fn begin_handover(
@@ -211,24 +243,36 @@ fn check_isr(p: &PartitionMeta, leader: NodeId, isr: &[NodeId]) -> Result<(), Me
 
 /// The elections the controller proposes when `fenced` brokers stopped answering: every
 /// partition led by one of them gets the first live ISR member (in replica order) as leader,
-/// one epoch up. A partition with no live ISR member keeps its leader and waits for it (no
-/// unclean election).
+/// one epoch up. With no live ISR member, a topic with `unclean.leader.election.enable` gets its
+/// first live out-of-sync replica (an unclean election); any other keeps its leader and waits.
 pub fn elect_leaders(metadata: &ClusterMetadata, fenced: &BTreeSet<NodeId>) -> Vec<MetadataCommand> {
     let mut out = Vec::new();
     for topic in metadata.topics.values() {
+        let unclean = metadata.unclean_allowed(&topic.name);
         for p in topic.partitions.iter().filter(|p| fenced.contains(&p.leader)) {
-            let isr: Vec<NodeId> = p.isr.iter().copied().filter(|id| !fenced.contains(id)).collect();
-            let Some(leader) = p.replicas.iter().copied().find(|id| isr.contains(id)) else { continue };
-            out.push(MetadataCommand::ElectLeader {
-                topic: topic.name.clone(),
-                partition: p.partition,
-                leader,
-                leader_epoch: p.leader_epoch + 1,
-                isr,
-            });
+            out.extend(replacement(metadata, &topic.name, p, fenced, unclean));
         }
     }
     out
+}
+
+/// The election that replaces a fenced leader: the first live in-sync replica, else, when
+/// `unclean` allows it, the first out-of-sync replica that runs a registered process.
+fn replacement(
+    metadata: &ClusterMetadata,
+    topic: &str,
+    p: &PartitionMeta,
+    fenced: &BTreeSet<NodeId>,
+    unclean: bool,
+) -> Option<MetadataCommand> {
+    let (topic, partition, leader_epoch) = (topic.to_string(), p.partition, p.leader_epoch + 1);
+    let isr: Vec<NodeId> = p.isr.iter().copied().filter(|id| !fenced.contains(id)).collect();
+    if let Some(leader) = p.replicas.iter().copied().find(|id| isr.contains(id)) {
+        return Some(MetadataCommand::ElectLeader { topic, partition, leader, leader_epoch, isr });
+    }
+    let live = |id: &NodeId| !fenced.contains(id) && metadata.incarnations.contains_key(id);
+    let leader = p.replicas.iter().copied().find(live).filter(|_| unclean)?;
+    Some(MetadataCommand::ElectUncleanLeader { topic, partition, leader, leader_epoch })
 }
 
 /// Why an operator's election (Kafka's ElectLeaders) changes nothing for a partition; each is
@@ -242,27 +286,35 @@ pub enum ElectionRefusal {
     /// The preferred replica is not in sync, not registered or being drained
     /// (PREFERRED_LEADER_NOT_AVAILABLE).
     PreferredNotAvailable,
-    /// The leader is out of the ISR and only an unclean election could replace it, which this
-    /// cluster never does (ELIGIBLE_LEADERS_NOT_AVAILABLE).
-    NoEligibleLeader,
+    /// The leader is fenced, no in-sync replica is alive, and the topic does not allow an
+    /// unclean election (ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    UncleanDisabled,
+    /// The leader is fenced and no replica at all is alive (ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    NoLiveReplica,
 }
 
 /// An operator's election for one partition, as Kafka's controller decides it. Preferred: the
 /// first replica takes over when it is not the leader, is in sync, runs a registered process and
-/// is not being drained; one epoch up, the ISR unchanged. Unclean: never needed while the leader
-/// is in sync, and never done otherwise (no unclean elections).
+/// is not being drained; one epoch up, the ISR unchanged. Unclean (KIP-460): not needed while
+/// the leader answers (it is always in sync); otherwise the first live in-sync replica takes
+/// over, else a live out-of-sync one if the topic allows it. `fenced` is the controller's view.
 pub fn operator_election(
     metadata: &ClusterMetadata,
     topic: &str,
     partition: i32,
     unclean: bool,
+    fenced: &BTreeSet<NodeId>,
 ) -> Result<MetadataCommand, ElectionRefusal> {
     let p = metadata.partition(topic, partition).ok_or(ElectionRefusal::UnknownPartition)?;
     if unclean {
-        return Err(if p.isr.contains(&p.leader) {
-            ElectionRefusal::NotNeeded
+        if !fenced.contains(&p.leader) {
+            return Err(ElectionRefusal::NotNeeded);
+        }
+        let allowed = metadata.unclean_allowed(topic);
+        return replacement(metadata, topic, p, fenced, allowed).ok_or(if allowed {
+            ElectionRefusal::NoLiveReplica
         } else {
-            ElectionRefusal::NoEligibleLeader
+            ElectionRefusal::UncleanDisabled
         });
     }
     let preferred = *p.replicas.first().ok_or(ElectionRefusal::PreferredNotAvailable)?;

@@ -1,5 +1,8 @@
 use super::*;
 
+/// The controller's view when every broker answers.
+const NONE_FENCED: BTreeSet<NodeId> = BTreeSet::new();
+
 fn node(id: NodeId) -> NodeInfo {
     NodeInfo { id, kafka: format!("localhost:{}", 9091 + id), ..NodeInfo::default() }
 }
@@ -409,10 +412,14 @@ fn an_operator_election_moves_leadership_only_to_an_active_in_sync_preferred_rep
         m.apply(&register(node, 1, true)).expect("register");
     }
     let epoch = partition(&m, "t", 0).1;
-    assert_eq!(operator_election(&m, "t", 0, false), Err(ElectionRefusal::NotNeeded), "1 leads already");
-    assert_eq!(operator_election(&m, "t", 0, true), Err(ElectionRefusal::NotNeeded), "the leader is in sync");
-    assert_eq!(operator_election(&m, "t", 1, false), Err(ElectionRefusal::UnknownPartition));
-    assert_eq!(operator_election(&m, "nope", 0, false), Err(ElectionRefusal::UnknownPartition));
+    assert_eq!(operator_election(&m, "t", 0, false, &NONE_FENCED), Err(ElectionRefusal::NotNeeded), "1 leads already");
+    assert_eq!(
+        operator_election(&m, "t", 0, true, &NONE_FENCED),
+        Err(ElectionRefusal::NotNeeded),
+        "the leader is in sync"
+    );
+    assert_eq!(operator_election(&m, "t", 1, false, &NONE_FENCED), Err(ElectionRefusal::UnknownPartition));
+    assert_eq!(operator_election(&m, "nope", 0, false, &NONE_FENCED), Err(ElectionRefusal::UnknownPartition));
 
     // Leadership moved away (a failover): the preferred replica may take it back while in sync.
     let to_2 = MetadataCommand::ElectLeader {
@@ -423,7 +430,7 @@ fn an_operator_election_moves_leadership_only_to_an_active_in_sync_preferred_rep
         isr: vec![1, 2, 3],
     };
     m.apply(&to_2).expect("failover");
-    let back = operator_election(&m, "t", 0, false).expect("preferred election");
+    let back = operator_election(&m, "t", 0, false, &NONE_FENCED).expect("preferred election");
     assert_eq!(
         back,
         MetadataCommand::ElectLeader {
@@ -436,14 +443,60 @@ fn an_operator_election_moves_leadership_only_to_an_active_in_sync_preferred_rep
     );
     let mut drained = m.clone();
     drained.draining.insert(1);
-    assert_eq!(operator_election(&drained, "t", 0, false), Err(ElectionRefusal::PreferredNotAvailable));
+    assert_eq!(operator_election(&drained, "t", 0, false, &NONE_FENCED), Err(ElectionRefusal::PreferredNotAvailable));
     let mut unregistered = m.clone();
     unregistered.incarnations.remove(&1);
-    assert_eq!(operator_election(&unregistered, "t", 0, false), Err(ElectionRefusal::PreferredNotAvailable));
+    assert_eq!(
+        operator_election(&unregistered, "t", 0, false, &NONE_FENCED),
+        Err(ElectionRefusal::PreferredNotAvailable)
+    );
     let shrink = MetadataCommand::UpdateIsr { topic: "t".into(), partition: 0, leader_epoch: epoch + 1, isr: vec![2] };
     m.apply(&shrink).expect("1 and 3 fell behind");
-    assert_eq!(operator_election(&m, "t", 0, false), Err(ElectionRefusal::PreferredNotAvailable));
+    assert_eq!(operator_election(&m, "t", 0, false, &NONE_FENCED), Err(ElectionRefusal::PreferredNotAvailable));
     m.apply(&back).expect_err("a planned election to a replica that left the ISR is refused");
+}
+
+#[test]
+fn an_unclean_election_needs_the_topic_to_allow_it_and_a_live_replica() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 1, 2)).expect("create");
+    for node in [1, 2, 3] {
+        m.apply(&register(node, 1, true)).expect("register");
+    }
+    let (replicas, epoch) = (m.partition("t", 0).expect("p").replicas.clone(), partition(&m, "t", 0).1);
+    let (leader, follower) = (replicas[0], replicas[1]);
+    let shrink = MetadataCommand::UpdateIsr { topic: "t".into(), partition: 0, leader_epoch: epoch, isr: vec![leader] };
+    m.apply(&shrink).expect("the follower fell behind");
+    let fenced: BTreeSet<NodeId> = [leader].into();
+    // Off (the default): the partition waits for its leader, automatically and when asked.
+    assert!(elect_leaders(&m, &fenced).is_empty());
+    assert_eq!(operator_election(&m, "t", 0, true, &fenced), Err(ElectionRefusal::UncleanDisabled));
+    let unclean = MetadataCommand::ElectUncleanLeader {
+        topic: "t".into(),
+        partition: 0,
+        leader: follower,
+        leader_epoch: epoch + 1,
+    };
+    assert_eq!(m.apply(&unclean), Err(MetadataError::UncleanElectionDisabled("t".into())), "checked when applied too");
+
+    let allow = MetadataCommand::SetTopicConfigs {
+        name: "t".into(),
+        configs: [("unclean.leader.election.enable".to_string(), "true".to_string())].into(),
+    };
+    m.apply(&allow).expect("allow");
+    assert_eq!(elect_leaders(&m, &fenced), vec![unclean.clone()]);
+    assert_eq!(operator_election(&m, "t", 0, true, &fenced), Ok(unclean.clone()));
+    assert_eq!(
+        operator_election(&m, "t", 0, true, &NONE_FENCED),
+        Err(ElectionRefusal::NotNeeded),
+        "the leader answers"
+    );
+    let everyone: BTreeSet<NodeId> = [1, 2, 3].into();
+    assert_eq!(operator_election(&m, "t", 0, true, &everyone), Err(ElectionRefusal::NoLiveReplica));
+    m.apply(&unclean).expect("unclean election");
+    let p = m.partition("t", 0).expect("p");
+    assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (follower, epoch + 1, vec![follower]));
+    assert_eq!(m.apply(&unclean), Err(MetadataError::StaleLeaderEpoch { current: epoch + 1, got: epoch + 1 }));
 }
 
 #[test]

@@ -201,7 +201,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Rule::Boolean,
         "false",
         Some("unclean.leader.election.enable"),
-        false,
+        true,
     ),
 ];
 
