@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Produce/consume benchmark with confluent-kafka (librdkafka).
+"""Produce/consume benchmark through librdkafka.
 
-    python3 integration/bench.py [--bootstrap HOST:PORT] [--scale 0.1]
+    python3 integration/bench.py [--bootstrap HOST:PORT] [--scale 0.1] [--client python]
     python3 integration/bench.py --cluster 3 [--scale 0.3]
+
+The client is `integration/loadgen` (chronik-loadgen, Rust on the rdkafka crate, built here on
+first use; it takes every message's latency and reads each topic back itself), or with
+`--client python` confluent-kafka driven from this process, which tops out below the broker.
 
 Without --bootstrap it starts its own release broker (target/release/chronik-server)
 on free ports with a temporary data dir and fsync = "always", and stops it after.
@@ -33,6 +37,8 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +55,7 @@ from cluster import Cluster  # noqa: E402
 from harness import Broker  # noqa: E402
 
 PARTITIONS = 3
+CLIENT = "loadgen"  # set from --client
 RUNS = [  # (label, messages, value bytes, acks)
     ("100B acks=1", 1_000_000, 100, "1"),
     ("100B acks=all", 1_000_000, 100, "all"),
@@ -180,9 +187,61 @@ def consume_all(bootstrap: str, topic: str, size: int) -> dict:
                 msg_s=count / wall, mb_s=nbytes / wall / 1e6, bytes_ok=nbytes == count * size)
 
 
+LOADGEN_DIR = Path(__file__).resolve().parent / "loadgen"
+LOADGEN = LOADGEN_DIR / "target" / "release" / "chronik-loadgen"
+LOADGEN_LINE = re.compile(r"^(produce|consume|verify) (.*)$")
+
+
+def build_loadgen() -> None:
+    """Builds the Rust load generator (its own package: librdkafka compiled from source once)."""
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", str(LOADGEN_DIR / "Cargo.toml")],
+                   check=True)
+
+
+def loadgen_run(bootstrap: str, topic: str, n: int, size: int, acks: str, replication_factor: int) -> dict:
+    """One run with chronik-loadgen: produce, read back, check the counts; its parsed lines."""
+    done = subprocess.run([str(LOADGEN), "--bootstrap", bootstrap, "--topic", topic, "--messages", str(n),
+                           "--size", str(size), "--acks", acks, "--partitions", str(PARTITIONS),
+                           "--replication-factor", str(replication_factor)],
+                          capture_output=True, text=True, timeout=900)
+    parsed = {}
+    for line in done.stdout.splitlines():
+        if m := LOADGEN_LINE.match(line):
+            parsed[m.group(1)] = dict(kv.split("=", 1) for kv in m.group(2).split() if "=" in kv)
+            parsed[m.group(1)]["ok"] = line.endswith(" ok")
+    if done.returncode not in (0, 1) or "produce" not in parsed:
+        raise RuntimeError(f"chronik-loadgen exited {done.returncode}: {done.stdout}{done.stderr}")
+    return parsed
+
+
+def run_all_loadgen(bootstrap: str, scale: float, runs=RUNS, replication_factor: int = 1,
+                    pids: Optional[dict[str, int]] = None) -> int:
+    """Every run through chronik-loadgen, which reads each topic back right after producing it."""
+    failed = False
+    pids = pids or {}
+    for label, n, size, acks in runs:
+        n = max(1, int(n * scale))
+        topic = f"bench-{label.replace(' ', '-').replace('=', '')}-{uuid.uuid4().hex[:6]}"
+        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        r = loadgen_run(bootstrap, topic, n, size, acks, replication_factor)
+        cpu = "".join(f"  {name} cpu {cpu_seconds(pid) - cpu0[name]:.1f} s" for name, pid in pids.items())
+        p, c, v = r["produce"], r.get("consume", {}), r.get("verify", {})
+        print(f"produce {label:<14} {n:>9} msgs  {float(p['seconds']):7.2f} s  {float(p['msg_per_s']):>10,.0f} msg/s  "
+              f"{float(p['mb_per_s']):7.2f} MB/s  latency ms p50 {float(p['p50_ms']):7.2f}  "
+              f"p99 {float(p['p99_ms']):7.2f}  p99.9 {float(p['p999_ms']):7.2f}  errors {p['errors']}{cpu}", flush=True)
+        print(f"consume {label:<14} {c.get('messages', '?'):>9} msgs  {float(c.get('seconds', 0)):7.2f} s  "
+              f"{float(c.get('msg_per_s', 0)):>10,.0f} msg/s  {float(c.get('mb_per_s', 0)):7.2f} MB/s", flush=True)
+        if not v.get("ok") or p["errors"] != "0":
+            failed = True
+            print(f"MISMATCH {label}: {v}", flush=True)
+    return 1 if failed else 0
+
+
 def run_all(bootstrap: str, scale: float, runs=RUNS, replication_factor: int = 1,
             pids: Optional[dict[str, int]] = None) -> int:
     """`pids`: name -> pid of the brokers whose CPU time each produce run reports."""
+    if CLIENT == "loadgen":
+        return run_all_loadgen(bootstrap, scale, runs, replication_factor, pids)
     failed = False
     results = []
     pids = pids or {}
@@ -262,7 +321,13 @@ def main() -> int:
     ap.add_argument("--cluster", type=int, metavar="N",
                     help="start N release brokers as one cluster and run the acks=all runs at RF min(3, N)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every message count (e.g. 0.1)")
+    ap.add_argument("--client", choices=["loadgen", "python"], default="loadgen",
+                    help="chronik-loadgen (Rust, librdkafka; default) or confluent-kafka from this process")
     args = ap.parse_args()
+    global CLIENT
+    CLIENT = args.client
+    if CLIENT == "loadgen":
+        build_loadgen()
     if args.bootstrap:
         return run_all(args.bootstrap, args.scale)
     if args.cluster:
