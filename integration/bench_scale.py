@@ -31,15 +31,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scale") as wd, \
             started(Cluster(Path(wd), size=3, spare=1, name="sc", min_insync_replicas=2, replication=replication)) as c:
         leader = c.wait_for_leader(voters=[1, 2, 3])
+        empty_kb = {i: c.node(i).rss_kb() for i in (1, 2, 3)}
+        created = time.monotonic()
         admin = AdminClient({"bootstrap.servers": c.bootstrap(1)})
-        for f in admin.create_topics([NewTopic(t, num_partitions=partitions // topics, replication_factor=3)
-                                      for t in names]).values():
-            f.result(120)
+        for t in names:  # one topic per request: each commits as one Raft entry
+            admin.create_topics([NewTopic(t, num_partitions=partitions // topics, replication_factor=3)])[t].result(120)
 
         def hosted():
             ps = [p for i in (1, 2, 3) for p in c.node(i).partitions() if p["topic"] in names]
             return len(ps) == 3 * partitions and all(p["replica"] is not None and len(p["isr"]) == 3 for p in ps)
-        wait_until(hosted, 600, "every partition hosted", interval=0.5)
+        wait_until(hosted, 1800, "every partition hosted", interval=0.5)
+        # What a replica costs in memory: each node hosts `partitions` replicas (RF 3 on 3 nodes).
+        per_replica = [(c.node(i).rss_kb() - empty_kb[i]) / partitions for i in (1, 2, 3)]
+        print(f"hosted {3 * partitions} replicas in {time.monotonic() - created:.1f}s; memory per replica "
+              f"{', '.join(f'{kb:.1f}' for kb in per_replica)} KiB (nodes 1-3, RSS growth / replicas)", flush=True)
         c.node(4).start(wait=False)
         c.node(4).wait_ready(30)
         t0 = time.monotonic()

@@ -30,30 +30,24 @@ from kafka.admin import NewTopic
 from client_helpers import admin
 from cluster import Cluster, started
 from harness import unique_topic, wait_until
+from tls_helpers import PemDir
 from test_node_tls import start_refused
 
 TOKEN = "admin-tls-token-4b1d"
 VOTERS = [1, 2, 3]
 
 
-class AdminCerts:
+class AdminCerts(PemDir):
     """The admin CA with one certificate for every node's admin port, and a foreign CA."""
 
     def __init__(self, root: Path):
-        self.root = root
+        super().__init__(root)
         ca = trustme.CA(organization_name="Chronik admin CA")
-        self.ca = self._write("admin-ca.pem", ca.cert_pem.bytes())
-        cert = ca.issue_cert("127.0.0.1", "localhost")
-        self.cert = self._write("admin.pem", b"".join(p.bytes() for p in cert.cert_chain_pems))
-        self.key = self._write("admin.key", cert.private_key_pem.bytes())
+        self.ca = self.write("admin-ca.pem", ca.cert_pem.bytes())
+        self.cert, self.key = self.pair("admin", ca.issue_cert("127.0.0.1", "localhost"))
         foreign = trustme.CA(organization_name="Someone else's CA")
-        self.foreign_ca = self._write("foreign-ca.pem", foreign.cert_pem.bytes())
-        self.foreign_key = self._write("foreign.key", foreign.issue_cert("127.0.0.1").private_key_pem.bytes())
-
-    def _write(self, name: str, data: bytes) -> str:
-        path = self.root / name
-        path.write_bytes(data)
-        return str(path)
+        self.foreign_ca = self.write("foreign-ca.pem", foreign.cert_pem.bytes())
+        self.foreign_key = self.write("foreign.key", foreign.issue_cert("127.0.0.1").private_key_pem.bytes())
 
     def toml(self, cert: str | None = None, key: str | None = None, ca: str | None = None) -> str:
         pairs = {"admin_cert_file": cert or self.cert, "admin_key_file": key or self.key,

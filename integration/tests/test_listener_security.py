@@ -40,6 +40,7 @@ from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, S
 import kproto
 from cluster import Cluster, started
 from harness import broker_binary, free_port, unique_topic, wait_until
+from tls_helpers import PemDir
 
 VOTERS = [1, 2, 3]
 # Listener name -> security protocol.
@@ -51,36 +52,26 @@ DAVE, DAVE_PW = "dave", "d4ve-pw"
 CLIENTS_DIR = Path(__file__).resolve().parent.parent / "clients"
 
 
-class Certs:
+class Certs(PemDir):
     """A test CA, the brokers' certificate, a good client certificate, one from a foreign CA and an
     expired one, as PEM files."""
 
     def __init__(self, root: Path):
-        self.root = root
+        super().__init__(root)
         ca = trustme.CA(organization_name="Chronik test CA")
-        self.ca = self._write("ca.pem", ca.cert_pem.bytes())
+        self.ca = self.write("ca.pem", ca.cert_pem.bytes())
         server = ca.issue_cert("localhost", "127.0.0.1")
-        self.server_cert = self._write("server.pem", b"".join(p.bytes() for p in server.cert_chain_pems))
-        self.server_key = self._write("server.key", server.private_key_pem.bytes())
-        self.client_cert, self.client_key = self._pair("client", ca.issue_cert(
+        self.server_cert, self.server_key = self.pair("server", server)
+        self.client_cert, self.client_key = self.pair("client", ca.issue_cert(
             "alice@example.com", common_name="alice", organization_name="Example"))
         past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
-        self.expired_cert, self.expired_key = self._pair("expired", ca.issue_cert(
+        self.expired_cert, self.expired_key = self.pair("expired", ca.issue_cert(
             "old@example.com", common_name="old", not_before=past - datetime.timedelta(days=30),
             not_after=past))
         foreign = trustme.CA(organization_name="Somebody else")
-        self.foreign_ca = self._write("foreign-ca.pem", foreign.cert_pem.bytes())
-        self.foreign_cert, self.foreign_key = self._pair("foreign", foreign.issue_cert(
+        self.foreign_ca = self.write("foreign-ca.pem", foreign.cert_pem.bytes())
+        self.foreign_cert, self.foreign_key = self.pair("foreign", foreign.issue_cert(
             "mallory@example.com", common_name="mallory"))
-
-    def _write(self, name: str, data: bytes) -> str:
-        path = self.root / name
-        path.write_bytes(data)
-        return str(path)
-
-    def _pair(self, name: str, cert) -> tuple[str, str]:
-        return (self._write(f"{name}.pem", cert.cert_chain_pems[0].bytes()),
-                self._write(f"{name}.key", cert.private_key_pem.bytes()))
 
 
 class Secured:

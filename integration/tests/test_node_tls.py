@@ -29,6 +29,7 @@ from kafka.admin import NewTopic
 from client_helpers import admin, ck_consume_all
 from cluster import Cluster, started
 from harness import broker_binary, unique_topic, wait_until
+from tls_helpers import PemDir
 
 RAFT_CALL = "/chronik.raft.RaftService/ClusterInfo"
 WAL_CALL = "/chronik.replication.Replication/EpochEndOffset"
@@ -36,26 +37,17 @@ FOLLOW = "/chronik.replication.Replication/Follow"
 VOTE = "/chronik.raft.RaftService/Vote"
 
 
-class Certs:
+class Certs(PemDir):
     """The cluster CA and a certificate per node, a foreign CA's node certificate, as PEM files."""
 
     def __init__(self, root: Path):
-        self.root = root
+        super().__init__(root)
         ca = trustme.CA(organization_name="Chronik node CA")
-        self.ca = self._write("ca.pem", ca.cert_pem.bytes())
-        self.nodes = {i: self._pair(f"node-{i}", ca.issue_cert("127.0.0.1", "localhost", common_name=f"node-{i}"))
+        self.ca = self.write("ca.pem", ca.cert_pem.bytes())
+        self.nodes = {i: self.pair(f"node-{i}", ca.issue_cert("127.0.0.1", "localhost", common_name=f"node-{i}"))
                       for i in (1, 2, 3)}
         foreign = trustme.CA(organization_name="Another cluster's CA")
-        self.foreign = self._pair("foreign-node-2", foreign.issue_cert("127.0.0.1", common_name="node-2"))
-
-    def _write(self, name: str, data: bytes) -> str:
-        path = self.root / name
-        path.write_bytes(data)
-        return str(path)
-
-    def _pair(self, name: str, cert) -> tuple[str, str]:
-        chain = b"".join(p.bytes() for p in cert.cert_chain_pems)
-        return self._write(f"{name}.pem", chain), self._write(f"{name}.key", cert.private_key_pem.bytes())
+        self.foreign = self.pair("foreign-node-2", foreign.issue_cert("127.0.0.1", common_name="node-2"))
 
     def toml(self, node: int, cert_of: int | None = None) -> str:
         cert, key = self.nodes[cert_of or node]

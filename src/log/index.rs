@@ -93,10 +93,12 @@ fn open_append(path: &Path, truncate: bool) -> Result<File, LogError> {
 }
 
 impl<E: IndexEntry> IndexFile<E> {
-    /// An empty index, replacing whatever file was at `path`.
+    /// An empty index, replacing whatever file was at `path`. The file is closed until the
+    /// first entry: an idle partition then holds one descriptor (its log), not three, so a
+    /// node's descriptor limit covers three times the partitions.
     pub fn create(path: PathBuf) -> Result<Self, LogError> {
-        let file = open_append(&path, true)?;
-        Ok(Self { path, entries: Vec::new(), writer: Some(BufWriter::new(file)) })
+        open_append(&path, true)?;
+        Ok(Self { path, entries: Vec::new(), writer: None })
     }
 
     /// Reads the index at `path`. `None` when the file is missing, holds more than `max_entries`
@@ -174,9 +176,11 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// Flushes and fsyncs the file (if it was written since it was opened). The flush comes
     /// first so the length the durability registry records covers every entry pushed.
+    /// Closes it after: the next entry reopens it, so a partition that stops writing gives its
+    /// descriptors back.
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.flush()?;
-        match &self.writer {
+        match self.writer.take() {
             Some(w) => {
                 durability::sync_data(w.get_ref(), &self.path).ctx(|| format!("fsync index {}", self.path.display()))
             }
@@ -229,6 +233,21 @@ pub(crate) fn time_entries_valid(entries: &[TimeEntry]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_holds_its_file_open_only_between_an_entry_and_the_next_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.index");
+        let mut index = IndexFile::<OffsetEntry>::create(path.clone()).expect("create");
+        assert!(index.writer.is_none() && path.exists(), "created empty, then closed");
+        index.push(OffsetEntry { relative_offset: 1, position: 10 }).expect("push");
+        assert!(index.writer.is_some());
+        index.sync().expect("sync");
+        assert!(index.writer.is_none(), "synced entries need no descriptor");
+        index.push(OffsetEntry { relative_offset: 2, position: 20 }).expect("reopened by the next entry");
+        index.sync().expect("sync");
+        assert_eq!(std::fs::metadata(&path).expect("stat").len(), 2 * OffsetEntry::SIZE as u64);
+    }
 
     #[test]
     fn entries_round_trip_through_the_file_and_lookups_pick_the_floor() {
