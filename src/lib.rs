@@ -26,3 +26,4 @@ pub mod offsets;
 pub mod partition;
 pub mod protocol;
 pub mod records;
+pub mod txn;

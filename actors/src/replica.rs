@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chronik::log::{LogConfig, PartitionLog};
-use chronik::partition::ProducerStateTable;
 use chronik::partition::replication::{IsrTracker, LeaderEpochCache};
+use chronik::partition::{ProducerStateTable, TxnIndex};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{info, warn};
 
@@ -31,6 +31,7 @@ use crate::directory::{MailboxGauge, Registration, TaskGuard};
 
 pub use messages::{
     AppendOutcome, FollowerFetch, FollowerInfo, Leadership, PartitionError, ReadOutcome, ReplicaInfo, ReplicaMsg,
+    TxnMarker,
 };
 
 /// Everything a replica needs to start, or to be restarted the same way.
@@ -64,6 +65,16 @@ struct ParkedAck {
     reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
 }
 
+/// A long-poll fetch waiting for data.
+struct ParkedFetch {
+    /// It wants offsets from here on.
+    offset: i64,
+    /// It reads committed transactions only (waits for the last stable offset).
+    committed: bool,
+    /// Fired when there is data.
+    reply: RpcReplyPort<()>,
+}
+
 /// The replica's state.
 pub struct ReplicaState {
     /// The partition.
@@ -72,6 +83,8 @@ pub struct ReplicaState {
     log: PartitionLog,
     /// Idempotent producers' recent batches, rebuilt from the log on start.
     producers: ProducerStateTable,
+    /// Open and aborted transactions, rebuilt from the log on start: the last stable offset.
+    txns: TxnIndex,
     /// Which leader epoch wrote which offsets, rebuilt from the batch headers on start.
     epochs: LeaderEpochCache,
     /// Offsets below it are on every in-sync replica and durable here; consumers see only
@@ -105,8 +118,9 @@ pub struct ReplicaState {
     fetcher: Option<(TaskGuard, crate::directory::TaskRegistration)>,
     /// Produces waiting for durability, in offset order.
     parked_acks: VecDeque<ParkedAck>,
-    /// Long-poll fetches waiting for the high watermark to pass their offset.
-    parked_fetches: Vec<(i64, RpcReplyPort<()>)>,
+    /// Long-poll fetches waiting for the high watermark (or last stable offset) to pass their
+    /// offset.
+    parked_fetches: Vec<ParkedFetch>,
     /// Follower fetches waiting for the log end to pass their offset.
     parked_log_end: Vec<(i64, RpcReplyPort<()>)>,
     /// A sync request is with the flusher; more appends just wait for the next round.
@@ -142,7 +156,7 @@ impl Actor for ReplicaActor {
         // Whatever recovery kept may still be only in the page cache (a restart after a panic):
         // make it durable before anything derived from it is acknowledged.
         log.flush()?;
-        let (producers, mut epochs) = read::rebuild_from_headers(&log)?;
+        let read::Rebuilt { producers, mut epochs, txns } = read::rebuild_from_headers(&log)?;
         let high_watermark = checkpoint::recover(&args.tp, &log, &mut epochs);
         info!(tp = %args.tp, log_start = report.log_start_offset, log_end = report.log_end_offset,
             high_watermark, truncated_bytes = report.truncated_bytes, producers = producers.len(),
@@ -166,6 +180,7 @@ impl Actor for ReplicaActor {
             tp: args.tp,
             log,
             producers,
+            txns,
             epochs,
             leadership: args.leadership.clone(),
             fenced_epoch,
@@ -243,13 +258,14 @@ impl Actor for ReplicaActor {
                 state.maybe_hand_over(&myself);
                 state.answer_deletes();
             }
-            ReplicaMsg::Read { offset, max_bytes, min_one, reply } => {
-                let _ = reply.send(state.read(offset, max_bytes, min_one));
+            ReplicaMsg::Read { offset, committed, max_bytes, min_one, reply } => {
+                let _ = reply.send(state.read(offset, committed, max_bytes, min_one));
             }
-            ReplicaMsg::WaitForData { offset, reply } => state.park_fetch(offset, reply),
-            ReplicaMsg::ListOffset { timestamp, reply } => {
-                let _ = reply.send(state.list_offset(timestamp));
+            ReplicaMsg::WaitForData { offset, committed, reply } => state.park_fetch(offset, committed, reply),
+            ReplicaMsg::ListOffset { timestamp, committed, reply } => {
+                let _ = reply.send(state.list_offset(timestamp, committed));
             }
+            ReplicaMsg::WriteMarker { marker, reply } => state.write_marker(&myself, marker, reply)?,
             ReplicaMsg::LegacyOffsets { timestamp, max_num_offsets, reply } => {
                 let _ = reply.send(state.legacy_offsets(timestamp, max_num_offsets));
             }
@@ -305,16 +321,22 @@ impl Actor for ReplicaActor {
 }
 
 impl ReplicaState {
-    fn park_fetch(&mut self, offset: i64, reply: RpcReplyPort<()>) {
+    fn park_fetch(&mut self, offset: i64, committed: bool, reply: RpcReplyPort<()>) {
         // Not leading: answer now, and the fetch's read says so.
-        if self.high_watermark > offset || self.followers.is_none() {
+        if self.visible_end(committed) > offset || self.followers.is_none() {
             let _ = reply.send(());
             return;
         }
         // Fetches that timed out leave closed ports behind; drop them so an idle partition's
         // list stays as long as the number of waiting consumers.
-        self.parked_fetches.retain(|(_, r)| !r.is_closed());
-        self.parked_fetches.push((offset, reply));
+        self.parked_fetches.retain(|p| !p.reply.is_closed());
+        self.parked_fetches.push(ParkedFetch { offset, committed, reply });
+    }
+
+    /// Where what a consumer may read ends: the high watermark, or for `read_committed` the
+    /// last stable offset.
+    pub(super) fn visible_end(&self, committed: bool) -> i64 {
+        if committed { self.txns.last_stable_offset(self.high_watermark) } else { self.high_watermark }
     }
 
     fn info(&self) -> ReplicaInfo {
@@ -325,6 +347,8 @@ impl ReplicaState {
             log_end_offset: self.log.log_end_offset(),
             high_watermark: self.high_watermark,
             durable_end_offset: self.durable_end,
+            last_stable_offset: self.txns.last_stable_offset(self.high_watermark),
+            open_transactions: self.txns.ongoing().len(),
             segments: self.log.segment_count(),
             size_bytes: self.log.size_bytes(),
             producers: self.producers.len(),

@@ -74,7 +74,7 @@ async fn crash(replica: &Counted<ReplicaMsg>) {
 }
 
 async fn read_all(replica: &Counted<ReplicaMsg>) -> Bytes {
-    let msg = |reply| ReplicaMsg::Read { offset: 0, max_bytes: 1 << 20, min_one: true, reply };
+    let msg = |reply| ReplicaMsg::Read { offset: 0, committed: false, max_bytes: 1 << 20, min_one: true, reply };
     match replica.call(msg, T).await.expect("send") {
         CallResult::Success(Ok(r)) => r.records,
         other => panic!("read failed: {other:?}"),

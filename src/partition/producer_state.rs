@@ -178,6 +178,32 @@ impl ProducerStateTable {
         entry.last_offset = base_offset.saturating_add(i64::from(b.last_offset_delta));
     }
 
+    /// Records a transaction marker (a control batch) of `producer_id` at `epoch`. Markers carry
+    /// no sequence; a higher epoch (the coordinator fenced the producer when it aborted) becomes
+    /// the producer's, so batches of the old epoch are refused from then on, and the next batch
+    /// of the new one starts at sequence 0.
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, offset: i64) {
+        if producer_id < 0 {
+            return;
+        }
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry {
+            epoch,
+            batches: VecDeque::with_capacity(RETAINED_BATCHES),
+            last_timestamp: -1,
+            last_offset: offset,
+        });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_offset = entry.last_offset.max(offset);
+    }
+
+    /// The producer's current epoch here, if it wrote here.
+    pub fn epoch_of(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|e| e.epoch)
+    }
+
     /// Forgets the producers whose latest batch ends below `log_start`, after the log start
     /// moved (DeleteRecords, retention, following the leader's), as Kafka's
     /// `ProducerStateManager.onLogStartOffsetIncremented` does: their batches are gone, so

@@ -233,3 +233,19 @@ fn producers_whose_last_batch_ends_below_the_log_start_are_forgotten() {
     assert_eq!(table.check(&batch(0, 6, 1)), SequenceCheck::Append, "tracked again from where it goes on");
     assert_eq!(table.check(&batch(0, 7, 1)), SequenceCheck::OutOfOrder { expected: 6, got: 7 });
 }
+
+#[test]
+fn a_marker_with_a_higher_epoch_fences_the_old_one() {
+    let mut table = table_with(&[5]);
+    table.record_marker(PID, 1, 200);
+    assert_eq!(table.epoch_of(PID), Some(1));
+    assert_eq!(table.check(&batch(0, 5, 1)), SequenceCheck::StaleEpoch { current: 1, got: 0 });
+    assert_eq!(table.check(&batch(1, 0, 1)), SequenceCheck::Append);
+}
+
+#[test]
+fn a_marker_of_the_same_epoch_keeps_the_sequence() {
+    let mut table = table_with(&[5]);
+    table.record_marker(PID, 0, 200);
+    assert_eq!(table.check(&batch(0, 5, 1)), SequenceCheck::Append);
+}

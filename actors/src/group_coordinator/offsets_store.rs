@@ -101,7 +101,7 @@ pub(super) async fn load(ctx: &NodeContext, partition: i32, partitions: i32) -> 
     let replica = replica_for(ctx, OFFSETS_TOPIC, partition).map_err(|e| e.message)?;
     let mut offset = 0;
     loop {
-        let msg = |reply| ReplicaMsg::Read { offset, max_bytes: LOAD_CHUNK, min_one: true, reply };
+        let msg = |reply| ReplicaMsg::Read { offset, committed: false, max_bytes: LOAD_CHUNK, min_one: true, reply };
         let read = ask_replica(&replica, msg).await.map_err(|e| e.message)?;
         let batches = split_batches(&read.records).map_err(|e| e.to_string())?;
         let Some(last) = batches.last() else { break };

@@ -1,4 +1,5 @@
-//! Fetch: read each partition up to its high watermark within the byte limits; if fewer than
+//! Fetch: read each partition up to its high watermark (`read_committed`, v4+: its last stable
+//! offset, with the aborted transactions the consumer drops) within the byte limits; if fewer than
 //! `min_bytes` are there, park on the replicas until data arrives or `max_wait_ms` passes.
 //! From v13 topics are named by id; from v16 a partition answered NOT_LEADER_OR_FOLLOWER or
 //! FENCED_LEADER_EPOCH names its current leader (KIP-951). v15's replica state and v17's
@@ -10,8 +11,10 @@ use std::time::Duration;
 use futures::future::select_all;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -59,6 +62,7 @@ async fn read_all(
     listener: &Arc<str>,
 ) -> (FetchResponse, usize, bool) {
     let mut budget = req.max_bytes.max(0) as usize;
+    let committed = req.isolation_level == 1;
     let (mut total, mut errors) = (0usize, false);
     let mut hints = LeaderHints::new(listener.clone());
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -72,7 +76,8 @@ async fn read_all(
             let data = PartitionData::default().with_partition_index(p.partition);
             let read = match name {
                 Some(name) => {
-                    read_partition(ctx, name, p.partition, p.current_leader_epoch, p.fetch_offset, max, min_one).await
+                    let at = (p.current_leader_epoch, p.fetch_offset);
+                    read_partition(ctx, name, p.partition, at, committed, max, min_one).await
                 }
                 None => Err(PartitionError::new(ResponseError::UnknownTopicId, "no topic has this id")),
             };
@@ -80,10 +85,19 @@ async fn read_all(
                 Ok(r) => {
                     total += r.records.len();
                     budget = budget.saturating_sub(r.records.len());
+                    let aborted = r
+                        .aborted
+                        .iter()
+                        .map(|a| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(a.producer_id))
+                                .with_first_offset(a.first_offset)
+                        })
+                        .collect();
                     let data = data
                         .with_high_watermark(r.high_watermark)
-                        .with_last_stable_offset(r.high_watermark)
-                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_last_stable_offset(r.last_stable_offset)
+                        .with_aborted_transactions(Some(aborted))
                         .with_records(Some(r.records));
                     if version >= 5 { data.with_log_start_offset(r.log_start_offset) } else { data }
                 }
@@ -117,22 +131,24 @@ async fn read_all(
     (FetchResponse::default().with_responses(topics).with_node_endpoints(endpoints), total, errors)
 }
 
+/// Reads one partition; `(leader_epoch, offset)` are the fetch's, `committed` its isolation.
 async fn read_partition(
     ctx: &NodeContext,
     topic: &str,
     partition: i32,
-    leader_epoch: i32,
-    offset: i64,
+    (leader_epoch, offset): (i32, i64),
+    committed: bool,
     max_bytes: usize,
     min_one: bool,
 ) -> Result<ReadOutcome, PartitionError> {
     super::check_leader_epoch(ctx, topic, partition, leader_epoch)?;
     let replica = super::replica_for(ctx, topic, partition)?;
-    super::ask_replica(&replica, |reply| ReplicaMsg::Read { offset, max_bytes, min_one, reply }).await
+    super::ask_replica(&replica, |reply| ReplicaMsg::Read { offset, committed, max_bytes, min_one, reply }).await
 }
 
 /// Parks on every fetched partition until one has data past its fetch offset or the deadline.
 async fn wait_for_data(ctx: &NodeContext, req: &FetchRequest, names: &[Option<String>], deadline: Instant) {
+    let committed = req.isolation_level == 1;
     let mut waits = Vec::new();
     for (topic, name) in req.topics.iter().zip(names) {
         let Some(name) = name else { continue };
@@ -140,7 +156,8 @@ async fn wait_for_data(ctx: &NodeContext, req: &FetchRequest, names: &[Option<St
             let tp = TopicPartition::new(name.as_str(), p.partition);
             let Some(replica) = ctx.replicas.get(&tp).map(|r| r.clone()) else { continue };
             let (tx, rx) = oneshot::channel();
-            if replica.cast(ReplicaMsg::WaitForData { offset: p.fetch_offset, reply: tx.into() }).is_ok() {
+            let msg = ReplicaMsg::WaitForData { offset: p.fetch_offset, committed, reply: tx.into() };
+            if replica.cast(msg).is_ok() {
                 waits.push(rx);
             }
         }

@@ -1,6 +1,6 @@
 //! ListOffsets (v1–v9): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
 //! (-4, v8+: the log start here, as there is no tiered storage), latest tiered (-5, v9+:
-//! none, -1) or the first offset whose timestamp is at or after a target. v0 has its own
+//! none, -1; latest is the last stable offset for `read_committed`, v2+) or the first offset whose timestamp is at or after a target. v0 has its own
 //! legacy answer (see [`handle_v0`]). Arguments Kafka refuses are answered at once with its
 //! codes: a partition named twice (INVALID_REQUEST), a negative timestamp that is no sentinel
 //! of the request's version (UNSUPPORTED_VERSION).
@@ -35,7 +35,10 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: ListOffsetsRequest, version: i1
         for p in &topic.partitions {
             let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             let found = match check_arguments(version, p, duplicated.contains(&(name, p.partition_index))) {
-                Ok(()) => lookup(ctx, name, p.partition_index, p.current_leader_epoch, p.timestamp).await,
+                Ok(()) => {
+                    let at = (p.current_leader_epoch, p.timestamp);
+                    lookup(ctx, name, p.partition_index, at, req.isolation_level == 1).await
+                }
                 Err(code) => Err(PartitionError::new(code, "refused before the lookup")),
             };
             partitions.push(answer(r, found, version));
@@ -95,16 +98,18 @@ fn answer(
     }
 }
 
+/// One partition's answer; `(epoch, timestamp)` are the request's, and `committed` is its
+/// `read_committed` isolation (latest is then the last stable offset).
 async fn lookup(
     ctx: &NodeContext,
     topic: &str,
     partition: i32,
-    epoch: i32,
-    timestamp: i64,
+    (epoch, timestamp): (i32, i64),
+    committed: bool,
 ) -> Result<(i64, i64, i32), PartitionError> {
     check_leader_epoch(ctx, topic, partition, epoch)?;
     let replica = replica_for(ctx, topic, partition)?;
     let leader_epoch = ctx.metadata().partition(topic, partition).map_or(-1, |p| p.leader_epoch);
-    let (offset, ts) = ask_replica(&replica, |reply| ReplicaMsg::ListOffset { timestamp, reply }).await?;
+    let (offset, ts) = ask_replica(&replica, |reply| ReplicaMsg::ListOffset { timestamp, committed, reply }).await?;
     Ok((offset, ts, if offset >= 0 { leader_epoch } else { -1 }))
 }

@@ -4,12 +4,14 @@ use bytes::Bytes;
 use chronik::log::{BatchHeader, LogError};
 use chronik::partition::replication::check_before_append;
 use chronik::partition::{BatchIdentity, SequenceCheck};
+use chronik::txn::{encode_marker, marker_kind};
 use kafka_protocol::ResponseError;
 use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
 use tracing::error;
 
-use super::{AppendOutcome, ParkedAck, PartitionError, ReplicaMsg, ReplicaState, now_ms};
+use super::read::txn_batch;
+use super::{AppendOutcome, ParkedAck, PartitionError, ReplicaMsg, ReplicaState, TxnMarker, now_ms};
 use crate::wal_flusher::WalFlusherMsg;
 
 type AppendReply = RpcReplyPort<Result<AppendOutcome, PartitionError>>;
@@ -97,7 +99,10 @@ impl ReplicaState {
         for batch in batches {
             let header = BatchHeader::parse(&batch)?;
             let id = identity(&header);
-            match self.producers.check(&id) {
+            // Only the broker's own transaction markers are control batches here (produced
+            // ones are refused before): they carry no sequence.
+            let check = if header.is_control() { SequenceCheck::Append } else { self.producers.check(&id) };
+            match check {
                 SequenceCheck::Append => {
                     let mut owned = batch.to_vec();
                     let info = self.log.append(&mut owned, self.leadership.leader_epoch, now)?;
@@ -105,8 +110,9 @@ impl ReplicaState {
                         self.checkpoint_epochs()?;
                     }
                     // The log may have stamped the batch (LogAppendTime): its timestamp counts.
-                    let id = BatchIdentity { max_timestamp: info.max_timestamp, ..id };
-                    self.producers.record(&id, info.base_offset);
+                    let appended =
+                        BatchHeader { base_offset: info.base_offset, max_timestamp: info.max_timestamp, ..header };
+                    self.record_batch(&appended, &owned);
                     base_offset.get_or_insert(info.base_offset);
                 }
                 SequenceCheck::Duplicate { base_offset: original } => {
@@ -129,6 +135,54 @@ impl ReplicaState {
         // A duplicate's original may itself still be waiting for its fsync: answer it no earlier
         // than everything appended so far.
         Ok(Ok((self.log.log_end_offset(), outcome)))
+    }
+
+    /// Records an appended batch (the leader's or a copied one) in the producer state and the
+    /// transaction index.
+    pub(super) fn record_batch(&mut self, header: &BatchHeader, batch: &[u8]) {
+        if header.producer_id < 0 {
+            return;
+        }
+        if header.is_control() {
+            self.producers.record_marker(header.producer_id, header.producer_epoch, header.base_offset);
+        } else {
+            self.producers.record(&identity(header), header.base_offset);
+        }
+        if header.is_transactional() {
+            let marker = if header.is_control() {
+                match marker_kind(batch) {
+                    Some(kind) => Some(kind),
+                    None => return,
+                }
+            } else {
+                None
+            };
+            self.txns.record(&txn_batch(header, marker));
+        }
+    }
+
+    /// From a transaction coordinator: appends the commit or abort marker of `producer_id`'s
+    /// transaction, answered like an acks=all produce (once every in-sync replica has it). A
+    /// marker of an epoch older than the producer's here is a stale coordinator's.
+    pub(super) fn write_marker(
+        &mut self,
+        myself: &ActorRef<ReplicaMsg>,
+        marker: TxnMarker,
+        reply: AppendReply,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(current) = self.producers.epoch_of(marker.producer_id)
+            && current > marker.producer_epoch
+        {
+            let msg = format!(
+                "producer {}: marker epoch {} is older than {current}",
+                marker.producer_id, marker.producer_epoch
+            );
+            let _ = reply.send(Err(PartitionError::new(ResponseError::InvalidProducerEpoch, msg)));
+            return Ok(());
+        }
+        let batch =
+            encode_marker(marker.producer_id, marker.producer_epoch, marker.commit, marker.coordinator_epoch, now_ms());
+        self.append(myself, vec![batch], true, Some(reply))
     }
 
     /// Asks the WalFlusher to make the log durable up to its current end, unless a request is

@@ -122,6 +122,7 @@ impl ReplicaState {
     /// `ProducerStateManager.onLogStartOffsetIncremented` does.
     pub(super) fn log_start_moved(&mut self) {
         let log_start = self.log.log_start_offset();
+        self.txns.remove_below(log_start);
         let removed = self.producers.remove_below(log_start);
         if removed > 0 {
             info!(tp = %self.tp, log_start, removed, "forgot producers whose batches are all below the log start");

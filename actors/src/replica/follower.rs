@@ -8,7 +8,6 @@ use kafka_protocol::ResponseError;
 use ractor::{ActorProcessingErr, ActorRef};
 use tracing::{info, warn};
 
-use super::append::identity;
 use super::{PartitionError, ReplicaMsg, ReplicaState, now_ms};
 use chronik::partition::replication::{EpochEndOffset, LeaderEpochCache, Truncation, truncation_point};
 
@@ -63,10 +62,9 @@ impl ReplicaState {
             if self.epochs.assign(header.partition_leader_epoch, header.base_offset) {
                 self.checkpoint_epochs()?;
             }
-            if header.producer_id >= 0 {
-                // Idempotence survives a leader change: the sequence state travels with the log.
-                self.producers.record(&identity(&header), header.base_offset);
-            }
+            // Idempotence and transactions survive a leader change: their state travels with
+            // the log.
+            self.record_batch(&header, &batch);
         }
         // A follower's high watermark is the leader's, as far as its own log reaches.
         self.high_watermark = self.high_watermark.max(leader.high_watermark.min(self.log.log_end_offset()));
@@ -156,8 +154,9 @@ impl ReplicaState {
     fn after_truncation(&mut self, offset: i64) -> Result<(), ActorProcessingErr> {
         self.epochs.truncate_from_end(offset);
         self.checkpoint_epochs()?;
-        let (producers, _) = super::read::rebuild_from_headers(&self.log)?;
-        self.producers = producers;
+        let rebuilt = super::read::rebuild_from_headers(&self.log)?;
+        self.producers = rebuilt.producers;
+        self.txns = rebuilt.txns;
         self.high_watermark = self.high_watermark.min(offset);
         self.durable_end = self.durable_end.min(offset);
         self.durable_tx.send_replace(self.durable_end);

@@ -136,6 +136,9 @@ impl ReplicaState {
                 high_watermark: self.high_watermark,
                 log_start_offset: r.log_start_offset,
                 log_end_offset: r.log_end_offset,
+                // A follower replays the log's transactions itself.
+                last_stable_offset: self.high_watermark,
+                aborted: Vec::new(),
             }),
             Err(chronik::log::LogError::OffsetOutOfRange { offset, log_start, log_end }) => Err(PartitionError::new(
                 ResponseError::OffsetOutOfRange,
@@ -213,10 +216,14 @@ impl ReplicaState {
         };
         if hw > self.high_watermark {
             self.high_watermark = hw;
-            let (ready, waiting) = std::mem::take(&mut self.parked_fetches).into_iter().partition(|(o, _)| *o < hw);
+            self.txns.forget_decided_below(hw);
+            let (hw, lso) = (hw, self.txns.last_stable_offset(hw));
+            let (ready, waiting) = std::mem::take(&mut self.parked_fetches)
+                .into_iter()
+                .partition(|p| p.offset < if p.committed { lso } else { hw });
             self.parked_fetches = waiting;
-            for (_, reply) in ready {
-                let _ = reply.send(());
+            for p in ready {
+                let _ = p.reply.send(());
             }
         }
         self.complete_acks();

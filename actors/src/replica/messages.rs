@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use chronik::config::NodeId;
 use chronik::log::LogConfig;
-use chronik::partition::ProducerSummary;
 use chronik::partition::replication::{EpochEndOffset, Truncation};
+use chronik::partition::{AbortedTxn, ProducerSummary};
 use kafka_protocol::ResponseError;
 use ractor::RpcReplyPort;
 use serde::Serialize;
@@ -45,6 +45,23 @@ pub struct ReadOutcome {
     pub log_start_offset: i64,
     /// The log end offset when read (a follower's lag behind its leader).
     pub log_end_offset: i64,
+    /// The last stable offset when read: below it every transaction is decided.
+    pub last_stable_offset: i64,
+    /// For a `read_committed` read: the aborted transactions overlapping what was read.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+/// A transaction marker a coordinator asks a partition leader to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// The transaction's producer.
+    pub producer_id: i64,
+    /// Its epoch (bumped past the producer's when the coordinator fenced it).
+    pub producer_epoch: i16,
+    /// Commit or abort.
+    pub commit: bool,
+    /// The coordinator's epoch (the leader epoch of its `__transaction_state` partition).
+    pub coordinator_epoch: i32,
 }
 
 /// What `/admin/partitions` shows about a replica.
@@ -62,6 +79,10 @@ pub struct ReplicaInfo {
     pub high_watermark: i64,
     /// Offsets below it are fsynced here.
     pub durable_end_offset: i64,
+    /// Below it every transaction is decided: what `read_committed` consumers see.
+    pub last_stable_offset: i64,
+    /// Transactions open in this partition.
+    pub open_transactions: usize,
     /// Segment files.
     pub segments: usize,
     /// Bytes on disk.
@@ -145,10 +166,13 @@ pub enum ReplicaMsg {
         /// Where the outcome goes.
         reply: Option<RpcReplyPort<Result<AppendOutcome, PartitionError>>>,
     },
-    /// From a connection: read from `offset`, up to the high watermark.
+    /// From a connection: read from `offset`, up to the high watermark (`read_committed`: the
+    /// last stable offset).
     Read {
         /// First offset wanted.
         offset: i64,
+        /// `read_committed`: stop at the last stable offset and list the aborted transactions.
+        committed: bool,
         /// Byte budget for this partition.
         max_bytes: usize,
         /// Return at least one whole batch even if it exceeds `max_bytes`.
@@ -156,10 +180,13 @@ pub enum ReplicaMsg {
         /// Where the records go.
         reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
     },
-    /// From a long-polling fetch: answer once the high watermark passes `offset`.
+    /// From a long-polling fetch: answer once the high watermark (`read_committed`: the last
+    /// stable offset) passes `offset`.
     WaitForData {
         /// The fetch offset.
         offset: i64,
+        /// Whether the fetch reads committed transactions only.
+        committed: bool,
         /// Fired when data is there.
         reply: RpcReplyPort<()>,
     },
@@ -168,6 +195,8 @@ pub enum ReplicaMsg {
     ListOffset {
         /// Target timestamp or sentinel.
         timestamp: i64,
+        /// `read_committed`: latest is the last stable offset.
+        committed: bool,
         /// Where the answer goes.
         reply: RpcReplyPort<Result<(i64, i64), PartitionError>>,
     },
@@ -181,6 +210,14 @@ pub enum ReplicaMsg {
         max_num_offsets: i32,
         /// Where the answer goes.
         reply: RpcReplyPort<Result<Vec<i64>, PartitionError>>,
+    },
+    /// From a transaction coordinator, on the leader: append a commit or abort marker; answered
+    /// once every in-sync replica has it.
+    WriteMarker {
+        /// The marker.
+        marker: TxnMarker,
+        /// Where the outcome goes.
+        reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
     },
     /// From DescribeProducers (KIP-664), on the leader: the idempotent producers that wrote
     /// here, as the producer state tracks them.

@@ -1,9 +1,10 @@
 //! The read side of a replica: fetch, list offsets, and rebuilding producer state on start.
 
-use chronik::log::{LogError, PartitionLog};
+use chronik::log::{BatchHeader, LogError, PartitionLog};
 use chronik::partition::replication::LeaderEpochCache;
-use chronik::partition::{ProducerStateTable, ProducerSummary};
+use chronik::partition::{ProducerStateTable, ProducerSummary, TxnBatch, TxnIndex};
 use chronik::protocol::list_offsets_v0::legacy_offsets;
+use chronik::txn::marker_kind;
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
@@ -31,14 +32,26 @@ impl ReplicaState {
         Err(PartitionError::new(ResponseError::NotLeaderOrFollower, msg))
     }
 
-    pub(super) fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadOutcome, PartitionError> {
+    /// A consumer's read: up to the high watermark, or for `read_committed` up to the last
+    /// stable offset, with the aborted transactions the consumer must drop.
+    pub(super) fn read(
+        &self,
+        offset: i64,
+        committed: bool,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadOutcome, PartitionError> {
         self.check_serving()?;
-        match self.log.read(offset, self.high_watermark, max_bytes, min_one) {
+        let last_stable_offset = self.txns.last_stable_offset(self.high_watermark);
+        let end = if committed { last_stable_offset } else { self.high_watermark };
+        match self.log.read(offset, end, max_bytes, min_one) {
             Ok(r) => Ok(ReadOutcome {
+                aborted: if committed { self.txns.aborted_between(offset, end) } else { Vec::new() },
                 records: r.records,
                 high_watermark: self.high_watermark,
                 log_start_offset: r.log_start_offset,
                 log_end_offset: r.log_end_offset,
+                last_stable_offset,
             }),
             Err(LogError::OffsetOutOfRange { offset, log_start, log_end }) => Err(PartitionError::new(
                 ResponseError::OffsetOutOfRange,
@@ -55,10 +68,10 @@ impl ReplicaState {
     }
 
     /// `(offset, timestamp)` for a ListOffsets target; `(-1, -1)` when no record qualifies.
-    pub(super) fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+    pub(super) fn list_offset(&self, timestamp: i64, committed: bool) -> Result<(i64, i64), PartitionError> {
         self.check_serving()?;
         match timestamp {
-            LATEST => Ok((self.high_watermark, -1)),
+            LATEST => Ok((self.visible_end(committed), -1)),
             EARLIEST | EARLIEST_LOCAL => Ok((self.log.log_start_offset(), -1)),
             // Nothing is tiered: Kafka without remote storage answers -1 too.
             LATEST_TIERED => Ok((-1, -1)),
@@ -103,16 +116,63 @@ impl ReplicaState {
 
 /// Replays every batch header in the log: idempotent producers' sequences, so duplicates are
 /// recognised after a restart (less the producers whose batches all lie below the log start,
-/// which may sit inside the first segment), and the leader epoch history, for truncation.
-pub(super) fn rebuild_from_headers(log: &PartitionLog) -> Result<(ProducerStateTable, LeaderEpochCache), LogError> {
-    let mut table = ProducerStateTable::default();
+/// which may sit inside the first segment), the leader epoch history, for truncation, and the
+/// partition's transactions (open ones, aborted ones, hence the last stable offset).
+pub(super) fn rebuild_from_headers(log: &PartitionLog) -> Result<Rebuilt, LogError> {
+    let mut producers = ProducerStateTable::default();
     let mut epochs = LeaderEpochCache::new();
+    let mut transactional = Vec::new();
     log.for_each_batch_header(|h| {
         epochs.assign(h.partition_leader_epoch, h.base_offset);
-        if h.producer_id >= 0 {
-            table.record(&identity(h), h.base_offset);
+        if h.producer_id < 0 {
+            return;
+        }
+        if h.is_control() {
+            producers.record_marker(h.producer_id, h.producer_epoch, h.base_offset);
+        } else {
+            producers.record(&identity(h), h.base_offset);
+        }
+        if h.is_transactional() {
+            transactional.push((txn_batch(h, None), h.is_control()));
         }
     })?;
-    table.remove_below(log.log_start_offset());
-    Ok((table, epochs))
+    producers.remove_below(log.log_start_offset());
+    // Markers are told apart by their one record, read once the header walk is done (a
+    // control batch is a few dozen bytes, one per transaction and partition).
+    let mut txns = TxnIndex::new();
+    for (mut batch, control) in transactional {
+        if control {
+            let read = log.read(batch.base_offset, batch.base_offset + 1, 1, true)?;
+            batch.marker = marker_kind(&read.records);
+            if batch.marker.is_none() {
+                warn!(offset = batch.base_offset, "a control batch that is not a transaction marker; skipped");
+                continue;
+            }
+        }
+        txns.record(&batch);
+    }
+    txns.remove_below(log.log_start_offset());
+    Ok(Rebuilt { producers, epochs, txns })
+}
+
+/// What replaying a log rebuilds.
+pub(super) struct Rebuilt {
+    /// The idempotent producers' state.
+    pub producers: ProducerStateTable,
+    /// The leader epoch history.
+    pub epochs: LeaderEpochCache,
+    /// The partition's transactions.
+    pub txns: TxnIndex,
+}
+
+/// The transaction fields of a batch header; `marker` is the kind of a control batch's marker.
+pub(super) fn txn_batch(h: &BatchHeader, marker: Option<bool>) -> TxnBatch {
+    TxnBatch {
+        producer_id: h.producer_id,
+        producer_epoch: h.producer_epoch,
+        base_offset: h.base_offset,
+        last_offset: h.last_offset(),
+        transactional: h.is_transactional(),
+        marker,
+    }
 }

@@ -15,6 +15,8 @@ fn info(topic: &str, partition: i32, role: &'static str, followers: Vec<Follower
         log_end_offset: 100,
         high_watermark: 90,
         durable_end_offset: 100,
+        last_stable_offset: 90,
+        open_transactions: 0,
         segments: 1,
         size_bytes: 4096,
         producers: 0,
