@@ -2,60 +2,22 @@
 //! what was written before the crash; one that keeps failing is taken offline alone (the node
 //! and its ReplicaSupervisor keep running) until an operator brings it back.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
-
 use bytes::Bytes;
-use chronik::cluster::MetadataCommand;
-use chronik::config::{CliOverrides, Config};
 use chronik::records::encode_batch;
-use chronik_actors::NodeContext;
 use chronik_actors::context::TopicPartition;
 use chronik_actors::directory::{ActorNode, Counted};
-use chronik_actors::metadata_actor::MetadataMsg;
 use chronik_actors::replica::{AppendOutcome, PartitionError, ReplicaMsg};
 use chronik_actors::replica_supervisor::ReplicaSupervisorMsg;
 use kafka_protocol::records::Compression;
 use ractor::rpc::CallResult;
 
-const T: Duration = Duration::from_secs(10);
+mod common;
 
-fn config(dir: &std::path::Path) -> Config {
-    let env: HashMap<String, String> = [
-        ("CHRONIK_BIND__KAFKA", "127.0.0.1:0"),
-        ("CHRONIK_BIND__ADMIN", "127.0.0.1:0"),
-        ("CHRONIK_DEBUG__FAIL_POINTS", "true"),
-        ("CHRONIK_SUPERVISION__MAX_RESTARTS", "2"),
-        ("CHRONIK_SUPERVISION__BACKOFF_INITIAL_MS", "10"),
-        ("CHRONIK_SUPERVISION__BACKOFF_MAX_MS", "20"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let cli = CliOverrides { data_dir: Some(dir.display().to_string()), node_id: None };
-    Config::load(None, env, &cli).expect("config")
-}
+use common::{T, epoch, eventually, leading, replica, start_with_topic};
 
 fn batch(first: i32, n: i32) -> Bytes {
     let entries: Vec<_> = (first..first + n).map(|i| (None, Some(Bytes::from(format!("message-{i}"))))).collect();
     encode_batch(&entries, 1_700_000_000_000, Compression::None).expect("encode")
-}
-
-/// Polls `cond` until it holds, failing after `T`.
-async fn eventually<V>(what: &str, mut cond: impl FnMut() -> Option<V>) -> V {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        if let Some(v) = cond() {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn replica(ctx: &NodeContext) -> Option<Counted<ReplicaMsg>> {
-    ctx.replicas.get(&TopicPartition::new("orders", 0)).map(|r| r.clone())
 }
 
 async fn append(replica: &Counted<ReplicaMsg>, first: i32) -> Result<AppendOutcome, PartitionError> {
@@ -81,29 +43,6 @@ async fn read_all(replica: &Counted<ReplicaMsg>) -> Bytes {
     }
 }
 
-/// The replica, once it leads (a restarted leader waits for a new leader epoch first).
-async fn leading(ctx: &NodeContext, not: Option<ractor::ActorId>) -> Counted<ReplicaMsg> {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        if let Some(r) = replica(ctx).filter(|r| Some(r.actor.get_id()) != not)
-            && let Ok(CallResult::Success(info)) = r.call(ReplicaMsg::Info, T).await
-            && info.role == "leader"
-        {
-            return r;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for a leading replica");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// The leader epoch the replica acts under.
-async fn epoch(replica: &Counted<ReplicaMsg>) -> i32 {
-    match replica.call(ReplicaMsg::Info, T).await.expect("send") {
-        CallResult::Success(info) => info.leader_epoch,
-        other => panic!("info failed: {other:?}"),
-    }
-}
-
 /// The first actor in the tree with this role or name.
 fn find<'a>(node: &'a ActorNode, role_or_name: &str) -> Option<&'a ActorNode> {
     if node.role == role_or_name || node.name == role_or_name {
@@ -117,23 +56,7 @@ const REPLICA: &str = "replica:orders-0";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_replica_restarts_then_goes_offline_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (node, handle, ctx): (_, _, Arc<NodeContext>) =
-        chronik_actors::start_node(config(dir.path())).await.expect("start");
-    let create = MetadataCommand::CreateTopic {
-        name: "orders".into(),
-        id: uuid::Uuid::new_v4(),
-        partitions: 1,
-        replication_factor: 1,
-        configs: Default::default(),
-        assignments: Vec::new(),
-    };
-    let meta = ctx.metadata_actor.get().expect("metadata actor");
-    let results = meta.call(|reply| MetadataMsg::Apply { commands: vec![create], reply }, T).await.expect("apply");
-    assert!(matches!(results, CallResult::Success(ref r) if r.iter().all(Result::is_ok)), "{results:?}");
-
-    // A replica leads once this process is registered (which gave it a new epoch).
-    let me = ctx.config.node_id;
-    eventually("registration", || (ctx.metadata().incarnations.get(&me) == Some(&ctx.incarnation)).then_some(())).await;
+    let (node, handle, ctx) = start_with_topic(dir.path()).await;
     let first = leading(&ctx, None).await;
     let epoch_before = epoch(&first).await;
     assert_eq!(append(&first, 0).await.expect("append").base_offset, 0);
