@@ -7,7 +7,7 @@ use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
 
-use crate::records::encode_batch;
+use crate::records::{encode_batch, encode_transactional_batch};
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -48,8 +48,9 @@ pub struct CommittedOffset {
 /// One offsets-topic record: a commit, or a deletion when `value` is `None`.
 pub type OffsetRecord = (OffsetKey, Option<CommittedOffset>);
 
-/// Encodes commits as one record batch (consecutive sequences keep it a single batch).
-pub fn encode_commits(records: &[OffsetRecord], now_ms: i64) -> Result<Bytes, String> {
+/// Encodes commits as one record batch; with `producer`, as a batch of that producer's
+/// transaction (TxnOffsetCommit), visible once its commit marker follows.
+pub fn encode_commits(records: &[OffsetRecord], now_ms: i64, producer: Option<(i64, i16)>) -> Result<Bytes, String> {
     let entries = records
         .iter()
         .map(|(key, value)| {
@@ -58,22 +59,55 @@ pub fn encode_commits(records: &[OffsetRecord], now_ms: i64) -> Result<Bytes, St
             Ok((Some(Bytes::from(key)), value.map(Bytes::from)))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    encode_batch(&entries, now_ms, Compression::None)
+    match producer {
+        Some(producer) => encode_transactional_batch(&entries, now_ms, producer),
+        None => encode_batch(&entries, now_ms, Compression::None),
+    }
 }
 
-/// Decodes the records of batches read back from the offsets topic, in log order. Records that
-/// are not ours (someone produced to the internal topic) are skipped.
-pub fn decode_commits(mut batches: Bytes) -> Result<Vec<OffsetRecord>, String> {
+/// One entry of the offsets topic's log, as the coordinator replays it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetLogEntry {
+    /// A commit (or a deletion), in effect at once.
+    Commit(OffsetRecord),
+    /// A commit of `producer_id`'s transaction: in effect once its commit marker follows.
+    Transactional {
+        /// The transaction's producer.
+        producer_id: i64,
+        /// The commit.
+        record: OffsetRecord,
+    },
+    /// A transaction's marker: its commits take effect (commit) or are dropped (abort).
+    Marker {
+        /// The transaction's producer.
+        producer_id: i64,
+        /// Commit (else abort).
+        commit: bool,
+    },
+}
+
+/// Decodes batches read back from the offsets topic, in log order. Records that are not ours
+/// (someone produced to the internal topic) are skipped.
+pub fn decode_offsets_log(mut batches: Bytes) -> Result<Vec<OffsetLogEntry>, String> {
     let sets = RecordBatchDecoder::decode_all(&mut batches).map_err(|e| format!("{e:#}"))?;
     let records = sets.into_iter().flat_map(|set| set.records);
     Ok(records
         .filter_map(|r| {
+            if r.control {
+                // A control record's key: version (i16), then type (i16: 0 abort, 1 commit).
+                let key = r.key.as_deref()?;
+                let kind = i16::from_be_bytes([*key.get(2)?, *key.get(3)?]);
+                return Some(OffsetLogEntry::Marker { producer_id: r.producer_id, commit: kind == 1 });
+            }
             let key: OffsetKey = serde_json::from_slice(r.key.as_deref()?).ok()?;
             let value = match r.value {
                 None => None,
                 Some(v) => Some(serde_json::from_slice(&v).ok()?),
             };
-            Some((key, value))
+            Some(match r.transactional {
+                true => OffsetLogEntry::Transactional { producer_id: r.producer_id, record: (key, value) },
+                false => OffsetLogEntry::Commit((key, value)),
+            })
         })
         .collect())
 }
@@ -90,10 +124,29 @@ mod tests {
     fn commits_round_trip_through_a_batch() {
         let commit = CommittedOffset { offset: 42, leader_epoch: 0, metadata: Some("m".into()), commit_timestamp: 7 };
         let records = vec![(key("g", 0), Some(commit)), (key("g", 1), None)];
-        let batch = encode_commits(&records, 1_000).expect("encode");
+        let batch = encode_commits(&records, 1_000, None).expect("encode");
         let header = crate::log::BatchHeader::parse(&batch).expect("one batch");
         assert_eq!(header.record_count, 2);
-        assert_eq!(decode_commits(batch).expect("decode"), records);
+        let plain: Vec<_> = records.iter().cloned().map(OffsetLogEntry::Commit).collect();
+        assert_eq!(decode_offsets_log(batch).expect("decode"), plain);
+    }
+
+    #[test]
+    fn transactional_commits_and_markers_are_told_apart() {
+        let commit = CommittedOffset { offset: 7, leader_epoch: 0, metadata: None, commit_timestamp: 7 };
+        let record = (key("g", 0), Some(commit));
+        let batch = encode_commits(std::slice::from_ref(&record), 1_000, Some((42, 3))).expect("encode");
+        let header = crate::log::BatchHeader::parse(&batch).expect("one batch");
+        assert!(header.is_transactional() && header.base_sequence == -1 && header.producer_id == 42);
+        let marker = crate::txn::encode_marker(42, 3, true, 0, 1_000);
+        let both = Bytes::from([batch.to_vec(), marker.to_vec()].concat());
+        assert_eq!(
+            decode_offsets_log(both).expect("decode"),
+            vec![
+                OffsetLogEntry::Transactional { producer_id: 42, record },
+                OffsetLogEntry::Marker { producer_id: 42, commit: true }
+            ]
+        );
     }
 
     #[test]

@@ -37,18 +37,41 @@ pub fn encode_batch(
     timestamp_ms: i64,
     compression: Compression,
 ) -> Result<Bytes, String> {
+    encode_records(entries, timestamp_ms, compression, None)
+}
+
+/// Encodes `(key, value)` records as one batch of `producer_id`'s transaction (the broker's
+/// own transactional writes: a TxnOffsetCommit). Its base sequence is -1: the broker's writes
+/// carry no sequence, so the partition's duplicate checks leave them alone.
+pub fn encode_transactional_batch(
+    entries: &[(Option<Bytes>, Option<Bytes>)],
+    timestamp_ms: i64,
+    (producer_id, producer_epoch): (i64, i16),
+) -> Result<Bytes, String> {
+    encode_records(entries, timestamp_ms, Compression::None, Some((producer_id, producer_epoch)))
+}
+
+fn encode_records(
+    entries: &[(Option<Bytes>, Option<Bytes>)],
+    timestamp_ms: i64,
+    compression: Compression,
+    producer: Option<(i64, i16)>,
+) -> Result<Bytes, String> {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
+    // The encoder keeps records in one batch while offset minus sequence stays the same.
+    let first_sequence = if producer.is_some() { -1 } else { 0 };
     let records: Vec<Record> = entries
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32,
+            sequence: first_sequence + i as i32,
             timestamp: timestamp_ms,
             key: key.clone(),
             value: value.clone(),

@@ -10,6 +10,7 @@ mod metrics;
 mod proxy;
 mod routes;
 mod serve;
+mod transactions;
 mod users;
 
 use std::sync::Arc;

@@ -138,6 +138,12 @@ pub struct NodeContext {
     pub cleaner_metrics: crate::log_cleaner::CleanerMetrics,
     /// Live actors, for `/admin/actors`.
     pub directory: Arc<ActorDirectory>,
+    // SHARED: written by transaction coordinators (local or over the wal port) and replicas,
+    // read by every produce.
+    /// Which producers may write transactional batches to which partitions here.
+    pub transactions: crate::txn_registry::TxnRegistry,
+    /// The TransactionCoordinator, for transaction requests.
+    pub txn_coordinator: Slot<crate::txn_coordinator::TxnCoordinatorMsg>,
 }
 
 impl NodeContext {
@@ -176,6 +182,8 @@ impl NodeContext {
             directory: Arc::new(ActorDirectory::default()),
             requests: RequestMetrics::default(),
             cleaner_metrics: Default::default(),
+            transactions: Default::default(),
+            txn_coordinator: Slot::default(),
         })
     }
 

@@ -23,7 +23,7 @@
 mod appends;
 mod loading;
 mod offset_delete;
-mod offsets_store;
+pub(crate) mod offsets_store;
 pub mod ownership;
 mod requests;
 
@@ -48,6 +48,9 @@ pub type OffsetPartition = (String, i32);
 
 /// Committed offsets by group.
 pub type GroupOffsets = HashMap<String, BTreeMap<OffsetPartition, CommittedOffset>>;
+
+/// Commits of open transactions, by producer id.
+pub type OpenTxnCommits = HashMap<i64, Vec<chronik::offsets::OffsetRecord>>;
 
 /// OffsetFetch's answer: per partition its committed offset (`None` where nothing is committed).
 pub type FetchedOffsets = Vec<(OffsetPartition, Option<CommittedOffset>)>;
@@ -122,6 +125,9 @@ pub enum CoordinatorMsg {
         group_instance_id: Option<String>,
         /// The offsets.
         offsets: Vec<(OffsetPartition, CommittedOffset)>,
+        /// TxnOffsetCommit: the transaction's producer id and epoch; the offsets take effect
+        /// when its commit marker reaches the group's offsets partition.
+        transaction: Option<(i64, i16)>,
         /// Codes per offset.
         reply: RpcReplyPort<Vec<i16>>,
     },
@@ -137,6 +143,18 @@ pub enum CoordinatorMsg {
         codes: Vec<i16>,
         /// Where the answer goes (`None` for internal writes such as group deletion).
         reply: Option<RpcReplyPort<Vec<i16>>>,
+        /// The producer of a transactional commit: its records wait for the marker.
+        producer_id: Option<i64>,
+    },
+    /// From a transaction's marker on offsets partition `partition`: the producer's pending
+    /// transactional commits take effect (commit) or are dropped (abort).
+    TxnMarker {
+        /// The offsets partition.
+        partition: i32,
+        /// The transaction's producer.
+        producer_id: i64,
+        /// Commit (else abort).
+        commit: bool,
     },
     /// OffsetFetch: the committed offsets of a group, all or those asked for.
     FetchOffsets {
@@ -190,6 +208,8 @@ pub enum CoordinatorMsg {
         load_id: u64,
         /// The committed offsets of the partition's groups.
         offsets: GroupOffsets,
+        /// Commits of transactions still open, by producer.
+        open_txns: OpenTxnCommits,
     },
     /// From FindCoordinator: `__consumer_offsets` is missing; propose it (once at a time).
     CreateOffsetsTopic,
@@ -230,6 +250,9 @@ pub struct CoordinatorState {
     creating: Option<TaskGuard>,
     /// Per offsets partition, its appends in flight and the offset fetches waiting for them.
     appends: HashMap<i32, Appends>,
+    /// Durable commits of open transactions, by offsets partition and producer: they take
+    /// effect at the transaction's commit marker.
+    txn_commits: HashMap<(i32, i64), Vec<chronik::offsets::OffsetRecord>>,
     /// Forwards metadata changes to this actor; stops with it.
     _watch: TaskGuard,
     /// Limits applied to every group.
@@ -327,6 +350,7 @@ impl Actor for GroupCoordinator {
             next_load: 0,
             creating: None,
             appends: HashMap::new(),
+            txn_commits: HashMap::new(),
             _watch: watch,
             group_config,
             ctx,

@@ -36,6 +36,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+pub(crate) mod transactions;
 mod user_scram_credentials;
 
 use std::net::SocketAddr;
@@ -118,7 +119,14 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, client: &Client) -> Result
         RequestKind::DeleteTopics(r) => async move { Some(delete_topics::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::CreatePartitions(r) => async move { Some(create_partitions::handle(&ctx, r).await) }.boxed(),
         RequestKind::DescribeConfigs(r) => async move { Some(describe_configs::handle(&ctx, r, v)) }.boxed(),
-        RequestKind::InitProducerId(r) => async move { Some(init_producer_id::handle(&ctx, r).await) }.boxed(),
+        RequestKind::InitProducerId(r) => async move { Some(init_producer_id::handle(&ctx, r, v).await) }.boxed(),
+        RequestKind::AddPartitionsToTxn(r) => {
+            async move { Some(transactions::add_partitions(&ctx, r, v).await) }.boxed()
+        }
+        RequestKind::AddOffsetsToTxn(r) => async move { Some(transactions::add_offsets(&ctx, r, v).await) }.boxed(),
+        RequestKind::EndTxn(r) => async move { Some(transactions::end_txn(&ctx, r, v).await) }.boxed(),
+        RequestKind::DescribeTransactions(r) => async move { Some(transactions::describe(&ctx, r).await) }.boxed(),
+        RequestKind::ListTransactions(r) => async move { Some(transactions::list(&ctx, r).await) }.boxed(),
         RequestKind::OffsetForLeaderEpoch(r) => {
             async move { Some(offset_for_leader_epoch::handle(&ctx, r).await) }.boxed()
         }
@@ -139,6 +147,7 @@ pub fn dispatch(ctx: &Arc<NodeContext>, frame: Bytes, client: &Client) -> Result
         RequestKind::LeaveGroup(r) => async move { Some(leave_group::handle(&ctx, r, v).await) }.boxed(),
         // Handed to the coordinator here, in request order: commits apply in the order sent.
         RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r, v).map(Some).boxed(),
+        RequestKind::TxnOffsetCommit(r) => offset_commit::handle_txn(&ctx, r, v).map(Some).boxed(),
         RequestKind::OffsetFetch(r) => async move { Some(offset_fetch::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::ListGroups(r) => async move { Some(list_groups::handle(&ctx, r, v).await) }.boxed(),
         RequestKind::DescribeGroups(r) => async move { Some(describe_groups::handle(&ctx, r, v).await) }.boxed(),

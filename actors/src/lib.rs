@@ -43,6 +43,8 @@ pub mod request_metrics;
 pub mod sasl;
 pub mod supervision;
 pub mod tls;
+pub mod txn_coordinator;
+pub mod txn_registry;
 pub mod wal_flusher;
 
 use std::sync::Arc;

@@ -26,6 +26,7 @@ use crate::rebalancer::{RebalancerActor, RebalancerArgs};
 use crate::replica_supervisor::{ReplicaSupervisor, ReplicaSupervisorArgs};
 use crate::replication_service::{ReplicationArgs, ReplicationService};
 use crate::supervision::{RestartTracker, restart_or_escalate};
+use crate::txn_coordinator::{TxnCoordinator, TxnCoordinatorArgs};
 use crate::wal_flusher::{WalFlusher, WalFlusherArgs};
 
 /// The node's direct children.
@@ -51,6 +52,8 @@ pub enum ChildKind {
     Replication,
     /// Coordinates consumer groups (needs the offsets topic's replicas).
     Coordinator,
+    /// Coordinates transactions (needs the transaction state topic's replicas).
+    TxnCoordinator,
     /// Accepts Kafka clients.
     Listener,
     /// Serves the admin API.
@@ -67,7 +70,7 @@ impl ChildKind {
 }
 
 /// Start order: each child only needs the ones before it.
-const START_ORDER: [ChildKind; 12] = [
+const START_ORDER: [ChildKind; 13] = [
     ChildKind::Flusher,
     ChildKind::Raft,
     ChildKind::Membership,
@@ -78,6 +81,7 @@ const START_ORDER: [ChildKind; 12] = [
     ChildKind::Cleaner,
     ChildKind::Replication,
     ChildKind::Coordinator,
+    ChildKind::TxnCoordinator,
     ChildKind::Listener,
     ChildKind::Admin,
 ];
@@ -224,6 +228,9 @@ impl NodeSupervisorState {
             }
             ChildKind::Coordinator => {
                 Actor::spawn_linked(None, GroupCoordinator, CoordinatorArgs { ctx, restarts }, sup).await?.0.get_cell()
+            }
+            ChildKind::TxnCoordinator => {
+                Actor::spawn_linked(None, TxnCoordinator, TxnCoordinatorArgs { ctx, restarts }, sup).await?.0.get_cell()
             }
             ChildKind::Listener => {
                 Actor::spawn_linked(None, KafkaListener, KafkaListenerArgs { ctx, restarts }, sup).await?.0.get_cell()

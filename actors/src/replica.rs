@@ -200,6 +200,10 @@ impl Actor for ReplicaActor {
             ctx: args.ctx,
             registration,
         };
+        // Transactions the log shows open keep taking their producer's writes after a restart.
+        for (producer_id, open) in state.txns.ongoing() {
+            state.ctx.transactions.register(state.tp.clone(), producer_id, open.producer_epoch);
+        }
         state.take_role(&myself)?;
         Ok(state)
     }

@@ -20,7 +20,8 @@ use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::handlers::replica_for;
 use crate::peer_auth::{RequireSecret, caller_node};
-use crate::replica::{FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg};
+use crate::replica::{FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg, TxnMarker};
+use crate::txn_coordinator::markers as txn_markers;
 use chronik::config::NodeId;
 
 /// Generated from `proto/replication.proto`.
@@ -29,7 +30,10 @@ pub mod proto {
 }
 
 use proto::replication_server::{Replication, ReplicationServer};
-use proto::{EpochRequest, EpochResponse, FetchRequest, FetchResponse};
+use proto::{
+    EpochRequest, EpochResponse, FetchRequest, FetchResponse, MarkerResult, RegisterTxnRequest, RegisterTxnResponse,
+    WriteMarkersRequest, WriteMarkersResponse,
+};
 
 /// Largest batch payload a fetch may ask for (a follower asks for `fetch_max_bytes`).
 const MAX_FETCH_BYTES: usize = 64 * 1024 * 1024;
@@ -145,6 +149,42 @@ impl Replication for Service {
             }
             Err(e) => refused(e),
         }))
+    }
+
+    async fn register_txn_partitions(
+        &self,
+        request: Request<RegisterTxnRequest>,
+    ) -> Result<Response<RegisterTxnResponse>, Status> {
+        let req = request.into_inner();
+        let partitions = txn_markers::from_wire(req.partitions);
+        let epoch = txn_markers::epoch_from_wire(req.producer_epoch);
+        txn_markers::register_here(&self.ctx, req.producer_id, epoch, &partitions);
+        Ok(Response::new(RegisterTxnResponse {}))
+    }
+
+    async fn write_txn_markers(
+        &self,
+        request: Request<WriteMarkersRequest>,
+    ) -> Result<Response<WriteMarkersResponse>, Status> {
+        let req = request.into_inner();
+        let marker = TxnMarker {
+            producer_id: req.producer_id,
+            producer_epoch: txn_markers::epoch_from_wire(req.producer_epoch),
+            commit: req.commit,
+            coordinator_epoch: req.coordinator_epoch,
+        };
+        let written = txn_markers::write_markers_here(&self.ctx, marker, txn_markers::from_wire(req.partitions)).await;
+        let results = written
+            .into_iter()
+            .map(|((topic, partition), result)| {
+                let (error_code, error_message) = match result {
+                    Ok(()) => (0, String::new()),
+                    Err(e) => (i32::from(e.code), e.message),
+                };
+                MarkerResult { topic, partition, error_code, error_message }
+            })
+            .collect();
+        Ok(Response::new(WriteMarkersResponse { results }))
     }
 
     async fn follow(&self, request: Request<Streaming<FetchRequest>>) -> Result<Response<ResponseStream>, Status> {

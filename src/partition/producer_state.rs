@@ -125,7 +125,9 @@ impl ProducerStateTable {
     /// Decides whether `b` is appended, answered as a duplicate, or rejected. Does not change
     /// the table: call [`record`](Self::record) once the batch is appended.
     pub fn check(&self, b: &BatchIdentity) -> SequenceCheck {
-        if b.producer_id < 0 {
+        // No producer, or the broker's own write without a sequence (produced batches without
+        // one are refused before they get here).
+        if b.producer_id < 0 || b.base_sequence < 0 {
             return SequenceCheck::Append;
         }
         // An unknown producer may start at any sequence, as in Kafka since KIP-360: its state
@@ -153,8 +155,9 @@ impl ProducerStateTable {
     ///
     /// A higher epoch replaces the producer's batch list; a lower one is ignored, since the
     /// epoch never goes back (and `check` rejects such batches before they are appended).
+    /// A batch without a sequence (the broker's own transactional writes) is not tracked.
     pub fn record(&mut self, b: &BatchIdentity, base_offset: i64) {
-        if b.producer_id < 0 {
+        if b.producer_id < 0 || b.base_sequence < 0 {
             return;
         }
         let entry = self.producers.entry(b.producer_id).or_insert_with(|| ProducerEntry {

@@ -160,7 +160,8 @@ fn sized_response(body: &ResponseKind, version: i16) -> Option<(ApiKey, Result<u
         DeleteRecords, DescribeLogDirs,
         OffsetDelete, DescribeProducers, ElectLeaders, ListPartitionReassignments, AlterPartitionReassignments,
         SaslHandshake, SaslAuthenticate, DescribeUserScramCredentials, AlterUserScramCredentials,
-        DescribeAcls, CreateAcls, DeleteAcls,
+        DescribeAcls, CreateAcls, DeleteAcls, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions,
+        ListTransactions,
     )
 }
 

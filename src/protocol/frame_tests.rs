@@ -74,9 +74,10 @@ fn unknown_and_unserved_api_keys_are_unsupported() {
     let err = parse_request(raw_frame(9999, 0, 77, &[0; 16])).unwrap_err();
     assert_eq!(err, ProtocolError::UnsupportedApi { key: 9999, version: 0, correlation_id: 77 });
     assert_eq!(err.correlation_id(), Some(77));
-    // AddPartitionsToTxn exists in Kafka but is not in our table: transactions are not supported.
-    let err = parse_request(raw_frame(ApiKey::AddPartitionsToTxn as i16, 3, 78, &[0; 16])).unwrap_err();
-    assert!(matches!(err, ProtocolError::UnsupportedApi { key: 24, .. }), "{err:?}");
+    // WriteTxnMarkers exists in Kafka but is not in our table: brokers send markers over the
+    // wal port.
+    let err = parse_request(raw_frame(ApiKey::WriteTxnMarkers as i16, 1, 78, &[0; 16])).unwrap_err();
+    assert!(matches!(err, ProtocolError::UnsupportedApi { key: 27, .. }), "{err:?}");
 }
 
 #[test]

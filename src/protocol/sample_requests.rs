@@ -29,6 +29,9 @@ pub(super) mod admin;
 /// The records-management samples (DeleteRecords, DescribeLogDirs).
 mod records;
 
+/// The transaction samples.
+mod txn;
+
 /// The topic every sample talks about.
 pub(super) const TOPIC: &str = "orders";
 
@@ -136,6 +139,12 @@ pub(super) fn sample_request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(admin::alter_user_scram_credentials())
         }
+        ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(txn::add_partitions_to_txn()),
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(txn::add_offsets_to_txn()),
+        ApiKey::EndTxn => RequestKind::EndTxn(txn::end_txn()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(txn::txn_offset_commit(version)),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(txn::describe_transactions()),
+        ApiKey::ListTransactions => RequestKind::ListTransactions(txn::list_transactions(version)),
         ApiKey::DescribeAcls => RequestKind::DescribeAcls(admin::describe_acls()),
         ApiKey::CreateAcls => RequestKind::CreateAcls(admin::create_acls()),
         ApiKey::DeleteAcls => RequestKind::DeleteAcls(admin::delete_acls()),

@@ -30,6 +30,9 @@ mod admin;
 /// The records-management samples (DeleteRecords, DescribeLogDirs).
 mod records;
 
+/// The transaction samples.
+mod txn;
+
 /// Decodes a response frame as a client would: size prefix, header, body. Asserts the size
 /// prefix matches and nothing trails the body; returns the correlation id and the body.
 pub(super) fn decode_response_frame(api: ApiKey, version: i16, mut frame: Bytes) -> (i32, ResponseKind) {
@@ -93,6 +96,12 @@ pub(super) fn sample_response(api: ApiKey, version: i16) -> ResponseKind {
         ApiKey::AlterUserScramCredentials => {
             ResponseKind::AlterUserScramCredentials(admin::alter_user_scram_credentials())
         }
+        ApiKey::AddPartitionsToTxn => ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn()),
+        ApiKey::AddOffsetsToTxn => ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn()),
+        ApiKey::EndTxn => ResponseKind::EndTxn(txn::end_txn()),
+        ApiKey::TxnOffsetCommit => ResponseKind::TxnOffsetCommit(txn::txn_offset_commit()),
+        ApiKey::DescribeTransactions => ResponseKind::DescribeTransactions(txn::describe_transactions()),
+        ApiKey::ListTransactions => ResponseKind::ListTransactions(txn::list_transactions()),
         ApiKey::DescribeAcls => ResponseKind::DescribeAcls(admin::describe_acls()),
         ApiKey::CreateAcls => ResponseKind::CreateAcls(admin::create_acls()),
         ApiKey::DeleteAcls => ResponseKind::DeleteAcls(admin::delete_acls()),

@@ -42,6 +42,12 @@ pub const ADVERTISED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::CreateTopics, v(2, 7)),
     (ApiKey::DeleteTopics, v(1, 6)),
     (ApiKey::InitProducerId, v(0, 5)),
+    (ApiKey::AddPartitionsToTxn, v(0, 3)),
+    (ApiKey::AddOffsetsToTxn, v(0, 3)),
+    (ApiKey::EndTxn, v(0, 3)),
+    (ApiKey::TxnOffsetCommit, v(0, 3)),
+    (ApiKey::DescribeTransactions, v(0, 0)),
+    (ApiKey::ListTransactions, v(0, 1)),
     (ApiKey::OffsetForLeaderEpoch, v(2, 4)),
     (ApiKey::CreatePartitions, v(0, 3)),
     (ApiKey::DeleteGroups, v(0, 2)),
@@ -136,6 +142,12 @@ mod tests {
             (ApiKey::CreatePartitions, 0, 3),
             (ApiKey::DescribeConfigs, 1, 4),
             (ApiKey::InitProducerId, 0, 5),
+            (ApiKey::AddPartitionsToTxn, 0, 3),
+            (ApiKey::AddOffsetsToTxn, 0, 3),
+            (ApiKey::EndTxn, 0, 3),
+            (ApiKey::TxnOffsetCommit, 0, 3),
+            (ApiKey::DescribeTransactions, 0, 0),
+            (ApiKey::ListTransactions, 0, 1),
             (ApiKey::OffsetForLeaderEpoch, 2, 4),
             (ApiKey::OffsetCommit, 2, 9),
             (ApiKey::OffsetFetch, 1, 9),
@@ -169,7 +181,7 @@ mod tests {
         for (key, min, max) in expected {
             assert_eq!(supported_range(key), Some(v(min, max)), "{key:?}");
         }
-        assert_eq!(supported_range(ApiKey::AddPartitionsToTxn), None);
+        assert_eq!(supported_range(ApiKey::WriteTxnMarkers), None);
     }
 
     #[test]

@@ -150,6 +150,17 @@ pub enum Refusal {
         /// The batch's producer id.
         producer_id: i64,
     },
+    /// A transactional batch of a producer epoch the coordinator has since fenced (it aborted
+    /// the transaction with a newer epoch): the producer is a zombie.
+    #[error("producer {producer_id}: epoch {epoch} was fenced by epoch {current}")]
+    FencedEpoch {
+        /// The batch's producer id.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The newer epoch.
+        current: i16,
+    },
     /// The compressed records do not decompress.
     #[error("{0}")]
     Decompress(String),
@@ -231,6 +242,7 @@ impl Refusal {
             Self::ZstdBeforeV7 { .. } => ResponseError::UnsupportedCompressionType,
             Self::TransactionalWithoutId => ResponseError::TransactionalIdAuthorizationFailed,
             Self::NoOngoingTransaction { .. } => ResponseError::InvalidProducerIdMapping,
+            Self::FencedEpoch { .. } => ResponseError::InvalidProducerEpoch,
         }
     }
 

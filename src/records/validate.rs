@@ -34,12 +34,16 @@ const ZSTD: u8 = 4;
 /// A record timestamp meaning "none" (old clients); Kafka exempts it from the window.
 const NO_TIMESTAMP: i64 = -1;
 
-/// Which producers have a transaction open on the partition being written. Chronik has no
-/// transaction coordinator yet ([`NoTransactions`]); a transactions feature implements this
-/// over the partition's producer state to let transactional batches through.
+/// Which producers have a transaction open on the partition being written (the broker
+/// implements it over the transaction registrations of its coordinators).
 pub trait OngoingTransactions {
     /// Whether `producer_id` at `producer_epoch` has a transaction open here.
     fn is_ongoing(&self, producer_id: i64, producer_epoch: i16) -> bool;
+
+    /// The newer epoch that fenced `producer_epoch` of `producer_id` here, if one did.
+    fn fenced_by(&self, _producer_id: i64, _producer_epoch: i16) -> Option<i16> {
+        None
+    }
 }
 
 /// No transaction is ever open.
@@ -265,8 +269,12 @@ fn check_producer(header: &BatchHeader, rules: &ProduceRules<'_>) -> Result<(), 
         if !rules.has_transactional_id {
             return Err(Refusal::TransactionalWithoutId);
         }
-        if !(header.has_producer_id() && rules.transactions.is_ongoing(header.producer_id, header.producer_epoch)) {
-            return Err(Refusal::NoOngoingTransaction { producer_id: header.producer_id });
+        let (producer_id, epoch) = (header.producer_id, header.producer_epoch);
+        if !(header.has_producer_id() && rules.transactions.is_ongoing(producer_id, epoch)) {
+            if let Some(current) = rules.transactions.fenced_by(producer_id, epoch) {
+                return Err(Refusal::FencedEpoch { producer_id, epoch, current });
+            }
+            return Err(Refusal::NoOngoingTransaction { producer_id });
         }
     }
     Ok(())

@@ -49,6 +49,9 @@ async fn scrape(ctx: &NodeContext, root: &ActorNode) -> prometheus::Result<Vec<M
     all.extend(ctx.cleaner_metrics.gather());
     all.extend(families::partitions(&infos, &offline)?);
     all.extend(families::groups(&groups)?);
+    let txns = crate::handlers::transactions::listings(ctx, None).await;
+    let states: Vec<&'static str> = txns.iter().filter_map(|(_, t)| t.as_ref().ok().map(|t| t.state_name)).collect();
+    all.extend(families::transactions(&states)?);
     all.extend(families::actors(root)?);
     all.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(all)

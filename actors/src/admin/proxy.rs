@@ -22,8 +22,16 @@ use super::routes::{MAX_BODY, outcome};
 use crate::context::NodeContext;
 
 /// Paths a `GET` may be relayed to.
-const READABLE: &[&str] =
-    &["admin/health", "admin/partitions", "admin/rebalance", "admin/actors", "admin/groups", "admin/nodes", "metrics"];
+const READABLE: &[&str] = &[
+    "admin/health",
+    "admin/partitions",
+    "admin/rebalance",
+    "admin/actors",
+    "admin/groups",
+    "admin/transactions",
+    "admin/nodes",
+    "metrics",
+];
 /// Paths a `POST` may be relayed to: the console's actions (each still validated by the member).
 const ACTIONS: &[&str] = &["admin/add-node", "admin/remove-node", "admin/rebalance/pause", "admin/rebalance/resume"];
 /// A read that takes longer than this is reported as unreachable: the console polls every second.

@@ -43,6 +43,8 @@ struct PartitionView {
     log_start_offset: Option<i64>,
     log_end_offset: Option<i64>,
     high_watermark: Option<i64>,
+    /// What `read_committed` consumers see up to (the high watermark without open transactions).
+    last_stable_offset: Option<i64>,
     replica: Option<ReplicaInfo>,
     /// Set when this node's replica is offline (restart budget spent).
     offline: Option<crate::context::OfflineReplica>,
@@ -113,6 +115,12 @@ pub fn routes(
         .and(with_ctx.clone())
         .map(|ctx: Arc<NodeContext>| json(&*ctx.rebalance.borrow()));
     let groups = warp::path!("admin" / "groups").and(warp::get()).and(with_ctx.clone()).then(super::groups::groups);
+    let transactions =
+        warp::path!("admin" / "transactions").and(warp::get()).and(with_ctx.clone()).then(super::transactions::list);
+    let abort_transaction = warp::path!("admin" / "transactions" / String / "abort")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .then(super::transactions::abort);
     let metrics = warp::path!("metrics").and(warp::get()).and(with_ctx.clone()).then(move |ctx: Arc<NodeContext>| {
         let tree = ctx.directory.tree(&metrics_root);
         super::metrics::metrics(ctx, tree)
@@ -172,6 +180,8 @@ pub fn routes(
         .or(digest)
         .or(rebalance)
         .or(groups)
+        .or(transactions)
+        .or(abort_transaction)
         .or(metrics)
         .or(fail_points)
         .or(add_node)
@@ -314,6 +324,7 @@ async fn partitions(ctx: Arc<NodeContext>) -> Json {
                 log_start_offset: info.as_ref().map(|i| i.log_start_offset),
                 log_end_offset: info.as_ref().map(|i| i.log_end_offset),
                 high_watermark: info.as_ref().map(|i| i.high_watermark),
+                last_stable_offset: info.as_ref().map(|i| i.last_stable_offset),
                 replica: info,
                 offline: ctx.offline.get(&TopicPartition::new(&topic.name, p.partition)).map(|o| o.clone()),
             });

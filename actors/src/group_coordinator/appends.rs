@@ -7,16 +7,19 @@ use ractor::{ActorRef, RpcReplyPort};
 use super::{CoordinatorMsg, CoordinatorState, ParkedFetch, offsets_store};
 
 impl CoordinatorState {
-    /// Appends records to offsets partition `partition`, chained after its previous append.
+    /// Appends records to offsets partition `partition`, chained after its previous append;
+    /// with `producer`, as that producer's transactional commit.
     pub(super) fn append(
         &mut self,
         myself: &ActorRef<CoordinatorMsg>,
         partition: i32,
-        records: (Vec<(OffsetKey, Option<CommittedOffset>)>, Vec<i16>),
+        (records, codes): (Vec<(OffsetKey, Option<CommittedOffset>)>, Vec<i16>),
+        producer: Option<(i64, i16)>,
         reply: Option<RpcReplyPort<Vec<i16>>>,
     ) {
         let appends = self.appends.entry(partition).or_default();
         let previous = appends.tail.take();
+        let records = (records, codes, producer);
         appends.tail = Some(offsets_store::append(&self.ctx, myself, partition, records, reply, previous));
         appends.started += 1;
     }

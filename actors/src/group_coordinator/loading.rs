@@ -46,7 +46,12 @@ impl CoordinatorState {
         let led: Vec<i32> = self.ownership.led.keys().copied().collect();
         for partition in led {
             match offsets_store::load(&self.ctx, partition, self.ownership.partitions).await {
-                Ok(offsets) => self.serve(myself, partition, offsets, Vec::new()),
+                Ok((offsets, open_txns)) => {
+                    for (producer_id, records) in open_txns {
+                        self.txn_commits.insert((partition, producer_id), records);
+                    }
+                    self.serve(myself, partition, offsets, Vec::new())
+                }
                 Err(e) => {
                     debug!(partition, error = %e, "offsets partition not readable yet; loading in the background");
                     self.start_load(myself, partition);
@@ -82,7 +87,7 @@ impl CoordinatorState {
         myself: &ActorRef<CoordinatorMsg>,
         partition: i32,
         load_id: u64,
-        offsets: GroupOffsets,
+        (offsets, open_txns): (GroupOffsets, super::OpenTxnCommits),
     ) {
         let pending = match self.partitions.remove(&partition) {
             Some(LedPartition::Loading { load_id: current, pending, .. }) if current == load_id => pending,
@@ -94,6 +99,9 @@ impl CoordinatorState {
                 return;
             }
         };
+        for (producer_id, records) in open_txns {
+            self.txn_commits.insert((partition, producer_id), records);
+        }
         self.serve(myself, partition, offsets, pending);
     }
 
@@ -119,7 +127,7 @@ impl CoordinatorState {
         info!(partition, groups, "offsets partition loaded; its groups are coordinated here");
     }
 
-    fn start_load(&mut self, myself: &ActorRef<CoordinatorMsg>, partition: i32) {
+    pub(super) fn start_load(&mut self, myself: &ActorRef<CoordinatorMsg>, partition: i32) {
         self.next_load += 1;
         let load_id = self.next_load;
         let task = offsets_store::spawn_load(&self.ctx, myself, partition, self.ownership.partitions, load_id);
@@ -136,6 +144,7 @@ impl CoordinatorState {
         for partition in partitions {
             self.partitions.remove(partition);
         }
+        self.txn_commits.retain(|(p, _), _| !partitions.contains(p));
         let own = &self.ownership;
         let moved = |group: &str| own.partition_for(group).is_some_and(|p| partitions.contains(&p));
         let ids: Vec<String> = self.groups.keys().filter(|id| moved(id)).cloned().collect();

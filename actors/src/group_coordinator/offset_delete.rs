@@ -42,7 +42,7 @@ impl CoordinatorState {
         }
         // The append answers a plain code list; the group-level `Result` is added on the way.
         let (tx, rx) = oneshot::channel();
-        self.append(myself, offsets_partition, (tombstones, codes), Some(tx.into()));
+        self.append(myself, offsets_partition, (tombstones, codes), None, Some(tx.into()));
         tokio::spawn(async move {
             let answer = rx.await.map_err(|_| ResponseError::CoordinatorNotAvailable.code());
             let _ = reply.send(answer);

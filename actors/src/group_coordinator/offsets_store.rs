@@ -7,7 +7,8 @@ use std::time::Duration;
 use chronik::cluster::{MetadataCommand, MetadataError};
 use chronik::log::split_batches;
 use chronik::offsets::{
-    CommittedOffset, OFFSETS_TOPIC, OffsetKey, OffsetRecord, decode_commits, encode_commits, partition_for_group,
+    CommittedOffset, OFFSETS_TOPIC, OffsetKey, OffsetLogEntry, OffsetRecord, decode_offsets_log, encode_commits,
+    partition_for_group,
 };
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
@@ -15,11 +16,12 @@ use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use super::ownership::offsets_replication_factor;
-use super::{CoordinatorMsg, GroupOffsets};
+use super::{CoordinatorMsg, GroupOffsets, OpenTxnCommits};
 use crate::context::NodeContext;
 use crate::directory::TaskGuard;
 use crate::handlers::{apply_metadata, ask_replica, replica_for};
 use crate::replica::{PartitionError, ReplicaMsg, now_ms};
+use std::collections::HashMap;
 
 /// Bytes read per request while loading.
 const LOAD_CHUNK: usize = 4 * 1024 * 1024;
@@ -75,9 +77,9 @@ pub(super) fn spawn_load(
     TaskGuard(tokio::spawn(async move {
         let mut wait = FIRST_RETRY;
         let mut failures = 0u32;
-        let offsets = loop {
+        let (offsets, open_txns) = loop {
             match load(&ctx, partition, partitions).await {
-                Ok(offsets) => break offsets,
+                Ok(loaded) => break loaded,
                 Err(e) => {
                     failures += 1;
                     if failures == WARN_AFTER {
@@ -90,35 +92,70 @@ pub(super) fn spawn_load(
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(MAX_RETRY);
         };
-        let _ = me.cast(CoordinatorMsg::Loaded { partition, load_id, offsets });
+        let _ = me.cast(CoordinatorMsg::Loaded { partition, load_id, offsets, open_txns });
     }))
 }
 
-/// Reads one offsets partition from its start and replays its commits. Only groups that map to
-/// `partition` (of `partitions`) are kept: records another mapping left there are not ours.
-pub(super) async fn load(ctx: &NodeContext, partition: i32, partitions: i32) -> Result<GroupOffsets, String> {
+/// Reads one offsets partition from its start and replays its commits: a transaction's
+/// commits take effect at its commit marker; those of transactions still open are returned
+/// apart, by producer. Only groups that map to `partition` (of `partitions`) are kept: records
+/// another mapping left there are not ours.
+pub(super) async fn load(ctx: &NodeContext, partition: i32, partitions: i32) -> Result<Loaded, String> {
     let mut out = GroupOffsets::new();
-    let replica = replica_for(ctx, OFFSETS_TOPIC, partition).map_err(|e| e.message)?;
+    let mut open: OpenTxnCommits = HashMap::new();
+    let ours = |r: &OffsetRecord| partition_for_group(&r.0.group, partitions) == partition;
+    read_from_start(ctx, OFFSETS_TOPIC, partition, |records| {
+        for entry in decode_offsets_log(records)? {
+            match entry {
+                OffsetLogEntry::Commit(record) if ours(&record) => apply(&mut out, record),
+                OffsetLogEntry::Transactional { producer_id, record } if ours(&record) => {
+                    open.entry(producer_id).or_default().push(record)
+                }
+                OffsetLogEntry::Marker { producer_id, commit } => {
+                    let records = open.remove(&producer_id).unwrap_or_default();
+                    if commit {
+                        records.into_iter().for_each(|r| apply(&mut out, r));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    out.retain(|_, m| !m.is_empty());
+    Ok((out, open))
+}
+
+/// What a load reads back: the committed offsets, and the commits of open transactions.
+pub(super) type Loaded = (GroupOffsets, OpenTxnCommits);
+
+fn apply(out: &mut GroupOffsets, (key, value): OffsetRecord) {
+    let group = out.entry(key.group).or_default();
+    match value {
+        Some(c) => group.insert((key.topic, key.partition), c),
+        None => group.remove(&(key.topic, key.partition)),
+    };
+}
+
+/// Reads an internal topic's partition on this node from its start, handing each chunk of
+/// whole batches to `each`, in log order.
+pub(crate) async fn read_from_start(
+    ctx: &NodeContext,
+    topic: &str,
+    partition: i32,
+    mut each: impl FnMut(bytes::Bytes) -> Result<(), String>,
+) -> Result<(), String> {
+    let replica = replica_for(ctx, topic, partition).map_err(|e| e.message)?;
     let mut offset = 0;
     loop {
         let msg = |reply| ReplicaMsg::Read { offset, committed: false, max_bytes: LOAD_CHUNK, min_one: true, reply };
         let read = ask_replica(&replica, msg).await.map_err(|e| e.message)?;
         let batches = split_batches(&read.records).map_err(|e| e.to_string())?;
-        let Some(last) = batches.last() else { break };
+        let Some(last) = batches.last() else { return Ok(()) };
         offset = chronik::log::BatchHeader::parse(last).map_err(|e| e.to_string())?.next_offset();
-        for (key, value) in decode_commits(read.records)? {
-            if partition_for_group(&key.group, partitions) != partition {
-                continue;
-            }
-            let group = out.entry(key.group).or_default();
-            match value {
-                Some(c) => group.insert((key.topic, key.partition), c),
-                None => group.remove(&(key.topic, key.partition)),
-            };
-        }
+        each(read.records)?;
     }
-    out.retain(|_, m| !m.is_empty());
-    Ok(out)
 }
 
 /// Appends records for `group` to its offsets partition `partition`. The append is handed to
@@ -131,11 +168,11 @@ pub(super) fn append(
     ctx: &Arc<NodeContext>,
     myself: &ActorRef<CoordinatorMsg>,
     partition: i32,
-    (records, codes): (Vec<OffsetRecord>, Vec<i16>),
+    (records, codes, producer): (Vec<OffsetRecord>, Vec<i16>, Option<(i64, i16)>),
     reply: Option<RpcReplyPort<Vec<i16>>>,
     previous: Option<oneshot::Receiver<()>>,
 ) -> oneshot::Receiver<()> {
-    let started = start_append(ctx, partition, &records);
+    let started = start_append(ctx, partition, &records, producer);
     let me = myself.clone();
     let (done, completion) = oneshot::channel();
     tokio::spawn(async move {
@@ -150,7 +187,8 @@ pub(super) fn append(
             // Sent or dropped: either way the previous `CommitDone` is in the mailbox.
             let _ = previous.await;
         }
-        let _ = me.cast(CoordinatorMsg::CommitDone { partition, records, result, codes, reply });
+        let producer_id = producer.map(|(id, _)| id);
+        let _ = me.cast(CoordinatorMsg::CommitDone { partition, records, result, codes, reply, producer_id });
         let _ = done.send(());
     });
     completion
@@ -162,10 +200,11 @@ fn start_append(
     ctx: &NodeContext,
     partition: i32,
     records: &[(OffsetKey, Option<CommittedOffset>)],
+    producer: Option<(i64, i16)>,
 ) -> Result<AppendWait, PartitionError> {
     let replica = replica_for(ctx, OFFSETS_TOPIC, partition)?;
-    let batch =
-        encode_commits(records, now_ms()).map_err(|e| PartitionError::new(ResponseError::UnknownServerError, e))?;
+    let batch = encode_commits(records, now_ms(), producer)
+        .map_err(|e| PartitionError::new(ResponseError::UnknownServerError, e))?;
     let (tx, rx) = oneshot::channel();
     replica
         .cast(ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(tx.into()) })

@@ -27,7 +27,13 @@ pub struct Ownership {
 impl Ownership {
     /// What `node` leads in `metadata`.
     pub fn of(metadata: &ClusterMetadata, node: NodeId) -> Self {
-        let Some(topic) = metadata.topics.get(OFFSETS_TOPIC) else { return Self::default() };
+        Self::of_topic(metadata, OFFSETS_TOPIC, node)
+    }
+
+    /// What `node` leads of internal topic `topic` (`__transaction_state` maps transactional
+    /// ids to partitions the same way).
+    pub fn of_topic(metadata: &ClusterMetadata, topic: &str, node: NodeId) -> Self {
+        let Some(topic) = metadata.topics.get(topic) else { return Self::default() };
         let led = topic.partitions.iter().filter(|p| p.leader == node).map(|p| (p.partition, p.leader_epoch)).collect();
         Self { topic_id: Some(topic.id), partitions: topic.partitions.len() as i32, led }
     }
@@ -80,16 +86,21 @@ pub fn missing_topics<'a>(metadata: &ClusterMetadata, topics: impl IntoIterator<
 /// Why FindCoordinator has no coordinator to name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoCoordinator {
-    /// `__consumer_offsets` does not exist yet (the caller proposes it).
+    /// The internal topic does not exist yet (the caller proposes it).
     NoTopic,
-    /// The group's offsets partition has no leader among the known brokers.
+    /// The key's partition has no leader among the known brokers.
     NoLeader(i32),
 }
 
-/// The broker coordinating `group`: the leader of its offsets partition.
-pub fn coordinator_for<'a>(metadata: &'a ClusterMetadata, group: &str) -> Result<&'a NodeInfo, NoCoordinator> {
-    let topic = metadata.topics.get(OFFSETS_TOPIC).ok_or(NoCoordinator::NoTopic)?;
-    let partition = partition_for_group(group, topic.partitions.len() as i32);
+/// The broker coordinating `key` (a group in `__consumer_offsets`, a transactional id in
+/// `__transaction_state`): the leader of its partition of internal topic `topic`.
+pub fn coordinator_for<'a>(
+    metadata: &'a ClusterMetadata,
+    topic: &str,
+    key: &str,
+) -> Result<&'a NodeInfo, NoCoordinator> {
+    let topic = metadata.topics.get(topic).ok_or(NoCoordinator::NoTopic)?;
+    let partition = partition_for_group(key, topic.partitions.len() as i32);
     let leader = topic.partitions.get(partition as usize).map(|p| p.leader);
     leader.and_then(|id| metadata.nodes.get(&id)).ok_or(NoCoordinator::NoLeader(partition))
 }
@@ -224,11 +235,11 @@ mod tests {
         let mut leaders = [1, 1, 1];
         leaders[p] = 3;
         let m = cluster(&[1, 2, 3], &leaders);
-        assert_eq!(coordinator_for(&m, group).map(|n| n.kafka.as_str()), Ok("host3:9092"));
-        assert_eq!(coordinator_for(&cluster(&[1], &[]), group), Err(NoCoordinator::NoTopic));
+        assert_eq!(coordinator_for(&m, OFFSETS_TOPIC, group).map(|n| n.kafka.as_str()), Ok("host3:9092"));
+        assert_eq!(coordinator_for(&cluster(&[1], &[]), OFFSETS_TOPIC, group), Err(NoCoordinator::NoTopic));
         leaders[p] = 9;
         let unknown = cluster(&[1, 2, 3], &leaders);
-        assert_eq!(coordinator_for(&unknown, group), Err(NoCoordinator::NoLeader(p as i32)));
+        assert_eq!(coordinator_for(&unknown, OFFSETS_TOPIC, group), Err(NoCoordinator::NoLeader(p as i32)));
     }
 
     #[test]

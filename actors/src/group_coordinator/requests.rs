@@ -14,6 +14,9 @@ use crate::replica::now_ms;
 /// Kafka refuses commit metadata longer than this (offset.metadata.max.bytes).
 const MAX_METADATA: usize = 4096;
 
+/// A transactional producer: its id and epoch.
+type ProducerSession = (i64, i16);
+
 fn now() -> u64 {
     now_ms().max(0) as u64
 }
@@ -65,13 +68,25 @@ impl CoordinatorState {
                 self.route(replies);
                 let _ = reply.send((0, codes));
             }
-            CoordinatorMsg::Commit { group_id, member_id, generation_id, group_instance_id, offsets, reply } => {
-                self.commit(myself, group_id, (member_id, generation_id, group_instance_id), offsets, reply);
+            CoordinatorMsg::Commit {
+                group_id,
+                member_id,
+                generation_id,
+                group_instance_id,
+                offsets,
+                transaction,
+                reply,
+            } => {
+                let member = (member_id, generation_id, group_instance_id);
+                self.commit(myself, group_id, member, (offsets, transaction), reply);
             }
-            CoordinatorMsg::CommitDone { partition, records, result, mut codes, reply } => {
-                match result {
-                    Ok(()) => self.commit_durable(records),
-                    Err(e) => {
+            CoordinatorMsg::CommitDone { partition, records, result, mut codes, reply, producer_id } => {
+                match (result, producer_id) {
+                    (Ok(()), Some(producer)) => {
+                        self.txn_commits.entry((partition, producer)).or_default().extend(records)
+                    }
+                    (Ok(()), None) => self.commit_durable(records),
+                    (Err(e), _) => {
                         let code = append_error(e.code);
                         codes.iter_mut().filter(|c| **c == 0).for_each(|c| *c = code);
                     }
@@ -118,7 +133,20 @@ impl CoordinatorState {
             }
             CoordinatorMsg::TopicsDeleted(topics) => self.forget_topics(myself, &topics),
             CoordinatorMsg::MetadataChanged(metadata) => self.follow(myself, metadata),
-            CoordinatorMsg::Loaded { partition, load_id, offsets } => self.loaded(myself, partition, load_id, offsets),
+            CoordinatorMsg::Loaded { partition, load_id, offsets, open_txns } => {
+                self.loaded(myself, partition, load_id, (offsets, open_txns))
+            }
+            CoordinatorMsg::TxnMarker { partition, producer_id, commit } => {
+                if matches!(self.partitions.get(&partition), Some(super::LedPartition::Loading { .. })) {
+                    // The load may have read the log before the marker: read it again.
+                    self.start_load(myself, partition);
+                    return;
+                }
+                let records = self.txn_commits.remove(&(partition, producer_id)).unwrap_or_default();
+                if commit {
+                    self.commit_durable(records);
+                }
+            }
             CoordinatorMsg::CreateOffsetsTopic => self.create_offsets_topic(myself),
             CoordinatorMsg::OffsetsTopicCreated(result) => self.offsets_topic_created(result),
             CoordinatorMsg::Tick => {
@@ -172,7 +200,7 @@ impl CoordinatorState {
         myself: &ActorRef<CoordinatorMsg>,
         group_id: String,
         (member_id, generation_id, instance_id): (String, i32, Option<String>),
-        offsets: Vec<(OffsetPartition, CommittedOffset)>,
+        (offsets, transaction): (Vec<(OffsetPartition, CommittedOffset)>, Option<ProducerSession>),
         reply: RpcReplyPort<Vec<i16>>,
     ) {
         let partition = match self.serving(&group_id) {
@@ -188,6 +216,15 @@ impl CoordinatorState {
             // generation of a group this coordinator does not know must rejoin first.
             None if generation_id < 0 => 0,
             None => ResponseError::IllegalGeneration.code(),
+        };
+        // A transaction's commits need the group's offsets partition in that transaction
+        // (AddOffsetsToTxn registered it here).
+        let tp = crate::context::TopicPartition::new(chronik::offsets::OFFSETS_TOPIC, partition);
+        let group_code = match transaction {
+            Some((producer_id, epoch)) if group_code == 0 && !self.ctx.transactions.allows(&tp, producer_id, epoch) => {
+                ResponseError::InvalidTxnState.code()
+            }
+            _ => group_code,
         };
         if group_code != 0 {
             let _ = reply.send(vec![group_code; offsets.len()]);
@@ -211,7 +248,7 @@ impl CoordinatorState {
             let _ = reply.send(codes);
             return;
         }
-        self.append(myself, partition, (records, codes), Some(reply));
+        self.append(myself, partition, (records, codes), transaction, Some(reply));
     }
 
     /// Applies durable records to the cache.
@@ -293,7 +330,7 @@ impl CoordinatorState {
         self.offsets.retain(|_, m| !m.is_empty());
         for (partition, tombstones) in writes {
             let codes = vec![0; tombstones.len()];
-            self.append(myself, partition, (tombstones, codes), None);
+            self.append(myself, partition, (tombstones, codes), None, None);
         }
     }
 
@@ -324,7 +361,7 @@ impl CoordinatorState {
             .collect();
         if !tombstones.is_empty() {
             let codes = vec![0; tombstones.len()];
-            self.append(myself, partition, (tombstones, codes), None);
+            self.append(myself, partition, (tombstones, codes), None, None);
         }
         0
     }

@@ -173,6 +173,55 @@ fn screen_request(c: Check, v: i16, request: RequestKind) -> Screened {
         R::DescribeProducers(r) => topics::describe_producers(c, r),
         R::InitProducerId(r) => topics::init_producer_id(c, r),
         R::FindCoordinator(r) => groups::find_coordinator(c, r, v),
+        // A transaction's requests need WRITE on its transactional id, as in Kafka; a
+        // transaction's topics were checked when the producer wrote them.
+        R::AddPartitionsToTxn(r) => {
+            if c.may(Operation::Write, ResourceType::TransactionalId, &r.v3_and_below_transactional_id) {
+                return run(R::AddPartitionsToTxn(r));
+            }
+            let results = r.v3_and_below_topics.iter().map(|t| {
+                let partitions = t.partitions.iter().map(|&p| {
+                    add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_partition_error_code(TRANSACTIONAL_ID_DENIED)
+                });
+                add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_results_by_partition(partitions.collect())
+            });
+            let response = AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results.collect());
+            A::AddPartitionsToTxn(response).into_refusal()
+        }
+        R::AddOffsetsToTxn(r) => {
+            let allowed = c.may(Operation::Write, ResourceType::TransactionalId, &r.transactional_id)
+                && c.on_group(Read, &r.group_id);
+            gate(allowed, R::AddOffsetsToTxn(r), || {
+                A::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(TRANSACTIONAL_ID_DENIED))
+            })
+        }
+        R::EndTxn(r) => {
+            let allowed = c.may(Operation::Write, ResourceType::TransactionalId, &r.transactional_id);
+            gate(allowed, R::EndTxn(r), || {
+                A::EndTxn(EndTxnResponse::default().with_error_code(TRANSACTIONAL_ID_DENIED))
+            })
+        }
+        R::DescribeTransactions(r) => {
+            if r.transactional_ids.iter().all(|id| c.may(Describe, ResourceType::TransactionalId, id)) {
+                return run(R::DescribeTransactions(r));
+            }
+            let states = r.transactional_ids.iter().map(|id| {
+                describe_transactions_response::TransactionState::default()
+                    .with_transactional_id(id.clone())
+                    .with_error_code(TRANSACTIONAL_ID_DENIED)
+                    .with_producer_id((-1).into())
+                    .with_producer_epoch(-1)
+            });
+            A::DescribeTransactions(DescribeTransactionsResponse::default().with_transaction_states(states.collect()))
+                .into_refusal()
+        }
+        R::ListTransactions(r) => gate(c.on_cluster(Describe), R::ListTransactions(r), || {
+            A::ListTransactions(ListTransactionsResponse::default().with_error_code(CLUSTER_DENIED))
+        }),
         R::JoinGroup(r) => {
             let allowed = c.on_group(Read, &r.group_id);
             gate(allowed, R::JoinGroup(r), || {
@@ -194,6 +243,25 @@ fn screen_request(c: Check, v: i16, request: RequestKind) -> Screened {
             })
         }
         R::OffsetCommit(r) => groups::offset_commit(c, r),
+        R::TxnOffsetCommit(r) => {
+            let allowed = c.may(Operation::Write, ResourceType::TransactionalId, &r.transactional_id)
+                && c.on_group(Read, &r.group_id)
+                && r.topics.iter().all(|t| c.on_topic(Read, &t.name));
+            if allowed {
+                return run(R::TxnOffsetCommit(r));
+            }
+            let topics = r.topics.iter().map(|t| {
+                let partitions = t.partitions.iter().map(|p| {
+                    txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(TRANSACTIONAL_ID_DENIED)
+                });
+                txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions.collect())
+            });
+            A::TxnOffsetCommit(TxnOffsetCommitResponse::default().with_topics(topics.collect())).into_refusal()
+        }
         R::OffsetFetch(r) => groups::offset_fetch(c, r, v),
         R::OffsetDelete(r) => groups::offset_delete(c, r),
         R::DescribeGroups(r) => groups::describe_groups(c, r),

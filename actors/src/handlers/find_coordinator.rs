@@ -1,8 +1,8 @@
 //! FindCoordinator (v0–v5): a group's coordinator is the leader of its `__consumer_offsets`
-//! partition, as in Kafka. The first lookup proposes the offsets topic and waits a moment for it
+//! partition, a transactional id's the leader of its `__transaction_state` partition (key type
+//! 1), as in Kafka. The first lookup proposes the internal topic and waits a moment for it
 //! (some admin clients do not retry COORDINATOR_NOT_AVAILABLE); if it takes longer, it answers
-//! COORDINATOR_NOT_AVAILABLE, which consumers retry. Transaction coordinators (key type 1) do not
-//! exist: transactions are not supported.
+//! COORDINATOR_NOT_AVAILABLE, which clients retry.
 //!
 //! From v4 (KIP-699) a request names several keys and each gets its own answer; v5 only adds an
 //! error code this broker never returns.
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chronik::cluster::ClusterMetadata;
 use chronik::offsets::OFFSETS_TOPIC;
+use chronik::txn::TRANSACTION_STATE_TOPIC;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, ResponseKind};
@@ -21,9 +22,12 @@ use super::str_bytes;
 use crate::context::NodeContext;
 use crate::group_coordinator::CoordinatorMsg;
 use crate::group_coordinator::ownership::{NoCoordinator, coordinator_for};
+use crate::txn_coordinator::TxnCoordinatorMsg;
 
 /// Key type of a group coordinator lookup.
 const GROUP: i8 = 0;
+/// Key type of a transaction coordinator lookup.
+const TRANSACTION: i8 = 1;
 /// How long the first lookup waits for the offsets topic it asked for.
 const CREATE_WAIT: Duration = Duration::from_secs(5);
 /// The first version whose request carries a list of keys.
@@ -34,10 +38,18 @@ type Found = Result<(i32, String, i32), String>;
 
 /// Handles one FindCoordinator request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: FindCoordinatorRequest, version: i16, listener: &str) -> ResponseKind {
-    let metadata = if req.key_type == GROUP { Some(offsets_topic_metadata(ctx).await) } else { None };
-    let find = |key: &str| match &metadata {
-        Some(metadata) => locate(metadata, key, listener),
-        None => Err("transactions are not supported".to_owned()),
+    let topic = match req.key_type {
+        GROUP => Some(OFFSETS_TOPIC),
+        TRANSACTION => Some(TRANSACTION_STATE_TOPIC),
+        _ => None,
+    };
+    let metadata = match topic {
+        Some(topic) => Some(internal_topic_metadata(ctx, topic).await),
+        None => None,
+    };
+    let find = |key: &str| match (&metadata, topic) {
+        (Some(metadata), Some(topic)) => locate(metadata, topic, key, listener),
+        _ => Err(format!("unknown coordinator key type {}", req.key_type)),
     };
     let response = if version >= BATCHED {
         let coordinators = req.coordinator_keys.into_iter().map(|key| batched(find(key.as_str()), key)).collect();
@@ -48,17 +60,21 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: FindCoordinatorRequest, version
     ResponseKind::FindCoordinator(response)
 }
 
-/// The metadata to answer from. If the offsets topic does not exist yet, the coordinator
-/// proposes it (one proposal at a time; a later lookup asks again) and this waits a moment
-/// for it.
-async fn offsets_topic_metadata(ctx: &NodeContext) -> Arc<ClusterMetadata> {
+/// The metadata to answer from. If the coordinators' internal `topic` does not exist yet, its
+/// coordinator proposes it (one proposal at a time; a later lookup asks again) and this waits
+/// a moment for it.
+pub(crate) async fn internal_topic_metadata(ctx: &NodeContext, topic: &str) -> Arc<ClusterMetadata> {
     let metadata = ctx.metadata();
-    let missing = |m: &ClusterMetadata| !m.topics.contains_key(OFFSETS_TOPIC);
+    let missing = |m: &ClusterMetadata| !m.topics.contains_key(topic);
     if !missing(&metadata) {
         return metadata;
     }
-    if let Some(coordinator) = ctx.coordinator.get() {
-        let _ = coordinator.cast(CoordinatorMsg::CreateOffsetsTopic);
+    if topic == OFFSETS_TOPIC {
+        if let Some(coordinator) = ctx.coordinator.get() {
+            let _ = coordinator.cast(CoordinatorMsg::CreateOffsetsTopic);
+        }
+    } else if let Some(coordinator) = ctx.txn_coordinator.get() {
+        let _ = coordinator.cast(TxnCoordinatorMsg::CreateTopic);
     }
     let mut updates = ctx.metadata.subscribe();
     let created = async { updates.wait_for(|m| !missing(m)).await.map(|m| m.clone()) };
@@ -68,12 +84,13 @@ async fn offsets_topic_metadata(ctx: &NodeContext) -> Arc<ClusterMetadata> {
     }
 }
 
-/// The coordinator of `group` in `metadata`.
-fn locate(metadata: &ClusterMetadata, group: &str, listener: &str) -> Found {
-    let node = match coordinator_for(metadata, group) {
+/// The coordinator of `key` (a group or a transactional id) in `metadata`: the leader of its
+/// partition of internal topic `topic`.
+fn locate(metadata: &ClusterMetadata, topic: &str, key: &str, listener: &str) -> Found {
+    let node = match coordinator_for(metadata, topic, key) {
         Ok(node) => node,
-        Err(NoCoordinator::NoTopic) => return Err(format!("{OFFSETS_TOPIC} is being created")),
-        Err(NoCoordinator::NoLeader(p)) => return Err(format!("{OFFSETS_TOPIC}-{p} has no available leader")),
+        Err(NoCoordinator::NoTopic) => return Err(format!("{topic} is being created")),
+        Err(NoCoordinator::NoLeader(p)) => return Err(format!("{topic}-{p} has no available leader")),
     };
     let address = node.kafka_address(listener);
     match super::host_port(address) {

@@ -1,30 +1,29 @@
 //! InitProducerId: hands idempotent producers an id that was never given out before (ids are
 //! reserved durably in blocks), or bumps the epoch of one the client already holds (KIP-360).
-//! v0–v5: v5 only says the client understands TRANSACTION_ABORTABLE (KIP-890), an error of
-//! transactions, which this broker does not run, so every version is answered alike.
+//! With a transactional id the transaction coordinator answers (see `transactions`).
+//! v0–v5: v5 only says the client understands TRANSACTION_ABORTABLE (KIP-890 part 2), which
+//! this broker never sends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind};
-use tracing::warn;
 
 use crate::context::NodeContext;
 use crate::metadata_actor::MetadataMsg;
 
-/// Handles one InitProducerId request (v0–v4).
-pub async fn handle(ctx: &Arc<NodeContext>, req: InitProducerIdRequest) -> ResponseKind {
+/// Handles one InitProducerId request.
+pub async fn handle(ctx: &Arc<NodeContext>, req: InitProducerIdRequest, version: i16) -> ResponseKind {
+    if req.transactional_id.is_some() {
+        return super::transactions::init_producer_id(ctx, req, version).await;
+    }
     let response = InitProducerIdResponse::default();
     let fail = |kind: ResponseError| {
         ResponseKind::InitProducerId(
             response.clone().with_error_code(kind.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
         )
     };
-    if req.transactional_id.is_some() {
-        warn!("InitProducerId with a transactional id: transactions are not supported");
-        return fail(ResponseError::InvalidRequest);
-    }
     let (id, epoch) = (req.producer_id.0, req.producer_epoch);
     // A client that holds an id asks for the next epoch after a fatal sequence error.
     if id >= 0 && epoch >= 0 {

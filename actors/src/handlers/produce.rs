@@ -9,9 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chronik::cluster::{topic_produce_rules, validate_topic_name};
 use chronik::offsets::OFFSETS_TOPIC;
-use chronik::records::{
-    NoTransactions, ProduceRules, Refusal, TimestampRule, TopicRules, claims_transaction, validate_produce,
-};
+use chronik::records::{ProduceRules, Refusal, TimestampRule, TopicRules, claims_transaction, validate_produce};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
@@ -24,8 +22,9 @@ use tracing::debug;
 
 use super::leader_hint::LeaderHints;
 use super::{auto_create_topics, str_bytes, topic_name};
-use crate::context::NodeContext;
+use crate::context::{NodeContext, TopicPartition};
 use crate::replica::{AppendOutcome, PartitionError, ReplicaMsg, now_ms};
+use crate::txn_registry::PartitionTransactions;
 
 /// One partition's answer: known now, refused before appending, or to be awaited.
 enum Pending {
@@ -64,19 +63,25 @@ pub fn handle(
         }
         let topic_rules =
             configs.map_or_else(TopicRules::default, |c| topic_produce_rules(c, ctx.config.kafka.max_request_bytes));
-        let rules = ProduceRules {
-            api_version: version,
-            has_transactional_id,
-            transactions: &NoTransactions,
-            topic: topic_rules,
-            now_ms: now,
-        };
         let partitions: Vec<(i32, Pending)> = topic
             .partition_data
             .into_iter()
             .map(|p| match shared_failure {
                 Some(fail) => (p.index, fail()),
-                None => (p.index, start_append(ctx, &name, p.index, p.records.as_ref(), acks, &rules)),
+                None => {
+                    // A transactional batch needs its partition registered in the producer's
+                    // transaction by the coordinator (KIP-890).
+                    let registered =
+                        PartitionTransactions { registry: &ctx.transactions, tp: TopicPartition::new(&name, p.index) };
+                    let rules = ProduceRules {
+                        api_version: version,
+                        has_transactional_id,
+                        transactions: &registered,
+                        topic: topic_rules,
+                        now_ms: now,
+                    };
+                    (p.index, start_append(ctx, &name, p.index, p.records.as_ref(), acks, &rules))
+                }
             })
             .collect();
         let log_append_time = if topic_rules.timestamps == TimestampRule::LogAppendTime { now } else { -1 };
@@ -170,8 +175,8 @@ fn start_append(
     if let Err(e) = validate_topic_name(topic) {
         return err(ResponseError::InvalidTopicException, e.to_string());
     }
-    if topic == OFFSETS_TOPIC {
-        // Only the group coordinator writes committed offsets (Kafka refuses this too).
+    if topic == OFFSETS_TOPIC || topic == chronik::txn::TRANSACTION_STATE_TOPIC {
+        // Only the coordinators write their internal topics (Kafka refuses this too).
         return err(ResponseError::InvalidTopicException, format!("{topic} is internal"));
     }
     let replica = match super::replica_for(ctx, topic, partition) {

@@ -145,6 +145,8 @@ impl ReplicaState {
         }
         if header.is_control() {
             self.producers.record_marker(header.producer_id, header.producer_epoch, header.base_offset);
+            // The transaction is over here: later transactional writes need a new registration.
+            self.ctx.transactions.ended(&self.tp, header.producer_id, header.producer_epoch);
         } else {
             self.producers.record(&identity(header), header.base_offset);
         }

@@ -45,7 +45,7 @@ fn decoding_skips_markers_and_foreign_records() {
     let foreign_key = OffsetKey { group: "g".into(), topic: "t".into(), partition: 0 };
     let mut log = BytesMut::new();
     log.extend_from_slice(&encode_marker(5, 0, true, 0, 0));
-    log.extend_from_slice(&encode_commits(&[(foreign_key, Some(offset))], 0).unwrap());
+    log.extend_from_slice(&encode_commits(&[(foreign_key, Some(offset))], 0, None).unwrap());
     let junk = [(Some(Bytes::from_static(b"not json")), Some(Bytes::from_static(b"{}")))];
     log.extend_from_slice(&encode_batch(&junk, 0, Compression::None).unwrap());
     // A key we recognise with a value we do not is skipped rather than taken for a tombstone.

@@ -14,7 +14,7 @@ use crate::replica::ReplicaInfo;
 type PartitionGauge = (&'static str, &'static str, fn(&ReplicaInfo) -> i64);
 
 /// Read from every replica hosted here, leader or follower.
-const PARTITION_GAUGES: [PartitionGauge; 4] = [
+const PARTITION_GAUGES: [PartitionGauge; 6] = [
     ("chronik_partition_log_start_offset", "First offset still in the log.", |i| i.log_start_offset),
     ("chronik_partition_log_end_offset", "Next offset to be assigned.", |i| i.log_end_offset),
     (
@@ -23,7 +23,24 @@ const PARTITION_GAUGES: [PartitionGauge; 4] = [
         |i| i.high_watermark,
     ),
     ("chronik_partition_size_bytes", "Bytes of log on disk.", |i| i.size_bytes as i64),
+    (
+        "chronik_partition_last_stable_offset",
+        "Below it every transaction is decided: what read_committed consumers see.",
+        |i| i.last_stable_offset,
+    ),
+    ("chronik_partition_open_transactions", "Transactions open in the partition.", |i| i.open_transactions as i64),
 ];
+
+/// The transactions this node coordinates, by Kafka's state name.
+pub(super) fn transactions(states: &[&'static str]) -> prometheus::Result<Vec<MetricFamily>> {
+    let reg = Registry::new();
+    let help = "Transactional ids coordinated here, by the state of their latest transaction.";
+    let vec = gauge_vec(&reg, "chronik_transactions", help, &["state"])?;
+    for state in chronik::txn::TxnState::ALL {
+        vec.with_label_values(&[state.name()]).set(states.iter().filter(|s| **s == state.name()).count() as i64);
+    }
+    Ok(reg.gather())
+}
 
 /// Registers a labelled gauge family in `reg`.
 fn gauge_vec(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {

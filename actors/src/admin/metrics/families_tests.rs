@@ -120,15 +120,17 @@ fn every_family() -> Vec<MetricFamily> {
     all.extend(partitions(&[leader], &offline).expect("partitions"));
     all.extend(groups(&[g]).expect("groups"));
     all.extend(actors(&actor("node-1", 0, 0, Vec::new())).expect("actors"));
+    all.extend(transactions(&["Ongoing"]).expect("transactions"));
     all
 }
 
 #[test]
 fn names_follow_prometheus_conventions() {
     // Unit (or counted thing) suffixes; `chronik_partition_offline` is a 0/1 state with labels.
-    const SUFFIXES: [&str; 7] = ["_seconds", "_bytes", "_offset", "_offsets", "_messages", "_partitions", "_replicas"];
+    const SUFFIXES: [&str; 8] =
+        ["_seconds", "_bytes", "_offset", "_offsets", "_messages", "_partitions", "_replicas", "_transactions"];
     let families = every_family();
-    assert_eq!(families.len(), 16, "{:?}", families.iter().map(|f| f.name()).collect::<Vec<_>>());
+    assert_eq!(families.len(), 19, "{:?}", families.iter().map(|f| f.name()).collect::<Vec<_>>());
     for f in &families {
         let name = f.name();
         assert!(name.starts_with("chronik_"), "{name}");
@@ -141,4 +143,13 @@ fn names_follow_prometheus_conventions() {
         assert!(has_unit || known_unitless.contains(&base), "{name} names no unit");
         assert!(!f.help().is_empty(), "{name} has no help");
     }
+}
+
+#[test]
+fn transactions_are_counted_by_state() {
+    let families = transactions(&["Ongoing", "Ongoing", "CompleteCommit"]).expect("families");
+    let t = text(&families);
+    assert_eq!(sample(&t, r#"chronik_transactions{state="Ongoing"}"#), Some(2.0));
+    assert_eq!(sample(&t, r#"chronik_transactions{state="CompleteCommit"}"#), Some(1.0));
+    assert_eq!(sample(&t, r#"chronik_transactions{state="PrepareAbort"}"#), Some(0.0));
 }
