@@ -35,9 +35,11 @@ BAD_INPUTS = {
 # Produce, Fetch, ListOffsets, Metadata, group APIs (8-16, 42), ApiVersions, topics, InitProducerId,
 # OffsetForLeaderEpoch, DescribeConfigs, AlterConfigs, CreatePartitions, IncrementalAlterConfigs,
 # DeleteRecords (21), DescribeLogDirs (35), ElectLeaders (43), AlterPartitionReassignments (45),
-# ListPartitionReassignments (46), OffsetDelete (47), DescribeCluster, DescribeProducers (61).
-IMPLEMENTED_APIS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, 31, 32, 33, 35, 36,
-                    37, 42, 43, 44, 45, 46, 47, 50, 51, 60, 61}
+# ListPartitionReassignments (46), OffsetDelete (47), DescribeCluster, DescribeProducers (61),
+# the transaction APIs: AddPartitionsToTxn (24), AddOffsetsToTxn (25), EndTxn (26),
+# TxnOffsetCommit (28), DescribeTransactions (65), ListTransactions (66).
+IMPLEMENTED_APIS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31,
+                    32, 33, 35, 36, 37, 42, 43, 44, 45, 46, 47, 50, 51, 60, 61, 65, 66}
 
 
 @pytest.fixture(scope="module")
