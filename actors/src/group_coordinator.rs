@@ -21,7 +21,7 @@
 //! - `offset_delete`: OffsetDelete.
 
 mod appends;
-mod loading;
+pub(crate) mod loading;
 mod offset_delete;
 pub(crate) mod offsets_store;
 pub mod ownership;
@@ -330,7 +330,7 @@ impl Actor for GroupCoordinator {
             MailboxGauge::default(),
         );
         let gauge = registration.gauge().clone();
-        let (watch, metadata) = loading::watch_metadata(&ctx, &myself);
+        let (watch, metadata) = loading::watch_metadata(&ctx, &myself, CoordinatorMsg::MetadataChanged);
         let g = &ctx.config.groups;
         let group_config = GroupConfig {
             min_session_timeout_ms: g.min_session_timeout_ms,

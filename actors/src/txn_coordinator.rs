@@ -238,7 +238,8 @@ impl Actor for TxnCoordinator {
             MailboxGauge::default(),
         );
         let gauge = registration.gauge().clone();
-        let (watch, metadata) = watch_metadata(&ctx, &myself);
+        let (watch, metadata) =
+            crate::group_coordinator::loading::watch_metadata(&ctx, &myself, TxnCoordinatorMsg::MetadataChanged);
         let mut state = TxnCoordinatorState {
             txns: HashMap::new(),
             busy: HashSet::new(),
@@ -267,22 +268,6 @@ impl Actor for TxnCoordinator {
         state.handle(&myself, msg);
         Ok(())
     }
-}
-
-/// Forwards every metadata change as `MetadataChanged`; returns the current metadata.
-fn watch_metadata(ctx: &NodeContext, myself: &ActorRef<TxnCoordinatorMsg>) -> (TaskGuard, Arc<ClusterMetadata>) {
-    let mut rx = ctx.metadata.subscribe();
-    let current = rx.borrow_and_update().clone();
-    let me = myself.clone();
-    let task = tokio::spawn(async move {
-        while rx.changed().await.is_ok() {
-            let metadata = rx.borrow_and_update().clone();
-            if me.cast(TxnCoordinatorMsg::MetadataChanged(metadata)).is_err() {
-                return;
-            }
-        }
-    });
-    (TaskGuard(task), current)
 }
 
 impl TxnCoordinatorState {

@@ -14,12 +14,13 @@ use super::{CoordinatorMsg, CoordinatorState, GroupOffsets, LedPartition, offset
 use crate::context::NodeContext;
 use crate::directory::TaskGuard;
 
-/// Subscribes to the node's metadata: returns the current version and a task that forwards
-/// every later one as `MetadataChanged` (the watch keeps only the latest, so a burst of changes
-/// arrives as one).
-pub(super) fn watch_metadata(
+/// Subscribes an actor to the node's metadata: returns the current version and a task that
+/// forwards every later one as `changed(..)` (the watch keeps only the latest, so a burst of
+/// changes arrives as one).
+pub(crate) fn watch_metadata<M: ractor::Message>(
     ctx: &NodeContext,
-    myself: &ActorRef<CoordinatorMsg>,
+    myself: &ActorRef<M>,
+    changed: fn(Arc<ClusterMetadata>) -> M,
 ) -> (TaskGuard, Arc<ClusterMetadata>) {
     let mut rx = ctx.metadata.subscribe();
     let current = rx.borrow_and_update().clone();
@@ -27,7 +28,7 @@ pub(super) fn watch_metadata(
     let task = tokio::spawn(async move {
         while rx.changed().await.is_ok() {
             let metadata = rx.borrow_and_update().clone();
-            if me.cast(CoordinatorMsg::MetadataChanged(metadata)).is_err() {
+            if me.cast(changed(metadata)).is_err() {
                 return;
             }
         }

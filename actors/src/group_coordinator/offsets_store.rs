@@ -32,11 +32,22 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 /// Failed attempts after which a load is reported as degraded (about 10 s of retries).
 const WARN_AFTER: u32 = 10;
 
-/// Proposes the offsets topic (as Kafka, on the first FindCoordinator), compacted as in
-/// Kafka: the latest commit of each group and partition is kept, superseded ones and the
-/// tombstones of deleted offsets are cleaned away. The outcome comes back as
-/// `OffsetsTopicCreated`.
+/// Proposes the offsets topic (as Kafka, on the first FindCoordinator). The outcome comes back
+/// as `OffsetsTopicCreated`.
 pub(super) fn create_topic(ctx: &Arc<NodeContext>, myself: &ActorRef<CoordinatorMsg>) -> TaskGuard {
+    create_internal_topic(ctx, myself, OFFSETS_TOPIC, CoordinatorMsg::OffsetsTopicCreated)
+}
+
+/// Proposes a coordinator's internal topic (`__consumer_offsets`, `__transaction_state`),
+/// compacted as in Kafka (the latest record per key is kept, superseded ones and tombstones are
+/// cleaned away), with `[groups] offsets_partitions` partitions; `done` wraps the outcome for
+/// the coordinator's mailbox.
+pub(crate) fn create_internal_topic<M: ractor::Message>(
+    ctx: &Arc<NodeContext>,
+    myself: &ActorRef<M>,
+    name: &str,
+    done: fn(Result<(), MetadataError>) -> M,
+) -> TaskGuard {
     let metadata = ctx.metadata();
     let configs = [
         ("cleanup.policy".to_string(), "compact".to_string()),
@@ -45,7 +56,7 @@ pub(super) fn create_topic(ctx: &Arc<NodeContext>, myself: &ActorRef<Coordinator
     .into_iter()
     .collect();
     let command = MetadataCommand::CreateTopic {
-        name: OFFSETS_TOPIC.into(),
+        name: name.into(),
         id: uuid::Uuid::new_v4(),
         partitions: ctx.config.groups.offsets_partitions,
         replication_factor: offsets_replication_factor(&metadata),
@@ -58,14 +69,12 @@ pub(super) fn create_topic(ctx: &Arc<NodeContext>, myself: &ActorRef<Coordinator
             .await
             .pop()
             .unwrap_or_else(|| Err(MetadataError::Unavailable("the metadata actor gave no answer".into())));
-        let _ = me.cast(CoordinatorMsg::OffsetsTopicCreated(result));
+        let _ = me.cast(done(result));
     }))
 }
 
 /// Reads offsets partition `partition` back until it succeeds, then hands its groups' commits
-/// over as `Loaded`. Right after a leadership change the partition's replica may not run here
-/// yet, so failures are retried with back-off; the task is aborted (through its guard) when the
-/// coordinator unloads the partition.
+/// over as `Loaded`; aborted (through its guard) when the coordinator unloads the partition.
 pub(super) fn spawn_load(
     ctx: &Arc<NodeContext>,
     myself: &ActorRef<CoordinatorMsg>,
@@ -73,26 +82,55 @@ pub(super) fn spawn_load(
     partitions: i32,
     load_id: u64,
 ) -> TaskGuard {
-    let (ctx, me) = (ctx.clone(), myself.clone());
+    let ctx = ctx.clone();
+    retry_load(
+        myself,
+        OFFSETS_TOPIC,
+        partition,
+        move || {
+            let ctx = ctx.clone();
+            async move { load(&ctx, partition, partitions).await }
+        },
+        move |(offsets, open_txns)| CoordinatorMsg::Loaded { partition, load_id, offsets, open_txns },
+    )
+}
+
+/// Runs `load` until it succeeds and sends what it read as `done(..)`. Right after a
+/// leadership change the partition's replica may not run here yet, so failures are retried
+/// with back-off (and reported once they last about 10 s).
+pub(crate) fn retry_load<M, T, F, Fut>(
+    myself: &ActorRef<M>,
+    topic: &'static str,
+    partition: i32,
+    load: F,
+    done: impl FnOnce(T) -> M + Send + 'static,
+) -> TaskGuard
+where
+    M: ractor::Message,
+    T: Send + 'static,
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>> + Send,
+{
+    let me = myself.clone();
     TaskGuard(tokio::spawn(async move {
         let mut wait = FIRST_RETRY;
         let mut failures = 0u32;
-        let (offsets, open_txns) = loop {
-            match load(&ctx, partition, partitions).await {
+        let loaded = loop {
+            match load().await {
                 Ok(loaded) => break loaded,
                 Err(e) => {
                     failures += 1;
                     if failures == WARN_AFTER {
-                        warn!(partition, error = %e, "offsets partition still cannot be loaded; retrying");
+                        warn!(topic, partition, error = %e, "internal partition still cannot be loaded; retrying");
                     } else {
-                        debug!(partition, error = %e, "offsets partition not loaded yet; retrying");
+                        debug!(topic, partition, error = %e, "internal partition not loaded yet; retrying");
                     }
                 }
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(MAX_RETRY);
         };
-        let _ = me.cast(CoordinatorMsg::Loaded { partition, load_id, offsets, open_txns });
+        let _ = me.cast(done(loaded));
     }))
 }
 

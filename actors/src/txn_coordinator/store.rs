@@ -3,55 +3,24 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use chronik::cluster::{MetadataCommand, MetadataError};
 use chronik::txn::{
     TRANSACTION_STATE_TOPIC, TxnMetadata, decode_txn_records, encode_txn_records, partition_for_transaction,
 };
 use ractor::ActorRef;
-use tracing::{debug, warn};
 
 use super::TxnCoordinatorMsg;
 use super::requests::AfterPersist;
 use crate::context::NodeContext;
 use crate::directory::TaskGuard;
-use crate::group_coordinator::offsets_store::read_from_start;
-use crate::group_coordinator::ownership::offsets_replication_factor;
-use crate::handlers::{apply_metadata, ask_replica, replica_for};
+use crate::group_coordinator::offsets_store::{create_internal_topic, read_from_start, retry_load};
+use crate::handlers::{ask_replica, replica_for};
 use crate::replica::{ReplicaMsg, now_ms};
 
-/// First wait before reading a partition again; doubled up to [`MAX_RETRY`].
-const FIRST_RETRY: Duration = Duration::from_millis(50);
-/// Longest wait between two attempts to read a partition.
-const MAX_RETRY: Duration = Duration::from_secs(2);
-
-/// Proposes `__transaction_state` (as Kafka, on the first FindCoordinator for a transaction),
-/// compacted: the latest metadata of each id is kept. The outcome comes back as `TopicCreated`.
+/// Proposes `__transaction_state` (as Kafka, on the first FindCoordinator for a transaction);
+/// the outcome comes back as `TopicCreated`.
 pub(super) fn create_topic(ctx: &Arc<NodeContext>, myself: &ActorRef<TxnCoordinatorMsg>) -> TaskGuard {
-    let metadata = ctx.metadata();
-    let configs = [
-        ("cleanup.policy".to_string(), "compact".to_string()),
-        ("segment.bytes".to_string(), ctx.config.groups.offsets_segment_bytes.to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let command = MetadataCommand::CreateTopic {
-        name: TRANSACTION_STATE_TOPIC.into(),
-        id: uuid::Uuid::new_v4(),
-        partitions: ctx.config.groups.offsets_partitions,
-        replication_factor: offsets_replication_factor(&metadata),
-        configs,
-        assignments: Vec::new(),
-    };
-    let (ctx, me) = (ctx.clone(), myself.clone());
-    TaskGuard(tokio::spawn(async move {
-        let result = apply_metadata(&ctx, vec![command])
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(MetadataError::Unavailable("the metadata actor gave no answer".into())));
-        let _ = me.cast(TxnCoordinatorMsg::TopicCreated(result));
-    }))
+    create_internal_topic(ctx, myself, TRANSACTION_STATE_TOPIC, TxnCoordinatorMsg::TopicCreated)
 }
 
 /// Reads partition `partition` back until it succeeds, then hands its transactions over as
@@ -63,27 +32,13 @@ pub(super) fn spawn_load(
     partitions: i32,
     load_id: u64,
 ) -> TaskGuard {
-    let (ctx, me) = (ctx.clone(), myself.clone());
-    TaskGuard(tokio::spawn(async move {
-        let mut wait = FIRST_RETRY;
-        let mut failures = 0u32;
-        let txns = loop {
-            match load(&ctx, partition, partitions).await {
-                Ok(txns) => break txns,
-                Err(e) => {
-                    failures += 1;
-                    if failures == 10 {
-                        warn!(partition, error = %e, "transaction state partition still cannot be loaded; retrying");
-                    } else {
-                        debug!(partition, error = %e, "transaction state partition not loaded yet; retrying");
-                    }
-                }
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(MAX_RETRY);
-        };
-        let _ = me.cast(TxnCoordinatorMsg::Loaded { partition, load_id, txns });
-    }))
+    let ctx = ctx.clone();
+    let load_partition = move || {
+        let ctx = ctx.clone();
+        async move { load(&ctx, partition, partitions).await }
+    };
+    let done = move |txns| TxnCoordinatorMsg::Loaded { partition, load_id, txns };
+    retry_load(myself, TRANSACTION_STATE_TOPIC, partition, load_partition, done)
 }
 
 /// Replays one partition: the latest metadata of each id that maps to it.
