@@ -9,7 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use chronik::cluster::{topic_produce_rules, validate_topic_name};
 use chronik::offsets::OFFSETS_TOPIC;
-use chronik::records::{ProduceRules, Refusal, TimestampRule, TopicRules, claims_transaction, validate_produce};
+use chronik::records::{
+    NoTransactions, OngoingTransactions, ProduceRules, Refusal, TimestampRule, TopicRules, claims_transaction,
+    validate_produce,
+};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
@@ -70,13 +73,20 @@ pub fn handle(
                 Some(fail) => (p.index, fail()),
                 None => {
                     // A transactional batch needs its partition registered in the producer's
-                    // transaction by the coordinator (KIP-890).
-                    let registered =
-                        PartitionTransactions { registry: &ctx.transactions, tp: TopicPartition::new(&name, p.index) };
+                    // transaction by the coordinator (KIP-890). Without a transactional id the
+                    // batch checks refuse one before asking, so plain produces skip the lookup.
+                    let registered = has_transactional_id.then(|| PartitionTransactions {
+                        registry: &ctx.transactions,
+                        tp: TopicPartition::new(&name, p.index),
+                    });
+                    let transactions: &dyn OngoingTransactions = match &registered {
+                        Some(registered) => registered,
+                        None => &NoTransactions,
+                    };
                     let rules = ProduceRules {
                         api_version: version,
                         has_transactional_id,
-                        transactions: &registered,
+                        transactions,
                         topic: topic_rules,
                         now_ms: now,
                     };
