@@ -52,8 +52,13 @@ pub type GroupOffsets = HashMap<String, BTreeMap<OffsetPartition, CommittedOffse
 /// Commits of open transactions, by producer id.
 pub type OpenTxnCommits = HashMap<i64, Vec<chronik::offsets::OffsetRecord>>;
 
-/// OffsetFetch's answer: per partition its committed offset (`None` where nothing is committed).
-pub type FetchedOffsets = Vec<(OffsetPartition, Option<CommittedOffset>)>;
+/// OffsetFetch's answer: per partition its error code (UNSTABLE_OFFSET_COMMIT where a stable
+/// offset was required and a transaction's commit is pending) and its committed offset (`None`
+/// where nothing is committed).
+pub type FetchedOffsets = Vec<FetchedOffset>;
+
+/// One partition of an OffsetFetch answer: its error code and committed offset.
+pub type FetchedOffset = (OffsetPartition, i16, Option<CommittedOffset>);
 
 /// DescribeGroups' answer for one group: its description (`None` for one that does not exist)
 /// or its error code.
@@ -162,6 +167,9 @@ pub enum CoordinatorMsg {
         group_id: String,
         /// Partitions asked for; `None` = every committed one.
         partitions: Option<Vec<OffsetPartition>>,
+        /// OffsetFetch v7+'s `require_stable`: a partition with a transactional commit pending
+        /// answers UNSTABLE_OFFSET_COMMIT (the client retries) instead of the older offset.
+        require_stable: bool,
         /// The committed offsets, or the group's error code (NOT_COORDINATOR,
         /// COORDINATOR_LOAD_IN_PROGRESS).
         reply: RpcReplyPort<Result<FetchedOffsets, i16>>,
@@ -285,6 +293,8 @@ struct ParkedFetch {
     group_id: String,
     /// Partitions asked for; `None` = every committed one.
     partitions: Option<Vec<OffsetPartition>>,
+    /// Whether a pending transactional commit makes a partition's answer UNSTABLE_OFFSET_COMMIT.
+    require_stable: bool,
     /// Where the answer goes.
     reply: RpcReplyPort<Result<FetchedOffsets, i16>>,
 }

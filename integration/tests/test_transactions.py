@@ -14,7 +14,9 @@ Kafka's documented behaviour asserted here:
 - ListOffsets READ_COMMITTED answers the last stable offset: the first offset of the earliest open
   transaction, else the high watermark. Nothing at or past it reaches a read_committed consumer.
 - Consumed offsets sent with the transaction (TxnOffsetCommit) become the group's committed offsets
-  when it commits, never when it aborts, and are not visible while it is open.
+  when it commits, never when it aborts, and are not visible while it is open. OffsetFetch with
+  require_stable (what read_committed consumers send) answers UNSTABLE_OFFSET_COMMIT for a
+  partition with such offsets pending, and the consumer waits for the transaction to end.
 - InitProducerId for a transactional.id aborts that id's open transaction and fences the older
   producer: its further writes and its commit fail with a fatal PRODUCER_FENCED / INVALID_PRODUCER_EPOCH.
 - The coordinator aborts a transaction open longer than its transaction.timeout.ms, not sooner.
@@ -22,11 +24,13 @@ Kafka's documented behaviour asserted here:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from kafka import KafkaProducer
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KpTopicPartition
@@ -209,6 +213,62 @@ def test_consume_transform_produce_commits_offsets_only_with_the_transaction(tcl
     ru = Counter(v for recs in consume_all(bs, out, P, READ_UNCOMMITTED).values() for _o, v in recs)
     assert sum(ru.values()) == n + len(aborted), "read_uncommitted: every output once plus the aborted batch"
     assert all(ru[v] == 2 for v in aborted), "read_uncommitted: the aborted batch and its redo"
+
+
+def test_read_committed_consumer_waits_for_the_offsets_of_an_open_transaction(tcluster):
+    """While a transaction holds consumed offsets for a group, OffsetFetch with require_stable
+    answers UNSTABLE_OFFSET_COMMIT for that partition (without it, the offset committed before);
+    a read_committed consumer's committed() therefore waits, and returns the transaction's offset
+    once it commits, so a consumer taking the partition over cannot restart from a stale offset."""
+    bs = bootstrap_all(tcluster)
+    inp = new_topic(tcluster, "stable-in")
+    group = unique_topic("stable-group")
+    tp = TopicPartition(inp, 1)
+    prod = txn_producer(bs, unique_topic("tid-stable"))
+    prod.init_transactions(TXN_CALL_TIMEOUT)
+    # A first transaction commits offset 3, so there is an older offset to (not) see.
+    metadata = Consumer(ck_reader_config(bs, READ_COMMITTED, **{"group.id": group})).consumer_group_metadata()
+    for offset, finish in ((3, prod.commit_transaction), (7, None)):
+        prod.begin_transaction()
+        prod.send_offsets_to_transaction([TopicPartition(inp, 1, offset)], metadata, TXN_CALL_TIMEOUT)
+        if finish:
+            finish(TXN_CALL_TIMEOUT)
+    wait_until(lambda: group_committed(bs, group, inp) == {1: 3}, 30, "offset 3 committed")
+
+    admin = AdminClient({"bootstrap.servers": bs})
+
+    def fetch(require_stable: bool) -> tuple[int, object]:
+        req = [ConsumerGroupTopicPartitions(group, [TopicPartition(inp, 1), TopicPartition(inp, 0)])]
+        res = admin.list_consumer_group_offsets(req, require_stable=require_stable, request_timeout=15)[group]
+        return {t.partition: (t.offset, t.error.code() if t.error else None) for t in res.result().topic_partitions}
+
+    assert fetch(False) == {1: (3, None), 0: (-1001, None)}
+    assert fetch(True) == {1: (-1001, KafkaError.UNSTABLE_OFFSET_COMMIT), 0: (-1001, None)}
+
+    answers: dict[str, object] = {}
+    consumers = {iso: Consumer(ck_reader_config(bs, iso, **{"group.id": group, "client.id": f"stable-{iso}"}))
+                 for iso in (READ_COMMITTED, READ_UNCOMMITTED)}
+
+    def committed(iso: str) -> None:
+        try:
+            answers[iso] = consumers[iso].committed([tp], timeout=TXN_CALL_TIMEOUT)[0].offset
+        except KafkaException as e:
+            answers[iso] = e
+
+    threads = {iso: threading.Thread(target=committed, args=(iso,), daemon=True) for iso in consumers}
+    try:
+        for t in threads.values():
+            t.start()
+        threads[READ_UNCOMMITTED].join(30)
+        assert answers.get(READ_UNCOMMITTED) == 3, answers
+        hold_for(lambda: READ_COMMITTED not in answers, 2.0, "read_committed committed() waits for the transaction")
+        prod.commit_transaction(TXN_CALL_TIMEOUT)
+        threads[READ_COMMITTED].join(TXN_CALL_TIMEOUT)
+        assert answers.get(READ_COMMITTED) == 7, answers
+        assert fetch(True) == {1: (7, None), 0: (-1001, None)}
+    finally:
+        for c in consumers.values():
+            c.close()
 
 
 def test_zombie_producer_is_fenced_and_its_open_transaction_aborted(tcluster):

@@ -80,10 +80,10 @@ pub(super) async fn collect(ctx: &NodeContext, with_members: bool) -> Vec<GroupV
     let mut out = Vec::with_capacity(listings.len());
     for g in listings {
         let group_id = g.group_id.clone();
-        let msg = |reply| CoordinatorMsg::FetchOffsets { group_id, partitions: None, reply };
+        let msg = |reply| CoordinatorMsg::FetchOffsets { group_id, partitions: None, require_stable: false, reply };
         let committed = ask_coordinator(ctx, msg, T).await.and_then(|answer| answer).unwrap_or_default();
         let mut partitions = Vec::with_capacity(committed.len());
-        for ((topic, partition), c) in committed {
+        for ((topic, partition), _code, c) in committed {
             let Some(c) = c else { continue };
             let hw = replica_info(ctx, &TopicPartition::new(&topic, partition)).await.map(|i| i.high_watermark);
             let lag = hw.map(|hw| (hw - c.offset).max(0));

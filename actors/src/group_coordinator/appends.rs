@@ -4,7 +4,9 @@
 use chronik::offsets::{CommittedOffset, OffsetKey};
 use ractor::{ActorRef, RpcReplyPort};
 
-use super::{CoordinatorMsg, CoordinatorState, ParkedFetch, offsets_store};
+use kafka_protocol::ResponseError;
+
+use super::{CoordinatorMsg, CoordinatorState, OffsetPartition, ParkedFetch, offsets_store};
 
 impl CoordinatorState {
     /// Appends records to offsets partition `partition`, chained after its previous append;
@@ -37,24 +39,42 @@ impl CoordinatorState {
     }
 
     /// OffsetFetch from the cache: the group's committed offsets, all or those asked for.
-    pub(super) fn answer_fetch(&self, ParkedFetch { group_id, partitions, reply }: ParkedFetch) {
-        if let Err(code) = self.serving(&group_id) {
-            let _ = reply.send(Err(code));
-            return;
-        }
+    pub(super) fn answer_fetch(&self, ParkedFetch { group_id, partitions, require_stable, reply }: ParkedFetch) {
+        let offsets_partition = match self.serving(&group_id) {
+            Ok(p) => p,
+            Err(code) => {
+                let _ = reply.send(Err(code));
+                return;
+            }
+        };
+        // As in Kafka, only a consumer that asks for stable offsets (read_committed) is told to
+        // wait for a transaction whose offsets are written but not yet committed.
+        let pending = |topic: &str, partition: i32| {
+            require_stable
+                && self
+                    .txn_commits
+                    .iter()
+                    .filter(|((p, _), _)| *p == offsets_partition)
+                    .flat_map(|(_, records)| records)
+                    .any(|(k, _)| k.group == group_id && k.topic == topic && k.partition == partition)
+        };
+        let answer = |(tp, c): (OffsetPartition, Option<CommittedOffset>)| match pending(&tp.0, tp.1) {
+            true => (tp, ResponseError::UnstableOffsetCommit.code(), None),
+            false => (tp, 0, c),
+        };
         let committed = self.offsets.get(&group_id);
-        let answer = match partitions {
+        let answers = match partitions {
             Some(wanted) => wanted
                 .into_iter()
                 .map(|tp| {
                     let c = committed.and_then(|m| m.get(&tp)).cloned();
-                    (tp, c)
+                    answer((tp, c))
                 })
                 .collect(),
-            None => {
-                committed.map(|m| m.iter().map(|(tp, c)| (tp.clone(), Some(c.clone()))).collect()).unwrap_or_default()
-            }
+            None => committed
+                .map(|m| m.iter().map(|(tp, c)| answer((tp.clone(), Some(c.clone())))).collect())
+                .unwrap_or_default(),
         };
-        let _ = reply.send(Ok(answer));
+        let _ = reply.send(Ok(answers));
     }
 }

@@ -96,8 +96,8 @@ impl CoordinatorState {
                 }
                 self.append_done(partition);
             }
-            CoordinatorMsg::FetchOffsets { group_id, partitions, reply } => {
-                let fetch = ParkedFetch { group_id, partitions, reply };
+            CoordinatorMsg::FetchOffsets { group_id, partitions, require_stable, reply } => {
+                let fetch = ParkedFetch { group_id, partitions, require_stable, reply };
                 let behind = self.serving(&fetch.group_id).ok().and_then(|p| self.appends.get_mut(&p));
                 match behind {
                     Some(a) if a.started > a.done => a.fetches.push((a.started, fetch)),

@@ -2,8 +2,9 @@
 //!
 //! From v8 (KIP-709) one request asks for several groups and each gets its own answer and
 //! error. v9's member id and epoch belong to KIP-848 consumer groups; for the classic groups
-//! this broker runs, Kafka ignores them, and so does this. `require_stable` (v7+) waits only
-//! for pending transactional commits, which do not exist here.
+//! this broker runs, Kafka ignores them, and so does this. With `require_stable` (v7+, sent by
+//! read_committed consumers) a partition whose transactional offset commit is still pending
+//! answers UNSTABLE_OFFSET_COMMIT, and the client retries until the transaction ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,13 +19,10 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse,
 
 use super::{ask_coordinator, str_bytes, topic_name};
 use crate::context::NodeContext;
-use crate::group_coordinator::CoordinatorMsg;
+use crate::group_coordinator::{CoordinatorMsg, FetchedOffset as Answer};
 
 /// The first version that names several groups.
 const BATCHED: i16 = 8;
-
-/// One answered partition: `(topic, partition)`, its error code and what is committed there.
-type Answer = ((String, i32), i16, Option<CommittedOffset>);
 
 /// Handles one OffsetFetch request.
 pub async fn handle(ctx: &Arc<NodeContext>, req: OffsetFetchRequest, version: i16) -> ResponseKind {
@@ -34,7 +32,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: OffsetFetchRequest, version: i1
             let partitions = group.topics.map(|topics| {
                 topics.iter().flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.0.to_string(), p))).collect()
             });
-            groups.push(match fetch_group(ctx, &group.group_id, partitions).await {
+            groups.push(match fetch_group(ctx, &group.group_id, partitions, req.require_stable).await {
                 Ok(answers) => group_answer(group.group_id, answers, 0),
                 Err(code) => group_answer(group.group_id, Vec::new(), code),
             });
@@ -45,7 +43,7 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: OffsetFetchRequest, version: i1
         topics.iter().flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.0.to_string(), p))).collect()
     });
     let asked = partitions.clone().unwrap_or_default();
-    let response = match fetch_group(ctx, &req.group_id, partitions).await {
+    let response = match fetch_group(ctx, &req.group_id, partitions, req.require_stable).await {
         Ok(answers) => OffsetFetchResponse::default().with_topics(by_topic(answers, version)),
         Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
         // Before v2 there is no top-level error: as in Kafka, every asked partition carries it.
@@ -63,10 +61,11 @@ async fn fetch_group(
     ctx: &NodeContext,
     group_id: &GroupId,
     partitions: Option<Vec<(String, i32)>>,
+    require_stable: bool,
 ) -> Result<Vec<Answer>, i16> {
-    let msg = |reply| CoordinatorMsg::FetchOffsets { group_id: group_id.0.to_string(), partitions, reply };
-    let committed = ask_coordinator(ctx, msg, Duration::from_secs(10)).await.and_then(|answer| answer)?;
-    Ok(committed.into_iter().map(|(tp, c)| (tp, 0, c)).collect())
+    let group_id = group_id.0.to_string();
+    let msg = |reply| CoordinatorMsg::FetchOffsets { group_id, partitions, require_stable, reply };
+    ask_coordinator(ctx, msg, Duration::from_secs(10)).await.and_then(|answer| answer)
 }
 
 /// The committed offset, leader epoch and metadata to report: -1, -1 and "" where none.
