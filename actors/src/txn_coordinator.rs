@@ -5,8 +5,8 @@
 //!
 //! Every change is a transition of `chronik::txn` whose result is appended to the id's
 //! partition (acks=all) before anything acts on it: the client is answered, markers are
-//! written. One change per id is in flight at a time (CONCURRENT_TRANSACTIONS meanwhile, which
-//! clients retry). Ending a transaction is Kafka's two phases: PrepareCommit/PrepareAbort is
+//! written. One change per id is in flight at a time; client requests for the id wait for it
+//! (`parking`). Ending a transaction is Kafka's two phases: PrepareCommit/PrepareAbort is
 //! made durable and the client answered, then the markers are written to every partition of the
 //! transaction (retried until each leader has it), then CompleteCommit/CompleteAbort. A new
 //! coordinator finishes every prepared transaction it loads, and aborts transactions past
@@ -17,8 +17,10 @@
 //! - `markers`: registering a transaction's partitions with their replicas and writing its
 //!   markers, on this node or over the wal port.
 //! - `requests`: how each request and each completed step is handled.
+//! - `parking`: requests that wait for their id's change in flight.
 
 pub(crate) mod markers;
+mod parking;
 mod requests;
 mod store;
 
@@ -198,6 +200,8 @@ pub struct TxnCoordinatorState {
     /// Ids with a change being appended or markers being written: other requests for them
     /// answer CONCURRENT_TRANSACTIONS.
     busy: HashSet<String>,
+    /// Client requests waiting for their id's change in flight, by id, with their arrival.
+    parked: HashMap<String, Vec<(std::time::Instant, TxnCoordinatorMsg)>>,
     /// Marker tasks in flight, by id (aborted with the actor).
     marker_tasks: HashMap<String, TaskGuard>,
     /// The `__transaction_state` partitions this node leads.
@@ -243,6 +247,7 @@ impl Actor for TxnCoordinator {
         let mut state = TxnCoordinatorState {
             txns: HashMap::new(),
             busy: HashSet::new(),
+            parked: HashMap::new(),
             marker_tasks: HashMap::new(),
             ownership: Ownership::default(),
             partitions: HashMap::new(),
@@ -289,6 +294,8 @@ impl TxnCoordinatorState {
                 self.txns.remove(&id);
                 self.busy.remove(&id);
                 self.marker_tasks.remove(&id);
+                // Answered NOT_COORDINATOR now, so their clients look the new coordinator up.
+                self.replay(myself, &id);
             }
         }
         self.ownership = ownership;

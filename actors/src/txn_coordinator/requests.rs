@@ -32,6 +32,7 @@ pub enum AfterPersist {
 
 impl TxnCoordinatorState {
     pub(super) fn handle(&mut self, myself: &ActorRef<TxnCoordinatorMsg>, msg: TxnCoordinatorMsg) {
+        let Some(msg) = self.park_if_in_flight(msg) else { return };
         match msg {
             TxnCoordinatorMsg::InitProducerId { transactional_id, timeout_ms, expected, reply } => {
                 self.init_producer_id(myself, transactional_id, (timeout_ms, expected), reply)
@@ -74,7 +75,8 @@ impl TxnCoordinatorState {
             }
             TxnCoordinatorMsg::Describe { ids, reply } => drop(reply.send(self.describe(ids))),
             TxnCoordinatorMsg::Persisted { transactional_id, next, result, then } => {
-                self.persisted(myself, transactional_id, next, result, then)
+                self.persisted(myself, transactional_id.clone(), next, result, then);
+                self.replay(myself, &transactional_id);
             }
             TxnCoordinatorMsg::ProducerIdAllocated { transactional_id, timeout_ms, result, reply } => {
                 self.busy.remove(&transactional_id);
@@ -86,6 +88,7 @@ impl TxnCoordinatorState {
                     Err(e) => {
                         warn!(%transactional_id, error = %e, "no producer id for a transactional producer");
                         let _ = reply.send(Err(ResponseError::CoordinatorNotAvailable));
+                        self.replay(myself, &transactional_id);
                     }
                 }
             }
@@ -123,7 +126,10 @@ impl TxnCoordinatorState {
                     warn!(error = %e, "could not create {}", txn::TRANSACTION_STATE_TOPIC);
                 }
             }
-            TxnCoordinatorMsg::Tick => self.tick(myself),
+            TxnCoordinatorMsg::Tick => {
+                self.expire_parked();
+                self.tick(myself)
+            }
         }
     }
 
@@ -151,8 +157,11 @@ impl TxnCoordinatorState {
                 // The producer's previous session left a transaction open: it is aborted (and
                 // that session fenced) first; the client retries meanwhile.
                 info!(transactional_id = %id, "a producer re-initialised with a transaction open; aborting it");
-                self.start(myself, id, next, AfterPersist::Decided(None));
-                let _ = reply.send(Err(ResponseError::ConcurrentTransactions));
+                self.start(myself, id.clone(), next, AfterPersist::Decided(None));
+                let request = TxnCoordinatorMsg::InitProducerId { transactional_id: id, timeout_ms, expected, reply };
+                if let Some(request) = self.park_if_in_flight(request) {
+                    request.refuse(ResponseError::ConcurrentTransactions);
+                }
             }
             Ok(InitStep::NeedProducerId) => {
                 self.busy.insert(id.clone());
