@@ -300,7 +300,10 @@ impl Actor for ReplicaActor {
                 if state.log.roll_if_compaction_due(now)? {
                     info!(tp = %state.tp, "rolled a compacted log's idle active segment: older than max.compaction.lag.ms or segment.ms");
                 }
-                let _ = reply.send(state.log.plan_clean(now, state.high_watermark));
+                // Only decided transactions are cleaned, and their aborted records go.
+                let stable = state.txns.last_stable_offset(state.high_watermark);
+                let aborted = state.txns.aborted_between(state.log.log_start_offset(), stable);
+                let _ = reply.send(state.log.plan_clean(now, stable).map(|job| job.with_aborted(aborted)));
             }
             ReplicaMsg::ApplyClean { cleaned, reply } => {
                 let outcome = state.log.apply_clean(cleaned)?;

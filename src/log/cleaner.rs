@@ -3,8 +3,9 @@
 //!
 //! # How a cleaning goes
 //! 1. [`PartitionLog::plan_clean`] (on the owner's thread, cheap): the cleanable part of the
-//!    log is the sealed segments wholly below the high watermark whose newest record is older
-//!    than `min.compaction.lag.ms`; the active segment is never touched. It is cleaned when the
+//!    log is the sealed segments wholly below the last stable offset (the high watermark, or the
+//!    first offset of an undecided transaction) whose newest record is older than
+//!    `min.compaction.lag.ms`; the active segment is never touched. It is cleaned when the
 //!    share of it written since the last cleaning (the dirty part) reaches
 //!    `min.cleanable.dirty.ratio`, or when a tombstone kept last time has become old enough to go.
 //! 2. [`CleanJob::run`] (on a blocking thread, throttled): maps every key of the dirty part to
@@ -14,7 +15,9 @@
 //!    their offsets, so a batch keeps its base and last offset (and an idempotent producer's
 //!    sequence range) even when records inside it are gone, as in Kafka. A batch that loses every
 //!    record is dropped, unless it is its producer's last one: then its header stays, empty, so
-//!    the producer's sequence survives a restart.
+//!    the producer's sequence survives a restart. Aborted transactions' records go and are left
+//!    out of the key map; a transaction marker goes once none of its transaction's records is
+//!    left and its delete horizon has passed, as a tombstone's.
 //! 3. [`PartitionLog::apply_clean`] (owner's thread): checks the segments did not change
 //!    meanwhile, then swaps each group in. The swap is crash-safe: `<base>.cleaned` is renamed to
 //!    `<base>.<end>.swap` (the commit point), the old segments are deleted, and the swap file
@@ -47,7 +50,7 @@ pub struct CleanStats {
     pub bytes_read: u64,
     /// Bytes written to the cleaned segments.
     pub bytes_written: u64,
-    /// Records dropped (superseded, or expired tombstones).
+    /// Records dropped (superseded, aborted, expired tombstones and spent transaction markers).
     pub records_removed: u64,
     /// Records kept in the cleaned segments.
     pub records_kept: u64,
@@ -57,3 +60,5 @@ pub struct CleanStats {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;

@@ -1,16 +1,20 @@
 //! Deciding whether a log is due for cleaning, and what the cleaning may touch.
 //!
 //! Due means: dirty enough (`min.cleanable.dirty.ratio`), a dirty segment that waited longer
-//! than `max.compaction.lag.ms`, or a kept tombstone past `delete.retention.ms`.
+//! than `max.compaction.lag.ms`, or a kept tombstone or transaction marker past
+//! `delete.retention.ms`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::horizon::CleanedRanges;
 use crate::log::PartitionLog;
+use crate::log::batch::BatchHeader;
 use crate::log::config::Compaction;
 use crate::log::segment::Segment;
+use crate::partition::transactions::AbortedTxn;
 
 /// One segment as a cleaning sees it: immutable while the cleaning runs (it is sealed and below
 /// the high watermark; `apply_clean` checks nothing changed before swapping).
@@ -60,6 +64,9 @@ pub struct CleanJob {
     pub(crate) segment_bytes: u64,
     /// The clock the cleaning judges tombstones and the compaction lag by.
     pub(crate) now_ms: i64,
+    /// The aborted transactions of the cleanable part, by producer: `(first offset, marker
+    /// offset)` ranges. Their records are dropped and never supersede a committed value.
+    pub(crate) aborted: HashMap<i64, Vec<(i64, i64)>>,
 }
 
 impl CleanJob {
@@ -67,20 +74,40 @@ impl CleanJob {
     pub fn cleanable_bytes(&self) -> u64 {
         self.cleanable.iter().map(|s| s.size).sum()
     }
+
+    /// The job, told which transactions of the log were aborted (the partition's index knows;
+    /// the log alone would need every marker read back first).
+    pub fn with_aborted(mut self, aborted: impl IntoIterator<Item = AbortedTxn>) -> CleanJob {
+        for a in aborted {
+            self.aborted.entry(a.producer_id).or_default().push((a.first_offset, a.last_offset));
+        }
+        self
+    }
+
+    /// Whether the batch `header` belongs to an aborted transaction.
+    pub(crate) fn is_aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self.aborted.get(&header.producer_id).is_some_and(|ranges| {
+                ranges.iter().any(|&(first, marker)| first <= header.base_offset && header.base_offset < marker)
+            })
+    }
 }
 
 impl PartitionLog {
     /// The cleaning this log is due for, if any (see the module docs of `cleaner`): `None` for
-    /// a log that is not compacted, has nothing cleanable below `high_watermark`, or is not
-    /// dirty enough yet.
-    pub fn plan_clean(&self, now_ms: i64, high_watermark: i64) -> Option<CleanJob> {
+    /// a log that is not compacted, has nothing cleanable below `stable_offset`, or is not
+    /// dirty enough yet. `stable_offset` is the last stable offset (the high watermark when no
+    /// transaction is open): a transaction not yet decided is not cleaned, as in Kafka, since
+    /// whether its records count is not known yet.
+    pub fn plan_clean(&self, now_ms: i64, stable_offset: i64) -> Option<CleanJob> {
         let compaction = self.config.compaction.clone()?;
         let young_from = now_ms.saturating_sub(compaction.min_lag_ms);
         let old_enough = |s: &Segment| compaction.min_lag_ms <= 0 || s.max_timestamp() <= young_from;
         let cleanable: Vec<SourceSegment> = self
             .sealed
             .values()
-            .take_while(|s| s.next_offset() <= high_watermark && old_enough(s))
+            .take_while(|s| s.next_offset() <= stable_offset && old_enough(s))
             .map(SourceSegment::of)
             .collect();
         if cleanable.is_empty() {
@@ -111,6 +138,7 @@ impl PartitionLog {
             compaction,
             segment_bytes: self.config.segment_bytes,
             now_ms,
+            aborted: HashMap::new(),
         })
     }
 }

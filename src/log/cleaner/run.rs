@@ -100,15 +100,14 @@ impl CleanJob {
         let last_batches = self.last_batch_per_producer()?;
         let (map, covered) = self.key_map(throttle, map_limit_bytes, &mut stats)?;
         let segments = &self.cleanable[..covered];
-        let mut tombstones_due = i64::MAX;
+        let mut pass =
+            Pass { map: &map, last_batches: &last_batches, tombstones_due: i64::MAX, txn_kept: HashMap::new() };
         let mut groups = Vec::new();
         for (i, members) in group_by_size(segments, self.segment_bytes).into_iter().enumerate() {
-            let mut decide =
-                |header: &BatchHeader, r: &StoredRecord<'_>| self.keep(header, r, &map, &mut tombstones_due);
-            let group = self.write_group(members, i == 0, &last_batches, throttle, &mut stats, &mut decide)?;
-            groups.push(group);
+            groups.push(self.write_group(members, i == 0, throttle, &mut stats, &mut pass)?);
         }
         let first_dirty = segments.last().map_or(self.first_dirty, |s| s.next_offset);
+        let tombstones_due = pass.tombstones_due;
         Ok(CleanedLog {
             groups,
             first_dirty,
@@ -122,26 +121,30 @@ impl CleanJob {
     /// of a key do; a tombstone until its delete horizon, `delete.retention.ms` after the
     /// cleaning that first cleaned it (Kafka's KIP-534 rule, see `horizon`; never its own
     /// timestamp, which may be -1 or a producer's skewed clock), so a tombstone is always kept
-    /// by its first cleaning. The earliest horizon of the kept ones is noted in `tombstones_due`.
-    fn keep(&self, header: &BatchHeader, r: &StoredRecord<'_>, map: &KeyMap, tombstones_due: &mut i64) -> bool {
+    /// by its first cleaning.
+    fn keep(&self, header: &BatchHeader, r: &StoredRecord<'_>, pass: &mut Pass<'_>) -> bool {
         let Some(key) = r.key else { return true };
         let offset = header.base_offset + i64::from(r.offset_delta);
-        if map.get(key).is_some_and(|latest| *latest > offset) {
+        if pass.map.get(key).is_some_and(|latest| *latest > offset) {
             return false;
         }
-        if !r.null_value {
-            return true;
-        }
+        !r.null_value || !self.past_horizon(offset, &mut pass.tombstones_due)
+    }
+
+    /// Whether a tombstone or transaction marker at `offset` may go: its delete horizon
+    /// (`delete.retention.ms` after the cleaning that first cleaned it) has passed. If not, when
+    /// it will is noted in `due` (the earliest of the kept ones).
+    fn past_horizon(&self, offset: i64, due: &mut i64) -> bool {
         let first_cleaned = match offset < self.first_dirty {
             true => self.ranges.first_cleaned_ms(offset).unwrap_or(self.now_ms),
             false => self.now_ms,
         };
-        let due = first_cleaned.saturating_add(self.compaction.delete_retention_ms);
-        if offset < self.first_dirty && due <= self.now_ms {
-            return false;
+        let horizon = first_cleaned.saturating_add(self.compaction.delete_retention_ms);
+        if offset < self.first_dirty && horizon <= self.now_ms {
+            return true;
         }
-        *tombstones_due = (*tombstones_due).min(due);
-        true
+        *due = (*due).min(horizon);
+        false
     }
 
     /// Each idempotent producer's last batch in the whole log, by base offset.
@@ -176,7 +179,8 @@ impl CleanJob {
             }
             for_each_batch(segment, |header, batch| {
                 stats.read(throttle, batch.len());
-                if header.is_control() || header.last_offset() < self.first_dirty {
+                // An aborted record never happened: it must not supersede a committed one.
+                if header.is_control() || header.last_offset() < self.first_dirty || self.is_aborted(header) {
                     return Ok(());
                 }
                 with_records(batch, header, |records| {
@@ -199,15 +203,18 @@ impl CleanJob {
         Ok((map, self.cleanable.len()))
     }
 
-    /// Rewrites `members` into `<base>.cleaned` (fsynced), through `decide`.
+    /// Rewrites `members` into `<base>.cleaned` (fsynced). Records go as `keep` says; an aborted
+    /// transaction's batches go whole; a transaction marker goes once no record of its
+    /// transaction is left and it is past its delete horizon, as in Kafka (so a consumer still
+    /// reading the transaction's records meets it). A producer's last batch always stays, empty
+    /// if need be, so its sequence and epoch survive a restart.
     fn write_group(
         &self,
         members: &[SourceSegment],
         first: bool,
-        last_batches: &HashMap<i64, i64>,
         throttle: &mut Throttle,
         stats: &mut CleanStats,
-        decide: &mut impl FnMut(&BatchHeader, &StoredRecord<'_>) -> bool,
+        pass: &mut Pass<'_>,
     ) -> Result<CleanedGroup, LogError> {
         let base = members[0].base_offset;
         let path = self.dir.join(file_name(base, "cleaned"));
@@ -220,20 +227,37 @@ impl CleanJob {
                 let write = |out: &mut BufWriter<&File>, bytes: &[u8]| {
                     out.write_all(bytes).ctx(|| format!("write {}", path.display()))
                 };
+                let last_of_producer =
+                    header.has_producer_id() && pass.last_batches.get(&header.producer_id) == Some(&header.base_offset);
                 if header.is_control() {
+                    let kept_data = pass.txn_kept.remove(&header.producer_id).unwrap_or(false);
+                    if !kept_data
+                        && !last_of_producer
+                        && self.past_horizon(header.base_offset, &mut pass.tombstones_due)
+                    {
+                        stats.records_removed += 1;
+                        return Ok(());
+                    }
                     return write(&mut out, batch).map(|()| size += batch.len() as u64);
                 }
                 let (mut kept, mut removed) = (0u64, 0u64);
-                let filtered = filter_batch(batch, header, |r| {
-                    let keep = decide(header, r);
-                    *(if keep { &mut kept } else { &mut removed }) += 1;
-                    keep
-                })
-                .map_err(|reason| corrupt(segment, header, reason))?;
+                let filtered = match self.is_aborted(header) {
+                    true => {
+                        removed = u64::try_from(header.record_count).unwrap_or(0);
+                        Filtered::Empty
+                    }
+                    false => filter_batch(batch, header, |r| {
+                        let keep = self.keep(header, r, pass);
+                        *(if keep { &mut kept } else { &mut removed }) += 1;
+                        keep
+                    })
+                    .map_err(|reason| corrupt(segment, header, reason))?,
+                };
                 stats.records_kept += kept;
                 stats.records_removed += removed;
-                let last_of_producer =
-                    header.has_producer_id() && last_batches.get(&header.producer_id) == Some(&header.base_offset);
+                if header.is_transactional() {
+                    *pass.txn_kept.entry(header.producer_id).or_default() |= kept > 0;
+                }
                 let bytes = match filtered {
                     Filtered::Unchanged => batch.to_vec(),
                     Filtered::Rewritten(bytes) => bytes,
@@ -266,6 +290,18 @@ impl CleanStats {
 
 /// Key bytes → the last offset the dirty part gives that key.
 type KeyMap = HashMap<Vec<u8>, i64>;
+
+/// What a cleaning carries from batch to batch while it rewrites the log in offset order.
+struct Pass<'a> {
+    /// The dirty part's keys and their last offsets.
+    map: &'a KeyMap,
+    /// Each producer's last batch in the whole log, by base offset.
+    last_batches: &'a HashMap<i64, i64>,
+    /// The earliest delete horizon of a kept tombstone or marker (`i64::MAX`: none).
+    tombstones_due: i64,
+    /// Per producer with a transaction under way in the walk: whether any of its records stay.
+    txn_kept: HashMap<i64, bool>,
+}
 
 /// Consecutive segments, each group at most `max_bytes` of input (one segment at least) and
 /// spanning offsets a 32-bit index entry can still address.

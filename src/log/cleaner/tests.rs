@@ -11,10 +11,10 @@ use crate::log::config::{Compaction, LogConfig};
 use crate::log::{LogError, PartitionLog};
 use crate::records::encode_batch;
 
-const NOW: i64 = 1_700_000_000_000;
+pub(super) const NOW: i64 = 1_700_000_000_000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-fn compacted(segment_bytes: u64, delete_retention_ms: i64) -> LogConfig {
+pub(super) fn compacted(segment_bytes: u64, delete_retention_ms: i64) -> LogConfig {
     LogConfig {
         segment_bytes,
         segment_ms: 1 << 50,
@@ -25,12 +25,12 @@ fn compacted(segment_bytes: u64, delete_retention_ms: i64) -> LogConfig {
     }
 }
 
-fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+pub(super) fn open(dir: &Path, config: LogConfig) -> PartitionLog {
     PartitionLog::open(dir, config, NOW).expect("open").0
 }
 
 /// Appends `(key, value)` records (value `None`: a tombstone) as one batch stamped `ts`.
-fn put(log: &mut PartitionLog, entries: &[(&str, Option<&str>)], ts: i64, compression: Compression) {
+pub(super) fn put(log: &mut PartitionLog, entries: &[(&str, Option<&str>)], ts: i64, compression: Compression) {
     let entries: Vec<_> = entries
         .iter()
         .map(|(k, v)| (Some(Bytes::copy_from_slice(k.as_bytes())), v.map(|v| Bytes::copy_from_slice(v.as_bytes()))))
@@ -40,7 +40,7 @@ fn put(log: &mut PartitionLog, entries: &[(&str, Option<&str>)], ts: i64, compre
 }
 
 /// Every record the log holds, as `(offset, key, value)`.
-fn contents(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+pub(super) fn contents(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
     let read = log.read(log.log_start_offset(), i64::MAX, usize::MAX, true).expect("read");
     let mut bytes = read.records;
     let mut out = Vec::new();
@@ -75,7 +75,7 @@ fn versions(log: &mut PartitionLog) {
     }
 }
 
-fn roll(log: &mut PartitionLog) {
+pub(super) fn roll(log: &mut PartitionLog) {
     let filler = "f".repeat(400);
     put(log, &[("filler", Some(&filler))], NOW, Compression::None);
 }
