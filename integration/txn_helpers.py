@@ -76,9 +76,10 @@ def java_hash(s: str) -> int:
 
 
 def txn_state_partition(txn_id: str, partitions: int) -> int:
-    """Kafka's TransactionStateManager.partitionFor: Utils.abs(hashCode) % partitions
-    (Utils.abs is `& 0x7fffffff`, so Integer.MIN_VALUE maps to 0)."""
-    return (java_hash(txn_id) & 0x7FFFFFFF) % partitions
+    """Kafka's TransactionStateManager.partitionFor: Utils.abs(hashCode) % partitions (Utils.abs
+    is Math.abs with Integer.MIN_VALUE mapped to 0; not `& 0x7fffffff`, which is toPositive)."""
+    h = java_hash(txn_id)
+    return 0 if h == -(1 << 31) else abs(h) % partitions
 
 
 def find_txn_coordinator(bootstrap: str, txn_id: str, timeout: float = 30.0) -> int:

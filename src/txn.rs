@@ -19,7 +19,7 @@ mod markers;
 mod records;
 mod transitions;
 
-pub use markers::{encode_marker, marker_kind};
+pub use markers::{Marker, encode_marker, read_marker};
 pub use records::{TxnRecord, decode_txn_records, encode_txn_records};
 pub use transitions::{
     EndStep, InitStep, abort_by_operator, add_partitions, check_producer, complete, end, fresh, init, timed_out,

@@ -5,6 +5,7 @@
 use bytes::{Bytes, BytesMut};
 use chronik_actors::directory::Counted;
 use chronik_actors::replica::{ReadOutcome, ReplicaMsg, TxnMarker};
+use kafka_protocol::ResponseError;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use ractor::rpc::CallResult;
 
@@ -56,8 +57,14 @@ async fn append(replica: &Counted<ReplicaMsg>, batch: Bytes) -> i64 {
 }
 
 async fn marker(replica: &Counted<ReplicaMsg>, commit: bool) -> i64 {
-    let marker = TxnMarker { producer_id: PRODUCER, producer_epoch: 0, commit, coordinator_epoch: 0 };
-    call(replica, |reply| ReplicaMsg::WriteMarker { marker, reply }).await.expect("marker").base_offset
+    marker_of(replica, commit, 0).await.expect("marker")
+}
+
+/// A marker written by the coordinator of `coordinator_epoch`: its offset, or the error code.
+async fn marker_of(replica: &Counted<ReplicaMsg>, commit: bool, coordinator_epoch: i32) -> Result<i64, i16> {
+    let marker = TxnMarker { producer_id: PRODUCER, producer_epoch: 0, commit, coordinator_epoch };
+    let written = call(replica, |reply| ReplicaMsg::WriteMarker { marker, reply }).await;
+    written.map(|w| w.base_offset).map_err(|e| e.code)
 }
 
 async fn read(replica: &Counted<ReplicaMsg>, committed: bool) -> ReadOutcome {
@@ -108,6 +115,36 @@ async fn read_committed_stops_at_open_transactions_and_skips_aborted_ones() {
     assert_eq!(after.aborted.iter().map(|a| (a.first_offset, a.last_offset)).collect::<Vec<_>>(), vec![(0, 10)]);
     assert_eq!(marker(&restarted, false).await, 20);
     assert_eq!(read(&restarted, true).await.last_stable_offset, 21);
+
+    node.stop(None);
+    handle.await.expect("node stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_coordinators_marker_is_refused_even_after_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, handle, ctx) = start_with_topic(dir.path()).await;
+    let replica = leading(&ctx, None).await;
+    let fenced = Err(ResponseError::TransactionCoordinatorFenced.code());
+
+    // Coordinator epoch 3 commits the first transaction; the producer begins a second one.
+    assert_eq!(append(&replica, txn_batch(0, 5)).await, 0);
+    assert_eq!(marker_of(&replica, true, 3).await, Ok(5));
+    assert_eq!(append(&replica, txn_batch(5, 5)).await, 6);
+    // The coordinator of epoch 2, frozen through the hand-over, wakes up and repeats its commit
+    // of the first transaction: taken, it would commit the second one here.
+    assert_eq!(marker_of(&replica, true, 2).await, fenced);
+    let open = read(&replica, true).await;
+    assert_eq!((open.last_stable_offset, open.high_watermark), (6, 11), "the second transaction is still open");
+
+    replica.cast(ReplicaMsg::ArmFailPoint).expect("arm");
+    let crash = |reply| ReplicaMsg::Append { batches: vec![txn_batch(10, 1)], acks_all: true, reply: Some(reply) };
+    assert!(matches!(replica.call(crash, T).await, Ok(CallResult::SenderError)), "the replica should die");
+    let restarted = leading(&ctx, Some(replica.actor.get_id())).await;
+    assert_eq!(marker_of(&restarted, true, 2).await, fenced, "the coordinator epoch is rebuilt from the log");
+    assert_eq!(marker_of(&restarted, false, 3).await, Ok(11));
+    let aborted = read(&restarted, true).await;
+    assert_eq!(aborted.aborted.iter().map(|a| (a.first_offset, a.last_offset)).collect::<Vec<_>>(), vec![(6, 11)]);
 
     node.stop(None);
     handle.await.expect("node stops");

@@ -28,6 +28,9 @@ TOKENS = ["ops-token-5f2a9c", "ci-token-77b1e0"]
 SECRET = "cluster-secret-0d9e41c7"
 RAFT_CALL = "/chronik.raft.RaftService/ClusterInfo"
 WAL_CALL = "/chronik.replication.Replication/EpochEndOffset"
+# What a forger would call to end other producers' transactions or let its writes in.
+WAL_TXN_CALLS = ["/chronik.replication.Replication/WriteTxnMarkers",
+                 "/chronik.replication.Replication/RegisterTxnPartitions"]
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +134,15 @@ def test_node_ports_refuse_calls_without_the_cluster_secret(secured, port):
     assert raw_call(addr, method, [("authorization", f"Bearer {SECRET}")]) != grpc.StatusCode.UNAUTHENTICATED
     log = node.log_text(before)
     assert "refused a request with no cluster secret" in log and "refused a request with a wrong cluster secret" in log
+
+
+@pytest.mark.parametrize("method", WAL_TXN_CALLS)
+def test_transaction_rpcs_refuse_calls_without_the_cluster_secret(secured, method):
+    s = secured.slots[2]
+    addr = s.addr(s.wal)
+    assert raw_call(addr, method) == grpc.StatusCode.UNAUTHENTICATED
+    assert raw_call(addr, method, [("authorization", "Bearer not-the-secret")]) == grpc.StatusCode.UNAUTHENTICATED
+    assert raw_call(addr, method, [("authorization", f"Bearer {SECRET}")]) != grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_no_credential_is_ever_logged(secured):

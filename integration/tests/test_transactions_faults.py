@@ -2,8 +2,10 @@
 RF 3, min ISR 2; topics of 3 partitions.
 
 - The transaction coordinator (the node FindCoordinator names for the transactional.id) dies
-  between produce and commit, or right after commit_transaction was called: the transaction
-  ends committed or aborted as a whole (never partly visible to read_committed), an acknowledged
+  between produce and commit, or right after commit_transaction was called, or freezes (SIGSTOP)
+  between produce and commit and is resumed only once the commit call returned (another node
+  took its transactions over meanwhile; woken, it must not decide anything): the transaction ends
+  committed or aborted as a whole (never partly visible to read_committed), an acknowledged
   commit is never lost, nothing committed before is lost, and the transactional.id commits again.
 - The leader of a data partition dies mid-transaction: the new leader keeps the transaction open
   (the last stable offset stays at its first offset), more records go to the new leader, and the
@@ -57,13 +59,15 @@ def state_partition_leader(cluster, txn_id: str) -> str:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("moment", ["before-commit", "during-commit"])
+@pytest.mark.parametrize("moment", ["before-commit", "during-commit", "frozen-before-commit"])
 def test_coordinator_killed_transaction_is_all_or_nothing(fcluster, moment):
     bs = bootstrap_all(fcluster)
     topic = unique_topic(f"txn-coord-{moment}")
     create_topic(fcluster, topic, partitions=P)
     tid = unique_topic(f"tid-coord-{moment}")
-    prod = txn_producer(bs, tid)
+    # A frozen coordinator keeps its connections open: the client gives a request up after
+    # socket.timeout.ms and looks the coordinator up again.
+    prod = txn_producer(bs, tid, **({"socket.timeout.ms": 10000} if moment.startswith("frozen") else {}))
     prod.init_transactions(TXN_CALL_TIMEOUT)
     d = Delivered()
     earlier = numbered("coord-earlier", 0, 60, P)
@@ -81,6 +85,10 @@ def test_coordinator_killed_transaction_is_all_or_nothing(fcluster, moment):
         if moment == "before-commit":
             fcluster.kill(victim)
             result["outcome"], result["errors"] = finish_txn(prod, commit=True)
+        elif moment == "frozen-before-commit":
+            fcluster.node(victim).pause()
+            result["outcome"], result["errors"] = finish_txn(prod, commit=True)
+            fcluster.node(victim).resume()
         else:
             t = threading.Thread(target=lambda: result.update(zip(("outcome", "errors"), finish_txn(prod))),
                                  name="commit", daemon=True)
@@ -88,7 +96,7 @@ def test_coordinator_killed_transaction_is_all_or_nothing(fcluster, moment):
             fcluster.kill(victim)
             t.join(4 * TXN_CALL_TIMEOUT + 30)
             assert not t.is_alive(), "commit_transaction did not return"
-        print(f"{moment}: commit with node {victim} killed -> {result}")
+        print(f"{moment}: commit with node {victim} stopped -> {result}")
         restart_and_settle(fcluster, victim, topic)
 
         # A new producer with the same transactional.id completes whatever is left of the
@@ -98,6 +106,7 @@ def test_coordinator_killed_transaction_is_all_or_nothing(fcluster, moment):
         later = numbered("coord-later", 200, 60, P)
         produce_txn(prod2, topic, later, True, d)
     finally:
+        fcluster.node(victim).resume()
         if not fcluster.node(victim).is_running():
             fcluster.restart(victim, timeout=60)
 

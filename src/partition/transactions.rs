@@ -24,6 +24,8 @@ pub struct TxnBatch {
     pub transactional: bool,
     /// For a control batch: `Some(true)` a commit marker, `Some(false)` an abort marker.
     pub marker: Option<bool>,
+    /// For a control batch: the epoch of the coordinator that wrote it (else -1).
+    pub coordinator_epoch: i32,
 }
 
 /// An aborted transaction, as a `read_committed` Fetch reports it.
@@ -56,6 +58,10 @@ pub struct TxnIndex {
     deciding: BTreeMap<i64, i64>,
     /// Aborted transactions, in marker order.
     aborted: VecDeque<AbortedTxn>,
+    /// By producer, the newest coordinator epoch of its markers here: a marker of an older
+    /// coordinator (one that was replaced while it was frozen or cut off) is refused, or it
+    /// could end the producer's next transaction here with the previous one's decision.
+    coordinator_epochs: HashMap<i64, i32>,
 }
 
 impl TxnIndex {
@@ -68,6 +74,10 @@ impl TxnIndex {
     pub fn record(&mut self, b: &TxnBatch) {
         if b.producer_id < 0 {
             return;
+        }
+        if b.marker.is_some() {
+            let epoch = self.coordinator_epochs.entry(b.producer_id).or_insert(b.coordinator_epoch);
+            *epoch = (*epoch).max(b.coordinator_epoch);
         }
         match b.marker {
             Some(commit) => {
@@ -93,6 +103,11 @@ impl TxnIndex {
             }
             None => {}
         }
+    }
+
+    /// The newest coordinator epoch of `producer_id`'s markers here, if it has any.
+    pub fn coordinator_epoch(&self, producer_id: i64) -> Option<i32> {
+        self.coordinator_epochs.get(&producer_id).copied()
     }
 
     /// The transaction `producer_id` has open here, if any.
@@ -152,6 +167,7 @@ mod tests {
             last_offset: last,
             transactional: true,
             marker: None,
+            coordinator_epoch: -1,
         }
     }
 
@@ -163,6 +179,7 @@ mod tests {
             last_offset: at,
             transactional: true,
             marker: Some(commit),
+            coordinator_epoch: 1,
         }
     }
 
@@ -179,6 +196,19 @@ mod tests {
         assert_eq!(t.last_stable_offset(30), 10);
         assert_eq!(t.last_stable_offset(31), 31);
         assert!(t.aborted_between(0, 100).is_empty());
+    }
+
+    #[test]
+    fn the_newest_coordinator_epoch_of_each_producers_markers_is_kept() {
+        let mut t = TxnIndex::new();
+        assert_eq!(t.coordinator_epoch(7), None);
+        t.record(&data(7, 0, 0));
+        t.record(&TxnBatch { coordinator_epoch: 4, ..marker(7, 1, true) });
+        // A retried marker (nothing open) still counts, and an older epoch never lowers it.
+        t.record(&TxnBatch { coordinator_epoch: 6, ..marker(7, 2, true) });
+        t.record(&TxnBatch { coordinator_epoch: 5, ..marker(7, 3, true) });
+        assert_eq!(t.coordinator_epoch(7), Some(6));
+        assert_eq!(t.coordinator_epoch(8), None);
     }
 
     #[test]

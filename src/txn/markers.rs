@@ -67,10 +67,20 @@ pub fn encode_marker(
     Bytes::from(batch)
 }
 
-/// For a control batch (whole batch bytes as stored in a log, any base offset): `Some(true)`
-/// commit, `Some(false)` abort; `None` when it is not a control batch, its CRC is wrong, it is
-/// compressed, or its record cannot be read. Never panics on arbitrary bytes.
-pub fn marker_kind(batch: &[u8]) -> Option<bool> {
+/// What a marker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    /// Commit (else abort).
+    pub commit: bool,
+    /// The epoch of the coordinator that wrote it (its `__transaction_state` partition's leader
+    /// epoch): a partition refuses markers of an older one.
+    pub coordinator_epoch: i32,
+}
+
+/// The marker a control batch holds (whole batch bytes as stored in a log, any base offset);
+/// `None` when it is not a control batch, its CRC is wrong, it is compressed, or its record
+/// cannot be read. Never panics on arbitrary bytes.
+pub fn read_marker(batch: &[u8]) -> Option<Marker> {
     let header = BatchHeader::parse(batch).ok()?;
     if !header.is_control() || header.compression() != 0 || header.record_count < 1 {
         return None;
@@ -87,11 +97,16 @@ pub fn marker_kind(batch: &[u8]) -> Option<bool> {
     // Kafka reads newer key versions by the same first two fields; a negative one is invalid.
     let version = i16::from_be_bytes([*key.first()?, *key.get(1)?]);
     let kind = i16::from_be_bytes([*key.get(2)?, *key.get(3)?]);
-    match (version >= 0, kind) {
-        (true, COMMIT) => Some(true),
-        (true, ABORT) => Some(false),
-        _ => None,
-    }
+    let commit = match (version >= 0, kind) {
+        (true, COMMIT) => true,
+        (true, ABORT) => false,
+        _ => return None,
+    };
+    // The value: [version i16, coordinator_epoch i32].
+    let value_len = usize::try_from(varint(&mut rest)?).ok()?;
+    let value = take(&mut rest, value_len)?;
+    let coordinator_epoch = i32::from_be_bytes(value.get(2..6)?.try_into().ok()?);
+    Some(Marker { commit, coordinator_epoch })
 }
 
 /// Appends `v` as a zigzag varint (record fields use them).

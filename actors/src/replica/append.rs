@@ -4,7 +4,7 @@ use bytes::Bytes;
 use chronik::log::{BatchHeader, LogError};
 use chronik::partition::replication::check_before_append;
 use chronik::partition::{BatchIdentity, SequenceCheck};
-use chronik::txn::{encode_marker, marker_kind};
+use chronik::txn::{encode_marker, read_marker};
 use kafka_protocol::ResponseError;
 use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
@@ -151,13 +151,12 @@ impl ReplicaState {
             self.producers.record(&identity(header), header.base_offset);
         }
         if header.is_transactional() {
-            let marker = if header.is_control() {
-                match marker_kind(batch) {
-                    Some(kind) => Some(kind),
+            let marker = match header.is_control() {
+                true => match read_marker(batch) {
+                    Some(marker) => Some(marker),
                     None => return,
-                }
-            } else {
-                None
+                },
+                false => None,
             };
             self.txns.record(&txn_batch(header, marker));
         }
@@ -165,13 +164,24 @@ impl ReplicaState {
 
     /// From a transaction coordinator: appends the commit or abort marker of `producer_id`'s
     /// transaction, answered like an acks=all produce (once every in-sync replica has it). A
-    /// marker of an epoch older than the producer's here is a stale coordinator's.
+    /// marker of a producer epoch older than the producer's here, or of a coordinator older than
+    /// the one that wrote the producer's last marker here, is a stale coordinator's.
     pub(super) fn write_marker(
         &mut self,
         myself: &ActorRef<ReplicaMsg>,
         marker: TxnMarker,
         reply: AppendReply,
     ) -> Result<(), ActorProcessingErr> {
+        if let Some(newest) = self.txns.coordinator_epoch(marker.producer_id)
+            && marker.coordinator_epoch < newest
+        {
+            let msg = format!(
+                "producer {}: marker of coordinator epoch {} after one of epoch {newest}",
+                marker.producer_id, marker.coordinator_epoch
+            );
+            let _ = reply.send(Err(PartitionError::new(ResponseError::TransactionCoordinatorFenced, msg)));
+            return Ok(());
+        }
         if let Some(current) = self.producers.epoch_of(marker.producer_id)
             && current > marker.producer_epoch
         {

@@ -4,7 +4,7 @@ use chronik::log::{BatchHeader, LogError, PartitionLog};
 use chronik::partition::replication::LeaderEpochCache;
 use chronik::partition::{ProducerStateTable, ProducerSummary, TxnBatch, TxnIndex};
 use chronik::protocol::list_offsets_v0::legacy_offsets;
-use chronik::txn::marker_kind;
+use chronik::txn::{Marker, read_marker};
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
@@ -143,11 +143,11 @@ pub(super) fn rebuild_from_headers(log: &PartitionLog) -> Result<Rebuilt, LogErr
     for (mut batch, control) in transactional {
         if control {
             let read = log.read(batch.base_offset, batch.base_offset + 1, 1, true)?;
-            batch.marker = marker_kind(&read.records);
-            if batch.marker.is_none() {
+            let Some(marker) = read_marker(&read.records) else {
                 warn!(offset = batch.base_offset, "a control batch that is not a transaction marker; skipped");
                 continue;
-            }
+            };
+            (batch.marker, batch.coordinator_epoch) = (Some(marker.commit), marker.coordinator_epoch);
         }
         txns.record(&batch);
     }
@@ -165,14 +165,15 @@ pub(super) struct Rebuilt {
     pub txns: TxnIndex,
 }
 
-/// The transaction fields of a batch header; `marker` is the kind of a control batch's marker.
-pub(super) fn txn_batch(h: &BatchHeader, marker: Option<bool>) -> TxnBatch {
+/// The transaction fields of a batch header; `marker` is what a control batch's marker says.
+pub(super) fn txn_batch(h: &BatchHeader, marker: Option<Marker>) -> TxnBatch {
     TxnBatch {
         producer_id: h.producer_id,
         producer_epoch: h.producer_epoch,
         base_offset: h.base_offset,
         last_offset: h.last_offset(),
         transactional: h.is_transactional(),
-        marker,
+        marker: marker.map(|m| m.commit),
+        coordinator_epoch: marker.map_or(-1, |m| m.coordinator_epoch),
     }
 }

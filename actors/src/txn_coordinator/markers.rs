@@ -9,7 +9,7 @@ use std::time::Duration;
 use chronik::config::NodeId;
 use kafka_protocol::ResponseError;
 use ractor::ActorRef;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{TxnCoordinatorMsg, TxnPartition};
 use crate::context::{NodeContext, TopicPartition};
@@ -168,9 +168,17 @@ async fn write_round(ctx: &NodeContext, marker: TxnMarker, partitions: Vec<TxnPa
             }
         };
         for (tp, result) in results {
-            if let Err(e) = result {
-                debug!(topic = %tp.0, partition = tp.1, error = %e.message, "marker not written");
-                left.push(tp);
+            match result {
+                Ok(()) => {}
+                // A newer coordinator of this id wrote markers there: this one was replaced
+                // (frozen or cut off meanwhile) and must not decide anything more.
+                Err(e) if e.code == ResponseError::TransactionCoordinatorFenced.code() => {
+                    info!(topic = %tp.0, partition = tp.1, error = %e.message, "a newer coordinator fenced this one's marker; giving it up");
+                }
+                Err(e) => {
+                    debug!(topic = %tp.0, partition = tp.1, error = %e.message, "marker not written");
+                    left.push(tp);
+                }
             }
         }
     }

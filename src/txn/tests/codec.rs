@@ -75,20 +75,31 @@ fn a_marker_is_a_valid_control_batch() {
     assert_eq!((record.offset, record.timestamp), (0, 5_000));
 }
 
+/// The marker's kind alone.
+fn kind(batch: &[u8]) -> Option<bool> {
+    read_marker(batch).map(|m| m.commit)
+}
+
+#[test]
+fn a_marker_reads_back_with_its_coordinator_epoch() {
+    let m = read_marker(&encode_marker(1, 0, false, 17, 0));
+    assert_eq!(m, Some(Marker { commit: false, coordinator_epoch: 17 }));
+}
+
 #[test]
 fn marker_kind_reads_commit_and_abort_at_any_offset() {
-    assert_eq!(marker_kind(&encode_marker(1, 0, true, 0, 0)), Some(true));
+    assert_eq!(kind(&encode_marker(1, 0, true, 0, 0)), Some(true));
     let mut abort = encode_marker(1, 0, false, 3, 0).to_vec();
-    assert_eq!(marker_kind(&abort), Some(false));
+    assert_eq!(kind(&abort), Some(false));
     set_base_offset_and_epoch(&mut abort, 123_456, 8);
-    assert_eq!(marker_kind(&abort), Some(false));
+    assert_eq!(kind(&abort), Some(false));
 }
 
 #[test]
 fn marker_kind_refuses_batches_that_are_not_markers() {
     let data = encode_batch(&[(None, Some(Bytes::from_static(b"\0\0\0\x01")))], 0, Compression::None).unwrap();
-    assert_eq!(marker_kind(&data), None);
-    assert_eq!(marker_kind(&encode_txn_records(&[("t".into(), None)], 0).unwrap()), None);
+    assert_eq!(kind(&data), None);
+    assert_eq!(kind(&encode_txn_records(&[("t".into(), None)], 0).unwrap()), None);
 
     let marker = encode_marker(1, 0, true, 0, 0).to_vec();
     // After the 61-byte header: record length, attributes, timestamp and offset deltas, key
@@ -97,18 +108,18 @@ fn marker_kind_refuses_batches_that_are_not_markers() {
         let mut edited = marker.clone();
         edited[at] = byte;
         fix_crc(&mut edited);
-        assert_eq!(marker_kind(&edited), None, "byte {at} = {byte:#x}");
+        assert_eq!(kind(&edited), None, "byte {at} = {byte:#x}");
     }
     let mut corrupt = marker.clone();
     corrupt[69] = 0;
-    assert_eq!(marker_kind(&corrupt), None, "a stale CRC is refused");
+    assert_eq!(kind(&corrupt), None, "a stale CRC is refused");
 }
 
 #[test]
 fn marker_kind_never_panics_on_damaged_bytes() {
     let marker = encode_marker(1, 0, true, 0, 0).to_vec();
     for len in 0..marker.len() {
-        assert_eq!(marker_kind(&marker[..len]), None, "prefix of {len} bytes");
+        assert_eq!(kind(&marker[..len]), None, "prefix of {len} bytes");
     }
     // Every byte of the record overwritten, CRC made valid again: whatever it says, no panic.
     for at in 61..marker.len() {
@@ -116,7 +127,7 @@ fn marker_kind_never_panics_on_damaged_bytes() {
             let mut edited = marker.clone();
             edited[at] = byte;
             fix_crc(&mut edited);
-            let _ = marker_kind(&edited);
+            let _ = kind(&edited);
         }
     }
     let mut rng = fastrand::Rng::with_seed(7);
@@ -132,6 +143,6 @@ fn marker_kind_never_panics_on_damaged_bytes() {
             bytes[57..61].copy_from_slice(&1i32.to_be_bytes());
             fix_crc(&mut bytes);
         }
-        let _ = marker_kind(&bytes);
+        let _ = kind(&bytes);
     }
 }
