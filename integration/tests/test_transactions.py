@@ -127,6 +127,22 @@ def test_open_transaction_holds_back_the_last_stable_offset(tcluster):
             rc.poll(0.2)
             return not [(p, o) for p in range(P) for o, _v in rc.records[p] if o > ends1[p]]
         hold_for(nothing_past_the_first_seal, 3.0, "read_committed returns nothing of (or after) the open transaction")
+
+        # A group's lag rows show the last stable offset beside the high watermark.
+        group = unique_topic("lso-group")
+        admin = AdminClient({"bootstrap.servers": bs})  # must outlive its future
+        admin.alter_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, 0) for p in range(P)])])[group].result()
+
+        def lag_rows():
+            for i in tcluster.members:
+                groups = tcluster.node(i).get("/admin/groups").json()["groups"]
+                for g in groups:
+                    if g["group_id"] == group:
+                        return {r["partition"]: (r["high_watermark"], r["last_stable_offset"]) for r in g["partitions"]}
+            return None
+        want_rows = {p: (ends2[p] + 1, first_open[p]) for p in range(P)}
+        wait_until(lambda: lag_rows() == want_rows, 30, f"/admin/groups rows (high watermark, LSO) {want_rows}")
         assert last_stable_offsets(bs, topic, P) == first_open, "the last stable offset moved while open"
 
         prod.commit_transaction(TXN_CALL_TIMEOUT)

@@ -62,6 +62,9 @@ pub(super) struct LagView {
     pub committed_offset: i64,
     /// The partition's high watermark, if it is served here.
     pub high_watermark: Option<i64>,
+    /// Its last stable offset: how far a read_committed consumer can get (an open transaction
+    /// holds it back).
+    pub last_stable_offset: Option<i64>,
     /// `high_watermark - committed_offset`, never negative.
     pub lag: Option<i64>,
 }
@@ -85,9 +88,14 @@ pub(super) async fn collect(ctx: &NodeContext, with_members: bool) -> Vec<GroupV
         let mut partitions = Vec::with_capacity(committed.len());
         for ((topic, partition), _code, c) in committed {
             let Some(c) = c else { continue };
-            let hw = replica_info(ctx, &TopicPartition::new(&topic, partition)).await.map(|i| i.high_watermark);
-            let lag = hw.map(|hw| (hw - c.offset).max(0));
-            partitions.push(LagView { topic, partition, committed_offset: c.offset, high_watermark: hw, lag });
+            let (high_watermark, last_stable_offset) =
+                match replica_info(ctx, &TopicPartition::new(&topic, partition)).await {
+                    Some(info) => (Some(info.high_watermark), Some(info.last_stable_offset)),
+                    None => (None, None),
+                };
+            let lag = high_watermark.map(|hw| (hw - c.offset).max(0));
+            let committed_offset = c.offset;
+            partitions.push(LagView { topic, partition, committed_offset, high_watermark, last_stable_offset, lag });
         }
         let total_lag = partitions.iter().filter_map(|p| p.lag).sum();
         let (generation, members) = match with_members {

@@ -74,7 +74,14 @@ fn offline_replicas_with_escaped_reasons() {
 
 #[test]
 fn group_lag() {
-    let lag = |partition, lag| LagView { topic: "t".into(), partition, committed_offset: 0, high_watermark: None, lag };
+    let lag = |partition, lag| LagView {
+        topic: "t".into(),
+        partition,
+        committed_offset: 0,
+        high_watermark: None,
+        last_stable_offset: None,
+        lag,
+    };
     let g = GroupView {
         group_id: "g".into(),
         state: "Empty".into(),
@@ -106,7 +113,14 @@ fn every_family() -> Vec<MetricFamily> {
     requests.observe(kafka_protocol::messages::ApiKey::Produce, std::time::Duration::from_millis(1));
     let leader = info("t", 0, "leader", vec![follower(2, Some(97), true)]);
     let offline = [(TopicPartition::new("t", 1), "x".to_string())];
-    let lag = LagView { topic: "t".into(), partition: 0, committed_offset: 0, high_watermark: None, lag: Some(1) };
+    let lag = LagView {
+        topic: "t".into(),
+        partition: 0,
+        committed_offset: 0,
+        high_watermark: None,
+        last_stable_offset: None,
+        lag: Some(1),
+    };
     let g = GroupView {
         group_id: "g".into(),
         state: "Empty".into(),
