@@ -22,8 +22,8 @@ mod transitions;
 pub use markers::{Marker, encode_marker, read_marker};
 pub use records::{TxnRecord, decode_txn_records, encode_txn_records};
 pub use transitions::{
-    EndStep, InitStep, abort_by_operator, add_partitions, check_producer, complete, end, fresh, init, timed_out,
-    verifies,
+    EndStep, InitStep, abort_by_operator, add_partitions, check_producer, complete, end, expired, fresh, init,
+    timed_out, verifies,
 };
 
 /// The internal topic holding transaction metadata.

@@ -123,6 +123,13 @@ pub enum TxnCoordinatorMsg {
         /// Where the answer goes.
         reply: RpcReplyPort<Vec<(String, Result<TxnListing, ResponseError>)>>,
     },
+    /// From a tombstone task: expired ids were forgotten in their partition (or not).
+    Forgotten {
+        /// The ids whose tombstones were appended.
+        transactional_ids: Vec<String>,
+        /// How the append ended.
+        result: Result<(), String>,
+    },
     /// From an append task: a change was appended to the id's partition (or failed).
     Persisted {
         /// The transactional id.

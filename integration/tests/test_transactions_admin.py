@@ -2,7 +2,8 @@
 kafka-python's ListTransactions / DescribeTransactions (what `kafka-transactions list|describe`
 send), `GET /admin/transactions`, the partitions' last stable offset in `/admin/partitions` and
 `/metrics`, and `POST /admin/transactions/{id}/abort`, after which the producer is fenced and a
-read_committed consumer moves past the aborted records."""
+read_committed consumer moves past the aborted records. And an idle transactional id is
+forgotten after `[groups] transactional_id_expiration_ms`, durably (kill -9 and restart)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from confluent_kafka import KafkaException
 from kafka import KafkaAdminClient
 
 from client_helpers import create_topic
-from harness import unique_topic, wait_until
+from harness import Broker, unique_topic, wait_until
 from txn_helpers import (FENCED_CODES, READ_COMMITTED, READ_UNCOMMITTED, TXN_CALL_TIMEOUT, Delivered,
                          assert_exactly, by_partition, consume_all, numbered, produce_items, produce_txn,
                          txn_producer)
@@ -99,3 +100,52 @@ def test_an_operator_sees_and_aborts_a_hanging_transaction(broker):
                    "read_committed: the committed transaction only")
     assert_exactly(consume_all(bs, topic, P, READ_UNCOMMITTED), by_partition(committed + hanging, P),
                    "read_uncommitted: the aborted records too")
+
+
+EXPIRATION_MS = 3000
+
+
+@pytest.fixture(scope="module")
+def expiring(tmp_path_factory):
+    b = Broker(tmp_path_factory.mktemp("txn-expiry"), name="txn-expiry", fsync="interval",
+               extra_env={"CHRONIK_GROUPS__TRANSACTIONAL_ID_EXPIRATION_MS": str(EXPIRATION_MS)})
+    b.start()
+    yield b
+    assert b.stop() == 0
+
+
+def listed(broker, tid: str) -> list[dict]:
+    return [t for t in broker.get("/admin/transactions").json()["transactions"] if t["transactional_id"] == tid]
+
+
+@pytest.mark.timeout(240)
+def test_an_idle_transactional_id_is_forgotten_after_its_expiration(expiring):
+    """As Kafka's transactional.id.expiration.ms: an id with no transaction open for longer is
+    forgotten (a tombstone in __transaction_state); one with a transaction open is not. After a
+    kill -9 the forgotten id stays forgotten: initialising it again allocates a new producer id."""
+    bs = expiring.bootstrap
+    topic = unique_topic("txn-expiry")
+    create_topic(bs, topic, 1)
+    idle_tid, open_tid = unique_topic("tid-idle"), unique_topic("tid-open")
+    idle = txn_producer(bs, idle_tid)
+    idle.init_transactions(TXN_CALL_TIMEOUT)
+    produce_txn(idle, topic, numbered("expiry", 0, 5, 1), True, Delivered())
+    [before] = listed(expiring, idle_tid)
+    assert before["state_name"] == "CompleteCommit", before
+    # Open longer than the expiration (its timeout is longer still): it must stay.
+    kept = txn_producer(bs, open_tid)
+    kept.init_transactions(TXN_CALL_TIMEOUT)
+    kept.begin_transaction()
+    produce_items(kept, topic, numbered("expiry-open", 100, 5, 1), Delivered())
+
+    wait_until(lambda: not listed(expiring, idle_tid), 30, f"{idle_tid} forgotten after {EXPIRATION_MS} ms idle")
+    assert [t["state_name"] for t in listed(expiring, open_tid)] == ["Ongoing"], "an open transaction's id stays"
+    kept.commit_transaction(TXN_CALL_TIMEOUT)
+
+    expiring.kill()
+    expiring.restart()
+    again = txn_producer(bs, idle_tid)
+    again.init_transactions(TXN_CALL_TIMEOUT)
+    [after] = listed(expiring, idle_tid)
+    assert after["producer_id"] != before["producer_id"], (before, after)
+    produce_txn(again, topic, numbered("expiry-again", 200, 5, 1), True, Delivered())

@@ -87,6 +87,11 @@ pub struct GroupsConfig {
     pub max_session_timeout_ms: i32,
     /// Members per group (0: no limit).
     pub max_size: usize,
+    /// The transaction coordinator forgets a transactional id (writes its tombstone to
+    /// `__transaction_state`) that has had no transaction open for this long (Kafka's
+    /// `transactional.id.expiration.ms`), so ids used once (as Flink's sinks make them) do
+    /// not pile up.
+    pub transactional_id_expiration_ms: i64,
 }
 
 impl Default for GroupsConfig {
@@ -98,6 +103,7 @@ impl Default for GroupsConfig {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             max_size: 0,
+            transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -127,6 +127,10 @@ impl Config {
             problems
                 .push(format!("groups.offsets_partitions: must be between 1 and 1000, got {}", g.offsets_partitions));
         }
+        if g.transactional_id_expiration_ms < 1 {
+            let got = g.transactional_id_expiration_ms;
+            problems.push(format!("groups.transactional_id_expiration_ms: must be positive, got {got}"));
+        }
         if g.min_session_timeout_ms < 1 || g.max_session_timeout_ms < g.min_session_timeout_ms {
             problems.push("groups.min_session_timeout_ms / max_session_timeout_ms: need 0 < min <= max".into());
         }

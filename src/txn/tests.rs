@@ -312,3 +312,15 @@ fn a_whole_transaction_commits_then_the_next_one_starts() {
 }
 
 mod codec;
+
+#[test]
+fn only_an_idle_id_expires_and_only_after_the_expiration() {
+    use TxnState::*;
+    for state in [Empty, CompleteCommit, CompleteAbort] {
+        assert!(!expired(&meta(state), T0 + 1_000, 1_000), "{state:?}: not past the expiration yet");
+        assert!(expired(&meta(state), T0 + 1_001, 1_000), "{state:?}");
+    }
+    for state in [Ongoing, PrepareCommit, PrepareAbort] {
+        assert!(!expired(&meta(state), i64::MAX, 1_000), "{state:?}: a transaction is open or being decided");
+    }
+}

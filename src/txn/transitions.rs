@@ -147,6 +147,13 @@ pub fn timed_out(m: &TxnMetadata, now_ms: i64) -> Option<TxnMetadata> {
     (m.state == TxnState::Ongoing && expired).then(|| fence(m, now_ms))
 }
 
+/// Whether the id may be forgotten: no transaction open or being decided, and no change for
+/// longer than `expiration_ms` (Kafka's `transactional.id.expiration.ms`).
+pub fn expired(m: &TxnMetadata, now_ms: i64, expiration_ms: i64) -> bool {
+    let idle = matches!(m.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort);
+    idle && now_ms.saturating_sub(m.last_update_ms) > expiration_ms
+}
+
 /// An operator's abort of a hanging Ongoing transaction: PrepareAbort with the epoch bumped;
 /// INVALID_TXN_STATE otherwise.
 pub fn abort_by_operator(m: &TxnMetadata, now_ms: i64) -> Result<TxnMetadata, ResponseError> {

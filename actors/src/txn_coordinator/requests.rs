@@ -1,6 +1,8 @@
 //! How the coordinator answers each request and moves each transaction on once a change is
 //! durable.
 
+use std::collections::HashMap;
+
 use chronik::txn::{self, EndStep, InitStep, TxnMetadata, TxnState};
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
@@ -124,6 +126,21 @@ impl TxnCoordinatorState {
                 self.creating = None;
                 if let Err(e) = result {
                     warn!(error = %e, "could not create {}", txn::TRANSACTION_STATE_TOPIC);
+                }
+            }
+            TxnCoordinatorMsg::Forgotten { transactional_ids, result } => {
+                match &result {
+                    Ok(()) => {
+                        info!(transactional_ids = ?transactional_ids, "forgot transactional ids idle past their expiration")
+                    }
+                    Err(e) => warn!(error = %e, "could not forget expired transactional ids; retrying"),
+                }
+                for id in transactional_ids {
+                    self.busy.remove(&id);
+                    if result.is_ok() {
+                        self.txns.remove(&id);
+                    }
+                    self.replay(myself, &id);
                 }
             }
             TxnCoordinatorMsg::Tick => {
@@ -291,6 +308,26 @@ impl TxnCoordinatorState {
         }
         for id in decided {
             self.start_markers(myself, &id);
+        }
+        self.expire_ids(myself, now);
+    }
+
+    /// Forgets the ids idle past `transactional_id_expiration_ms`: one tombstone batch per
+    /// partition; each id is busy until it is written.
+    fn expire_ids(&mut self, myself: &ActorRef<TxnCoordinatorMsg>, now: i64) {
+        let expiration = self.ctx.config.groups.transactional_id_expiration_ms;
+        let mut by_partition: HashMap<i32, Vec<String>> = HashMap::new();
+        for (id, m) in &self.txns {
+            if !self.busy.contains(id)
+                && txn::expired(m, now, expiration)
+                && let Ok((partition, _)) = self.serving(id)
+            {
+                by_partition.entry(partition).or_default().push(id.clone());
+            }
+        }
+        for (partition, ids) in by_partition {
+            self.busy.extend(ids.iter().cloned());
+            store::forget(&self.ctx, myself, partition, ids);
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chronik::txn::{
-    TRANSACTION_STATE_TOPIC, TxnMetadata, decode_txn_records, encode_txn_records, partition_for_transaction,
+    TRANSACTION_STATE_TOPIC, TxnMetadata, TxnRecord, decode_txn_records, encode_txn_records, partition_for_transaction,
 };
 use ractor::ActorRef;
 
@@ -69,18 +69,38 @@ pub(super) fn persist(
     next: TxnMetadata,
     then: AfterPersist,
 ) {
-    let started = replica_for(ctx, TRANSACTION_STATE_TOPIC, partition)
-        .map_err(|e| e.message)
-        .and_then(|replica| Ok((replica, encode_txn_records(&[(id.clone(), Some(next.clone()))], now_ms())?)));
+    let append = append(ctx, partition, &[(id.clone(), Some(next.clone()))]);
     let me = myself.clone();
     tokio::spawn(async move {
-        let result = match started {
-            Ok((replica, batch)) => {
-                let msg = |reply| ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(reply) };
-                ask_replica(&replica, msg).await.map(|_| ()).map_err(|e| e.message)
-            }
-            Err(e) => Err(e),
-        };
+        let result = append.await;
         let _ = me.cast(TxnCoordinatorMsg::Persisted { transactional_id: id, next, result, then });
     });
+}
+
+/// Appends the tombstones of `ids` (expired) to partition `partition` (acks=all) on a task; the
+/// outcome comes back as `Forgotten`.
+pub(super) fn forget(ctx: &NodeContext, myself: &ActorRef<TxnCoordinatorMsg>, partition: i32, ids: Vec<String>) {
+    let tombstones: Vec<_> = ids.iter().map(|id| (id.clone(), None)).collect();
+    let append = append(ctx, partition, &tombstones);
+    let me = myself.clone();
+    tokio::spawn(async move {
+        let result = append.await;
+        let _ = me.cast(TxnCoordinatorMsg::Forgotten { transactional_ids: ids, result });
+    });
+}
+
+/// One acks=all append of `records` to partition `partition`, to await on a task.
+fn append(
+    ctx: &NodeContext,
+    partition: i32,
+    records: &[TxnRecord],
+) -> impl std::future::Future<Output = Result<(), String>> + use<> {
+    let started = replica_for(ctx, TRANSACTION_STATE_TOPIC, partition)
+        .map_err(|e| e.message)
+        .and_then(|replica| Ok((replica, encode_txn_records(records, now_ms())?)));
+    async move {
+        let (replica, batch) = started?;
+        let msg = |reply| ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(reply) };
+        ask_replica(&replica, msg).await.map(|_| ()).map_err(|e| e.message)
+    }
 }
