@@ -115,7 +115,9 @@ def test_request_counters_histogram_and_bytes_rise(traffic):
         assert delta("chronik_request_duration_seconds_sum", api=api) > 0, api
     produced, fetched = delta("chronik_produce_bytes_total"), delta("chronik_fetch_bytes_total")
     assert payload <= produced < 2 * payload, f"produce bytes {produced} for {payload} payload bytes"
-    assert payload <= fetched < 2 * payload, f"fetch bytes {fetched} for {payload} payload bytes"
+    # A group consumer may read some records twice (kafka-python fetches a partition again from
+    # its committed position after a rebalance): the bytes answered, not the records kept.
+    assert payload <= fetched < 3 * payload, f"fetch bytes {fetched} for {payload} payload bytes"
     for node, samples in after.items():
         for api in ("Produce", "Fetch"):
             count = value(samples, "chronik_request_duration_seconds_count", api=api)
