@@ -8,6 +8,7 @@ sampled before reading.
 from __future__ import annotations
 
 import random
+import statistics
 import threading
 import time
 from collections import defaultdict
@@ -299,3 +300,55 @@ def fill_and_wait_for_retention(b, topic: str, what: str, segment_bytes: int = 2
     part = wait_until(trimmed, 20, what)
     assert part["high_watermark"] == 400, part
     return part
+
+
+class PacedProducer:
+    """A confluent-kafka producer sending numbered values (`prefix` + number) round-robin over
+    the first `partitions` partitions of each of `topics` at `rate` per second, in its own
+    thread; records each ack (topic, partition, offset, value) with its latency, and every
+    error."""
+
+    def __init__(self, bootstrap: str, topics: list[str], partitions: int, rate: int, prefix: bytes, **config):
+        self.producer = CkProducer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3, **config})
+        self.topics, self.partitions, self.rate, self.prefix = topics, partitions, rate, prefix
+        self.acked: list[tuple[str, int, int, bytes]] = []
+        self.latencies: list[tuple[float, float]] = []  # (sent at, ms)
+        self.errors: list[str] = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scale-producer", daemon=True)
+
+    def _report(self, sent_at: float):
+        def report(err, msg):
+            if err:
+                self.errors.append(str(err))
+                return
+            self.acked.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
+            self.latencies.append((sent_at, (time.monotonic() - sent_at) * 1000))
+        return report
+
+    def _run(self):
+        start = time.monotonic()
+        while not self._stop.is_set():
+            due = int((time.monotonic() - start) * self.rate)
+            while self.sent < due:
+                i = self.sent
+                topic, partition = self.topics[i % len(self.topics)], (i // len(self.topics)) % self.partitions
+                self.producer.produce(topic, self.prefix + b"%08d" % i, partition=partition,
+                                      on_delivery=self._report(time.monotonic()))
+                self.sent += 1
+            self.producer.poll(0.005)
+
+    def start(self) -> "PacedProducer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(30)
+        return self.producer.flush(120)
+
+    def p99(self, since: float, until: float) -> tuple[float, int]:
+        window = sorted(ms for t, ms in self.latencies if since <= t < until)
+        assert len(window) >= 100, f"only {len(window)} acks between {since:.1f} and {until:.1f}"
+        return statistics.quantiles(window, n=100)[98], len(window)

@@ -19,15 +19,12 @@ over four topics while an idempotent acks=all producer writes to every partition
 
 from __future__ import annotations
 
-import statistics
-import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from client_helpers import ck_consume_all
+from client_helpers import PacedProducer, ck_consume_all
 from cluster import Cluster, started
 from harness import wait_until
 
@@ -50,57 +47,6 @@ def scluster(tmp_path_factory):
         yield c
 
 
-class PacedProducer:
-    """A confluent-kafka producer sending numbered values (`prefix` + number) round-robin over
-    every partition of `topics` at `rate` per second, in its own thread; records each ack
-    (topic, partition, offset, value) with its latency, and every error."""
-
-    def __init__(self, bootstrap: str, topics: list[str], rate: int, prefix: bytes, **config):
-        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3, **config})
-        self.topics, self.rate, self.prefix = topics, rate, prefix
-        self.acked: list[tuple[str, int, int, bytes]] = []
-        self.latencies: list[tuple[float, float]] = []  # (sent at, ms)
-        self.errors: list[str] = []
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scale-producer", daemon=True)
-
-    def _report(self, sent_at: float):
-        def report(err, msg):
-            if err:
-                self.errors.append(str(err))
-                return
-            self.acked.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
-            self.latencies.append((sent_at, (time.monotonic() - sent_at) * 1000))
-        return report
-
-    def _run(self):
-        start = time.monotonic()
-        while not self._stop.is_set():
-            due = int((time.monotonic() - start) * self.rate)
-            while self.sent < due:
-                i = self.sent
-                topic, partition = self.topics[i % len(self.topics)], (i // len(self.topics)) % PER_TOPIC
-                self.producer.produce(topic, self.prefix + b"%08d" % i, partition=partition,
-                                      on_delivery=self._report(time.monotonic()))
-                self.sent += 1
-            self.producer.poll(0.005)
-
-    def start(self) -> "PacedProducer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(30)
-        return self.producer.flush(120)
-
-    def p99(self, since: float, until: float) -> tuple[float, int]:
-        window = sorted(ms for t, ms in self.latencies if since <= t < until)
-        assert len(window) >= 100, f"only {len(window)} acks between {since:.1f} and {until:.1f}"
-        return statistics.quantiles(window, n=100)[98], len(window)
-
-
 def hosted(cluster: Cluster, ids) -> bool:
     entries = [p for i in ids for p in cluster.node(i).partitions() if p["topic"] in TOPICS]
     return len(entries) == len(ids) * PARTITIONS and all(
@@ -117,8 +63,8 @@ def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
     term = scluster.health(raft_leader)["term"]
 
     everyone = ",".join(scluster.bootstrap(i) for i in VOTERS)
-    load = PacedProducer(everyone, TOPICS, RATE, b"all-", acks="all", **{"enable.idempotence": True}).start()
-    acks1 = PacedProducer(everyone, [ACKS1_TOPIC], ACKS1_RATE, b"one-", acks=1,
+    load = PacedProducer(everyone, TOPICS, PER_TOPIC, RATE, b"all-", acks="all", **{"enable.idempotence": True}).start()
+    acks1 = PacedProducer(everyone, [ACKS1_TOPIC], PER_TOPIC, ACKS1_RATE, b"one-", acks=1,
                           **{"enable.idempotence": False, "retries": 1000000}).start()
     try:
         # A steady state to compare with: every partition's producer connection is warm.
