@@ -2,7 +2,8 @@
 //! state, appends produce batches, serves reads, and answers acks once the WalFlusher reports
 //! the data durable. The high watermark is the smallest durable log end over the in-sync
 //! replicas: consumers never read a record that a crash, even of every node at once, could take
-//! back. It is checkpointed beside the log with the leader-epoch history.
+//! back. It is checkpointed in the node's [`HighWatermarkBook`], the leader-epoch history beside
+//! the log.
 
 mod append;
 mod checkpoint;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chronik::log::{LogConfig, PartitionLog};
+use chronik::partition::checkpoints::PartitionKey;
 use chronik::partition::replication::{IsrTracker, LeaderEpochCache};
 use chronik::partition::{ProducerStateTable, TxnIndex};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -29,6 +31,7 @@ use tracing::{info, warn};
 use crate::context::{NodeContext, TopicPartition};
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 
+pub use checkpoint::HighWatermarkBook;
 pub use messages::{
     AppendOutcome, FollowerFetch, FollowerInfo, Leadership, PartitionError, ReadOutcome, ReplicaInfo, ReplicaMsg,
     TxnMarker,
@@ -39,6 +42,10 @@ pub use messages::{
 pub struct ReplicaArgs {
     /// The partition.
     pub tp: TopicPartition,
+    /// Its topic's id (what the node's high watermark checkpoint is keyed by).
+    pub topic_id: uuid::Uuid,
+    /// The node's high watermarks, where this replica starts from and reports to.
+    pub hw_book: Arc<HighWatermarkBook>,
     /// Its directory under `<data-dir>/topics/`.
     pub dir: PathBuf,
     /// Segment and retention settings (broker defaults + topic overrides).
@@ -94,8 +101,10 @@ pub struct ReplicaState {
     durable_end: i64,
     /// The durable log end as the follower's fetcher sees it, to report to the leader.
     durable_tx: tokio::sync::watch::Sender<i64>,
-    /// The high watermark in the checkpoint file (written when it moved, on a timer).
-    checkpointed_hw: i64,
+    /// This partition in the node's high watermark book.
+    hw_key: PartitionKey,
+    /// The node's high watermarks, reported to on a timer and at stop.
+    hw_book: Arc<HighWatermarkBook>,
     /// Who leads, in which epoch, with which ISR.
     leadership: Leadership,
     /// After a restart as the leader: the epoch it led in. It leads again only in a later one
@@ -152,12 +161,18 @@ impl Actor for ReplicaActor {
         let registration =
             args.ctx.directory.register(&myself.get_cell(), name, "ReplicaActor", args.restarts, args.gauge.clone());
         let now = now_ms();
-        let (mut log, report) = PartitionLog::open(&args.dir, args.log_config.clone(), now)?;
-        // Whatever recovery kept may still be only in the page cache (a restart after a panic):
-        // make it durable before anything derived from it is acknowledged.
-        log.flush()?;
-        let read::Rebuilt { producers, mut epochs, txns } = read::rebuild_from_headers(&log)?;
-        let high_watermark = checkpoint::recover(&args.tp, &log, &mut epochs);
+        let (log, report, rebuilt) = crate::blocking::disk(|| -> Result<_, ActorProcessingErr> {
+            let (mut log, report) = PartitionLog::open(&args.dir, args.log_config.clone(), now)?;
+            // Whatever recovery kept may still be only in the page cache (a restart after a
+            // panic): make it durable before anything derived from it is acknowledged.
+            log.flush()?;
+            let rebuilt = read::rebuild_from_headers(&log)?;
+            Ok((log, report, rebuilt))
+        })?;
+        let read::Rebuilt { producers, mut epochs, txns } = rebuilt;
+        let hw_key = (args.topic_id, args.tp.partition);
+        let high_watermark = checkpoint::recover(&args.tp, &log, &mut epochs, args.hw_book.get(&hw_key));
+        args.hw_book.report(hw_key, high_watermark);
         info!(tp = %args.tp, log_start = report.log_start_offset, log_end = report.log_end_offset,
             high_watermark, truncated_bytes = report.truncated_bytes, producers = producers.len(),
             restarts = args.restarts, "replica started");
@@ -176,7 +191,8 @@ impl Actor for ReplicaActor {
             high_watermark,
             durable_end: end,
             durable_tx: tokio::sync::watch::Sender::new(end),
-            checkpointed_hw: -1,
+            hw_key,
+            hw_book: args.hw_book,
             tp: args.tp,
             log,
             producers,
@@ -294,7 +310,7 @@ impl Actor for ReplicaActor {
                 info!(tp = %state.tp, ?config, "log config updated");
                 state.log.set_config(config)?;
             }
-            ReplicaMsg::CheckpointHighWatermark => state.checkpoint_high_watermark()?,
+            ReplicaMsg::CheckpointHighWatermark => state.checkpoint_high_watermark(),
             ReplicaMsg::PlanClean(reply) => {
                 let now = now_ms();
                 if state.log.roll_if_compaction_due(now)? {

@@ -15,8 +15,8 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use tracing::{error, info, warn};
 
 use crate::context::{NodeContext, OfflineReplica, TopicPartition};
-use crate::directory::{Counted, MailboxGauge, Registration};
-use crate::replica::{Leadership, ReplicaActor, ReplicaArgs, ReplicaMsg};
+use crate::directory::{Counted, MailboxGauge, Registration, TaskGuard};
+use crate::replica::{HighWatermarkBook, Leadership, ReplicaActor, ReplicaArgs, ReplicaMsg};
 use crate::supervision::{RestartTracker, restart_or_escalate};
 
 /// The supervisor's mailbox.
@@ -68,6 +68,10 @@ pub struct ReplicaSupervisorState {
     by_id: HashMap<ActorId, TopicPartition>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
+    /// Every hosted partition's high watermark, checkpointed in one file.
+    hw_book: Arc<HighWatermarkBook>,
+    /// The task writing `hw_book` on a timer.
+    _hw_writer: TaskGuard,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
     registration: Registration,
 }
@@ -94,14 +98,25 @@ impl Actor for ReplicaSupervisor {
         );
         let gauge = registration.gauge().clone();
         args.ctx.replica_supervisor.set(myself.clone(), gauge.clone());
-        let mut state =
-            ReplicaSupervisorState { children: BTreeMap::new(), by_id: HashMap::new(), ctx: args.ctx, registration };
+        let hw_book = Arc::new(HighWatermarkBook::load(Path::new(&args.ctx.config.data_dir)));
+        let _hw_writer = HighWatermarkBook::spawn_writer(hw_book.clone());
+        let mut state = ReplicaSupervisorState {
+            children: BTreeMap::new(),
+            by_id: HashMap::new(),
+            ctx: args.ctx,
+            hw_book,
+            _hw_writer,
+            registration,
+        };
         // After a restart of this supervisor the metadata is already there: serve it again.
         let metadata = state.ctx.metadata();
+        let hosted = state.hosted(&metadata);
+        let keys: HashSet<_> = hosted.values().map(|a| (a.topic_id, a.tp.partition)).collect();
+        state.hw_book.retain(|k| keys.contains(k));
         // Data of partitions deleted while this supervisor was not running; later deletions
         // go through `remove`. Once here: listing every partition directory on each metadata
         // change costs a node thousands of stat calls per Raft entry at scale.
-        remove_orphan_dirs(&topics_dir(&state.ctx), &state.hosted(&metadata));
+        remove_orphan_dirs(&topics_dir(&state.ctx), &hosted);
         state.reconcile(&myself, &metadata).await?;
         Ok(state)
     }
@@ -151,6 +166,10 @@ impl Actor for ReplicaSupervisor {
         // Let every replica run its post_stop (flush) before ractor kills the subtree.
         state.ctx.replicas.clear();
         myself.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        // What the replicas reported as they stopped.
+        if let Err(e) = state.hw_book.write() {
+            warn!(error = %e, "could not write the high-watermark checkpoint at shutdown");
+        }
         Ok(())
     }
 }
@@ -209,6 +228,8 @@ impl ReplicaSupervisorState {
                 let args = ReplicaArgs {
                     dir: topics_dir(&self.ctx).join(tp.to_string()),
                     tp: tp.clone(),
+                    topic_id: topic.id,
+                    hw_book: self.hw_book.clone(),
                     log_config: log_config.clone(),
                     leadership: Leadership {
                         leader: p.leader,
@@ -301,7 +322,8 @@ impl ReplicaSupervisorState {
             self.by_id.remove(&actor.get_id());
             let _ = actor.stop_and_wait(Some("partition removed".into()), Some(Duration::from_secs(10))).await;
         }
-        let removed = std::fs::remove_dir_all(&child.args.dir);
+        self.hw_book.forget(&(child.args.topic_id, tp.partition));
+        let removed = crate::blocking::disk(|| std::fs::remove_dir_all(&child.args.dir));
         chronik::log::durability::forget_dir(&child.args.dir);
         match removed {
             Ok(()) => info!(%tp, "replica removed and its data deleted"),

@@ -1,19 +1,35 @@
-//! A partition's checkpoint files, beside its segments: the high watermark
-//! (`high-watermark-checkpoint`) and the leader-epoch history (`leader-epoch-checkpoint`,
-//! Kafka's format). Each is replaced atomically ([`write_atomic`]), so a power cut leaves the
-//! old content or the new one, never a torn file.
+//! Checkpoint files: every hosted partition's high watermark in one file per node
+//! (`replication-offset-checkpoint` in the data directory, as Kafka keeps one per log
+//! directory), and beside each partition's segments its leader-epoch history
+//! (`leader-epoch-checkpoint`, Kafka's format). Each is replaced atomically ([`write_atomic`]),
+//! so a power cut leaves the old content or the new one, never a torn file.
+//!
+//! One file for all high watermarks costs a node two fsyncs per interval however many
+//! partitions it hosts; a file per partition cost two each, which at a thousand partitions was
+//! most of what the disk and the runtime did. Older releases wrote `high-watermark-checkpoint`
+//! per partition; it is still read for a partition the node file does not list.
 //!
 //! On start a replica's high watermark is `min(checkpoint, log end)` and only moves forward from
 //! there: without the checkpoint it would start at its log end, and a consumer could read records
-//! that no other replica holds. A file that cannot be read or decoded is reported, not trusted.
+//! that no other replica holds. An older checkpoint is safe, only more conservative. A file that
+//! cannot be read or decoded is reported, not trusted.
 
+use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::path::Path;
+
+use uuid::Uuid;
 
 use crate::log::{LogError, write_atomic};
 use crate::partition::replication::LeaderEpochCache;
 
-/// The high watermark checkpoint's file name.
+/// The per-partition high watermark file of older releases (read, no longer written).
 pub const HW_FILE: &str = "high-watermark-checkpoint";
+/// The node's high watermark file, in the data directory (Kafka's name).
+pub const NODE_HW_FILE: &str = "replication-offset-checkpoint";
+/// The only format version of the node's file: a version line, the entry count, then
+/// `<topic id> <partition> <high watermark>` per line.
+const NODE_HW_VERSION: &str = "0";
 /// The leader-epoch checkpoint's file name (Kafka's).
 pub const EPOCH_FILE: &str = "leader-epoch-checkpoint";
 /// The only format version of the high watermark file: a version line, then the offset.
@@ -49,18 +65,65 @@ fn read(path: &Path) -> Result<Option<String>, CheckpointError> {
     }
 }
 
-/// The high watermark checkpointed in `dir`, `None` if there is none.
+/// A partition in the node's high watermark file: its topic's id (a topic deleted and created
+/// again under its name has another) and its number.
+pub type PartitionKey = (Uuid, i32);
+
+/// Every partition's high watermark in the node's file.
+pub type HighWatermarks = BTreeMap<PartitionKey, i64>;
+
+/// The node's high watermarks in the data directory `dir`, `None` if it has no file yet.
+pub fn load_high_watermarks(dir: &Path) -> Result<Option<HighWatermarks>, CheckpointError> {
+    let path = dir.join(NODE_HW_FILE);
+    let Some(text) = read(&path)? else { return Ok(None) };
+    decode_high_watermarks(&text)
+        .map(Some)
+        .map_err(|reason| CheckpointError::Invalid { path: path.display().to_string(), reason })
+}
+
+/// Replaces the node's high watermark file in the data directory `dir`.
+pub fn store_high_watermarks(dir: &Path, marks: &HighWatermarks) -> Result<(), LogError> {
+    let mut text = format!("{NODE_HW_VERSION}\n{}\n", marks.len());
+    for ((topic_id, partition), hw) in marks {
+        let _ = writeln!(text, "{topic_id} {partition} {hw}");
+    }
+    store(&dir.join(NODE_HW_FILE), text.as_bytes())
+}
+
+/// The node file's entries, strictly: a wrong version, count, field or a negative offset
+/// makes the whole file untrusted.
+fn decode_high_watermarks(text: &str) -> Result<HighWatermarks, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some(NODE_HW_VERSION) {
+        return Err(format!("unknown version in {}", quote(text)));
+    }
+    let count: usize = lines.next().and_then(|l| l.parse().ok()).ok_or("no entry count")?;
+    let mut marks = HighWatermarks::new();
+    for line in lines {
+        let mut fields = line.split(' ');
+        let entry = (|| {
+            let topic_id = Uuid::parse_str(fields.next()?).ok()?;
+            let partition: i32 = fields.next()?.parse().ok()?;
+            let hw: i64 = fields.next()?.parse().ok()?;
+            (partition >= 0 && hw >= 0 && fields.next().is_none()).then_some(((topic_id, partition), hw))
+        })();
+        let (key, hw) = entry.ok_or_else(|| format!("bad entry {}", quote(line)))?;
+        marks.insert(key, hw);
+    }
+    if marks.len() != count {
+        return Err(format!("{} entries where the file says {count}", marks.len()));
+    }
+    Ok(marks)
+}
+
+/// The high watermark an older release checkpointed in partition directory `dir`, `None` if
+/// there is none.
 pub fn load_high_watermark(dir: &Path) -> Result<Option<i64>, CheckpointError> {
     let path = dir.join(HW_FILE);
     let Some(text) = read(&path)? else { return Ok(None) };
     decode_high_watermark(&text)
         .map(Some)
         .ok_or_else(|| CheckpointError::Invalid { path: path.display().to_string(), reason: quote(&text) })
-}
-
-/// Writes the high watermark checkpoint of `dir`.
-pub fn store_high_watermark(dir: &Path, high_watermark: i64) -> Result<(), LogError> {
-    store(&dir.join(HW_FILE), format!("{HW_VERSION}\n{high_watermark}\n").as_bytes())
 }
 
 /// Replaces a checkpoint file whole ([`write_atomic`]).
@@ -106,14 +169,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(load_high_watermark(dir.path()).expect("load"), None);
         assert!(load_epochs(dir.path()).expect("load").is_none());
-        store_high_watermark(dir.path(), 4_242).expect("store");
+        std::fs::write(dir.path().join(HW_FILE), "0\n4242\n").expect("write");
         assert_eq!(load_high_watermark(dir.path()).expect("load"), Some(4_242));
+        assert_eq!(load_high_watermarks(dir.path()).expect("load"), None);
+        let marks: HighWatermarks = [((Uuid::new_v4(), 0), 7), ((Uuid::new_v4(), 11), 0)].into();
+        store_high_watermarks(dir.path(), &marks).expect("store");
+        assert_eq!(load_high_watermarks(dir.path()).expect("load"), Some(marks));
+        store_high_watermarks(dir.path(), &HighWatermarks::new()).expect("store");
+        assert_eq!(load_high_watermarks(dir.path()).expect("load"), Some(HighWatermarks::new()));
         let mut epochs = LeaderEpochCache::new();
         epochs.assign(0, 0);
         epochs.assign(3, 120);
         store_epochs(dir.path(), &epochs).expect("store");
         assert_eq!(load_epochs(dir.path()).expect("load"), Some(epochs));
-        assert!(!dir.path().join(format!("{HW_FILE}.tmp")).exists(), "no temporary file is left behind");
+        assert!(!dir.path().join(format!("{NODE_HW_FILE}.tmp")).exists(), "no temporary file is left behind");
     }
 
     #[test]
@@ -122,6 +191,27 @@ mod tests {
         for bad in ["", "0\n", "1\n5\n", "0\n-3\n", "0\n12\n13\n", "0\nabc\n", "\u{0}\u{0}\u{0}"] {
             std::fs::write(dir.path().join(HW_FILE), bad).expect("write");
             assert!(load_high_watermark(dir.path()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_node_file_is_refused_not_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = Uuid::new_v4();
+        for bad in [
+            String::new(),
+            "1\n0\n".into(),
+            "0\n".into(),
+            "0\n2\n".into(),
+            format!("0\n1\n{id} 0\n"),
+            format!("0\n1\n{id} 0 -1\n"),
+            format!("0\n1\n{id} -2 5\n"),
+            format!("0\n1\n{id} 0 5 6\n"),
+            format!("0\n2\n{id} 0 5\n"),
+            "0\n1\nnot-a-uuid 0 5\n".into(),
+        ] {
+            std::fs::write(dir.path().join(NODE_HW_FILE), &bad).expect("write");
+            assert!(load_high_watermarks(dir.path()).is_err(), "{bad:?}");
         }
     }
 }

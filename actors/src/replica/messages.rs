@@ -352,7 +352,7 @@ pub enum ReplicaMsg {
         /// How it ended.
         reply: RpcReplyPort<chronik::log::cleaner::CleanOutcome>,
     },
-    /// Timer: write the high-watermark checkpoint if the high watermark moved.
+    /// Timer: report the high watermark to the node's checkpoint book.
     CheckpointHighWatermark,
     /// From the ReplicaSupervisor: the topic's configs changed (segment and retention limits).
     UpdateConfig(LogConfig),
