@@ -16,9 +16,11 @@
 //! - [`admin`]: the warp admin API and `/metrics`; [`request_metrics`]: requests, latency
 //!   and bytes per API.
 //! - [`context`]: what the actors share; [`directory`]: the live tree for `/admin/actors`;
-//!   [`supervision`]: the restart policy; [`clean_shutdown`]: whether the last stop was clean.
+//!   [`supervision`]: the restart policy; [`clean_shutdown`]: whether the last stop was clean;
+//!   [`blocking`]: disk work off the runtime's worker threads.
 
 pub mod admin;
+pub mod blocking;
 pub mod clean_shutdown;
 pub mod cli;
 pub mod connection;

@@ -56,14 +56,16 @@ pub(super) fn write_values(
     table: TableDefinition<&str, &[u8]>,
     values: &[(&str, &[u8])],
 ) -> Result<(), String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
-    {
-        let mut t = txn.open_table(table).map_err(|e| e.to_string())?;
-        for (key, value) in values {
-            t.insert(*key, *value).map_err(|e| e.to_string())?;
+    crate::blocking::disk(|| {
+        let txn = db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut t = txn.open_table(table).map_err(|e| e.to_string())?;
+            for (key, value) in values {
+                t.insert(*key, *value).map_err(|e| e.to_string())?;
+            }
         }
-    }
-    txn.commit().map_err(|e| e.to_string())
+        txn.commit().map_err(|e| e.to_string())
+    })
 }
 
 /// An error message as an `std::error::Error`, for openraft's `AnyError`.
@@ -102,12 +104,14 @@ impl LogStore {
         &self,
         f: impl FnOnce(&mut redb::Table<u64, &[u8]>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| StoreError(e.to_string()))?;
-        {
-            let mut table = txn.open_table(LOG).map_err(|e| StoreError(e.to_string()))?;
-            f(&mut table)?;
-        }
-        txn.commit().map_err(|e| StoreError(e.to_string()))
+        crate::blocking::disk(|| {
+            let txn = self.db.begin_write().map_err(|e| StoreError(e.to_string()))?;
+            {
+                let mut table = txn.open_table(LOG).map_err(|e| StoreError(e.to_string()))?;
+                f(&mut table)?;
+            }
+            txn.commit().map_err(|e| StoreError(e.to_string()))
+        })
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
