@@ -302,6 +302,16 @@ def fill_and_wait_for_retention(b, topic: str, what: str, segment_bytes: int = 2
     return part
 
 
+def ck_produce_waiting(producer: CkProducer, topic: str, value: bytes, partition: int, on_delivery) -> None:
+    """`producer.produce`, serving delivery reports while librdkafka's queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, partition=partition, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 class PacedProducer:
     """A confluent-kafka producer sending numbered values (`prefix` + number) round-robin over
     the first `partitions` partitions of each of `topics` at `rate` per second, in its own

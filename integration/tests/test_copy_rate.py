@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from client_helpers import PacedProducer, ck_consume_all
+from client_helpers import PacedProducer, ck_consume_all, ck_produce_waiting
 from cluster import Cluster, started
 from harness import wait_until
 
@@ -54,12 +54,7 @@ def preload(bootstrap: str) -> None:
     for n in range(TOTAL_BYTES // VALUE_BYTES):
         at = (n * 40_961) % (len(pool) - VALUE_BYTES)
         value = b"bulk-%06d-" % n + pool[at:at + VALUE_BYTES - 12]
-        while True:
-            try:
-                p.produce(BULK, value=value, partition=n % PARTITIONS, on_delivery=done)
-                break
-            except BufferError:
-                p.poll(0.05)
+        ck_produce_waiting(p, BULK, value, n % PARTITIONS, done)
         p.poll(0)
     assert p.flush(180) == 0, "preload still queued after 180 s"
     assert not failed, f"preload failures: {failed[:5]}"

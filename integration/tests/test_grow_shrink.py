@@ -38,7 +38,7 @@ import requests
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from client_helpers import ck_consume_all
+from client_helpers import ck_consume_all, ck_produce_waiting
 from cluster import Cluster, LeaderTermSampler, NotAgreed, hold_for, started
 from harness import unique_topic, wait_until
 from test_add_node import add_node_args
@@ -403,12 +403,7 @@ def preload(bootstrap: str, topic: str, total_bytes: int = PRELOAD_BYTES) -> Ext
 
     for n in range(total_bytes // PRELOAD_MSG):
         value = b"pre-%06d-" % n + rnd.randbytes(PRELOAD_MSG - 11)
-        while True:
-            try:
-                p.produce(topic, value=value, partition=n % PARTITIONS, on_delivery=done)
-                break
-            except BufferError:
-                p.poll(0.1)
+        ck_produce_waiting(p, topic, value, n % PARTITIONS, done)
         p.poll(0)
     assert p.flush(120) == 0, "preload still queued after 120 s"
     assert not failed, f"preload failures: {failed[:5]}"
