@@ -323,6 +323,9 @@ impl Actor for ReplicaActor {
             }
             ReplicaMsg::ApplyClean { cleaned, reply } => {
                 let outcome = state.log.apply_clean(cleaned)?;
+                if outcome.applied {
+                    state.forget_cleaned_markers();
+                }
                 let _ = reply.send(outcome);
             }
             ReplicaMsg::EnforceRetention => {
@@ -354,6 +357,17 @@ impl ReplicaState {
         // list stays as long as the number of waiting consumers.
         self.parked_fetches.retain(|p| !p.reply.is_closed());
         self.parked_fetches.push(ParkedFetch { offset, committed, reply });
+    }
+
+    /// Forgets the aborted transactions whose abort marker the cleaner removed (it removes one
+    /// only after every record of its transaction): a read_committed consumer told of such a
+    /// transaction waits for its marker and, never meeting it, skips every later record of the
+    /// producer.
+    fn forget_cleaned_markers(&mut self) {
+        let log = &self.log;
+        // A marker is a batch of its own: a read of just its offset finds it or nothing.
+        let holds = |offset: i64| log.read(offset, offset + 1, 1, true).is_ok_and(|r| !r.records.is_empty());
+        self.txns.retain_aborted(|a| holds(a.last_offset));
     }
 
     /// Where what a consumer may read ends: the high watermark, or for `read_committed` the

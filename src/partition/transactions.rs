@@ -135,6 +135,12 @@ impl TxnIndex {
         self.aborted.iter().filter(|a| a.last_offset >= from && a.first_offset < to).copied().collect()
     }
 
+    /// Keeps only the aborted transactions `keep` accepts (the cleaner removed the others'
+    /// markers).
+    pub fn retain_aborted(&mut self, keep: impl FnMut(&AbortedTxn) -> bool) {
+        self.aborted.retain(keep);
+    }
+
     /// Forgets aborted transactions wholly below the new log start (retention, DeleteRecords).
     pub fn remove_below(&mut self, log_start: i64) {
         while self.aborted.front().is_some_and(|a| a.last_offset < log_start) {
