@@ -359,17 +359,6 @@ impl ReplicaState {
         self.parked_fetches.push(ParkedFetch { offset, committed, reply });
     }
 
-    /// Forgets the aborted transactions whose abort marker the cleaner removed (it removes one
-    /// only after every record of its transaction): a read_committed consumer told of such a
-    /// transaction waits for its marker and, never meeting it, skips every later record of the
-    /// producer.
-    fn forget_cleaned_markers(&mut self) {
-        let log = &self.log;
-        // A marker is a batch of its own: a read of just its offset finds it or nothing.
-        let holds = |offset: i64| log.read(offset, offset + 1, 1, true).is_ok_and(|r| !r.records.is_empty());
-        self.txns.retain_aborted(|a| holds(a.last_offset));
-    }
-
     /// Where what a consumer may read ends: the high watermark, or for `read_committed` the
     /// last stable offset.
     pub(super) fn visible_end(&self, committed: bool) -> i64 {

@@ -36,6 +36,8 @@ pub struct HighWatermarkBook {
     marks: Mutex<HighWatermarks>,
     /// A report changed `marks` since the last write.
     dirty: AtomicBool,
+    /// Held while writing: the timer's write and the one at shutdown share a temporary file.
+    writing: Mutex<()>,
 }
 
 impl std::fmt::Debug for HighWatermarkBook {
@@ -53,7 +55,12 @@ impl HighWatermarkBook {
             warn!(error = %e, "ignoring the high-watermark checkpoint");
             None
         });
-        Self { dir: dir.to_path_buf(), marks: Mutex::new(marks.unwrap_or_default()), dirty: AtomicBool::new(false) }
+        Self {
+            dir: dir.to_path_buf(),
+            marks: Mutex::new(marks.unwrap_or_default()),
+            dirty: AtomicBool::new(false),
+            writing: Mutex::new(()),
+        }
     }
 
     fn marks(&self) -> std::sync::MutexGuard<'_, HighWatermarks> {
@@ -92,6 +99,8 @@ impl HighWatermarkBook {
 
     /// Writes the file if a report changed anything since the last write (blocking: fsyncs).
     pub fn write(&self) -> Result<(), chronik::log::LogError> {
+        // Nothing is held across a panic here but the file, which `write_atomic` keeps whole.
+        let _writing = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }

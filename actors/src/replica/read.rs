@@ -22,6 +22,17 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 impl ReplicaState {
+    /// Forgets the aborted transactions whose abort marker the cleaner removed (it removes one
+    /// only after every record of its transaction): a read_committed consumer told of such a
+    /// transaction waits for its marker and, never meeting it, skips every later record of the
+    /// producer.
+    pub(super) fn forget_cleaned_markers(&mut self) {
+        let log = &self.log;
+        // A marker is a batch of its own: a read of just its offset finds it or nothing.
+        let holds = |offset: i64| log.read(offset, offset + 1, 1, true).is_ok_and(|r| !r.records.is_empty());
+        self.txns.retain_aborted(|a| holds(a.last_offset));
+    }
+
     /// Clients read only from a leader that leads: a replica the metadata names leader but whose
     /// node is not registered yet has not even recovered its high watermark from the followers.
     pub(super) fn check_serving(&self) -> Result<(), PartitionError> {
