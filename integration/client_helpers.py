@@ -7,6 +7,7 @@ sampled before reading.
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import threading
@@ -316,9 +317,15 @@ class PacedProducer:
     """A confluent-kafka producer sending numbered values (`prefix` + number) round-robin over
     the first `partitions` partitions of each of `topics` at `rate` per second, in its own
     thread; records each ack (topic, partition, offset, value) with its latency, and every
-    error."""
+    error. With `broker_stats`, librdkafka's view of each broker once a second (see
+    `broker_summary`): where an ack's time went, in the client's queue or on the wire."""
 
-    def __init__(self, bootstrap: str, topics: list[str], partitions: int, rate: int, prefix: bytes, **config):
+    def __init__(self, bootstrap: str, topics: list[str], partitions: int, rate: int, prefix: bytes,
+                 broker_stats: bool = False, **config):
+        # (when, {node id: (request round trip p99 ms, queue wait p99 ms, requests awaiting answers)})
+        self.broker_stats: list[tuple[float, dict[int, tuple[float, float, int]]]] = []
+        if broker_stats:
+            config = {"statistics.interval.ms": 1000, "stats_cb": self._record_stats, **config}
         self.producer = CkProducer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3, **config})
         self.topics, self.partitions, self.rate, self.prefix = topics, partitions, rate, prefix
         self.acked: list[tuple[str, int, int, bytes]] = []
@@ -336,6 +343,22 @@ class PacedProducer:
             self.acked.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
             self.latencies.append((sent_at, (time.monotonic() - sent_at) * 1000))
         return report
+
+    def _record_stats(self, stats_json: str):
+        brokers = json.loads(stats_json)["brokers"].values()
+        self.broker_stats.append((time.monotonic(), {
+            b["nodeid"]: (b["rtt"]["p99"] / 1000, b["int_latency"]["p99"] / 1000, b["waitresp_cnt"])
+            for b in brokers if b["nodeid"] >= 0}))
+
+    def broker_summary(self, since: float, until: float) -> str:
+        """The broker statistics taken in [since, until): per broker, the p99 request round trip,
+        the p99 wait in the client's queue before a request took the record, and the requests
+        awaiting an answer (librdkafka sends one request per partition and, with idempotence, at
+        most five at a time per broker: round trips that grow turn into queue wait)."""
+        return "; ".join(
+            " ".join(f"b{n} rtt {rtt:.0f} queue {queue:.0f} in-flight {waiting}"
+                     for n, (rtt, queue, waiting) in sorted(brokers.items()))
+            for t, brokers in self.broker_stats if since <= t < until)
 
     def _run(self):
         start = time.monotonic()

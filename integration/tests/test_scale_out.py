@@ -12,7 +12,8 @@ over four topics while an idempotent acks=all producer writes to every partition
 - the producers see no error and every acknowledged record is read back exactly once; the ack
   latency before and while the node joins is printed per second (not asserted: on one 2-core
   machine the new node's burst of replica creation takes the CPU and disk the other three brokers
-  serve with, which separate hosts would not share; see docs/benchmarks.md);
+  serve with, which separate hosts would not share; see docs/benchmarks.md), beside librdkafka's
+  per-broker round trip and queue wait, which show where an ack's time goes;
 - `/admin/rebalance` shows the leadership changes as their own phase, and the Raft leader and
   term do not change.
 """
@@ -63,7 +64,8 @@ def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
     term = scluster.health(raft_leader)["term"]
 
     everyone = ",".join(scluster.bootstrap(i) for i in VOTERS)
-    load = PacedProducer(everyone, TOPICS, PER_TOPIC, RATE, b"all-", acks="all", **{"enable.idempotence": True}).start()
+    load = PacedProducer(everyone, TOPICS, PER_TOPIC, RATE, b"all-", acks="all", broker_stats=True,
+                         **{"enable.idempotence": True}).start()
     acks1 = PacedProducer(everyone, [ACKS1_TOPIC], PER_TOPIC, ACKS1_RATE, b"one-", acks=1,
                           **{"enable.idempotence": False, "retries": 1000000}).start()
     try:
@@ -99,10 +101,12 @@ def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
     took = converged_at - added_at
     before, n_before = load.p99(before_start, added_at)
     during, n_during = load.p99(added_at, converged_at)
+    print(f"  before: {load.broker_summary(added_at - 1, added_at)}")
     for k in range(int(took) + 1):
         w = sorted(ms for t, ms in load.latencies if added_at + k <= t < added_at + k + 1)
         if w:
-            print(f"  +{k}s: {len(w)} acks, p50 {w[len(w) // 2]:.0f} ms, max {w[-1]:.0f} ms")
+            brokers = load.broker_summary(added_at + k, added_at + k + 1)
+            print(f"  +{k}s: {len(w)} acks, p50 {w[len(w) // 2]:.0f} ms, max {w[-1]:.0f} ms | {brokers}")
     print(f"replicas moved in {moved_at - added_at:.1f}s, leadership spread by {took:.1f}s; p99 before {before:.1f} ms ({n_before} acks), "
           f"during {during:.1f} ms ({n_during} acks); sent {load.sent}, acked {len(load.acked)}")
     print(f"acks=1 producer: sent {acks1.sent}, acked {len(acks1.acked)}")
