@@ -139,6 +139,44 @@ def test_power_cut_under_load_loses_no_acknowledged_record(make_broker, topic):
     assert len(tracker.acked) == total and len(records) == total
 
 
+# The node's high-watermark checkpoint (one file per node, written every 5 s when a mark moved).
+HW_FILE = "replication-offset-checkpoint"
+
+
+def checkpointed_high_watermarks(b: Broker) -> dict[int, int]:
+    """Partition -> high watermark in the node's checkpoint (one topic on this broker)."""
+    lines = (b.data_dir / HW_FILE).read_text().splitlines()
+    assert lines[0] == "0" and int(lines[1]) == len(lines) - 2, lines
+    return {int(p): int(hw) for _topic_id, p, hw in (line.split() for line in lines[2:])}
+
+
+def test_power_cut_while_the_high_watermark_checkpoint_is_written_restores_it_and_loses_no_ack(
+        make_broker, topic):
+    b = make_broker("powercut-hw", fsync="always", fail_points=True)
+    create_topic(b, topic)
+    acked = produce_acked(b, topic, 0, 500)
+    # Right after the writer put 500 down, so its next write (5 s later) is the one armed below.
+    wait_until(lambda: checkpointed_high_watermarks(b).get(0) == 500, 20, "the checkpoint at 500", interval=0.02)
+    before = (b.data_dir / HW_FILE).read_bytes()
+    mark = b.log_size()
+    r = post_fail_point(b, {"name": "power_cut", "during": HW_FILE, "seed": 11})
+    assert r.status_code == 200, r.text
+    acked |= produce_acked(b, topic, 500, 300)
+
+    # The new marks are renamed into place, then the power goes before the directory fsync.
+    rc = b.proc.wait(30)
+    assert rc == -signal.SIGKILL, f"expected death by SIGKILL, got exit code {rc}"
+    text = ANSI.sub("", b.log_text(mark))
+    assert re.search(rf"power cut armed for this file's write.*file=\S*{HW_FILE}\b", text), text[-3000:]
+    assert (b.data_dir / HW_FILE).read_bytes() == before, "the cut did not bring the previous checkpoint back"
+
+    b.start()
+    records = kp_consume_all(b.bootstrap, topic, PARTITIONS)[0]
+    check_numbered(records, set(acked), 800)
+    assert len(records) == 800
+    wait_until(lambda: checkpointed_high_watermarks(b).get(0) == 800, 20, "the checkpoint written again, at 800")
+
+
 def post_fail_point(b: Broker, body: dict) -> requests.Response:
     return requests.post(f"{b.admin_url}/admin/fail-points", data=json.dumps(body),
                          headers={"content-type": "application/json"}, timeout=5)
@@ -157,6 +195,9 @@ def test_power_cut_is_refused_when_fail_points_are_off(broker):
     ({"name": "power_cut", "garbage_bytes": -1}, "invalid request body"),
     ({"name": "replica_panic"}, "needs topic and partition"),
     ({"name": "replica_panic", "topic": "t", "partition": 0, "seed": 1}, "apply only to power_cut"),
+    ({"name": "replica_panic", "topic": "t", "partition": 0, "during": HW_FILE}, "apply only to power_cut"),
+    ({"name": "power_cut", "during": "../" + HW_FILE}, "must be a file name"),
+    ({"name": "power_cut", "during": ""}, "must be a file name"),
     ({"name": "brownout"}, "unknown fail point"),
     ({"name": "power_cut", "volts": 0}, "unknown field"),
 ])

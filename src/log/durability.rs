@@ -170,6 +170,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             park_forever();
         }
         std::fs::rename(&tmp, path)?;
+        let armed = registry.take_armed(path);
+        drop(registry);
+        if let Some(cut) = armed {
+            warn!(file = %path.display(), "power cut armed for this file's write: renamed, directory not yet fsynced");
+            power_cut(cut);
+        }
     } else {
         std::fs::rename(&tmp, path)?;
     }
@@ -198,6 +204,17 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     File::open(dir)?.sync_all()
+}
+
+/// Arms a power cut for the middle of the next [`write_atomic`] of a file named `name`: after
+/// its new content is renamed into place and before the directory fsync makes that durable, so
+/// the cut must bring the old content back. Returns false (and arms nothing) when tracking is off.
+pub fn power_cut_during_write(name: &std::ffi::OsStr, cut: PowerCut) -> bool {
+    if !is_enabled() {
+        return false;
+    }
+    registry().arm(name.to_os_string(), cut);
+    true
 }
 
 /// How to simulate the power cut.

@@ -5,6 +5,9 @@
 //! - `{"name": "power_cut", "garbage_bytes"?, "seed"?}`: every partition file and checkpoint is
 //!   cut back to what its last fsync made durable (plus `garbage_bytes` random bytes where a
 //!   torn write could land), then the process SIGKILLs itself (`chronik::log::durability`).
+//! - `{"name": "power_cut", "during": "<file name>", ...}`: the same cut, armed for the middle of
+//!   the next atomic write of a checkpoint with that name (e.g. `replication-offset-checkpoint`):
+//!   a window no request can hit by timing.
 
 use std::sync::Arc;
 
@@ -35,14 +38,18 @@ pub(super) struct FailPoint {
     garbage_bytes: Option<usize>,
     /// power_cut: seed of the garbage (default: from the clock; logged either way).
     seed: Option<u64>,
+    /// power_cut: cut during the next atomic write of a file with this name instead of now.
+    during: Option<String>,
 }
 
 /// A parsed, valid fail point request.
 enum Request {
     /// Panic the replica of this partition on its next append.
     ReplicaPanic(TopicPartition),
-    /// Simulate a power loss.
+    /// Simulate a power loss now.
     PowerCut(PowerCut),
+    /// Simulate a power loss in the middle of the next atomic write of the file with this name.
+    PowerCutDuring(String, PowerCut),
 }
 
 impl FailPoint {
@@ -50,8 +57,8 @@ impl FailPoint {
     fn parse(self) -> Result<Request, String> {
         match self.name.as_str() {
             "replica_panic" => {
-                if self.garbage_bytes.is_some() || self.seed.is_some() {
-                    return Err("garbage_bytes and seed apply only to power_cut".into());
+                if self.garbage_bytes.is_some() || self.seed.is_some() || self.during.is_some() {
+                    return Err("garbage_bytes, seed and during apply only to power_cut".into());
                 }
                 match (self.topic, self.partition) {
                     (Some(topic), Some(partition)) => Ok(Request::ReplicaPanic(TopicPartition::new(&topic, partition))),
@@ -66,8 +73,14 @@ impl FailPoint {
                 if garbage_bytes > MAX_GARBAGE_BYTES {
                     return Err(format!("garbage_bytes {garbage_bytes} exceeds the maximum {MAX_GARBAGE_BYTES}"));
                 }
-                let seed = self.seed.unwrap_or_else(clock_seed);
-                Ok(Request::PowerCut(PowerCut { garbage_bytes, seed }))
+                let cut = PowerCut { garbage_bytes, seed: self.seed.unwrap_or_else(clock_seed) };
+                match self.during {
+                    None => Ok(Request::PowerCut(cut)),
+                    Some(name) if name.is_empty() || name.len() > 255 || name.contains(['/', '\\']) => {
+                        Err(format!("during must be a file name (no directory): {name:?}"))
+                    }
+                    Some(name) => Ok(Request::PowerCutDuring(name, cut)),
+                }
             }
             other => Err(format!("unknown fail point {other:?}; known: replica_panic, power_cut")),
         }
@@ -89,6 +102,7 @@ pub(super) fn fail_point(ctx: Arc<NodeContext>, req: FailPoint) -> WithStatus<Js
         Err(reason) => outcome(StatusCode::BAD_REQUEST, false, reason),
         Ok(Request::ReplicaPanic(tp)) => replica_panic(&ctx, tp),
         Ok(Request::PowerCut(cut)) => power_cut(cut),
+        Ok(Request::PowerCutDuring(name, cut)) => power_cut_during(&name, cut),
     }
 }
 
@@ -100,6 +114,15 @@ fn replica_panic(ctx: &NodeContext, tp: TopicPartition) -> WithStatus<Json> {
         Ok(()) => outcome(StatusCode::OK, true, format!("replica_panic armed on {tp}")),
         Err(_) => outcome(StatusCode::SERVICE_UNAVAILABLE, false, format!("replica {tp} is restarting")),
     }
+}
+
+/// Arms the cut; the thread writing the file carries it out.
+fn power_cut_during(name: &str, cut: PowerCut) -> WithStatus<Json> {
+    if !durability::power_cut_during_write(std::ffi::OsStr::new(name), cut) {
+        return outcome(StatusCode::CONFLICT, false, "durability tracking was not enabled at start-up");
+    }
+    warn!(file = name, garbage_bytes = cut.garbage_bytes, seed = cut.seed, "fail point: power cut armed");
+    outcome(StatusCode::OK, true, format!("power cut armed for the next write of {name} (seed {})", cut.seed))
 }
 
 /// Starts the cut on a thread of its own and answers at once; the answer may or may not reach

@@ -2,8 +2,11 @@
 //! (only `atomic_before_rename` reads a file), so it is tested without the process-wide lock.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use super::PowerCut;
 
 /// What of a file survives a power cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub(crate) struct Registry {
     next_ticket: u64,
     /// By path.
     files: HashMap<PathBuf, Tracked>,
+    /// A power cut waiting for the next `write_atomic` of a file with this name.
+    armed: Option<(OsString, PowerCut)>,
 }
 
 impl Registry {
@@ -140,6 +145,18 @@ impl Registry {
         let tracked = Tracked { durable: Durable::Whole(Some(Arc::from(bytes))), inflight: Vec::new() };
         self.files.insert(path.to_path_buf(), tracked);
         Reported::Yes
+    }
+
+    /// Arms a power cut for the next `write_atomic` of a file named `name` (replacing any
+    /// armed before).
+    pub fn arm(&mut self, name: OsString, cut: PowerCut) {
+        self.armed = Some((name, cut));
+    }
+
+    /// The armed cut, disarmed, if `path` is the file it waits for.
+    pub fn take_armed(&mut self, path: &Path) -> Option<PowerCut> {
+        let waits_for = |(name, _): &(OsString, PowerCut)| path.file_name() == Some(name.as_os_str());
+        if self.armed.as_ref().is_some_and(waits_for) { self.armed.take().map(|(_, cut)| cut) } else { None }
     }
 
     /// What survives for `path`, as a length.

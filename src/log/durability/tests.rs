@@ -190,3 +190,15 @@ fn the_cut_restores_durable_lengths_and_content_and_garbles_only_torn_files() {
     assert_eq!(garbled(42).1, bytes, "the same seed gives the same garbage");
     assert_ne!(garbled(43).1, bytes);
 }
+
+#[test]
+fn an_armed_cut_waits_for_its_file_and_fires_once() {
+    let mut r = Registry::default();
+    let cut = super::PowerCut { garbage_bytes: 0, seed: 3 };
+    assert_eq!(r.take_armed(Path::new("/d/replication-offset-checkpoint")), None, "nothing armed");
+    r.arm("replication-offset-checkpoint".into(), cut);
+    assert_eq!(r.take_armed(Path::new("/d/t-0/leader-epoch-checkpoint")), None, "another file");
+    assert_eq!(r.take_armed(Path::new("/d/replication-offset-checkpoint.tmp")), None, "its temporary file");
+    assert_eq!(r.take_armed(Path::new("/d/replication-offset-checkpoint")), Some(cut));
+    assert_eq!(r.take_armed(Path::new("/d/replication-offset-checkpoint")), None, "disarmed by firing");
+}
