@@ -59,7 +59,10 @@ def test_committed_offsets_survive_broker_restart(make_broker):
     assert rc == 0, f"broker exited with {rc} on SIGTERM"
     b.start()
 
-    assert group_offsets(b.bootstrap, group, topic) == committed, "OffsetFetch after the restart"
+    # Until the coordinator has loaded the group's offsets partition it answers OffsetFetch with
+    # COORDINATOR_LOAD_IN_PROGRESS, as Kafka does; kafka-python's admin client raises it rather
+    # than retrying, so retry here.
+    wait_until(lambda: group_offsets(b.bootstrap, group, topic) == committed, 30, "OffsetFetch after the restart")
     g = admin_group(b, group)
     assert g is not None, "group missing from /admin/groups after the restart"
     assert {x["partition"]: (x["committed_offset"], x["lag"]) for x in g["partitions"]} == {
@@ -146,7 +149,8 @@ def test_acknowledged_commits_survive_broker_sigkill(make_broker):
             read_before = len(m.records)
         assert read_before < total, "everything was read before the kill"
         b.start()
-        stored = group_offsets(b.bootstrap, group, topic)
+        # (COORDINATOR_LOAD_IN_PROGRESS until the offsets partition is loaded: see above)
+        stored = wait_until(lambda: group_offsets(b.bootstrap, group, topic), 30, "OffsetFetch after the restart")
         lost = {p: (o, stored.get(p)) for p, o in acked.items() if stored.get(p, -1) < o}
         assert not lost, f"acknowledged commits lost by kill -9 (partition: (acked, stored)): {lost}"
         wait_until(lambda: distinct([m]) >= total, 60, f"the rest after the restart (have {distinct([m])})",
