@@ -199,9 +199,11 @@ class NumberedProducers:
                 self._err("kp", b"", f"close: {exc!r}")
 
     def _run_ck(self) -> None:
+        # debug=eos: librdkafka logs its idempotence state (producer id, drains, epoch bumps) to
+        # stderr, which pytest prints with a failure: an epoch bump explains a duplicate.
         ck = Producer({"bootstrap.servers": self.bootstrap, "client.id": "chronik-it-repl-ck",
                        "acks": "all", "enable.idempotence": True, "linger.ms": 5,
-                       "request.timeout.ms": CLIENT_REQUEST_TIMEOUT_MS})
+                       "request.timeout.ms": CLIENT_REQUEST_TIMEOUT_MS, "debug": "eos"})
 
         def on_delivery(err, msg):
             if err is not None:
