@@ -117,11 +117,13 @@ impl ReplicaState {
         Ok(())
     }
 
-    /// After the log start moved (DeleteRecords, following the leader, retention): forgets the
-    /// idempotent producers whose last batch is now below it, as Kafka's
-    /// `ProducerStateManager.onLogStartOffsetIncremented` does.
+    /// After the log start moved (DeleteRecords, following the leader, retention): wakes the
+    /// followers' long polls and forgets the idempotent producers whose last batch is now below
+    /// it, as Kafka's `ProducerStateManager.onLogStartOffsetIncremented` does.
     pub(super) fn log_start_moved(&mut self) {
         let log_start = self.log.log_start_offset();
+        // Followers follow the leader's log start, and DeleteRecords waits for them to.
+        self.wake_parked_fetches();
         self.txns.remove_below(log_start);
         let removed = self.producers.remove_below(log_start);
         if removed > 0 {

@@ -19,6 +19,7 @@ use crate::directory::{TaskGuard, TaskRegistration};
 use crate::replication_service::proto::replication_client::ReplicationClient;
 use crate::replication_service::proto::{EpochRequest, FetchRequest, FetchResponse};
 use chronik::cluster::{FOLLOWER_THROTTLE, LEADER_THROTTLE, dynamic_rate};
+use chronik::config::ReplicationConfig;
 use chronik::partition::replication::{CopyThrottle, EpochEndOffset, Truncation};
 
 /// Pause before reconnecting after the stream failed or the leader refused.
@@ -31,6 +32,9 @@ const STUCK_AFTER: u32 = 25;
 const ASK: Duration = Duration::from_secs(30);
 /// Requests (fetches and progress reports) queued for the stream before sending waits.
 const OUTBOX: usize = 8;
+/// Longest long poll an idle follower asks for (the leader holds none longer). See
+/// [`fetch_wait_ms`].
+const IDLE_WAIT_MS: u64 = 5_000;
 
 /// Starts the fetcher for this follower, unless the leader is unknown (no node entry).
 pub(super) fn start(state: &ReplicaState, myself: &ActorRef<ReplicaMsg>) -> Option<(TaskGuard, TaskRegistration)> {
@@ -49,6 +53,17 @@ pub(super) fn start(state: &ReplicaState, myself: &ActorRef<ReplicaMsg>) -> Opti
     let name = format!("replication:{} <- node {}", state.tp, l.leader);
     let entry = state.ctx.directory.register_task(&myself.get_cell(), name, "ReplicationStream");
     Some((TaskGuard(tokio::spawn(fetch.run())), entry))
+}
+
+/// How long the leader may hold the next fetch. An idle follower asks for up to
+/// [`IDLE_WAIT_MS`] instead of `fetch_max_wait_ms`: ten times fewer round trips for each idle
+/// partition, which at thousands of partitions is most of what the nodes do. It learns nothing
+/// later for it: with the leader's high watermark at its log end only an append can move either,
+/// and an append answers the fetch, as do a new log start and a new role. It stays within half of
+/// `replica_lag_max_ms`, so a fetch an append answers still finds the follower caught up as of
+/// when it was parked.
+fn fetch_wait_ms(r: &ReplicationConfig, idle: bool) -> u64 {
+    if idle { IDLE_WAIT_MS.min(r.replica_lag_max_ms / 2).max(r.fetch_max_wait_ms) } else { r.fetch_max_wait_ms }
 }
 
 /// One follower's fetch loop.
@@ -77,6 +92,9 @@ struct Fetched {
     log_end: i64,
     /// The log start offset.
     log_start: i64,
+    /// The leader's last answer left nothing to learn: no batches, and its log end, log start
+    /// and high watermark all equal to this log's.
+    idle: bool,
 }
 
 /// What to do after a response.
@@ -111,7 +129,7 @@ impl Fetcher {
     /// A fetch from `at` (this log's end and start) reporting `durable_offset`; a progress
     /// report only with `progress_only`.
     fn request(&self, at: Fetched, durable_offset: i64, progress_only: bool) -> FetchRequest {
-        let Fetched { log_end: fetch_offset, log_start } = at;
+        let Fetched { log_end: fetch_offset, log_start, idle } = at;
         let r = &self.ctx.config.replication;
         FetchRequest {
             topic: self.tp.topic.to_string(),
@@ -120,7 +138,7 @@ impl Fetcher {
             leader_epoch: self.leader_epoch,
             fetch_offset,
             max_bytes: r.fetch_max_bytes,
-            max_wait_ms: u32::try_from(r.fetch_max_wait_ms).unwrap_or(u32::MAX),
+            max_wait_ms: u32::try_from(fetch_wait_ms(r, idle)).unwrap_or(u32::MAX),
             durable_offset: durable_offset.min(fetch_offset),
             progress_only,
             log_start_offset: log_start,
@@ -211,7 +229,7 @@ impl Fetcher {
         let mut client = ReplicationClient::new(channel).max_decoding_message_size(usize::MAX >> 1);
         self.truncate_to_leader(&mut client).await?;
         let info = self.ask(ReplicaMsg::Info).await?;
-        let mut at = Fetched { log_end: info.log_end_offset, log_start: info.log_start_offset };
+        let mut at = Fetched { log_end: info.log_end_offset, log_start: info.log_start_offset, idle: false };
         let (mut outbox, rx) = futures::channel::mpsc::channel(OUTBOX);
         let durable = *self.durable.borrow_and_update();
         outbox.send(self.request(at, durable, false)).await.map_err(|e| e.to_string())?;
@@ -254,6 +272,7 @@ impl Fetcher {
         let copied = response.records.len();
         let leader_high_watermark = response.high_watermark;
         let (leader_log_start, leader_log_end) = (response.log_start_offset, response.log_end_offset);
+        let leader_settled = copied == 0 && leader_high_watermark == leader_log_end;
         let msg = |reply| ReplicaMsg::AppendReplicated {
             records: response.records,
             leader_high_watermark,
@@ -263,6 +282,28 @@ impl Fetcher {
         };
         let (log_end, log_start) = self.ask(msg).await?.map_err(|e| e.message)?;
         self.pace(copied, log_end, leader_high_watermark).await;
-        Ok(Next::FetchFrom(Fetched { log_end, log_start }))
+        let idle = leader_settled && log_end == leader_log_end && log_start == leader_log_start;
+        Ok(Next::FetchFrom(Fetched { log_end, log_start, idle }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(replica_lag_max_ms: u64, fetch_max_wait_ms: u64) -> ReplicationConfig {
+        ReplicationConfig { replica_lag_max_ms, fetch_max_wait_ms, ..ReplicationConfig::default() }
+    }
+
+    #[test]
+    fn an_idle_follower_waits_longer_but_within_half_the_lag_bound() {
+        let defaults = ReplicationConfig::default();
+        assert_eq!(fetch_wait_ms(&defaults, false), 500);
+        assert_eq!(fetch_wait_ms(&defaults, true), 5_000);
+        // A tight lag bound caps the idle wait at half of it...
+        assert_eq!(fetch_wait_ms(&config(3_000, 500), true), 1_500);
+        // ...but never below the configured wait, which is already below the bound.
+        assert_eq!(fetch_wait_ms(&config(1_000, 800), true), 800);
+        assert_eq!(fetch_wait_ms(&config(1_000, 800), false), 800);
     }
 }

@@ -18,6 +18,9 @@ impl ReplicaState {
     pub(super) fn take_role(&mut self, myself: &ActorRef<ReplicaMsg>) -> Result<(), ActorProcessingErr> {
         let me = self.ctx.config.node_id;
         self.leader_log_end = None;
+        // A follower's long poll held under the old role is answered now: it learns the change
+        // on its next fetch instead of after its wait.
+        self.wake_parked_fetches();
         if self.leadership.leader != me {
             self.followers = None;
             self.fail_parked_acks();
@@ -194,6 +197,14 @@ impl ReplicaState {
         }
         self.parked_log_end.retain(|(_, r)| !r.is_closed());
         self.parked_log_end.push((offset, reply));
+    }
+
+    /// Wakes every follower's long poll: something other than the log end changed (the role,
+    /// the log start) that an idle follower, parked for long, must learn.
+    pub(super) fn wake_parked_fetches(&mut self) {
+        for (_, reply) in self.parked_log_end.drain(..) {
+            let _ = reply.send(());
+        }
     }
 
     /// Wakes the followers' long polls the log end has passed.
