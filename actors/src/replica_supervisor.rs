@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chronik::cluster::{ClusterMetadata, dynamic_log_defaults, effective_log_config};
+use chronik::cluster::{ClusterMetadata, PartitionMeta, TopicMeta, dynamic_log_defaults, effective_log_config};
+use chronik::log::LogConfig;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{error, info, warn};
 
@@ -18,6 +19,9 @@ use crate::context::{NodeContext, OfflineReplica, TopicPartition};
 use crate::directory::{Counted, MailboxGauge, Registration, TaskGuard};
 use crate::replica::{HighWatermarkBook, Leadership, ReplicaActor, ReplicaArgs, ReplicaMsg};
 use crate::supervision::{RestartTracker, restart_or_escalate};
+
+mod changes;
+use changes::changed_partitions;
 
 /// The supervisor's mailbox.
 pub enum ReplicaSupervisorMsg {
@@ -74,6 +78,19 @@ pub struct ReplicaSupervisorState {
     _hw_writer: TaskGuard,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
     registration: Registration,
+    /// The metadata the replicas last matched, and what it said of this node: the next
+    /// reconcile looks only at what changed since.
+    reconciled: Option<(Arc<ClusterMetadata>, NodeView)>,
+}
+
+/// What decides every hosted replica's arguments beside its own partition and topic.
+#[derive(Debug, Clone, PartialEq)]
+struct NodeView {
+    /// This process is registered in the metadata (until then its replicas lead nothing).
+    registered: bool,
+    /// The file's log settings under the operator's run-time ones (cluster-wide, then this
+    /// node's).
+    defaults: LogConfig,
 }
 
 /// The actor.
@@ -107,6 +124,7 @@ impl Actor for ReplicaSupervisor {
             hw_book,
             _hw_writer,
             registration,
+            reconciled: None,
         };
         // After a restart of this supervisor the metadata is already there: serve it again.
         let metadata = state.ctx.metadata();
@@ -175,18 +193,31 @@ impl Actor for ReplicaSupervisor {
 }
 
 impl ReplicaSupervisorState {
+    /// Makes the running replicas match `metadata`. Only the partitions that changed since the
+    /// last reconcile are looked at: it runs on every Raft entry, and with thousands of hosted
+    /// partitions rebuilding every replica's arguments each time was most of a node's CPU while
+    /// replicas moved.
     async fn reconcile(
         &mut self,
         myself: &ActorRef<ReplicaSupervisorMsg>,
-        metadata: &ClusterMetadata,
+        metadata: &Arc<ClusterMetadata>,
     ) -> Result<(), ActorProcessingErr> {
-        let wanted = self.hosted(metadata);
-        let removed: Vec<TopicPartition> =
-            self.children.keys().filter(|tp| !wanted.contains_key(*tp)).cloned().collect();
-        for tp in removed {
-            self.remove(&tp).await;
+        let view = self.node_view(metadata);
+        let changes = match &self.reconciled {
+            Some((previous, seen)) if *seen == view => self.changed(previous, metadata, &view),
+            _ => {
+                let wanted = self.hosted_with(metadata, &view);
+                let gone = self.children.keys().filter(|tp| !wanted.contains_key(*tp)).map(|tp| (tp.clone(), None));
+                let mut changes: Vec<_> = gone.collect();
+                changes.extend(wanted.into_iter().map(|(tp, args)| (tp, Some(args))));
+                changes
+            }
+        };
+        for (tp, _) in changes.iter().filter(|(_, args)| args.is_none()) {
+            self.remove(tp).await;
         }
-        for (tp, args) in wanted {
+        for (tp, args) in changes {
+            let Some(args) = args else { continue };
             if let Some(child) = self.children.get_mut(&tp) {
                 if child.args.log_config != args.log_config {
                     child.args.log_config = args.log_config.clone();
@@ -205,49 +236,83 @@ impl ReplicaSupervisorState {
             self.children.insert(tp.clone(), Child { args, tracker: RestartTracker::default(), actor: None });
             self.start(myself, &tp).await?;
         }
+        self.reconciled = Some((metadata.clone(), view));
         Ok(())
+    }
+
+    /// What `metadata` says of this node as a whole.
+    fn node_view(&self, metadata: &ClusterMetadata) -> NodeView {
+        let node = self.ctx.config.node_id;
+        NodeView {
+            registered: metadata.incarnations.get(&node) == Some(&self.ctx.incarnation),
+            defaults: effective_log_config(
+                &self.ctx.config.default_log_config(),
+                &dynamic_log_defaults(metadata, node),
+            ),
+        }
     }
 
     /// Every partition of `metadata` with a replica on this node, and how to start it.
     fn hosted(&self, metadata: &ClusterMetadata) -> BTreeMap<TopicPartition, ReplicaArgs> {
-        let node = self.ctx.config.node_id;
-        let registered = metadata.incarnations.get(&node) == Some(&self.ctx.incarnation);
-        // The file's settings under the operator's run-time ones (cluster-wide, then this node's).
-        let defaults =
-            effective_log_config(&self.ctx.config.default_log_config(), &dynamic_log_defaults(metadata, node));
+        self.hosted_with(metadata, &self.node_view(metadata))
+    }
+
+    fn hosted_with(&self, metadata: &ClusterMetadata, view: &NodeView) -> BTreeMap<TopicPartition, ReplicaArgs> {
         let mut out = BTreeMap::new();
         for topic in metadata.topics.values() {
-            let log_config = effective_log_config(&defaults, &topic.configs);
-            let min_insync = topic
-                .configs
-                .get("min.insync.replicas")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(self.ctx.config.min_insync_replicas);
-            for p in topic.partitions.iter().filter(|p| p.replicas.contains(&node)) {
-                let tp = TopicPartition::new(&topic.name, p.partition);
-                let args = ReplicaArgs {
-                    dir: topics_dir(&self.ctx).join(tp.to_string()),
-                    tp: tp.clone(),
-                    topic_id: topic.id,
-                    hw_book: self.hw_book.clone(),
-                    log_config: log_config.clone(),
-                    leadership: Leadership {
-                        leader: p.leader,
-                        leader_epoch: p.leader_epoch,
-                        isr: p.isr.clone(),
-                        replicas: p.replicas.clone(),
-                        min_insync,
-                        registered,
-                        handover: p.handover.filter(|h| h.leader_epoch == p.leader_epoch).map(|h| h.to),
-                    },
-                    ctx: self.ctx.clone(),
-                    gauge: MailboxGauge::default(),
-                    restarts: 0,
-                };
-                out.insert(tp, args);
+            for p in &topic.partitions {
+                if let Some(args) = self.replica_args(view, topic, p) {
+                    out.insert(args.tp.clone(), args);
+                }
             }
         }
         out
+    }
+
+    /// The partitions whose replica here `metadata` changes since `previous` (with the same
+    /// view of this node): how to run each one it hosts, `None` for each it no longer does.
+    fn changed(
+        &self,
+        previous: &ClusterMetadata,
+        metadata: &ClusterMetadata,
+        view: &NodeView,
+    ) -> Vec<(TopicPartition, Option<ReplicaArgs>)> {
+        changed_partitions(previous, metadata)
+            .into_iter()
+            .map(|(tp, now)| (tp, now.and_then(|(topic, p)| self.replica_args(view, topic, p))))
+            .collect()
+    }
+
+    /// How to run this node's replica of `p`, if it hosts one.
+    fn replica_args(&self, view: &NodeView, topic: &TopicMeta, p: &PartitionMeta) -> Option<ReplicaArgs> {
+        if !p.replicas.contains(&self.ctx.config.node_id) {
+            return None;
+        }
+        let min_insync = topic
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.ctx.config.min_insync_replicas);
+        let tp = TopicPartition::new(&topic.name, p.partition);
+        Some(ReplicaArgs {
+            dir: topics_dir(&self.ctx).join(tp.to_string()),
+            tp,
+            topic_id: topic.id,
+            hw_book: self.hw_book.clone(),
+            log_config: effective_log_config(&view.defaults, &topic.configs),
+            leadership: Leadership {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                isr: p.isr.clone(),
+                replicas: p.replicas.clone(),
+                min_insync,
+                registered: view.registered,
+                handover: p.handover.filter(|h| h.leader_epoch == p.leader_epoch).map(|h| h.to),
+            },
+            ctx: self.ctx.clone(),
+            gauge: MailboxGauge::default(),
+            restarts: 0,
+        })
     }
 
     async fn start(
