@@ -80,7 +80,9 @@ class Console:
     def __init__(self, browser, url: str):
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
         self.errors: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        # With the URL of a resource that failed to load (the message itself does not name it).
+        self.page.on("console", lambda m: m.type == "error"
+                     and self.errors.append(f"{m.text} {m.location.get('url', '')}"))
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.goto(url)
         self.page.wait_for_selector("body[data-ready=true]", timeout=15000)
@@ -282,12 +284,16 @@ def test_actions_pause_add_resume_and_remove_a_node(cluster, browser):
         c.shot("partitions", "partitions-after-add")
 
         # Remove node 4 again from its row.
+        before_removal = len(c.errors)
         c.confirm("#nodes-table button.remove-node[data-node='4']")
         c.wait("document.querySelector('#action-result').textContent.includes('Node 4 is draining')", 30,
                "remove-node's answer in the console")
         wait_until(lambda: 4 not in cluster.health(leader)["cluster_nodes"], 180, "node 4 out of the voters")
         c.wait("document.querySelectorAll('#nodes-table tbody tr').length === 3", 15, "node 4 gone from the list")
-        assert c.errors == [], c.errors
+        # A poll that listed node 4 just before it left relays its reads after: those are refused
+        # (404, no longer a member) until the next poll drops it. Nothing else may fail.
+        left_race = [e for e in c.errors[before_removal:] if " 404 " in e and "/admin/nodes/4/" in e]
+        assert [e for e in c.errors if e not in left_race] == [], c.errors
     finally:
         c.close()
 
