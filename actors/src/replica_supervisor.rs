@@ -128,7 +128,7 @@ impl Actor for ReplicaSupervisor {
         };
         // After a restart of this supervisor the metadata is already there: serve it again.
         let metadata = state.ctx.metadata();
-        let hosted = state.hosted(&metadata);
+        let hosted = state.hosted(&metadata, &state.node_view(&metadata));
         let keys: HashSet<_> = hosted.values().map(|a| (a.topic_id, a.tp.partition)).collect();
         state.hw_book.retain(|k| keys.contains(k));
         // Data of partitions deleted while this supervisor was not running; later deletions
@@ -206,7 +206,7 @@ impl ReplicaSupervisorState {
         let changes = match &self.reconciled {
             Some((previous, seen)) if *seen == view => self.changed(previous, metadata, &view),
             _ => {
-                let wanted = self.hosted_with(metadata, &view);
+                let wanted = self.hosted(metadata, &view);
                 let gone = self.children.keys().filter(|tp| !wanted.contains_key(*tp)).map(|tp| (tp.clone(), None));
                 let mut changes: Vec<_> = gone.collect();
                 changes.extend(wanted.into_iter().map(|(tp, args)| (tp, Some(args))));
@@ -253,11 +253,7 @@ impl ReplicaSupervisorState {
     }
 
     /// Every partition of `metadata` with a replica on this node, and how to start it.
-    fn hosted(&self, metadata: &ClusterMetadata) -> BTreeMap<TopicPartition, ReplicaArgs> {
-        self.hosted_with(metadata, &self.node_view(metadata))
-    }
-
-    fn hosted_with(&self, metadata: &ClusterMetadata, view: &NodeView) -> BTreeMap<TopicPartition, ReplicaArgs> {
+    fn hosted(&self, metadata: &ClusterMetadata, view: &NodeView) -> BTreeMap<TopicPartition, ReplicaArgs> {
         let mut out = BTreeMap::new();
         for topic in metadata.topics.values() {
             for p in &topic.partitions {
