@@ -14,9 +14,11 @@
 //!    while reaching an even spread: every voter at ⌊slots / voters⌋ or ⌈slots / voters⌉ of the
 //!    topic's replica slots (see [`balancer`] for how: holes where replicas must go, matched to
 //!    the voters with room, then single moves from voters above their quota to voters below it).
-//! 4. The round-robin layout replaces the balanced one when it is also even and moves no more
-//!    replicas (adding one node to a round-robin topic often costs exactly that), so clusters
-//!    converge on the seed's tables where that is free.
+//!    Replicas on a partition's current leader move last: dropping one means moving leadership
+//!    in the middle of the copy phase, a retry for every client writing to it.
+//! 4. The round-robin layout replaces the balanced one when it is also even, moves no more
+//!    replicas (adding one node to a round-robin topic often costs exactly that) and takes
+//!    replicas from no more leaders, so clusters converge on the seed's tables where that is free.
 //!
 //! Only partitions whose replica set changes are returned. Once a plan is carried out the topic
 //! is either round-robin or evenly spread, so planning again returns nothing.
@@ -138,12 +140,14 @@ fn plan_topic(topic: &TopicMeta, voters: &[NodeId]) -> Vec<PartitionTarget> {
     // An operator's placement stays where it is; the other partitions are spread among themselves.
     let free: Vec<&PartitionMeta> = topic.partitions.iter().filter(|p| p.placement.is_none()).collect();
     let current: Vec<&[NodeId]> = free.iter().map(|p| p.replicas.as_slice()).collect();
+    let leaders: Vec<NodeId> = free.iter().map(|p| p.leader).collect();
     let round_robin: Vec<Vec<NodeId>> = free.iter().map(|p| round_robin(p.partition, voters, rf)).collect();
     if current.iter().zip(&round_robin).all(|(cur, rr)| same_set(cur, rr)) {
         return Vec::new();
     }
-    let balanced = balancer::balance(&current, &round_robin, voters, rf);
-    let rr_is_as_cheap = moves(&current, &round_robin) <= moves(&current, &balanced);
+    let balanced = balancer::balance(&current, &leaders, &round_robin, voters, rf);
+    let cost = |target: &[Vec<NodeId>]| (moves(&current, target), leaders_moved(&current, &leaders, target));
+    let rr_is_as_cheap = cost(&round_robin) <= cost(&balanced);
     let chosen = if rr_is_as_cheap && is_even(&round_robin, voters) { round_robin } else { balanced };
     free.into_iter()
         .zip(chosen)
@@ -168,6 +172,16 @@ fn round_robin(partition: i32, voters: &[NodeId], rf: usize) -> Vec<NodeId> {
 /// How many replicas `target` adds over `current`: each one is a copy of the partition's data.
 fn moves(current: &[&[NodeId]], target: &[Vec<NodeId>]) -> usize {
     current.iter().zip(target).map(|(cur, tgt)| tgt.iter().filter(|id| !cur.contains(id)).count()).sum()
+}
+
+/// How many partitions `target` takes off the node leading them (each a leadership change).
+fn leaders_moved(current: &[&[NodeId]], leaders: &[NodeId], target: &[Vec<NodeId>]) -> usize {
+    current
+        .iter()
+        .zip(leaders)
+        .zip(target)
+        .filter(|((cur, leader), tgt)| cur.contains(*leader) && !tgt.contains(*leader))
+        .count()
 }
 
 /// Whether every voter holds ⌊slots / voters⌋ or ⌈slots / voters⌉ of the assignment's slots.

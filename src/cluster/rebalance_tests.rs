@@ -114,6 +114,22 @@ fn adding_a_fourth_node_moves_only_what_it_receives() {
 }
 
 #[test]
+fn growing_takes_followers_and_leaves_every_leader_in_place() {
+    // 300 partitions: round-robin over four nodes would take the leader's replica from a
+    // quarter of them (partition 2: [3, 1, 2] → [3, 4, 1] keeps it, partition 34: [2, 3, 1] →
+    // [3, 4, 1] does not); an even spread that drops followers only costs the same copies.
+    for (voters, before) in [(vec![1, 2, 3, 4], vec![1, 2, 3]), (vec![1, 2, 3, 4, 5, 6], vec![1, 2, 3, 4])] {
+        let m = cluster(&voters, &[("t", 3, round_robin_layout(300, &before, 3))]);
+        let (targets, after) = plan_and_settle(&m);
+        let new_nodes = voters.iter().filter(|id| !before.contains(id));
+        let received: usize = new_nodes.map(|id| loads(&after, "t")[id]).sum();
+        assert_eq!(moved(&targets), received, "each copy lands on a new node");
+        let dropped: Vec<_> = targets.iter().filter(|t| !t.target.contains(&t.current[0])).collect();
+        assert!(dropped.is_empty(), "leaders lose their replica: {:?}", &dropped[..dropped.len().min(3)]);
+    }
+}
+
+#[test]
 fn adding_a_fifth_node() {
     let m = cluster(&[1, 2, 3, 4, 5], &[("t", 3, round_robin_layout(6, &[1, 2, 3, 4], 3))]);
     let (targets, after) = plan_and_settle(&m);

@@ -22,10 +22,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::config::NodeId;
 
-/// The balanced layout for a topic whose partitions hold `current`. `voters` is sorted and
-/// duplicate-free, `1 <= rf <= voters.len()`; `round_robin` only breaks ties.
+/// The balanced layout for a topic whose partitions hold `current` and are led by `leaders`.
+/// `voters` is sorted and duplicate-free, `1 <= rf <= voters.len()`; `round_robin` only breaks
+/// ties.
 pub(super) fn balance(
     current: &[&[NodeId]],
+    leaders: &[NodeId],
     round_robin: &[Vec<NodeId>],
     voters: &[NodeId],
     rf: usize,
@@ -35,7 +37,7 @@ pub(super) fn balance(
     for id in slots.iter().flatten().flatten() {
         *load.entry(*id).or_default() += 1;
     }
-    let mut b = Balancer { voters, round_robin, slots, load };
+    let mut b = Balancer { voters, leaders, round_robin, slots, load };
     b.trim(rf);
     b.match_holes();
     b.fill_holes();
@@ -62,6 +64,9 @@ pub(super) fn normalize(current: &[NodeId], voters: &[NodeId], rf: usize) -> Vec
 struct Balancer<'a> {
     /// Sorted voter ids.
     voters: &'a [NodeId],
+    /// Each partition's current leader: a replica moved off its leader's node costs a
+    /// leadership change, which clients see as a retry, so other replicas move first.
+    leaders: &'a [NodeId],
     /// Ties lean towards it, so the balanced layout stays close to the canonical one.
     round_robin: &'a [Vec<NodeId>],
     /// Each partition's replica slots in preference order; `None` is a hole to fill.
@@ -233,13 +238,15 @@ impl Balancer<'_> {
     }
 
     /// Step 3: moves from voters above their quota to voters below it. The passes ask for moves
-    /// closer to round-robin first. A voter above its quota only loses slots and one below only
-    /// gains, so after the last pass (any move) no pair is left that some partition could serve.
+    /// that keep the partition's leader first, then for moves closer to round-robin. A voter
+    /// above its quota only loses slots and one below only gains, so after the last pass (any
+    /// move) no pair is left that some partition could serve.
     fn even_out(&mut self) {
         let quota = self.quotas();
-        for min_score in [2, 1, 0] {
+        let passes = [true, false].into_iter().flat_map(|keep_leader| [2, 1, 0].map(|score| (keep_leader, score)));
+        for (keep_leader, min_score) in passes {
             for i in 0..self.slots.len() {
-                while let Some((from, to)) = self.move_in(i, min_score, &quota) {
+                while let Some((from, to)) = self.move_in(i, min_score, keep_leader, &quota) {
                     let Some(slot) = self.slots[i].iter_mut().find(|s| **s == Some(from)) else { break };
                     // In place, so the new replica takes the old one's rank in the preference order.
                     *slot = Some(to);
@@ -259,12 +266,21 @@ impl Balancer<'_> {
         by_load.into_iter().enumerate().map(|(k, id)| (id, slots / n + usize::from(k < slots % n))).collect()
     }
 
-    /// The best move within partition `i` scoring at least `min_score`, as (from, to).
-    fn move_in(&self, i: usize, min_score: usize, quota: &BTreeMap<NodeId, usize>) -> Option<(NodeId, NodeId)> {
+    /// The best move within partition `i` scoring at least `min_score`, as (from, to); with
+    /// `keep_leader`, only one that leaves the partition's leader in place.
+    fn move_in(
+        &self,
+        i: usize,
+        min_score: usize,
+        keep_leader: bool,
+        quota: &BTreeMap<NodeId, usize>,
+    ) -> Option<(NodeId, NodeId)> {
         let slots = self.slots.get(i)?;
         let quota_of = |id: NodeId| quota.get(&id).copied().unwrap_or(0);
+        let leader = self.leaders.get(i).copied();
+        let movable = |id: NodeId| self.load_of(id) > quota_of(id) && !(keep_leader && Some(id) == leader);
         let mut best: Option<(usize, NodeId, NodeId)> = None;
-        for from in slots.iter().flatten().copied().filter(|&id| self.load_of(id) > quota_of(id)) {
+        for from in slots.iter().flatten().copied().filter(|&id| movable(id)) {
             let targets = self.voters.iter().copied().filter(|&id| self.load_of(id) < quota_of(id));
             for to in targets.filter(|id| !slots.contains(&Some(*id))) {
                 // A move scores for landing on a round-robin replica and for leaving a stray one.
