@@ -25,6 +25,8 @@
 //! Kafka's leader-imbalance rebalancing is: every leadership move costs clients a retry, and the
 //! node addition itself should cost them nothing. A leader changes only by graceful handover to
 //! an in-sync replica, one epoch up, which then also becomes the preferred (first) replica.
+//! At most `rebalance_max_concurrent_leader_moves` handovers run at once: each one refuses its
+//! partition's writes for a moment, and thousands at once would also take every node's CPU.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -108,6 +110,9 @@ pub struct Move {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaderPhase {
+    /// Waiting for its turn: at most `rebalance_max_concurrent_leader_moves` handovers run at
+    /// once, so the retries they cost clients are spread out instead of landing together.
+    Queued,
     /// Waiting for the target replica to be in sync.
     Waiting,
     /// The change is being proposed.
@@ -124,7 +129,7 @@ pub struct LeaderChange {
     pub change: LeaderMove,
     /// Where it stands.
     pub phase: LeaderPhase,
-    /// When it was planned, to give up on a target that never gets in sync.
+    /// When its turn came, to give up on a target that never gets in sync.
     #[serde(skip)]
     pub since: Instant,
 }
@@ -339,7 +344,13 @@ impl RebalancerState {
         }
         let mut steps: Vec<Step> = self.moves.keys().cloned().map(Step::Replicas).collect();
         steps.extend(self.leaders.keys().cloned().map(Step::Leader));
-        let ready = steps.into_iter().filter_map(|step| self.advance(&metadata, step)).collect();
+        let mut ready: Vec<_> = steps.into_iter().filter_map(|step| self.advance(&metadata, step)).collect();
+        if !metadata.rebalance_paused {
+            // After the pass, so the changes it found done make room in this same tick.
+            for key in self.start_queued_leaders() {
+                ready.extend(self.advance(&metadata, Step::Leader(key)));
+            }
+        }
         self.propose(myself, ready);
         if !self.moves.is_empty() && self.moves.values().all(|m| m.phase == Phase::Done) {
             info!(moves = self.moves.len(), "✓ Rebalancing complete");
@@ -395,6 +406,22 @@ impl RebalancerState {
         }
     }
 
+    /// Starts queued leadership changes, in partition order, while fewer than the configured
+    /// number are under way; returns the ones started.
+    fn start_queued_leaders(&mut self) -> Vec<(String, i32)> {
+        let limit = self.ctx.config.replication.rebalance_max_concurrent_leader_moves.max(1);
+        let active = |l: &LeaderChange| matches!(l.phase, LeaderPhase::Waiting | LeaderPhase::Moving);
+        let running = self.leaders.values().filter(|l| active(l)).count();
+        let queued = self.leaders.iter_mut().filter(|(_, l)| l.phase == LeaderPhase::Queued);
+        let mut started = Vec::new();
+        for (key, l) in queued.take(limit.saturating_sub(running)) {
+            l.phase = LeaderPhase::Waiting;
+            l.since = Instant::now();
+            started.push(key.clone());
+        }
+        started
+    }
+
     /// Plans the leadership spread that follows a plan's moves.
     fn plan_leaders(&mut self, metadata: &ClusterMetadata) {
         let changes = spread_leaders(metadata);
@@ -405,7 +432,7 @@ impl RebalancerState {
         let since = Instant::now();
         for change in changes {
             let key = (change.topic.clone(), change.partition);
-            self.leaders.insert(key, LeaderChange { change, phase: LeaderPhase::Waiting, since });
+            self.leaders.insert(key, LeaderChange { change, phase: LeaderPhase::Queued, since });
         }
     }
 
@@ -545,7 +572,7 @@ impl RebalancerState {
     /// becomes the first replica and the leader is asked to hand over to it (one Raft entry).
     fn advance_leader(&mut self, metadata: &ClusterMetadata, key: &(String, i32)) -> Option<Vec<MetadataCommand>> {
         let l = self.leaders.get_mut(key)?;
-        if l.phase == LeaderPhase::Done {
+        if matches!(l.phase, LeaderPhase::Queued | LeaderPhase::Done) {
             return None;
         }
         let to = l.change.to;

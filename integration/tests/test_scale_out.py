@@ -1,9 +1,11 @@
 """Elasticity at scale (issue 17): node 4 joins a 3-node cluster holding 1,200 partitions × RF 3
 over four topics while an idempotent acks=all producer writes to every partition.
 
-- the replicas move together (not two at a time), and `rebalance_leaders_delay_ms` (20 s) after
-  they are in place node 4 leads its quarter (25 % ± 2 %) of the partitions, all within 60 s:
-  leadership moves only to in-sync replicas, one epoch up, and each new leader is also its
+- the replicas move together (not two at a time) and take followers' replicas, never a
+  leader's, so the copy phase moves no leader; `rebalance_leaders_delay_ms` (20 s) after they
+  are in place node 4 leads its quarter (25 % ± 2 %) of the partitions, all within 60 s:
+  leadership moves only to in-sync replicas, one epoch up, at most
+  `rebalance_max_concurrent_leader_moves` (64) at once, and each new leader is also its
   partition's preferred replica;
 - leadership moves by graceful handover: the old leader takes no new writes, answers every
   produce it appended once the in-sync replicas hold it, and only then elects the target, so a
@@ -63,6 +65,11 @@ def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
     raft_leader = scluster.wait_for_leader(voters=VOTERS)
     term = scluster.health(raft_leader)["term"]
 
+    def leader_epochs():
+        return {(p["topic"], p["partition"]): (p["leader"], p["leader_epoch"])
+                for p in scluster.node(raft_leader).partitions() if p["topic"] in TOPICS}
+    epochs_before = leader_epochs()
+
     everyone = ",".join(scluster.bootstrap(i) for i in VOTERS)
     load = PacedProducer(everyone, TOPICS, PER_TOPIC, RATE, b"all-", acks="all", broker_stats=True,
                          **{"enable.idempotence": True}).start()
@@ -81,15 +88,18 @@ def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
         assert r.status_code == 200, r.text
 
         seen_leader_phase = set()
-        moved_at = None
+        most_handovers = 0
+        moved_at, epochs_moved = None, None
 
         def converged():
-            nonlocal moved_at
+            nonlocal moved_at, epochs_moved, most_handovers
             st = scluster.node(raft_leader).get("/admin/rebalance").json()
             seen_leader_phase.update(l["phase"] for l in st["leaders"])
+            most_handovers = max(most_handovers, sum(l["phase"] in ("waiting", "moving") for l in st["leaders"]))
             if st["voters"] != [1, 2, 3, 4] or st["moves"]:
                 return False
-            moved_at = moved_at or time.monotonic()
+            if moved_at is None:
+                moved_at, epochs_moved = time.monotonic(), leader_epochs()
             return bool(seen_leader_phase) and st["leaders"] == [] and st["leaders_due_in_ms"] is None
         wait_until(lambda: scluster.node(raft_leader).get("/admin/rebalance").json()["moves"], 30,
                    "the plan made", interval=0.1)
@@ -114,6 +124,9 @@ def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
         (outstanding, load.errors[:5], acks1.errors[:5])
     assert took <= 60, took
     assert seen_leader_phase, "no leadership change shown in /admin/rebalance"
+    changed = [tp for tp, le in epochs_before.items() if epochs_moved.get(tp) != le]
+    assert not changed, f"the replica moves changed {len(changed)} leaders, e.g. {changed[:3]}"
+    assert "queued" in seen_leader_phase and 0 < most_handovers <= 64, (seen_leader_phase, most_handovers)
 
     views = {i: [p for p in scluster.node(i).partitions() if p["topic"] in TOPICS] for i in (1, 2, 3, 4)}
     meta = views[raft_leader]

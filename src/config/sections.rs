@@ -171,6 +171,10 @@ pub struct ReplicationConfig {
     /// phase of its own, as Kafka's leader-imbalance check is, since every leadership move
     /// costs clients a retry and the node addition itself should cost them nothing.
     pub rebalance_leaders_delay_ms: u64,
+    /// How many leadership handovers of the spread run at once, cluster-wide; the others wait
+    /// their turn. Each one refuses its partition's writes while it runs (clients retry), so a
+    /// bounded number keeps those retries, and the nodes' work, spread out.
+    pub rebalance_max_concurrent_leader_moves: usize,
 }
 
 impl Default for ReplicationConfig {
@@ -184,6 +188,7 @@ impl Default for ReplicationConfig {
             rebalance_max_concurrent_moves: 128,
             rebalance_leaders: true,
             rebalance_leaders_delay_ms: 20_000,
+            rebalance_max_concurrent_leader_moves: 64,
         }
     }
 }
