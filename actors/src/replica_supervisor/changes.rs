@@ -43,6 +43,9 @@ fn index(partition: i32) -> usize {
 mod tests {
     use std::collections::BTreeMap;
 
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
     use super::*;
 
     fn topic(name: &str, id: u128, partitions: i32) -> TopicMeta {
@@ -107,5 +110,79 @@ mod tests {
         // Recreated with one partition: the two it lost go, the one it has is set up again.
         let recreated = with(vec![topic("a", 9, 1), topic("b", 2, 2)]);
         assert_eq!(changes(&before, &recreated), owned(&[("a-0", true), ("a-1", false), ("a-2", false)]));
+    }
+
+    /// What a full pass reads from the metadata for each partition: its topic's id and configs
+    /// and the partition itself, by partition name.
+    type Full = BTreeMap<String, (uuid::Uuid, BTreeMap<String, String>, PartitionMeta)>;
+
+    fn full(metadata: &ClusterMetadata) -> Full {
+        let partitions = metadata.topics.values().flat_map(|t| t.partitions.iter().map(move |p| (t, p)));
+        partitions
+            .map(|(t, p)| (TopicPartition::new(&t.name, p.partition).to_string(), (t.id, t.configs.clone(), p.clone())))
+            .collect()
+    }
+
+    /// A topic of up to four partitions, each on a random leader, ISR and epoch.
+    fn random_topic(rng: &mut StdRng, name: &str) -> TopicMeta {
+        let mut t = topic(name, rng.random_range(1..3), rng.random_range(0..5));
+        for p in &mut t.partitions {
+            p.leader = rng.random_range(1..4);
+            p.isr = (1..4).filter(|_| rng.random_bool(0.7)).collect();
+            p.leader_epoch = rng.random_range(0..2);
+        }
+        t
+    }
+
+    /// `previous` with each topic kept, changed in one partition, reconfigured, deleted or
+    /// recreated at random, and sometimes a new topic.
+    fn mutate(rng: &mut StdRng, previous: &ClusterMetadata) -> ClusterMetadata {
+        let mut next = previous.clone();
+        for name in previous.topics.keys() {
+            match rng.random_range(0..6) {
+                0 => {
+                    next.topics.remove(name);
+                }
+                1 => {
+                    next.topics.insert(name.clone(), random_topic(rng, name));
+                }
+                2 => {
+                    let t = next.topics.get_mut(name).expect("kept");
+                    t.configs.insert("retention.ms".into(), rng.random_range(1..3u32).to_string());
+                }
+                3 => {
+                    let t = next.topics.get_mut(name).expect("kept");
+                    let n = t.partitions.len();
+                    if let Some(p) = (n > 0).then(|| rng.random_range(0..n)).and_then(|i| t.partitions.get_mut(i)) {
+                        p.isr = vec![p.leader];
+                        p.leader_epoch += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if rng.random_bool(0.3) {
+            let name = ["a", "b", "c", "d"][rng.random_range(0..4)];
+            next.topics.entry(name.into()).or_insert_with(|| random_topic(rng, name));
+        }
+        next
+    }
+
+    #[test]
+    fn applying_the_changes_gives_what_a_full_pass_gives() {
+        let mut rng = StdRng::seed_from_u64(17);
+        for _ in 0..3000 {
+            let names = ["a", "b", "c"].into_iter().filter(|_| rng.random_bool(0.7)).collect::<Vec<_>>();
+            let before = with(names.into_iter().map(|n| random_topic(&mut rng, n)).collect());
+            let after = mutate(&mut rng, &before);
+            let mut incremental = full(&before);
+            for (tp, now) in changed_partitions(&before, &after) {
+                match now {
+                    Some((t, p)) => incremental.insert(tp.to_string(), (t.id, t.configs.clone(), p.clone())),
+                    None => incremental.remove(&tp.to_string()),
+                };
+            }
+            assert_eq!(incremental, full(&after), "from {before:?}\nto {after:?}");
+        }
     }
 }
