@@ -14,6 +14,7 @@ caught up asks its leader to hold its fetch up to 5 s (half the bound) instead o
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import pytest
 from confluent_kafka import Producer
@@ -39,22 +40,24 @@ def isrs(c: Cluster, via: int, topic: str) -> dict[int, list[int]]:
     return {p: sorted(e["isr"]) for p, e in admin_view(c, via, topic).items()}
 
 
-def produce_all(bootstrap: str, topic: str, value: bytes) -> float:
-    """One acks=all record to every partition, once the producer is connected; fails on any
-    delivery error and returns the slowest ack's latency in seconds."""
+def produce_all(bootstrap: str, topic: str, value: bytes, partitions=range(PARTITIONS),
+                since: Optional[float] = None, timeout: float = 30) -> float:
+    """One acks=all record to each of `partitions`, once the producer is connected; fails on any
+    delivery error and returns the slowest ack's latency in seconds, counted from `since`
+    (default: the first send)."""
     errors: list = []
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 3})
     p.list_topics(topic, timeout=10)
-    start = time.monotonic()
+    start = time.monotonic() if since is None else since
     latencies: list[float] = []
 
     def delivered(err, _msg):
         if err:
             errors.append(err)
         latencies.append(time.monotonic() - start)
-    for partition in range(PARTITIONS):
+    for partition in partitions:
         p.produce(topic, value, partition=partition, on_delivery=delivered)
-    assert p.flush(30) == 0 and not errors, errors
+    assert p.flush(timeout) == 0 and not errors, errors
     return max(latencies)
 
 
@@ -80,22 +83,11 @@ def test_idle_followers_stay_in_sync_and_a_frozen_one_leaves_after_the_lag_bound
     t_pause = time.monotonic()
     c.pause(victim)
     try:
-        acked: dict[int, float] = {}
-        errors: list = []
-        producer = Producer({"bootstrap.servers": c.bootstrap(raft_leader), "acks": "all", "log_level": 3})
-
-        def delivered(err, msg):
-            if err:
-                errors.append(err)
-            else:
-                acked[msg.partition()] = time.monotonic() - t_pause
-        for p in followed:
-            producer.produce(topic, b"while-frozen", partition=p, on_delivery=delivered)
-        assert producer.flush(LAG_S + 20) == 0 and not errors, errors
+        slowest = produce_all(c.bootstrap(raft_leader), topic, b"while-frozen", followed, since=t_pause,
+                              timeout=LAG_S + 20)
         # It last caught up at most one held fetch (5 s) before the pause; the leader checks
         # its ISR every second or so.
-        slowest = max(acked.values())
-        assert slowest <= LAG_S + 5, f"acks=all writes held {slowest:.1f}s by a frozen follower: {acked}"
+        assert slowest <= LAG_S + 5, f"acks=all writes held {slowest:.1f}s by a frozen follower"
         now = isrs(c, raft_leader, topic)
         assert all(now[p] == others for p in followed), f"node {victim} still in sync while frozen: {now}"
     finally:
