@@ -22,8 +22,12 @@ use chronik::cluster::{FOLLOWER_THROTTLE, LEADER_THROTTLE, dynamic_rate};
 use chronik::config::ReplicationConfig;
 use chronik::partition::replication::{CopyThrottle, EpochEndOffset, Truncation};
 
-/// Pause before reconnecting after the stream failed or the leader refused.
+/// Longest pause before reconnecting after the stream failed or the leader refused.
 const RETRY: Duration = Duration::from_millis(200);
+/// The first pause, doubled after each quick failure up to [`RETRY`]: a replica just added by a
+/// move often fetches before its leader has applied the same Raft entry and is refused as not a
+/// replica; a few milliseconds later it is one, and every move would otherwise wait out `RETRY`.
+const FIRST_RETRY: Duration = Duration::from_millis(25);
 /// A stream that fails sooner than this after it started counts as failing again.
 const STUCK_STREAM: Duration = Duration::from_secs(5);
 /// Quick failures in a row after which (and after every further such run) it is a warning.
@@ -64,6 +68,11 @@ pub(super) fn start(state: &ReplicaState, myself: &ActorRef<ReplicaMsg>) -> Opti
 /// when it was parked.
 fn fetch_wait_ms(r: &ReplicationConfig, idle: bool) -> u64 {
     if idle { IDLE_WAIT_MS.min(r.replica_lag_max_ms / 2).max(r.fetch_max_wait_ms) } else { r.fetch_max_wait_ms }
+}
+
+/// The pause after `quick_failures` quick failures in a row.
+fn retry_after(quick_failures: u32) -> Duration {
+    FIRST_RETRY.saturating_mul(1 << quick_failures.saturating_sub(1).min(8)).min(RETRY)
 }
 
 /// One follower's fetch loop.
@@ -122,7 +131,7 @@ impl Fetcher {
                     debug!(tp = %self.tp, leader = self.leader_id, error = %e, "replication stream ended; reconnecting");
                 }
             }
-            tokio::time::sleep(RETRY).await;
+            tokio::time::sleep(retry_after(quick_failures)).await;
         }
     }
 
@@ -264,6 +273,11 @@ impl Fetcher {
             self.ask(msg).await?.map_err(|e| e.message)?;
             return Ok(Next::Restart);
         }
+        if response.error_code == i32::from(ResponseError::NotLeaderOrFollower.code()) {
+            // Metadata this node and the leader have not both applied yet (a replica just added
+            // or removed, a leader just changed): retried at once, and `run` warns if it lasts.
+            return Err(response.error_message);
+        }
         if response.error_code != 0 {
             warn!(tp = %self.tp, leader = self.leader_id, code = response.error_code, error = %response.error_message,
                 "the leader refused a fetch");
@@ -305,5 +319,13 @@ mod tests {
         // ...but never below the configured wait, which is already below the bound.
         assert_eq!(fetch_wait_ms(&config(1_000, 800), true), 800);
         assert_eq!(fetch_wait_ms(&config(1_000, 800), false), 800);
+    }
+
+    #[test]
+    fn retries_start_quick_and_back_off_to_the_longest_pause() {
+        let pauses: Vec<u64> = (1..=7).map(|n| retry_after(n).as_millis() as u64).collect();
+        assert_eq!(pauses, [25, 50, 100, 200, 200, 200, 200]);
+        assert_eq!(retry_after(0), FIRST_RETRY);
+        assert_eq!(retry_after(u32::MAX), RETRY);
     }
 }
