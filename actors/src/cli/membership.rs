@@ -25,6 +25,9 @@ pub struct Rebalance {
     pub voters: Vec<NodeId>,
     /// The moves of the current plan.
     pub moves: Vec<RebalanceMove>,
+    /// The size of the last plan once it is done (absent from older nodes).
+    #[serde(default)]
+    pub moves_done: usize,
 }
 
 /// One move of `/admin/rebalance`.
@@ -137,6 +140,8 @@ async fn follow_rebalance(config: &Config, planned: impl Fn(&Rebalance) -> bool)
         };
         if let Some(r) = status.filter(|r| planned(r)) {
             if r.moves.is_empty() {
+                // A short plan may have finished before the first look.
+                let total = total.max(r.moves_done);
                 println!("{}", progress_line(total, total));
                 println!("✓ Rebalancing complete");
                 return Ok(());
