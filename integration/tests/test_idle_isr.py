@@ -24,6 +24,7 @@ from harness import unique_topic, wait_until
 from replication_helpers import PARTITIONS, RF, VOTERS, admin_view, create_topic
 
 LAG_S = 10.0  # the default `[replication] replica_lag_max_ms`
+HOLD_S = 5.0  # how long a leader holds an idle follower's fetch (half the lag bound)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,11 @@ def test_idle_followers_stay_in_sync_and_a_frozen_one_leaves_after_the_lag_bound
     full = {p: sorted(VOTERS) for p in range(PARTITIONS)}
     wait_until(lambda: isrs(c, raft_leader, topic) == full, 15, "every ISR full after the writes")
 
-    # Idle: every follower's fetch is now held at its leader for up to 5 s at a time.
-    hold_for(lambda: isrs(c, raft_leader, topic) == full, 2.5 * LAG_S, "every ISR full while idle", interval=0.5)
+    # Idle: every follower's fetch is now held at its leader for up to 5 s at a time, the holds
+    # starting about a second after the write. Idle for a whole number of holds, the next write
+    # would land as one ends and a leader that never answered a held fetch early would pass.
+    hold_for(lambda: isrs(c, raft_leader, topic) == full, 2.5 * LAG_S + HOLD_S / 2, "every ISR full while idle",
+             interval=0.5)
     slowest = produce_all(c.bootstrap(raft_leader), topic, b"after-idle")
     assert slowest < 2.0, f"an acks=all write after the idle period took {slowest:.2f}s"
     assert isrs(c, raft_leader, topic) == full
