@@ -1,7 +1,9 @@
 //! `Controller`: on the Raft leader only, watches which brokers still answer and moves the
 //! leadership of partitions led by a fenced broker to a live in-sync replica (a Raft command
 //! that bumps the leader epoch), or to a live out-of-sync one where the topic allows unclean
-//! elections. A Raft leader change alone moves no partition: the new Raft
+//! elections. A fenced broker also leaves the ISR of every partition it follows, once per
+//! fencing (KIP-841): acks=all writes stop waiting for a frozen follower at the session timeout,
+//! and if it still fetches (cut off from the Raft leader only) its leaders take it back. A Raft leader change alone moves no partition: the new Raft
 //! leader gives every broker a full session timeout before fencing it. Its elections carry the
 //! term it leads in (`AsLeader`), so a deposed leader's elections are refused.
 
@@ -9,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chronik::cluster::{MetadataCommand, elect_leaders};
+use chronik::cluster::{MetadataCommand, drop_fenced_from_isrs, elect_leaders};
 use chronik::config::NodeId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{info, warn};
@@ -25,8 +27,12 @@ const TICK: Duration = Duration::from_millis(500);
 pub enum ControllerMsg {
     /// Timer: check the brokers' liveness and elect where needed.
     Tick,
-    /// From the election task: the proposal finished.
-    ElectionsDone,
+    /// From the election task: the proposal finished; the fenced brokers whose ISR shrinks
+    /// were all applied.
+    ElectionsDone {
+        /// Fenced brokers now out of every ISR a live broker leads.
+        shrunk: BTreeSet<NodeId>,
+    },
 }
 
 /// Arguments, kept by the NodeSupervisor for restarts.
@@ -46,6 +52,9 @@ pub struct ControllerState {
     fenced: BTreeSet<NodeId>,
     /// Elections are being proposed; no second batch until they are done.
     electing: bool,
+    /// Fenced brokers already dropped from the ISRs they were in, so a broker fenced but still
+    /// fetching, which its leaders take back, is dropped once, not on every tick.
+    shrunk: BTreeSet<NodeId>,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
     /// This actor's entry in `/admin/actors` (removed when the state drops).
@@ -74,7 +83,8 @@ impl Actor for Controller {
             MailboxGauge::default(),
         );
         myself.send_interval(TICK, || ControllerMsg::Tick);
-        Ok(ControllerState { leading_since: None, fenced: BTreeSet::new(), electing: false, ctx, registration })
+        let (fenced, shrunk) = (BTreeSet::new(), BTreeSet::new());
+        Ok(ControllerState { leading_since: None, fenced, electing: false, shrunk, ctx, registration })
     }
 
     async fn handle(
@@ -86,7 +96,10 @@ impl Actor for Controller {
         state.registration.gauge().received();
         match msg {
             ControllerMsg::Tick => state.tick(&myself),
-            ControllerMsg::ElectionsDone => state.electing = false,
+            ControllerMsg::ElectionsDone { shrunk } => {
+                state.electing = false;
+                state.shrunk.extend(shrunk.intersection(&state.fenced));
+            }
         }
         Ok(())
     }
@@ -97,6 +110,7 @@ impl ControllerState {
     fn set_fenced(&mut self, fenced: BTreeSet<NodeId>) {
         if fenced != self.fenced {
             self.ctx.fenced.send_replace(fenced.clone());
+            self.shrunk.retain(|id| fenced.contains(id));
             self.fenced = fenced;
         }
     }
@@ -130,22 +144,39 @@ impl ControllerState {
         if self.fenced.is_empty() || self.electing {
             return;
         }
-        let elections = elect_leaders(&self.ctx.metadata(), &self.fenced);
-        if elections.is_empty() {
+        let metadata = self.ctx.metadata();
+        let elections = elect_leaders(&metadata, &self.fenced);
+        let to_shrink: BTreeSet<NodeId> = self.fenced.difference(&self.shrunk).copied().collect();
+        let shrinks = drop_fenced_from_isrs(&metadata, &to_shrink);
+        if !elections.is_empty() {
+            info!(count = elections.len(), fenced = ?self.fenced, "electing new partition leaders");
+        }
+        if !shrinks.is_empty() {
+            info!(count = shrinks.len(), fenced = ?to_shrink, "dropping fenced brokers from the ISRs they follow in");
+        }
+        let commands: Vec<MetadataCommand> = elections
+            .into_iter()
+            .chain(shrinks)
+            .map(|c| MetadataCommand::AsLeader { term, command: Box::new(c) })
+            .collect();
+        if commands.is_empty() {
+            self.shrunk = to_shrink.union(&self.shrunk).copied().collect();
             return;
         }
-        let elections: Vec<MetadataCommand> =
-            elections.into_iter().map(|e| MetadataCommand::AsLeader { term, command: Box::new(e) }).collect();
-        info!(count = elections.len(), fenced = ?self.fenced, "electing new partition leaders");
         self.electing = true;
         let (ctx, me) = (self.ctx.clone(), myself.clone());
         tokio::spawn(async move {
-            for result in apply_metadata(&ctx, elections).await {
+            let mut failed = false;
+            for result in apply_metadata(&ctx, commands).await {
                 if let Err(e) = result {
-                    warn!(error = %e, "partition leader election not applied");
+                    warn!(error = %e, "partition leader election or ISR change not applied");
+                    failed = true;
                 }
             }
-            let _ = me.cast(ControllerMsg::ElectionsDone);
+            // A failure (a shrink that lost a race with the leader's own ISR change) is retried
+            // from the metadata on the next tick.
+            let shrunk = if failed { BTreeSet::new() } else { to_shrink };
+            let _ = me.cast(ControllerMsg::ElectionsDone { shrunk });
         });
     }
 }

@@ -12,7 +12,7 @@ mod assignment;
 mod command;
 mod partitions;
 pub use command::{Applied, MetadataCommand, MetadataError};
-pub use partitions::{ElectionRefusal, elect_leaders, operator_election};
+pub use partitions::{ElectionRefusal, drop_fenced_from_isrs, elect_leaders, operator_election};
 
 /// A broker as other brokers and clients see it. Also the Raft membership's node type, so a
 /// node's addresses travel with the membership change that adds it.

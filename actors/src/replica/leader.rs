@@ -80,6 +80,14 @@ impl ReplicaState {
             || leadership.registered != old.registered;
         info!(tp = %self.tp, leader = leadership.leader, epoch = leadership.leader_epoch, isr = ?leadership.isr,
             "partition leadership updated");
+        // A follower dropped from the ISR (for lag, or fenced by the controller) rejoins only
+        // after it fetches again: what this leader knew of it may predate a freeze, and a frozen
+        // follower that was at the log end would otherwise look caught up and be taken back.
+        if let Some(followers) = self.followers.as_mut().filter(|_| !new_role) {
+            for &id in old.isr.iter().filter(|id| !leadership.isr.contains(id)) {
+                followers.dropped_from_isr(id);
+            }
+        }
         self.leadership = leadership;
         if new_role {
             self.take_role(myself)?;

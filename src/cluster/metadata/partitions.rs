@@ -256,6 +256,27 @@ pub fn elect_leaders(metadata: &ClusterMetadata, fenced: &BTreeSet<NodeId>) -> V
     out
 }
 
+/// The ISR shrinks the controller proposes for `fenced` brokers that follow (KIP-841): each
+/// leaves the ISR of every partition a live broker leads, so acks=all writes stop waiting for it
+/// at the session timeout instead of the leader's lag bound, and it must fetch again to rejoin.
+/// The partitions a fenced broker leads are `elect_leaders`' (their new ISR leaves it out).
+pub fn drop_fenced_from_isrs(metadata: &ClusterMetadata, fenced: &BTreeSet<NodeId>) -> Vec<MetadataCommand> {
+    let mut out = Vec::new();
+    for topic in metadata.topics.values() {
+        for p in topic.partitions.iter().filter(|p| !fenced.contains(&p.leader)) {
+            if p.isr.iter().any(|id| fenced.contains(id)) {
+                out.push(MetadataCommand::UpdateIsr {
+                    topic: topic.name.clone(),
+                    partition: p.partition,
+                    leader_epoch: p.leader_epoch,
+                    isr: p.isr.iter().copied().filter(|id| !fenced.contains(id)).collect(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The election that replaces a fenced leader: the first live in-sync replica, else, when
 /// `unclean` allows it, the first out-of-sync replica that runs a registered process.
 fn replacement(

@@ -31,13 +31,24 @@ pub struct FollowerState {
     last_fetch: Option<(i64, i64)>,
     /// The follower's log start offset, as its last fetch reported. `None` until then.
     log_start_offset: Option<i64>,
+    /// It left the ISR after its last fetch: what is known of it may predate a freeze (a
+    /// frozen follower that was at the log end would look caught up for ever), so it joins
+    /// again only after fetching.
+    dropped: bool,
 }
 
 impl FollowerState {
     /// A follower that has not fetched yet, counted as caught up at `last_caught_up_ms` (an ISR
     /// member at election gets the election time, so it is not dropped before it can fetch).
     pub fn new(last_caught_up_ms: Option<i64>) -> Self {
-        Self { log_end_offset: None, durable_offset: None, last_caught_up_ms, last_fetch: None, log_start_offset: None }
+        Self {
+            log_end_offset: None,
+            durable_offset: None,
+            last_caught_up_ms,
+            last_fetch: None,
+            log_start_offset: None,
+            dropped: false,
+        }
     }
 
     /// The follower's log end offset, as of its last fetch.
@@ -78,6 +89,7 @@ impl FollowerState {
             self.durable_offset = None;
         }
         self.log_end_offset = Some(fetch_offset);
+        self.dropped = false;
         self.record_durable(durable_offset);
     }
 
@@ -205,6 +217,14 @@ impl IsrTracker {
         }
     }
 
+    /// `follower` left the ISR (for lag, or fenced by the controller): it may join again only
+    /// after its next fetch.
+    pub fn dropped_from_isr(&mut self, follower: NodeId) {
+        if let Some(state) = self.followers.get_mut(&follower) {
+            state.dropped = true;
+        }
+    }
+
     /// Forgets a follower that is no longer a replica (reassignment).
     pub fn remove_follower(&mut self, follower: NodeId) {
         self.followers.remove(&follower);
@@ -271,7 +291,9 @@ impl IsrTracker {
             let state = state.copied().unwrap_or(FollowerState::new(Some(self.elected_ms)));
             state.is_caught_up(leader_leo, now_ms, replica_lag_max_ms)
         } else {
-            state.is_some_and(|f| self.may_join(f) && f.is_caught_up(leader_leo, now_ms, replica_lag_max_ms))
+            state.is_some_and(|f| {
+                !f.dropped && self.may_join(f) && f.is_caught_up(leader_leo, now_ms, replica_lag_max_ms)
+            })
         }
     }
 

@@ -249,6 +249,19 @@ fn members_that_are_not_replicas_are_dropped() {
 }
 
 #[test]
+fn a_follower_dropped_from_the_isr_rejoins_only_after_it_fetches_again() {
+    let mut t = tracker();
+    t.record_fetch(B, 120, 120, 120, 2_000);
+    t.record_fetch(C, 120, 120, 120, 2_000);
+    // C, at the log end when it froze, is dropped by the controller; nothing is written.
+    t.dropped_from_isr(C);
+    assert_eq!(t.isr_change(&[LEADER, B], &REPLICAS, 120, 60_000, LAG_MS), None, "not taken back");
+    assert_eq!(t.follower(C).and_then(|f| f.log_end_offset()), Some(120), "still known, for its lag");
+    t.record_fetch(C, 120, 120, 120, 61_000);
+    assert_eq!(t.isr_change(&[LEADER, B], &REPLICAS, 120, 61_000, LAG_MS), Some(REPLICAS.to_vec()));
+}
+
+#[test]
 fn order_and_repeats_alone_are_no_change() {
     let mut t = tracker();
     t.record_fetch(B, 120, 120, 120, 2_000);

@@ -38,6 +38,39 @@ fn fenced_leaders_are_replaced_from_the_isr_only() {
 }
 
 #[test]
+fn fenced_followers_leave_the_isrs_of_partitions_live_brokers_lead() {
+    let mut m = cluster(&[1, 2, 3]);
+    m.apply(&create("t", 3, 3)).expect("create");
+    // t-1 (leader 2) has only 2 and 3 in sync.
+    m.apply(&MetadataCommand::UpdateIsr { topic: "t".into(), partition: 1, leader_epoch: 0, isr: vec![2, 3] })
+        .expect("shrink");
+    assert!(drop_fenced_from_isrs(&m, &NONE_FENCED).is_empty());
+    // Node 1 is fenced: it leaves t-2's ISR (leader 3); t-0 is its own, an election's; t-1's
+    // ISR does not hold it.
+    let shrinks = drop_fenced_from_isrs(&m, &[1].into());
+    let isr = |m: &ClusterMetadata, p: usize| m.topics["t"].partitions[p].isr.clone();
+    let want = vec![MetadataCommand::UpdateIsr {
+        topic: "t".into(),
+        partition: 2,
+        leader_epoch: 0,
+        isr: isr(&m, 2).into_iter().filter(|&id| id != 1).collect(),
+    }];
+    assert_eq!(shrinks, want);
+    for s in &shrinks {
+        m.apply(s).expect("shrink");
+    }
+    assert!(!isr(&m, 2).contains(&1) && isr(&m, 2).contains(&3));
+    assert!(drop_fenced_from_isrs(&m, &[1].into()).is_empty(), "nothing left to shrink");
+    // Both followers fenced: the leader stays, alone.
+    let shrinks = drop_fenced_from_isrs(&m, &[2, 3].into());
+    assert!(
+        shrinks.iter().all(|s| matches!(s, MetadataCommand::UpdateIsr { isr, .. } if isr.len() == 1)),
+        "{shrinks:?}"
+    );
+    assert_eq!(shrinks.len(), 1, "only t-0, led by the live node 1, with 2 and 3 in its ISR");
+}
+
+#[test]
 fn a_registered_broker_leads_again_only_in_a_new_epoch() {
     let mut m = cluster(&[1, 2, 3]);
     m.apply(&create("t", 3, 3)).expect("create");
