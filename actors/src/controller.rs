@@ -3,9 +3,10 @@
 //! that bumps the leader epoch), or to a live out-of-sync one where the topic allows unclean
 //! elections. A fenced broker also leaves the ISR of every partition it follows, once per
 //! fencing (KIP-841): acks=all writes stop waiting for a frozen follower at the session timeout,
-//! and if it still fetches (cut off from the Raft leader only) its leaders take it back. A Raft leader change alone moves no partition: the new Raft
-//! leader gives every broker a full session timeout before fencing it. Its elections carry the
-//! term it leads in (`AsLeader`), so a deposed leader's elections are refused.
+//! and if it still fetches (cut off from the Raft leader only) its leaders take it back. A Raft
+//! leader change alone moves no partition: the new Raft leader gives every broker a full session
+//! timeout before fencing it. Its elections carry the term it leads in (`AsLeader`), so a
+//! deposed leader's elections are refused.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
