@@ -309,7 +309,13 @@ impl RebalancerState {
         let due = self.planned_at.is_none_or(|t| t.elapsed() >= REPLAN);
         if self.moves.is_empty() && self.leaders.is_empty() && (self.replan || due) {
             self.replan = false;
+            let first_in_term = self.planned_at.is_none();
             self.plan(&metadata);
+            if first_in_term && self.moves.is_empty() {
+                // The previous Raft leader may have died with the spread due or under way; its
+                // plan died with it, so this one spreads what is left, after the same delay.
+                self.schedule_leader_spread_if_uneven(&metadata);
+            }
         }
         self.adopt_requested(&metadata);
         if !metadata.rebalance_paused {

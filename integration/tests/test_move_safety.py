@@ -2,6 +2,7 @@
 
 - A Raft leader frozen mid-rebalance (longer than its election timeout) wakes up unable to apply
   its old plan: every step carries the term it was planned in. The new leader's plan converges.
+- A Raft leader frozen while it spreads leadership: its successor spreads what is left.
 - A partition leader fenced away mid-move (its leadership may land outside the move's target):
   the next step is decided from the metadata as it is, and `remove-node` still completes.
 - `add-node` asks who answers at the given address: another member's addresses, a node with
@@ -97,6 +98,67 @@ def test_a_raft_leader_frozen_mid_rebalance_cannot_apply_its_old_plan(moves):
     assert retries <= 3, f"node {new} retried refused steps {retries} times"
     assert not prods.errors, f"producer errors: {prods.errors[:5]}"
     read_back(c, topic, prods, extras, voters)
+
+
+@pytest.fixture
+def spreading(tmp_path) -> Cluster:
+    """Three voters and a spare; the leadership spread starts a second after the replica moves
+    and hands one partition over at a time, each step held STEP_DELAY_MS (a fail point)."""
+    c = Cluster(tmp_path / "spread", size=3, spare=1, name="snode", replication_factor=3, min_insync_replicas=2,
+                fail_points=True, debug={"rebalance_step_delay_ms": STEP_DELAY_MS},
+                replication={"rebalance_leaders_delay_ms": 1000, "rebalance_max_concurrent_leader_moves": 1})
+    with started(c):
+        yield c
+        for i in c.nodes:
+            c.resume(i)
+
+
+def test_a_raft_leader_frozen_mid_spread_leaves_the_rest_to_its_successor(spreading):
+    """Node 4 joins a cluster with 12 partitions; while the Raft leader spreads leadership (one
+    handover under way, the others queued) it is frozen past an election. The plan dies with its
+    leadership; the new Raft leader finds the leadership uneven and spreads it: node 4 leads its
+    three partitions, each in sync and first in its replica list, with every acknowledged record
+    read back once."""
+    c = spreading
+    partitions = 12
+    leader = c.wait_for_leader(ids=VOTERS, voters=VOTERS)
+    topic = unique_topic("frozen-spread")
+    create_topic(c, topic, partitions)
+    voters = sorted(VOTERS + [4])
+    with NumberedProducers(",".join(c.bootstrap(i) for i in voters), topic, list(range(partitions))) as prods:
+        prods.wait_acks(20, what="before the addition")
+        c.node(4).start(wait=False)
+        c.node(4).wait_ready(30)
+        assert add_node(c, leader, 4, c.slots[4]).status_code == 200
+
+        def queued():
+            phases = [entry["phase"] for entry in rebalance(c, leader)["leaders"]]
+            if "queued" not in phases:
+                raise NotAgreed(f"no leadership change queued yet: {phases}")
+            return phases
+        wait_until(queued, 60, "leadership changes queued on the Raft leader", interval=0.05)
+        t_freeze = time.monotonic()
+        c.pause(leader)
+        others = [i for i in voters if i != leader]
+        new = c.wait_for_leader(15, ids=others)
+        hold_for(lambda: c.health(new)["is_leader"], max(0.1, t_freeze + FREEZE_S - time.monotonic()),
+                 f"node {new} leading while node {leader} is frozen")
+        c.resume(leader)
+
+        def spread():
+            view = topic_view(c, new, topic)
+            led = sorted(p for p, e in view.items() if e["leader"] == 4)
+            if len(led) != partitions // 4:
+                raise NotAgreed(f"node 4 leads {led}")
+            wrong = {p: e for p, e in view.items() if e["leader"] not in e["isr"] or e["replicas"][0] != e["leader"]}
+            if wrong:
+                raise NotAgreed(f"leaders out of sync or not first: {wrong}")
+            return led
+        wait_until(spread, 60, "node 4 leading its share after the Raft leader changed", interval=0.25)
+        prods.wait_acks(20, since=time.monotonic(), timeout=30, what="after the spread")
+    assert not prods.errors, f"producer errors: {prods.errors[:5]}"
+    got = ck_consume_all(",".join(c.bootstrap(i) for i in voters), topic, partitions, timeout=90)
+    check_log(got, prods)
 
 
 @pytest.fixture

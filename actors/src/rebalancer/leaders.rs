@@ -65,6 +65,16 @@ impl RebalancerState {
         started
     }
 
+    /// Makes the leadership spread due `rebalance_leaders_delay_ms` from now if one would change
+    /// any leader (and spreading is on, and none is due yet).
+    pub(super) fn schedule_leader_spread_if_uneven(&mut self, metadata: &ClusterMetadata) {
+        let r = &self.ctx.config.replication;
+        if r.rebalance_leaders && self.leaders_due.is_none() && !spread_leaders(metadata).is_empty() {
+            info!("partition leadership is uneven: spreading it in {} ms", r.rebalance_leaders_delay_ms);
+            self.leaders_due = Some(Instant::now() + Duration::from_millis(r.rebalance_leaders_delay_ms));
+        }
+    }
+
     /// Plans the leadership spread that follows a plan's moves.
     pub(super) fn plan_leaders(&mut self, metadata: &ClusterMetadata) {
         let changes = spread_leaders(metadata);
