@@ -161,7 +161,7 @@ impl ControllerState {
             .map(|c| MetadataCommand::AsLeader { term, command: Box::new(c) })
             .collect();
         if commands.is_empty() {
-            self.shrunk = to_shrink.union(&self.shrunk).copied().collect();
+            self.shrunk.extend(to_shrink);
             return;
         }
         self.electing = true;

@@ -69,10 +69,8 @@ def test_a_raft_leader_frozen_mid_rebalance_cannot_apply_its_old_plan(moves):
     extras = preload(c.bootstrap(1), topic, PRELOAD)
     with NumberedProducers(",".join(c.bootstrap(i) for i in VOTERS), topic, list(range(PARTITIONS))) as prods:
         prods.wait_acks(20, what="before the addition")
-        c.node(4).start(wait=False)
-        c.node(4).wait_ready(30)
         # The admin API answers once node 4 votes; the moves then run in the background.
-        r = add_node(c, leader, 4, c.slots[4])
+        r = start_and_add_node_4(c, leader)
         assert r.status_code == 200, r.text
         wait_until(lambda: moving(c, leader), 30, "a move catching up on the Raft leader", interval=0.05)
         marks = {i: c.node(i).log_size() for i in c.nodes}
@@ -127,9 +125,7 @@ def test_a_raft_leader_frozen_mid_spread_leaves_the_rest_to_its_successor(spread
     voters = sorted(VOTERS + [4])
     with NumberedProducers(",".join(c.bootstrap(i) for i in voters), topic, list(range(partitions))) as prods:
         prods.wait_acks(20, what="before the addition")
-        c.node(4).start(wait=False)
-        c.node(4).wait_ready(30)
-        assert add_node(c, leader, 4, c.slots[4]).status_code == 200
+        assert start_and_add_node_4(c, leader).status_code == 200
 
         def queued():
             phases = [entry["phase"] for entry in rebalance(c, leader)["leaders"]]
@@ -189,9 +185,7 @@ def test_a_partition_leader_fenced_mid_move_then_remove_node_completes(held, pha
     voters = sorted(VOTERS + [4])
     with NumberedProducers(",".join(c.bootstrap(i) for i in voters), topic, list(range(PARTITIONS))) as prods:
         prods.wait_acks(20, what="before the addition")
-        c.node(4).start(wait=False)
-        c.node(4).wait_ready(30)
-        assert add_node(c, raft_leader, 4, c.slots[4]).status_code == 200
+        assert start_and_add_node_4(c, raft_leader).status_code == 200
         wait_settled(c, topic, voters, raft_leader, 120, "node 4 added")
         drained = max(i for i in VOTERS if i != raft_leader)
         remaining = [i for i in voters if i != drained]
@@ -236,6 +230,13 @@ def identity(tmp_path_factory) -> tuple[Cluster, Cluster]:
     with started(Cluster(base / "ours", size=3, spare=2, name="inode")) as ours:
         with started(Cluster(base / "theirs", size=1, spare=0, name="other", first_id=7, replication_factor=1)) as theirs:
             yield ours, theirs
+
+
+def start_and_add_node_4(c: Cluster, leader: int) -> requests.Response:
+    """Starts the spare node 4 and asks `leader` to add it."""
+    c.node(4).start(wait=False)
+    c.node(4).wait_ready(30)
+    return add_node(c, leader, 4, c.slots[4])
 
 
 def add_node(c: Cluster, leader: int, node_id: int, slot) -> requests.Response:
