@@ -11,6 +11,7 @@ mod delete_records;
 pub mod digest;
 mod fetcher;
 mod follower;
+mod forward;
 mod handover;
 mod leader;
 mod messages;
@@ -118,6 +119,8 @@ pub struct ReplicaState {
     handover: Option<handover::HandoverState>,
     /// The leader epoch whose handover ran out of time or was refused: not tried again in it.
     handover_expired: Option<i32>,
+    /// Just after handing the leadership over: passes produces on to the new leader.
+    forwarder: Option<forward::Forwarder>,
     /// On the leader: DeleteRecords requests waiting for the followers' log starts.
     pending_deletes: Vec<delete_records::PendingDelete>,
     /// On a follower: the leader's log end offset as its last fetch answer said (for the lag
@@ -205,6 +208,7 @@ impl Actor for ReplicaActor {
             isr_pending: false,
             handover: None,
             handover_expired: None,
+            forwarder: None,
             pending_deletes: Vec::new(),
             fetcher: None,
             parked_acks: VecDeque::new(),
@@ -232,7 +236,9 @@ impl Actor for ReplicaActor {
     ) -> Result<(), ActorProcessingErr> {
         state.registration.gauge().received();
         match msg {
-            ReplicaMsg::Append { batches, acks_all, reply } => state.append(&myself, batches, acks_all, reply)?,
+            ReplicaMsg::Append { batches, acks_all, reply, forward } => {
+                state.append(&myself, batches, acks_all, reply, forward)?
+            }
             ReplicaMsg::ReplicaFetch { fetch, reply } => {
                 let _ = reply.send(state.replica_fetch(&myself, fetch));
             }

@@ -20,8 +20,9 @@ use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::handlers::replica_for;
 use crate::peer_auth::{RequireSecret, caller_node};
-use crate::replica::{FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg, TxnMarker};
+use crate::replica::{AppendOutcome, FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg, TxnMarker};
 use crate::txn_coordinator::markers as txn_markers;
+use chronik::cluster::ClusterMetadata;
 use chronik::config::NodeId;
 
 /// Generated from `proto/replication.proto`.
@@ -31,12 +32,16 @@ pub mod proto {
 
 use proto::replication_server::{Replication, ReplicationServer};
 use proto::{
-    EpochRequest, EpochResponse, FetchRequest, FetchResponse, MarkerResult, RegisterTxnRequest, RegisterTxnResponse,
-    WriteMarkersRequest, WriteMarkersResponse,
+    EpochRequest, EpochResponse, FetchRequest, FetchResponse, ForwardRequest, ForwardResponse, MarkerResult,
+    RegisterTxnRequest, RegisterTxnResponse, WriteMarkersRequest, WriteMarkersResponse,
 };
 
 /// Largest batch payload a fetch may ask for (a follower asks for `fetch_max_bytes`).
 const MAX_FETCH_BYTES: usize = 64 * 1024 * 1024;
+/// Longest a passed-on produce waits for this node to apply the election that made it leader.
+const ELECTION_WAIT: Duration = Duration::from_secs(1);
+/// Largest request a peer may send (a produce passed on after a handover is the largest).
+pub(crate) const MAX_PEER_REQUEST_BYTES: usize = 1024 * 1024;
 /// Longest a fetch may be held.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -90,7 +95,7 @@ impl Actor for ReplicationService {
             let local = listener.local_addr()?;
             let secret = RequireSecret::new(ctx.config.security.cluster_secret.as_ref(), "wal");
             let service = ReplicationServer::new(Service { ctx: ctx.clone() })
-                .max_decoding_message_size(1024 * 1024)
+                .max_decoding_message_size(MAX_PEER_REQUEST_BYTES)
                 .max_encoding_message_size(MAX_FETCH_BYTES + 1024 * 1024);
             let service = tonic::service::interceptor::InterceptedService::new(service, secret);
             // Accepted sockets do not inherit TCP_NODELAY; replication latency is acks=all latency.
@@ -151,6 +156,25 @@ impl Replication for Service {
         }))
     }
 
+    /// A produce passed on by the node that handed this partition's leadership over: appended
+    /// here as the leader (refused like any produce when this node does not lead), answered
+    /// once its acks are met. The forwarding node validated the batches and waits in order.
+    async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
+        Ok(Response::new(match append_passed_on(&self.ctx, request.into_inner()).await {
+            Ok(o) => ForwardResponse {
+                base_offset: o.base_offset,
+                log_start_offset: o.log_start_offset,
+                ..Default::default()
+            },
+            Err(e) => ForwardResponse {
+                error_code: i32::from(e.code),
+                error_message: e.message,
+                base_offset: -1,
+                log_start_offset: -1,
+            },
+        }))
+    }
+
     async fn register_txn_partitions(
         &self,
         request: Request<RegisterTxnRequest>,
@@ -197,6 +221,40 @@ impl Replication for Service {
         // One task per stream answers its fetches in order; it ends with the stream.
         tokio::spawn(follow(self.ctx.clone(), request.into_inner(), tx, caller));
         Ok(Response::new(Box::pin(rx)))
+    }
+}
+
+/// Appends a passed-on produce. The forwarding node applied the election first; this node may
+/// be a moment behind, in its metadata or in telling its replica, so it waits up to
+/// [`ELECTION_WAIT`] for both before refusing.
+async fn append_passed_on(ctx: &NodeContext, req: ForwardRequest) -> Result<AppendOutcome, PartitionError> {
+    let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
+    let mut metadata = ctx.metadata.subscribe();
+    let (topic, partition, epoch) = (req.topic.as_str(), req.partition, req.leader_epoch);
+    let caught_up = |m: &Arc<ClusterMetadata>| m.partition(topic, partition).is_none_or(|p| p.leader_epoch >= epoch);
+    let _ = tokio::time::timeout_at(deadline, metadata.wait_for(caught_up)).await;
+    let restarting = || PartitionError::new(ResponseError::NotLeaderOrFollower, "the leader replica is restarting");
+    loop {
+        let replica = replica_for(ctx, topic, partition)?;
+        let (batches, acks_all) = (req.batches.clone(), req.acks_all);
+        if req.no_reply {
+            let _ = replica.cast(ReplicaMsg::Append { batches, acks_all, reply: None, forward: false });
+            return Ok(AppendOutcome { base_offset: -1, log_start_offset: -1 });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = ReplicaMsg::Append { batches, acks_all, reply: Some(tx.into()), forward: false };
+        let answer = match replica.cast(msg) {
+            Ok(()) => rx.await.unwrap_or_else(|_| Err(restarting())),
+            Err(_) => Err(restarting()),
+        };
+        // Refused as not the leader although the metadata says it is: the replica has not been
+        // told yet.
+        match answer {
+            Err(e) if e.code == ResponseError::NotLeaderOrFollower.code() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answer => return answer,
+        }
     }
 }
 

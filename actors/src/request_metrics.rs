@@ -47,6 +47,9 @@ pub struct RequestMetrics {
     produce_bytes: IntCounter,
     /// Record bytes returned by Fetch to clients.
     fetch_bytes: IntCounter,
+    /// Produce partitions sent to a node that does not lead them: `passed_on` to the new leader
+    /// after a handover, or `refused` with NOT_LEADER_OR_FOLLOWER.
+    misdirected: IntCounterVec,
 }
 
 impl Default for RequestMetrics {
@@ -78,9 +81,17 @@ impl RequestMetrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(durations.clone()))?;
         registry.register(Box::new(produce_bytes.clone()))?;
+        let misdirected = IntCounterVec::new(
+            Opts::new(
+                "chronik_produce_misdirected_total",
+                "Produce partitions sent to a node that does not lead them, by outcome: passed_on to the new leader just after a handover, or refused with NOT_LEADER_OR_FOLLOWER.",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(fetch_bytes.clone()))?;
+        registry.register(Box::new(misdirected.clone()))?;
         let per_api = std::array::from_fn(|_| OnceLock::new());
-        Ok(Self { registry, requests, durations, per_api, produce_bytes, fetch_bytes })
+        Ok(Self { registry, requests, durations, per_api, produce_bytes, fetch_bytes, misdirected })
     }
 
     /// The series of `api`, created on its first use.
@@ -117,6 +128,11 @@ impl RequestMetrics {
     /// Record bytes a Fetch response carries to its client.
     pub fn fetched(&self, bytes: usize) {
         self.fetch_bytes.inc_by(bytes as u64);
+    }
+
+    /// A produce partition this node does not lead was passed on (`true`) or refused.
+    pub fn misdirected(&self, passed_on: bool) {
+        self.misdirected.with_label_values(&[if passed_on { "passed_on" } else { "refused" }]).inc();
     }
 
     /// Every family with at least one series, for the text encoder.
@@ -184,6 +200,17 @@ mod tests {
         assert!(t.contains("# TYPE chronik_produce_bytes_total counter"), "{t}");
         assert_eq!(sample(&t, "chronik_produce_bytes_total "), Some(123.0));
         assert_eq!(sample(&t, "chronik_fetch_bytes_total "), Some(7.0));
+    }
+
+    #[test]
+    fn misdirected_produces_by_outcome() {
+        let m = RequestMetrics::default();
+        m.misdirected(true);
+        m.misdirected(true);
+        m.misdirected(false);
+        let t = text(&m);
+        assert_eq!(sample(&t, "chronik_produce_misdirected_total{outcome=\"passed_on\"} "), Some(2.0));
+        assert_eq!(sample(&t, "chronik_produce_misdirected_total{outcome=\"refused\"} "), Some(1.0));
     }
 
     #[test]

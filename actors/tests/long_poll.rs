@@ -25,7 +25,7 @@ const STAYS_PARKED: Duration = Duration::from_millis(300);
 async fn append(replica: &Counted<ReplicaMsg>, n: i32) {
     let entries: Vec<_> = (0..n).map(|i| (None, Some(Bytes::from(format!("m-{i}"))))).collect();
     let batch = encode_batch(&entries, 1_700_000_000_000, Compression::None).expect("encode");
-    let msg = |reply| ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(reply) };
+    let msg = |reply| ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(reply), forward: false };
     assert!(matches!(replica.call(msg, T).await, Ok(CallResult::Success(Ok(_)))), "append failed");
 }
 

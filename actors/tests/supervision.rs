@@ -21,7 +21,12 @@ fn batch(first: i32, n: i32) -> Bytes {
 }
 
 async fn append(replica: &Counted<ReplicaMsg>, first: i32) -> Result<AppendOutcome, PartitionError> {
-    let msg = |reply| ReplicaMsg::Append { batches: vec![batch(first, 10)], acks_all: true, reply: Some(reply) };
+    let msg = |reply| ReplicaMsg::Append {
+        batches: vec![batch(first, 10)],
+        acks_all: true,
+        reply: Some(reply),
+        forward: false,
+    };
     match replica.call(msg, T).await.expect("send") {
         CallResult::Success(r) => r,
         other => panic!("append got no answer: {other:?}"),
@@ -30,7 +35,8 @@ async fn append(replica: &Counted<ReplicaMsg>, first: i32) -> Result<AppendOutco
 
 /// An append to an armed replica: it panics instead of answering.
 async fn crash(replica: &Counted<ReplicaMsg>) {
-    let msg = |reply| ReplicaMsg::Append { batches: vec![batch(0, 1)], acks_all: true, reply: Some(reply) };
+    let msg =
+        |reply| ReplicaMsg::Append { batches: vec![batch(0, 1)], acks_all: true, reply: Some(reply), forward: false };
     let answer = replica.call(msg, T).await;
     assert!(matches!(answer, Ok(CallResult::SenderError)), "expected the replica to die, got {answer:?}");
 }

@@ -51,8 +51,12 @@ async fn call<R: std::fmt::Debug + Send + 'static>(
 }
 
 async fn append(replica: &Counted<ReplicaMsg>, batch: Bytes) -> i64 {
-    let outcome =
-        call(replica, |reply| ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(reply) });
+    let outcome = call(replica, |reply| ReplicaMsg::Append {
+        batches: vec![batch],
+        acks_all: true,
+        reply: Some(reply),
+        forward: false,
+    });
     outcome.await.expect("append").base_offset
 }
 
@@ -107,7 +111,12 @@ async fn read_committed_stops_at_open_transactions_and_skips_aborted_ones() {
     // A third, left open, then a crash: everything is rebuilt from the log.
     assert_eq!(append(&replica, txn_batch(15, 3)).await, 17);
     replica.cast(ReplicaMsg::ArmFailPoint).expect("arm");
-    let crash = |reply| ReplicaMsg::Append { batches: vec![txn_batch(18, 1)], acks_all: true, reply: Some(reply) };
+    let crash = |reply| ReplicaMsg::Append {
+        batches: vec![txn_batch(18, 1)],
+        acks_all: true,
+        reply: Some(reply),
+        forward: false,
+    };
     assert!(matches!(replica.call(crash, T).await, Ok(CallResult::SenderError)), "the replica should die");
     let restarted = leading(&ctx, Some(replica.actor.get_id())).await;
     let after = read(&restarted, true).await;
@@ -138,7 +147,12 @@ async fn a_replaced_coordinators_marker_is_refused_even_after_a_crash() {
     assert_eq!((open.last_stable_offset, open.high_watermark), (6, 11), "the second transaction is still open");
 
     replica.cast(ReplicaMsg::ArmFailPoint).expect("arm");
-    let crash = |reply| ReplicaMsg::Append { batches: vec![txn_batch(10, 1)], acks_all: true, reply: Some(reply) };
+    let crash = |reply| ReplicaMsg::Append {
+        batches: vec![txn_batch(10, 1)],
+        acks_all: true,
+        reply: Some(reply),
+        forward: false,
+    };
     assert!(matches!(replica.call(crash, T).await, Ok(CallResult::SenderError)), "the replica should die");
     let restarted = leading(&ctx, Some(replica.actor.get_id())).await;
     assert_eq!(marker_of(&restarted, true, 2).await, fenced, "the coordinator epoch is rebuilt from the log");

@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from client_helpers import PacedProducer, ck_consume_all
 from cluster import Cluster, started
 from harness import wait_until
+from metrics_helpers import scrape, total
 
 VOTERS = [1, 2, 3]
 TOPICS = [f"scale-{i}" for i in range(4)]
@@ -116,10 +117,16 @@ def test_node_4_takes_its_share_of_replicas_and_leaders_under_load(scluster):
         w = sorted(ms for t, ms in load.latencies if added_at + k <= t < added_at + k + 1)
         if w:
             brokers = load.broker_summary(added_at + k, added_at + k + 1)
-            print(f"  +{k}s: {len(w)} acks, p50 {w[len(w) // 2]:.0f} ms, max {w[-1]:.0f} ms | {brokers}")
+            slow = sum(ms > 1.5 * before for ms in w)
+            print(f"  +{k}s: {len(w)} acks, p50 {w[len(w) // 2]:.0f} ms, max {w[-1]:.0f} ms, {slow} over 1.5x "
+                  f"before | {brokers}")
     print(f"replicas moved in {moved_at - added_at:.1f}s, leadership spread by {took:.1f}s; p99 before {before:.1f} ms ({n_before} acks), "
           f"during {during:.1f} ms ({n_during} acks); sent {load.sent}, acked {len(load.acked)}")
     print(f"acks=1 producer: sent {acks1.sent}, acked {len(acks1.acked)}")
+    samples = [scrape(scluster.admin_url(i)) for i in VOTERS]
+    misdirected = {o: sum(total(s, "chronik_produce_misdirected_total", outcome=o) for s in samples)
+                   for o in ("passed_on", "refused")}
+    print(f"produce partitions sent to a node not leading them: {misdirected}")
     assert outstanding == 0 and load.errors == [] and acks1.errors == [], \
         (outstanding, load.errors[:5], acks1.errors[:5])
     assert took <= 60, took

@@ -245,7 +245,7 @@ fn start_append(
         .map_err(|e| PartitionError::new(ResponseError::UnknownServerError, e))?;
     let (tx, rx) = oneshot::channel();
     replica
-        .cast(ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(tx.into()) })
+        .cast(ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(tx.into()), forward: false })
         .map_err(|_| unavailable("the offsets replica is restarting"))?;
     Ok(rx)
 }

@@ -107,7 +107,7 @@ async fn read_all(
                     let hint = name
                         .as_ref()
                         .filter(|_| version >= 16)
-                        .and_then(|name| hints.hint(&ctx.metadata(), name, p.partition, e.code));
+                        .and_then(|name| hints.hint(&ctx.metadata(), name, p.partition, e.code, ctx.config.node_id));
                     match hint {
                         Some((leader, epoch)) => data.with_current_leader(
                             LeaderIdAndEpoch::default().with_leader_id(BrokerId(leader)).with_leader_epoch(epoch),

@@ -23,21 +23,24 @@ impl LeaderHints {
         Self { listener, endpoints: BTreeMap::new() }
     }
 
-    /// The (leader id, leader epoch) to put in a partition's answer carrying `error_code`, or
-    /// `None` when the error is not one KIP-951 hints or the metadata knows no leader (Kafka
-    /// then leaves the field at its default -1/-1, which encodes as nothing).
+    /// The (leader id, leader epoch) to put in a partition's answer carrying `error_code`
+    /// from node `me`, or `None` when the error is not one KIP-951 hints or the metadata knows
+    /// no leader (Kafka then leaves the field at its default -1/-1, which encodes as nothing).
+    /// An answer without error is hinted when another node leads: `me` passed the produce on
+    /// after a handover, and the client should go to the new leader next.
     pub(crate) fn hint(
         &mut self,
         metadata: &ClusterMetadata,
         topic: &str,
         partition: i32,
         error_code: i16,
+        me: chronik::config::NodeId,
     ) -> Option<(i32, i32)> {
         let hinted = [ResponseError::NotLeaderOrFollower.code(), ResponseError::FencedLeaderEpoch.code()];
-        if !hinted.contains(&error_code) {
+        let meta = metadata.partition(topic, partition)?;
+        if !hinted.contains(&error_code) && (error_code != 0 || meta.leader == me) {
             return None;
         }
-        let meta = metadata.partition(topic, partition)?;
         let leader = i32::try_from(meta.leader).ok()?;
         if let Some((host, port)) =
             metadata.nodes.get(&meta.leader).and_then(|n| super::host_port(n.kafka_address(&self.listener)))
@@ -97,16 +100,20 @@ mod tests {
     }
 
     #[test]
-    fn only_leader_errors_are_hinted_and_only_known_addresses_listed() {
+    fn only_leader_errors_and_passed_on_produces_are_hinted_and_only_known_addresses_listed() {
         let m = cluster();
         let mut hints = LeaderHints::new("PLAINTEXT".into());
         let not_leader = ResponseError::NotLeaderOrFollower.code();
-        assert_eq!(hints.hint(&m, "t", 0, not_leader), Some((2, 7)));
-        assert_eq!(hints.hint(&m, "t", 1, ResponseError::FencedLeaderEpoch.code()), Some((1, 3)));
-        assert_eq!(hints.hint(&m, "t", 1, ResponseError::UnknownTopicOrPartition.code()), None);
-        assert_eq!(hints.hint(&m, "t", 1, 0), None);
-        assert_eq!(hints.hint(&m, "t", 9, not_leader), None);
-        assert_eq!(hints.hint(&m, "gone", 0, not_leader), None);
+        assert_eq!(hints.hint(&m, "t", 0, not_leader, 1), Some((2, 7)));
+        assert_eq!(hints.hint(&m, "t", 1, ResponseError::FencedLeaderEpoch.code(), 1), Some((1, 3)));
+        assert_eq!(hints.hint(&m, "t", 1, ResponseError::UnknownTopicOrPartition.code(), 1), None);
+        assert_eq!(hints.hint(&m, "t", 0, ResponseError::UnknownTopicOrPartition.code(), 1), None);
+        // Answered without error by the leader itself: nothing to learn.
+        assert_eq!(hints.hint(&m, "t", 1, 0, 1), None);
+        // Answered without error by node 1 for a partition node 2 leads: passed on.
+        assert_eq!(hints.hint(&m, "t", 0, 0, 1), Some((2, 7)));
+        assert_eq!(hints.hint(&m, "t", 9, not_leader, 1), None);
+        assert_eq!(hints.hint(&m, "gone", 0, not_leader, 1), None);
         // Node 2 leads but has no Kafka address: named, not listed.
         assert_eq!(hints.endpoints().collect::<Vec<_>>(), vec![(1, "h1".to_string(), 9092)]);
     }
@@ -115,7 +122,7 @@ mod tests {
     fn a_client_of_another_listener_is_given_that_listeners_address() {
         let m = cluster();
         let mut hints = LeaderHints::new("SECURE".into());
-        hints.hint(&m, "t", 1, ResponseError::NotLeaderOrFollower.code());
+        hints.hint(&m, "t", 1, ResponseError::NotLeaderOrFollower.code(), 2);
         assert_eq!(hints.endpoints().collect::<Vec<_>>(), vec![(1, "h1".to_string(), 9093)]);
     }
 }

@@ -138,7 +138,8 @@ struct TopicPending {
 }
 
 /// Waits for every partition's answer, in request order. From v10 a NOT_LEADER_OR_FOLLOWER
-/// answer names the current leader and the response lists its address (KIP-951).
+/// answer names the current leader and the response lists its address (KIP-951), and so does
+/// the answer to a produce passed on to the new leader after a handover.
 async fn respond(
     ctx: &NodeContext,
     topics: Vec<TopicPending>,
@@ -153,9 +154,16 @@ async fn respond(
         for (index, pending) in partitions {
             let answer = finish(ctx, pending, timeout).await;
             let mut r = partition_response(index, answer, log_append_time, version);
+            if r.error_code == ResponseError::NotLeaderOrFollower.code() {
+                ctx.requests.misdirected(false);
+            }
             if version >= 10
-                && let Some((leader, epoch)) = hints.hint(&ctx.metadata(), &name, index, r.error_code)
+                && let Some((leader, epoch)) =
+                    hints.hint(&ctx.metadata(), &name, index, r.error_code, ctx.config.node_id)
             {
+                if r.error_code == 0 {
+                    ctx.requests.misdirected(true);
+                }
                 r = r.with_current_leader(
                     LeaderIdAndEpoch::default().with_leader_id(BrokerId(leader)).with_leader_epoch(epoch),
                 );
@@ -189,8 +197,18 @@ fn start_append(
         // Only the coordinators write their internal topics (Kafka refuses this too).
         return err(ResponseError::InvalidTopicException, format!("{topic} is internal"));
     }
+    // A replica that just handed its leadership over may pass the produce on to the new
+    // leader, when the answer can tell the client where to go next (KIP-951, v10+).
+    // Transactional batches are not passed on: their partition's registration is checked here.
+    let forward = rules.api_version >= 10 && !rules.has_transactional_id;
     let replica = match super::replica_for(ctx, topic, partition) {
         Ok(replica) => replica,
+        Err(e) if forward && e.code == ResponseError::NotLeaderOrFollower.code() => {
+            match ctx.replicas.get(&TopicPartition::new(topic, partition)) {
+                Some(r) => r.clone(),
+                None => return Pending::Done(Err(e)),
+            }
+        }
         Err(e) => return Pending::Done(Err(e)),
     };
     let batches = match validate_produce(records, rules) {
@@ -202,13 +220,13 @@ fn start_append(
     };
     let bytes = batches.iter().map(Bytes::len).sum();
     if acks == 0 {
-        if replica.cast(ReplicaMsg::Append { batches, acks_all: false, reply: None }).is_ok() {
+        if replica.cast(ReplicaMsg::Append { batches, acks_all: false, reply: None, forward }).is_ok() {
             ctx.requests.produced(bytes);
         }
         return Pending::Done(Ok(AppendOutcome { base_offset: -1, log_start_offset: -1 }));
     }
     let (tx, rx) = oneshot::channel();
-    match replica.cast(ReplicaMsg::Append { batches, acks_all: acks == -1, reply: Some(tx.into()) }) {
+    match replica.cast(ReplicaMsg::Append { batches, acks_all: acks == -1, reply: Some(tx.into()), forward }) {
         Ok(()) => Pending::Waiting { rx, bytes },
         Err(_) => err(ResponseError::NotLeaderOrFollower, format!("{topic}-{partition} is restarting")),
     }

@@ -10,6 +10,7 @@ use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
 use tracing::error;
 
+use super::forward::PassedOn;
 use super::read::txn_batch;
 use super::{AppendOutcome, ParkedAck, PartitionError, ReplicaMsg, ReplicaState, TxnMarker, now_ms};
 use crate::wal_flusher::WalFlusherMsg;
@@ -30,17 +31,26 @@ pub(super) fn identity(h: &BatchHeader) -> BatchIdentity {
 }
 
 impl ReplicaState {
+    /// Appends one produce partition's batches. `forward`: refused as NOT_LEADER_OR_FOLLOWER just
+    /// after a handover, it is passed on to the new leader instead (see `forward`).
     pub(super) fn append(
         &mut self,
         myself: &ActorRef<ReplicaMsg>,
         batches: Vec<Bytes>,
         acks_all: bool,
-        reply: Option<AppendReply>,
+        mut reply: Option<AppendReply>,
+        forward: bool,
     ) -> Result<(), ActorProcessingErr> {
         if self.fail_next_append {
             panic!("fail point replica_panic tripped on {}", self.tp);
         }
         if let Err(e) = self.may_append(acks_all) {
+            if forward && e.code == ResponseError::NotLeaderOrFollower.code() {
+                match self.pass_on(PassedOn { batches, acks_all, reply }) {
+                    Ok(()) => return Ok(()),
+                    Err(refused) => reply = refused.reply,
+                }
+            }
             if let Some(reply) = reply {
                 let _ = reply.send(Err(e));
             }
@@ -194,7 +204,7 @@ impl ReplicaState {
         }
         let batch =
             encode_marker(marker.producer_id, marker.producer_epoch, marker.commit, marker.coordinator_epoch, now_ms());
-        self.append(myself, vec![batch], true, Some(reply))
+        self.append(myself, vec![batch], true, Some(reply), false)
     }
 
     /// Asks the WalFlusher to make the log durable up to its current end, unless a request is

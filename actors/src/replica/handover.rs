@@ -2,7 +2,8 @@
 //! writes, lets every in-sync replica reach its log end (the high watermark reaches the log
 //! end, so every produce already appended gets its answer), then proposes the target as leader
 //! one epoch up. Nothing acknowledged is lost even with acks=1, and no produce in flight fails:
-//! only new ones get a retriable NOT_LEADER_OR_FOLLOWER for the moment the handover takes.
+//! only new ones get a retriable NOT_LEADER_OR_FOLLOWER for the moment the handover takes, and
+//! those that arrive just after it are passed on to the new leader (`forward`).
 //!
 //! A target that does not catch up within [`HANDOVER_WAIT`] (a stalled follower) ends the
 //! handover: the leader takes writes again and ignores the request for the rest of its epoch.
@@ -48,6 +49,11 @@ impl ReplicaState {
             }
         }
         self.maybe_hand_over(myself);
+    }
+
+    /// The node whose election this leader proposed, if it did: the new leader once it leads.
+    pub(super) fn proposed_handover(&self) -> Option<chronik::config::NodeId> {
+        self.handover.filter(|h| h.proposed).map(|h| h.to)
     }
 
     /// Refuses a produce while handing over (retriable: the client finds the new leader).

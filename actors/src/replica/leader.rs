@@ -88,6 +88,7 @@ impl ReplicaState {
                 followers.dropped_from_isr(id);
             }
         }
+        let handed_over_to = self.proposed_handover();
         self.leadership = leadership;
         if new_role {
             self.take_role(myself)?;
@@ -95,6 +96,7 @@ impl ReplicaState {
             self.advance_high_watermark();
         }
         self.follow_handover(myself);
+        self.follow_forwarding(handed_over_to);
         Ok(())
     }
 

@@ -165,6 +165,10 @@ pub enum ReplicaMsg {
         acks_all: bool,
         /// Where the outcome goes.
         reply: Option<RpcReplyPort<Result<AppendOutcome, PartitionError>>>,
+        /// The client learns the new leader from a successful answer (Produce v10+, KIP-951)
+        /// and the batches are not transactional: just after a handover this replica may pass
+        /// them on to the new leader rather than refuse them.
+        forward: bool,
     },
     /// From a connection: read from `offset`, up to the high watermark (`read_committed`: the
     /// last stable offset).

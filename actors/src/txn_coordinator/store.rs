@@ -100,7 +100,8 @@ fn append(
         .and_then(|replica| Ok((replica, encode_txn_records(records, now_ms())?)));
     async move {
         let (replica, batch) = started?;
-        let msg = |reply| ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(reply) };
+        let msg =
+            |reply| ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(reply), forward: false };
         ask_replica(&replica, msg).await.map(|_| ()).map_err(|e| e.message)
     }
 }
