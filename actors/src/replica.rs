@@ -33,6 +33,7 @@ use crate::context::{NodeContext, TopicPartition};
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 
 pub use checkpoint::HighWatermarkBook;
+pub(crate) use forward::append_passed_on;
 pub use messages::{
     AppendOutcome, FollowerFetch, FollowerInfo, Leadership, PartitionError, ReadOutcome, ReplicaInfo, ReplicaMsg,
     TxnMarker,

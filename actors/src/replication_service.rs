@@ -20,9 +20,8 @@ use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 use crate::handlers::replica_for;
 use crate::peer_auth::{RequireSecret, caller_node};
-use crate::replica::{AppendOutcome, FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg, TxnMarker};
+use crate::replica::{FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg, TxnMarker};
 use crate::txn_coordinator::markers as txn_markers;
-use chronik::cluster::ClusterMetadata;
 use chronik::config::NodeId;
 
 /// Generated from `proto/replication.proto`.
@@ -30,6 +29,7 @@ pub mod proto {
     tonic::include_proto!("chronik.replication");
 }
 
+use proto::replication_client::ReplicationClient;
 use proto::replication_server::{Replication, ReplicationServer};
 use proto::{
     EpochRequest, EpochResponse, FetchRequest, FetchResponse, ForwardRequest, ForwardResponse, MarkerResult,
@@ -38,8 +38,6 @@ use proto::{
 
 /// Largest batch payload a fetch may ask for (a follower asks for `fetch_max_bytes`).
 const MAX_FETCH_BYTES: usize = 64 * 1024 * 1024;
-/// Longest a passed-on produce waits for this node to apply the election that made it leader.
-const ELECTION_WAIT: Duration = Duration::from_secs(1);
 /// Largest request a peer may send (a produce passed on after a handover is the largest).
 pub(crate) const MAX_PEER_REQUEST_BYTES: usize = 1024 * 1024;
 /// Longest a fetch may be held.
@@ -160,7 +158,7 @@ impl Replication for Service {
     /// here as the leader (refused like any produce when this node does not lead), answered
     /// once its acks are met. The forwarding node validated the batches and waits in order.
     async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
-        Ok(Response::new(match append_passed_on(&self.ctx, request.into_inner()).await {
+        Ok(Response::new(match crate::replica::append_passed_on(&self.ctx, request.into_inner()).await {
             Ok(o) => ForwardResponse {
                 base_offset: o.base_offset,
                 log_start_offset: o.log_start_offset,
@@ -224,38 +222,14 @@ impl Replication for Service {
     }
 }
 
-/// Appends a passed-on produce. The forwarding node applied the election first; this node may
-/// be a moment behind, in its metadata or in telling its replica, so it waits up to
-/// [`ELECTION_WAIT`] for both before refusing.
-async fn append_passed_on(ctx: &NodeContext, req: ForwardRequest) -> Result<AppendOutcome, PartitionError> {
-    let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
-    let mut metadata = ctx.metadata.subscribe();
-    let (topic, partition, epoch) = (req.topic.as_str(), req.partition, req.leader_epoch);
-    let caught_up = |m: &Arc<ClusterMetadata>| m.partition(topic, partition).is_none_or(|p| p.leader_epoch >= epoch);
-    let _ = tokio::time::timeout_at(deadline, metadata.wait_for(caught_up)).await;
-    let restarting = || PartitionError::new(ResponseError::NotLeaderOrFollower, "the leader replica is restarting");
-    loop {
-        let replica = replica_for(ctx, topic, partition)?;
-        let (batches, acks_all) = (req.batches.clone(), req.acks_all);
-        if req.no_reply {
-            let _ = replica.cast(ReplicaMsg::Append { batches, acks_all, reply: None, forward: false });
-            return Ok(AppendOutcome { base_offset: -1, log_start_offset: -1 });
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let msg = ReplicaMsg::Append { batches, acks_all, reply: Some(tx.into()), forward: false };
-        let answer = match replica.cast(msg) {
-            Ok(()) => rx.await.unwrap_or_else(|_| Err(restarting())),
-            Err(_) => Err(restarting()),
-        };
-        // Refused as not the leader although the metadata says it is: the replica has not been
-        // told yet.
-        match answer {
-            Err(e) if e.code == ResponseError::NotLeaderOrFollower.code() && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            answer => return answer,
-        }
-    }
+/// The wal-port client of `node`.
+pub(crate) fn peer_client(
+    ctx: &NodeContext,
+    node: NodeId,
+) -> Result<ReplicationClient<crate::peer_auth::PeerChannel>, String> {
+    let metadata = ctx.metadata();
+    let info = metadata.nodes.get(&node).ok_or_else(|| format!("node {node} is not in the metadata"))?;
+    Ok(ReplicationClient::new(ctx.peers.channel(&info.wal)?))
 }
 
 type Responses = futures::channel::mpsc::Sender<Result<FetchResponse, Status>>;

@@ -10,8 +10,12 @@
 //! [`FORWARD_WINDOW`]: a client that keeps coming back after that gets the refusal it would have
 //! got at once. Produces that arrive during the handover itself are still refused: holding them
 //! would hold every other partition's answer in the same request too.
+//!
+//! Both halves live here: the old leader's [`Forwarder`] and the new leader's
+//! [`append_passed_on`], which the wal port's `Forward` RPC calls.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chronik::config::NodeId;
@@ -20,11 +24,13 @@ use ractor::RpcReplyPort;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::{AppendOutcome, PartitionError, ReplicaState};
+use super::{AppendOutcome, PartitionError, ReplicaMsg, ReplicaState};
 use crate::context::{NodeContext, TopicPartition};
 use crate::directory::TaskGuard;
+use crate::handlers::replica_for;
+use crate::replication_service::peer_client;
 use crate::replication_service::proto::ForwardRequest;
-use crate::replication_service::proto::replication_client::ReplicationClient;
+use chronik::cluster::ClusterMetadata;
 
 /// How long after a handover this replica passes produces on to the new leader.
 const FORWARD_WINDOW: Duration = Duration::from_secs(10);
@@ -32,6 +38,8 @@ const FORWARD_WINDOW: Duration = Duration::from_secs(10);
 const MAX_FORWARD_BYTES: usize = crate::replication_service::MAX_PEER_REQUEST_BYTES - 64 * 1024;
 /// Longest one passed-on produce may take (the client's own request timeout answers sooner).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a passed-on produce waits for the new leader to apply the election that made it.
+const ELECTION_WAIT: Duration = Duration::from_secs(1);
 
 type AppendReply = RpcReplyPort<Result<AppendOutcome, PartitionError>>;
 
@@ -51,19 +59,17 @@ pub(super) struct Forwarder {
     to: NodeId,
     /// The epoch it leads in.
     epoch: i32,
-    /// Passes nothing on from then on.
-    until: Instant,
-    /// The task's queue, in arrival order.
+    /// The task's queue, in arrival order; closed once [`FORWARD_WINDOW`] has passed.
     queue: mpsc::UnboundedSender<PassedOn>,
     /// The task sending them, one at a time.
     _task: TaskGuard,
 }
 
 impl Forwarder {
-    fn start(ctx: std::sync::Arc<NodeContext>, tp: TopicPartition, to: NodeId, epoch: i32) -> Self {
+    fn start(ctx: Arc<NodeContext>, tp: TopicPartition, to: NodeId, epoch: i32) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         let task = TaskGuard(tokio::spawn(run(ctx, tp, (to, epoch), rx)));
-        Self { to, epoch, until: Instant::now() + FORWARD_WINDOW, queue, _task: task }
+        Self { to, epoch, queue, _task: task }
     }
 }
 
@@ -71,12 +77,14 @@ impl ReplicaState {
     /// Passes on a produce refused as NOT_LEADER_OR_FOLLOWER; gives it back when it must be
     /// refused after all.
     pub(super) fn pass_on(&self, produce: PassedOn) -> Result<(), PassedOn> {
-        if produce.batches.iter().map(Bytes::len).sum::<usize>() > MAX_FORWARD_BYTES {
-            return Err(produce);
-        }
         let leader = (self.leadership.leader, self.leadership.leader_epoch);
         match &self.forwarder {
-            Some(f) if (f.to, f.epoch) == leader && f.until > Instant::now() => f.queue.send(produce).map_err(|e| e.0),
+            Some(f)
+                if (f.to, f.epoch) == leader
+                    && produce.batches.iter().map(Bytes::len).sum::<usize>() <= MAX_FORWARD_BYTES =>
+            {
+                f.queue.send(produce).map_err(|e| e.0)
+            }
             _ => Err(produce),
         }
     }
@@ -94,15 +102,28 @@ impl ReplicaState {
     }
 }
 
-/// Sends each queued produce to `to` and answers it with what `to` answered.
+/// Sends each queued produce to `to` and answers it with what `to` answered. After
+/// [`FORWARD_WINDOW`] it takes nothing more, answers what it already took, and ends (with its
+/// queue closed, the replica refuses instead).
 async fn run(
-    ctx: std::sync::Arc<NodeContext>,
+    ctx: Arc<NodeContext>,
     tp: TopicPartition,
     (to, leader_epoch): (NodeId, i32),
     mut queue: mpsc::UnboundedReceiver<PassedOn>,
 ) {
-    let mut client = None;
-    while let Some(p) = queue.recv().await {
+    let window = tokio::time::sleep(FORWARD_WINDOW);
+    tokio::pin!(window);
+    let mut open = true;
+    loop {
+        let next = tokio::select! {
+            next = queue.recv() => next,
+            () = &mut window, if open => {
+                open = false;
+                queue.close();
+                continue;
+            }
+        };
+        let Some(p) = next else { return };
         let request = ForwardRequest {
             topic: tp.topic.to_string(),
             partition: tp.partition,
@@ -111,7 +132,7 @@ async fn run(
             no_reply: p.reply.is_none(),
             leader_epoch,
         };
-        let result = forward_one(&ctx, &mut client, to, request).await.unwrap_or_else(|e| {
+        let result = forward_one(&ctx, to, request).await.unwrap_or_else(|e| {
             let msg = format!("{tp}: passing the produce on to node {to} failed: {e}");
             Err(PartitionError::new(ResponseError::NotLeaderOrFollower, msg))
         });
@@ -124,22 +145,48 @@ async fn run(
 /// One produce to `to`; the outer error is the transport's.
 async fn forward_one(
     ctx: &NodeContext,
-    client: &mut Option<ReplicationClient<crate::peer_auth::PeerChannel>>,
     to: NodeId,
     request: ForwardRequest,
 ) -> Result<Result<AppendOutcome, PartitionError>, String> {
-    let c = match client {
-        Some(c) => c,
-        None => {
-            let wal = ctx.metadata().nodes.get(&to).map(|n| n.wal.clone()).ok_or("not in the metadata")?;
-            client.insert(ReplicationClient::new(ctx.peers.channel(&wal)?))
-        }
-    };
     let mut request = tonic::Request::new(request);
     request.set_timeout(FORWARD_TIMEOUT);
-    let answer = c.forward(request).await.map_err(|s| s.message().to_string())?.into_inner();
+    let answer = peer_client(ctx, to)?.forward(request).await.map_err(|s| s.message().to_string())?.into_inner();
     Ok(match answer.error_code {
         0 => Ok(AppendOutcome { base_offset: answer.base_offset, log_start_offset: answer.log_start_offset }),
         code => Err(PartitionError { code: i16::try_from(code).unwrap_or(-1), message: answer.error_message }),
     })
+}
+
+/// On the new leader: appends a passed-on produce. The forwarding node applied the election
+/// first; this node may be a moment behind, in its metadata or in telling its replica, so it
+/// waits up to [`ELECTION_WAIT`] for both before refusing.
+pub(crate) async fn append_passed_on(ctx: &NodeContext, req: ForwardRequest) -> Result<AppendOutcome, PartitionError> {
+    let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
+    let mut metadata = ctx.metadata.subscribe();
+    let (topic, partition, epoch) = (req.topic.as_str(), req.partition, req.leader_epoch);
+    let caught_up = |m: &Arc<ClusterMetadata>| m.partition(topic, partition).is_none_or(|p| p.leader_epoch >= epoch);
+    let _ = tokio::time::timeout_at(deadline, metadata.wait_for(caught_up)).await;
+    let restarting = || PartitionError::new(ResponseError::NotLeaderOrFollower, "the leader replica is restarting");
+    loop {
+        let replica = replica_for(ctx, topic, partition)?;
+        let (batches, acks_all) = (req.batches.clone(), req.acks_all);
+        if req.no_reply {
+            let _ = replica.cast(ReplicaMsg::Append { batches, acks_all, reply: None, forward: false });
+            return Ok(AppendOutcome { base_offset: -1, log_start_offset: -1 });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = ReplicaMsg::Append { batches, acks_all, reply: Some(tx.into()), forward: false };
+        let answer = match replica.cast(msg) {
+            Ok(()) => rx.await.unwrap_or_else(|_| Err(restarting())),
+            Err(_) => Err(restarting()),
+        };
+        // Refused as not the leader although the metadata says it is: the replica has not been
+        // told yet.
+        match answer {
+            Err(e) if e.code == ResponseError::NotLeaderOrFollower.code() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answer => return answer,
+        }
+    }
 }

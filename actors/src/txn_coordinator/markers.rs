@@ -17,7 +17,7 @@ use crate::directory::TaskGuard;
 use crate::group_coordinator::CoordinatorMsg;
 use crate::handlers::{ask_replica, replica_for};
 use crate::replica::{PartitionError, ReplicaMsg, TxnMarker};
-use crate::replication_service::proto::replication_client::ReplicationClient;
+use crate::replication_service::peer_client;
 use crate::replication_service::proto::{RegisterTxnRequest, TxnPartition as WirePartition, WriteMarkersRequest};
 use chronik::offsets::OFFSETS_TOPIC;
 
@@ -81,7 +81,7 @@ async fn register_remote(
     epoch: i16,
     partitions: Vec<TxnPartition>,
 ) -> Result<(), String> {
-    let mut client = client(ctx, node)?;
+    let mut client = peer_client(ctx, node)?;
     let request = RegisterTxnRequest { producer_id, producer_epoch: i32::from(epoch), partitions: wire(partitions) };
     let call = client.register_txn_partitions(request);
     tokio::time::timeout(RPC_TIMEOUT, call).await.map_err(|_| "timed out".to_string())?.map_err(|s| s.to_string())?;
@@ -191,7 +191,7 @@ async fn write_remote(
     marker: TxnMarker,
     partitions: Vec<TxnPartition>,
 ) -> Result<Vec<(TxnPartition, Result<(), PartitionError>)>, String> {
-    let mut client = client(ctx, node)?;
+    let mut client = peer_client(ctx, node)?;
     let request = WriteMarkersRequest {
         producer_id: marker.producer_id,
         producer_epoch: i32::from(marker.producer_epoch),
@@ -217,13 +217,6 @@ async fn write_remote(
             ((r.topic, r.partition), result)
         })
         .collect())
-}
-
-/// The wal-port client of `node`.
-fn client(ctx: &NodeContext, node: NodeId) -> Result<ReplicationClient<crate::peer_auth::PeerChannel>, String> {
-    let metadata = ctx.metadata();
-    let info = metadata.nodes.get(&node).ok_or_else(|| format!("node {node} is not in the metadata"))?;
-    Ok(ReplicationClient::new(ctx.peers.channel(&info.wal)?))
 }
 
 fn wire(partitions: Vec<TxnPartition>) -> Vec<WirePartition> {
