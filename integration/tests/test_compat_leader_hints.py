@@ -53,10 +53,11 @@ def port_of(cluster: Cluster, node: int) -> int:
     return int(cluster.bootstrap(node).rsplit(":", 1)[1])
 
 
-def produce(bootstrap: str, topic: str, version: int, partition: int = 0, value: bytes = b"hint") -> dict:
+def produce(bootstrap: str, topic: str, version: int, partition: int = 0, value: bytes = b"hint",
+            acks: int = 1) -> dict:
     P = ProduceRequest
     part = P.TopicProduceData.PartitionProduceData(index=partition, records=kproto.record_batch([value]))
-    req = P(transactional_id=None, acks=1, timeout_ms=10000,
+    req = P(transactional_id=None, acks=acks, timeout_ms=10000,
             topic_data=[P.TopicProduceData(name=topic, partition_data=[part])])
     return roundtrip(bootstrap, req, ProduceResponse, version, 300 + version)
 
