@@ -28,9 +28,11 @@ TOKENS = ["ops-token-5f2a9c", "ci-token-77b1e0"]
 SECRET = "cluster-secret-0d9e41c7"
 RAFT_CALL = "/chronik.raft.RaftService/ClusterInfo"
 WAL_CALL = "/chronik.replication.Replication/EpochEndOffset"
-# What a forger would call to end other producers' transactions or let its writes in.
-WAL_TXN_CALLS = ["/chronik.replication.Replication/WriteTxnMarkers",
-                 "/chronik.replication.Replication/RegisterTxnPartitions"]
+# What a forger would call to end other producers' transactions or let its writes in (Forward
+# appends a produce as if a leader that just handed over had passed it on).
+WAL_WRITE_CALLS = ["/chronik.replication.Replication/WriteTxnMarkers",
+                   "/chronik.replication.Replication/RegisterTxnPartitions",
+                   "/chronik.replication.Replication/Forward"]
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +138,8 @@ def test_node_ports_refuse_calls_without_the_cluster_secret(secured, port):
     assert "refused a request with no cluster secret" in log and "refused a request with a wrong cluster secret" in log
 
 
-@pytest.mark.parametrize("method", WAL_TXN_CALLS)
-def test_transaction_rpcs_refuse_calls_without_the_cluster_secret(secured, method):
+@pytest.mark.parametrize("method", WAL_WRITE_CALLS)
+def test_write_rpcs_refuse_calls_without_the_cluster_secret(secured, method):
     s = secured.slots[2]
     addr = s.addr(s.wal)
     assert raw_call(addr, method) == grpc.StatusCode.UNAUTHENTICATED
