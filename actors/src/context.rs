@@ -101,6 +101,8 @@ pub struct NodeContext {
     raft_db: OnceLock<Arc<redb::Database>>,
     /// Channels to the peers' Raft services, and when each last answered.
     pub peers: Arc<PeerChannels>,
+    /// This node's followers' streams to their leaders, one per leader node.
+    pub follow_links: crate::replica::FollowLinks,
     /// Node TLS for the Raft and replication servers (`[security] node_cert_file`...).
     pub node_tls: Option<crate::peer_auth::NodeTls>,
     /// The node-wide rate for replicas that are catching up (`rebalance_max_bytes_per_sec`, or
@@ -159,6 +161,7 @@ impl NodeContext {
         Arc::new(Self {
             copy_throttle,
             leader_throttles: DashMap::new(),
+            follow_links: Default::default(),
             config,
             incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
             clean_start,

@@ -10,6 +10,7 @@ mod checkpoint;
 mod delete_records;
 pub mod digest;
 mod fetcher;
+mod follow_link;
 mod follower;
 mod forward;
 mod handover;
@@ -33,6 +34,7 @@ use crate::context::{NodeContext, TopicPartition};
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
 
 pub use checkpoint::HighWatermarkBook;
+pub use follow_link::FollowLinks;
 pub(crate) use forward::append_passed_on;
 pub use messages::{
     AppendOutcome, FollowerFetch, FollowerInfo, Leadership, PartitionError, ReadOutcome, ReplicaInfo, ReplicaMsg,

@@ -1,5 +1,6 @@
-//! `ReplicationService`: the tonic service on the wal port. Each follower keeps one `Follow`
-//! stream per partition it follows; every fetch goes to the leader's ReplicaActor, which
+//! `ReplicationService`: the tonic service on the wal port. Each follower node keeps one
+//! `FollowMany` stream to each leader, carrying one ordered exchange per partition it follows
+//! there (see [`many`]); every fetch goes to the leader's ReplicaActor, which
 //! records the follower's progress and answers batches, held up to `max_wait_ms` when there is
 //! nothing new (a long poll, so an idle partition costs no traffic). Progress reports (the
 //! follower's fsyncs) arrive on the same stream while a fetch is held and are passed on at once.
@@ -8,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{SinkExt, Stream, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::net::TcpListener;
@@ -24,6 +25,9 @@ use crate::replica::{FollowerFetch, PartitionError, ReadOutcome, ReplicaMsg, Txn
 use crate::txn_coordinator::markers as txn_markers;
 use chronik::config::NodeId;
 
+mod many;
+pub(crate) use many::{FRAME_ITEMS, batches};
+
 /// Generated from `proto/replication.proto`.
 pub mod proto {
     tonic::include_proto!("chronik.replication");
@@ -32,12 +36,15 @@ pub mod proto {
 use proto::replication_client::ReplicationClient;
 use proto::replication_server::{Replication, ReplicationServer};
 use proto::{
-    EpochRequest, EpochResponse, FetchRequest, FetchResponse, ForwardRequest, ForwardResponse, MarkerResult,
-    RegisterTxnRequest, RegisterTxnResponse, WriteMarkersRequest, WriteMarkersResponse,
+    EpochRequest, EpochResponse, FetchRequest, FetchResponse, FollowFrame, ForwardRequest, ForwardResponse,
+    MarkerResult, RegisterTxnRequest, RegisterTxnResponse, WriteMarkersRequest, WriteMarkersResponse,
 };
 
 /// Largest batch payload a fetch may ask for (a follower asks for `fetch_max_bytes`).
 const MAX_FETCH_BYTES: usize = 64 * 1024 * 1024;
+/// Largest answer message: one fetch's batches, or a frame of several smaller answers (at most
+/// [`many::FRAME_BYTES`] of batches), with room for their other fields.
+pub(crate) const MAX_ANSWER_BYTES: usize = MAX_FETCH_BYTES + 1024 * 1024;
 /// Largest request a peer may send (a produce passed on after a handover is the largest).
 pub(crate) const MAX_PEER_REQUEST_BYTES: usize = 1024 * 1024;
 /// Longest a fetch may be held.
@@ -94,7 +101,7 @@ impl Actor for ReplicationService {
             let secret = RequireSecret::new(ctx.config.security.cluster_secret.as_ref(), "wal");
             let service = ReplicationServer::new(Service { ctx: ctx.clone() })
                 .max_decoding_message_size(MAX_PEER_REQUEST_BYTES)
-                .max_encoding_message_size(MAX_FETCH_BYTES + 1024 * 1024);
+                .max_encoding_message_size(MAX_ANSWER_BYTES);
             let service = tonic::service::interceptor::InterceptedService::new(service, secret);
             // Accepted sockets do not inherit TCP_NODELAY; replication latency is acks=all latency.
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -122,6 +129,7 @@ type ResponseStream = Pin<Box<dyn Stream<Item = Result<FetchResponse, Status>> +
 #[tonic::async_trait]
 impl Replication for Service {
     type FollowStream = ResponseStream;
+    type FollowManyStream = many::Frames;
 
     async fn epoch_end_offset(&self, request: Request<EpochRequest>) -> Result<Response<EpochResponse>, Status> {
         let req = request.into_inner();
@@ -210,15 +218,27 @@ impl Replication for Service {
     }
 
     async fn follow(&self, request: Request<Streaming<FetchRequest>>) -> Result<Response<ResponseStream>, Status> {
-        // With node TLS a follower fetches only as the node its certificate names.
-        let caller = match self.ctx.node_tls {
-            Some(_) => Some(caller_node(&request).ok_or_else(|| Status::permission_denied("no node certificate"))?),
-            None => None,
-        };
+        let caller = self.caller(&request)?;
         let (tx, rx) = futures::channel::mpsc::channel(1);
         // One task per stream answers its fetches in order; it ends with the stream.
         tokio::spawn(follow(self.ctx.clone(), request.into_inner(), tx, caller));
         Ok(Response::new(Box::pin(rx)))
+    }
+
+    async fn follow_many(&self, request: Request<Streaming<FollowFrame>>) -> Result<Response<many::Frames>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(many::serve(self.ctx.clone(), request.into_inner(), caller)))
+    }
+}
+
+impl Service {
+    /// With node TLS, the node the caller's certificate names: a follower fetches only as
+    /// itself.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Option<NodeId>, Status> {
+        match self.ctx.node_tls {
+            Some(_) => Ok(Some(caller_node(request).ok_or_else(|| Status::permission_denied("no node certificate"))?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -232,18 +252,15 @@ pub(crate) fn peer_client(
     Ok(ReplicationClient::new(ctx.peers.channel(&info.wal)?))
 }
 
-type Responses = futures::channel::mpsc::Sender<Result<FetchResponse, Status>>;
-
 /// Serves one follower's stream, in the order it sent: a fetch is recorded by the replica before
 /// the next message is read (so a progress report sent after it never lands before it), and
 /// only its long poll runs beside the stream, during which progress reports keep being passed
 /// on. The follower sends its next fetch once it has the answer, so at most one waits.
-async fn follow(
-    ctx: Arc<NodeContext>,
-    mut requests: Streaming<FetchRequest>,
-    mut tx: Responses,
-    caller: Option<NodeId>,
-) {
+async fn follow<R, T>(ctx: Arc<NodeContext>, mut requests: R, mut tx: T, caller: Option<NodeId>)
+where
+    R: Stream<Item = Result<FetchRequest, Status>> + Unpin,
+    T: Sink<Result<FetchResponse, Status>> + Unpin,
+{
     let mut waiting: Option<futures::future::BoxFuture<'static, FetchResponse>> = None;
     loop {
         let response = tokio::select! {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 import grpc
@@ -34,6 +35,7 @@ from tls_helpers import PemDir
 RAFT_CALL = "/chronik.raft.RaftService/ClusterInfo"
 WAL_CALL = "/chronik.replication.Replication/EpochEndOffset"
 FOLLOW = "/chronik.replication.Replication/Follow"
+FOLLOW_MANY = "/chronik.replication.Replication/FollowMany"
 VOTE = "/chronik.raft.RaftService/Vote"
 
 
@@ -113,6 +115,27 @@ def follow_once(addr: str, creds: grpc.ChannelCredentials, topic: str, replica_i
             return e.code(), e.details() or ""
 
 
+def follow_many_once(addr: str, creds: grpc.ChannelCredentials, topic: str, replica_id: int) -> bytes:
+    """Opens a FollowMany stream (one per pair of nodes, every followed partition on it), sends one
+    frame holding one fetch on logical stream 1 and returns the first frame of answers, raw: a
+    refusal ends only that logical stream, with its reason in the frame."""
+    fetch = fetch_request(topic, 0, replica_id)
+    item = b"\x08\x01" + b"\x12" + varint(len(fetch)) + fetch  # FollowItem: stream 1, request
+    frame = b"\x0a" + varint(len(item)) + item  # FollowFrame: items
+    answered = threading.Event()
+
+    def frames():
+        yield frame
+        # Closing our side would end the exchange before the leader answers.
+        answered.wait(10)
+
+    with grpc.secure_channel(addr, creds) as channel:
+        call = channel.stream_stream(FOLLOW_MANY, request_serializer=None, response_deserializer=None)
+        first = next(iter(call(frames(), timeout=10)))
+        answered.set()
+        return first
+
+
 def create_rf3(c: Cluster, topic: str) -> None:
     a = admin(c.bootstrap(1))
     try:
@@ -179,6 +202,12 @@ def test_a_follower_cannot_fetch_as_another_node(tls_cluster, certs):
     wait_until(lambda: c.node(leader).log_lines("refused a fetch as another node", mark), 10, "the refusal logged")
     code, details = follow_once(wal, credentials(certs, certs.nodes[holder]), topic, holder)
     assert code != grpc.StatusCode.PERMISSION_DENIED, (code, details)
+
+    # The same on the stream a follower node shares between its partitions: the refusal ends
+    # that partition's exchange, and fetching as itself is answered.
+    refusal = f"node {holder}'s certificate cannot fetch as node {victim}".encode()
+    assert refusal in follow_many_once(wal, credentials(certs, certs.nodes[holder]), topic, victim)
+    assert b"cannot fetch as" not in follow_many_once(wal, credentials(certs, certs.nodes[holder]), topic, holder)
 
 
 def vote_as(addr: str, creds: grpc.ChannelCredentials, candidate: int) -> tuple[grpc.StatusCode, str]:

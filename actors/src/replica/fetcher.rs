@@ -1,12 +1,11 @@
 //! A follower's fetcher: a task that streams batches from the partition leader over the wal port
-//! into its replica, and reports to the leader how far the replica has fsynced. Only fsynced
+//! (its own exchange on the link this node keeps to that leader) into its replica, and reports to the leader how far the replica has fsynced. Only fsynced
 //! data counts towards the leader's high watermark, so every fsync round is reported as it
 //! completes (a progress message on the same stream), not only with the next fetch, which the
 //! leader may be holding in a long poll.
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use kafka_protocol::ResponseError;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
@@ -34,8 +33,6 @@ const STUCK_STREAM: Duration = Duration::from_secs(5);
 const STUCK_AFTER: u32 = 25;
 /// Longest wait for this replica's own actor.
 const ASK: Duration = Duration::from_secs(30);
-/// Requests (fetches and progress reports) queued for the stream before sending waits.
-const OUTBOX: usize = 8;
 /// Longest long poll an idle follower asks for (the leader holds none longer). See
 /// [`fetch_wait_ms`].
 const IDLE_WAIT_MS: u64 = 5_000;
@@ -234,30 +231,27 @@ impl Fetcher {
     /// One stream: agree with the leader's log, then fetch from this log's end, append each
     /// answer, fetch again; in between, report every fsync that completes.
     async fn stream(&mut self) -> Result<(), String> {
-        let channel = self.ctx.peers.channel(&self.leader_wal)?;
-        let mut client = ReplicationClient::new(channel).max_decoding_message_size(usize::MAX >> 1);
+        let mut client = ReplicationClient::new(self.ctx.peers.channel(&self.leader_wal)?);
         self.truncate_to_leader(&mut client).await?;
         let info = self.ask(ReplicaMsg::Info).await?;
         let mut at = Fetched { log_end: info.log_end_offset, log_start: info.log_start_offset, idle: false };
-        let (mut outbox, rx) = futures::channel::mpsc::channel(OUTBOX);
+        let mut link = self.ctx.follow_links.open(&self.ctx.peers, &self.leader_wal)?;
         let durable = *self.durable.borrow_and_update();
-        outbox.send(self.request(at, durable, false)).await.map_err(|e| e.to_string())?;
-        let mut responses = client.follow(rx).await.map_err(|s| s.message().to_string())?.into_inner();
+        link.send(self.request(at, durable, false)).await?;
         loop {
             tokio::select! {
-                response = responses.next() => {
-                    let response = response.ok_or("the leader closed the stream")?.map_err(|s| s.message().to_string())?;
-                    at = match self.on_response(response).await? {
+                response = link.next() => {
+                    at = match self.on_response(response?).await? {
                         Next::FetchFrom(next) => next,
                         Next::Restart => return Err("reconciled with the leader's log".into()),
                     };
                     let durable = *self.durable.borrow_and_update();
-                    outbox.send(self.request(at, durable, false)).await.map_err(|e| e.to_string())?;
+                    link.send(self.request(at, durable, false)).await?;
                 }
                 changed = self.durable.changed() => {
                     changed.map_err(|_| "the replica stopped")?;
                     let durable = *self.durable.borrow_and_update();
-                    outbox.send(self.request(at, durable, true)).await.map_err(|e| e.to_string())?;
+                    link.send(self.request(at, durable, true)).await?;
                 }
             }
         }
