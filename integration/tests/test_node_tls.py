@@ -210,6 +210,31 @@ def test_a_follower_cannot_fetch_as_another_node(tls_cluster, certs):
     assert b"cannot fetch as" not in follow_many_once(wal, credentials(certs, certs.nodes[holder]), topic, holder)
 
 
+def test_a_malformed_follow_frame_ends_that_stream_only(tls_cluster, certs):
+    c = tls_cluster
+    topic = unique_topic("malformed-frame")
+    create_rf3(c, topic)
+    leader = wait_until(lambda: (partition(c, topic) or {}).get("leader", 0) > 0 and partition(c, topic)["leader"],
+                        30, f"{topic}'s leader")
+    follower = next(i for i in (1, 2, 3) if i != leader)
+    s = c.slots[leader]
+    creds = credentials(certs, certs.nodes[follower])
+    with grpc.secure_channel(s.addr(s.wal), creds) as channel:
+        call = channel.stream_stream(FOLLOW_MANY, request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as refused:
+            # Field 1 claims a length far past the end of the frame.
+            next(iter(call(iter([b"\x0a\xff\xff\xff\x7f\x01"]), timeout=10)))
+        assert refused.value.code() == grpc.StatusCode.INTERNAL, refused.value
+    # The leader still serves that follower, both through a new stream and through its own.
+    assert b"cannot fetch as" not in follow_many_once(s.addr(s.wal), creds, topic, follower)
+    p = KafkaProducer(bootstrap_servers=c.bootstrap(leader), acks="all")
+    try:
+        p.send(topic, b"after").get(30)
+    finally:
+        p.close()
+    wait_until(lambda: sorted(partition(c, topic)["isr"]) == [1, 2, 3], 30, "every replica in sync after the write")
+
+
 def vote_as(addr: str, creds: grpc.ChannelCredentials, candidate: int) -> tuple[grpc.StatusCode, str]:
     """A Raft vote request from `candidate` for term 0 (which every node has passed, so it is
     never granted and disturbs nothing); the status it ends with and the details."""

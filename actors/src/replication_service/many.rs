@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use tonic::{Status, Streaming};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::proto::{FetchRequest, FetchResponse, FollowFrame, FollowedFrame, FollowedItem};
 use crate::context::NodeContext;
@@ -40,10 +40,21 @@ type Tagged = (u64, Result<FetchResponse, Status>);
 /// of answers. `caller` is the node the follower's certificate names (with node TLS).
 pub(super) fn serve(ctx: Arc<NodeContext>, frames: Streaming<FollowFrame>, caller: Option<NodeId>) -> Frames {
     let (out, answers) = mpsc::channel(OUT_QUEUE);
-    tokio::spawn(demux(ctx, frames, out, caller));
+    let (failed, failure) = futures::channel::oneshot::channel();
+    tokio::spawn(async move {
+        if let Err(status) = demux(ctx, frames, out, caller).await {
+            // Also how a follower that went away ends, so not a warning.
+            debug!(error = %status, "a follower's stream of fetches failed; ending it");
+            let _ = failed.send(status);
+        }
+    });
     let frames =
         batches(answers, FRAME_ITEMS, FRAME_BYTES, |(_, answer)| answer.as_ref().map_or(0, |r| r.records.len()));
-    Box::pin(frames.map(|answers| Ok(FollowedFrame { items: answers.into_iter().map(followed).collect() })))
+    let frames = frames.map(|answers| Ok(FollowedFrame { items: answers.into_iter().map(followed).collect() }));
+    // Once every answer is out, a stream that failed (a frame that would not decode) ends with
+    // that error, so the follower learns why.
+    let failure = futures::stream::once(failure).filter_map(|failed| futures::future::ready(failed.ok().map(Err)));
+    Box::pin(frames.chain(failure))
 }
 
 /// The wire item for a logical stream's answer or end.
@@ -55,16 +66,17 @@ fn followed((stream, answer): Tagged) -> FollowedItem {
 }
 
 /// Hands each item to its logical stream's loop, starting one for a new stream number. Every
-/// loop ends when this does (the follower closed the stream or it failed).
+/// loop ends when this does: the follower closed the stream, or it failed (the error).
 async fn demux(
     ctx: Arc<NodeContext>,
     mut frames: Streaming<FollowFrame>,
     mut out: mpsc::Sender<Tagged>,
     caller: Option<NodeId>,
-) {
+) -> Result<(), Status> {
     // `None`: a stream this side ended; its further items are dropped until the follower closes it.
     let mut streams: HashMap<u64, Option<mpsc::Sender<Result<FetchRequest, Status>>>> = HashMap::new();
-    while let Some(Ok(frame)) = frames.next().await {
+    while let Some(frame) = frames.next().await {
+        let frame = frame?;
         for item in frame.items {
             let Some(request) = item.request else {
                 streams.remove(&item.stream);
@@ -88,6 +100,7 @@ async fn demux(
             }
         }
     }
+    Ok(())
 }
 
 /// Starts the loop of logical stream `stream`; returns where its requests go.
