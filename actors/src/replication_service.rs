@@ -5,7 +5,6 @@
 //! nothing new (a long poll, so an idle partition costs no traffic). Progress reports (the
 //! follower's fsyncs) arrive on the same stream while a fetch is held and are passed on at once.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,11 +123,8 @@ struct Service {
     ctx: Arc<NodeContext>,
 }
 
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<FetchResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl Replication for Service {
-    type FollowStream = ResponseStream;
     type FollowManyStream = many::Frames;
 
     async fn epoch_end_offset(&self, request: Request<EpochRequest>) -> Result<Response<EpochResponse>, Status> {
@@ -217,14 +213,6 @@ impl Replication for Service {
         Ok(Response::new(WriteMarkersResponse { results }))
     }
 
-    async fn follow(&self, request: Request<Streaming<FetchRequest>>) -> Result<Response<ResponseStream>, Status> {
-        let caller = self.caller(&request)?;
-        let (tx, rx) = futures::channel::mpsc::channel(1);
-        // One task per stream answers its fetches in order; it ends with the stream.
-        tokio::spawn(follow(self.ctx.clone(), request.into_inner(), tx, caller));
-        Ok(Response::new(Box::pin(rx)))
-    }
-
     async fn follow_many(&self, request: Request<Streaming<FollowFrame>>) -> Result<Response<many::Frames>, Status> {
         let caller = self.caller(&request)?;
         Ok(Response::new(many::serve(self.ctx.clone(), request.into_inner(), caller)))
@@ -252,7 +240,7 @@ pub(crate) fn peer_client(
     Ok(ReplicationClient::new(ctx.peers.channel(&info.wal)?))
 }
 
-/// Serves one follower's stream, in the order it sent: a fetch is recorded by the replica before
+/// Serves one partition's exchange with its follower, in the order it sent: a fetch is recorded by the replica before
 /// the next message is read (so a progress report sent after it never lands before it), and
 /// only its long poll runs beside the stream, during which progress reports keep being passed
 /// on. The follower sends its next fetch once it has the answer, so at most one waits.
