@@ -187,12 +187,17 @@ def test_node_ports_refuse_anyone_without_a_certificate_of_the_cluster_ca(tls_cl
         assert unary(ch, method) != grpc.StatusCode.UNAVAILABLE, "node 1's certificate gets through"
 
 
+def create_rf3_with_leader(c: Cluster, topic: str) -> int:
+    """Creates `topic` with one partition on all three nodes; returns its leader once it has one."""
+    create_rf3(c, topic)
+    return wait_until(lambda: (partition(c, topic) or {}).get("leader", 0) > 0 and partition(c, topic)["leader"],
+                      30, f"{topic}'s leader")
+
+
 def test_a_follower_cannot_fetch_as_another_node(tls_cluster, certs):
     c = tls_cluster
     topic = unique_topic("impersonated")
-    create_rf3(c, topic)
-    leader = wait_until(lambda: (partition(c, topic) or {}).get("leader", 0) > 0 and partition(c, topic)["leader"],
-                        30, f"{topic}'s leader")
+    leader = create_rf3_with_leader(c, topic)
     others = [i for i in (1, 2, 3) if i != leader]
     holder, victim = others
     s = c.slots[leader]
@@ -208,9 +213,7 @@ def test_a_follower_cannot_fetch_as_another_node(tls_cluster, certs):
 def test_a_malformed_follow_frame_ends_that_stream_only(tls_cluster, certs):
     c = tls_cluster
     topic = unique_topic("malformed-frame")
-    create_rf3(c, topic)
-    leader = wait_until(lambda: (partition(c, topic) or {}).get("leader", 0) > 0 and partition(c, topic)["leader"],
-                        30, f"{topic}'s leader")
+    leader = create_rf3_with_leader(c, topic)
     follower = next(i for i in (1, 2, 3) if i != leader)
     s = c.slots[leader]
     creds = credentials(certs, certs.nodes[follower])
