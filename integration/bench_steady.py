@@ -20,6 +20,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench import cpu_seconds  # noqa: E402
 from client_helpers import PacedProducer  # noqa: E402
 from cluster import Cluster, started  # noqa: E402
 from harness import wait_until  # noqa: E402
@@ -30,11 +31,10 @@ TOPICS = [f"steady-{i}" for i in range(4)]
 
 def usage(pid: int) -> tuple[float, int]:
     """The process's CPU seconds (user + system) and context switches (all threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     switches = sum(int(line.split()[1])
                    for task in Path(f"/proc/{pid}/task").iterdir()
                    for line in (task / "status").read_text().splitlines() if "ctxt_switches" in line)
-    return (int(fields[11]) + int(fields[12])) / 100, switches
+    return cpu_seconds(pid), switches
 
 
 def main() -> None:

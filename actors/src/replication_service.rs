@@ -214,19 +214,12 @@ impl Replication for Service {
     }
 
     async fn follow_many(&self, request: Request<Streaming<FollowFrame>>) -> Result<Response<many::Frames>, Status> {
-        let caller = self.caller(&request)?;
+        // With node TLS a follower fetches only as the node its certificate names.
+        let caller = match self.ctx.node_tls {
+            Some(_) => Some(caller_node(&request).ok_or_else(|| Status::permission_denied("no node certificate"))?),
+            None => None,
+        };
         Ok(Response::new(many::serve(self.ctx.clone(), request.into_inner(), caller)))
-    }
-}
-
-impl Service {
-    /// With node TLS, the node the caller's certificate names: a follower fetches only as
-    /// itself.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Option<NodeId>, Status> {
-        match self.ctx.node_tls {
-            Some(_) => Ok(Some(caller_node(request).ok_or_else(|| Status::permission_denied("no node certificate"))?)),
-            None => Ok(None),
-        }
     }
 }
 
@@ -240,10 +233,11 @@ pub(crate) fn peer_client(
     Ok(ReplicationClient::new(ctx.peers.channel(&info.wal)?))
 }
 
-/// Serves one partition's exchange with its follower, in the order it sent: a fetch is recorded by the replica before
-/// the next message is read (so a progress report sent after it never lands before it), and
-/// only its long poll runs beside the stream, during which progress reports keep being passed
-/// on. The follower sends its next fetch once it has the answer, so at most one waits.
+/// Serves one partition's exchange with its follower, in the order it sent: a fetch is recorded
+/// by the replica before the next message is read (so a progress report sent after it never
+/// lands before it), and only its long poll runs beside the exchange, during which progress
+/// reports keep being passed on. The follower sends its next fetch once it has the answer, so
+/// at most one waits.
 async fn follow<R, T>(ctx: Arc<NodeContext>, mut requests: R, mut tx: T, caller: Option<NodeId>)
 where
     R: Stream<Item = Result<FetchRequest, Status>> + Unpin,

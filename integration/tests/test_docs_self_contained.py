@@ -53,9 +53,10 @@ HOME = re.compile(r"(?<![\w$])(?:~|\$HOME|\$\{HOME\})/%s*" % PATH_CHARS)
 # A run of path characters; those with a `..` segment are resolved.
 PATH_TOKEN = re.compile(r"[\w.\-/*~]+")
 URL = re.compile(r"\b(?!file:)[A-Za-z][\w+.\-]*://\S*")
-# Linux's per-process files (an f-string `/proc/{pid}/stat`), read by harness.py and bench.py
-# for a broker's RSS and CPU time: the path token stops at the brace, the rest follows it.
-PROC_FILE = re.compile(r"\{[\w.]+\}/(?:stat|status)\b")
+# Linux's per-process files (an f-string `/proc/{pid}/stat`), read by harness.py and the bench
+# scripts for a broker's RSS, CPU time and (per thread, under `task`) context switches: the path
+# token stops at the brace, the rest follows it.
+PROC_FILE = re.compile(r"\{[\w.]+\}/(?:stat|status|task)\b")
 # Built from parts, so that this file passes its own scan.
 USR_BIN_ENV = "/".join(("", "usr", "bin", "env"))
 TMP_DIR = "/".join(("", "tmp", ""))

@@ -1,8 +1,8 @@
 //! A follower's fetcher: a task that streams batches from the partition leader over the wal port
-//! (its own exchange on the link this node keeps to that leader) into its replica, and reports to the leader how far the replica has fsynced. Only fsynced
-//! data counts towards the leader's high watermark, so every fsync round is reported as it
-//! completes (a progress message on the same stream), not only with the next fetch, which the
-//! leader may be holding in a long poll.
+//! (its own exchange on the link this node keeps to that leader) into its replica, and reports to
+//! the leader how far the replica has fsynced. Only fsynced data counts towards the leader's high
+//! watermark, so every fsync round is reported as it completes (a progress message on the same
+//! exchange), not only with the next fetch, which the leader may be holding in a long poll.
 
 use std::time::Duration;
 
