@@ -39,19 +39,19 @@ impl FollowLinks {
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let (tx, answers) = mpsc::channel(ANSWERS);
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(link) = links.get(addr)
-            && let Some(routes) = link.routes().as_mut()
-        {
-            routes.insert(stream, tx);
-            return Ok(PartitionStream { stream, link: link.clone(), answers });
-        }
-        let link =
-            Link::start(ReplicationClient::new(peers.channel(addr)?).max_decoding_message_size(MAX_ANSWER_BYTES));
-        // A link that failed already leaves `tx` unrouted: the stream then ends at once.
+        let link = match links.get(addr) {
+            Some(link) if link.routes().is_some() => link.clone(),
+            _ => {
+                let client = ReplicationClient::new(peers.channel(addr)?).max_decoding_message_size(MAX_ANSWER_BYTES);
+                let link = Link::start(client);
+                links.insert(addr.to_string(), link.clone());
+                link
+            }
+        };
+        // A link that has failed meanwhile leaves `tx` unrouted: the stream then ends at once.
         if let Some(routes) = link.routes().as_mut() {
             routes.insert(stream, tx);
         }
-        links.insert(addr.to_string(), link.clone());
         Ok(PartitionStream { stream, link, answers })
     }
 }
