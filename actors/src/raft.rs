@@ -10,6 +10,7 @@ mod network;
 mod service;
 mod state_machine;
 mod store;
+mod writer;
 
 /// Generated from `proto/raft.proto`.
 pub mod proto {
@@ -23,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use chronik::cluster::{Applied, MetadataCommand, MetadataError, NodeInfo};
 use chronik::config::NodeId;
-use openraft::error::ClientWriteError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -34,6 +34,7 @@ pub use store::LogStore;
 
 use crate::context::NodeContext;
 use crate::directory::{MailboxGauge, Registration, TaskGuard};
+use writer::{WriteError, Writer};
 
 /// One command's outcome, as the state machine reports it.
 pub type CommandResult = Result<Applied, MetadataError>;
@@ -109,6 +110,10 @@ impl Drop for ShutdownOnDrop {
 pub struct RaftState {
     /// The openraft instance.
     raft: ShutdownOnDrop,
+    /// Where this node's proposals enter the log (coalesced while this node leads).
+    writer: Writer,
+    /// The writer's task.
+    _writer_task: TaskGuard,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
     /// The tonic server on the raft port (none for a standalone node).
@@ -164,6 +169,7 @@ impl Actor for RaftActor {
         let network = network::Network { peers: ctx.peers.clone() };
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogStore::new(db), sm).await?;
         info!("✓ Raft message loop started");
+        let (writer, writer_task) = Writer::start(raft.clone());
 
         // A standalone node (no peers) is a one-member cluster nobody else talks to: it keeps
         // the raft port free unless `[bind] raft` asks for it.
@@ -174,7 +180,7 @@ impl Actor for RaftActor {
             let listener =
                 TcpListener::bind(&bind).await.map_err(|e| format!("bind.raft: cannot listen on {bind}: {e}"))?;
             let local = listener.local_addr()?;
-            let server = service::serve(listener, raft.clone(), ctx.clone(), MAX_MESSAGE_BYTES);
+            let server = service::serve(listener, writer.clone(), ctx.clone(), MAX_MESSAGE_BYTES);
             info!(addr = %local, "✓ Raft gRPC server started");
             Some(TaskGuard(tokio::spawn(server)))
         };
@@ -196,6 +202,8 @@ impl Actor for RaftActor {
         ctx.raft_actor.set(myself, registration.gauge().clone());
         Ok(RaftState {
             raft: ShutdownOnDrop(raft),
+            writer,
+            _writer_task: writer_task,
             ctx,
             _server: server,
             _formation: formation,
@@ -216,9 +224,9 @@ impl Actor for RaftActor {
         match msg {
             RaftMsg::Propose { commands, reply } => {
                 // Committing takes a network round trip; the mailbox stays free meanwhile.
-                let (ctx, raft) = (state.ctx.clone(), state.raft.0.clone());
+                let (ctx, writer) = (state.ctx.clone(), state.writer.clone());
                 tokio::spawn(async move {
-                    let _ = reply.send(propose(&ctx, &raft, commands).await);
+                    let _ = reply.send(propose(&ctx, &writer, commands).await);
                 });
             }
             RaftMsg::AddNode { node, reply } => {
@@ -227,7 +235,7 @@ impl Actor for RaftActor {
                     let _ = reply.send(membership_change::add_node(&ctx, &raft, node, &busy).await);
                 });
             }
-            RaftMsg::Tick => state.duties.tick(&state.ctx, &state.raft.0, &state.membership_busy),
+            RaftMsg::Tick => state.duties.tick(&state.ctx, &state.writer, &state.membership_busy),
             RaftMsg::RemoveVoter { node, reply } => {
                 let (raft, busy) = (state.raft.0.clone(), state.membership_busy.clone());
                 tokio::spawn(async move {
@@ -259,14 +267,15 @@ pub fn open_db(data_dir: &str) -> Result<redb::Database, String> {
 /// Commits `commands` as one entry and returns their results once applied on this node: on the
 /// leader directly, otherwise through the leader's `Propose` RPC. Retries across leader changes
 /// until `PROPOSE_TIMEOUT`.
-pub async fn propose(
+async fn propose(
     ctx: &NodeContext,
-    raft: &Raft,
+    writer: &Writer,
     commands: Vec<MetadataCommand>,
 ) -> Result<Vec<CommandResult>, String> {
     let deadline = Instant::now() + PROPOSE_TIMEOUT;
+    let raft = writer.raft();
     loop {
-        let last_error = match leader_write(ctx, raft, commands.clone()).await {
+        let last_error = match leader_write(ctx, writer, commands.clone()).await {
             Ok((_, results)) => return Ok(results),
             Err(e) => match e.forward_to_leader() {
                 Some(forward) => match &forward.leader_node {
@@ -293,24 +302,24 @@ pub async fn propose(
 /// How recently a voter must have answered the leader to count as live for placement.
 const LIVE_WITHIN: Duration = Duration::from_secs(3);
 
-/// On the leader: commits `commands` as one entry, except CreateTopics whose replication factor
-/// exceeds the live voters (Kafka places replicas only on live brokers), which fail without
-/// being proposed. Returns the entry's log index and one result per command, in order.
+/// On the leader: commits `commands` in one entry (perhaps with other proposals), except
+/// CreateTopics whose replication factor exceeds the live voters (Kafka places replicas only on
+/// live brokers), which fail without being proposed. Returns the entry's log index and one
+/// result per command, in order.
 pub(crate) async fn leader_write(
     ctx: &NodeContext,
-    raft: &Raft,
+    writer: &Writer,
     commands: Vec<MetadataCommand>,
-) -> Result<(u64, Vec<CommandResult>), openraft::error::RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>> {
+) -> Result<(u64, Vec<CommandResult>), WriteError> {
     let me = ctx.config.node_id;
     let (leader, voters) = {
-        let metrics = raft.metrics();
+        let metrics = writer.raft().metrics();
         let m = metrics.borrow();
         (m.current_leader, m.membership_config.membership().voter_ids().collect::<Vec<NodeId>>())
     };
     if leader != Some(me) {
-        // Not the leader: client_write answers with where to forward.
-        let response = raft.client_write(commands).await?;
-        return Ok((response.log_id.index, response.data));
+        // Not the leader: the write answers with where to forward.
+        return writer.write(commands).await;
     }
     let live = voters.iter().filter(|&&id| id == me || ctx.peers.answered_within(id, LIVE_WITHIN)).count();
     // One slot per command: refused here, or `None` for "take the next committed result".
@@ -328,12 +337,7 @@ pub(crate) async fn leader_write(
             }
         }
     }
-    let (index, committed) = if proposed.is_empty() {
-        (0, Vec::new())
-    } else {
-        let response = raft.client_write(proposed).await?;
-        (response.log_id.index, response.data)
-    };
+    let (index, committed) = if proposed.is_empty() { (0, Vec::new()) } else { writer.write(proposed).await? };
     let mut committed = committed.into_iter();
     let results = slots.into_iter().map(|s| s.or_else(|| committed.next()).unwrap_or(Ok(Applied::Done))).collect();
     Ok((index, results))

@@ -14,6 +14,7 @@ use openraft::ChangeMembers;
 use tracing::{info, warn};
 
 use super::membership_change::caught_up;
+use super::writer::Writer;
 use super::{Raft, propose};
 use crate::context::NodeContext;
 
@@ -33,7 +34,8 @@ pub(super) struct LeaderDuties {
 
 impl LeaderDuties {
     /// One tick: nothing unless this node leads; `busy` is the node-wide membership-change flag.
-    pub(super) fn tick(&mut self, ctx: &Arc<NodeContext>, raft: &Raft, busy: &Arc<AtomicBool>) {
+    pub(super) fn tick(&mut self, ctx: &Arc<NodeContext>, writer: &Writer, busy: &Arc<AtomicBool>) {
+        let raft = writer.raft();
         let (leader, learners, index) = {
             let metrics = raft.metrics();
             let m = metrics.borrow();
@@ -44,7 +46,7 @@ impl LeaderDuties {
             self.stranded.clear();
             return;
         }
-        self.ensure_cluster_id(ctx, raft);
+        self.ensure_cluster_id(ctx, writer);
         self.stranded.retain(|id, _| learners.contains(id));
         if busy.load(Ordering::Acquire) {
             // An addition is running here: its learner is not stranded; look again later.
@@ -69,7 +71,7 @@ impl LeaderDuties {
     }
 
     /// A cluster formed without an id (or before ids existed) gets one from its leader.
-    fn ensure_cluster_id(&self, ctx: &Arc<NodeContext>, raft: &Raft) {
+    fn ensure_cluster_id(&self, ctx: &Arc<NodeContext>, writer: &Writer) {
         if ctx.metadata().cluster_id.is_some() || self.initializing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -77,9 +79,9 @@ impl LeaderDuties {
             cluster_id: uuid::Uuid::new_v4().to_string(),
             min_insync_replicas: ctx.config.min_insync_replicas,
         };
-        let (ctx, raft, flag) = (ctx.clone(), raft.clone(), self.initializing.clone());
+        let (ctx, writer, flag) = (ctx.clone(), writer.clone(), self.initializing.clone());
         tokio::spawn(async move {
-            match propose(&ctx, &raft, vec![command]).await {
+            match propose(&ctx, &writer, vec![command]).await {
                 Ok(_) => info!(cluster_id = ?ctx.metadata().cluster_id, "cluster identity set"),
                 Err(e) => warn!(error = %e, "could not set the cluster identity yet"),
             }

@@ -14,7 +14,8 @@ use tracing::{error, warn};
 
 use super::proto::raft_service_server::{RaftService, RaftServiceServer};
 use super::proto::{ClusterInfoReply, ClusterInfoRequest, ProposeReply, ProposeRequest, RaftPayload};
-use super::{CommandResult, Raft, TypeConfig};
+use super::writer::Writer;
+use super::{CommandResult, TypeConfig};
 use crate::context::NodeContext;
 use crate::peer_auth::{RequireSecret, caller_node};
 use chronik::config::NodeId;
@@ -23,10 +24,10 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tonic::service::interceptor::InterceptedService;
 
 /// Serves the Raft service on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, raft: Raft, ctx: Arc<NodeContext>, max_message_bytes: usize) {
+pub async fn serve(listener: TcpListener, writer: Writer, ctx: Arc<NodeContext>, max_message_bytes: usize) {
     let secret = RequireSecret::new(ctx.config.security.cluster_secret.as_ref(), "raft");
     let ctx_tls = ctx.node_tls.clone();
-    let service = RaftServiceServer::new(Service { raft, ctx })
+    let service = RaftServiceServer::new(Service { writer, ctx })
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let service = InterceptedService::new(service, secret);
@@ -43,8 +44,8 @@ pub async fn serve(listener: TcpListener, raft: Raft, ctx: Arc<NodeContext>, max
 
 /// The service: openraft's RPCs, cluster discovery and forwarded proposals.
 struct Service {
-    /// This node's Raft.
-    raft: Raft,
+    /// This node's Raft, and its leader's door for proposals.
+    writer: Writer,
     /// The node's shared context.
     ctx: Arc<NodeContext>,
 }
@@ -82,23 +83,23 @@ impl RaftService for Service {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let append: AppendEntriesRequest<TypeConfig> = decode(request.get_ref())?;
         self.check_sender(&request, &append.vote)?;
-        encode(&self.raft.append_entries(append).await)
+        encode(&self.writer.raft().append_entries(append).await)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let vote: VoteRequest<NodeId> = decode(request.get_ref())?;
         self.check_sender(&request, &vote.vote)?;
-        encode(&self.raft.vote(vote).await)
+        encode(&self.writer.raft().vote(vote).await)
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let snapshot: InstallSnapshotRequest<TypeConfig> = decode(request.get_ref())?;
         self.check_sender(&request, &snapshot.vote)?;
-        encode(&self.raft.install_snapshot(snapshot).await)
+        encode(&self.writer.raft().install_snapshot(snapshot).await)
     }
 
     async fn cluster_info(&self, _: Request<ClusterInfoRequest>) -> Result<Response<ClusterInfoReply>, Status> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.writer.raft().metrics().borrow().clone();
         let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
         Ok(Response::new(ClusterInfoReply {
             node_id: self.ctx.config.node_id,
@@ -116,7 +117,7 @@ impl RaftService for Service {
             .map_err(|e| Status::invalid_argument(format!("malformed proposal: {e}")))?;
         // Only the leader commits; a stale forward is answered with who leads now, never
         // forwarded again (no loops).
-        let reply = match super::leader_write(&self.ctx, &self.raft, commands).await {
+        let reply = match super::leader_write(&self.ctx, &self.writer, commands).await {
             Ok((log_index, results)) => ProposeReply {
                 log_index,
                 results: serde_json::to_vec(&results).map_err(|e| Status::internal(e.to_string()))?.into(),
