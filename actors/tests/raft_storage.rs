@@ -72,11 +72,19 @@ fn allocate(count: i64) -> EntryPayload<TypeConfig> {
     EntryPayload::Normal(vec![MetadataCommand::AllocateProducerIds { count }])
 }
 
-/// Applies entry 1 (the first apply of a process is always persisted), then entry 2 at once
-/// (left to the next persist), and drops the state machine as a crash would.
-async fn apply_two_quickly(path: &str) -> StateMachine {
+/// Opens the state machine over the database at `path`, as a (re)start does, with the index of
+/// the entry it starts from.
+async fn open_at(path: &str) -> (StateMachine, Arc<redb::Database>, Option<u64>) {
     let db = Arc::new(open_db(path).expect("open db"));
-    let mut sm = StateMachine::open(db, None).expect("open");
+    let mut sm = StateMachine::open(db.clone(), None).expect("open state machine");
+    let (applied, _) = sm.applied_state().await.expect("applied state");
+    (sm, db, applied.map(|id| id.index))
+}
+
+/// Applies entry 1 (the first apply of a process is always persisted), then entry 2 at once
+/// (left to the next persist); dropping the result is a crash.
+async fn apply_two_quickly(path: &str) -> StateMachine {
+    let (mut sm, _, _) = open_at(path).await;
     sm.apply(vec![entry(1, allocate(10))]).await.expect("apply 1");
     sm.apply(vec![entry(2, allocate(5))]).await.expect("apply 2");
     assert_eq!(sm.metadata().next_producer_id, 15);
@@ -88,10 +96,8 @@ async fn a_restart_starts_from_the_last_persisted_state_and_openraft_reapplies_t
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().to_string_lossy().to_string();
     drop(apply_two_quickly(&path).await);
-    let db = Arc::new(open_db(&path).expect("reopen db"));
-    let mut sm = StateMachine::open(db, None).expect("reopen");
-    let (applied, _) = sm.applied_state().await.expect("applied state");
-    assert_eq!(applied.map(|id| id.index), Some(1), "entry 2 was applied within PERSIST_EVERY of entry 1");
+    let (mut sm, _, applied) = open_at(&path).await;
+    assert_eq!(applied, Some(1), "entry 2 was applied within PERSIST_EVERY of entry 1");
     assert_eq!(sm.metadata().next_producer_id, 10);
     // What openraft does at start-up for the entries between the applied state and the commit
     // index: the same entry applied again gives the same state.
@@ -109,10 +115,8 @@ async fn a_snapshot_newer_than_the_persisted_state_is_what_a_restart_starts_from
         let mut builder = sm.get_snapshot_builder().await;
         openraft::RaftSnapshotBuilder::build_snapshot(&mut builder).await.expect("snapshot");
     }
-    let db = Arc::new(open_db(&path).expect("reopen db"));
-    let mut sm = StateMachine::open(db, None).expect("reopen");
-    let (applied, _) = sm.applied_state().await.expect("applied state");
-    assert_eq!(applied.map(|id| id.index), Some(2));
+    let (sm, _, applied) = open_at(&path).await;
+    assert_eq!(applied, Some(2));
     assert_eq!(sm.metadata().next_producer_id, 15);
 }
 
@@ -123,15 +127,13 @@ async fn a_membership_or_cluster_id_change_is_persisted_at_once() {
     let node = chronik::cluster::NodeInfo { id: 1, kafka: "localhost:9092".into(), ..Default::default() };
     let membership = Membership::new(vec![[1u64].into()], std::collections::BTreeMap::from([(1u64, node)]));
     {
-        let db = Arc::new(open_db(&path).expect("open db"));
-        let mut sm = StateMachine::open(db, None).expect("open");
+        let (mut sm, _, _) = open_at(&path).await;
         sm.apply(vec![entry(1, allocate(10))]).await.expect("apply 1");
         sm.apply(vec![entry(2, EntryPayload::Membership(membership))]).await.expect("apply 2");
     }
-    let db = Arc::new(open_db(&path).expect("reopen db"));
-    let mut sm = StateMachine::open(db.clone(), None).expect("reopen");
-    let (applied, membership) = sm.applied_state().await.expect("applied state");
-    assert_eq!(applied.map(|id| id.index), Some(2));
+    let (mut sm, db, applied) = open_at(&path).await;
+    assert_eq!(applied, Some(2));
+    let (_, membership) = sm.applied_state().await.expect("applied state");
     assert_eq!(membership.membership().voter_ids().collect::<Vec<_>>(), vec![1]);
 
     // The reopened state machine persists its first apply; the cluster id right after it too,
