@@ -7,10 +7,12 @@
 //! 100 KB for 1,200 partitions, and a rebalance applies hundreds of entries a second, which made
 //! every node write tens of MB/s and slowed every produce's fsync on the same disk. The Raft log
 //! holds every committed entry until a snapshot covers it, so a restart re-applies the few
-//! entries applied since the last persist (openraft does that from `applied_state` up to the
-//! saved commit index); applying is deterministic, so they come out the same. Until its new
-//! incarnation is registered, behind those entries in the log, a restarted node leads nothing,
-//! so the older state it starts from is never served as current.
+//! entries applied since the last persist; applying is deterministic, so they come out the same.
+//! openraft does that inside `Raft::new`, up to the commit index it saved (fsynced) before it
+//! applied anything, so the replica supervisor, started after the RaftActor, first sees
+//! everything this node applied before it stopped: it deletes partition data that metadata does
+//! not list, and must never see a state older than the data on disk. A restart of the RaftActor
+//! alone publishes nothing until it has caught up again (`behind_published`).
 
 // openraft's storage traits return `StorageError` by value; helpers here share that shape.
 #![allow(clippy::result_large_err)]
@@ -111,15 +113,29 @@ impl StateMachine {
     /// Hands the new metadata to readers and the applied index to waiting proposers.
     fn publish(&self) {
         let Some(ctx) = &self.ctx else { return };
+        if self.behind_published(ctx) {
+            return;
+        }
         ctx.metadata.send_replace(Arc::new(self.state.metadata.clone()));
         let index = self.state.last_applied.map_or(0, |id| id.index);
         ctx.applied_index.send_replace(index);
+    }
+
+    /// Whether this state is older than what the node's actors already have: after a restart of
+    /// this actor alone, while openraft re-applies what was applied since the last persist. An
+    /// older state published would make the replica supervisor delete replicas those entries
+    /// created; the published metadata never goes back.
+    fn behind_published(&self, ctx: &NodeContext) -> bool {
+        self.state.last_applied.map_or(0, |id| id.index) < *ctx.applied_index.borrow()
     }
 
     /// Waits (bounded) until the local replicas match, so a node that proposed a topic answers
     /// once its own replicas exist. A restarting supervisor reconciles by itself.
     async fn reconcile(&self) {
         let Some(ctx) = &self.ctx else { return };
+        if self.behind_published(ctx) {
+            return;
+        }
         if let Some(sup) = ctx.replica_supervisor.get() {
             let metadata = ctx.metadata();
             let msg = |reply| ReplicaSupervisorMsg::Reconcile { metadata, reply };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -56,20 +56,8 @@ pub(super) fn write_values(
     table: TableDefinition<&str, &[u8]>,
     values: &[(&str, &[u8])],
 ) -> Result<(), String> {
-    write_values_as(db, table, values, Durability::Immediate)
-}
-
-/// [`write_values`] with the given durability: `None` leaves the values to the next durable
-/// commit of the same database (the next log append), with no fsync of their own.
-fn write_values_as(
-    db: &Database,
-    table: TableDefinition<&str, &[u8]>,
-    values: &[(&str, &[u8])],
-    durability: Durability,
-) -> Result<(), String> {
     crate::blocking::disk(|| {
-        let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-        txn.set_durability(durability);
+        let txn = db.begin_write().map_err(|e| e.to_string())?;
         {
             let mut t = txn.open_table(table).map_err(|e| e.to_string())?;
             for (key, value) in values {
@@ -106,10 +94,9 @@ impl LogStore {
         read_value(&self.db, META, key).map_err(|e| storage_err(StorageIOError::read, StoreError(e)))
     }
 
-    fn put_meta<T: Serialize>(&self, key: &str, value: &T, durability: Durability) -> Result<(), StorageError<NodeId>> {
+    fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError<NodeId>> {
         let bytes = json(value).map_err(|e| storage_err(StorageIOError::write, e))?;
-        write_values_as(&self.db, META, &[(key, &bytes)], durability)
-            .map_err(|e| storage_err(StorageIOError::write, StoreError(e)))
+        write_values(&self.db, META, &[(key, &bytes)]).map_err(|e| storage_err(StorageIOError::write, StoreError(e)))
     }
 
     /// Runs `f` on the log table in a durable write transaction.
@@ -178,7 +165,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.put_meta(VOTE, vote, Durability::Immediate)
+        self.put_meta(VOTE, vote)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
@@ -186,10 +173,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        // Not fsynced: it only tells a restart how far it may re-apply before hearing from the
-        // leader (openraft's default keeps no commit index at all), and it becomes durable with
-        // the next log append. An fsync per commit was one per applied entry on every node.
-        self.put_meta(COMMITTED, &committed, Durability::None)
+        self.put_meta(COMMITTED, &committed)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -223,7 +207,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         // Record the purge point first: a crash in between leaves entries openraft no longer
         // reads, never a gap it would trust.
-        self.put_meta(PURGED, &log_id, Durability::Immediate)?;
+        self.put_meta(PURGED, &log_id)?;
         self.write_log(|table| {
             let upto = (Bound::Unbounded, Bound::Included(log_id.index));
             table.retain_in::<u64, _>(upto, |_, _| false).map_err(|e| StoreError(e.to_string()))
