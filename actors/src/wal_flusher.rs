@@ -130,12 +130,13 @@ impl WalFlusherState {
         tokio::task::spawn_blocking(move || {
             debug!(files = round.len(), "fsync round");
             // Each replica has at most one request out, so every entry is a different file.
-            for (handle, reply) in round {
-                let result = handle.sync().map_err(|e| {
-                    error!(error = %e, "fsync failed");
-                    e.to_string()
-                });
-                let _ = reply.send(result);
+            let (handles, replies): (Vec<_>, Vec<_>) = round.into_iter().unzip();
+            let result = SyncHandle::sync_all(&handles).map_err(|e| {
+                error!(error = %e, "fsync failed");
+                e.to_string()
+            });
+            for reply in replies {
+                let _ = reply.send(result.clone());
             }
             let _ = me.cast(WalFlusherMsg::RoundDone);
         });
@@ -147,10 +148,8 @@ impl WalFlusherState {
         }
         let files = std::mem::take(&mut self.dirty);
         tokio::task::spawn_blocking(move || {
-            for handle in files {
-                if let Err(e) = handle.sync() {
-                    error!(error = %e, "periodic fsync failed");
-                }
+            if let Err(e) = SyncHandle::sync_all(&files) {
+                error!(error = %e, "periodic fsync failed");
             }
         });
     }

@@ -9,6 +9,10 @@ use super::durability;
 /// The active segment's log file and its path (the path keys the durability registry).
 type Active = (Arc<File>, Arc<PathBuf>);
 
+/// Fewest files a round fsyncs together. Below it the `fdatasync`s are cheap enough, and a
+/// `syncfs` would also write back whatever else the filesystem holds dirty.
+pub const SYNC_TOGETHER_MIN: usize = 4;
+
 /// Fsyncs whichever segment is active at the time of the call. The log swaps the file inside
 /// on every roll (after fsyncing the old one itself), so a flusher holding one handle for the
 /// partition's lifetime never syncs a stale file.
@@ -36,6 +40,17 @@ impl SyncHandle {
     pub fn sync(&self) -> std::io::Result<()> {
         let (file, path) = self.active.lock().unwrap_or_else(|p| p.into_inner()).clone();
         durability::sync_data(&file, &path)
+    }
+
+    /// Fsyncs the active segments of all `handles`: together (one `syncfs` per filesystem)
+    /// from [`SYNC_TOGETHER_MIN`] files on, since each `fdatasync` is a journal commit.
+    pub fn sync_all(handles: &[SyncHandle]) -> std::io::Result<()> {
+        if handles.len() < SYNC_TOGETHER_MIN {
+            return handles.iter().try_for_each(SyncHandle::sync);
+        }
+        let files: Vec<Active> =
+            handles.iter().map(|h| h.active.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect();
+        durability::sync_data_all(&files)
     }
 
     /// Whether both handles follow the same partition log (they were cloned from one another).

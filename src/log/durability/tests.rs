@@ -10,6 +10,7 @@ use super::*;
 use crate::log::config::LogConfig;
 use crate::log::partition_log::PartitionLog;
 use crate::log::segment::file_name;
+use crate::log::sync_handle::{SYNC_TOGETHER_MIN, SyncHandle};
 use crate::log::test_support::batch;
 
 fn len_of(path: &Path) -> u64 {
@@ -132,6 +133,25 @@ fn the_log_layer_reports_creates_fsyncs_truncations_and_deletes() {
     }
     log.delete().expect("delete");
     assert_eq!(durable_len(&first), None);
+}
+
+#[test]
+fn fsyncing_many_logs_together_makes_each_durable_up_to_its_length_at_the_call() {
+    let dirs: Vec<_> = (0..SYNC_TOGETHER_MIN + 2).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let mut logs: Vec<_> = dirs.iter().map(|d| tracked_log(d.path())).collect();
+    for (i, log) in logs.iter_mut().enumerate() {
+        log.append(&mut batch(&["x"; 2], i as i64), 0, 1).expect("append");
+    }
+    let actives: Vec<_> = dirs.iter().map(|d| segment_logs(d.path()).pop().expect("active")).collect();
+    let handles: Vec<_> = logs.iter().map(|l| l.sync_handle()).collect();
+    // Too few files are fsynced one by one; these many together. Both record every file.
+    SyncHandle::sync_all(&handles[..SYNC_TOGETHER_MIN - 1]).expect("sync a few");
+    SyncHandle::sync_all(&handles).expect("sync together");
+    for active in &actives {
+        assert_eq!(durable_len(active), Some(len_of(active)));
+    }
+    logs[0].append(&mut batch(&["later"], 9), 0, 1).expect("append");
+    assert!(durable_len(&actives[0]) < Some(len_of(&actives[0])), "a later write is not durable");
 }
 
 #[test]
