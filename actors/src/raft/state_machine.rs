@@ -218,12 +218,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let entries: Vec<_> = entries.into_iter().collect();
-        let membership_changed = entries.iter().any(|e| matches!(e.payload, EntryPayload::Membership(_)));
+        let membership = *self.state.membership.log_id();
         let cluster_id = self.state.metadata.cluster_id.clone();
         let results: Vec<_> = entries.into_iter().map(|e| self.apply_entry(e)).collect();
         // Identity is read from the persisted state before Raft starts (`stored_cluster_id`).
-        let identity_changed = membership_changed || self.state.metadata.cluster_id != cluster_id;
+        let identity_changed =
+            *self.state.membership.log_id() != membership || self.state.metadata.cluster_id != cluster_id;
         if identity_changed || self.persisted_at.is_none_or(|at| at.elapsed() >= PERSIST_EVERY) {
             self.persist()?;
         }
