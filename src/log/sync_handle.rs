@@ -38,7 +38,7 @@ impl SyncHandle {
 
     /// Fsyncs the active segment's data (`fdatasync`), telling the durability registry.
     pub fn sync(&self) -> std::io::Result<()> {
-        let (file, path) = self.active.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (file, path) = self.current();
         durability::sync_data(&file, &path)
     }
 
@@ -48,9 +48,13 @@ impl SyncHandle {
         if handles.len() < SYNC_TOGETHER_MIN {
             return handles.iter().try_for_each(SyncHandle::sync);
         }
-        let files: Vec<Active> =
-            handles.iter().map(|h| h.active.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect();
+        let files: Vec<Active> = handles.iter().map(SyncHandle::current).collect();
         durability::sync_data_all(&files)
+    }
+
+    /// The active segment now (the lock is held only for the clone).
+    fn current(&self) -> Active {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether both handles follow the same partition log (they were cloned from one another).
