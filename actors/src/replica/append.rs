@@ -116,9 +116,8 @@ impl ReplicaState {
                 SequenceCheck::Append => {
                     let mut owned = batch.to_vec();
                     let info = self.log.append(&mut owned, self.leadership.leader_epoch, now)?;
-                    if self.epochs.assign(self.leadership.leader_epoch, info.base_offset) {
-                        self.checkpoint_epochs()?;
-                    }
+                    // Recorded in the batch header, so no checkpoint write (see `append_replicated`).
+                    self.epochs.assign(self.leadership.leader_epoch, info.base_offset);
                     // The log may have stamped the batch (LogAppendTime): its timestamp counts.
                     let appended =
                         BatchHeader { base_offset: info.base_offset, max_timestamp: info.max_timestamp, ..header };

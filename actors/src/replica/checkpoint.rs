@@ -1,7 +1,10 @@
 //! The replica's checkpoints: the high watermark, reported on a timer to the node's
 //! [`HighWatermarkBook`] (one file for every partition, written on its own timer and at
-//! shutdown), and the leader-epoch history, written beside the log whenever it changes. On start
-//! the high watermark is `min(checkpoint, log end)`: without the checkpoint it would start at
+//! shutdown), and the leader-epoch history, written beside the log when the log alone would not
+//! tell it (a new leader's epoch before its first batch, a truncation) and at shutdown: an epoch
+//! that wrote batches is in their headers, which a restart reads anyway. Writing it on every new
+//! epoch a follower copied cost two fsyncs each, a thousand a second while leadership spreads over
+//! a new node. On start the high watermark is `min(checkpoint, log end)`: without the checkpoint it would start at
 //! the log end, and after a lost disk tail elsewhere a consumer could read records no other
 //! replica has.
 
@@ -164,7 +167,7 @@ impl ReplicaState {
         self.hw_book.report(self.hw_key, self.high_watermark);
     }
 
-    /// Writes the leader-epoch history (after it changed).
+    /// Writes the leader-epoch history (after a change the batch headers do not record).
     pub(super) fn checkpoint_epochs(&self) -> Result<(), chronik::log::LogError> {
         crate::blocking::disk(|| store_epochs(self.log.dir(), &self.epochs))
     }
@@ -238,6 +241,25 @@ mod tests {
         assert_eq!(HighWatermarkBook::load(dir.path()).get(&a), None, "pruned at a start");
         std::fs::write(&file, "garbage").expect("write");
         assert_eq!(HighWatermarkBook::load(dir.path()).get(&a), None, "a damaged file is not trusted");
+    }
+
+    #[test]
+    fn epochs_that_wrote_batches_come_back_from_the_log_without_any_checkpoint() {
+        // A follower writes no checkpoint for the epochs it copies: a kill -9 leaves none.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default(), 0).expect("open");
+        for epoch in [0, 0, 2, 5, 5] {
+            let entries = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+            let mut batch = encode_batch(&entries, 1_000, Compression::None).expect("encode").to_vec();
+            log.append(&mut batch, epoch, 1_000).expect("append");
+        }
+        let mut epochs = crate::replica::read::rebuild_from_headers(&log).expect("rebuild").epochs;
+        assert_eq!(recover(&TopicPartition::new("t", 0), &log, &mut epochs, None), 0);
+        let expected: Vec<_> = [(0, 0), (2, 2), (5, 3)]
+            .into_iter()
+            .map(|(epoch, start_offset)| chronik::partition::replication::EpochEntry { epoch, start_offset })
+            .collect();
+        assert_eq!(epochs.entries(), expected.as_slice());
     }
 
     #[test]

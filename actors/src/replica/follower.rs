@@ -59,9 +59,9 @@ impl ReplicaState {
                 }
                 Err(e) => return Err(e.into()),
             }
-            if self.epochs.assign(header.partition_leader_epoch, header.base_offset) {
-                self.checkpoint_epochs()?;
-            }
+            // No checkpoint write: the batch header records this epoch, and a restart rebuilds
+            // the history from the headers (`checkpoint::recover`).
+            self.epochs.assign(header.partition_leader_epoch, header.base_offset);
             // Idempotence and transactions survive a leader change: their state travels with
             // the log.
             self.record_batch(&header, &batch);
