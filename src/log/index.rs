@@ -77,6 +77,8 @@ pub(crate) struct IndexFile<E> {
     /// Appends entries to the file; flushed on `flush`, roll and truncation. `None` while
     /// closed (sealed segments), reopened on the next write.
     writer: Option<BufWriter<File>>,
+    /// No file is at `path` yet: a new index creates its file with its first entry.
+    unborn: bool,
 }
 
 /// Opens `path` for appending, emptying it first when `truncate`. Append mode (rather than
@@ -93,12 +95,14 @@ fn open_append(path: &Path, truncate: bool) -> Result<File, LogError> {
 }
 
 impl<E: IndexEntry> IndexFile<E> {
-    /// An empty index, replacing whatever file was at `path`. The file is closed until the
-    /// first entry: an idle partition then holds one descriptor (its log), not three, so a
-    /// node's descriptor limit covers three times the partitions.
+    /// An empty index, replacing whatever file was at `path`. The file is created with the
+    /// first entry, which comes only after `index_interval_bytes` of batches: a new replica (a
+    /// node joining takes hundreds at once) then creates one file, not three, and an idle
+    /// partition holds one descriptor. A sealed segment without index files is simply walked on
+    /// open, as one whose indexes are lost.
     pub fn create(path: PathBuf) -> Result<Self, LogError> {
-        open_append(&path, true)?;
-        Ok(Self { path, entries: Vec::new(), writer: None })
+        durability::remove(&path).ctx(|| format!("delete stale index {}", path.display()))?;
+        Ok(Self { path, entries: Vec::new(), writer: None, unborn: true })
     }
 
     /// Reads the index at `path`. `None` when the file is missing, holds more than `max_entries`
@@ -119,14 +123,14 @@ impl<E: IndexEntry> IndexFile<E> {
         if entries.len() as u64 * E::SIZE as u64 != len || !valid(&entries) {
             return Ok(None);
         }
-        Ok(Some(Self { path, entries, writer: None }))
+        Ok(Some(Self { path, entries, writer: None, unborn: false }))
     }
 
     /// The writer, reopening the file if it was closed.
     fn writer(&mut self) -> Result<&mut BufWriter<File>, LogError> {
         let writer = match self.writer.take() {
             Some(w) => w,
-            None => BufWriter::new(open_append(&self.path, false)?),
+            None => BufWriter::new(open_append(&self.path, std::mem::take(&mut self.unborn))?),
         };
         Ok(self.writer.insert(writer))
     }
@@ -238,8 +242,9 @@ mod tests {
     fn an_index_holds_its_file_open_only_between_an_entry_and_the_next_sync() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("0.index");
+        std::fs::write(&path, [7u8; 24]).expect("an older segment's index");
         let mut index = IndexFile::<OffsetEntry>::create(path.clone()).expect("create");
-        assert!(index.writer.is_none() && path.exists(), "created empty, then closed");
+        assert!(index.writer.is_none() && !path.exists(), "the stale file is gone, the new one not made yet");
         index.push(OffsetEntry { relative_offset: 1, position: 10 }).expect("push");
         assert!(index.writer.is_some());
         index.sync().expect("sync");
