@@ -77,8 +77,6 @@ pub(crate) struct IndexFile<E> {
     /// Appends entries to the file; flushed on `flush`, roll and truncation. `None` while
     /// closed (sealed segments), reopened on the next write.
     writer: Option<BufWriter<File>>,
-    /// No file is at `path` yet: a new index creates its file with its first entry.
-    unborn: bool,
 }
 
 /// Opens `path` for appending, emptying it first when `truncate`. Append mode (rather than
@@ -102,7 +100,7 @@ impl<E: IndexEntry> IndexFile<E> {
     /// open, as one whose indexes are lost.
     pub fn create(path: PathBuf) -> Result<Self, LogError> {
         durability::remove(&path).ctx(|| format!("delete stale index {}", path.display()))?;
-        Ok(Self { path, entries: Vec::new(), writer: None, unborn: true })
+        Ok(Self { path, entries: Vec::new(), writer: None })
     }
 
     /// Reads the index at `path`. `None` when the file is missing, holds more than `max_entries`
@@ -123,14 +121,15 @@ impl<E: IndexEntry> IndexFile<E> {
         if entries.len() as u64 * E::SIZE as u64 != len || !valid(&entries) {
             return Ok(None);
         }
-        Ok(Some(Self { path, entries, writer: None, unborn: false }))
+        Ok(Some(Self { path, entries, writer: None }))
     }
 
-    /// The writer, reopening the file if it was closed.
+    /// The writer, reopening the file if it was closed. An index with no entries (a new one
+    /// has no file yet) creates or empties its file, so the file holds what memory holds.
     fn writer(&mut self) -> Result<&mut BufWriter<File>, LogError> {
         let writer = match self.writer.take() {
             Some(w) => w,
-            None => BufWriter::new(open_append(&self.path, std::mem::take(&mut self.unborn))?),
+            None => BufWriter::new(open_append(&self.path, self.entries.is_empty())?),
         };
         Ok(self.writer.insert(writer))
     }

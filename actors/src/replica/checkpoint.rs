@@ -3,10 +3,12 @@
 //! shutdown), and the leader-epoch history, written beside the log when the log alone would not
 //! tell it (a new leader's epoch before its first batch, a truncation) and at shutdown: an epoch
 //! that wrote batches is in their headers, which a restart reads anyway. Writing it on every new
-//! epoch a follower copied cost two fsyncs each, a thousand a second while leadership spreads over
-//! a new node. On start the high watermark is `min(checkpoint, log end)`: without the checkpoint it would start at
-//! the log end, and after a lost disk tail elsewhere a consumer could read records no other
-//! replica has.
+//! epoch a follower copied cost two fsyncs each, a thousand a second while leadership spreads
+//! over a new node.
+//!
+//! On start the high watermark is `min(checkpoint, log end)`: without the checkpoint it would
+//! start at the log end, and after a lost disk tail elsewhere a consumer could read records no
+//! other replica has.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
