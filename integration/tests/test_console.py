@@ -44,11 +44,12 @@ PARTITIONS = 6
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Cluster:
-    # Each rebalance step is held 400 ms (fail point), so a move stays in a phase across at least
-    # one of the console's once-a-second refreshes and its progress can be seen.
+    # Each rebalance step is held 1 s (fail point), so a move stays in a phase across at least
+    # one of the console's once-a-second refreshes and its progress can be seen (at 400 ms a
+    # whole move could fall between two refreshes, and did once in CI).
     with started(Cluster(tmp_path_factory.mktemp("console"), size=3, spare=1, name="cnode",
                          fail_points=True, min_insync_replicas=2,
-                         debug={"rebalance_step_delay_ms": 400})) as c:
+                         debug={"rebalance_step_delay_ms": 1000})) as c:
         c.wait_for_leader(voters=VOTERS)
         yield c
 
