@@ -175,6 +175,11 @@ impl ActorDirectory {
         TaskRegistration { directory: self.clone(), key }
     }
 
+    /// The running child of `parent` registered under `name`.
+    pub fn child(&self, parent: &ActorCell, name: &str) -> Option<ActorCell> {
+        parent.get_children().into_iter().find(|c| self.entries.get(&c.get_id()).is_some_and(|e| e.name == name))
+    }
+
     /// The live tree below `root`.
     pub fn tree(&self, root: &ActorCell) -> ActorNode {
         let entry = self.entries.get(&root.get_id()).map(|e| e.clone());

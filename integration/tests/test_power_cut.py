@@ -226,6 +226,10 @@ def test_power_cut_is_refused_when_fail_points_are_off(broker):
     ({"name": "replica_panic", "topic": "t", "partition": 0, "during": HW_FILE}, "apply only to power_cut"),
     ({"name": "power_cut", "during": "../" + HW_FILE}, "must be a file name"),
     ({"name": "power_cut", "during": ""}, "must be a file name"),
+    ({"name": "actor_crash"}, "needs actor"),
+    ({"name": "actor_crash", "actor": "admin-server"}, "cannot crash itself"),
+    ({"name": "actor_crash", "actor": "raft", "topic": "t"}, "takes only actor"),
+    ({"name": "replica_panic", "topic": "t", "partition": 0, "actor": "raft"}, "only to actor_crash"),
     ({"name": "brownout"}, "unknown fail point"),
     ({"name": "power_cut", "volts": 0}, "unknown field"),
 ])

@@ -2,6 +2,10 @@
 //! `[debug] fail_points = true`.
 //!
 //! - `{"name": "replica_panic", "topic", "partition"}`: that replica panics on its next append.
+//! - `{"name": "actor_crash", "actor"}`: the node actor of that name (as `GET /admin/actors` lists
+//!   the node supervisor's children: `raft`, `wal-flusher`, ...) stops at once, wherever it is,
+//!   as a crash would stop it: its state dropped, `post_stop` skipped, its own children with it.
+//!   Its supervisor restarts it.
 //! - `{"name": "power_cut", "garbage_bytes"?, "seed"?}`: every partition file and checkpoint is
 //!   cut back to what its last fsync made durable (plus `garbage_bytes` random bytes where a
 //!   torn write could land), then the process SIGKILLs itself (`chronik::log::durability`).
@@ -12,6 +16,7 @@
 use std::sync::Arc;
 
 use chronik::log::durability::{self, PowerCut};
+use ractor::ActorCell;
 use serde::Deserialize;
 use tracing::warn;
 use warp::http::StatusCode;
@@ -24,16 +29,21 @@ use crate::replica::ReplicaMsg;
 /// Most garbage bytes a power cut appends per file: enough for a torn batch header and more.
 const MAX_GARBAGE_BYTES: usize = 1 << 20;
 
+/// The admin server's name: crashing it would drop the answer that says so.
+const ADMIN_SERVER: &str = "admin-server";
+
 /// `POST /admin/fail-points` body; which fields apply depends on `name`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FailPoint {
-    /// `replica_panic` or `power_cut`.
+    /// `replica_panic`, `actor_crash` or `power_cut`.
     name: String,
     /// replica_panic: the partition's topic.
     topic: Option<String>,
     /// replica_panic: the partition.
     partition: Option<i32>,
+    /// actor_crash: the node actor's name.
+    actor: Option<String>,
     /// power_cut: random bytes appended after the durable end of torn files (default 0).
     garbage_bytes: Option<usize>,
     /// power_cut: seed of the garbage (default: from the clock; logged either way).
@@ -46,6 +56,8 @@ pub(super) struct FailPoint {
 enum Request {
     /// Panic the replica of this partition on its next append.
     ReplicaPanic(TopicPartition),
+    /// Stop the node actor of this name as a crash would.
+    ActorCrash(String),
     /// Simulate a power loss now.
     PowerCut(PowerCut),
     /// Simulate a power loss in the middle of the next atomic write of the file with this name.
@@ -55,7 +67,23 @@ enum Request {
 impl FailPoint {
     /// The request, or why it is malformed.
     fn parse(self) -> Result<Request, String> {
+        if self.name != "actor_crash" && self.actor.is_some() {
+            return Err("actor applies only to actor_crash".into());
+        }
         match self.name.as_str() {
+            "actor_crash" => {
+                let power_cut = self.garbage_bytes.is_some() || self.seed.is_some() || self.during.is_some();
+                if power_cut || self.topic.is_some() || self.partition.is_some() {
+                    return Err("actor_crash takes only actor".into());
+                }
+                match self.actor {
+                    Some(actor) if actor == ADMIN_SERVER => {
+                        Err(format!("{ADMIN_SERVER} cannot crash itself: this answer would be lost with it"))
+                    }
+                    Some(actor) => Ok(Request::ActorCrash(actor)),
+                    None => Err("actor_crash needs actor (a name from GET /admin/actors)".into()),
+                }
+            }
             "replica_panic" => {
                 if self.garbage_bytes.is_some() || self.seed.is_some() || self.during.is_some() {
                     return Err("garbage_bytes, seed and during apply only to power_cut".into());
@@ -82,7 +110,7 @@ impl FailPoint {
                     Some(name) => Ok(Request::PowerCutDuring(name, cut)),
                 }
             }
-            other => Err(format!("unknown fail point {other:?}; known: replica_panic, power_cut")),
+            other => Err(format!("unknown fail point {other:?}; known: replica_panic, actor_crash, power_cut")),
         }
     }
 }
@@ -94,13 +122,14 @@ fn clock_seed() -> u64 {
 }
 
 /// Handles `POST /admin/fail-points`.
-pub(super) fn fail_point(ctx: Arc<NodeContext>, req: FailPoint) -> WithStatus<Json> {
+pub(super) fn fail_point(ctx: Arc<NodeContext>, root: &ActorCell, req: FailPoint) -> WithStatus<Json> {
     if !ctx.config.debug.fail_points {
         return outcome(StatusCode::FORBIDDEN, false, "fail points are disabled ([debug] fail_points = false)");
     }
     match req.parse() {
         Err(reason) => outcome(StatusCode::BAD_REQUEST, false, reason),
         Ok(Request::ReplicaPanic(tp)) => replica_panic(&ctx, tp),
+        Ok(Request::ActorCrash(name)) => actor_crash(&ctx, root, &name),
         Ok(Request::PowerCut(cut)) => power_cut(cut),
         Ok(Request::PowerCutDuring(name, cut)) => power_cut_during(&name, cut),
     }
@@ -114,6 +143,21 @@ fn replica_panic(ctx: &NodeContext, tp: TopicPartition) -> WithStatus<Json> {
         Ok(()) => outcome(StatusCode::OK, true, format!("replica_panic armed on {tp}")),
         Err(_) => outcome(StatusCode::SERVICE_UNAVAILABLE, false, format!("replica {tp} is restarting")),
     }
+}
+
+/// Kills the node supervisor's child `name`: ractor drops it at its next await, mid-message if
+/// it is handling one, which is harsher than a panic (that happens only where the code panics).
+fn actor_crash(ctx: &NodeContext, root: &ActorCell, name: &str) -> WithStatus<Json> {
+    let Some(actor) = ctx.directory.child(root, name) else {
+        return outcome(
+            StatusCode::NOT_FOUND,
+            false,
+            format!("no running node actor {name:?} (see GET /admin/actors)"),
+        );
+    };
+    warn!(actor = name, "fail point: actor crash");
+    actor.kill();
+    outcome(StatusCode::OK, true, format!("{name} crashed; its supervisor restarts it"))
 }
 
 /// Arms the cut; the thread writing the file carries it out.

@@ -96,6 +96,7 @@ pub fn routes(
     let auth = Arc::new(super::auth::AdminAuth::new(&ctx.config.security));
     let with_ctx = warp::any().map(move || ctx.clone());
     let metrics_root = root.clone();
+    let fail_point_root = root.clone();
     let health = warp::path!("admin" / "health")
         .and(warp::get())
         .and(with_ctx.clone())
@@ -130,7 +131,7 @@ pub fn routes(
         .and(with_ctx.clone())
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::json())
-        .map(super::fail_points::fail_point);
+        .map(move |ctx, req| super::fail_points::fail_point(ctx, &fail_point_root, req));
     let add_node = warp::path!("admin" / "add-node")
         .and(warp::post())
         .and(with_ctx.clone())
