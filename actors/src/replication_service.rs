@@ -107,7 +107,10 @@ impl Actor for ReplicationService {
             info!(addr = %local, "✓ Replication service started");
             let mut builder = crate::peer_auth::server_builder(&ctx.node_tls)?;
             Some(TaskGuard(tokio::spawn(async move {
-                let result = builder.add_service(service).serve_with_incoming(incoming).await;
+                // Connections outlive an aborted server unless it serves with a shutdown signal:
+                // see `raft::service::serve`.
+                let result =
+                    builder.add_service(service).serve_with_incoming_shutdown(incoming, std::future::pending()).await;
                 if let Err(e) = result {
                     error!(error = %e, "replication service stopped");
                 }

@@ -33,8 +33,15 @@ pub async fn serve(listener: TcpListener, writer: Writer, ctx: Arc<NodeContext>,
     let service = InterceptedService::new(service, secret);
     // Accepted sockets do not inherit TCP_NODELAY; without it heartbeats wait on Nagle.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // tonic serves each connection on a task of its own. Without a shutdown signal those tasks
+    // outlive an aborted server and keep answering with the actor's old, stopped Raft after a
+    // restart: peers' votes, appends and forwarded proposals failed on them for good. With
+    // one, aborting the server drops the signal's sender, and every connection shuts down
+    // gracefully; peers reconnect to the restarted server.
     let result = match crate::peer_auth::server_builder(&ctx_tls) {
-        Ok(mut builder) => builder.add_service(service).serve_with_incoming(incoming).await,
+        Ok(mut builder) => {
+            builder.add_service(service).serve_with_incoming_shutdown(incoming, std::future::pending()).await
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = result {

@@ -1,0 +1,141 @@
+"""A node actor that crashes is restarted by its supervisor and the node keeps serving.
+
+The `actor_crash` fail point stops one of the node supervisor's children at once, wherever it
+is (mid-message included), with its state and its own children: what a panic does, but at any
+await point rather than only where the code can panic.
+
+- Every node actor, one after the other, crashes on a node that leads partitions (but not Raft)
+  while two producers (kafka-python and confluent-kafka, acks=all, idempotent for the latter)
+  write: each comes back (`/admin/actors` shows it running, restarted once), the producers see no
+  error, every acknowledged record is read back exactly once, and a topic created through that
+  node afterwards gets its replicas there (its restarted Raft forwards and receives entries: a
+  peer's connection to the old Raft server must not outlive it).
+- The Raft actor crashes on the Raft leader while a replica move is under way (each rebalance
+  step held a second): the node's replicas are left alone (none restarted, none dropped: the
+  restarted state machine re-applies entries its replicas already saw), a new plan finishes the
+  rebalance, and every acknowledged record is read back exactly once.
+
+Every cluster here is three voters with a spare slot, RF 3, min.insync.replicas 2.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from cluster import Cluster, NotAgreed, started
+from harness import flatten_actors, unique_topic, wait_until
+from replication_helpers import NumberedProducers, check_log
+from client_helpers import ck_consume_all
+from test_grow_shrink import PARTITIONS, create_topic, preload, settled, topic_view
+from test_move_safety import moving, start_and_add_node_4
+
+VOTERS = [1, 2, 3]
+STEP_DELAY_MS = 1000       # [debug] rebalance_step_delay_ms: each phase of a move lasts a second
+RATE = 1_000_000           # [replication] rebalance_max_bytes_per_sec: copies take seconds
+PRELOAD = 1_500_000        # bytes over the partitions, so a copy is still running when the crash hits
+
+# The node supervisor's children, in its start order, but the admin server (which answers the
+# fail point).
+NODE_ACTORS = ["wal-flusher", "raft", "membership", "metadata", "controller", "rebalancer", "replica-supervisor",
+               "log-cleaner", "replication", "group-coordinator", "txn-coordinator", "kafka-listener"]
+
+
+@pytest.fixture(scope="module")
+def crashing(tmp_path_factory) -> Cluster:
+    c = Cluster(tmp_path_factory.mktemp("actor-crash"), size=3, spare=1, name="cnode", replication_factor=3,
+                min_insync_replicas=2, fail_points=True, debug={"rebalance_step_delay_ms": STEP_DELAY_MS},
+                replication={"rebalance_max_bytes_per_sec": RATE, "replica_lag_max_ms": 3000})
+    with started(c):
+        yield c
+
+
+def crash(c: Cluster, i: int, actor: str) -> None:
+    r = requests.post(f"{c.admin_url(i)}/admin/fail-points", json={"name": "actor_crash", "actor": actor}, timeout=5)
+    assert r.status_code == 200 and r.json()["success"], r.text
+
+
+def node_actors(c: Cluster, i: int) -> dict[str, dict]:
+    """The node supervisor's children on node i, by name."""
+    return {a["name"]: a for a in c.node(i).actors()["children"]}
+
+
+def replica_restarts(c: Cluster, i: int) -> dict[str, int]:
+    """Every replica actor of node i and its restarts."""
+    return {a["name"]: a["restarts"] for a in flatten_actors(c.node(i).actors()) if a["role"] == "ReplicaActor"}
+
+
+def back(c: Cluster, i: int, actor: str, restarts: int) -> dict:
+    """Raises NotAgreed until node i's `actor` runs again, restarted `restarts` times."""
+    a = node_actors(c, i).get(actor)
+    if a is None or a["status"] != "running" or a["restarts"] != restarts:
+        raise NotAgreed(f"node {i}'s {actor}: {a and {k: a[k] for k in ('status', 'restarts')}}")
+    return a
+
+
+def test_every_node_actor_crashes_and_comes_back_while_producers_write(crashing):
+    c = crashing
+    leader = c.wait_for_leader(ids=VOTERS, voters=VOTERS)
+    # A node that leads partitions (every founding node leads a third) but not Raft; the Raft
+    # leader's own crash is tested below.
+    victim = next(i for i in VOTERS if i != leader)
+    topic = unique_topic("crashes")
+    create_topic(c, topic)
+    before = replica_restarts(c, victim)
+    r = requests.post(f"{c.admin_url(victim)}/admin/fail-points", json={"name": "actor_crash", "actor": "nobody"},
+                      timeout=5)
+    assert r.status_code == 404 and "no running node actor" in r.json()["message"], r.text
+    with NumberedProducers(",".join(c.bootstrap(i) for i in VOTERS), topic, list(range(PARTITIONS))) as prods:
+        prods.wait_acks(20, what="before the crashes")
+        for actor in NODE_ACTORS:
+            restarts = node_actors(c, victim)[actor]["restarts"]
+            crash(c, victim, actor)
+            wait_until(lambda: back(c, victim, actor, restarts + 1), 30, f"node {victim}'s {actor} restarted",
+                       interval=0.05)
+            prods.wait_acks(20, since=time.monotonic(), timeout=30, what=f"after {actor} crashed on node {victim}")
+    assert not prods.errors, f"producer errors: {prods.errors[:5]}"
+    # The replica supervisor's crash took its replicas with it; they came back.
+    assert set(replica_restarts(c, victim)) >= set(before), "a replica did not come back"
+    got = ck_consume_all(",".join(c.bootstrap(i) for i in VOTERS), topic, PARTITIONS, timeout=90)
+    check_log(got, prods)
+    later = unique_topic("after-crashes")
+    admin = AdminClient({"bootstrap.servers": c.bootstrap(victim)})
+    admin.create_topics([NewTopic(later, PARTITIONS, 3)])[later].result(30)
+
+    def hosts_all():
+        view = topic_view(c, victim, later)
+        return len(view) == PARTITIONS and all(e["replica"] is not None for e in view.values())
+    wait_until(hosts_all, 30, f"node {victim} hosting every partition of {later}")
+
+
+def test_the_raft_actor_crashing_on_the_raft_leader_mid_move_loses_nothing(crashing):
+    c = crashing
+    leader = c.wait_for_leader(ids=VOTERS, voters=VOTERS)
+    topic = unique_topic("raft-crash")
+    create_topic(c, topic)
+    extras = preload(c.bootstrap(leader), topic, PRELOAD)
+    voters = sorted(VOTERS + [4])
+    with NumberedProducers(",".join(c.bootstrap(i) for i in VOTERS), topic, list(range(PARTITIONS))) as prods:
+        prods.wait_acks(20, what="before the addition")
+        assert start_and_add_node_4(c, leader).status_code == 200
+        wait_until(lambda: moving(c, leader), 30, "a move catching up on the Raft leader", interval=0.05)
+        replicas = replica_restarts(c, leader)
+        restarts = node_actors(c, leader)["raft"]["restarts"]
+        crash(c, leader, "raft")
+        wait_until(lambda: back(c, leader, "raft", restarts + 1), 30, f"node {leader}'s raft actor restarted",
+                   interval=0.05)
+        # Whoever leads Raft now (an election may follow the crash) finishes the rebalance.
+        wait_until(lambda: settled(c, topic, voters, c.agreement(voters, voters=voters)[0]), 120,
+                   f"the rebalance finished after the Raft actor crashed, {topic} evenly on {voters}", interval=0.5)
+        prods.wait_acks(20, since=time.monotonic(), timeout=30, what="after the rebalance")
+    assert not prods.errors, f"producer errors: {prods.errors[:5]}"
+    # The replicas that stay on the crashed node ran through it untouched.
+    after = replica_restarts(c, leader)
+    kept = {tp: n for tp, n in replicas.items() if tp in after}
+    assert kept and all(after[tp] == n for tp, n in kept.items()), \
+        f"replicas restarted by the Raft actor's crash: {sorted(tp for tp in kept if after[tp] != kept[tp])}"
+    got = ck_consume_all(",".join(c.bootstrap(i) for i in voters), topic, PARTITIONS, timeout=90)
+    check_log(got, prods, extras)
