@@ -10,12 +10,15 @@ await point rather than only where the code can panic.
   error, every acknowledged record is read back exactly once, and a topic created through that
   node afterwards gets its replicas there (its restarted Raft forwards and receives entries: a
   peer's connection to the old Raft server must not outlive it).
-- The Raft actor crashes on the Raft leader while a replica move is under way (each rebalance
-  step held a second): the node's replicas are left alone (none restarted, none dropped: the
-  restarted state machine re-applies entries its replicas already saw), a new plan finishes the
-  rebalance, and every acknowledged record is read back exactly once.
+- While a replica move is under way (each rebalance step held a second), the Raft, rebalancer
+  or replication actor crashes on the Raft leader, or the replica supervisor or WAL flusher on
+  the node the replicas move to: the rebalance finishes, the node's replicas are left alone
+  unless they were the crashed actor's children (none restarted: the restarted state machine
+  re-applies entries its replicas already saw), and every acknowledged record is read back
+  exactly once.
 
-Every cluster here is three voters with a spare slot, RF 3, min.insync.replicas 2.
+Every cluster here is three voters with a spare slot, RF 3, min.insync.replicas 2, and the
+default `fsync = "always"`, so a crashed flusher drops the fsync requests waiting on it.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ NODE_ACTORS = ["wal-flusher", "raft", "membership", "metadata", "controller", "r
 @pytest.fixture(scope="module")
 def crashing(tmp_path_factory) -> Cluster:
     c = Cluster(tmp_path_factory.mktemp("actor-crash"), size=3, spare=1, name="cnode", replication_factor=3,
-                min_insync_replicas=2, fail_points=True, debug={"rebalance_step_delay_ms": STEP_DELAY_MS},
+                min_insync_replicas=2, fail_points=True, fsync="always", debug={"rebalance_step_delay_ms": STEP_DELAY_MS},
                 replication={"rebalance_max_bytes_per_sec": RATE, "replica_lag_max_ms": 3000})
     with started(c):
         yield c
@@ -111,10 +114,29 @@ def test_every_node_actor_crashes_and_comes_back_while_producers_write(crashing)
     wait_until(hosts_all, 30, f"node {victim} hosting every partition of {later}")
 
 
-def test_the_raft_actor_crashing_on_the_raft_leader_mid_move_loses_nothing(crashing):
-    c = crashing
+@pytest.fixture
+def adding(tmp_path) -> Cluster:
+    """Three voters and a spare; every rebalance step is held a second (a fail point)."""
+    c = Cluster(tmp_path / "mid-move", size=3, spare=1, name="mnode", replication_factor=3, min_insync_replicas=2,
+                fail_points=True, fsync="always", debug={"rebalance_step_delay_ms": STEP_DELAY_MS},
+                replication={"rebalance_max_bytes_per_sec": RATE, "replica_lag_max_ms": 3000})
+    with started(c):
+        yield c
+
+
+@pytest.mark.parametrize("actor, on", [("raft", "raft leader"), ("rebalancer", "raft leader"),
+                                       ("replication", "raft leader"), ("replica-supervisor", "node 4"),
+                                       ("wal-flusher", "node 4")])
+def test_a_node_actor_crashing_mid_move_loses_nothing(adding, actor, on):
+    """Node 4 joins under load; while a move catches up, `actor` crashes on the Raft leader
+    (which plans the moves and leads a third of the partitions) or on node 4 (which copies).
+    The rebalance finishes (after an election, if Raft's own actor crashed on its leader), the
+    crashed node's replicas run on untouched unless they were the crashed actor's children, and
+    every acknowledged record is read back once."""
+    c = adding
     leader = c.wait_for_leader(ids=VOTERS, voters=VOTERS)
-    topic = unique_topic("raft-crash")
+    victim = leader if on == "raft leader" else 4
+    topic = unique_topic("mid-move")
     create_topic(c, topic)
     extras = preload(c.bootstrap(leader), topic, PRELOAD)
     voters = sorted(VOTERS + [4])
@@ -122,20 +144,20 @@ def test_the_raft_actor_crashing_on_the_raft_leader_mid_move_loses_nothing(crash
         prods.wait_acks(20, what="before the addition")
         assert start_and_add_node_4(c, leader).status_code == 200
         wait_until(lambda: moving(c, leader), 30, "a move catching up on the Raft leader", interval=0.05)
-        replicas = replica_restarts(c, leader)
-        restarts = node_actors(c, leader)["raft"]["restarts"]
-        crash(c, leader, "raft")
-        wait_until(lambda: back(c, leader, "raft", restarts + 1), 30, f"node {leader}'s raft actor restarted",
+        replicas = replica_restarts(c, victim)
+        restarts = node_actors(c, victim)[actor]["restarts"]
+        crash(c, victim, actor)
+        wait_until(lambda: back(c, victim, actor, restarts + 1), 30, f"node {victim}'s {actor} restarted",
                    interval=0.05)
-        # Whoever leads Raft now (an election may follow the crash) finishes the rebalance.
+        # Whoever leads Raft now finishes the rebalance.
         wait_until(lambda: settled(c, topic, voters, c.agreement(voters, voters=voters)[0]), 120,
-                   f"the rebalance finished after the Raft actor crashed, {topic} evenly on {voters}", interval=0.5)
+                   f"the rebalance finished after {actor} crashed, {topic} evenly on {voters}", interval=0.5)
         prods.wait_acks(20, since=time.monotonic(), timeout=30, what="after the rebalance")
     assert not prods.errors, f"producer errors: {prods.errors[:5]}"
-    # The replicas that stay on the crashed node ran through it untouched.
-    after = replica_restarts(c, leader)
-    kept = {tp: n for tp, n in replicas.items() if tp in after}
-    assert kept and all(after[tp] == n for tp, n in kept.items()), \
-        f"replicas restarted by the Raft actor's crash: {sorted(tp for tp in kept if after[tp] != kept[tp])}"
+    if actor != "replica-supervisor":
+        after = replica_restarts(c, victim)
+        kept = {tp: n for tp, n in replicas.items() if tp in after}
+        assert kept and all(after[tp] == n for tp, n in kept.items()), \
+            f"replicas restarted by {actor}'s crash: {sorted(tp for tp in kept if after[tp] != kept[tp])}"
     got = ck_consume_all(",".join(c.bootstrap(i) for i in voters), topic, PARTITIONS, timeout=90)
     check_log(got, prods, extras)
