@@ -50,8 +50,7 @@ NODE_ACTORS = ["wal-flusher", "raft", "membership", "metadata", "controller", "r
 @pytest.fixture(scope="module")
 def crashing(tmp_path_factory) -> Cluster:
     c = Cluster(tmp_path_factory.mktemp("actor-crash"), size=3, spare=1, name="cnode", replication_factor=3,
-                min_insync_replicas=2, fail_points=True, fsync="always", debug={"rebalance_step_delay_ms": STEP_DELAY_MS},
-                replication={"rebalance_max_bytes_per_sec": RATE, "replica_lag_max_ms": 3000})
+                min_insync_replicas=2, fail_points=True, fsync="always")
     with started(c):
         yield c
 
