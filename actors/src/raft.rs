@@ -161,8 +161,8 @@ impl Actor for RaftActor {
             heartbeat_interval: config.raft.heartbeat_interval_ms,
             election_timeout_min: config.raft.election_timeout_min_ms,
             election_timeout_max: config.raft.election_timeout_max_ms,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
-            max_in_snapshot_log_to_keep: 1000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: config.raft.snapshot_every_entries,
             ..Default::default()
         }
         .validate()?;

@@ -133,11 +133,20 @@ pub struct RaftConfig {
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout.
     pub election_timeout_max_ms: u64,
+    /// The metadata is snapshotted every this many Raft entries, and the log is purged up to
+    /// this many entries before the snapshot: a node further behind (down meanwhile) is sent
+    /// the snapshot instead of the entries.
+    pub snapshot_every_entries: u64,
 }
 
 impl Default for RaftConfig {
     fn default() -> Self {
-        Self { heartbeat_interval_ms: 300, election_timeout_min_ms: 1_500, election_timeout_max_ms: 3_000 }
+        Self {
+            heartbeat_interval_ms: 300,
+            election_timeout_min_ms: 1_500,
+            election_timeout_max_ms: 3_000,
+            snapshot_every_entries: 1_000,
+        }
     }
 }
 

@@ -173,12 +173,14 @@ fn the_single_node_example_is_the_embedded_defaults() {
 
 #[test]
 fn raft_timings_are_checked() {
-    let bad = "[raft]\nheartbeat_interval_ms = 2000\nelection_timeout_min_ms = 1500\nelection_timeout_max_ms = 1000\n";
+    let bad = "[raft]\nheartbeat_interval_ms = 2000\nelection_timeout_min_ms = 1500\nelection_timeout_max_ms = 1000\n\
+               snapshot_every_entries = 0\n";
     let ConfigError::Invalid(problems) = load_str(bad, &[], CliOverrides::default()).unwrap_err() else {
         panic!("expected validation errors")
     };
     assert!(problems.iter().any(|p| p.starts_with("raft.heartbeat_interval_ms")), "{problems:?}");
     assert!(problems.iter().any(|p| p.starts_with("raft.election_timeout_max_ms")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("raft.snapshot_every_entries")), "{problems:?}");
 }
 
 #[test]

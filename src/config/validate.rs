@@ -141,6 +141,9 @@ impl Config {
         if r.election_timeout_max_ms <= r.election_timeout_min_ms {
             problems.push("raft.election_timeout_max_ms: must be above raft.election_timeout_min_ms".into());
         }
+        if r.snapshot_every_entries == 0 {
+            problems.push("raft.snapshot_every_entries: must be positive".into());
+        }
         let rep = &self.replication;
         if rep.replica_lag_max_ms == 0 || rep.fetch_max_wait_ms == 0 || rep.fetch_max_wait_ms >= rep.replica_lag_max_ms
         {
