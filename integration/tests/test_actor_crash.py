@@ -16,6 +16,10 @@ await point rather than only where the code can panic.
   unless they were the crashed actor's children (none restarted: the restarted state machine
   re-applies entries its replicas already saw), and every acknowledged record is read back
   exactly once.
+- The transaction coordinator actor crashes with a transaction open (before or during the
+  commit): the transaction commits or aborts as a whole and the producer commits the next one.
+- The group coordinator actor crashes on every node under a consumer group that commits after
+  each batch: the member rejoins if told to (membership is not persisted) and nothing is lost.
 
 Every cluster here is three voters with a spare slot, RF 3, min.insync.replicas 2, and the
 default `fsync = "always"`, so a crashed flusher drops the fsync requests waiting on it.
@@ -23,10 +27,13 @@ default `fsync = "always"`, so a crashed flusher drops the fsync requests waitin
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 
 import pytest
 import requests
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import Cluster, NotAgreed, started
@@ -35,11 +42,16 @@ from replication_helpers import NumberedProducers, check_log
 from client_helpers import ck_consume_all
 from test_grow_shrink import PARTITIONS, create_topic, preload, settled, topic_view
 from test_move_safety import moving, start_and_add_node_4
+from txn_helpers import (GROUP_ENV, READ_COMMITTED, TXN_CALL_TIMEOUT, Delivered, consume_all, find_txn_coordinator,
+                         finish_txn, group_committed, numbered, produce_items, produce_txn, txn_producer)
 
 VOTERS = [1, 2, 3]
 STEP_DELAY_MS = 1000       # [debug] rebalance_step_delay_ms: each phase of a move lasts a second
 RATE = 1_000_000           # [replication] rebalance_max_bytes_per_sec: copies take seconds
 PRELOAD = 1_500_000        # bytes over the partitions, so a copy is still running when the crash hits
+
+# What a commit may meet once the coordinator forgot the group: the member must rejoin.
+REJOIN = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS}
 
 # The node supervisor's children, in its start order, but the admin server (which answers the
 # fail point).
@@ -50,7 +62,7 @@ NODE_ACTORS = ["wal-flusher", "raft", "membership", "metadata", "controller", "r
 @pytest.fixture(scope="module")
 def crashing(tmp_path_factory) -> Cluster:
     c = Cluster(tmp_path_factory.mktemp("actor-crash"), size=3, spare=1, name="cnode", replication_factor=3,
-                min_insync_replicas=2, fail_points=True, fsync="always")
+                min_insync_replicas=2, fail_points=True, fsync="always", extra_env=GROUP_ENV)
     with started(c):
         yield c
 
@@ -111,6 +123,103 @@ def test_every_node_actor_crashes_and_comes_back_while_producers_write(crashing)
         view = topic_view(c, victim, later)
         return len(view) == PARTITIONS and all(e["replica"] is not None for e in view.values())
     wait_until(hosts_all, 30, f"node {victim} hosting every partition of {later}")
+
+
+@pytest.mark.parametrize("moment", ["before-commit", "during-commit"])
+def test_the_transaction_coordinator_crashing_mid_transaction_is_all_or_nothing(crashing, moment):
+    """The transaction coordinator actor of a transactional.id crashes with a transaction open
+    (before the commit is asked, or while it runs): the commit succeeds or the transaction is
+    aborted, as a whole, and the same producer then commits another one."""
+    c = crashing
+    bs = ",".join(c.bootstrap(i) for i in VOTERS)
+    topic = unique_topic(f"txn-crash-{moment}")
+    create_topic(c, topic, 3)
+    tid = unique_topic(f"tid-crash-{moment}")
+    prod = txn_producer(bs, tid)
+    prod.init_transactions(TXN_CALL_TIMEOUT)
+    d = Delivered()
+    earlier, doomed, later = (numbered(f"crash-{name}", k * 100, 60, 3)
+                              for k, name in enumerate(["earlier", "doomed", "later"]))
+    produce_txn(prod, topic, earlier, True, d)
+    victim = find_txn_coordinator(bs, tid)
+    restarts = node_actors(c, victim)["txn-coordinator"]["restarts"]
+    prod.begin_transaction()
+    produce_items(prod, topic, doomed, d)
+    result: dict = {}
+    if moment == "before-commit":
+        crash(c, victim, "txn-coordinator")
+        result["outcome"], result["errors"] = finish_txn(prod)
+    else:
+        t = threading.Thread(target=lambda: result.update(zip(("outcome", "errors"), finish_txn(prod))), daemon=True)
+        t.start()
+        crash(c, victim, "txn-coordinator")
+        t.join(4 * TXN_CALL_TIMEOUT + 30)
+        assert not t.is_alive(), "commit_transaction did not return"
+    wait_until(lambda: back(c, victim, "txn-coordinator", restarts + 1), 30, f"node {victim}'s txn-coordinator back")
+    assert result["outcome"] in ("committed", "aborted"), result
+    produce_txn(prod, topic, later, True, d)
+    visible = {v for recs in consume_all(bs, topic, 3, READ_COMMITTED).values() for _o, v in recs}
+    seen = {name: sum(v in visible for _p, v in items) for name, items in
+            [("earlier", earlier), ("doomed", doomed), ("later", later)]}
+    want = {"earlier": 60, "doomed": 60 if result["outcome"] == "committed" else 0, "later": 60}
+    assert seen == want, f"{result}: records visible per transaction {seen}, expected {want}"
+
+
+def test_the_group_coordinator_crashing_keeps_a_consumer_group_going(crashing):
+    """A consumer group commits after every batch while the group coordinator actor crashes on
+    every node (the group's coordinator among them). Group membership is not persisted
+    (docs/architecture.md), so a commit may then fail with a rebalance error: the member rejoins
+    and reads on from its last commit. Nothing is lost, only records read since a failed commit
+    are read again, and the committed offsets end at the log end."""
+    c = crashing
+    bs = ",".join(c.bootstrap(i) for i in VOTERS)
+    topic, group, total = unique_topic("group-crash"), unique_topic("group-crash"), 600
+    create_topic(c, topic, 3)
+    plain = Producer({"bootstrap.servers": bs, "acks": "all", "enable.idempotence": True})
+    for n in range(total):
+        plain.produce(topic, b"g-%05d" % n, partition=n % 3)
+    assert plain.flush(60) == 0
+    consumer = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    seen: list[bytes] = []
+    uncommitted: set[bytes] = set()   # read since the last successful commit
+    may_repeat: set[bytes] = set()    # read before a commit that failed
+    commit_errors: list[KafkaError] = []
+    crashed = committed = False
+    deadline = time.monotonic() + 90
+    try:
+        while not (len(set(seen)) == total and committed) and time.monotonic() < deadline:
+            batch = consumer.consume(50, timeout=0.5)
+            errors = [m.error() for m in batch if m.error()]
+            assert not errors, errors
+            if not batch:
+                continue
+            seen.extend(m.value() for m in batch)
+            uncommitted.update(m.value() for m in batch)
+            try:
+                consumer.commit(asynchronous=False)
+                committed = True
+            except KafkaException as exc:
+                assert exc.args[0].code() in REJOIN, exc
+                commit_errors.append(exc.args[0])
+                may_repeat |= uncommitted
+                committed = False
+            uncommitted.clear()
+            if not crashed and len(seen) >= total // 3:
+                for i in VOTERS:
+                    restarts = node_actors(c, i)["group-coordinator"]["restarts"]
+                    crash(c, i, "group-coordinator")
+                    wait_until(lambda: back(c, i, "group-coordinator", restarts + 1), 30,
+                               f"node {i}'s group-coordinator back")
+                crashed = True
+    finally:
+        consumer.close()
+    print(f"commits refused after the crashes: {[e.name() for e in commit_errors]}")
+    assert crashed and sorted(set(seen)) == [b"g-%05d" % n for n in range(total)], f"read {len(set(seen))}"
+    again = {v for v, n in Counter(seen).items() if n > 1}
+    assert again <= may_repeat, f"{len(again - may_repeat)} records read twice though their commit succeeded"
+    assert group_committed(bs, group, topic) == {p: total // 3 for p in range(3)}
 
 
 @pytest.fixture
