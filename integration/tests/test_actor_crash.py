@@ -16,6 +16,7 @@ await point rather than only where the code can panic.
   unless they were the crashed actor's children (none restarted: the restarted state machine
   re-applies entries its replicas already saw), and every acknowledged record is read back
   exactly once.
+- The Raft actor crashes on every node at once: they elect a leader again and serve.
 - The transaction coordinator actor crashes with a transaction open (before or during the
   commit): the transaction commits or aborts as a whole and the producer commits the next one.
 - The group coordinator actor crashes on every node under a consumer group that commits after
@@ -123,6 +124,32 @@ def test_every_node_actor_crashes_and_comes_back_while_producers_write(crashing)
         view = topic_view(c, victim, later)
         return len(view) == PARTITIONS and all(e["replica"] is not None for e in view.values())
     wait_until(hosts_all, 30, f"node {victim} hosting every partition of {later}")
+
+
+def test_every_raft_actor_crashing_at_once_the_cluster_elects_and_serves(crashing):
+    """The Raft actor crashes on every node at the same moment while producers write: the nodes
+    elect a leader among themselves again, the producers see no error, and metadata changes
+    (a new topic) reach every node."""
+    c = crashing
+    c.wait_for_leader(ids=VOTERS, voters=VOTERS)
+    topic = unique_topic("all-raft")
+    create_topic(c, topic)
+    restarts = {i: node_actors(c, i)["raft"]["restarts"] for i in VOTERS}
+    with NumberedProducers(",".join(c.bootstrap(i) for i in VOTERS), topic, list(range(PARTITIONS))) as prods:
+        prods.wait_acks(20, what="before the crashes")
+        for i in VOTERS:
+            crash(c, i, "raft")
+        for i in VOTERS:
+            wait_until(lambda: back(c, i, "raft", restarts[i] + 1), 30, f"node {i}'s raft actor restarted")
+        leader = c.wait_for_leader(30, ids=VOTERS, voters=VOTERS)
+        later = unique_topic("after-all-raft")
+        admin = AdminClient({"bootstrap.servers": c.bootstrap(leader)})
+        admin.create_topics([NewTopic(later, 3, 3)])[later].result(30)
+        for i in VOTERS:
+            wait_until(lambda: len(topic_view(c, i, later)) == 3, 30, f"node {i} knowing {later}")
+        prods.wait_acks(20, since=time.monotonic(), timeout=30, what="after every Raft actor restarted")
+    assert not prods.errors, f"producer errors: {prods.errors[:5]}"
+    check_log(ck_consume_all(",".join(c.bootstrap(i) for i in VOTERS), topic, PARTITIONS, timeout=90), prods)
 
 
 @pytest.mark.parametrize("moment", ["before-commit", "during-commit"])
