@@ -319,8 +319,10 @@ class Broker:
                 return p
         return None
 
-    def fail_point(self, name: str, topic: str, partition: int) -> requests.Response:
-        body = {"name": name, "topic": topic, "partition": partition}
+    def fail_point(self, name: str, topic: Optional[str] = None, partition: Optional[int] = None,
+                   **fields) -> requests.Response:
+        """POST /admin/fail-points: `topic` and `partition` for replica_panic, other fields by name."""
+        body = {"name": name, **({"topic": topic, "partition": partition} if topic is not None else {}), **fields}
         return self.http.post(f"{self.admin_url}/admin/fail-points", data=json.dumps(body),
                              headers={"content-type": "application/json"}, timeout=5)
 
