@@ -17,9 +17,9 @@ pub use broker_config::{
 };
 pub use controller_id::controller_for_clients;
 pub use metadata::{
-    Applied, ClusterMetadata, ElectionRefusal, Handover, MetadataCommand, MetadataError, NodeInfo, PartitionMeta,
-    Placement, ScramCredential, TopicMeta, assign_replicas, drop_fenced_from_isrs, elect_leaders, operator_election,
-    validate_topic_name,
+    Applied, ClusterMetadata, ElectionRefusal, EntryLeader, Handover, MetadataCommand, MetadataError, NodeInfo,
+    PartitionMeta, Placement, ScramCredential, TopicMeta, assign_replicas, drop_fenced_from_isrs, elect_leaders,
+    operator_election, validate_topic_name,
 };
 pub use rebalance::{
     LeaderMove, MoveStep, PartitionTarget, next_step, order_keeping_leader, plan, requested, spread_leaders,

@@ -5,8 +5,8 @@
 //! fencing (KIP-841): acks=all writes stop waiting for a frozen follower at the session timeout,
 //! and if it still fetches (cut off from the Raft leader only) its leaders take it back. A Raft
 //! leader change alone moves no partition: the new Raft leader gives every broker a full session
-//! timeout before fencing it. Its elections carry the term it leads in (`AsLeader`), so a
-//! deposed leader's elections are refused.
+//! timeout before fencing it. Its elections carry the term it leads in and its id (`AsLeader`),
+//! so a deposed leader's elections are refused.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -158,7 +158,7 @@ impl ControllerState {
         let commands: Vec<MetadataCommand> = elections
             .into_iter()
             .chain(shrinks)
-            .map(|c| MetadataCommand::AsLeader { term, command: Box::new(c) })
+            .map(|c| MetadataCommand::AsLeader { term, leader: Some(me), command: Box::new(c) })
             .collect();
         if commands.is_empty() {
             self.shrunk.extend(to_shrink);

@@ -243,7 +243,7 @@ pub(crate) fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
         MetadataError::Unavailable(_) => ResponseError::RequestTimedOut,
         MetadataError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
-        MetadataError::StaleTerm { .. } => ResponseError::NotController,
+        MetadataError::StaleTerm { .. } | MetadataError::StaleLeader { .. } => ResponseError::NotController,
         MetadataError::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
         MetadataError::NoScramCredential { .. } => ResponseError::ResourceNotFound,
         MetadataError::InvalidIsr { .. }

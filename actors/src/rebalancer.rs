@@ -6,9 +6,9 @@
 //!
 //! Each step is decided afresh from the metadata as it is (`chronik::cluster::next_step`), so a
 //! leader fenced or an ISR shrunk mid-move changes the next step instead of stranding the move.
-//! A plan belongs to the Raft term it was made in: every step is proposed as `AsLeader` with
-//! that term, so a deposed leader that wakes up cannot apply its old plan, and the rebalancer
-//! drops its plan as soon as the term changes.
+//! A plan belongs to the Raft leadership it was made under: every step is proposed as `AsLeader`
+//! with that term and this node's id, so a deposed leader that wakes up cannot apply its old
+//! plan, and the rebalancer drops its plan as soon as the term changes.
 //!
 //! A draining node (`cluster remove-node`) is left out of the plan, so its replicas move to the
 //! other voters like any other move; once it holds none, the rebalancer asks the RaftActor to
@@ -457,8 +457,11 @@ impl RebalancerState {
         for (step, step_commands) in steps {
             self.in_flight.insert(step.clone());
             sizes.push((step, step_commands.len()));
-            commands
-                .extend(step_commands.into_iter().map(|c| MetadataCommand::AsLeader { term, command: Box::new(c) }));
+            commands.extend(step_commands.into_iter().map(|c| MetadataCommand::AsLeader {
+                term,
+                leader: Some(self.ctx.config.node_id),
+                command: Box::new(c),
+            }));
         }
         let (ctx, me) = (self.ctx.clone(), myself.clone());
         let debug = &self.ctx.config.debug;

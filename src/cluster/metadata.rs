@@ -192,6 +192,15 @@ impl Default for ClusterMetadata {
     }
 }
 
+/// The leadership that appended a Raft entry: its term and leader (openraft's `LeaderId`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryLeader {
+    /// The term.
+    pub term: u64,
+    /// The leader.
+    pub node: NodeId,
+}
+
 impl ClusterMetadata {
     /// Applies one command outside the Raft log (dry runs, tests): leader-only commands are
     /// applied without their term check. On error nothing changed.
@@ -199,18 +208,27 @@ impl ClusterMetadata {
         self.apply_in_term(cmd, None)
     }
 
-    /// Applies one command of a Raft entry appended in `term` (`None`: no log position). On
-    /// error nothing changed.
-    pub fn apply_in_term(&mut self, cmd: &MetadataCommand, term: Option<u64>) -> Result<Applied, MetadataError> {
+    /// Applies one command of a Raft entry appended in `term` by the leader `node`
+    /// (`None`: no log position). On error nothing changed.
+    pub fn apply_in_term(
+        &mut self,
+        cmd: &MetadataCommand,
+        entry: Option<EntryLeader>,
+    ) -> Result<Applied, MetadataError> {
         match cmd {
             MetadataCommand::AllocateProducerIds { count } => {
                 let first = self.next_producer_id;
                 self.next_producer_id = self.next_producer_id.saturating_add(*count);
                 Ok(Applied::ProducerIds { first })
             }
-            MetadataCommand::AsLeader { term: planned, command } => match term {
-                Some(current) if current != *planned => Err(MetadataError::StaleTerm { planned: *planned, current }),
-                _ => self.apply_in_term(command, term),
+            MetadataCommand::AsLeader { term: planned, leader: planner, command } => match (entry, *planner) {
+                (Some(entry), _) if entry.term != *planned => {
+                    Err(MetadataError::StaleTerm { planned: *planned, current: entry.term })
+                }
+                (Some(entry), Some(planner)) if entry.node != planner => {
+                    Err(MetadataError::StaleLeader { term: entry.term, planner, appender: entry.node })
+                }
+                _ => self.apply_in_term(command, entry),
             },
             other => self.apply_change(other).map(|()| Applied::Done),
         }

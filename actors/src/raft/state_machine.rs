@@ -20,7 +20,8 @@
 use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use chronik::cluster::{ClusterMetadata, MetadataCommand};
 use chronik::config::NodeId;
@@ -148,11 +149,12 @@ impl StateMachine {
         match entry.payload {
             EntryPayload::Blank => Vec::new(),
             EntryPayload::Normal(commands) => {
-                let term = entry.log_id.leader_id.term;
+                let leader = entry.log_id.leader_id;
+                let appended_by = chronik::cluster::EntryLeader { term: leader.term, node: leader.node_id };
                 commands
                     .iter()
                     .map(|c| {
-                        let result = self.state.metadata.apply_in_term(c, Some(term));
+                        let result = self.state.metadata.apply_in_term(c, Some(appended_by));
                         match &result {
                             Ok(_) => log_applied(&self.state.metadata, c),
                             Err(e) => log_refused(c, e),
@@ -197,8 +199,8 @@ fn log_applied(metadata: &ClusterMetadata, command: &MetadataCommand) {
 
 /// A refusal worth an operator's attention: a deposed leader's plan, or an unsafe move.
 fn log_refused(command: &MetadataCommand, error: &chronik::cluster::MetadataError) {
-    use chronik::cluster::MetadataError::{StaleTerm, UnsafeReassignment};
-    if matches!(error, StaleTerm { .. } | UnsafeReassignment { .. }) {
+    use chronik::cluster::MetadataError::{StaleLeader, StaleTerm, UnsafeReassignment};
+    if matches!(error, StaleTerm { .. } | StaleLeader { .. } | UnsafeReassignment { .. }) {
         warn!(command = ?command, %error, "refused {}", command.name());
     }
 }

@@ -224,12 +224,18 @@ pub enum MetadataCommand {
         /// The complete new set (broker config names).
         configs: BTreeMap<String, String>,
     },
-    /// A command from a leader-only actor (rebalancer, controller), valid only in the Raft term
-    /// it was planned in: applied only if the entry was appended in `term`, so a deposed
-    /// leader's plan never lands through the next leader.
+    /// A command from a leader-only actor (rebalancer, controller), valid only under the Raft
+    /// leadership it was planned in: applied only if its entry was appended in `term` by
+    /// `leader`, so a deposed leader's plan never lands through the next leader. The leader's id
+    /// matters because openraft orders leaders by term and then node id: two candidates of one
+    /// term can both lead, one after the other.
     AsLeader {
         /// The term the proposer led in.
         term: u64,
+        /// The proposer, leader in `term` (absent in commands logged before it was recorded:
+        /// then only the term is checked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader: Option<NodeId>,
         /// The command.
         command: Box<MetadataCommand>,
     },
@@ -343,6 +349,18 @@ pub enum MetadataError {
         planned: u64,
         /// The term its entry was appended in.
         current: u64,
+    },
+    /// A leader-only command whose planner was deposed by a later leader of the same term.
+    #[error(
+        "proposed by node {planner}, Raft leader in term {term}, but appended by node {appender}, a later leader of that term"
+    )]
+    StaleLeader {
+        /// The term.
+        term: u64,
+        /// The node that planned it.
+        planner: NodeId,
+        /// The node whose leadership appended it.
+        appender: NodeId,
     },
     /// A reassignment step that would weaken the partition's durability.
     #[error("unsafe reassignment of {topic}-{partition}: {reason}")]

@@ -235,12 +235,26 @@ fn leader_only_commands_apply_only_in_their_term_and_the_cluster_id_is_set_once(
     m.apply(&init("first")).expect("init");
     m.apply(&init("second")).expect("a second InitCluster is a no-op");
     assert_eq!((m.cluster_id.as_deref(), m.min_insync_replicas), (Some("first"), 2));
-    let drain = MetadataCommand::AsLeader { term: 4, command: Box::new(MetadataCommand::DrainNode { node: 3 }) };
-    assert_eq!(m.apply_in_term(&drain, Some(5)), Err(MetadataError::StaleTerm { planned: 4, current: 5 }));
+    let drain = |leader| MetadataCommand::AsLeader {
+        term: 4,
+        leader,
+        command: Box::new(MetadataCommand::DrainNode { node: 3 }),
+    };
+    let under = |term, node| Some(EntryLeader { term, node });
+    assert_eq!(m.apply_in_term(&drain(Some(1)), under(5, 1)), Err(MetadataError::StaleTerm { planned: 4, current: 5 }));
+    let deposed = m.apply_in_term(&drain(Some(1)), under(4, 2));
+    assert_eq!(
+        deposed,
+        Err(MetadataError::StaleLeader { term: 4, planner: 1, appender: 2 }),
+        "a later leader of term 4"
+    );
     assert!(m.draining.is_empty());
-    m.apply_in_term(&drain, Some(4)).expect("applied in its own term");
+    m.apply_in_term(&drain(Some(1)), under(4, 1)).expect("applied under the leadership that planned it");
     assert!(m.draining.contains(&3));
-    assert_eq!(drain.name(), "DrainNode");
+    m.draining.clear();
+    m.apply_in_term(&drain(None), under(4, 2)).expect("logged before the leader was recorded: the term decides");
+    assert!(m.draining.contains(&3));
+    assert_eq!(drain(None).name(), "DrainNode");
 }
 
 #[test]
