@@ -1,7 +1,7 @@
 //! What every part of a node shares: its configuration, the current metadata, and how to reach
 //! the actors that may be restarted (their references change, so they are read at each use).
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use chronik::cluster::ClusterMetadata;
 use chronik::config::Config;
@@ -97,8 +97,8 @@ pub struct NodeContext {
     pub cluster: watch::Sender<ClusterView>,
     /// The running openraft instance, replaced when the RaftActor restarts.
     pub raft: watch::Sender<Option<Raft>>,
-    /// The Raft database, opened once per process so a restarted RaftActor reuses it.
-    raft_db: OnceLock<Arc<redb::Database>>,
+    /// The Raft database, opened on first use and again when the RaftActor restarts.
+    pub raft_db: crate::raft::RaftDb,
     /// Channels to the peers' Raft services, and when each last answered.
     pub peers: Arc<PeerChannels>,
     /// This node's followers' streams to their leaders, one per leader node.
@@ -159,6 +159,7 @@ impl NodeContext {
             node_tls.as_ref().map(|t| t.client.clone()),
         ));
         Arc::new(Self {
+            raft_db: crate::raft::RaftDb::at(&config.data_dir),
             copy_throttle,
             leader_throttles: DashMap::new(),
             follow_links: Default::default(),
@@ -171,7 +172,6 @@ impl NodeContext {
             applied_index: watch::Sender::new(0),
             cluster: watch::Sender::new(ClusterView::default()),
             raft: watch::Sender::new(None),
-            raft_db: OnceLock::new(),
             peers,
             node_tls,
             rebalance: watch::Sender::new(Default::default()),
@@ -193,15 +193,6 @@ impl NodeContext {
     /// The metadata as of now.
     pub fn metadata(&self) -> Arc<ClusterMetadata> {
         self.metadata.borrow().clone()
-    }
-
-    /// The node's Raft database, opened on first use.
-    pub fn raft_db(&self) -> Result<Arc<redb::Database>, String> {
-        if let Some(db) = self.raft_db.get() {
-            return Ok(db.clone());
-        }
-        let db = Arc::new(crate::raft::open_db(&self.config.data_dir)?);
-        Ok(self.raft_db.get_or_init(|| db).clone())
     }
 }
 

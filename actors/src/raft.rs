@@ -2,7 +2,11 @@
 //! membership — and the tonic Raft service on the raft port. Metadata changes are proposed here:
 //! on the leader directly, on a follower forwarded to the leader, and answered once the change is
 //! applied on this node.
+//!
+//! Time in this module is the runtime's clock (`tokio::time::Instant`), so the simulation
+//! (actors/tests/simulation) drives it with its paused clock.
 
+mod db;
 pub(crate) mod formation;
 mod leader_duties;
 pub mod membership_change;
@@ -18,9 +22,9 @@ pub mod proto {
 }
 
 use std::io::Cursor;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use chronik::cluster::{Applied, MetadataCommand, MetadataError, NodeInfo};
 use chronik::config::NodeId;
@@ -28,7 +32,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+pub use db::RaftDb;
+pub use leader_duties::run as run_leader_duties;
 pub use network::{PeerChannels, cluster_info};
+pub use service::cluster_info_reply;
 pub use state_machine::StateMachine;
 pub use store::LogStore;
 
@@ -154,7 +161,8 @@ impl Actor for RaftActor {
             let _ = old.shutdown().await;
         }
         let config = &ctx.config;
-        let db = ctx.raft_db()?;
+        // After a storage error redb refuses every write until it is opened again.
+        let db = if args.restarts > 0 { ctx.raft_db.reopen().await? } else { ctx.raft_db.get()? };
         let sm = StateMachine::open(db.clone(), Some(ctx.clone()))?;
         let raft_config = openraft::Config {
             cluster_name: "chronik".into(),
@@ -192,6 +200,12 @@ impl Actor for RaftActor {
         let on_leadership = TaskGuard(tokio::spawn(async move {
             let mut led = false;
             while metrics.changed().await.is_ok() {
+                // A storage error stops openraft for good: fail, so the supervisor restarts this
+                // actor over a reopened database.
+                if let Err(fatal) = &metrics.borrow().running_state {
+                    actor.stop(Some(format!("raft stopped: {fatal}")));
+                    return;
+                }
                 let leads = metrics.borrow().current_leader == Some(me);
                 if leads && !led {
                     let _ = actor.cast(RaftMsg::Tick);
@@ -253,15 +267,17 @@ impl Actor for RaftActor {
     }
 }
 
-/// Opens (creating) the node's Raft database under `<data-dir>/raft/`.
-///
-/// # Errors
-/// The directory cannot be created or the file is not a redb database (the message names it).
-pub fn open_db(data_dir: &str) -> Result<redb::Database, String> {
-    let dir = Path::new(data_dir).join("raft");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join("raft.redb");
-    redb::Database::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))
+/// The first entry of an AppendEntries that its sender cannot have written: one from a later
+/// leader than the vote it is sent under. openraft 0.9's replication task reads entries by index
+/// when it sends them; a deposed leader's task still running while its node's log takes the new
+/// leader's entries sends those after its own stale `prev_log_id`. A follower that has not heard
+/// of the new leader would chain them onto entries the new leader never had, and apply that log
+/// once the new leader's commit index reaches it (found by the simulation, seed 2368). Both ends
+/// refuse such a request; the stale stream ends when its node notices the new leader.
+pub fn entry_from_a_later_leader(
+    rpc: &openraft::raft::AppendEntriesRequest<TypeConfig>,
+) -> Option<openraft::LogId<NodeId>> {
+    rpc.entries.iter().map(|e| e.log_id).find(|id| id.leader_id > rpc.vote.leader_id)
 }
 
 /// Commits `commands` as one entry and returns their results once applied on this node: on the

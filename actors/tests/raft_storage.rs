@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chronik::cluster::{Applied, MetadataCommand};
-use chronik_actors::raft::{LogStore, StateMachine, TypeConfig, open_db};
+use chronik_actors::raft::{LogStore, RaftDb, StateMachine, TypeConfig};
 use openraft::storage::RaftStateMachine;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership, StorageError};
@@ -15,7 +15,7 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = Arc::new(open_db(&dir.path().to_string_lossy()).expect("open db"));
+        let db = RaftDb::at(&dir.path().to_string_lossy()).get().expect("open db");
         let sm = StateMachine::open(db.clone(), None).expect("open state machine");
         Ok((dir, LogStore::new(db), sm))
     }
@@ -46,7 +46,7 @@ async fn applied_state_survives_a_reopen() {
     };
     let alloc = MetadataCommand::AllocateProducerIds { count: 10 };
     {
-        let db = Arc::new(open_db(&path).expect("open db"));
+        let db = RaftDb::at(&path).get().expect("open db");
         let mut sm = StateMachine::open(db, None).expect("open");
         let results = sm
             .apply(vec![
@@ -57,7 +57,7 @@ async fn applied_state_survives_a_reopen() {
             .expect("apply");
         assert_eq!(results[1], vec![Ok(Applied::Done), Ok(Applied::ProducerIds { first: 0 })]);
     }
-    let db = Arc::new(open_db(&path).expect("reopen db"));
+    let db = RaftDb::at(&path).get().expect("reopen db");
     let mut sm = StateMachine::open(db, None).expect("reopen");
     let (applied, membership) = sm.applied_state().await.expect("applied state");
     assert_eq!(applied.map(|id| id.index), Some(2));
@@ -75,7 +75,7 @@ fn allocate(count: i64) -> EntryPayload<TypeConfig> {
 /// Opens the state machine over the database at `path`, as a (re)start does, with the index of
 /// the entry it starts from.
 async fn open_at(path: &str) -> (StateMachine, Arc<redb::Database>, Option<u64>) {
-    let db = Arc::new(open_db(path).expect("open db"));
+    let db = RaftDb::at(path).get().expect("open db");
     let mut sm = StateMachine::open(db.clone(), None).expect("open state machine");
     let (applied, _) = sm.applied_state().await.expect("applied state");
     (sm, db, applied.map(|id| id.index))

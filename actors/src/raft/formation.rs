@@ -24,7 +24,7 @@ const ALL_PEERS_WAIT: Duration = Duration::from_secs(10);
 /// for a member here and serve that cluster's records to this one's clients. Peers that do not
 /// answer, or whose cluster has no id yet, prove nothing either way.
 pub async fn check_identity(ctx: &NodeContext) -> Result<(), String> {
-    let db = ctx.raft_db()?;
+    let db = ctx.raft_db.get()?;
     let Some(ours) = super::state_machine::StateMachine::stored_cluster_id(&db)? else { return Ok(()) };
     let me = ctx.config.node_id;
     let members = ctx.config.members();

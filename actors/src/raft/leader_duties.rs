@@ -1,11 +1,13 @@
 //! What the Raft leader does on its own, on a timer: give the cluster its identity once
-//! (`InitCluster`), and finish or undo an addition a previous leader left half done — a learner
-//! that no `add-node` in progress will promote (`chronik::cluster::learners`).
+//! (`InitCluster`), and finish or undo a membership change a previous leader left half done — a
+//! joint configuration, or a learner that no `add-node` in progress will promote
+//! (`chronik::cluster::learners`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use chronik::cluster::MetadataCommand;
 use chronik::cluster::learners::{StrandedLearner, decide_stranded};
@@ -53,6 +55,15 @@ impl LeaderDuties {
             self.stranded.clear();
             return;
         }
+        if raft.metrics().borrow().membership_config.membership().get_joint_config().len() > 1 {
+            let (raft, busy) = (raft.clone(), busy.clone());
+            tokio::spawn(async move {
+                if let Err(e) = super::membership_change::finish_joint(&raft, &busy).await {
+                    warn!(error = %e, "could not finish the joint membership; retrying later");
+                }
+            });
+            return;
+        }
         for id in learners {
             let since = *self.stranded.entry(id).or_insert_with(Instant::now);
             let synced = raft.metrics().borrow().replication.as_ref().and_then(|r| r.get(&id).cloned().flatten());
@@ -90,13 +101,25 @@ impl LeaderDuties {
     }
 }
 
+/// The duties on their timer, outside a RaftActor (which ticks the same [`LeaderDuties`] from its
+/// mailbox): how the simulation runs them next to its openraft.
+pub async fn run(ctx: Arc<NodeContext>, raft: Raft, busy: Arc<AtomicBool>) {
+    let (writer, _writer_task) = Writer::start(raft);
+    let mut duties = LeaderDuties::default();
+    loop {
+        tokio::time::sleep(TICK).await;
+        duties.tick(&ctx, &writer, &busy);
+    }
+}
+
 /// Promotes or removes stranded learner `id`, holding the membership-change flag meanwhile.
 async fn settle(raft: Raft, id: NodeId, index: u64, decision: StrandedLearner, busy: Arc<AtomicBool>) {
     let result = match decision {
         StrandedLearner::Promote => {
             info!(node = id, "finishing the addition of node {id}: a learner no addition was promoting, caught up");
             if caught_up(&raft, id, index, Duration::from_secs(5)).await {
-                raft.change_membership(ChangeMembers::AddVoterIds([id].into()), true).await.map(|_| ())
+                // Not `retain`, as in `promote`.
+                raft.change_membership(ChangeMembers::AddVoterIds([id].into()), false).await.map(|_| ())
             } else {
                 Ok(())
             }

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use super::Raft;
 use super::network::cluster_info;
+use super::proto::ClusterInfoReply;
 use crate::context::NodeContext;
 
 /// How long a new learner may take to replicate the log before the addition is abandoned.
@@ -88,13 +89,25 @@ pub enum AddNodeError {
 
 /// Adds `node` as a voter; one change at a time (`busy` is the node-wide flag).
 pub async fn add_node(ctx: &NodeContext, raft: &Raft, node: NodeInfo, busy: &AtomicBool) -> Result<(), AddNodeError> {
+    add_node_asking(ctx, raft, node, busy, async |addr: &str| cluster_info(&ctx.peers, addr).await).await
+}
+
+/// [`add_node`], asking the new node who it is through `ask` (given its raft address; `None`
+/// when it does not answer): the Raft service's ClusterInfo, or the simulation's network.
+pub async fn add_node_asking(
+    ctx: &NodeContext,
+    raft: &Raft,
+    node: NodeInfo,
+    busy: &AtomicBool,
+    ask: impl AsyncFnOnce(&str) -> Option<ClusterInfoReply>,
+) -> Result<(), AddNodeError> {
     let membership = Membership::of(ctx, raft);
     let step = check_new_node(&node, &membership)?;
     if busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return Err(AddNodeError::InProgress);
     }
     let result = match step {
-        AddStep::Learner => add_checked(ctx, raft, node).await,
+        AddStep::Learner => add_checked(ctx, raft, node, ask).await,
         AddStep::Promote => {
             info!(node = node.id, "node {} is already a learner; continuing its addition", node.id);
             promote(raft, node.id, membership.membership_index).await
@@ -181,9 +194,13 @@ fn check_new_node(node: &NodeInfo, m: &Membership) -> Result<AddStep, AddNodeErr
 /// Asks the node at the new raft address who it is, before anything is proposed: a node that is
 /// not running, that is another node (of this cluster or not), or that belongs to another
 /// cluster is refused.
-async fn check_identity(ctx: &NodeContext, node: &NodeInfo) -> Result<(), AddNodeError> {
+async fn check_identity(
+    ctx: &NodeContext,
+    node: &NodeInfo,
+    ask: impl AsyncFnOnce(&str) -> Option<ClusterInfoReply>,
+) -> Result<(), AddNodeError> {
     let (id, addr) = (node.id, node.raft.clone());
-    let Some(answer) = cluster_info(&ctx.peers, &addr).await else {
+    let Some(answer) = ask(&addr).await else {
         return Err(AddNodeError::Unreachable { id, addr });
     };
     if answer.node_id != id {
@@ -198,12 +215,17 @@ async fn check_identity(ctx: &NodeContext, node: &NodeInfo) -> Result<(), AddNod
     Ok(())
 }
 
-async fn add_checked(ctx: &NodeContext, raft: &Raft, node: NodeInfo) -> Result<(), AddNodeError> {
+async fn add_checked(
+    ctx: &NodeContext,
+    raft: &Raft,
+    node: NodeInfo,
+    ask: impl AsyncFnOnce(&str) -> Option<ClusterInfoReply>,
+) -> Result<(), AddNodeError> {
     let id = node.id;
     // Reachable and itself before anything is proposed: a dead learner would make the leader
     // retry it forever, a dead voter would weaken the quorum, and a voter that is really another
     // member would hold two votes.
-    check_identity(ctx, &node).await?;
+    check_identity(ctx, &node, ask).await?;
     info!(node = id, raft = %node.raft, "adding node {id} as a learner");
     let added = raft.add_learner(id, node, false).await.map_err(|e| AddNodeError::Raft(e.to_string()))?;
     let fail_points = &ctx.config.debug;
@@ -225,7 +247,10 @@ async fn promote(raft: &Raft, id: NodeId, index: u64) -> Result<(), AddNodeError
         let _ = raft.change_membership(ChangeMembers::RemoveNodes([id].into()), false).await;
         return Err(AddNodeError::CatchUpTimeout(id));
     }
-    raft.change_membership(ChangeMembers::AddVoterIds([id].into()), true)
+    // Not `retain`: no voter leaves in an addition, except when it finishes a removal a previous
+    // leader left joint; that voter must leave for good, not stay on as a learner that the
+    // stranded-learner duty would promote back.
+    raft.change_membership(ChangeMembers::AddVoterIds([id].into()), false)
         .await
         .map_err(|e| AddNodeError::Raft(e.to_string()))?;
     info!(node = id, "node {id} is a voter");
@@ -259,6 +284,27 @@ pub async fn remove_voter(raft: &Raft, id: NodeId, busy: &AtomicBool) -> Result<
     result.map_err(|e| e.to_string())?;
     info!(node = id, "node {id} removed from the cluster");
     Ok(())
+}
+
+/// Finishes a joint membership a previous leader left: it committed the joint configuration and
+/// died before the final one, so both voter sets must agree on every entry and no addition in
+/// progress will finish it (a retried `add-node` finds the node already a voter). Does nothing
+/// unless this node leads a joint configuration and no membership change runs here.
+pub async fn finish_joint(raft: &Raft, busy: &AtomicBool) -> Result<(), String> {
+    let joint = {
+        let metrics = raft.metrics();
+        let m = metrics.borrow();
+        m.current_leader == Some(m.id) && m.membership_config.membership().get_joint_config().len() > 1
+    };
+    if !joint || busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return Ok(());
+    }
+    info!("finishing a membership change a previous leader left joint");
+    // No voter added: from the joint configuration openraft moves to its newer half; voters the
+    // change removed leave (as `remove_voter` has them), they do not stay on as learners.
+    let result = raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::new()), false).await;
+    busy.store(false, Ordering::Release);
+    result.map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

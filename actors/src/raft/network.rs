@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use chronik::cluster::NodeInfo;
 use chronik::config::NodeId;
@@ -159,6 +160,11 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        if let Some(later) = super::entry_from_a_later_leader(&rpc) {
+            let why =
+                format!("not sending entry {later}: it is from a later leader than this node's vote {}", rpc.vote);
+            return Err(RPCError::Network(NetworkError::new(&Msg(why))));
+        }
         self.call(&rpc, &option, async |mut c, r| c.append_entries(r).await).await
     }
 

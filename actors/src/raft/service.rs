@@ -2,7 +2,7 @@
 //! the leader's `Propose` RPC.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use chronik::cluster::{MetadataCommand, NodeInfo};
 use serde::Serialize;
@@ -22,6 +22,22 @@ use chronik::config::NodeId;
 use openraft::Vote;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tonic::service::interceptor::InterceptedService;
+
+/// What this node tells a peer asking who it is and what it knows of the cluster.
+pub fn cluster_info_reply(ctx: &NodeContext, raft: &super::Raft) -> ClusterInfoReply {
+    let metrics = raft.metrics().borrow().clone();
+    let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+    let metadata = ctx.metadata();
+    ClusterInfoReply {
+        node_id: ctx.config.node_id,
+        initialized: !voters.is_empty(),
+        voters,
+        leader_id: metrics.current_leader,
+        term: metrics.current_term,
+        removed: metadata.removed.iter().copied().collect(),
+        cluster_id: metadata.cluster_id.clone().unwrap_or_default(),
+    }
+}
 
 /// Serves the Raft service on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, writer: Writer, ctx: Arc<NodeContext>, max_message_bytes: usize) {
@@ -90,6 +106,10 @@ impl RaftService for Service {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let append: AppendEntriesRequest<TypeConfig> = decode(request.get_ref())?;
         self.check_sender(&request, &append.vote)?;
+        if let Some(later) = super::entry_from_a_later_leader(&append) {
+            let why = format!("entry {later} is from a later leader than the sender's vote {}", append.vote);
+            return Err(Status::failed_precondition(why));
+        }
         encode(&self.writer.raft().append_entries(append).await)
     }
 
@@ -106,17 +126,7 @@ impl RaftService for Service {
     }
 
     async fn cluster_info(&self, _: Request<ClusterInfoRequest>) -> Result<Response<ClusterInfoReply>, Status> {
-        let metrics = self.writer.raft().metrics().borrow().clone();
-        let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
-        Ok(Response::new(ClusterInfoReply {
-            node_id: self.ctx.config.node_id,
-            initialized: !voters.is_empty(),
-            voters,
-            leader_id: metrics.current_leader,
-            term: metrics.current_term,
-            removed: self.ctx.metadata().removed.iter().copied().collect(),
-            cluster_id: self.ctx.metadata().cluster_id.clone().unwrap_or_default(),
-        }))
+        Ok(Response::new(cluster_info_reply(&self.ctx, self.writer.raft())))
     }
 
     async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeReply>, Status> {
