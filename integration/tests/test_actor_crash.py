@@ -17,6 +17,8 @@ await point rather than only where the code can panic.
   re-applies entries its replicas already saw), and every acknowledged record is read back
   exactly once.
 - The Raft actor crashes on every node at once: they elect a leader again and serve.
+- A node's Raft database fails every write for half a second: its Raft actor restarts over the
+  reopened database and the node takes every later metadata change.
 - The transaction coordinator actor crashes with a transaction open (before or during the
   commit): the transaction commits or aborts as a whole and the producer commits the next one.
 - The group coordinator actor crashes on every node under a consumer group that commits after
@@ -146,6 +148,43 @@ def test_every_raft_actor_crashing_at_once_the_cluster_elects_and_serves(crashin
         for i in VOTERS:
             wait_until(lambda: len(topic_view(c, i, later)) == 3, 30, f"node {i} knowing {later}")
         prods.wait_acks(20, since=time.monotonic(), timeout=30, what="after every Raft actor restarted")
+    assert not prods.errors, f"producer errors: {prods.errors[:5]}"
+    check_log(ck_consume_all(",".join(c.bootstrap(i) for i in VOTERS), topic, PARTITIONS, timeout=90), prods)
+
+
+def test_a_raft_disk_error_restarts_the_raft_actor_over_a_reopened_database(crashing):
+    """Every write and fsync of one node's Raft database fails for half a second (the
+    `raft_disk_error` fail point) while a topic is created: openraft stops on the storage error,
+    the RaftActor fails, and its restarts reopen the database once the disk works again (redb
+    refuses every write after a failed one until it is reopened). The node then takes every
+    later metadata change, and the producers see no error."""
+    c = crashing
+    leader = c.wait_for_leader(ids=VOTERS, voters=VOTERS)
+    victim = next(i for i in VOTERS if i != leader)
+    for bad in ({"ms": 0}, {"ms": 60_001}, {}, {"ms": 500, "actor": "raft"}):
+        r = c.node(victim).fail_point("raft_disk_error", **bad)
+        assert r.status_code == 400 and not r.json()["success"], (bad, r.text)
+    topic = unique_topic("disk-error")
+    create_topic(c, topic)
+    restarts = node_actors(c, victim)["raft"]["restarts"]
+    with NumberedProducers(",".join(c.bootstrap(i) for i in VOTERS), topic, list(range(PARTITIONS))) as prods:
+        prods.wait_acks(20, what="before the disk error")
+        r = c.node(victim).fail_point("raft_disk_error", ms=500)
+        assert r.status_code == 200 and r.json()["success"], r.text
+        # An entry the victim must write while its disk fails.
+        during = unique_topic("during-disk-error")
+        admin = AdminClient({"bootstrap.servers": c.bootstrap(leader)})
+        admin.create_topics([NewTopic(during, 3, 3)])[during].result(30)
+        wait_until(lambda: node_actors(c, victim)["raft"]["restarts"] > restarts, 30,
+                   f"node {victim}'s raft actor restarted after the disk error")
+        wait_until(lambda: node_actors(c, victim)["raft"]["status"] == "running", 30, f"node {victim}'s raft running")
+        later = unique_topic("after-disk-error")
+        admin = AdminClient({"bootstrap.servers": c.bootstrap(victim)})
+        admin.create_topics([NewTopic(later, 3, 3)])[later].result(30)
+        for i in VOTERS:
+            for name in (during, later):
+                wait_until(lambda: len(topic_view(c, i, name)) == 3, 30, f"node {i} knowing {name}")
+        prods.wait_acks(20, since=time.monotonic(), timeout=30, what="after the disk error")
     assert not prods.errors, f"producer errors: {prods.errors[:5]}"
     check_log(ck_consume_all(",".join(c.bootstrap(i) for i in VOTERS), topic, PARTITIONS, timeout=90), prods)
 

@@ -6,6 +6,9 @@
 //!   the node supervisor's children: `raft`, `wal-flusher`, ...) stops at once, wherever it is,
 //!   as a crash would stop it: its state dropped, `post_stop` skipped, its own children with it.
 //!   Its supervisor restarts it.
+//! - `{"name": "raft_disk_error", "ms"}`: every write and fsync of the Raft database fails for
+//!   `ms` milliseconds (at most a minute): openraft stops, the RaftActor fails, and its restarts
+//!   reopen the database once the disk works again.
 //! - `{"name": "power_cut", "garbage_bytes"?, "seed"?}`: every partition file and checkpoint is
 //!   cut back to what its last fsync made durable (plus `garbage_bytes` random bytes where a
 //!   torn write could land), then the process SIGKILLs itself (`chronik::log::durability`).
@@ -29,6 +32,9 @@ use crate::replica::ReplicaMsg;
 /// Most garbage bytes a power cut appends per file: enough for a torn batch header and more.
 const MAX_GARBAGE_BYTES: usize = 1 << 20;
 
+/// Longest `raft_disk_error`.
+const MAX_DISK_ERROR_MS: u64 = 60_000;
+
 /// The admin server's name: crashing it would drop the answer that says so.
 const ADMIN_SERVER: &str = "admin-server";
 
@@ -36,7 +42,7 @@ const ADMIN_SERVER: &str = "admin-server";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FailPoint {
-    /// `replica_panic`, `actor_crash` or `power_cut`.
+    /// `replica_panic`, `actor_crash`, `raft_disk_error` or `power_cut`.
     name: String,
     /// replica_panic: the partition's topic.
     topic: Option<String>,
@@ -44,6 +50,8 @@ pub(super) struct FailPoint {
     partition: Option<i32>,
     /// actor_crash: the node actor's name.
     actor: Option<String>,
+    /// raft_disk_error: how long writes fail, in milliseconds.
+    ms: Option<u64>,
     /// power_cut: random bytes appended after the durable end of torn files (default 0).
     garbage_bytes: Option<usize>,
     /// power_cut: seed of the garbage (default: from the clock; logged either way).
@@ -58,6 +66,8 @@ enum Request {
     ReplicaPanic(TopicPartition),
     /// Stop the node actor of this name as a crash would.
     ActorCrash(String),
+    /// Fail the Raft database's writes for this long.
+    RaftDiskError(std::time::Duration),
     /// Simulate a power loss now.
     PowerCut(PowerCut),
     /// Simulate a power loss in the middle of the next atomic write of the file with this name.
@@ -69,6 +79,9 @@ impl FailPoint {
     fn parse(self) -> Result<Request, String> {
         if self.name != "actor_crash" && self.actor.is_some() {
             return Err("actor applies only to actor_crash".into());
+        }
+        if self.name != "raft_disk_error" && self.ms.is_some() {
+            return Err("ms applies only to raft_disk_error".into());
         }
         match self.name.as_str() {
             "actor_crash" => {
@@ -82,6 +95,19 @@ impl FailPoint {
                     }
                     Some(actor) => Ok(Request::ActorCrash(actor)),
                     None => Err("actor_crash needs actor (a name from GET /admin/actors)".into()),
+                }
+            }
+            "raft_disk_error" => {
+                let other = self.garbage_bytes.is_some() || self.seed.is_some() || self.during.is_some();
+                if other || self.topic.is_some() || self.partition.is_some() {
+                    return Err("raft_disk_error takes only ms".into());
+                }
+                match self.ms {
+                    Some(ms @ 1..=MAX_DISK_ERROR_MS) => {
+                        Ok(Request::RaftDiskError(std::time::Duration::from_millis(ms)))
+                    }
+                    Some(ms) => Err(format!("ms must be 1 to {MAX_DISK_ERROR_MS}, not {ms}")),
+                    None => Err("raft_disk_error needs ms".into()),
                 }
             }
             "replica_panic" => {
@@ -110,7 +136,9 @@ impl FailPoint {
                     Some(name) => Ok(Request::PowerCutDuring(name, cut)),
                 }
             }
-            other => Err(format!("unknown fail point {other:?}; known: replica_panic, actor_crash, power_cut")),
+            other => Err(format!(
+                "unknown fail point {other:?}; known: replica_panic, actor_crash, raft_disk_error, power_cut"
+            )),
         }
     }
 }
@@ -130,6 +158,11 @@ pub(super) fn fail_point(ctx: Arc<NodeContext>, root: &ActorCell, req: FailPoint
         Err(reason) => outcome(StatusCode::BAD_REQUEST, false, reason),
         Ok(Request::ReplicaPanic(tp)) => replica_panic(&ctx, tp),
         Ok(Request::ActorCrash(name)) => actor_crash(&ctx, root, &name),
+        Ok(Request::RaftDiskError(how_long)) => {
+            warn!(ms = how_long.as_millis() as u64, "fail point: raft disk error");
+            ctx.raft_db.fail_writes_for(how_long);
+            outcome(StatusCode::OK, true, format!("raft database writes fail for {} ms", how_long.as_millis()))
+        }
         Ok(Request::PowerCut(cut)) => power_cut(cut),
         Ok(Request::PowerCutDuring(name, cut)) => power_cut_during(&name, cut),
     }
