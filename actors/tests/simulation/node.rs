@@ -71,6 +71,7 @@ pub async fn run(setup: NodeSetup) -> turmoil::Result {
         let mut metrics = raft.metrics();
         loop {
             tokio::select! {
+                biased;
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     tokio::spawn(serve(stream, raft.clone(), ctx.clone(), busy.clone(), setup.clone()));
@@ -135,6 +136,7 @@ async fn observe(
             obs.published(id, index, published);
         }
         tokio::select! {
+            biased;
             changed = metrics.changed() => if changed.is_err() { return },
             changed = metadata.changed() => if changed.is_err() { return },
         }
