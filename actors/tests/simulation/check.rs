@@ -197,7 +197,7 @@ pub fn final_state(obs: &Observations, members: &BTreeSet<NodeId>, ledger: &Ledg
         problems.push(format!("members hold {} different metadata states", distinct.len()));
         if std::env::var("SIM_DUMP").is_ok() {
             for (id, json) in &states {
-                let _ = std::fs::write(format!("/tmp/sim-n{id}.json"), json);
+                let _ = std::fs::write(std::env::temp_dir().join(format!("sim-n{id}.json")), json);
             }
         }
     }

@@ -123,7 +123,8 @@ pub fn run(plan: &Plan) -> Outcome {
     Outcome { trace: std::mem::take(&mut obs.trace), violations: std::mem::take(&mut obs.violations) }
 }
 
-/// Writes node `id`'s Raft log to `/tmp/sim-log-n<id>.txt` (debugging a failing seed).
+/// Writes node `id`'s Raft log to `sim-log-n<id>.txt` in the temp directory (debugging a
+/// failing seed).
 fn dump_log(id: NodeId, disk: &SimDisk) {
     const LOG: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raft_log");
     use redb::ReadableTable;
@@ -135,7 +136,7 @@ fn dump_log(id: NodeId, disk: &SimDisk) {
         let text = String::from_utf8_lossy(value.value()).chars().take(300).collect::<String>();
         out.push_str(&format!("{} {text}\n", index.value()));
     }
-    let _ = std::fs::write(format!("/tmp/sim-log-n{id}.txt"), out);
+    let _ = std::fs::write(std::env::temp_dir().join(format!("sim-log-n{id}.txt")), out);
 }
 
 /// Applies one fault to the simulation.
