@@ -88,6 +88,22 @@ impl SimDisk {
         pending.len()
     }
 
+    /// Writes node `id`'s Raft log to `sim-log-n<id>.txt` in the temp directory (debugging a
+    /// failing seed).
+    pub fn dump_raft_log(&self, id: chronik::config::NodeId) {
+        const LOG: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raft_log");
+        use redb::ReadableTable;
+        let Ok(db) = redb::Database::builder().create_with_backend(self.open()) else { return };
+        let Ok(txn) = db.begin_read() else { return };
+        let Ok(table) = txn.open_table(LOG) else { return };
+        let mut out = String::new();
+        for (index, value) in table.iter().into_iter().flatten().flatten() {
+            let text = String::from_utf8_lossy(value.value()).chars().take(300).collect::<String>();
+            out.push_str(&format!("{} {text}\n", index.value()));
+        }
+        let _ = std::fs::write(std::env::temp_dir().join(format!("sim-log-n{id}.txt")), out);
+    }
+
     /// Starts or stops failing every write and fsync.
     pub fn set_failing(&self, failing: bool) {
         self.state().failing = failing;

@@ -113,7 +113,7 @@ pub fn run(plan: &Plan) -> Outcome {
     drop(sim);
     if std::env::var("SIM_DUMP").is_ok() {
         for (id, disk) in &disks {
-            dump_log(*id, disk);
+            disk.dump_raft_log(*id);
         }
     }
     let mut obs = lock(&observations);
@@ -121,22 +121,6 @@ pub fn run(plan: &Plan) -> Outcome {
     let problems = check::final_state(&obs, &members, &lock(&ledger));
     obs.violations.extend(problems);
     Outcome { trace: std::mem::take(&mut obs.trace), violations: std::mem::take(&mut obs.violations) }
-}
-
-/// Writes node `id`'s Raft log to `sim-log-n<id>.txt` in the temp directory (debugging a
-/// failing seed).
-fn dump_log(id: NodeId, disk: &SimDisk) {
-    const LOG: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raft_log");
-    use redb::ReadableTable;
-    let Ok(db) = redb::Database::builder().create_with_backend(disk.open()) else { return };
-    let Ok(txn) = db.begin_read() else { return };
-    let Ok(table) = txn.open_table(LOG) else { return };
-    let mut out = String::new();
-    for (index, value) in table.iter().into_iter().flatten().flatten() {
-        let text = String::from_utf8_lossy(value.value()).chars().take(300).collect::<String>();
-        out.push_str(&format!("{} {text}\n", index.value()));
-    }
-    let _ = std::fs::write(std::env::temp_dir().join(format!("sim-log-n{id}.txt")), out);
 }
 
 /// Applies one fault to the simulation.
