@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::membership_change::caught_up;
 use super::writer::Writer;
-use super::{Raft, propose};
+use super::{Raft, leader_write};
 use crate::context::NodeContext;
 
 /// How often the leader looks.
@@ -91,8 +91,10 @@ impl LeaderDuties {
             min_insync_replicas: ctx.config.min_insync_replicas,
         };
         let (ctx, writer, flag) = (ctx.clone(), writer.clone(), self.initializing.clone());
+        // Only as the leader, never forwarded: a node deposed meanwhile leaves it to the next
+        // leader's duty, and a forward would reach for the network from a timer.
         tokio::spawn(async move {
-            match propose(&ctx, &writer, vec![command]).await {
+            match leader_write(&ctx, &writer, vec![command]).await {
                 Ok(_) => info!(cluster_id = ?ctx.metadata().cluster_id, "cluster identity set"),
                 Err(e) => warn!(error = %e, "could not set the cluster identity yet"),
             }

@@ -126,6 +126,8 @@ async fn observe(
 ) {
     let mut metrics = raft.metrics();
     let mut metadata = ctx.metadata.subscribe();
+    // Reported once per process.
+    let mut left = false;
     loop {
         {
             let m = metrics.borrow_and_update().clone();
@@ -134,6 +136,12 @@ async fn observe(
             let mut obs = lock(&observations);
             obs.metrics(id, incarnation, &m);
             obs.published(id, index, published);
+            // A blocking thread means something left the simulation (a real DNS lookup, file or
+            // sleep): it runs on real time, outside the seed, and the run no longer replays.
+            if !left && tokio::runtime::Handle::current().metrics().num_blocking_threads() > 0 {
+                left = true;
+                obs.violated(id, "a blocking thread was spawned: something reached outside the simulation".into());
+            }
         }
         tokio::select! {
             biased;
