@@ -44,6 +44,8 @@ pub struct Observations {
     applied: BTreeMap<u64, (LogId<NodeId>, NodeId)>,
     /// Each node's latest view.
     pub nodes: BTreeMap<NodeId, NodeView>,
+    /// How many votes each node has granted, over all its processes.
+    pub votes_granted: BTreeMap<NodeId, u64>,
 }
 
 fn now() -> Duration {

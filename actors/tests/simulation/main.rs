@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use chronik::cluster::MetadataCommand;
 use chronik::config::NodeId;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use check::{Ledger, Observations};
 use disk::SimDisk;
@@ -100,15 +100,51 @@ pub fn run(plan: &Plan) -> Outcome {
     let mut down = BTreeSet::new();
     let mut healed = false;
     let mut fault_rng = StdRng::seed_from_u64(plan.seed.rotate_left(31));
+    // Nodes to power-cut after their next vote, with the votes they had granted when armed.
+    let mut armed: BTreeMap<NodeId, u64> = BTreeMap::new();
+    // Restarts due after those cuts.
+    let mut restarts: Vec<(Duration, NodeId)> = Vec::new();
+    let mut panicked = false;
     loop {
         let now = sim.elapsed();
         while let Some(fault) = faults.next_if(|f| Duration::from_millis(f.ms) <= now) {
             lock(&observations).record_at(now, 0, format!("fault {:?}", fault.what));
-            inject(&mut sim, &fault.what, &nodes, &disks, &mut down, &mut fault_rng);
+            match fault.what {
+                Fault::PowerCutAfterVote(id) => {
+                    let granted = lock(&observations).votes_granted.get(&id).copied().unwrap_or(0);
+                    armed.insert(id, granted);
+                }
+                _ => inject(&mut sim, &fault.what, &nodes, &disks, &mut down, &mut fault_rng),
+            }
         }
+        let voted: Vec<NodeId> = {
+            let obs = lock(&observations);
+            armed
+                .iter()
+                .filter(|(id, n)| obs.votes_granted.get(id).copied().unwrap_or(0) > **n)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in voted {
+            armed.remove(&id);
+            if down.is_empty() {
+                lock(&observations).record_at(now, 0, format!("fault PowerCut({id}) after its vote"));
+                inject(&mut sim, &Fault::PowerCut(id), &nodes, &disks, &mut down, &mut fault_rng);
+                restarts.push((now + Duration::from_millis(fault_rng.random_range(1..=20)), id));
+            }
+        }
+        restarts.retain(|&(at, id)| {
+            if at > now {
+                return true;
+            }
+            lock(&observations).record_at(now, 0, format!("fault Restart({id}) after its power cut"));
+            inject(&mut sim, &Fault::Restart(id), &nodes, &disks, &mut down, &mut fault_rng);
+            false
+        });
         if !healed && now >= Duration::from_millis(FAULTS_END_MS) {
             healed = true;
             lock(&observations).record_at(now, 0, "faults end: heal, recover and restart everything".into());
+            armed.clear();
             sim.set_fail_rate(0.0);
             inject(&mut sim, &Fault::Heal, &nodes, &disks, &mut down, &mut fault_rng);
             for id in &nodes {
@@ -116,16 +152,33 @@ pub fn run(plan: &Plan) -> Outcome {
                 inject(&mut sim, &Fault::Restart(*id), &nodes, &disks, &mut down, &mut fault_rng);
             }
         }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
+            Ok(Ok(true)) => break,
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
                 lock(&observations).violations.push(format!("the simulation stopped: {e}"));
+                break;
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned());
+                let what = format!("a node panicked: {}", what.unwrap_or_default());
+                let mut obs = lock(&observations);
+                obs.record_at(now, 0, format!("VIOLATION: {what}"));
+                obs.violations.push(format!("at {:.3}s: {what}", now.as_secs_f64()));
+                panicked = true;
                 break;
             }
         }
     }
-    drop(sim);
+    if panicked {
+        // Its runtimes stopped mid-poll: dropping them could panic again.
+        std::mem::forget(sim);
+    } else {
+        drop(sim);
+    }
     if std::env::var("SIM_DUMP").is_ok() {
         for (id, disk) in &disks {
             disk.dump_raft_log(*id);
@@ -181,6 +234,8 @@ fn inject(
         }
         Fault::DiskErrors(id) => disks[id].set_failing(true),
         Fault::DiskRecovers(id) => disks[id].set_failing(false),
+        // Armed by the run loop, which injects the power cut when the vote comes.
+        Fault::PowerCutAfterVote(_) => {}
     }
 }
 

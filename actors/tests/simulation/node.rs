@@ -179,7 +179,14 @@ async fn serve(mut stream: TcpStream, raft: Raft, ctx: Arc<NodeContext>, busy: A
             let asked = rpc.vote;
             let answer = raft.vote(rpc).await;
             let granted = answer.as_ref().map(|a| a.vote_granted);
-            lock(observations).record(raft.metrics().borrow().id, format!("vote request {asked} granted={granted:?}"));
+            let me = raft.metrics().borrow().id;
+            {
+                let mut obs = lock(observations);
+                obs.record(me, format!("vote request {asked} granted={granted:?}"));
+                if granted == Ok(true) {
+                    *obs.votes_granted.entry(me).or_default() += 1;
+                }
+            }
             write_frame(&mut stream, &answer).await
         }
         Request::Snapshot(rpc) => {

@@ -31,6 +31,9 @@ pub enum Fault {
     PowerCut(NodeId),
     /// A node that is down starts again.
     Restart(NodeId),
+    /// The node loses power just after it next grants a vote (if no other node is down then),
+    /// and starts again 1–20 ms later: the worst moment to lose a vote that was not fsynced.
+    PowerCutAfterVote(NodeId),
     /// Every write and fsync on the node's disk fails until [`Fault::DiskRecovers`].
     DiskErrors(NodeId),
     /// The node's disk works again.
@@ -161,6 +164,7 @@ fn faults(rng: &mut StdRng, nodes: &[NodeId]) -> Vec<At<Fault>> {
                 failing = Some((a, ms + rng.random_range(100..2_000)));
                 Fault::DiskErrors(a)
             }
+            9 => Fault::PowerCutAfterVote(a),
             _ => Fault::Heal,
         };
         faults.push(At { ms, what });
