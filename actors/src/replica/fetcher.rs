@@ -101,6 +101,8 @@ struct Fetched {
     /// The leader's last answer left nothing to learn: no batches, and its log end, log start
     /// and high watermark all equal to this log's.
     idle: bool,
+    /// How many bytes the next fetch asks for (see [`Fetcher::fetch_bytes`]).
+    max_bytes: u32,
 }
 
 /// What to do after a response.
@@ -135,7 +137,7 @@ impl Fetcher {
     /// A fetch from `at` (this log's end and start) reporting `durable_offset`; a progress
     /// report only with `progress_only`.
     fn request(&self, at: Fetched, durable_offset: i64, progress_only: bool) -> FetchRequest {
-        let Fetched { log_end: fetch_offset, log_start, idle } = at;
+        let Fetched { log_end: fetch_offset, log_start, idle, max_bytes } = at;
         let r = &self.ctx.config.replication;
         FetchRequest {
             topic: self.tp.topic.to_string(),
@@ -143,7 +145,7 @@ impl Fetcher {
             replica_id: self.ctx.config.node_id,
             leader_epoch: self.leader_epoch,
             fetch_offset,
-            max_bytes: r.fetch_max_bytes,
+            max_bytes,
             max_wait_ms: u32::try_from(fetch_wait_ms(r, idle)).unwrap_or(u32::MAX),
             durable_offset: durable_offset.min(fetch_offset),
             progress_only,
@@ -162,31 +164,54 @@ impl Fetcher {
         }
     }
 
-    /// Bulk copies of a replica outside the ISR share the node's copy rate, so moving a
-    /// partition leaves producers their share of disk and network. A replica in the ISR, or
-    /// one that has reached the leader's high watermark, is never held back: it must keep up
-    /// with new writes.
-    async fn pace(&self, copied: usize, log_end: i64, leader_high_watermark: i64) {
-        if log_end >= leader_high_watermark {
-            return;
-        }
+    /// The copy rates a replica copying in bulk pays: this node's follower rate and, if an
+    /// operator set one, its leader's leader rate (Kafka's replication throttles, changeable at
+    /// run time). `None` for a replica in the ISR: it must keep up with new writes.
+    fn bulk_rates(&self) -> Option<(u64, Option<u64>)> {
         let me = self.ctx.config.node_id;
         let metadata = self.ctx.metadata();
         // Until this process is registered, its metadata may be what it was before a restart,
         // ISR included: a node coming back is catching up, whatever that old ISR says.
         let current = metadata.incarnations.get(&me) == Some(&self.ctx.incarnation);
         if current && metadata.partition(&self.tp.topic, self.tp.partition).is_none_or(|p| p.isr.contains(&me)) {
-            return;
+            return None;
         }
-        // The rates an operator may change at run time (Kafka's replication throttles): this
-        // node's follower rate, and the leader's own leader rate, which every copy from it pays.
-        let follower_rate = dynamic_rate(&metadata, me, FOLLOWER_THROTTLE);
-        self.ctx
-            .copy_throttle
-            .set_rate(follower_rate.unwrap_or(self.ctx.config.replication.rebalance_max_bytes_per_sec));
+        let follower = dynamic_rate(&metadata, me, FOLLOWER_THROTTLE)
+            .unwrap_or(self.ctx.config.replication.rebalance_max_bytes_per_sec);
+        Some((follower, dynamic_rate(&metadata, self.leader_id, LEADER_THROTTLE)))
+    }
+
+    /// How many bytes a fetch asks for. A fetch is charged once its bytes are in, so a bulk copy
+    /// asks for one burst of its slowest rate, not `fetch_max_bytes`: copies that start together
+    /// (a node restarting mid-rebalance) then overshoot the rate by a burst each, not a whole
+    /// fetch each. The leader still sends at least one whole batch.
+    fn fetch_bytes(&self, rates: Option<(u64, Option<u64>)>) -> u32 {
+        let full = self.ctx.config.replication.fetch_max_bytes;
+        let Some((follower, leader)) = rates else {
+            return full;
+        };
+        [Some(follower), leader]
+            .into_iter()
+            .flatten()
+            .filter(|&rate| rate > 0)
+            .map(CopyThrottle::burst_bytes)
+            .min()
+            .map_or(full, |burst| u32::try_from(burst).unwrap_or(u32::MAX).min(full))
+    }
+
+    /// Bulk copies of a replica outside the ISR share the node's copy rate, so moving a
+    /// partition leaves producers their share of disk and network. A replica in the ISR, or
+    /// one that has reached the leader's high watermark, is never held back: it must keep up
+    /// with new writes. Returns the next fetch's size.
+    async fn pace(&self, copied: usize, log_end: i64, leader_high_watermark: i64) -> u32 {
+        let rates = if log_end >= leader_high_watermark { None } else { self.bulk_rates() };
+        let Some((follower_rate, leader_rate)) = rates else {
+            return self.fetch_bytes(None);
+        };
+        self.ctx.copy_throttle.set_rate(follower_rate);
         let now = std::time::Instant::now();
         let mut wait = self.ctx.copy_throttle.charge(copied, now);
-        if let Some(rate) = dynamic_rate(&metadata, self.leader_id, LEADER_THROTTLE) {
+        if let Some(rate) = leader_rate {
             let throttle = self.ctx.leader_throttles.entry(self.leader_id).or_insert_with(|| CopyThrottle::new(rate));
             throttle.set_rate(rate);
             wait = wait.max(throttle.charge(copied, now));
@@ -194,6 +219,7 @@ impl Fetcher {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        self.fetch_bytes(rates)
     }
 
     /// Asks the leader where its log ends for this log's latest epoch and truncates to it, until
@@ -234,7 +260,12 @@ impl Fetcher {
         let mut client = ReplicationClient::new(self.ctx.peers.channel(&self.leader_wal)?);
         self.truncate_to_leader(&mut client).await?;
         let info = self.ask(ReplicaMsg::Info).await?;
-        let mut at = Fetched { log_end: info.log_end_offset, log_start: info.log_start_offset, idle: false };
+        let mut at = Fetched {
+            log_end: info.log_end_offset,
+            log_start: info.log_start_offset,
+            idle: false,
+            max_bytes: self.fetch_bytes(self.bulk_rates()),
+        };
         let mut link = self.ctx.follow_links.open(&self.ctx.peers, &self.leader_wal)?;
         let durable = *self.durable.borrow_and_update();
         link.send(self.request(at, durable, false)).await?;
@@ -289,9 +320,9 @@ impl Fetcher {
             reply,
         };
         let (log_end, log_start) = self.ask(msg).await?.map_err(|e| e.message)?;
-        self.pace(copied, log_end, leader_high_watermark).await;
+        let max_bytes = self.pace(copied, log_end, leader_high_watermark).await;
         let idle = leader_settled && log_end == leader_log_end && log_start == leader_log_start;
-        Ok(Next::FetchFrom(Fetched { log_end, log_start, idle }))
+        Ok(Next::FetchFrom(Fetched { log_end, log_start, idle, max_bytes }))
     }
 }
 

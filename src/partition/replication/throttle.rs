@@ -26,6 +26,11 @@ impl CopyThrottle {
         Self { rate: AtomicU64::new(bytes_per_sec), spent_until: Mutex::new(None) }
     }
 
+    /// The bytes `bytes_per_sec` allows in one burst: what a copier may take at once.
+    pub fn burst_bytes(bytes_per_sec: u64) -> u64 {
+        (u128::from(bytes_per_sec) * BURST.as_millis() / 1000) as u64
+    }
+
     /// Changes the rate (0 = unlimited) for the copies charged from now on.
     pub fn set_rate(&self, bytes_per_sec: u64) {
         self.rate.store(bytes_per_sec, Ordering::Relaxed);
@@ -70,6 +75,12 @@ mod tests {
         // After the waits, the rate is back to what was charged: 850 KB over 0.85 s.
         let later = now + Duration::from_millis(750);
         assert_eq!(t.charge(100_000, later), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_burst_is_a_tenth_of_a_second_of_the_rate() {
+        assert_eq!(CopyThrottle::burst_bytes(2_000_000), 200_000);
+        assert_eq!(CopyThrottle::burst_bytes(u64::MAX), u64::MAX / 10);
     }
 
     #[test]
