@@ -12,24 +12,25 @@
 
 mod check;
 mod disk;
+mod faults;
 mod net;
 mod node;
 mod plan;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chronik::cluster::MetadataCommand;
-use chronik::config::NodeId;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use check::{Ledger, Observations};
 use disk::SimDisk;
+use faults::Injector;
 use net::{Answer, Request, host};
 use node::{NodeSetup, lock};
-use plan::{At, FAULTS_END_MS, Fault, INITIAL, NEW_NODE, Op, Plan};
+use plan::{At, FAULTS_END_MS, INITIAL, NEW_NODE, Op, Plan};
 
 /// Virtual time per simulation step.
 const TICK: Duration = Duration::from_millis(2);
@@ -95,62 +96,19 @@ pub fn run(plan: &Plan) -> Outcome {
     }
     sim.client("driver", drive(plan.ops.clone(), observations.clone(), ledger.clone()));
 
-    let nodes: Vec<NodeId> = disks.keys().copied().collect();
     let mut faults = plan.faults.iter().peekable();
-    let mut down = BTreeSet::new();
+    let mut injector = Injector::new(disks, plan.seed);
     let mut healed = false;
-    let mut fault_rng = StdRng::seed_from_u64(plan.seed.rotate_left(31));
-    // Nodes to power-cut after their next vote, with the votes they had granted when armed.
-    let mut armed: BTreeMap<NodeId, u64> = BTreeMap::new();
-    // Restarts due after those cuts.
-    let mut restarts: Vec<(Duration, NodeId)> = Vec::new();
     let mut panicked = false;
     loop {
         let now = sim.elapsed();
         while let Some(fault) = faults.next_if(|f| Duration::from_millis(f.ms) <= now) {
-            lock(&observations).record_at(now, 0, format!("fault {:?}", fault.what));
-            match fault.what {
-                Fault::PowerCutAfterVote(id) => {
-                    let granted = lock(&observations).votes_granted.get(&id).copied().unwrap_or(0);
-                    armed.insert(id, granted);
-                }
-                _ => inject(&mut sim, &fault.what, &nodes, &disks, &mut down, &mut fault_rng),
-            }
+            injector.planned(&mut sim, &fault.what, &observations, now);
         }
-        let voted: Vec<NodeId> = {
-            let obs = lock(&observations);
-            armed
-                .iter()
-                .filter(|(id, n)| obs.votes_granted.get(id).copied().unwrap_or(0) > **n)
-                .map(|(id, _)| *id)
-                .collect()
-        };
-        for id in voted {
-            armed.remove(&id);
-            if down.is_empty() {
-                lock(&observations).record_at(now, 0, format!("fault PowerCut({id}) after its vote"));
-                inject(&mut sim, &Fault::PowerCut(id), &nodes, &disks, &mut down, &mut fault_rng);
-                restarts.push((now + Duration::from_millis(fault_rng.random_range(1..=20)), id));
-            }
-        }
-        restarts.retain(|&(at, id)| {
-            if at > now {
-                return true;
-            }
-            lock(&observations).record_at(now, 0, format!("fault Restart({id}) after its power cut"));
-            inject(&mut sim, &Fault::Restart(id), &nodes, &disks, &mut down, &mut fault_rng);
-            false
-        });
+        injector.triggered(&mut sim, &observations, now);
         if !healed && now >= Duration::from_millis(FAULTS_END_MS) {
             healed = true;
-            lock(&observations).record_at(now, 0, "faults end: heal, recover and restart everything".into());
-            armed.clear();
-            sim.set_fail_rate(0.0);
-            inject(&mut sim, &Fault::Heal, &nodes, &disks, &mut down, &mut fault_rng);
-            for id in &nodes {
-                inject(&mut sim, &Fault::DiskRecovers(*id), &nodes, &disks, &mut down, &mut fault_rng);
-                inject(&mut sim, &Fault::Restart(*id), &nodes, &disks, &mut down, &mut fault_rng);
-            }
+            injector.end(&mut sim, &observations, now);
         }
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step())) {
             Ok(Ok(true)) => break,
@@ -180,63 +138,13 @@ pub fn run(plan: &Plan) -> Outcome {
         drop(sim);
     }
     if std::env::var("SIM_DUMP").is_ok() {
-        for (id, disk) in &disks {
-            disk.dump_raft_log(*id);
-        }
+        injector.dump_raft_logs();
     }
     let mut obs = lock(&observations);
     let members = check::members(&obs);
     let problems = check::final_state(&obs, &members, &lock(&ledger));
     obs.violations.extend(problems);
     Outcome { trace: std::mem::take(&mut obs.trace), violations: std::mem::take(&mut obs.violations) }
-}
-
-/// Applies one fault to the simulation.
-fn inject(
-    sim: &mut turmoil::Sim<'_>,
-    fault: &Fault,
-    nodes: &[NodeId],
-    disks: &BTreeMap<NodeId, SimDisk>,
-    down: &mut BTreeSet<NodeId>,
-    rng: &mut StdRng,
-) {
-    match fault {
-        Fault::Partition(a, b) => sim.partition(host(*a), host(*b)),
-        Fault::PartitionOneWay(a, b) => sim.partition_oneway(host(*a), host(*b)),
-        Fault::Hold(a) => {
-            for b in nodes.iter().filter(|b| *b != a) {
-                sim.hold(host(*a), host(*b));
-            }
-        }
-        Fault::Heal => {
-            for a in nodes {
-                for b in nodes.iter().filter(|b| *b > a) {
-                    sim.repair(host(*a), host(*b));
-                    sim.release(host(*a), host(*b));
-                }
-            }
-        }
-        Fault::Crash(id) | Fault::PowerCut(id) => {
-            if down.insert(*id) {
-                match fault {
-                    Fault::PowerCut(_) => {
-                        disks[id].power_cut(rng);
-                    }
-                    _ => disks[id].crash(),
-                }
-                sim.crash(host(*id));
-            }
-        }
-        Fault::Restart(id) => {
-            if down.remove(id) {
-                sim.bounce(host(*id));
-            }
-        }
-        Fault::DiskErrors(id) => disks[id].set_failing(true),
-        Fault::DiskRecovers(id) => disks[id].set_failing(false),
-        // Armed by the run loop, which injects the power cut when the vote comes.
-        Fault::PowerCutAfterVote(_) => {}
-    }
 }
 
 fn now() -> Duration {
