@@ -20,6 +20,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -82,10 +83,23 @@ def unique_topic(prefix: str) -> str:
     return f"{base}-{uuid.uuid4().hex[:8]}"
 
 
+# Ports handed out so far: the kernel may give a later bind(0) a port an earlier one returned
+# (its socket closed at once), and two ports of one node picked apart (a node's slot, then its
+# extra listeners) would then collide when it starts.
+_HANDED_OUT: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and never handed out before in this process."""
+    with _PORTS_LOCK:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 class BrokerExited(AssertionError):
