@@ -357,8 +357,14 @@ impl RebalancerState {
 
     /// Takes on the operators' reassignments as soon as they are in the metadata, whatever the
     /// plan is doing: a new one queues, a changed target replaces the move's (the next step is
-    /// decided from the metadata anyway, so a move can change course at any phase).
+    /// decided from the metadata anyway, so a move can change course at any phase). A queued
+    /// move whose placement changed since is dropped first, so a reassignment cancelled before
+    /// it started leaves the partition where it is instead of being carried out.
     fn adopt_requested(&mut self, metadata: &ClusterMetadata) {
+        self.moves.retain(|(topic, partition), m| {
+            let placed = metadata.partition(topic, *partition).and_then(|p| p.placement.as_ref());
+            !(m.origin == Origin::Operator && m.phase == Phase::Queued && placed.is_some_and(|pl| pl.replicas != m.to))
+        });
         for t in requested(metadata) {
             let key = (t.topic.clone(), t.partition);
             if self.moves.get(&key).is_some_and(|m| m.to == t.target && m.phase != Phase::Done) {

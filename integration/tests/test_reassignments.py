@@ -162,18 +162,24 @@ def test_an_operator_reassignment_moves_a_partition_under_load_and_it_stays_ther
                                TopicPartition(topic, 2): InvalidReplicationAssignmentError,
                                TopicPartition(topic, 3): InvalidReplicationAssignmentError,
                                TopicPartition(topic, 99): UnknownTopicOrPartitionError}, refused
-            # Partition 1 is sent elsewhere and called back before anything moved: it stays.
+            # Partition 1 is sent elsewhere and called back before anything moved (the
+            # rebalancer, paused, has queued the move): it stays.
             tp1 = TopicPartition(topic, 1)
             before = admin_view(c, leader, topic)[1]["replicas"]
             elsewhere = [next(i for i in voters if i not in before)] + before[1:]
             assert a.alter_partition_reassignments({tp1: elsewhere}) == {tp1: None}
             assert listed(c.bootstrap(follower), topic)[1] == (sorted(before), elsewhere[:1], before[:1])
+            wait_until(lambda: any(m["topic"] == topic and m["partition"] == 1 and m["phase"] == "queued"
+                                   for m in rebalance(c, leader)["moves"]), 15, "partition 1's move queued")
             assert a.alter_partition_reassignments({tp1: None}) == {tp1: None}
             # Listed from the moment it is accepted, in Kafka's terms, and shown as the operator's.
             assert listed(c.bootstrap(follower), topic) == {0: (sorted(current), [newcomer], [old_leader])}
-            moves = wait_until(lambda: [m for m in rebalance(c, leader)["moves"] if m["topic"] == topic], 15,
-                               "the operator's move in /admin/rebalance")
-            assert [(m["partition"], m["to"], m["origin"]) for m in moves] == [(0, target, "operator")], moves
+
+            def operator_moves():
+                moves = [m for m in rebalance(c, leader)["moves"] if m["topic"] == topic]
+                return moves if [(m["partition"], m["to"], m["origin"]) for m in moves] == [(0, target, "operator")] else None
+
+            wait_until(operator_moves, 15, "only partition 0's move, the operator's, in /admin/rebalance")
         finally:
             assert requests.post(f"{admin}/admin/rebalance/resume", timeout=10).status_code == 200
 
