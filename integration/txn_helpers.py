@@ -84,17 +84,23 @@ def txn_state_partition(txn_id: str, partitions: int) -> int:
 
 def find_txn_coordinator(bootstrap: str, txn_id: str, timeout: float = 30.0) -> int:
     """The node id FindCoordinator v1 (key type 1, TRANSACTION) names for `txn_id`, once it names one."""
+    return coordinator_node(bootstrap, txn_id, 1, timeout)
+
+
+def coordinator_node(bootstrap: str, key: str, key_type: int, timeout: float = 30.0) -> int:
+    """The node id FindCoordinator v1 names for `key` (key type 0 GROUP, 1 TRANSACTION), once it
+    names one."""
     first = bootstrap.split(",")[0]
 
     def ask():
         _cid, body = kproto.call(first, kproto.frame(kproto.API_FIND_COORDINATOR, 1, 1,
-                                                         kproto.string(txn_id) + kproto.i8(1)), timeout=10)
+                                                         kproto.string(key) + kproto.i8(key_type)), timeout=10)
         r = kproto.Reader(body)
         _throttle, error, message, node = r.i32(), r.i16(), r.string(), r.i32()
         if error != 0:
-            raise AssertionError(f"FindCoordinator({txn_id!r}, TRANSACTION): error {error} {message!r}")
+            raise AssertionError(f"FindCoordinator({key!r}, type {key_type}): error {error} {message!r}")
         return node
-    return wait_until(ask, timeout, f"a transaction coordinator for {txn_id}", interval=0.2)
+    return wait_until(ask, timeout, f"a coordinator for {key}", interval=0.2)
 
 
 # ---- producing -----------------------------------------------------------------------------

@@ -21,10 +21,12 @@
 //! - `sync`: SyncGroup and the distribution of the leader's assignments.
 //! - `liveness`: Heartbeat, OffsetCommit validation, LeaveGroup, deletion.
 //! - `timers`: [`Group::tick`] and [`Group::next_deadline`].
+//! - `durable`: what of a group is written to the offsets topic, and restoring it.
 //! - [`assignment`]: what a consumer's assignment bytes say, for operators.
 //! - [`subscription`]: the topics members subscribe to, and OffsetDelete's rules on them.
 
 pub mod assignment;
+mod durable;
 mod join;
 mod liveness;
 mod member;
@@ -41,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+pub use durable::{Durable, GroupSnapshot, MemberSnapshot};
 pub use types::{
     GroupConfig, GroupDescription, GroupPhase, JoinRequest, JoinResponse, JoinedMember, MemberDescription, MemberId,
     Reply, SyncRequest, SyncResponse, Token,

@@ -1,12 +1,14 @@
 //! Committed consumer-group offsets as records of the internal `__consumer_offsets` topic.
 //! The coordinator appends one batch per OffsetCommit and rebuilds its cache on start by
-//! reading the partitions back. Keys and values are JSON so the topic stays readable with any
-//! Kafka tool; a record without a value is a tombstone (the offset was deleted).
+//! reading the partitions back. The topic also holds each group's settled membership (see
+//! `group::durable`). Keys and values are JSON so the topic stays readable with any Kafka tool;
+//! a record without a value is a tombstone (the offset, or the group's membership, was deleted).
 
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
 
+use crate::group::GroupSnapshot;
 use crate::records::{encode_batch, encode_transactional_batch};
 
 /// The internal topic holding committed offsets.
@@ -45,6 +47,14 @@ pub struct CommittedOffset {
     pub commit_timestamp: i64,
 }
 
+/// The key of a group's membership record: a field no offset key has, so neither is read as
+/// the other (and a broker that predates these records skips them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct GroupKey {
+    /// The group id.
+    group_metadata: String,
+}
+
 /// One offsets-topic record: a commit, or a deletion when `value` is `None`.
 pub type OffsetRecord = (OffsetKey, Option<CommittedOffset>);
 
@@ -65,6 +75,13 @@ pub fn encode_commits(records: &[OffsetRecord], now_ms: i64, producer: Option<(i
     }
 }
 
+/// Encodes a group's membership record: its snapshot, or (`None`) its deletion.
+pub fn encode_group(group: &str, snapshot: Option<&GroupSnapshot>, now_ms: i64) -> Result<Bytes, String> {
+    let key = serde_json::to_vec(&GroupKey { group_metadata: group.to_owned() }).map_err(|e| e.to_string())?;
+    let value = snapshot.map(serde_json::to_vec).transpose().map_err(|e| e.to_string())?;
+    encode_batch(&[(Some(Bytes::from(key)), value.map(Bytes::from))], now_ms, Compression::None)
+}
+
 /// One entry of the offsets topic's log, as the coordinator replays it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffsetLogEntry {
@@ -76,6 +93,13 @@ pub enum OffsetLogEntry {
         producer_id: i64,
         /// The commit.
         record: OffsetRecord,
+    },
+    /// A group's settled membership, or (`None`) its deletion.
+    Group {
+        /// The group id.
+        group: String,
+        /// What the group was when it last settled.
+        snapshot: Option<GroupSnapshot>,
     },
     /// A transaction's marker: its commits take effect (commit) or are dropped (abort).
     Marker {
@@ -99,7 +123,15 @@ pub fn decode_offsets_log(mut batches: Bytes) -> Result<Vec<OffsetLogEntry>, Str
                 let kind = i16::from_be_bytes([*key.get(2)?, *key.get(3)?]);
                 return Some(OffsetLogEntry::Marker { producer_id: r.producer_id, commit: kind == 1 });
             }
-            let key: OffsetKey = serde_json::from_slice(r.key.as_deref()?).ok()?;
+            let key = r.key.as_deref()?;
+            let Ok(key) = serde_json::from_slice::<OffsetKey>(key) else {
+                let GroupKey { group_metadata: group } = serde_json::from_slice(key).ok()?;
+                let snapshot = match r.value {
+                    None => None,
+                    Some(v) => Some(serde_json::from_slice(&v).ok()?),
+                };
+                return Some(OffsetLogEntry::Group { group, snapshot });
+            };
             let value = match r.value {
                 None => None,
                 Some(v) => Some(serde_json::from_slice(&v).ok()?),
@@ -145,6 +177,33 @@ mod tests {
             vec![
                 OffsetLogEntry::Transactional { producer_id: 42, record },
                 OffsetLogEntry::Marker { producer_id: 42, commit: true }
+            ]
+        );
+    }
+
+    #[test]
+    fn group_records_and_commits_are_told_apart() {
+        let snapshot = GroupSnapshot {
+            generation_id: 3,
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            leader: Some("m-1".into()),
+            members: Vec::new(),
+        };
+        let commit =
+            (key("g", 0), Some(CommittedOffset { offset: 1, leader_epoch: 0, metadata: None, commit_timestamp: 7 }));
+        let batches = [
+            encode_group("g", Some(&snapshot), 1_000).expect("encode"),
+            encode_commits(std::slice::from_ref(&commit), 1_000, None).expect("encode"),
+            encode_group("g", None, 1_000).expect("encode"),
+        ];
+        let all = Bytes::from(batches.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>());
+        assert_eq!(
+            decode_offsets_log(all).expect("decode"),
+            vec![
+                OffsetLogEntry::Group { group: "g".into(), snapshot: Some(snapshot) },
+                OffsetLogEntry::Commit(commit),
+                OffsetLogEntry::Group { group: "g".into(), snapshot: None },
             ]
         );
     }

@@ -10,8 +10,9 @@
 //! FindCoordinator again. Starting never waits for the metadata: a node of a cluster with no
 //! Raft leader yet starts coordinating nothing.
 //!
-//! Membership is not persisted: after a restart or a move groups start empty and members
-//! rejoin (their heartbeats get UNKNOWN_MEMBER_ID), resuming from the committed offsets.
+//! Each group's membership is written to the same partition whenever a generation settles
+//! (`chronik::group::durable`), so after a restart or a move the new coordinator takes the
+//! members back in their generation: heartbeats and commits go on, with no rebalance.
 //!
 //! # Layout
 //! - [`ownership`]: which partitions a node leads and what changes with the metadata (pure).
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use chronik::cluster::{ClusterMetadata, MetadataError};
 use chronik::group::{
-    Group, GroupConfig, GroupDescription, JoinRequest, JoinResponse, SyncRequest, SyncResponse, Token,
+    Group, GroupConfig, GroupDescription, GroupSnapshot, JoinRequest, JoinResponse, SyncRequest, SyncResponse, Token,
 };
 use chronik::offsets::{CommittedOffset, OffsetKey};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -51,6 +52,20 @@ pub type GroupOffsets = HashMap<String, BTreeMap<OffsetPartition, CommittedOffse
 
 /// Commits of open transactions, by producer id.
 pub type OpenTxnCommits = HashMap<i64, Vec<chronik::offsets::OffsetRecord>>;
+
+/// Settled memberships by group.
+pub type GroupSnapshots = HashMap<String, GroupSnapshot>;
+
+/// What reading one offsets partition back gives.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The committed offsets of its groups.
+    pub offsets: GroupOffsets,
+    /// Commits of transactions still open, by producer.
+    pub open_txns: OpenTxnCommits,
+    /// Its groups' last settled memberships.
+    pub groups: GroupSnapshots,
+}
 
 /// OffsetFetch's answer: per partition its error code (UNSTABLE_OFFSET_COMMIT where a stable
 /// offset was required and a transaction's commit is pending) and its committed offset (`None`
@@ -214,10 +229,8 @@ pub enum CoordinatorMsg {
         partition: i32,
         /// Which load this is (a stale one, of a partition unloaded meanwhile, is ignored).
         load_id: u64,
-        /// The committed offsets of the partition's groups.
-        offsets: GroupOffsets,
-        /// Commits of transactions still open, by producer.
-        open_txns: OpenTxnCommits,
+        /// What was read.
+        loaded: Loaded,
     },
     /// From FindCoordinator: `__consumer_offsets` is missing; propose it (once at a time).
     CreateOffsetsTopic,
@@ -240,6 +253,9 @@ pub struct CoordinatorState {
     groups: HashMap<String, Group>,
     /// Durable committed offsets of the groups coordinated here (served partitions only).
     offsets: GroupOffsets,
+    /// The membership last written (or read back) for each group coordinated here; a group's
+    /// record is written again only when what it should be differs.
+    stored: GroupSnapshots,
     /// Joins waiting for the join phase to complete.
     waiting_joins: HashMap<Token, RpcReplyPort<JoinResponse>>,
     /// Syncs waiting for the leader's assignments.
@@ -351,6 +367,7 @@ impl Actor for GroupCoordinator {
         let mut state = CoordinatorState {
             groups: HashMap::new(),
             offsets: HashMap::new(),
+            stored: HashMap::new(),
             waiting_joins: HashMap::new(),
             waiting_syncs: HashMap::new(),
             next_token: 0,

@@ -7,7 +7,10 @@ from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from client_helpers import admin, create_topic
+from cluster import Cluster, started
 from harness import unique_topic, wait_until
+from replication_helpers import create_topic as create_replicated_topic
+from txn_helpers import coordinator_node
 from group_helpers import (
     produce_numbered,
     check_exactly_once,
@@ -99,9 +102,14 @@ def test_committed_offsets_survive_broker_restart(make_broker):
         f"resumed at {first}, committed before the restart {committed}")
 
 
-def test_running_member_rejoins_after_broker_restart(make_broker):
-    """Membership is not persisted: a member running across a restart must rejoin (its heartbeat
-    or commit gets UNKNOWN_MEMBER_ID / COORDINATOR_NOT_AVAILABLE) and continue from its commits."""
+def member_ids(description: dict) -> list[str]:
+    return [x["member_id"] for x in description["members"]]
+
+
+def test_running_member_keeps_its_generation_across_broker_restart(make_broker):
+    """Membership is written when a generation settles: a member running across a restart keeps
+    its member id and generation (no rebalance), its commits after the restart are accepted, and
+    it reads every record exactly once."""
     b = make_broker("groups-rejoin", extra_env=GROUP_ENV, num_partitions=1, auto_create_topics=False)
     topic, group = unique_topic("rejoin"), unique_topic("rejoin-g")
     parts = 2
@@ -112,20 +120,61 @@ def test_running_member_rejoins_after_broker_restart(make_broker):
     try:
         wait_until(lambda: distinct([m]) >= 100, 30, "the first 100 messages", interval=0.05)
         wait_until(lambda: group_offsets(b.bootstrap, group, topic) == {0: 50, 1: 50}, 15, "first commits")
-        gen_before = m.generations[-1][0]
+        before = describe(b.bootstrap, group)
+        assert before["group_state"] == "Stable", before
+        generations_before = list(m.generations)
         assert b.stop() == 0
         b.start()
+        after = describe(b.bootstrap, group)
+        assert after["group_state"] == "Stable", f"not restored: {after}"
+        assert member_ids(after) == member_ids(before), (before, after)
         produce_numbered(b.bootstrap, topic, 100, 100, partitions=parts)
         wait_until(lambda: distinct([m]) >= 200, 60, f"100 more after the restart (have {distinct([m])})",
                    interval=0.1)
         wait_until(lambda: group_offsets(b.bootstrap, group, topic) == {0: 100, 1: 100}, 20,
                    "commits after the restart")
-        wait_until(lambda: describe(b.bootstrap, group)["group_state"] == "Stable", 15, "group Stable again")
     finally:
         m.stop()
     assert m.error is None, repr(m.error)
+    assert m.commit_errors == [], m.commit_errors
+    assert m.generations == generations_before, f"rebalanced across the restart: {m.generations}"
     check_exactly_once(m.numbers(), set(range(200)), m.commit_failed, what="across the restart")
-    print(f"rejoin: generations {m.generations} (before restart {gen_before}), commit errors {m.commit_errors}")
+    print(f"restart: generation {m.generations[-1][0]} throughout, members {member_ids(after)}")
+
+
+def test_members_keep_their_generation_when_the_coordinator_node_dies(tmp_path):
+    """kill -9 of the node coordinating a group (3 nodes, RF 3): the offsets partition's new
+    leader reads the group's membership back, so a kafka-python member goes on in its generation
+    (no rebalance, no failed commit) and reads every record exactly once."""
+    c = Cluster(tmp_path / "coordinator", size=3, spare=0, name="gcnode", min_insync_replicas=2,
+                extra_env=GROUP_ENV)
+    with started(c):
+        voters = [1, 2, 3]
+        everyone = ",".join(c.bootstrap(i) for i in voters)
+        topic, group = unique_topic("coord-kill"), unique_topic("coord-kill-g")
+        create_replicated_topic(c, topic, partitions=2, voters=voters)
+        produce_numbered(everyone, topic, 0, 100, partitions=2)
+        m = KpMember(everyone, group, topic, "coord-kill-m", reconnect_backoff_max_ms=500)
+        m.start()
+        try:
+            wait_until(lambda: distinct([m]) >= 100, 30, "the first 100 messages", interval=0.05)
+            wait_until(lambda: group_offsets(everyone, group, topic) == {0: 50, 1: 50}, 15, "first commits")
+            generations_before = list(m.generations)
+            victim = coordinator_node(everyone, group, 0)
+            c.kill(victim)
+            survivors = ",".join(c.bootstrap(i) for i in voters if i != victim)
+            wait_until(lambda: coordinator_node(survivors, group, 0) != victim, 60, "a new coordinator")
+            produce_numbered(survivors, topic, 100, 100, partitions=2)
+            wait_until(lambda: distinct([m]) >= 200, 60, f"100 more after the kill (have {distinct([m])})",
+                       interval=0.1)
+            wait_until(lambda: group_offsets(survivors, group, topic) == {0: 100, 1: 100}, 30,
+                       "commits after the kill")
+        finally:
+            m.stop()
+    assert m.error is None, repr(m.error)
+    assert m.commit_errors == [], m.commit_errors
+    assert m.generations == generations_before, f"rebalanced when node {victim} died: {m.generations}"
+    check_exactly_once(m.numbers(), set(range(200)), m.commit_failed, what="across the coordinator's death")
 
 
 def test_acknowledged_commits_survive_broker_sigkill(make_broker):

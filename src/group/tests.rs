@@ -3,6 +3,7 @@
 //! answered without having been sent, and each scenario ends by checking that every parked
 //! request got its answer.
 
+mod durable;
 mod harness;
 mod join_sync;
 mod liveness;

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use chronik::cluster::{ClusterMetadata, MetadataError};
+use chronik::group::Group;
 use chronik::offsets::{CommittedOffset, OFFSETS_TOPIC, OffsetKey};
 use kafka_protocol::ResponseError;
 use ractor::ActorRef;
 use tracing::{debug, info, warn};
 
 use super::ownership::{self, Ownership};
-use super::{CoordinatorMsg, CoordinatorState, GroupOffsets, LedPartition, offsets_store};
+use super::{CoordinatorMsg, CoordinatorState, LedPartition, Loaded, offsets_store};
 use crate::context::NodeContext;
 use crate::directory::TaskGuard;
 
@@ -47,12 +48,7 @@ impl CoordinatorState {
         let led: Vec<i32> = self.ownership.led.keys().copied().collect();
         for partition in led {
             match offsets_store::load(&self.ctx, partition, self.ownership.partitions).await {
-                Ok((offsets, open_txns)) => {
-                    for (producer_id, records) in open_txns {
-                        self.txn_commits.insert((partition, producer_id), records);
-                    }
-                    self.serve(myself, partition, offsets, Vec::new())
-                }
+                Ok(loaded) => self.serve(myself, partition, loaded, Vec::new()),
                 Err(e) => {
                     debug!(partition, error = %e, "offsets partition not readable yet; loading in the background");
                     self.start_load(myself, partition);
@@ -83,13 +79,7 @@ impl CoordinatorState {
     }
 
     /// From a load task: serves the partition, unless it was unloaded (or reloaded) meanwhile.
-    pub(super) fn loaded(
-        &mut self,
-        myself: &ActorRef<CoordinatorMsg>,
-        partition: i32,
-        load_id: u64,
-        (offsets, open_txns): (GroupOffsets, super::OpenTxnCommits),
-    ) {
+    pub(super) fn loaded(&mut self, myself: &ActorRef<CoordinatorMsg>, partition: i32, load_id: u64, loaded: Loaded) {
         let pending = match self.partitions.remove(&partition) {
             Some(LedPartition::Loading { load_id: current, pending, .. }) if current == load_id => pending,
             other => {
@@ -100,21 +90,29 @@ impl CoordinatorState {
                 return;
             }
         };
-        for (producer_id, records) in open_txns {
-            self.txn_commits.insert((partition, producer_id), records);
-        }
-        self.serve(myself, partition, offsets, pending);
+        self.serve(myself, partition, loaded, pending);
     }
 
-    /// Starts coordinating the groups of `partition`, whose commits were read back as
-    /// `offsets`; `pending` are commits that became durable during the read.
+    /// Starts coordinating the groups of `partition` as they were read back: their commits,
+    /// open transactions' commits and memberships (each member's session starting now);
+    /// `pending` are commits that became durable during the read.
     fn serve(
         &mut self,
         myself: &ActorRef<CoordinatorMsg>,
         partition: i32,
-        offsets: GroupOffsets,
+        Loaded { offsets, open_txns, groups: memberships }: Loaded,
         pending: Vec<(OffsetKey, Option<CommittedOffset>)>,
     ) {
+        for (producer_id, records) in open_txns {
+            self.txn_commits.insert((partition, producer_id), records);
+        }
+        let members = memberships.len();
+        let now = crate::replica::now_ms().max(0) as u64;
+        for (id, snapshot) in memberships {
+            let group = Group::restore(id.clone(), self.group_config.clone(), snapshot.clone(), now);
+            self.groups.entry(id.clone()).or_insert(group);
+            self.stored.insert(id, snapshot);
+        }
         let groups = offsets.len();
         // Offsets of topics deleted while another node (or nobody) coordinated these groups.
         let topics = offsets.values().flat_map(|m| m.keys().map(|(t, _)| t.as_str()));
@@ -125,7 +123,7 @@ impl CoordinatorState {
         if !gone.is_empty() {
             self.forget_topics(myself, &gone);
         }
-        info!(partition, groups, "offsets partition loaded; its groups are coordinated here");
+        info!(partition, groups, with_members = members, "offsets partition loaded; its groups are coordinated here");
     }
 
     pub(super) fn start_load(&mut self, myself: &ActorRef<CoordinatorMsg>, partition: i32) {
@@ -151,6 +149,7 @@ impl CoordinatorState {
         let ids: Vec<String> = self.groups.keys().filter(|id| moved(id)).cloned().collect();
         let before = self.offsets.len();
         self.offsets.retain(|id, _| !moved(id));
+        self.stored.retain(|id, _| !moved(id));
         let dropped = before - self.offsets.len();
         for id in &ids {
             if let Some(mut group) = self.groups.remove(id) {

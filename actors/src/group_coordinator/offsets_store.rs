@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chronik::cluster::{MetadataCommand, MetadataError};
+use chronik::group::GroupSnapshot;
 use chronik::log::split_batches;
 use chronik::offsets::{
     CommittedOffset, OFFSETS_TOPIC, OffsetKey, OffsetLogEntry, OffsetRecord, decode_offsets_log, encode_commits,
-    partition_for_group,
+    encode_group, partition_for_group,
 };
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
@@ -16,12 +17,11 @@ use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use super::ownership::offsets_replication_factor;
-use super::{CoordinatorMsg, GroupOffsets, OpenTxnCommits};
+use super::{CoordinatorMsg, GroupOffsets, Loaded};
 use crate::context::NodeContext;
 use crate::directory::TaskGuard;
 use crate::handlers::{apply_metadata, ask_replica, replica_for};
 use crate::replica::{PartitionError, ReplicaMsg, now_ms};
-use std::collections::HashMap;
 
 /// Bytes read per request while loading.
 const LOAD_CHUNK: usize = 4 * 1024 * 1024;
@@ -91,7 +91,7 @@ pub(super) fn spawn_load(
             let ctx = ctx.clone();
             async move { load(&ctx, partition, partitions).await }
         },
-        move |(offsets, open_txns)| CoordinatorMsg::Loaded { partition, load_id, offsets, open_txns },
+        move |loaded| CoordinatorMsg::Loaded { partition, load_id, loaded },
     )
 }
 
@@ -134,14 +134,14 @@ where
     }))
 }
 
-/// Reads one offsets partition from its start and replays its commits: a transaction's
-/// commits take effect at its commit marker; those of transactions still open are returned
-/// apart, by producer. Only groups that map to `partition` (of `partitions`) are kept: records
-/// another mapping left there are not ours.
+/// Reads one offsets partition from its start and replays its commits and memberships: a
+/// transaction's commits take effect at its commit marker; those of transactions still open are
+/// returned apart, by producer. Only groups that map to `partition` (of `partitions`) are kept:
+/// records another mapping left there are not ours.
 pub(super) async fn load(ctx: &NodeContext, partition: i32, partitions: i32) -> Result<Loaded, String> {
-    let mut out = GroupOffsets::new();
-    let mut open: OpenTxnCommits = HashMap::new();
-    let ours = |r: &OffsetRecord| partition_for_group(&r.0.group, partitions) == partition;
+    let Loaded { offsets: mut out, open_txns: mut open, mut groups } = Loaded::default();
+    let our_group = |group: &str| partition_for_group(group, partitions) == partition;
+    let ours = |r: &OffsetRecord| our_group(&r.0.group);
     read_from_start(ctx, OFFSETS_TOPIC, partition, |records| {
         for entry in decode_offsets_log(records)? {
             match entry {
@@ -155,6 +155,14 @@ pub(super) async fn load(ctx: &NodeContext, partition: i32, partitions: i32) -> 
                         records.into_iter().for_each(|r| apply(&mut out, r));
                     }
                 }
+                OffsetLogEntry::Group { group, snapshot } if our_group(&group) => match snapshot {
+                    Some(snapshot) => {
+                        groups.insert(group, snapshot);
+                    }
+                    None => {
+                        groups.remove(&group);
+                    }
+                },
                 _ => {}
             }
         }
@@ -162,11 +170,8 @@ pub(super) async fn load(ctx: &NodeContext, partition: i32, partitions: i32) -> 
     })
     .await?;
     out.retain(|_, m| !m.is_empty());
-    Ok((out, open))
+    Ok(Loaded { offsets: out, open_txns: open, groups })
 }
-
-/// What a load reads back: the committed offsets, and the commits of open transactions.
-pub(super) type Loaded = (GroupOffsets, OpenTxnCommits);
 
 fn apply(out: &mut GroupOffsets, (key, value): OffsetRecord) {
     let group = out.entry(key.group).or_default();
@@ -230,6 +235,32 @@ pub(super) fn append(
         let _ = done.send(());
     });
     completion
+}
+
+/// Writes `group`'s membership (`None`: deletes it) to offsets partition `partition`. Handed to
+/// the replica here, so it lands in the coordinator's order among the commits; nobody waits for
+/// it: a coordinator that fails over before it is durable leaves the previous generation's
+/// record, and the members rejoin from that one.
+pub(super) fn append_group(ctx: &NodeContext, partition: i32, group: &str, snapshot: Option<&GroupSnapshot>) {
+    let sent = replica_for(ctx, OFFSETS_TOPIC, partition).and_then(|replica| {
+        let batch = encode_group(group, snapshot, now_ms())
+            .map_err(|e| PartitionError::new(ResponseError::UnknownServerError, e))?;
+        let (tx, rx) = oneshot::channel();
+        replica
+            .cast(ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(tx.into()), forward: false })
+            .map_err(|_| unavailable("the offsets replica is restarting"))?;
+        Ok(rx)
+    });
+    let group = group.to_owned();
+    tokio::spawn(async move {
+        let outcome = match sent {
+            Ok(rx) => rx.await.unwrap_or_else(|_| Err(unavailable("the offsets replica restarted"))).map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            debug!(group, partition, error = %e.message, "group membership not written");
+        }
+    });
 }
 
 type AppendWait = oneshot::Receiver<Result<crate::replica::AppendOutcome, PartitionError>>;

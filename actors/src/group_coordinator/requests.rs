@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use chronik::group::{Group, GroupDescription, GroupPhase, JoinResponse, Reply, SyncResponse};
+use chronik::group::{Durable, Group, GroupDescription, GroupPhase, JoinResponse, Reply, SyncResponse};
 use chronik::offsets::{CommittedOffset, OffsetKey};
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
 
-use super::{CoordinatorMsg, CoordinatorState, GroupListing, OffsetPartition, ParkedFetch};
+use super::{CoordinatorMsg, CoordinatorState, GroupListing, OffsetPartition, ParkedFetch, offsets_store};
 use crate::replica::now_ms;
 
 /// Kafka refuses commit metadata longer than this (offset.metadata.max.bytes).
@@ -33,6 +33,7 @@ impl CoordinatorState {
                 self.waiting_joins.insert(request.token, reply);
                 let replies = self.group(&group_id).join(request, now());
                 self.route(replies);
+                self.store(&group_id);
             }
             CoordinatorMsg::Sync { group_id, mut request, reply } => {
                 if let Err(code) = self.serving(&group_id) {
@@ -43,6 +44,7 @@ impl CoordinatorState {
                 self.waiting_syncs.insert(request.token, reply);
                 let replies = self.group(&group_id).sync(request, now());
                 self.route(replies);
+                self.store(&group_id);
             }
             CoordinatorMsg::Heartbeat { group_id, member_id, generation_id, group_instance_id, reply } => {
                 let code = match (self.serving(&group_id), self.groups.get_mut(&group_id)) {
@@ -66,6 +68,7 @@ impl CoordinatorState {
                 };
                 let (codes, replies) = group.leave(&members, now());
                 self.route(replies);
+                self.store(&group_id);
                 let _ = reply.send((0, codes));
             }
             CoordinatorMsg::Commit {
@@ -133,9 +136,7 @@ impl CoordinatorState {
             }
             CoordinatorMsg::TopicsDeleted(topics) => self.forget_topics(myself, &topics),
             CoordinatorMsg::MetadataChanged(metadata) => self.follow(myself, metadata),
-            CoordinatorMsg::Loaded { partition, load_id, offsets, open_txns } => {
-                self.loaded(myself, partition, load_id, (offsets, open_txns))
-            }
+            CoordinatorMsg::Loaded { partition, load_id, loaded } => self.loaded(myself, partition, load_id, loaded),
             CoordinatorMsg::TxnMarker { partition, producer_id, commit } => {
                 if matches!(self.partitions.get(&partition), Some(super::LedPartition::Loading { .. })) {
                     // The load may have read the log before the marker: read it again.
@@ -161,6 +162,7 @@ impl CoordinatorState {
                     if let Some(g) = self.groups.get_mut(&id) {
                         let replies = g.tick(now);
                         self.route(replies);
+                        self.store(&id);
                     }
                 }
             }
@@ -175,6 +177,25 @@ impl CoordinatorState {
     fn group(&mut self, id: &str) -> &mut Group {
         let config = self.group_config.clone();
         self.groups.entry(id.to_string()).or_insert_with(|| Group::new(id.to_string(), config))
+    }
+
+    /// Writes group `id`'s membership if it is not what was written last: a new settled
+    /// generation, a static member replaced, or the group emptied or gone.
+    fn store(&mut self, id: &str) {
+        let Ok(partition) = self.serving(id) else { return };
+        let durable = self.groups.get(id).map_or(Durable::Delete, Group::durable);
+        let snapshot = match durable {
+            Durable::Unsettled => return,
+            Durable::Keep(snapshot) if self.stored.get(id) == Some(&snapshot) => return,
+            Durable::Delete if !self.stored.contains_key(id) => return,
+            Durable::Keep(snapshot) => Some(snapshot),
+            Durable::Delete => None,
+        };
+        offsets_store::append_group(&self.ctx, partition, id, snapshot.as_ref());
+        match snapshot {
+            Some(snapshot) => self.stored.insert(id.to_owned(), snapshot),
+            None => self.stored.remove(id),
+        };
     }
 
     /// Sends each reply to the connection waiting for it.
@@ -348,6 +369,7 @@ impl CoordinatorState {
                     self.route(replies);
                 }
                 self.groups.remove(id);
+                self.store(id);
             }
             None if !has_offsets => return ResponseError::GroupIdNotFound.code(),
             None => {}
