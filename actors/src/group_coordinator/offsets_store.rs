@@ -8,8 +8,7 @@ use chronik::cluster::{MetadataCommand, MetadataError};
 use chronik::group::GroupSnapshot;
 use chronik::log::split_batches;
 use chronik::offsets::{
-    CommittedOffset, OFFSETS_TOPIC, OffsetKey, OffsetLogEntry, OffsetRecord, decode_offsets_log, encode_commits,
-    encode_group, partition_for_group,
+    OFFSETS_TOPIC, OffsetLogEntry, OffsetRecord, decode_offsets_log, encode_commits, encode_group, partition_for_group,
 };
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
@@ -215,17 +214,11 @@ pub(super) fn append(
     reply: Option<RpcReplyPort<Vec<i16>>>,
     previous: Option<oneshot::Receiver<()>>,
 ) -> oneshot::Receiver<()> {
-    let started = start_append(ctx, partition, &records, producer);
+    let started = start_append(ctx, partition, encode_commits(&records, now_ms(), producer));
     let me = myself.clone();
     let (done, completion) = oneshot::channel();
     tokio::spawn(async move {
-        let result = match started {
-            Ok(rx) => match rx.await {
-                Ok(r) => r.map(|_| ()),
-                Err(_) => Err(unavailable("the offsets replica restarted")),
-            },
-            Err(e) => Err(e),
-        };
+        let result = durable(started).await;
         if let Some(previous) = previous {
             // Sent or dropped: either way the previous `CommitDone` is in the mailbox.
             let _ = previous.await;
@@ -242,22 +235,10 @@ pub(super) fn append(
 /// it: a coordinator that fails over before it is durable leaves the previous generation's
 /// record, and the members rejoin from that one.
 pub(super) fn append_group(ctx: &NodeContext, partition: i32, group: &str, snapshot: Option<&GroupSnapshot>) {
-    let sent = replica_for(ctx, OFFSETS_TOPIC, partition).and_then(|replica| {
-        let batch = encode_group(group, snapshot, now_ms())
-            .map_err(|e| PartitionError::new(ResponseError::UnknownServerError, e))?;
-        let (tx, rx) = oneshot::channel();
-        replica
-            .cast(ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(tx.into()), forward: false })
-            .map_err(|_| unavailable("the offsets replica is restarting"))?;
-        Ok(rx)
-    });
+    let started = start_append(ctx, partition, encode_group(group, snapshot, now_ms()));
     let group = group.to_owned();
     tokio::spawn(async move {
-        let outcome = match sent {
-            Ok(rx) => rx.await.unwrap_or_else(|_| Err(unavailable("the offsets replica restarted"))).map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
+        if let Err(e) = durable(started).await {
             debug!(group, partition, error = %e.message, "group membership not written");
         }
     });
@@ -265,20 +246,27 @@ pub(super) fn append_group(ctx: &NodeContext, partition: i32, group: &str, snaps
 
 type AppendWait = oneshot::Receiver<Result<crate::replica::AppendOutcome, PartitionError>>;
 
+/// Hands an encoded batch to offsets partition `partition`'s replica (acks=all).
 fn start_append(
     ctx: &NodeContext,
     partition: i32,
-    records: &[(OffsetKey, Option<CommittedOffset>)],
-    producer: Option<(i64, i16)>,
+    batch: Result<bytes::Bytes, String>,
 ) -> Result<AppendWait, PartitionError> {
     let replica = replica_for(ctx, OFFSETS_TOPIC, partition)?;
-    let batch = encode_commits(records, now_ms(), producer)
-        .map_err(|e| PartitionError::new(ResponseError::UnknownServerError, e))?;
+    let batch = batch.map_err(|e| PartitionError::new(ResponseError::UnknownServerError, e))?;
     let (tx, rx) = oneshot::channel();
     replica
         .cast(ReplicaMsg::Append { batches: vec![batch], acks_all: true, reply: Some(tx.into()), forward: false })
         .map_err(|_| unavailable("the offsets replica is restarting"))?;
     Ok(rx)
+}
+
+/// Waits until a started append is durable.
+async fn durable(started: Result<AppendWait, PartitionError>) -> Result<(), PartitionError> {
+    match started?.await {
+        Ok(outcome) => outcome.map(|_| ()),
+        Err(_) => Err(unavailable("the offsets replica restarted")),
+    }
 }
 
 fn unavailable(why: &str) -> PartitionError {
