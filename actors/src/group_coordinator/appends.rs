@@ -1,6 +1,8 @@
 //! The order of a partition's offset writes: each append's answer reaches the cache after the
 //! one before it, and an OffsetFetch that comes in behind appends still in flight waits for them.
+//! Also the group membership writes, which land in the same order but nobody waits for.
 
+use chronik::group::{Durable, Group};
 use chronik::offsets::{CommittedOffset, OffsetKey};
 use ractor::{ActorRef, RpcReplyPort};
 
@@ -24,6 +26,25 @@ impl CoordinatorState {
         let records = (records, codes, producer);
         appends.tail = Some(offsets_store::append(&self.ctx, myself, partition, records, reply, previous));
         appends.started += 1;
+    }
+
+    /// Writes group `id`'s membership if it is not what was written last: a new settled
+    /// generation, a static member replaced, or the group emptied or gone.
+    pub(super) fn store(&mut self, id: &str) {
+        let Ok(partition) = self.serving(id) else { return };
+        let durable = self.groups.get(id).map_or(Durable::Delete, Group::durable);
+        let snapshot = match durable {
+            Durable::Unsettled => return,
+            Durable::Keep(snapshot) if self.stored.get(id) == Some(&snapshot) => return,
+            Durable::Delete if !self.stored.contains_key(id) => return,
+            Durable::Keep(snapshot) => Some(snapshot),
+            Durable::Delete => None,
+        };
+        offsets_store::append_group(&self.ctx, partition, id, snapshot.as_ref());
+        match snapshot {
+            Some(snapshot) => self.stored.insert(id.to_owned(), snapshot),
+            None => self.stored.remove(id),
+        };
     }
 
     /// One more append of `partition` reached the cache: answers the fetches that waited for it.
@@ -76,5 +97,17 @@ impl CoordinatorState {
                 .unwrap_or_default(),
         };
         let _ = reply.send(Ok(answers));
+    }
+}
+
+/// The commit's code when its append failed. As in Kafka, a partition no longer led here
+/// means the group moved: NOT_COORDINATOR sends the client to FindCoordinator; anything else is
+/// retriable here.
+pub(super) fn append_error(code: i16) -> i16 {
+    let moved = [ResponseError::NotLeaderOrFollower.code(), ResponseError::UnknownTopicOrPartition.code()];
+    if moved.contains(&code) {
+        ResponseError::NotCoordinator.code()
+    } else {
+        ResponseError::CoordinatorNotAvailable.code()
     }
 }

@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use chronik::group::{Durable, Group, GroupDescription, GroupPhase, JoinResponse, Reply, SyncResponse};
+use chronik::group::{Group, GroupDescription, GroupPhase, JoinResponse, Reply, SyncResponse};
 use chronik::offsets::{CommittedOffset, OffsetKey};
 use kafka_protocol::ResponseError;
 use ractor::{ActorRef, RpcReplyPort};
 
-use super::{CoordinatorMsg, CoordinatorState, GroupListing, OffsetPartition, ParkedFetch, offsets_store};
+use super::appends::append_error;
+use super::{CoordinatorMsg, CoordinatorState, GroupListing, OffsetPartition, ParkedFetch};
 use crate::replica::now_ms;
 
 /// Kafka refuses commit metadata longer than this (offset.metadata.max.bytes).
@@ -177,25 +178,6 @@ impl CoordinatorState {
     fn group(&mut self, id: &str) -> &mut Group {
         let config = self.group_config.clone();
         self.groups.entry(id.to_string()).or_insert_with(|| Group::new(id.to_string(), config))
-    }
-
-    /// Writes group `id`'s membership if it is not what was written last: a new settled
-    /// generation, a static member replaced, or the group emptied or gone.
-    fn store(&mut self, id: &str) {
-        let Ok(partition) = self.serving(id) else { return };
-        let durable = self.groups.get(id).map_or(Durable::Delete, Group::durable);
-        let snapshot = match durable {
-            Durable::Unsettled => return,
-            Durable::Keep(snapshot) if self.stored.get(id) == Some(&snapshot) => return,
-            Durable::Delete if !self.stored.contains_key(id) => return,
-            Durable::Keep(snapshot) => Some(snapshot),
-            Durable::Delete => None,
-        };
-        offsets_store::append_group(&self.ctx, partition, id, snapshot.as_ref());
-        match snapshot {
-            Some(snapshot) => self.stored.insert(id.to_owned(), snapshot),
-            None => self.stored.remove(id),
-        };
     }
 
     /// Sends each reply to the connection waiting for it.
@@ -406,16 +388,4 @@ fn join_error(member_id: &str, code: i16) -> JoinResponse {
 /// A SyncGroup answer carrying only an error.
 fn sync_error(code: i16) -> SyncResponse {
     SyncResponse { error_code: code, protocol_type: None, protocol_name: None, assignment: Bytes::new() }
-}
-
-/// The commit's code when its append failed. As in Kafka, a partition no longer led here
-/// means the group moved: NOT_COORDINATOR sends the client to FindCoordinator; anything else is
-/// retriable here.
-fn append_error(code: i16) -> i16 {
-    let moved = [ResponseError::NotLeaderOrFollower.code(), ResponseError::UnknownTopicOrPartition.code()];
-    if moved.contains(&code) {
-        ResponseError::NotCoordinator.code()
-    } else {
-        ResponseError::CoordinatorNotAvailable.code()
-    }
 }
