@@ -68,6 +68,20 @@ class NotAgreed(Exception):
     """Raised inside a wait: the nodes do not agree yet (the message says how)."""
 
 
+def all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is stopped (state T in its task list)."""
+    tasks = os.listdir(f"/proc/{pid}/task")
+    states = []
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                # The state follows the command name, which is in parentheses and may hold spaces.
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+    return all(s == "T" for s in states)
+
+
 class ClusterNode(Broker):
     """One node of a Cluster: Broker's process, log and admin helpers with a cluster TOML."""
 
@@ -144,6 +158,9 @@ class ClusterNode(Broker):
         nothing, like a stalled host; `resume` continues it."""
         if self.is_running():
             os.kill(self.proc.pid, signal.SIGSTOP)
+            # The signal stops each thread only as it next runs; until all have, the process may
+            # still read and answer a request sent after this returns.
+            wait_until(lambda: all_threads_stopped(self.proc.pid), 5, f"{self.name} stopping", interval=0.005)
 
     def resume(self) -> None:
         """SIGCONT the pid we started (harmless if it was not stopped)."""

@@ -164,7 +164,8 @@ class KpMember(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.limit = limit  # stop (and close) once this many records were read and committed
         self.bootstrap, self.group, self.topic = bootstrap, group, topic
-        self.cfg = dict(session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=100)
+        self.cfg = dict(session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=100,
+                        request_timeout_ms=30000)
         self.cfg.update(cfg)
         self.lock = threading.Lock()
         self.records: list[tuple[int, int, int]] = []   # (partition, offset, number)
@@ -181,8 +182,7 @@ class KpMember(threading.Thread):
         c = None
         try:
             c = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group, client_id=self.name,
-                              enable_auto_commit=False, auto_offset_reset="earliest",
-                              request_timeout_ms=30000, **self.cfg)
+                              enable_auto_commit=False, auto_offset_reset="earliest", **self.cfg)
             c.subscribe([self.topic])
             while not self._stop_evt.is_set():
                 batch = c.poll(timeout_ms=200)
