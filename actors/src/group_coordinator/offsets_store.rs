@@ -24,6 +24,9 @@ use crate::replica::{PartitionError, ReplicaMsg, now_ms};
 
 /// Bytes read per request while loading.
 const LOAD_CHUNK: usize = 4 * 1024 * 1024;
+/// The longest wait for one answer of the replica a load reads, or for its high watermark to
+/// move before asking again.
+const LOAD_WAIT: Duration = Duration::from_secs(1);
 /// First wait before reading a partition again; doubled up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts to read a partition.
@@ -189,6 +192,7 @@ pub(crate) async fn read_from_start(
     mut each: impl FnMut(bytes::Bytes) -> Result<(), String>,
 ) -> Result<(), String> {
     let replica = replica_for(ctx, topic, partition).map_err(|e| e.message)?;
+    committed_to_log_end(&replica).await?;
     let mut offset = 0;
     loop {
         let msg = |reply| ReplicaMsg::Read { offset, committed: false, max_bytes: LOAD_CHUNK, min_one: true, reply };
@@ -197,6 +201,33 @@ pub(crate) async fn read_from_start(
         let Some(last) = batches.last() else { return Ok(()) };
         offset = chronik::log::BatchHeader::parse(last).map_err(|e| e.to_string())?.next_offset();
         each(read.records)?;
+    }
+}
+
+/// Waits until this leader's high watermark reaches the log end it has now. A follower learns
+/// the high watermark one fetch late, so a new leader may hold its predecessor's last
+/// acknowledged records above its own: a load that stopped at the high watermark would miss
+/// them (a group's last commits, a transaction's decision). Followers in the ISR fetch them
+/// within a round trip; until the ISR has them they are not committed.
+async fn committed_to_log_end(replica: &crate::directory::Counted<ReplicaMsg>) -> Result<(), String> {
+    let info = || async {
+        match replica.call(ReplicaMsg::Info, LOAD_WAIT).await {
+            Ok(ractor::rpc::CallResult::Success(info)) => Ok(info),
+            _ => Err("the replica did not answer".to_string()),
+        }
+    };
+    let end = info().await?.log_end_offset;
+    loop {
+        let hw = info().await?.high_watermark;
+        if hw >= end {
+            return Ok(());
+        }
+        // Answered once the high watermark moves past `hw` (or the role changes); asked again
+        // after a while regardless.
+        let (tx, moved) = oneshot::channel();
+        let wait = ReplicaMsg::WaitForData { offset: hw, committed: false, reply: tx.into() };
+        replica.cast(wait).map_err(|_| "the replica stopped".to_string())?;
+        let _ = tokio::time::timeout(LOAD_WAIT, moved).await;
     }
 }
 
