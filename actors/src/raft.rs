@@ -6,6 +6,7 @@
 //! Time in this module is the runtime's clock (`tokio::time::Instant`), so the simulation
 //! (actors/tests/simulation) drives it with its paused clock.
 
+pub mod contact;
 mod db;
 pub(crate) mod formation;
 mod leader_duties;

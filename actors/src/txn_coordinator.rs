@@ -322,6 +322,9 @@ impl TxnCoordinatorState {
     fn serving(&self, id: &str) -> Result<(i32, i32), ResponseError> {
         let partition = self.ownership.partition_for(id).ok_or(ResponseError::CoordinatorNotAvailable)?;
         let epoch = *self.ownership.led.get(&partition).ok_or(ResponseError::NotCoordinator)?;
+        if !crate::raft::contact::in_touch(&self.ctx) {
+            return Err(ResponseError::NotCoordinator);
+        }
         match self.partitions.get(&partition) {
             Some(Led::Serving) => Ok((partition, epoch)),
             Some(Led::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+import kproto
 from client_helpers import admin, create_topic
 from cluster import Cluster, started
 from harness import unique_topic, wait_until
@@ -20,6 +23,8 @@ from group_helpers import (
     KpMember,
     distinct,
     GROUP_ENV,
+    offset_commit_v2,
+    parse_offset_commit_v2,
 )
 
 
@@ -175,6 +180,94 @@ def test_members_keep_their_generation_when_the_coordinator_node_dies(tmp_path):
     assert m.commit_errors == [], m.commit_errors
     assert m.generations == generations_before, f"rebalanced when node {victim} died: {m.generations}"
     check_exactly_once(m.numbers(), set(range(200)), m.commit_failed, what="across the coordinator's death")
+
+
+class OffsetWatch(threading.Thread):
+    """Reads the group's committed offsets from whichever node coordinates it, until stopped,
+    and records any that went back: a commit a deposed coordinator accepted would show here."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str):
+        super().__init__(daemon=True)
+        self.bootstrap, self.group, self.topic = bootstrap, group, topic
+        self.highest: dict[int, int] = {}
+        self.rewound: list[tuple[int, int, int]] = []  # (partition, seen, highest before)
+        self.history: list[tuple[float, dict[int, int]]] = []
+        self.stop_evt = threading.Event()
+
+    def run(self):
+        while not self.stop_evt.wait(0.2):
+            try:
+                now = group_offsets(self.bootstrap, self.group, self.topic)
+            except Exception:  # noqa: BLE001 - no coordinator for a moment while one is frozen
+                continue
+            self.history.append((time.monotonic(), now))
+            for p, o in now.items():
+                if o < self.highest.get(p, -1):
+                    self.rewound.append((p, o, self.highest[p]))
+                self.highest[p] = max(o, self.highest.get(p, -1))
+
+
+def test_a_frozen_coordinator_wakes_up_without_serving_its_stale_state(tmp_path):
+    """SIGSTOP of the node coordinating a group (and leading some partitions), with an
+    old-generation commit of low offsets already in its socket buffer. The group moves to a new
+    coordinator, which loads every commit acknowledged before the freeze; a kafka-python member
+    reads every record exactly once (repeats only where a commit failed). When the frozen node
+    wakes, out of touch with the Raft leader, it refuses the buffered commit, serves none of its
+    old offsets or leaderships, and the group's offsets never go back."""
+    c = Cluster(tmp_path / "frozen", size=3, spare=0, name="gcfreeze", min_insync_replicas=2,
+                extra_env=GROUP_ENV)
+    with started(c):
+        voters = [1, 2, 3]
+        everyone = ",".join(c.bootstrap(i) for i in voters)
+        topic, group = unique_topic("coord-freeze"), unique_topic("coord-freeze-g")
+        create_replicated_topic(c, topic, partitions=2, voters=voters)
+        produce_numbered(everyone, topic, 0, 100, partitions=2)
+        m = KpMember(everyone, group, topic, "coord-freeze-m", reconnect_backoff_max_ms=500,
+                     request_timeout_ms=8000)
+        m.start()
+        watch = OffsetWatch(everyone, group, topic)
+        victim = None
+        try:
+            wait_until(lambda: distinct([m]) >= 100, 30, "the first 100 messages", interval=0.05)
+            wait_until(lambda: group_offsets(everyone, group, topic) == {0: 50, 1: 50}, 15, "first commits")
+            watch.start()
+            [member] = member_ids(describe(everyone, group))
+            generation = m.generations[-1][0]
+            victim = coordinator_node(everyone, group, 0)
+            zombie = kproto.connect(c.bootstrap(victim))
+            marks = {"pause": time.monotonic()}
+            c.pause(victim)
+            zombie.sendall(offset_commit_v2(1, group, [(topic, 0, 10), (topic, 1, 10)], generation, member))
+            survivors = ",".join(c.bootstrap(i) for i in voters if i != victim)
+            wait_until(lambda: coordinator_node(survivors, group, 0) != victim, 60, "a new coordinator")
+            produce_numbered(survivors, topic, 100, 100, partitions=2)
+            wait_until(lambda: distinct([m]) >= 200, 90, f"100 more while frozen (have {distinct([m])})",
+                       interval=0.1)
+            wait_until(lambda: group_offsets(survivors, group, topic) == {0: 100, 1: 100}, 60,
+                       "commits while frozen")
+            marks["resume"] = time.monotonic()
+            c.resume(victim)
+            zombie.settimeout(30)
+            answer = parse_offset_commit_v2(kproto.read_response(zombie)[1])
+            zombie.close()
+            produce_numbered(everyone, topic, 200, 100, partitions=2)
+            wait_until(lambda: distinct([m]) >= 300, 60, "100 more after waking", interval=0.1)
+            wait_until(lambda: group_offsets(everyone, group, topic) == {0: 150, 1: 150}, 30,
+                       "commits after waking")
+        finally:
+            if victim is not None:
+                c.resume(victim)
+            watch.stop_evt.set()
+            m.stop()
+    assert m.error is None, repr(m.error)
+    assert set(answer) == {(topic, 0), (topic, 1)} and 0 not in answer.values(), (
+        f"node {victim} accepted the commit it read on waking: {answer}")
+    timeline = (f"offsets seen {watch.history}, frozen at {marks['pause']:.1f} s and woken at "
+                f"{marks['resume']:.1f} s, generations {m.generations}, commit errors {m.commit_errors}")
+    assert watch.rewound == [], f"committed offsets went back: {watch.rewound}; {timeline}"
+    check_exactly_once(m.numbers(), set(range(300)), m.commit_failed, what=f"across the freeze ({timeline})")
+    print(f"frozen coordinator {victim} answered {answer}; generations {m.generations}; "
+          f"commit errors {m.commit_errors}")
 
 
 def test_acknowledged_commits_survive_broker_sigkill(make_broker):

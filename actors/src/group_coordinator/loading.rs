@@ -166,6 +166,9 @@ impl CoordinatorState {
     pub(super) fn serving(&self, group: &str) -> Result<i32, i16> {
         let not_here = ResponseError::NotCoordinator.code();
         let partition = self.ownership.partition_for(group).ok_or(not_here)?;
+        if !crate::raft::contact::in_touch(&self.ctx) {
+            return Err(not_here);
+        }
         match self.partitions.get(&partition) {
             Some(LedPartition::Serving) => Ok(partition),
             Some(LedPartition::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress.code()),

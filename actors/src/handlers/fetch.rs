@@ -143,7 +143,18 @@ async fn read_partition(
 ) -> Result<ReadOutcome, PartitionError> {
     super::check_leader_epoch(ctx, topic, partition, leader_epoch)?;
     let replica = super::replica_for(ctx, topic, partition)?;
-    super::ask_replica(&replica, |reply| ReplicaMsg::Read { offset, committed, max_bytes, min_one, reply }).await
+    let read = super::ask_replica(&replica, |reply| ReplicaMsg::Read { offset, committed, max_bytes, min_one, reply });
+    match read.await {
+        // A node out of touch with the Raft leader (frozen, cut off) may lead here no more, and
+        // its log may lack what the new leader took since: OFFSET_OUT_OF_RANGE would make the
+        // consumer reset its position (kafka-python, with no leader epoch, to the earliest
+        // offset, reading everything again). NOT_LEADER_OR_FOLLOWER sends it to the leader.
+        Err(e) if e.code == ResponseError::OffsetOutOfRange.code() && !crate::raft::contact::in_touch(ctx) => {
+            let why = format!("{topic}-{partition}: this broker's leadership may be stale ({})", e.message);
+            Err(PartitionError::new(ResponseError::NotLeaderOrFollower, why))
+        }
+        read => read,
+    }
 }
 
 /// Parks on every fetched partition until one has data past its fetch offset or the deadline.

@@ -30,6 +30,8 @@ const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 /// How long the first lookup waits for the offsets topic it asked for.
 const CREATE_WAIT: Duration = Duration::from_secs(5);
+/// Why a broker out of touch with the Raft leader names no coordinator.
+const STALE: &str = "this broker has not heard from the Raft leader lately; its metadata may be stale";
 /// The first version whose request carries a list of keys.
 const BATCHED: i16 = 4;
 
@@ -47,7 +49,10 @@ pub async fn handle(ctx: &Arc<NodeContext>, req: FindCoordinatorRequest, version
         Some(topic) => Some(internal_topic_metadata(ctx, topic).await),
         None => None,
     };
+    let in_touch = crate::raft::contact::in_touch(ctx);
     let find = |key: &str| match (&metadata, topic) {
+        // Its metadata may name itself for partitions the controller has since moved.
+        (Some(_), Some(_)) if !in_touch => Err(STALE.to_string()),
         (Some(metadata), Some(topic)) => locate(metadata, topic, key, listener),
         _ => Err(format!("unknown coordinator key type {}", req.key_type)),
     };

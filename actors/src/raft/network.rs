@@ -40,6 +40,8 @@ pub struct PeerChannels {
     tls: Option<ClientTlsConfig>,
     /// When each peer last answered a Raft RPC.
     last_ok: Mutex<HashMap<NodeId, Instant>>,
+    /// When this node was last in step with the Raft leader (see [`super::contact`]).
+    pub contact: super::contact::LeaderContact,
 }
 
 impl PeerChannels {
@@ -165,7 +167,11 @@ impl RaftNetwork<TypeConfig> for Connection {
                 format!("not sending entry {later}: it is from a later leader than this node's vote {}", rpc.vote);
             return Err(RPCError::Network(NetworkError::new(&Msg(why))));
         }
-        self.call(&rpc, &option, async |mut c, r| c.append_entries(r).await).await
+        let answer = self.call(&rpc, &option, async |mut c, r| c.append_entries(r).await).await;
+        if let Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)) = answer {
+            self.peers.contact.acked(self.target);
+        }
+        answer
     }
 
     async fn install_snapshot(

@@ -20,7 +20,7 @@ use crate::context::NodeContext;
 use crate::peer_auth::{RequireSecret, caller_node};
 use chronik::config::NodeId;
 use openraft::Vote;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest};
 use tonic::service::interceptor::InterceptedService;
 
 /// What this node tells a peer asking who it is and what it knows of the cluster.
@@ -110,7 +110,12 @@ impl RaftService for Service {
             let why = format!("entry {later} is from a later leader than the sender's vote {}", append.vote);
             return Err(Status::failed_precondition(why));
         }
-        encode(&self.writer.raft().append_entries(append).await)
+        let leader_commit = append.leader_commit.map_or(0, |id| id.index);
+        let answer = self.writer.raft().append_entries(append).await;
+        if let Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)) = answer {
+            self.ctx.peers.contact.heard(leader_commit, super::contact::bound(&self.ctx));
+        }
+        encode(&answer)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
