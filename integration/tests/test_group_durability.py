@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -25,6 +26,8 @@ from group_helpers import (
     GROUP_ENV,
     offset_commit_v2,
     parse_offset_commit_v2,
+    offset_fetch_v1,
+    parse_offset_fetch_v1,
 )
 
 
@@ -147,39 +150,53 @@ def test_running_member_keeps_its_generation_across_broker_restart(make_broker):
     print(f"restart: generation {m.generations[-1][0]} throughout, members {member_ids(after)}")
 
 
-def test_members_keep_their_generation_when_the_coordinator_node_dies(tmp_path):
-    """kill -9 of the node coordinating a group (3 nodes, RF 3): the offsets partition's new
-    leader reads the group's membership back, so a kafka-python member goes on in its generation
-    (no rebalance, no failed commit) and reads every record exactly once."""
-    c = Cluster(tmp_path / "coordinator", size=3, spare=0, name="gcnode", min_insync_replicas=2,
-                extra_env=GROUP_ENV)
+@contextmanager
+def group_on_three_nodes(tmp_path, name: str, **member_cfg):
+    """A 3-node cluster (RF 3, min ISR 2), a 2-partition topic of 100 numbered records, and a
+    kafka-python member that has read them and committed 50 on each partition. Yields the
+    cluster, the bootstrap of all three, the topic, the group and the member (stopped after)."""
+    c = Cluster(tmp_path / name, size=3, spare=0, name=name, min_insync_replicas=2, extra_env=GROUP_ENV)
     with started(c):
-        voters = [1, 2, 3]
-        everyone = ",".join(c.bootstrap(i) for i in voters)
-        topic, group = unique_topic("coord-kill"), unique_topic("coord-kill-g")
-        create_replicated_topic(c, topic, partitions=2, voters=voters)
+        everyone = ",".join(c.bootstrap(i) for i in (1, 2, 3))
+        topic, group = unique_topic(name), unique_topic(f"{name}-g")
+        create_replicated_topic(c, topic, partitions=2, voters=[1, 2, 3])
         produce_numbered(everyone, topic, 0, 100, partitions=2)
-        m = KpMember(everyone, group, topic, "coord-kill-m", reconnect_backoff_max_ms=500)
+        m = KpMember(everyone, group, topic, f"{name}-m", reconnect_backoff_max_ms=500, **member_cfg)
         m.start()
         try:
             wait_until(lambda: distinct([m]) >= 100, 30, "the first 100 messages", interval=0.05)
             wait_until(lambda: group_offsets(everyone, group, topic) == {0: 50, 1: 50}, 15, "first commits")
-            generations_before = list(m.generations)
-            victim = coordinator_node(everyone, group, 0)
-            c.kill(victim)
-            survivors = ",".join(c.bootstrap(i) for i in voters if i != victim)
-            wait_until(lambda: coordinator_node(survivors, group, 0) != victim, 60, "a new coordinator")
-            produce_numbered(survivors, topic, 100, 100, partitions=2)
-            wait_until(lambda: distinct([m]) >= 200, 60, f"100 more after the kill (have {distinct([m])})",
-                       interval=0.1)
-            wait_until(lambda: group_offsets(survivors, group, topic) == {0: 100, 1: 100}, 30,
-                       "commits after the kill")
+            yield c, everyone, topic, group, m
         finally:
             m.stop()
+
+
+def goes_on_without(c: Cluster, victim: int, group: str, topic: str, m: KpMember, what: str) -> None:
+    """Once another node coordinates the group, 100 more records are read and committed."""
+    survivors = ",".join(c.bootstrap(i) for i in (1, 2, 3) if i != victim)
+    wait_until(lambda: coordinator_node(survivors, group, 0) != victim, 60, "a new coordinator")
+    produce_numbered(survivors, topic, 100, 100, partitions=2)
+    wait_until(lambda: distinct([m]) >= 200, 90, f"100 more {what} (have {distinct([m])})", interval=0.1)
+    wait_until(lambda: group_offsets(survivors, group, topic) == {0: 100, 1: 100}, 60, f"commits {what}")
+
+
+def test_members_keep_their_generation_when_the_coordinator_node_dies(tmp_path):
+    """kill -9 of the node coordinating a group (3 nodes, RF 3): the offsets partition's new
+    leader reads the group's membership back, so a kafka-python member goes on in its generation
+    (no rebalance, no failed commit) and reads every record exactly once."""
+    with group_on_three_nodes(tmp_path, "gcnode") as (c, everyone, topic, group, m):
+        generations_before = list(m.generations)
+        victim = coordinator_node(everyone, group, 0)
+        c.kill(victim)
+        goes_on_without(c, victim, group, topic, m, "after the kill")
     assert m.error is None, repr(m.error)
     assert m.commit_errors == [], m.commit_errors
     assert m.generations == generations_before, f"rebalanced when node {victim} died: {m.generations}"
     check_exactly_once(m.numbers(), set(range(200)), m.commit_failed, what="across the coordinator's death")
+
+
+OFFSETS_TOPIC = "__consumer_offsets"
+NOT_LEADER_OR_FOLLOWER = 6
 
 
 class OffsetWatch(threading.Thread):
@@ -214,59 +231,55 @@ def test_a_frozen_coordinator_wakes_up_without_serving_its_stale_state(tmp_path)
     reads every record exactly once (repeats only where a commit failed). When the frozen node
     wakes, out of touch with the Raft leader, it refuses the buffered commit, serves none of its
     old offsets or leaderships, and the group's offsets never go back."""
-    c = Cluster(tmp_path / "frozen", size=3, spare=0, name="gcfreeze", min_insync_replicas=2,
-                extra_env=GROUP_ENV)
-    with started(c):
-        voters = [1, 2, 3]
-        everyone = ",".join(c.bootstrap(i) for i in voters)
-        topic, group = unique_topic("coord-freeze"), unique_topic("coord-freeze-g")
-        create_replicated_topic(c, topic, partitions=2, voters=voters)
-        produce_numbered(everyone, topic, 0, 100, partitions=2)
-        m = KpMember(everyone, group, topic, "coord-freeze-m", reconnect_backoff_max_ms=500,
-                     request_timeout_ms=8000)
-        m.start()
+    with group_on_three_nodes(tmp_path, "gcfreeze", request_timeout_ms=8000) as (c, everyone, topic, group, m):
         watch = OffsetWatch(everyone, group, topic)
-        victim = None
+        watch.start()
+        [member] = member_ids(describe(everyone, group))
+        generation = m.generations[-1][0]
+        victim = coordinator_node(everyone, group, 0)
+        _cid, body = kproto.call(c.bootstrap(victim), kproto.metadata_v1(1, [OFFSETS_TOPIC]))
+        [offsets_topic] = kproto.parse_metadata_v1(body)["topics"]
+        led = next(p["partition"] for p in offsets_topic["partitions"] if p["leader"] == victim)
+        zombie, reader, asker = (kproto.connect(c.bootstrap(victim)) for _ in range(3))
+        marks = {"pause": time.monotonic()}
+        c.pause(victim)
         try:
-            wait_until(lambda: distinct([m]) >= 100, 30, "the first 100 messages", interval=0.05)
-            wait_until(lambda: group_offsets(everyone, group, topic) == {0: 50, 1: 50}, 15, "first commits")
-            watch.start()
-            [member] = member_ids(describe(everyone, group))
-            generation = m.generations[-1][0]
-            victim = coordinator_node(everyone, group, 0)
-            zombie = kproto.connect(c.bootstrap(victim))
-            marks = {"pause": time.monotonic()}
-            c.pause(victim)
             zombie.sendall(offset_commit_v2(1, group, [(topic, 0, 10), (topic, 1, 10)], generation, member))
-            survivors = ",".join(c.bootstrap(i) for i in voters if i != victim)
-            wait_until(lambda: coordinator_node(survivors, group, 0) != victim, 60, "a new coordinator")
-            produce_numbered(survivors, topic, 100, 100, partitions=2)
-            wait_until(lambda: distinct([m]) >= 200, 90, f"100 more while frozen (have {distinct([m])})",
-                       interval=0.1)
-            wait_until(lambda: group_offsets(survivors, group, topic) == {0: 100, 1: 100}, 60,
-                       "commits while frozen")
+            # A fetch past the log end of a partition it led: answered OFFSET_OUT_OF_RANGE, a
+            # consumer without leader epochs would reset to the earliest offset.
+            reader.sendall(kproto.fetch_v4(2, OFFSETS_TOPIC, led, 1 << 40, 0))
+            # And the group's offsets, which it holds as of before the freeze.
+            asker.sendall(offset_fetch_v1(3, group, [(topic, 0), (topic, 1)]))
+            goes_on_without(c, victim, group, topic, m, "while frozen")
+        finally:
             marks["resume"] = time.monotonic()
             c.resume(victim)
+        try:
             zombie.settimeout(30)
             answer = parse_offset_commit_v2(kproto.read_response(zombie)[1])
-            zombie.close()
+            reader.settimeout(30)
+            [fetched] = kproto.parse_fetch_v4(kproto.read_response(reader)[1])
+            asker.settimeout(30)
+            stale = parse_offset_fetch_v1(kproto.read_response(asker)[1])
+            for s in (zombie, reader, asker):
+                s.close()
             produce_numbered(everyone, topic, 200, 100, partitions=2)
             wait_until(lambda: distinct([m]) >= 300, 60, "100 more after waking", interval=0.1)
             wait_until(lambda: group_offsets(everyone, group, topic) == {0: 150, 1: 150}, 30,
                        "commits after waking")
         finally:
-            if victim is not None:
-                c.resume(victim)
             watch.stop_evt.set()
-            m.stop()
     assert m.error is None, repr(m.error)
     assert set(answer) == {(topic, 0), (topic, 1)} and 0 not in answer.values(), (
         f"node {victim} accepted the commit it read on waking: {answer}")
+    assert all(code != 0 for _offset, _meta, code in stale.values()), f"node {victim} served its old offsets: {stale}"
+    assert fetched["error_code"] == NOT_LEADER_OR_FOLLOWER, (
+        f"node {victim} answered a fetch of {OFFSETS_TOPIC}-{led} past its log end with {fetched['error_code']}")
     timeline = (f"offsets seen {watch.history}, frozen at {marks['pause']:.1f} s and woken at "
                 f"{marks['resume']:.1f} s, generations {m.generations}, commit errors {m.commit_errors}")
     assert watch.rewound == [], f"committed offsets went back: {watch.rewound}; {timeline}"
     check_exactly_once(m.numbers(), set(range(300)), m.commit_failed, what=f"across the freeze ({timeline})")
-    print(f"frozen coordinator {victim} answered {answer}; generations {m.generations}; "
+    print(f"frozen coordinator {victim} answered {answer} and fetch error {fetched['error_code']}; generations {m.generations}; "
           f"commit errors {m.commit_errors}")
 
 

@@ -7,9 +7,9 @@
 //! the controller fenced it after `session_timeout_ms` and moved them. Until it hears from the
 //! leader again it would answer OffsetFetch from its old cache and read requests buffered in its
 //! sockets as if nothing had happened. Kafka brokers have the same window; here the group and
-//! transaction coordinators and FindCoordinator ask [`in_touch`] first and send clients
-//! elsewhere while it says no. Its bound is half the session, so a node stops serving before
-//! the controller can have fenced it.
+//! transaction coordinators, FindCoordinator and a fetch about to answer OFFSET_OUT_OF_RANGE ask
+//! [`in_touch`] first and send clients elsewhere while it says no. Its bound is half the
+//! session, so a node stops serving before the controller can have fenced it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
