@@ -18,6 +18,8 @@
 - `group_committed`        a group's committed offsets (OffsetFetch through confluent's AdminClient).
 - `find_txn_coordinator`   FindCoordinator v1, key type 1 (TRANSACTION), raw; `java_hash` /
                            `txn_state_partition` are Kafka's transactional.id -> __transaction_state map.
+- `add_partitions_v1` / `end_txn_v1`   raw requests a test sends as a producer would (a zombie's, say),
+                           with the answers' error codes from `parse_add_partitions_v1` / `parse_end_txn_v1`.
 
 Values are unique and numbered by the tests, so "exactly once, in order" is a list equality per
 partition.
@@ -101,6 +103,41 @@ def coordinator_node(bootstrap: str, key: str, key_type: int, timeout: float = 3
             raise AssertionError(f"FindCoordinator({key!r}, type {key_type}): error {error} {message!r}")
         return node
     return wait_until(ask, timeout, f"a coordinator for {key}", interval=0.2)
+
+
+API_ADD_PARTITIONS_TO_TXN = 24
+API_END_TXN = 26
+
+
+def add_partitions_v1(correlation_id: int, txn_id: str, producer: tuple[int, int], topic: str,
+                      partitions: list[int]) -> bytes:
+    """AddPartitionsToTxn v1 for (producer id, epoch)."""
+    pid, epoch = producer
+    body = (kproto.string(txn_id) + kproto.i64(pid) + kproto.i16(epoch)
+            + kproto.array([kproto.string(topic) + kproto.array([kproto.i32(p) for p in partitions])]))
+    return kproto.frame(API_ADD_PARTITIONS_TO_TXN, 1, correlation_id, body)
+
+
+def parse_add_partitions_v1(body: bytes) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> error code."""
+    r = kproto.Reader(body)
+    _throttle = r.i32()
+    return {(name, p): code for name, parts in r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16()))))
+            for p, code in parts}
+
+
+def end_txn_v1(correlation_id: int, txn_id: str, producer: tuple[int, int], commit: bool) -> bytes:
+    """EndTxn v1 for (producer id, epoch)."""
+    pid, epoch = producer
+    body = kproto.string(txn_id) + kproto.i64(pid) + kproto.i16(epoch) + kproto.i8(1 if commit else 0)
+    return kproto.frame(API_END_TXN, 1, correlation_id, body)
+
+
+def parse_end_txn_v1(body: bytes) -> int:
+    """The error code."""
+    r = kproto.Reader(body)
+    _throttle = r.i32()
+    return r.i16()
 
 
 # ---- producing -----------------------------------------------------------------------------

@@ -7,6 +7,10 @@ RF 3, min ISR 2; topics of 3 partitions.
   took its transactions over meanwhile; woken, it must not decide anything): the transaction ends
   committed or aborted as a whole (never partly visible to read_committed), an acknowledged
   commit is never lost, nothing committed before is lost, and the transactional.id commits again.
+- The coordinator freezes with a transaction open and a zombie's requests for it in its sockets
+  (AddPartitionsToTxn of a partition already in it, and EndTxn abort); the producer commits
+  through the node that took the id over. Woken, the node refuses both requests, and the
+  transaction stays committed.
 - The leader of a data partition dies mid-transaction: the new leader keeps the transaction open
   (the last stable offset stays at its first offset), more records go to the new leader, and the
   commit either succeeds (all records visible once) or fails abortably (abort, redo the
@@ -21,13 +25,15 @@ from __future__ import annotations
 import threading
 
 import pytest
+import requests
 
+import kproto
 from harness import unique_topic, wait_until
 from replication_helpers import create_topic, raw_view, wait_replicas_equal
 from txn_helpers import (READ_COMMITTED, READ_UNCOMMITTED, TXN_CALL_TIMEOUT, Delivered, assert_exactly,
-                         bootstrap_all, by_partition, consume_all, find_txn_coordinator, finish_txn,
-                         last_stable_offsets, numbered, produce_items, produce_txn, txn_cluster, txn_producer,
-                         txn_state_partition)
+                         add_partitions_v1, bootstrap_all, by_partition, consume_all, end_txn_v1,
+                         find_txn_coordinator, finish_txn, last_stable_offsets, numbered, parse_add_partitions_v1,
+                         parse_end_txn_v1, produce_items, produce_txn, txn_cluster, txn_producer, txn_state_partition)
 
 P = 3
 VOTERS = [1, 2, 3]
@@ -121,6 +127,65 @@ def test_coordinator_killed_transaction_is_all_or_nothing(fcluster, moment):
     assert_exactly(rc, by_partition(earlier + (doomed if doomed_seen else []) + later, P),
                    f"read_committed after the coordinator crash (outcome {result['outcome']})")
     assert_exactly(consume_all(bs, topic, P, READ_UNCOMMITTED), by_partition(earlier + doomed + later, P),
+                   "read_uncommitted: every record once")
+
+
+@pytest.mark.timeout(600)
+def test_a_frozen_coordinator_wakes_up_deciding_nothing(fcluster):
+    """SIGSTOP of the coordinator of an open transaction, with a zombie's AddPartitionsToTxn (a
+    retry of a partition already in the transaction) and EndTxn(abort) already in its sockets.
+    The producer commits through the node that takes the transactional.id over. Woken, out of
+    touch with the Raft leader, the frozen node refuses both buffered requests instead of
+    deciding from the state it held before the freeze; the transaction stays committed (its
+    records visible once to read_committed, no transaction left hanging) and the id commits again."""
+    bs = bootstrap_all(fcluster)
+    topic = unique_topic("txn-coord-zombie")
+    create_topic(fcluster, topic, partitions=P)
+    tid = unique_topic("tid-coord-zombie")
+    prod = txn_producer(bs, tid, **{"socket.timeout.ms": 10000})
+    prod.init_transactions(TXN_CALL_TIMEOUT)
+    d = Delivered()
+    earlier = numbered("zombie-earlier", 0, 60, P)
+    produce_txn(prod, topic, earlier, True, d)
+    open_txn = numbered("zombie-open", 100, 60, P)
+    prod.begin_transaction()
+    produce_items(prod, topic, open_txn, d)
+
+    victim = find_txn_coordinator(bs, tid)
+    listed = requests.get(f"{fcluster.admin_url(victim)}/admin/transactions", timeout=10).json()["transactions"]
+    [txn] = [t for t in listed if t["transactional_id"] == tid]
+    assert txn["state_name"] == "Ongoing", txn
+    producer = (txn["producer_id"], txn["producer_epoch"])
+    print(f"coordinator of {tid} (producer {producer}): node {victim}; {state_partition_leader(fcluster, tid)}")
+    adder, ender = (kproto.connect(fcluster.bootstrap(victim)) for _ in range(2))
+    fcluster.pause(victim)
+    try:
+        adder.sendall(add_partitions_v1(1, tid, producer, topic, [0]))
+        ender.sendall(end_txn_v1(2, tid, producer, commit=False))
+        outcome, errors = finish_txn(prod, commit=True)
+    finally:
+        fcluster.resume(victim)
+    adder.settimeout(30)
+    added = parse_add_partitions_v1(kproto.read_response(adder)[1])
+    ender.settimeout(30)
+    ended = parse_end_txn_v1(kproto.read_response(ender)[1])
+    adder.close()
+    ender.close()
+    print(f"commit with node {victim} frozen: {outcome}, errors {errors}; woken, it answered the zombie's "
+          f"AddPartitionsToTxn {added} and EndTxn {ended}")
+    restart_and_settle(fcluster, victim, topic)
+    prod2 = txn_producer(bs, tid)
+    prod2.init_transactions(TXN_CALL_TIMEOUT)
+    later = numbered("zombie-later", 200, 60, P)
+    produce_txn(prod2, topic, later, True, d)
+
+    assert outcome == "committed", f"the commit through the new coordinator ended {outcome}: {errors}"
+    assert set(added) == {(topic, 0)} and added[(topic, 0)] != 0, (
+        f"node {victim} accepted the AddPartitionsToTxn it read on waking: {added}")
+    assert ended != 0, f"node {victim} accepted the EndTxn(abort) it read on waking"
+    assert_exactly(consume_all(bs, topic, P, READ_COMMITTED), by_partition(earlier + open_txn + later, P),
+                   "read_committed after the frozen coordinator woke")
+    assert_exactly(consume_all(bs, topic, P, READ_UNCOMMITTED), by_partition(earlier + open_txn + later, P),
                    "read_uncommitted: every record once")
 
 
