@@ -12,6 +12,7 @@ pub(crate) mod formation;
 mod leader_duties;
 pub mod membership_change;
 mod network;
+pub mod pre_vote;
 mod service;
 mod state_machine;
 mod store;
@@ -128,6 +129,8 @@ pub struct RaftState {
     _server: Option<TaskGuard>,
     /// Cluster formation (ends once this node is in a cluster or knows it must wait).
     _formation: TaskGuard,
+    /// Starts an election, after a won pre-vote round, when no leader is heard from.
+    _elections: TaskGuard,
     /// Runs the leader's duties as soon as this node becomes leader, not a tick later: a new
     /// cluster gets its id before clients ask for it.
     _on_leadership: TaskGuard,
@@ -172,11 +175,15 @@ impl Actor for RaftActor {
             election_timeout_max: config.raft.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every_entries),
             max_in_snapshot_log_to_keep: config.raft.snapshot_every_entries,
+            // Elections start from `pre_vote::run`, after a pre-vote round.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()?;
         let network = network::Network { peers: ctx.peers.clone() };
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogStore::new(db), sm).await?;
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), network.clone(), LogStore::new(db), sm).await?;
+        let timeouts = (config.raft.election_timeout_min_ms, config.raft.election_timeout_max_ms);
+        let elections = TaskGuard(tokio::spawn(pre_vote::run(raft.clone(), config.node_id, network, timeouts)));
         info!("✓ Raft message loop started");
         let (writer, writer_task) = Writer::start(raft.clone());
 
@@ -222,6 +229,7 @@ impl Actor for RaftActor {
             ctx,
             _server: server,
             _formation: formation,
+            _elections: elections,
             _on_leadership: on_leadership,
             membership_busy: Arc::default(),
             duties: leader_duties::LeaderDuties::default(),

@@ -25,7 +25,7 @@ from kafka.errors import InvalidReplicationFactorError
 
 import kproto
 from client_helpers import admin, ck_consume_all
-from cluster import Cluster, hold_for, round_robin
+from cluster import Cluster, LeaderTermSampler, hold_for, round_robin
 from harness import unique_topic, wait_until
 
 VOTERS = [1, 2, 3]
@@ -388,6 +388,30 @@ def test_configured_node_not_added_stays_non_member(cluster3):
 
 
 # ---- leader failure -----------------------------------------------------------------------
+
+
+def test_a_frozen_follower_wakes_up_without_an_election(cluster3):
+    """SIGSTOP a Raft follower for twice the longest election timeout, then SIGCONT. Woken past
+    its election timeout, it asks the others for a pre-vote before campaigning; they still hear
+    the leader and refuse. The leader and term never change on any node, and the woken node
+    follows the same leader again. (Before pre-vote it campaigned at once, and its higher term
+    deposed the healthy leader.)"""
+    leader = cluster3.wait_for_leader(voters=VOTERS)
+    term = cluster3.health(leader)["term"]
+    victim = next(i for i in VOTERS if i != leader)
+
+    def unchanged(ids):
+        return lambda: all((cluster3.health(i)["leader_id"], cluster3.health(i)["term"]) == (leader, term)
+                           for i in ids)
+    with LeaderTermSampler(cluster3, VOTERS) as sampler:
+        cluster3.pause(victim)
+        try:
+            hold_for(unchanged([i for i in VOTERS if i != victim]), 6.0, f"leader and term while node {victim} is frozen")
+        finally:
+            cluster3.resume(victim)
+        wait_until(unchanged([victim]), 30, f"node {victim} following node {leader} in term {term} again")
+        hold_for(unchanged(VOTERS), 6.0, f"leader and term after node {victim} woke")
+    assert sampler.changes(leader, term) == [], f"the leadership changed: {sampler.changes(leader, term)[:5]}"
 
 
 def test_kill_leader_reelects_and_node_rejoins(cluster3):

@@ -192,6 +192,19 @@ impl RaftNetwork<TypeConfig> for Connection {
     }
 }
 
+impl super::pre_vote::PreVoteNetwork for Network {
+    async fn ask(&self, target: NodeId, node: &NodeInfo, request: super::pre_vote::PreVote, timeout: Duration) -> bool {
+        let (Ok(mut client), Ok(data)) = (self.peers.client(&node.raft), serde_json::to_vec(&request)) else {
+            return false;
+        };
+        let mut call = tonic::Request::new(RaftPayload { data: data.into() });
+        call.set_timeout(timeout);
+        let Ok(reply) = client.pre_vote(call).await else { return false };
+        self.peers.answered(target);
+        serde_json::from_slice(&reply.get_ref().data).unwrap_or(false)
+    }
+}
+
 /// Asks the peer at `addr` what it knows about the cluster; `None` if it does not answer in time.
 pub async fn cluster_info(peers: &PeerChannels, addr: &str) -> Option<super::proto::ClusterInfoReply> {
     let mut client = peers.client(addr).ok()?;

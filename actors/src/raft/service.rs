@@ -1,7 +1,8 @@
-//! The server side of the Raft service (tonic, on the raft port), and forwarding a proposal to
-//! the leader's `Propose` RPC.
+//! The server side of the Raft service (tonic, on the raft port): openraft's RPCs, pre-votes,
+//! cluster discovery, and forwarding a proposal to the leader's `Propose` RPC.
 
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
 
 use chronik::cluster::{MetadataCommand, NodeInfo};
@@ -122,6 +123,13 @@ impl RaftService for Service {
         let vote: VoteRequest<NodeId> = decode(request.get_ref())?;
         self.check_sender(&request, &vote.vote)?;
         encode(&self.writer.raft().vote(vote).await)
+    }
+
+    async fn pre_vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let asked: super::pre_vote::PreVote = decode(request.get_ref())?;
+        self.check_sender(&request, &Vote::new(asked.term, asked.candidate))?;
+        let quiet = Duration::from_millis(self.ctx.config.raft.election_timeout_min_ms);
+        encode(&super::pre_vote::grant(self.writer.raft(), quiet).await)
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chronik::cluster::{MetadataCommand, NodeInfo};
 use chronik::config::NodeId;
+use chronik_actors::raft::pre_vote::PreVote;
 use chronik_actors::raft::{CommandResult, PeerChannels, TypeConfig};
 use openraft::LogId;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -35,6 +36,8 @@ pub enum Request {
     Append(AppendEntriesRequest<TypeConfig>),
     /// openraft's RequestVote.
     Vote(VoteRequest<NodeId>),
+    /// A candidate's pre-vote (`chronik_actors::raft::pre_vote`), answered with a bool.
+    PreVote(PreVote),
     /// openraft's InstallSnapshot (one chunk).
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// From the driver: commit these commands (answered only by the leader).
@@ -141,6 +144,16 @@ pub struct SimConnection {
     target: NodeId,
     /// The network it belongs to.
     net: SimNetwork,
+}
+
+impl chronik_actors::raft::pre_vote::PreVoteNetwork for SimNetwork {
+    async fn ask(&self, target: NodeId, _node: &NodeInfo, request: PreVote, timeout: Duration) -> bool {
+        let granted = call::<bool>(target, &Request::PreVote(request), timeout).await;
+        if granted.is_ok() {
+            self.peers.answered(target);
+        }
+        granted.unwrap_or(false)
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for SimNetwork {

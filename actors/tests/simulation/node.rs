@@ -12,7 +12,7 @@ use chronik::config::{Config, NodeId};
 use chronik_actors::context::NodeContext;
 use chronik_actors::raft::membership_change::{self, AddNodeError};
 use chronik_actors::raft::proto::ClusterInfoReply;
-use chronik_actors::raft::{LogStore, Raft, RaftDb, StateMachine, cluster_info_reply, run_leader_duties};
+use chronik_actors::raft::{LogStore, Raft, RaftDb, StateMachine, cluster_info_reply, pre_vote, run_leader_duties};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use prost::Message;
@@ -62,12 +62,24 @@ pub async fn run(setup: NodeSetup) -> turmoil::Result {
             Ok(raft) => raft,
             Err(e) => {
                 lock(&setup.observations).record(id, format!("raft did not start: {e}"));
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // The real raft port is closed while the Raft is down: peers' connections are
+                // refused, not left to fill the listener's queue.
+                let retry = tokio::time::sleep(Duration::from_millis(200));
+                tokio::pin!(retry);
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = &mut retry => break,
+                        refused = listener.accept() => drop(refused),
+                    }
+                }
                 continue;
             }
         };
         let observer = tokio::spawn(observe(id, incarnation, raft.clone(), ctx.clone(), setup.observations.clone()));
         let duties = tokio::spawn(run_leader_duties(ctx.clone(), raft.clone(), busy.clone()));
+        let timeouts = (setup.election_timeout_ms, setup.election_timeout_ms + 1);
+        let elections = tokio::spawn(pre_vote::run(raft.clone(), id, network(&setup, &ctx), timeouts));
         let mut metrics = raft.metrics();
         loop {
             tokio::select! {
@@ -87,9 +99,15 @@ pub async fn run(setup: NodeSetup) -> turmoil::Result {
         lock(&setup.observations).record(id, format!("raft stopped ({stopped:?}); starting it again"));
         observer.abort();
         duties.abort();
+        elections.abort();
         let _ = raft.shutdown().await;
     }
     Ok(())
+}
+
+/// The node's side of the simulated network.
+fn network(setup: &NodeSetup, ctx: &NodeContext) -> SimNetwork {
+    SimNetwork { rng: setup.rng.clone(), duplicate_rate: setup.duplicate_rate, peers: ctx.peers.clone() }
 }
 
 /// Opens the database (again after a restart) and starts openraft over it.
@@ -103,12 +121,15 @@ async fn start(setup: &NodeSetup, raft_db: &RaftDb, restarts: u32, ctx: &Arc<Nod
         election_timeout_max: setup.election_timeout_ms + 1,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(setup.snapshot_every),
         max_in_snapshot_log_to_keep: setup.snapshot_every,
+        // As the RaftActor: elections start from `pre_vote::run`.
+        enable_elect: false,
         ..Default::default()
     }
     .validate()
     .map_err(|e| e.to_string())?;
-    let network = SimNetwork { rng: setup.rng.clone(), duplicate_rate: setup.duplicate_rate, peers: ctx.peers.clone() };
-    Raft::new(setup.id, Arc::new(raft_config), network, LogStore::new(db), sm).await.map_err(|e| e.to_string())
+    Raft::new(setup.id, Arc::new(raft_config), network(setup, ctx), LogStore::new(db), sm)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The shared value, even after a checker panicked while holding it.
@@ -188,6 +209,14 @@ async fn serve(mut stream: TcpStream, raft: Raft, ctx: Arc<NodeContext>, busy: A
                 }
             }
             write_frame(&mut stream, &answer).await
+        }
+        Request::PreVote(rpc) => {
+            let quiet = Duration::from_millis(setup.election_timeout_ms);
+            let granted = pre_vote::grant(&raft, quiet).await;
+            let me = raft.metrics().borrow().id;
+            lock(observations)
+                .record(me, format!("pre-vote of n{} for term {} granted={granted}", rpc.candidate, rpc.term));
+            write_frame(&mut stream, &granted).await
         }
         Request::Snapshot(rpc) => {
             let what = format!(
