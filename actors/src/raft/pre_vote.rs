@@ -7,9 +7,9 @@
 //! term; the leader, answered with that term on its next append, steps down, and the cluster
 //! holds an election it did not need (measured: a follower frozen for 6 s took the leadership
 //! from a healthy leader when it woke). Here openraft's own election timer starts off
-//! (`enable_elect = false`) and [`run`] turns it on only after a won pre-vote round. A peer grants a pre-vote
-//! only when it does not lead and has not heard from a leader for its minimum election timeout
-//! either; a pre-vote changes nothing on either side.
+//! (`enable_elect = false`) and [`run`] turns it on only after a won pre-vote round. A peer
+//! grants a pre-vote only when it does not lead and has not heard from a leader for its minimum
+//! election timeout either; a pre-vote changes nothing on either side.
 //!
 //! The thesis also compares terms and logs; here both are left to the real vote, because
 //! openraft learns a higher term only from a vote's answer: a voter refusing a candidate's
