@@ -23,14 +23,16 @@ only once no transaction before the markers is open any more.
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import pytest
 import requests
+from confluent_kafka import Producer
 
 import kproto
 from harness import unique_topic, wait_until
 from replication_helpers import create_topic, raw_view, wait_replicas_equal
-from txn_helpers import (READ_COMMITTED, READ_UNCOMMITTED, TXN_CALL_TIMEOUT, Delivered, assert_exactly,
+from txn_helpers import (READ_COMMITTED, READ_UNCOMMITTED, TXN_CALL_TIMEOUT, Delivered, Items, assert_exactly,
                          add_partitions_v1, bootstrap_all, by_partition, consume_all, end_txn_v1,
                          find_txn_coordinator, finish_txn, last_stable_offsets, numbered, parse_add_partitions_v1,
                          parse_end_txn_v1, produce_items, produce_txn, txn_cluster, txn_producer, txn_state_partition)
@@ -64,27 +66,55 @@ def state_partition_leader(cluster, txn_id: str) -> str:
         return f"(no __transaction_state metadata: {exc!r})"
 
 
+class OpenTxn(NamedTuple):
+    """A topic of P partitions and a transactional producer that committed `earlier` and has
+    `pending` acknowledged in a transaction it has not ended."""
+    bootstrap: str
+    topic: str
+    tid: str
+    producer: Producer
+    delivered: Delivered
+    earlier: Items
+    pending: Items
+
+
+def open_transaction(cluster, name: str, **producer_cfg) -> OpenTxn:
+    bs = bootstrap_all(cluster)
+    topic = unique_topic(f"txn-{name}")
+    create_topic(cluster, topic, partitions=P)
+    tid = unique_topic(f"tid-{name}")
+    prod = txn_producer(bs, tid, **producer_cfg)
+    prod.init_transactions(TXN_CALL_TIMEOUT)
+    d = Delivered()
+    earlier = numbered(f"{name}-earlier", 0, 60, P)
+    produce_txn(prod, topic, earlier, True, d)
+    pending = numbered(f"{name}-pending", 100, 60, P)
+    prod.begin_transaction()
+    produce_items(prod, topic, pending, d)
+    return OpenTxn(bs, topic, tid, prod, d, earlier, pending)
+
+
+def commits_again(t: OpenTxn) -> Items:
+    """A new producer with the same transactional.id completes whatever is left of the
+    transaction (init_transactions), then commits 60 records of its own, returned."""
+    prod2 = txn_producer(t.bootstrap, t.tid)
+    prod2.init_transactions(TXN_CALL_TIMEOUT)
+    later = numbered(f"{t.tid}-later", 200, 60, P)
+    produce_txn(prod2, t.topic, later, True, t.delivered)
+    return later
+
+
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("moment", ["before-commit", "during-commit", "frozen-before-commit"])
 def test_coordinator_killed_transaction_is_all_or_nothing(fcluster, moment):
-    bs = bootstrap_all(fcluster)
-    topic = unique_topic(f"txn-coord-{moment}")
-    create_topic(fcluster, topic, partitions=P)
-    tid = unique_topic(f"tid-coord-{moment}")
     # A frozen coordinator keeps its connections open: the client gives a request up after
     # socket.timeout.ms and looks the coordinator up again.
-    prod = txn_producer(bs, tid, **({"socket.timeout.ms": 10000} if moment.startswith("frozen") else {}))
-    prod.init_transactions(TXN_CALL_TIMEOUT)
-    d = Delivered()
-    earlier = numbered("coord-earlier", 0, 60, P)
-    produce_txn(prod, topic, earlier, True, d)
-
+    frozen = {"socket.timeout.ms": 10000} if moment.startswith("frozen") else {}
+    opened = open_transaction(fcluster, f"coord-{moment}", **frozen)
+    bs, topic, tid, prod, _d, earlier, doomed = opened
     victim = find_txn_coordinator(bs, tid)
     assert victim in VOTERS, f"FindCoordinator named node {victim}"
     print(f"coordinator of {tid}: node {victim}; {state_partition_leader(fcluster, tid)}")
-    doomed = numbered("coord-doomed", 100, 60, P)
-    prod.begin_transaction()
-    produce_items(prod, topic, doomed, d)
 
     result: dict = {}
     try:
@@ -104,13 +134,7 @@ def test_coordinator_killed_transaction_is_all_or_nothing(fcluster, moment):
             assert not t.is_alive(), "commit_transaction did not return"
         print(f"{moment}: commit with node {victim} stopped -> {result}")
         restart_and_settle(fcluster, victim, topic)
-
-        # A new producer with the same transactional.id completes whatever is left of the
-        # transaction (init_transactions), then commits one of its own.
-        prod2 = txn_producer(bs, tid)
-        prod2.init_transactions(TXN_CALL_TIMEOUT)
-        later = numbered("coord-later", 200, 60, P)
-        produce_txn(prod2, topic, later, True, d)
+        later = commits_again(opened)
     finally:
         fcluster.node(victim).resume()
         if not fcluster.node(victim).is_running():
@@ -138,19 +162,8 @@ def test_a_frozen_coordinator_wakes_up_deciding_nothing(fcluster):
     touch with the Raft leader, the frozen node refuses both buffered requests instead of
     deciding from the state it held before the freeze; the transaction stays committed (its
     records visible once to read_committed, no transaction left hanging) and the id commits again."""
-    bs = bootstrap_all(fcluster)
-    topic = unique_topic("txn-coord-zombie")
-    create_topic(fcluster, topic, partitions=P)
-    tid = unique_topic("tid-coord-zombie")
-    prod = txn_producer(bs, tid, **{"socket.timeout.ms": 10000})
-    prod.init_transactions(TXN_CALL_TIMEOUT)
-    d = Delivered()
-    earlier = numbered("zombie-earlier", 0, 60, P)
-    produce_txn(prod, topic, earlier, True, d)
-    open_txn = numbered("zombie-open", 100, 60, P)
-    prod.begin_transaction()
-    produce_items(prod, topic, open_txn, d)
-
+    opened = open_transaction(fcluster, "coord-zombie", **{"socket.timeout.ms": 10000})
+    bs, topic, tid, prod, _d, earlier, open_txn = opened
     victim = find_txn_coordinator(bs, tid)
     listed = requests.get(f"{fcluster.admin_url(victim)}/admin/transactions", timeout=10).json()["transactions"]
     [txn] = [t for t in listed if t["transactional_id"] == tid]
@@ -174,10 +187,7 @@ def test_a_frozen_coordinator_wakes_up_deciding_nothing(fcluster):
     print(f"commit with node {victim} frozen: {outcome}, errors {errors}; woken, it answered the zombie's "
           f"AddPartitionsToTxn {added} and EndTxn {ended}")
     restart_and_settle(fcluster, victim, topic)
-    prod2 = txn_producer(bs, tid)
-    prod2.init_transactions(TXN_CALL_TIMEOUT)
-    later = numbered("zombie-later", 200, 60, P)
-    produce_txn(prod2, topic, later, True, d)
+    later = commits_again(opened)
 
     assert outcome == "committed", f"the commit through the new coordinator ended {outcome}: {errors}"
     assert set(added) == {(topic, 0)} and added[(topic, 0)] != 0, (
